@@ -1,0 +1,51 @@
+#!/bin/sh
+# deps.sh - install the Debian packages portico needs to build, test or
+# benchmark, when they are missing.
+#   scripts/deps.sh build|test|bench
+# As root, missing packages are installed with apt-get (daemons in them are
+# not started). As another user, the missing packages are listed and the
+# script fails.
+set -eu
+
+build="gcc make libc6-dev pkg-config libhttp-parser-dev libyaml-dev libssl-dev"
+test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2"
+bench="$test wrk haproxy hyperfine"
+lint="clang-format cppcheck"
+
+case "${1:-build}" in
+build) want=$build ;;
+test) want=$test ;;
+bench) want=$bench ;;
+lint) want="$build $lint" ;;
+*) echo "usage: $0 build|test|bench|lint" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "portico: missing Debian packages:$missing" >&2
+    echo "portico: install them with: sudo apt-get install$missing" >&2
+    exit 1
+fi
+
+echo "portico: installing Debian packages:$missing" >&2
+# Never start the daemons that come with nginx or haproxy: the tests and
+# benchmarks run their own instances on loopback.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    made_policy=1
+fi
+trap '[ "$made_policy" = 1 ] && rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,125 @@
+/* config.h - the configuration snapshot.
+ *
+ * A snapshot is parsed once from YAML (or JSON, which libyaml reads as the
+ * same document model), validated completely, and then never written
+ * again: workers only read it. It is reference-counted; every in-flight
+ * request holds a reference to the snapshot it started with, so a reload
+ * never changes the rules under a request. */
+#ifndef PORTICO_CONFIG_H
+#define PORTICO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* An address to listen on or connect to. */
+struct config_addr {
+    struct sockaddr_storage sa; /* AF_INET, AF_INET6 or AF_UNIX */
+    socklen_t salen;
+    char text[128]; /* as written ("127.0.0.1:8080", "unix:/run/x.sock"), for messages */
+};
+
+struct config_listen {
+    struct config_addr addr;
+    int line;
+};
+
+enum upstream_kind {
+    UPSTREAM_HTTP, /* http://host:port */
+    UPSTREAM_UNIX, /* unix:/path (HTTP/1.1 over a Unix socket) */
+};
+
+/* An upstream endpoint. Services that name the same endpoint share one
+ * entry (and therefore one keep-alive pool per worker). */
+struct config_upstream {
+    enum upstream_kind kind;
+    struct config_addr addr;
+    char *key;  /* canonical identity, e.g. "http://127.0.0.1:3000"; pools are keyed by it */
+    size_t idx; /* position in config.upstreams */
+};
+
+/* A path route inside a service. */
+struct config_route {
+    char *prefix; /* normalised, starts with '/' */
+    size_t prefix_len;
+    const struct config_upstream *upstream; /* owned by config.upstreams */
+    bool strip_prefix;
+    int line;
+};
+
+struct config_header {
+    char *name;
+    char *value;
+};
+
+struct config_service {
+    char *name;
+    char **hosts; /* lower-case, no trailing dot; "*.example.com" for wildcards */
+    size_t nhosts;
+    const struct config_upstream *upstream; /* the "/" route; owned by config.upstreams */
+    struct config_route *routes;            /* sorted longest prefix first */
+    size_t nroutes;
+    struct config_header *headers; /* extra request headers, in file order */
+    size_t nheaders;
+    uint32_t connect_timeout_ms;
+    uint32_t timeout_ms; /* response (and upstream read) timeout -> 504 */
+    size_t metrics_slot; /* stable across reloads; see metrics.h */
+    int line;
+};
+
+struct config_limits {
+    uint32_t max_connections;
+    uint32_t max_header_bytes;
+    uint32_t max_request_line;
+    uint32_t header_timeout_ms;
+    uint32_t keepalive_timeout_ms;
+    uint32_t body_timeout_ms;
+    uint32_t send_timeout_ms;
+    uint32_t tunnel_timeout_ms;
+    uint32_t shutdown_timeout_ms;
+    uint32_t upstream_keepalive;            /* idle conns per upstream per worker */
+    uint32_t upstream_keepalive_timeout_ms; /* idle pooled conn lifetime */
+};
+
+struct route_table;
+
+struct config {
+    int refs; /* atomic; see config_ref/config_unref */
+    char *path;
+    char *domain; /* NULL if not set */
+    unsigned workers;
+    bool access_log;
+    struct config_listen *listens;
+    size_t nlistens;
+    struct config_service *services;
+    size_t nservices;
+    struct config_upstream *upstreams;
+    size_t nupstreams;
+    struct config_limits limits;
+    bool metrics_enabled;
+    struct config_addr metrics_listen;
+    struct route_table *routes; /* host -> service */
+};
+
+/* Parse and validate a configuration file. On error returns NULL and writes
+ * "FILE:LINE: message" (or "FILE: message" when no line applies) into err. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* The same from memory; name is used in messages in place of a file name. */
+struct config *config_parse(const char *name, const char *text, size_t len, char *err,
+                            size_t errlen);
+
+/* Reference counting (thread-safe). config_unref frees at zero. */
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);
+
+/* Parse "250ms", "5s", "2m", "1h" into milliseconds. Returns 0 or -EINVAL. */
+int config_parse_duration(const char *s, uint64_t *ms);
+
+/* Parse "host:port", "[v6]:port" or "unix:/path" into an address.
+ * Host names are resolved now (the first address wins). Returns 0 or a
+ * negative errno with a sentence in err. */
+int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,79 @@
+/* headers.h - rewriting message heads as they cross the proxy.
+ *
+ * Pure functions: a parsed head plus the proxy's decisions in, serialised
+ * bytes out. This is where hop-by-hop headers die, where client-sent
+ * identity headers are removed before portico adds its own, and where the
+ * X-Forwarded-* family is set. Connection tokens sent by a client are
+ * applied to the client's own headers only; they can never remove a header
+ * portico sets. */
+#ifndef PORTICO_HEADERS_H
+#define PORTICO_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http1.h"
+
+struct config_header;
+
+/* A header portico sets, name and value NUL-terminated. */
+struct header_set {
+    const char *name;
+    const char *value;
+};
+
+struct request_rewrite {
+    const char *client_addr; /* for X-Forwarded-For and X-Real-IP ("unix:" for Unix peers) */
+    const char *proto;       /* "http" or "https": X-Forwarded-Proto */
+    /* Request-target to send (origin-form, with query). When len is 0 the
+     * client's target is sent, converted to origin-form if absolute. */
+    struct http_slice target;
+    /* Service "headers:" map: set, replacing any client header of that name. */
+    const struct config_header *service_headers;
+    size_t nservice_headers;
+    /* Further names whose client-sent copies must be removed (for example an
+     * auth provider's copy_headers), matched like identity headers. */
+    const char *const *strip_names;
+    size_t nstrip_names;
+    /* Headers portico sets after all removals (identity headers, auth results). */
+    const struct header_set *add;
+    size_t nadd;
+    enum http_body body; /* framing toward the upstream: NONE, LENGTH or CHUNKED */
+    uint64_t content_length;
+    bool upgrade; /* forward Upgrade and send "Connection: upgrade" */
+};
+
+/* Build the request head for the upstream. Returns its length, or -1 if it
+ * does not fit in cap. */
+long headers_build_request(const struct http_request *req, const struct request_rewrite *rw,
+                           char *out, size_t cap);
+
+struct response_rewrite {
+    bool close;          /* portico closes the client connection after this response */
+    int client_minor;    /* 0 for HTTP/1.0 clients: keep-alive must then be explicit */
+    enum http_body body; /* framing toward the client: NONE, LENGTH, CHUNKED or EOF */
+    bool upgrade;        /* a 101 to an upgrade: keep Upgrade, send "Connection: upgrade" */
+};
+
+/* Build the response head for the client: status line "HTTP/1.1 ...",
+ * upstream headers minus hop-by-hop ones and minus its framing headers,
+ * then portico's framing (Content-Length is kept when body is LENGTH or the
+ * response has no body by definition, e.g. HEAD or 304). Returns its
+ * length, or -1 if it does not fit. */
+long headers_build_response(const struct http_response *resp, const struct response_rewrite *rw,
+                            char *out, size_t cap);
+
+/* True if a client-sent header of this name must never reach an upstream
+ * as sent: X-Tailscale-*, Tailscale-User-*, Remote-*, compared
+ * case-insensitively with '_' and '-' treated as the same character. */
+bool headers_is_identity(struct http_slice name);
+
+/* Compare header names case-insensitively with '_' equal to '-'. */
+bool headers_name_alias_eq(struct http_slice a, const char *b);
+
+/* True for hop-by-hop header names (Connection, Keep-Alive, TE, Trailer,
+ * Transfer-Encoding, Upgrade, Proxy-Connection). */
+bool headers_is_hop_by_hop(struct http_slice name);
+
+#endif

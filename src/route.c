@@ -1,0 +1,318 @@
+/* route.c - host table, host and path normalisation, path routes. */
+#include "route.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "limits.h"
+
+struct route_entry {
+    const char *name; /* NULL: empty slot */
+    size_t len;
+    uint64_t hash;
+    void *value;
+};
+
+struct route_table {
+    struct route_entry *slots;
+    size_t mask; /* capacity - 1; capacity is a power of two, at most half full */
+    size_t count;
+};
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+    /* FNV-1a: the table is built from the configuration, never from client
+     * input, so there is no flooding to defend against, and probes compare
+     * the full hash before the bytes. */
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+struct route_table *route_table_new(size_t expected)
+{
+    struct route_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    size_t cap = 16;
+    while (cap < expected * 2 + 2)
+        cap *= 2;
+    t->slots = calloc(cap, sizeof *t->slots);
+    if (!t->slots) {
+        free(t);
+        return NULL;
+    }
+    t->mask = cap - 1;
+    return t;
+}
+
+void route_table_free(struct route_table *t)
+{
+    if (!t)
+        return;
+    free(t->slots);
+    free(t);
+}
+
+static struct route_entry *probe(const struct route_table *t, const char *name, size_t len,
+                                 uint64_t h)
+{
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        struct route_entry *e = &t->slots[i];
+        if (!e->name || (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0))
+            return e;
+    }
+}
+
+static int grow(struct route_table *t)
+{
+    size_t cap = (t->mask + 1) * 2;
+    struct route_entry *old = t->slots;
+    size_t oldcap = t->mask + 1;
+    t->slots = calloc(cap, sizeof *t->slots);
+    if (!t->slots) {
+        t->slots = old;
+        return -ENOMEM;
+    }
+    t->mask = cap - 1;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].name)
+            *probe(t, old[i].name, old[i].len, old[i].hash) = old[i];
+    free(old);
+    return 0;
+}
+
+int route_table_add(struct route_table *t, const char *name, void *value, void **prev)
+{
+    if ((t->count + 1) * 2 > t->mask + 1 && grow(t) < 0)
+        return -ENOMEM;
+    size_t len = strlen(name);
+    uint64_t h = hash_bytes(name, len);
+    struct route_entry *e = probe(t, name, len, h);
+    if (e->name) {
+        if (prev)
+            *prev = e->value;
+        return -EEXIST;
+    }
+    e->name = name;
+    e->len = len;
+    e->hash = h;
+    e->value = value;
+    t->count++;
+    return 0;
+}
+
+void *route_table_lookup(const struct route_table *t, const char *host, size_t len)
+{
+    const struct route_entry *e = probe(t, host, len, hash_bytes(host, len));
+    if (e->name)
+        return e->value;
+    /* Wildcards: "*.b.c" for "a.b.c", then "*.c"; the most specific wins. */
+    char key[LIMIT_HOST_LEN + 3];
+    if (len > LIMIT_HOST_LEN)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (host[i] != '.')
+            continue;
+        size_t rest = len - i; /* ".b.c" */
+        key[0] = '*';
+        memcpy(key + 1, host + i, rest);
+        e = probe(t, key, rest + 1, hash_bytes(key, rest + 1));
+        if (e->name)
+            return e->value;
+    }
+    return NULL;
+}
+
+/* ---- host names ------------------------------------------------------------ */
+
+static bool is_label_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+static bool labels_valid(const char *s, size_t len)
+{
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if (is_label_char(c)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+bool route_host_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > LIMIT_HOST_LEN)
+        return false;
+    if (len > 2 && name[0] == '*' && name[1] == '.')
+        return labels_valid(name + 2, len - 2);
+    return labels_valid(name, len);
+}
+
+int route_host_normalize(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t hlen = len;
+    if (len > 0 && in[0] == '[') {
+        /* IPv6 literal: keep "[...]", drop a port after it. */
+        const char *close = memchr(in, ']', len);
+        if (!close)
+            return -1;
+        hlen = (size_t)(close - in) + 1;
+        for (size_t i = 1; i + 1 < hlen; i++) {
+            char c = in[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                  c == ':' || c == '.'))
+                return -1;
+        }
+    } else {
+        const char *colon = memchr(in, ':', len);
+        if (colon)
+            hlen = (size_t)(colon - in);
+    }
+    if (hlen < len) {
+        /* A port must be digits only (possibly empty, as RFC 3986 allows). */
+        if (in[hlen] != ':')
+            return -1;
+        if (len - hlen - 1 > 5)
+            return -1;
+        for (size_t i = hlen + 1; i < len; i++)
+            if (in[i] < '0' || in[i] > '9')
+                return -1;
+    }
+    if (hlen > 1 && in[0] != '[' && in[hlen - 1] == '.')
+        hlen--;
+    if (hlen == 0 || hlen > LIMIT_HOST_LEN || hlen + 1 > cap)
+        return -1;
+    for (size_t i = 0; i < hlen; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    out[hlen] = '\0';
+    if (out[0] != '[' && !labels_valid(out, hlen))
+        return -1;
+    return (int)hlen;
+}
+
+/* ---- paths ----------------------------------------------------------------- */
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool is_unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+int route_path_normalize(const char *in, size_t len, char *out, size_t cap)
+{
+    if (len == 0 || in[0] != '/' || cap == 0)
+        return -1;
+    size_t o = 0;
+    size_t i = 0;
+    while (i < len) {
+        /* At a segment start: in[i] == '/'. Merge repeated slashes. */
+        while (i < len && in[i] == '/')
+            i++;
+        /* Decode the segment into out after a '/'. */
+        if (o + 1 >= cap)
+            return -1;
+        size_t seg_start = o;
+        out[o++] = '/';
+        while (i < len && in[i] != '/') {
+            unsigned char c = (unsigned char)in[i];
+            if (c < 0x20 || c == 0x7f)
+                return -1;
+            if (c == '%') {
+                if (i + 2 >= len)
+                    return -1;
+                int hi = hexval((unsigned char)in[i + 1]), lo = hexval((unsigned char)in[i + 2]);
+                if (hi < 0 || lo < 0)
+                    return -1;
+                unsigned char d = (unsigned char)(hi * 16 + lo);
+                if (d == 0)
+                    return -1;
+                if (is_unreserved(d)) {
+                    if (o + 1 >= cap)
+                        return -1;
+                    out[o++] = (char)d;
+                } else {
+                    static const char hex[] = "0123456789ABCDEF";
+                    if (o + 3 >= cap)
+                        return -1;
+                    out[o++] = '%';
+                    out[o++] = hex[d >> 4];
+                    out[o++] = hex[d & 15];
+                }
+                i += 3;
+                continue;
+            }
+            if (o + 1 >= cap)
+                return -1;
+            out[o++] = (char)c;
+            i++;
+        }
+        size_t seg_len = o - seg_start - 1;
+        const char *seg = out + seg_start + 1;
+        if (seg_len == 1 && seg[0] == '.') {
+            o = seg_start; /* "/." -> nothing */
+        } else if (seg_len == 2 && seg[0] == '.' && seg[1] == '.') {
+            if (seg_start == 0)
+                return -1; /* above the root */
+            /* Drop this segment and the previous one. */
+            size_t p = seg_start;
+            while (p > 0 && out[p - 1] != '/')
+                p--;
+            o = p > 0 ? p - 1 : 0;
+        }
+        if (i >= len && (seg_len == 0 || (seg_len == 1 && seg[0] == '.') ||
+                         (seg_len == 2 && seg[0] == '.' && seg[1] == '.'))) {
+            /* A trailing "/", "/." or "/.." leaves a directory path: end with '/'. */
+            if (o + 1 >= cap)
+                return -1;
+            if (o == 0 || out[o - 1] != '/')
+                out[o++] = '/';
+        }
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return (int)o;
+}
+
+const struct config_route *route_match(const struct config_service *svc, const char *path,
+                                       size_t len)
+{
+    /* Routes are sorted longest prefix first, so the first match is the longest. */
+    for (size_t i = 0; i < svc->nroutes; i++) {
+        const struct config_route *r = &svc->routes[i];
+        if (r->prefix_len <= len && memcmp(r->prefix, path, r->prefix_len) == 0)
+            return r;
+    }
+    return NULL;
+}

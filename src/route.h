@@ -1,0 +1,51 @@
+/* route.h - from a Host header and a path to a service and its upstream.
+ *
+ * Host lookup is one hash probe per label suffix: exact names first, then
+ * "*.suffix" wildcards from the most specific suffix to the least, so its
+ * cost depends on the length of the name, never on the number of services. */
+#ifndef PORTICO_ROUTE_H
+#define PORTICO_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config_service;
+struct config_route;
+struct config_upstream;
+struct route_table;
+
+struct route_table *route_table_new(size_t expected);
+void route_table_free(struct route_table *t);
+
+/* Add a normalised host name ("a.example.com" or "*.example.com").
+ * Returns 0, -EEXIST if the name is already present (*prev set to its
+ * value), or -ENOMEM. The table does not copy name: it must outlive t. */
+int route_table_add(struct route_table *t, const char *name, void *value, void **prev);
+
+/* Look up a normalised host name. Returns the value or NULL. */
+void *route_table_lookup(const struct route_table *t, const char *host, size_t len);
+
+/* Normalise a Host header value (or the authority of an absolute URI):
+ * lower-case, port removed, one trailing dot removed. IPv6 literals keep
+ * their brackets. Returns the length written to out (NUL-terminated), or -1
+ * if the value is not a valid host. out must hold cap >= 256 bytes. */
+int route_host_normalize(const char *in, size_t len, char *out, size_t cap);
+
+/* Validate a host name as written in the configuration (already lower-case,
+ * optionally starting with "*."). */
+bool route_host_valid(const char *name);
+
+/* Normalise a request path (the part before '?') per RFC 3986 6.2.2:
+ * decode percent-encoded unreserved characters, upper-case the remaining
+ * percent-encodings, resolve "." and ".." segments and merge repeated
+ * slashes. Returns the length written (NUL-terminated), or -1 if the path
+ * is malformed (bad percent-encoding, a NUL or control byte, ".." above the
+ * root, or does not start with '/'), or if it does not fit in cap. */
+int route_path_normalize(const char *in, size_t len, char *out, size_t cap);
+
+/* Pick the route for a normalised path: the longest matching prefix among
+ * the service's routes, or NULL when the service upstream ("/") applies. */
+const struct config_route *route_match(const struct config_service *svc, const char *path,
+                                       size_t len);
+
+#endif

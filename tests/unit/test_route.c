@@ -1,0 +1,167 @@
+/* test_route.c - host table, host and path normalisation, path routes. */
+#include "unit.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "route.h"
+
+static void test_route_exact_and_wildcard_lookup(void **state)
+{
+    struct route_table *t = route_table_new(4);
+    int a, b, c;
+    assert_int_equal(route_table_add(t, "grafana.example.com", &a, NULL), 0);
+    assert_int_equal(route_table_add(t, "*.example.com", &b, NULL), 0);
+    assert_int_equal(route_table_add(t, "*.deep.example.com", &c, NULL), 0);
+    assert_ptr_equal(route_table_lookup(t, "grafana.example.com", 19), &a);
+    assert_ptr_equal(route_table_lookup(t, "other.example.com", 17), &b);
+    assert_ptr_equal(route_table_lookup(t, "x.deep.example.com", 18), &c);
+    assert_ptr_equal(route_table_lookup(t, "a.b.deep.example.com", 20), &c);
+    /* The bare domain is not matched by its own wildcard. */
+    assert_null(route_table_lookup(t, "example.com", 11));
+    assert_null(route_table_lookup(t, "example.org", 11));
+    route_table_free(t);
+}
+
+static void test_route_duplicate_rejected(void **state)
+{
+    struct route_table *t = route_table_new(1);
+    int a, b;
+    void *prev = NULL;
+    assert_int_equal(route_table_add(t, "a.example", &a, NULL), 0);
+    assert_int_equal(route_table_add(t, "a.example", &b, &prev), -EEXIST);
+    assert_ptr_equal(prev, &a);
+    route_table_free(t);
+}
+
+static void test_route_many_names_grow(void **state)
+{
+    enum { N = 10000 };
+    static char names[N][32];
+    struct route_table *t = route_table_new(0);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "svc%05d.example.test", i);
+        assert_int_equal(route_table_add(t, names[i], names[i], NULL), 0);
+    }
+    for (int i = 0; i < N; i++)
+        assert_ptr_equal(route_table_lookup(t, names[i], strlen(names[i])), names[i]);
+    assert_null(route_table_lookup(t, "svc10000.example.test", 21));
+    route_table_free(t);
+}
+
+static void check_host(const char *in, const char *want)
+{
+    char out[256];
+    int n = route_host_normalize(in, strlen(in), out, sizeof out);
+    if (!want) {
+        assert_int_equal(n, -1);
+        return;
+    }
+    assert_int_equal(n, (int)strlen(want));
+    assert_string_equal(out, want);
+}
+
+static void test_route_host_normalize_case_port_dot(void **state)
+{
+    check_host("Grafana.Example.COM", "grafana.example.com");
+    check_host("grafana.example.com.", "grafana.example.com");
+    check_host("grafana.example.com:8080", "grafana.example.com");
+    check_host("GRAFANA.example.com.:443", "grafana.example.com");
+    check_host("[::1]:8080", "[::1]");
+    check_host("127.0.0.1:80", "127.0.0.1");
+    check_host("a.example:", "a.example");
+}
+
+static void test_route_host_normalize_rejects_garbage(void **state)
+{
+    check_host("", NULL);
+    check_host(":80", NULL);
+    check_host("a b", NULL);
+    check_host("a..b", NULL);
+    check_host("a.example:80x", NULL);
+    check_host("a.example:123456", NULL);
+    check_host("[::1", NULL);
+    check_host("[zz]", NULL);
+    check_host("a/b", NULL);
+    check_host("a@b", NULL);
+    check_host(".", NULL);
+}
+
+static void check_path(const char *in, const char *want)
+{
+    char out[256];
+    int n = route_path_normalize(in, strlen(in), out, sizeof out);
+    if (!want) {
+        assert_int_equal(n, -1);
+        return;
+    }
+    assert_string_equal(out, want);
+    assert_int_equal(n, (int)strlen(want));
+}
+
+static void test_route_path_normalize_dot_segments(void **state)
+{
+    check_path("/", "/");
+    check_path("/a/b/../c", "/a/c");
+    check_path("/a/./b", "/a/b");
+    check_path("/a/.", "/a/");
+    check_path("/a/..", "/");
+    check_path("/a/b/../../c", "/c");
+    check_path("//a///b", "/a/b");
+    check_path("/a/", "/a/");
+    check_path("/health/../admin", "/admin");
+}
+
+static void test_route_path_normalize_percent(void **state)
+{
+    check_path("/%61%62c", "/abc");
+    check_path("/a%2fb", "/a%2Fb");
+    check_path("/%2e%2e/x", NULL); /* "/.." above the root */
+    check_path("/a/%2E%2E/b", "/b");
+    check_path("/a%20b", "/a%20b");
+    check_path("/a%", NULL);
+    check_path("/a%4", NULL);
+    check_path("/a%zz", NULL);
+    check_path("/a%00", NULL);
+}
+
+static void test_route_path_normalize_rejects(void **state)
+{
+    check_path("", NULL);
+    check_path("a/b", NULL);
+    check_path("/..", NULL);
+    check_path("/../a", NULL);
+    check_path("/a\x01", NULL);
+}
+
+static void test_route_match_longest_prefix(void **state)
+{
+    struct config_route routes[] = {
+        {.prefix = "/api/v2/", .prefix_len = 8},
+        {.prefix = "/api/", .prefix_len = 5},
+        {.prefix = "/a", .prefix_len = 2},
+    };
+    struct config_service svc = {.routes = routes, .nroutes = 3};
+    assert_ptr_equal(route_match(&svc, "/api/v2/x", 9), &routes[0]);
+    assert_ptr_equal(route_match(&svc, "/api/v1/x", 9), &routes[1]);
+    assert_ptr_equal(route_match(&svc, "/api", 4), &routes[2]);
+    assert_null(route_match(&svc, "/b", 2));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_exact_and_wildcard_lookup),
+        cmocka_unit_test(test_route_duplicate_rejected),
+        cmocka_unit_test(test_route_many_names_grow),
+        cmocka_unit_test(test_route_host_normalize_case_port_dot),
+        cmocka_unit_test(test_route_host_normalize_rejects_garbage),
+        cmocka_unit_test(test_route_path_normalize_dot_segments),
+        cmocka_unit_test(test_route_path_normalize_percent),
+        cmocka_unit_test(test_route_path_normalize_rejects),
+        cmocka_unit_test(test_route_match_longest_prefix),
+    };
+    return cmocka_run_group_tests_name("route", tests, NULL, NULL);
+}
