@@ -1,0 +1,1366 @@
+/* config.c - read, validate and free the configuration snapshot.
+ *
+ * The file is read whole (at most LIMIT_CONFIG_BYTES), scanned once as a
+ * stream of events to refuse what the schema never needs (anchors, aliases,
+ * several documents), then loaded as a libyaml document and walked against
+ * the schema. Every error names the file, the line and the key; nothing
+ * survives a failed load. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "limits.h"
+#include "route.h"
+
+#define ADDR_HELP     "(use host:port, [v6]:port or unix:/path)"
+#define UPSTREAM_HELP "(use http://host:port or unix:/path)"
+#define DURATION_HELP "(use 250ms, 5s, 2m or 1h)"
+#define SHOW_MAX      80 /* bytes of user text quoted in a message */
+
+struct parser {
+    const char *name;
+    char *err;
+    size_t errlen;
+    const char *text;
+    size_t len;
+    yaml_document_t doc;
+    bool have_doc;
+    struct config *c;
+    struct route_table *upstream_keys; /* key -> struct config_upstream *; keys owned by c */
+    size_t upstream_cap;               /* c->upstreams never moves: pointers into it are kept */
+    char shown[4][SHOW_MAX + 8];
+    unsigned nshown;
+};
+
+/* ---- messages --------------------------------------------------------------- */
+
+/* Copy user text for a message: printable, bounded, one line, no quotes. */
+static const char *show_into(char *buf, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (size_t i = 0; s[i] && o + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (o >= SHOW_MAX) {
+            while (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
+                o--; /* do not cut a UTF-8 sequence */
+            if (o > 0 && (unsigned char)buf[o - 1] >= 0xc0)
+                o--;
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        buf[o++] = (char)(ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\' ? '?' : ch);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *show(struct parser *p, const char *s)
+{
+    char *buf = p->shown[p->nshown++ % 4];
+    return show_into(buf, sizeof p->shown[0], s);
+}
+
+static int vfailat(struct parser *p, size_t line, const char *fmt, va_list ap)
+{
+    char msg[768];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (!p->err || p->errlen == 0)
+        return -1;
+    if (line)
+        snprintf(p->err, p->errlen, "%s:%zu: %s", p->name, line, msg);
+    else
+        snprintf(p->err, p->errlen, "%s: %s", p->name, msg);
+    return -1;
+}
+
+__attribute__((format(printf, 3, 4))) static int failat(struct parser *p, size_t line,
+                                                        const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfailat(p, line, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Fail at the line of node n (or with no line when n is NULL). */
+__attribute__((format(printf, 3, 4))) static int fail(struct parser *p, const yaml_node_t *n,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfailat(p, n ? n->start_mark.line + 1 : 0, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fail_oom(struct parser *p)
+{
+    return failat(p, 0, "out of memory");
+}
+
+static int fail_yaml(struct parser *p, const yaml_parser_t *yp)
+{
+    if (yp->error == YAML_MEMORY_ERROR)
+        return fail_oom(p);
+    const char *problem = yp->problem ? yp->problem : "cannot parse the file";
+    if (yp->error == YAML_READER_ERROR) {
+        /* Reader errors carry a byte offset, not a mark. */
+        size_t line = 1;
+        for (size_t i = 0; i < yp->problem_offset && i < p->len; i++)
+            line += p->text[i] == '\n';
+        return failat(p, line, "%s (the file must be UTF-8 text)", problem);
+    }
+    if (yp->context)
+        return failat(p, yp->problem_mark.line + 1, "%s (%s on line %zu)", problem, yp->context,
+                      yp->context_mark.line + 1);
+    return failat(p, yp->problem_mark.line + 1, "%s", problem);
+}
+
+/* ---- durations and addresses ------------------------------------------------- */
+
+int config_parse_duration(const char *s, uint64_t *ms)
+{
+    uint64_t n = 0;
+    bool overflow = false;
+    size_t i = 0;
+    if (!s)
+        return -EINVAL;
+    for (; s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            overflow = true;
+        else
+            n = n * 10 + d;
+    }
+    if (i == 0)
+        return -EINVAL;
+    uint64_t unit;
+    if (strcmp(s + i, "ms") == 0)
+        unit = 1;
+    else if (strcmp(s + i, "s") == 0)
+        unit = 1000;
+    else if (strcmp(s + i, "m") == 0)
+        unit = 60 * 1000;
+    else if (strcmp(s + i, "h") == 0)
+        unit = 3600 * 1000;
+    else
+        return -EINVAL;
+    if (overflow || n > UINT64_MAX / unit)
+        return -ERANGE;
+    *ms = n * unit;
+    return 0;
+}
+
+static int parse_port(const char *s, uint16_t *port)
+{
+    unsigned v = 0;
+    size_t i = 0;
+    for (; s[i]; i++) {
+        if (s[i] < '0' || s[i] > '9' || i >= 5)
+            return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (i == 0 || v == 0 || v > 65535)
+        return -1;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+static bool host_chars_valid(const char *h)
+{
+    for (; *h; h++) {
+        char ch = *h;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+static bool looks_numeric(const char *h)
+{
+    for (; *h; h++)
+        if (!((*h >= '0' && *h <= '9') || *h == '.'))
+            return false;
+    return true;
+}
+
+/* Keep only the fields that identify an endpoint, so equal endpoints compare
+ * equal byte for byte. */
+static void addr_set4(struct config_addr *out, struct in_addr ip, uint16_t port)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)&out->sa;
+    memset(&out->sa, 0, sizeof out->sa);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    in->sin_addr = ip;
+    out->salen = sizeof *in;
+}
+
+static void addr_set6(struct config_addr *out, const struct sockaddr_in6 *src, uint16_t port)
+{
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->sa;
+    memset(&out->sa, 0, sizeof out->sa);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    in6->sin6_addr = src->sin6_addr;
+    in6->sin6_scope_id = src->sin6_scope_id;
+    out->salen = sizeof *in6;
+}
+
+static void addr_set(struct config_addr *out, const struct addrinfo *ai, uint16_t port)
+{
+    if (ai->ai_family == AF_INET)
+        addr_set4(out, ((const struct sockaddr_in *)ai->ai_addr)->sin_addr, port);
+    else
+        addr_set6(out, (const struct sockaddr_in6 *)ai->ai_addr, port);
+}
+
+int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
+{
+    char shown[SHOW_MAX + 8];
+    char host[sizeof out->text];
+    const char *portstr;
+    uint16_t port;
+
+    memset(out, 0, sizeof *out);
+    if (strlen(s) >= sizeof out->text) {
+        snprintf(err, errlen, "address \"%s\" is too long", show_into(shown, sizeof shown, s));
+        return -EINVAL;
+    }
+    if (strncmp(s, "unix:", 5) == 0) {
+        const char *path = s + 5;
+        struct sockaddr_un *un = (struct sockaddr_un *)&out->sa;
+        if (path[0] != '/') {
+            snprintf(err, errlen, "unix socket path in \"%s\" must be absolute",
+                     show_into(shown, sizeof shown, s));
+            return -EINVAL;
+        }
+        size_t plen = strlen(path);
+        if (plen >= sizeof un->sun_path) {
+            snprintf(err, errlen, "unix socket path in \"%s\" is too long (at most %zu bytes)",
+                     show_into(shown, sizeof shown, s), sizeof un->sun_path - 1);
+            return -EINVAL;
+        }
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, path, plen + 1);
+        out->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1);
+        strcpy(out->text, s);
+        return 0;
+    }
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || close == s + 1)
+            goto invalid;
+        size_t hlen = (size_t)(close - s - 1);
+        memcpy(host, s + 1, hlen);
+        host[hlen] = '\0';
+        portstr = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || colon == s)
+            goto invalid;
+        size_t hlen = (size_t)(colon - s);
+        memcpy(host, s, hlen);
+        host[hlen] = '\0';
+        if (!host_chars_valid(host)) /* also refuses an unbracketed IPv6 literal */
+            goto invalid;
+        portstr = colon + 1;
+    }
+    if (parse_port(portstr, &port) < 0) {
+        snprintf(err, errlen, "invalid port in \"%s\" (use 1 to 65535)",
+                 show_into(shown, sizeof shown, s));
+        return -EINVAL;
+    }
+
+    if (s[0] == '[') {
+        struct addrinfo hints = {.ai_family = AF_INET6,
+                                 .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) {
+            snprintf(err, errlen, "invalid IPv6 address in \"%s\" " ADDR_HELP,
+                     show_into(shown, sizeof shown, s));
+            return -EINVAL;
+        }
+        addr_set(out, res, port);
+        freeaddrinfo(res);
+    } else if (looks_numeric(host)) {
+        /* inet_pton, not getaddrinfo: "127.1" and "1" are typos, not addresses. */
+        struct in_addr ip;
+        if (inet_pton(AF_INET, host, &ip) != 1) {
+            snprintf(err, errlen, "invalid IPv4 address in \"%s\" " ADDR_HELP,
+                     show_into(shown, sizeof shown, s));
+            return -EINVAL;
+        }
+        addr_set4(out, ip, port);
+    } else {
+        struct addrinfo hints = {
+            .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        int rc = getaddrinfo(host, portstr, &hints, &res);
+        if (rc != 0 || !res) {
+            snprintf(err, errlen, "cannot resolve \"%s\": %s", show_into(shown, sizeof shown, host),
+                     rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+            return rc == EAI_MEMORY ? -ENOMEM : -EINVAL;
+        }
+        addr_set(out, res, port);
+        freeaddrinfo(res);
+    }
+    strcpy(out->text, s);
+    return 0;
+
+invalid:
+    snprintf(err, errlen, "invalid address \"%s\" " ADDR_HELP, show_into(shown, sizeof shown, s));
+    return -EINVAL;
+}
+
+static bool addr_equal(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
+}
+
+/* ---- nodes and scalars -------------------------------------------------------- */
+
+static yaml_node_t *node(struct parser *p, int i)
+{
+    return yaml_document_get_node(&p->doc, i);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static bool is_plain(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+static bool is_null(const yaml_node_t *n)
+{
+    if (!is_plain(n))
+        return false;
+    const char *v = scalar(n);
+    return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+static int want_string(struct parser *p, const yaml_node_t *n, const char *what, const char **out)
+{
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail(p, n, "%s: expected a string", what);
+    if (strlen(scalar(n)) != n->data.scalar.length)
+        return fail(p, n, "%s: contains a NUL byte", what);
+    *out = scalar(n);
+    return 0;
+}
+
+static int want_bool(struct parser *p, const yaml_node_t *n, const char *what, bool *out)
+{
+    if (is_plain(n) && strcmp(scalar(n), "true") == 0)
+        *out = true;
+    else if (is_plain(n) && strcmp(scalar(n), "false") == 0)
+        *out = false;
+    else
+        return fail(p, n, "%s: expected a boolean (true or false)", what);
+    return 0;
+}
+
+static int want_uint(struct parser *p, const yaml_node_t *n, const char *what, uint32_t min,
+                     uint32_t max, uint32_t *out)
+{
+    if (!is_plain(n))
+        return fail(p, n, "%s: expected a number", what);
+    const char *v = scalar(n);
+    bool neg = v[0] == '-';
+    size_t i = neg;
+    uint64_t x = 0;
+    for (; v[i] >= '0' && v[i] <= '9'; i++)
+        if (x <= UINT32_MAX)
+            x = x * 10 + (uint64_t)(v[i] - '0');
+    if (i == (size_t)neg || v[i] != '\0')
+        return fail(p, n, "%s: expected a whole number, not \"%s\"", what, show(p, v));
+    if (neg && x != 0)
+        x = UINT64_MAX;
+    if (x < min || x > max) {
+        if (max == UINT32_MAX)
+            return fail(p, n, "%s: must be at least %u", what, min);
+        return fail(p, n, "%s: must be between %u and %u", what, min, max);
+    }
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int want_duration(struct parser *p, const yaml_node_t *n, const char *what, uint32_t *out)
+{
+    const char *v;
+    uint64_t ms;
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail(p, n, "%s: expected a duration " DURATION_HELP, what);
+    if (want_string(p, n, what, &v) < 0)
+        return -1;
+    size_t digits = strspn(v, "0123456789");
+    if (digits > 0 && v[digits] == '\0')
+        return fail(p, n, "%s: duration \"%s\" has no unit (write %ss, or %sms for milliseconds)",
+                    what, show(p, v), show(p, v), show(p, v));
+    int rc = config_parse_duration(v, &ms);
+    if (rc == -EINVAL)
+        return fail(p, n, "%s: invalid duration \"%s\" " DURATION_HELP, what, show(p, v));
+    if (rc < 0 || ms > UINT32_MAX)
+        return fail(p, n, "%s: duration \"%s\" is too long (at most %uh)", what, show(p, v),
+                    UINT32_MAX / 3600000u);
+    if (ms == 0)
+        return fail(p, n, "%s: duration must be greater than 0", what);
+    *out = (uint32_t)ms;
+    return 0;
+}
+
+static int want_sequence(struct parser *p, const yaml_node_t *n, const char *what)
+{
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(p, n, "%s: expected a sequence", what);
+    return 0;
+}
+
+static size_t seq_len(const yaml_node_t *n)
+{
+    return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+static size_t map_len(const yaml_node_t *n)
+{
+    return (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+}
+
+struct key_ref {
+    const yaml_node_t *node;
+    size_t idx;
+};
+
+static int key_names_cmp(const struct key_ref *x, const struct key_ref *y, bool nocase)
+{
+    if (nocase)
+        return strcasecmp(scalar(x->node), scalar(y->node));
+    size_t lx = x->node->data.scalar.length, ly = y->node->data.scalar.length;
+    int r = memcmp(x->node->data.scalar.value, y->node->data.scalar.value, lx < ly ? lx : ly);
+    if (r == 0 && lx != ly)
+        r = lx < ly ? -1 : 1;
+    return r;
+}
+
+/* Sort by name, then by position, so the later of two equal keys follows. */
+static int key_cmp(const struct key_ref *x, const struct key_ref *y, bool nocase)
+{
+    int r = key_names_cmp(x, y, nocase);
+    if (r == 0)
+        r = x->idx < y->idx ? -1 : 1;
+    return r;
+}
+
+static int key_cmp_exact(const void *a, const void *b)
+{
+    return key_cmp(a, b, false);
+}
+
+static int key_cmp_nocase(const void *a, const void *b)
+{
+    return key_cmp(a, b, true);
+}
+
+/* A mapping whose keys are strings, none repeated. libyaml keeps repeated
+ * keys, and the schema never means "the last one wins". HTTP header names
+ * compare without case. */
+static int want_mapping(struct parser *p, const yaml_node_t *n, const char *what, bool nocase)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(p, n, "%s: expected a mapping", what);
+    size_t len = map_len(n);
+    if (len < 2) {
+        if (len == 1 && node(p, n->data.mapping.pairs.start->key)->type != YAML_SCALAR_NODE)
+            return fail(p, node(p, n->data.mapping.pairs.start->key),
+                        "%s: expected a string as key", what);
+        return 0;
+    }
+    struct key_ref *keys = calloc(len, sizeof *keys);
+    if (!keys)
+        return fail_oom(p);
+    for (size_t i = 0; i < len; i++) {
+        keys[i].node = node(p, n->data.mapping.pairs.start[i].key);
+        keys[i].idx = i;
+        if (keys[i].node->type != YAML_SCALAR_NODE) {
+            int rc = fail(p, keys[i].node, "%s: expected a string as key", what);
+            free(keys);
+            return rc;
+        }
+    }
+    qsort(keys, len, sizeof *keys, nocase ? key_cmp_nocase : key_cmp_exact);
+    const struct key_ref *dup = NULL;
+    for (size_t i = 1; i < len; i++)
+        if (key_names_cmp(&keys[i - 1], &keys[i], nocase) == 0 && (!dup || keys[i].idx < dup->idx))
+            dup = &keys[i]; /* the later of the two, earliest in the file */
+    int rc = 0;
+    if (dup)
+        rc = fail(p, dup->node, "duplicate key \"%s\" in %s", show(p, scalar(dup->node)), what);
+    free(keys);
+    return rc;
+}
+
+/* Find key among names; returns its index or -1. */
+static int key_index(const yaml_node_t *k, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(scalar(k), names[i]) == 0 && strlen(names[i]) == k->data.scalar.length)
+            return (int)i;
+    return -1;
+}
+
+/* Sort a mapping's values into slots by key name; an unknown key is an error. */
+static int map_collect(struct parser *p, const yaml_node_t *map, const char *const *names, size_t n,
+                       yaml_node_t **vals, const char *where)
+{
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = node(p, pair->key);
+        int i = key_index(k, names, n);
+        if (i < 0)
+            return fail(p, k, "unknown key \"%s\" %s", show(p, scalar(k)), where);
+        vals[i] = node(p, pair->value);
+    }
+    return 0;
+}
+
+/* ---- upstreams ----------------------------------------------------------------- */
+
+static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
+                          const struct config_upstream **out)
+{
+    struct config *c = p->c;
+    const char *s;
+    char key[NI_MAXHOST + NI_MAXSERV + 16];
+    char msg[512];
+    struct config_addr addr;
+    enum upstream_kind kind;
+
+    if (want_string(p, n, what, &s) < 0)
+        return -1;
+    if (strncmp(s, "unix:", 5) == 0) {
+        kind = UPSTREAM_UNIX;
+        if (config_parse_addr(s, &addr, msg, sizeof msg) < 0)
+            return fail(p, n, "%s: %s", what, msg);
+        snprintf(key, sizeof key, "%s", s);
+    } else if (strncmp(s, "http://", 7) == 0) {
+        kind = UPSTREAM_HTTP;
+        const char *auth = s + 7;
+        size_t alen = strcspn(auth, "/");
+        if (auth[alen] == '/' && auth[alen + 1] != '\0')
+            return fail(p, n,
+                        "%s: \"%s\" has a path; upstream paths are not supported; use routes "
+                        "with strip_prefix",
+                        what, show(p, s));
+        char hostport[sizeof addr.text];
+        const char *close = auth[0] == '[' ? memchr(auth, ']', alen) : NULL;
+        const char *portsep = close ? close + 1 : memchr(auth, ':', alen);
+        bool has_port = portsep && portsep < auth + alen && *portsep == ':';
+        if (alen == 0 || alen + 4 >= sizeof hostport || strcspn(auth, "@?#") < alen ||
+            (auth[0] == '[' && !close))
+            return fail(p, n, "%s: invalid upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
+        snprintf(hostport, sizeof hostport, "%.*s%s", (int)alen, auth, has_port ? "" : ":80");
+        if (strlen(s) >= sizeof addr.text)
+            return fail(p, n, "%s: upstream \"%s\" is too long", what, show(p, s));
+        if (config_parse_addr(hostport, &addr, msg, sizeof msg) < 0)
+            return fail(p, n, "%s: %s", what, msg);
+        snprintf(addr.text, sizeof addr.text, "%s", s);
+        char numhost[NI_MAXHOST], numport[NI_MAXSERV];
+        if (getnameinfo((const struct sockaddr *)&addr.sa, addr.salen, numhost, sizeof numhost,
+                        numport, sizeof numport, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+            return fail(p, n, "%s: invalid upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
+        if (addr.sa.ss_family == AF_INET6)
+            snprintf(key, sizeof key, "http://[%s]:%s", numhost, numport);
+        else
+            snprintf(key, sizeof key, "http://%s:%s", numhost, numport);
+    } else {
+        return fail(p, n, "%s: unsupported upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
+    }
+
+    if (c->nupstreams >= p->upstream_cap)
+        return fail(p, n, "%s: too many upstreams", what); /* the count pass missed one */
+    struct config_upstream *u = &c->upstreams[c->nupstreams];
+    u->key = strdup(key);
+    if (!u->key)
+        return fail_oom(p);
+    void *prev = NULL;
+    int rc = route_table_add(p->upstream_keys, u->key, u, &prev);
+    if (rc == -EEXIST) {
+        free(u->key);
+        u->key = NULL;
+        *out = prev;
+        return 0;
+    }
+    if (rc < 0) {
+        free(u->key);
+        u->key = NULL;
+        return fail_oom(p);
+    }
+    u->kind = kind;
+    u->addr = addr;
+    u->idx = c->nupstreams++;
+    *out = u;
+    return 0;
+}
+
+/* ---- services ------------------------------------------------------------------- */
+
+static bool service_name_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > LIMIT_SERVICE_NAME || strlen(s) != len || s[0] == '-' ||
+        s[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* Add a normalised host name owned by svc to the host table. */
+static int add_host(struct parser *p, struct config_service *svc, char *host, const yaml_node_t *n,
+                    const char *what)
+{
+    if (!route_host_valid(host)) {
+        int rc = fail(p, n, "%s: \"%s\" is not a valid host name", what, show(p, host));
+        free(host);
+        return rc;
+    }
+    svc->hosts[svc->nhosts++] = host;
+    void *prev = NULL;
+    int rc = route_table_add(p->c->routes, host, svc, &prev);
+    if (rc == -EEXIST) {
+        const struct config_service *other = prev;
+        if (other == svc)
+            return fail(p, n, "host \"%s\" is listed twice in service \"%s\"", show(p, host),
+                        show(p, svc->name));
+        return fail(p, n, "host \"%s\" is already served by service \"%s\"", show(p, host),
+                    show(p, other->name));
+    }
+    if (rc < 0)
+        return fail_oom(p);
+    return 0;
+}
+
+static int parse_hosts(struct parser *p, struct config_service *svc, const yaml_node_t *n,
+                       const char *what)
+{
+    if (want_sequence(p, n, what) < 0)
+        return -1;
+    size_t count = seq_len(n);
+    if (count == 0)
+        return fail(p, n, "%s: the list is empty (leave hosts out to serve %s.<domain>)", what,
+                    show(p, svc->name));
+    svc->hosts = calloc(count, sizeof *svc->hosts);
+    if (!svc->hosts)
+        return fail_oom(p);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *h = node(p, *it);
+        const char *s;
+        if (want_string(p, h, what, &s) < 0)
+            return -1;
+        char *host = strdup(s);
+        if (!host)
+            return fail_oom(p);
+        size_t len = strlen(host);
+        for (size_t i = 0; i < len; i++)
+            if (host[i] >= 'A' && host[i] <= 'Z')
+                host[i] = (char)(host[i] + 32);
+        if (len > 1 && host[len - 1] == '.')
+            host[len - 1] = '\0';
+        if (add_host(p, svc, host, h, what) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A route prefix as requests will be compared with it: normalised like a
+ * request path, so "/api//" cannot silently never match. */
+static int parse_prefix(struct parser *p, const yaml_node_t *n, const char *what, char **out)
+{
+    const char *s;
+    char norm[1024];
+    if (want_string(p, n, what, &s) < 0)
+        return -1;
+    if (s[0] != '/')
+        return fail(p, n, "%s: prefix \"%s\" must start with '/'", what, show(p, s));
+    for (const char *q = s; *q; q++)
+        if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '?' || *q == '#')
+            return fail(p, n, "%s: prefix \"%s\" may not contain spaces, '?', '#' or non-ASCII",
+                        what, show(p, s));
+    if (route_path_normalize(s, strlen(s), norm, sizeof norm) < 0)
+        return fail(p, n, "%s: invalid prefix \"%s\"", what, show(p, s));
+    if (strcmp(norm, "/") == 0)
+        return fail(p, n,
+                    "%s: prefix \"/\" is the whole service; set the service's upstream instead",
+                    what);
+    *out = strdup(norm);
+    if (!*out)
+        return fail_oom(p);
+    return 0;
+}
+
+static int parse_routes(struct parser *p, struct config_service *svc, const yaml_node_t *n,
+                        const char *what)
+{
+    static const char *const names[] = {"prefix", "upstream", "strip_prefix"};
+    char where[128];
+    snprintf(where, sizeof where, "in a route of service \"%s\"", svc->name);
+    if (want_sequence(p, n, what) < 0)
+        return -1;
+    svc->routes = calloc(seq_len(n) ? seq_len(n) : 1, sizeof *svc->routes);
+    if (!svc->routes)
+        return fail_oom(p);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *item = node(p, *it);
+        yaml_node_t *vals[3] = {0};
+        if (want_mapping(p, item, what, false) < 0 ||
+            map_collect(p, item, names, 3, vals, where) < 0)
+            return -1;
+        if (!vals[0])
+            return fail(p, item, "%s: route has no prefix", what);
+        if (!vals[1])
+            return fail(p, item, "%s: route has no upstream", what);
+        struct config_route *r = &svc->routes[svc->nroutes];
+        if (parse_prefix(p, vals[0], what, &r->prefix) < 0)
+            return -1;
+        r->prefix_len = strlen(r->prefix);
+        r->line = (int)item->start_mark.line + 1;
+        svc->nroutes++;
+        for (size_t i = 0; i + 1 < svc->nroutes; i++)
+            if (strcmp(svc->routes[i].prefix, r->prefix) == 0)
+                return fail(p, vals[0], "%s: prefix \"%s\" is listed twice", what,
+                            show(p, r->prefix));
+        if (parse_upstream(p, vals[1], what, &r->upstream) < 0)
+            return -1;
+        if (vals[2] && want_bool(p, vals[2], what, &r->strip_prefix) < 0)
+            return -1;
+    }
+    /* Longest prefix first, equal lengths in file order (insertion sort is stable). */
+    for (size_t i = 1; i < svc->nroutes; i++) {
+        struct config_route r = svc->routes[i];
+        size_t j = i;
+        for (; j > 0 && svc->routes[j - 1].prefix_len < r.prefix_len; j--)
+            svc->routes[j] = svc->routes[j - 1];
+        svc->routes[j] = r;
+    }
+    return 0;
+}
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Headers portico owns: hop-by-hop ones, and those that frame or route the
+ * message. Setting them from the configuration would break the exchange. */
+static const char *const reserved_headers[] = {
+    "connection", "keep-alive",     "proxy-connection",   "te",
+    "trailer",    "upgrade",        "proxy-authenticate", "proxy-authorization",
+    "host",       "content-length", "transfer-encoding",
+};
+
+static int parse_headers(struct parser *p, struct config_service *svc, const yaml_node_t *n,
+                         const char *what)
+{
+    if (want_mapping(p, n, what, true) < 0)
+        return -1;
+    svc->headers = calloc(map_len(n) ? map_len(n) : 1, sizeof *svc->headers);
+    if (!svc->headers)
+        return fail_oom(p);
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        const yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
+        const char *name = scalar(k), *value;
+        size_t nlen = k->data.scalar.length;
+        bool ok = nlen > 0 && strlen(name) == nlen;
+        for (size_t i = 0; ok && i < nlen; i++)
+            ok = is_tchar((unsigned char)name[i]);
+        if (!ok)
+            return fail(p, k, "%s: \"%s\" is not a valid header name", what, show(p, name));
+        for (size_t i = 0; i < sizeof reserved_headers / sizeof reserved_headers[0]; i++)
+            if (strcasecmp(name, reserved_headers[i]) == 0)
+                return fail(p, k, "%s: header \"%s\" cannot be set (portico manages it)", what,
+                            show(p, name));
+        if (want_string(p, v, what, &value) < 0)
+            return -1;
+        for (const char *q = value; *q; q++)
+            if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
+                return fail(p, v, "%s: value of \"%s\" contains a control character", what,
+                            show(p, name));
+        struct config_header *h = &svc->headers[svc->nheaders];
+        h->name = strdup(name);
+        h->value = strdup(value);
+        svc->nheaders++;
+        if (!h->name || !h->value)
+            return fail_oom(p);
+    }
+    return 0;
+}
+
+static int parse_service(struct parser *p, struct config_service *svc, const yaml_node_t *k,
+                         const yaml_node_t *v)
+{
+    static const char *const names[] = {"hosts",   "upstream",        "routes",
+                                        "headers", "connect_timeout", "timeout"};
+    enum { S_HOSTS, S_UPSTREAM, S_ROUTES, S_HEADERS, S_CONNECT, S_TIMEOUT, S_N };
+    yaml_node_t *vals[S_N] = {0};
+    char what[LIMIT_SERVICE_NAME + 64], where[LIMIT_SERVICE_NAME + 32];
+    const char *name = scalar(k);
+
+    svc->line = (int)k->start_mark.line + 1;
+    svc->connect_timeout_ms = TIMEOUT_CONNECT_MS_DEFAULT;
+    svc->timeout_ms = TIMEOUT_RESPONSE_MS_DEFAULT;
+    if (!service_name_valid(name, k->data.scalar.length))
+        return fail(p, k,
+                    "invalid service name \"%s\" (use 1 to %d lower-case letters, digits and "
+                    "'-', not at either end)",
+                    show(p, name), LIMIT_SERVICE_NAME);
+    svc->name = strdup(name);
+    if (!svc->name)
+        return fail_oom(p);
+    snprintf(what, sizeof what, "services.%s", name);
+    snprintf(where, sizeof where, "in service \"%s\"", name);
+    if (want_mapping(p, v, what, false) < 0 || map_collect(p, v, names, S_N, vals, where) < 0)
+        return -1;
+
+    /* In file order, so that of two errors the first one is reported. */
+    for (yaml_node_pair_t *pair = v->data.mapping.pairs.start; pair < v->data.mapping.pairs.top;
+         pair++) {
+        int i = key_index(node(p, pair->key), names, S_N);
+        const yaml_node_t *val = vals[i];
+        snprintf(what, sizeof what, "services.%s.%s", name, names[i]);
+        int rc = 0;
+        switch (i) {
+        case S_HOSTS:
+            rc = parse_hosts(p, svc, val, what);
+            break;
+        case S_UPSTREAM:
+            rc = parse_upstream(p, val, what, &svc->upstream);
+            break;
+        case S_ROUTES:
+            rc = parse_routes(p, svc, val, what);
+            break;
+        case S_HEADERS:
+            rc = parse_headers(p, svc, val, what);
+            break;
+        case S_CONNECT:
+            rc = want_duration(p, val, what, &svc->connect_timeout_ms);
+            break;
+        case S_TIMEOUT:
+            rc = want_duration(p, val, what, &svc->timeout_ms);
+            break;
+        }
+        if (rc < 0)
+            return -1;
+    }
+    if (!svc->upstream)
+        return fail(p, k, "service \"%s\" has no upstream", name);
+    if (!vals[S_HOSTS]) {
+        if (!p->c->domain)
+            return fail(p, k, "service \"%s\" has no hosts and no top-level domain is set", name);
+        svc->hosts = calloc(1, sizeof *svc->hosts);
+        size_t len = strlen(name) + 1 + strlen(p->c->domain) + 1;
+        char *host = malloc(len);
+        if (!svc->hosts || !host) {
+            free(host);
+            return fail_oom(p);
+        }
+        snprintf(host, len, "%s.%s", name, p->c->domain);
+        snprintf(what, sizeof what, "service \"%s\"", name);
+        if (add_host(p, svc, host, k, what) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_services(struct parser *p, const yaml_node_t *n)
+{
+    struct config *c = p->c;
+    if (want_mapping(p, n, "services", false) < 0)
+        return -1;
+    size_t count = map_len(n);
+    /* Count the upstream strings first: c->upstreams is allocated once and
+     * never moves, since services and routes point into it. */
+    size_t nup = 0, nhosts = 0;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        const yaml_node_t *v = node(p, pair->value);
+        if (v->type != YAML_MAPPING_NODE)
+            continue;
+        nup++;
+        nhosts++;
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
+             q++) {
+            const yaml_node_t *k = node(p, q->key), *val = node(p, q->value);
+            if (k->type != YAML_SCALAR_NODE || val->type != YAML_SEQUENCE_NODE)
+                continue;
+            if (strcmp(scalar(k), "routes") == 0)
+                nup += seq_len(val);
+            else if (strcmp(scalar(k), "hosts") == 0)
+                nhosts += seq_len(val);
+        }
+    }
+    c->services = calloc(count ? count : 1, sizeof *c->services);
+    c->upstreams = calloc(nup ? nup : 1, sizeof *c->upstreams);
+    p->upstream_cap = nup;
+    p->upstream_keys = route_table_new(nup);
+    route_table_free(c->routes);
+    c->routes = route_table_new(nhosts);
+    if (!c->services || !c->upstreams || !p->upstream_keys || !c->routes)
+        return fail_oom(p);
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        struct config_service *svc = &c->services[c->nservices++];
+        if (parse_service(p, svc, node(p, pair->key), node(p, pair->value)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- top level ----------------------------------------------------------------- */
+
+static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *what,
+                           struct config_addr *out)
+{
+    const char *s;
+    char msg[512];
+    if (want_string(p, n, what, &s) < 0)
+        return -1;
+    if (config_parse_addr(s, out, msg, sizeof msg) < 0)
+        return fail(p, n, "%s: %s", what, msg);
+    return 0;
+}
+
+static int parse_listen(struct parser *p, const yaml_node_t *n)
+{
+    static const char *const names[] = {"addr"};
+    struct config *c = p->c;
+    if (want_sequence(p, n, "listen") < 0)
+        return -1;
+    if (seq_len(n) == 0)
+        return fail(p, n, "no listen addresses (listen is empty)");
+    c->listens = calloc(seq_len(n), sizeof *c->listens);
+    if (!c->listens)
+        return fail_oom(p);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *item = node(p, *it);
+        yaml_node_t *vals[1] = {0};
+        if (want_mapping(p, item, "listen", false) < 0 ||
+            map_collect(p, item, names, 1, vals, "in a listen entry") < 0)
+            return -1;
+        if (!vals[0])
+            return fail(p, item, "listen: entry has no addr");
+        struct config_listen *l = &c->listens[c->nlistens];
+        if (parse_addr_node(p, vals[0], "listen", &l->addr) < 0)
+            return -1;
+        l->line = (int)vals[0]->start_mark.line + 1;
+        for (size_t i = 0; i < c->nlistens; i++)
+            if (addr_equal(&c->listens[i].addr, &l->addr))
+                return fail(p, vals[0], "listen: address \"%s\" is the same as \"%s\" on line %d",
+                            show(p, l->addr.text), show(p, c->listens[i].addr.text),
+                            c->listens[i].line);
+        c->nlistens++;
+    }
+    return 0;
+}
+
+struct limit_key {
+    const char *name;
+    size_t off;
+    bool duration;
+    uint32_t min, max;
+};
+
+#define LIMIT_FIELD(f) offsetof(struct config_limits, f)
+static const struct limit_key limit_keys[] = {
+    {"max_connections", LIMIT_FIELD(max_connections), false, 1, UINT32_MAX},
+    {"max_header_bytes", LIMIT_FIELD(max_header_bytes), false, 1024, LIMIT_HEADER_BYTES_MAX},
+    {"max_request_line", LIMIT_FIELD(max_request_line), false, 256, LIMIT_HEADER_BYTES_MAX},
+    {"header_timeout", LIMIT_FIELD(header_timeout_ms), true, 0, 0},
+    {"keepalive_timeout", LIMIT_FIELD(keepalive_timeout_ms), true, 0, 0},
+    {"body_timeout", LIMIT_FIELD(body_timeout_ms), true, 0, 0},
+    {"send_timeout", LIMIT_FIELD(send_timeout_ms), true, 0, 0},
+    {"tunnel_timeout", LIMIT_FIELD(tunnel_timeout_ms), true, 0, 0},
+    {"shutdown_timeout", LIMIT_FIELD(shutdown_timeout_ms), true, 0, 0},
+    {"upstream_keepalive", LIMIT_FIELD(upstream_keepalive), false, 0, LIMIT_POOL_IDLE_MAX},
+    {"upstream_keepalive_timeout", LIMIT_FIELD(upstream_keepalive_timeout_ms), true, 0, 0},
+};
+#define NLIMITS (sizeof limit_keys / sizeof limit_keys[0])
+
+static int parse_limits(struct parser *p, const yaml_node_t *n)
+{
+    const char *names[NLIMITS];
+    yaml_node_t *vals[NLIMITS] = {0};
+    struct config_limits *lim = &p->c->limits;
+    for (size_t i = 0; i < NLIMITS; i++)
+        names[i] = limit_keys[i].name;
+    if (want_mapping(p, n, "limits", false) < 0 ||
+        map_collect(p, n, names, NLIMITS, vals, "in limits") < 0)
+        return -1;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        int i = key_index(node(p, pair->key), names, NLIMITS);
+        const struct limit_key *lk = &limit_keys[i];
+        uint32_t *field = (uint32_t *)((char *)lim + lk->off);
+        char what[64];
+        snprintf(what, sizeof what, "limits.%s", lk->name);
+        int rc = lk->duration ? want_duration(p, vals[i], what, field)
+                              : want_uint(p, vals[i], what, lk->min, lk->max, field);
+        if (rc < 0)
+            return -1;
+    }
+    const yaml_node_t *line_node = vals[2]; /* max_request_line, if written */
+    if (!line_node && lim->max_request_line > lim->max_header_bytes)
+        lim->max_request_line = lim->max_header_bytes; /* the default yields to a smaller head */
+    if (line_node && lim->max_request_line > lim->max_header_bytes)
+        return fail(p, line_node,
+                    "limits.max_request_line: %u is more than limits.max_header_bytes (%u)",
+                    lim->max_request_line, lim->max_header_bytes);
+    return 0;
+}
+
+static int parse_metrics(struct parser *p, const yaml_node_t *n)
+{
+    static const char *const names[] = {"listen"};
+    struct config *c = p->c;
+    yaml_node_t *vals[1] = {0};
+    if (want_mapping(p, n, "metrics", false) < 0 ||
+        map_collect(p, n, names, 1, vals, "in metrics") < 0)
+        return -1;
+    if (!vals[0])
+        return fail(p, n, "metrics: no listen address");
+    if (parse_addr_node(p, vals[0], "metrics.listen", &c->metrics_listen) < 0)
+        return -1;
+    for (size_t i = 0; i < c->nlistens; i++)
+        if (addr_equal(&c->listens[i].addr, &c->metrics_listen))
+            return fail(p, vals[0],
+                        "metrics.listen: \"%s\" is also a listen address (line %d); use "
+                        "another port",
+                        show(p, c->metrics_listen.text), c->listens[i].line);
+    c->metrics_enabled = true;
+    return 0;
+}
+
+static int parse_domain(struct parser *p, const yaml_node_t *n)
+{
+    const char *s;
+    if (want_string(p, n, "domain", &s) < 0)
+        return -1;
+    char *d = strdup(s);
+    if (!d)
+        return fail_oom(p);
+    p->c->domain = d;
+    size_t len = strlen(d);
+    for (size_t i = 0; i < len; i++)
+        if (d[i] >= 'A' && d[i] <= 'Z')
+            d[i] = (char)(d[i] + 32);
+    if (len > 1 && d[len - 1] == '.')
+        d[len - 1] = '\0';
+    if (d[0] == '*' || !route_host_valid(d))
+        return fail(p, n, "domain: \"%s\" is not a valid DNS name", show(p, s));
+    return 0;
+}
+
+static unsigned default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > LIMIT_WORKERS_MAX ? LIMIT_WORKERS_MAX : (unsigned)n;
+}
+
+static int parse_root(struct parser *p)
+{
+    static const char *const names[] = {"domain", "workers", "access_log", "listen",
+                                        "limits", "metrics", "services"};
+    enum { K_DOMAIN, K_WORKERS, K_ACCESS_LOG, K_LISTEN, K_LIMITS, K_METRICS, K_SERVICES, K_N };
+    yaml_node_t *vals[K_N] = {0};
+    struct config *c = p->c;
+    const yaml_node_t *root = p->have_doc ? yaml_document_get_root_node(&p->doc) : NULL;
+
+    if (root) {
+        if (root->type != YAML_MAPPING_NODE)
+            return fail(p, root, "expected a mapping at the top level");
+        if (want_mapping(p, root, "the top level", false) < 0 ||
+            map_collect(p, root, names, K_N, vals, "at the top level") < 0)
+            return -1;
+    }
+    /* Fixed order: services need the domain and the listen addresses first. */
+    if (vals[K_DOMAIN] && parse_domain(p, vals[K_DOMAIN]) < 0)
+        return -1;
+    if (vals[K_WORKERS]) {
+        uint32_t w;
+        if (want_uint(p, vals[K_WORKERS], "workers", 1, LIMIT_WORKERS_MAX, &w) < 0)
+            return -1;
+        c->workers = w;
+    }
+    if (vals[K_ACCESS_LOG] && want_bool(p, vals[K_ACCESS_LOG], "access_log", &c->access_log) < 0)
+        return -1;
+    if (vals[K_LIMITS] && parse_limits(p, vals[K_LIMITS]) < 0)
+        return -1;
+    if (!vals[K_LISTEN])
+        return failat(p, 0, "no listen addresses (add listen: [{addr: host:port}])");
+    if (parse_listen(p, vals[K_LISTEN]) < 0)
+        return -1;
+    if (vals[K_METRICS] && parse_metrics(p, vals[K_METRICS]) < 0)
+        return -1;
+    if (vals[K_SERVICES] && parse_services(p, vals[K_SERVICES]) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- loading --------------------------------------------------------------------- */
+
+/* Refuse anchors, aliases and further documents before building the tree:
+ * the document API would silently expand aliases (and with them, size). */
+static int prescan(struct parser *p)
+{
+    yaml_parser_t yp;
+    yaml_event_t ev;
+    int docs = 0, rc = 0;
+    if (!yaml_parser_initialize(&yp))
+        return fail_oom(p);
+    yaml_parser_set_input_string(&yp, (const unsigned char *)p->text, p->len);
+    for (;;) {
+        if (!yaml_parser_parse(&yp, &ev)) {
+            rc = fail_yaml(p, &yp);
+            break;
+        }
+        size_t line = ev.start_mark.line + 1;
+        const yaml_char_t *anchor = NULL;
+        switch (ev.type) {
+        case YAML_DOCUMENT_START_EVENT:
+            if (++docs > 1)
+                rc = failat(p, line, "only one document is allowed in a configuration file");
+            break;
+        case YAML_ALIAS_EVENT:
+            rc = failat(p, line, "aliases (*%s) are not supported; write the value out",
+                        show(p, (const char *)ev.data.alias.anchor));
+            break;
+        case YAML_SCALAR_EVENT:
+            anchor = ev.data.scalar.anchor;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            anchor = ev.data.sequence_start.anchor;
+            break;
+        case YAML_MAPPING_START_EVENT:
+            anchor = ev.data.mapping_start.anchor;
+            break;
+        default:
+            break;
+        }
+        if (anchor && rc == 0)
+            rc = failat(p, line, "anchors (&%s) are not supported; write the value out",
+                        show(p, (const char *)anchor));
+        yaml_event_type_t type = ev.type;
+        yaml_event_delete(&ev);
+        if (rc < 0 || type == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&yp);
+    return rc;
+}
+
+static int load_document(struct parser *p)
+{
+    yaml_parser_t yp;
+    int rc = 0;
+    if (!yaml_parser_initialize(&yp))
+        return fail_oom(p);
+    yaml_parser_set_input_string(&yp, (const unsigned char *)p->text, p->len);
+    if (yaml_parser_load(&yp, &p->doc))
+        p->have_doc = true;
+    else
+        rc = fail_yaml(p, &yp);
+    yaml_parser_delete(&yp);
+    return rc;
+}
+
+static void config_free(struct config *c)
+{
+    route_table_free(c->routes);
+    for (size_t i = 0; i < c->nservices; i++) {
+        struct config_service *s = &c->services[i];
+        free(s->name);
+        for (size_t j = 0; j < s->nhosts; j++)
+            free(s->hosts[j]);
+        free(s->hosts);
+        for (size_t j = 0; j < s->nroutes; j++)
+            free(s->routes[j].prefix);
+        free(s->routes);
+        for (size_t j = 0; j < s->nheaders; j++) {
+            free(s->headers[j].name);
+            free(s->headers[j].value);
+        }
+        free(s->headers);
+    }
+    free(c->services);
+    for (size_t i = 0; i < c->nupstreams; i++)
+        free(c->upstreams[i].key);
+    free(c->upstreams);
+    free(c->listens);
+    free(c->domain);
+    free(c->path);
+    free(c);
+}
+
+struct config *config_parse(const char *name, const char *text, size_t len, char *err,
+                            size_t errlen)
+{
+    struct parser p = {.name = name, .err = err, .errlen = errlen, .text = text, .len = len};
+    if (err && errlen)
+        err[0] = '\0';
+    if (len > LIMIT_CONFIG_BYTES) {
+        failat(&p, 0, "the file is larger than %u MiB", LIMIT_CONFIG_BYTES >> 20);
+        return NULL;
+    }
+    struct config *c = calloc(1, sizeof *c);
+    if (!c) {
+        fail_oom(&p);
+        return NULL;
+    }
+    p.c = c;
+    c->refs = 1;
+    c->workers = default_workers();
+    c->access_log = true;
+    c->limits = (struct config_limits){
+        .max_connections = LIMIT_MAX_CONNECTIONS_DEFAULT,
+        .max_header_bytes = LIMIT_HEADER_BYTES_DEFAULT,
+        .max_request_line = LIMIT_REQUEST_LINE_DEFAULT,
+        .header_timeout_ms = TIMEOUT_HEADER_MS_DEFAULT,
+        .keepalive_timeout_ms = TIMEOUT_KEEPALIVE_MS_DEFAULT,
+        .body_timeout_ms = TIMEOUT_BODY_MS_DEFAULT,
+        .send_timeout_ms = TIMEOUT_SEND_MS_DEFAULT,
+        .tunnel_timeout_ms = TIMEOUT_TUNNEL_MS_DEFAULT,
+        .shutdown_timeout_ms = TIMEOUT_SHUTDOWN_MS_DEFAULT,
+        .upstream_keepalive = LIMIT_POOL_IDLE_DEFAULT,
+        .upstream_keepalive_timeout_ms = TIMEOUT_POOL_IDLE_MS_DEFAULT,
+    };
+    c->path = strdup(name);
+    c->routes = route_table_new(0); /* replaced by parse_services; lookups need a table */
+    int rc = !c->path || !c->routes ? fail_oom(&p) : 0;
+    if (rc == 0)
+        rc = prescan(&p);
+    if (rc == 0)
+        rc = load_document(&p);
+    if (rc == 0)
+        rc = parse_root(&p);
+    if (p.have_doc)
+        yaml_document_delete(&p.doc);
+    route_table_free(p.upstream_keys);
+    if (rc < 0) {
+        config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: is a directory, not a file", path);
+        close(fd);
+        return NULL;
+    }
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > LIMIT_CONFIG_BYTES) {
+        snprintf(err, errlen, "%s: the file is larger than %u MiB", path, LIMIT_CONFIG_BYTES >> 20);
+        close(fd);
+        return NULL;
+    }
+    /* Size from fstat when it is a regular file, but read to EOF with a hard
+     * bound anyway: the file may grow, or be a pipe. */
+    size_t cap = S_ISREG(st.st_mode) && (uint64_t)st.st_size <= LIMIT_CONFIG_BYTES
+                     ? (size_t)st.st_size + 1
+                     : 65536;
+    size_t n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            if (cap > LIMIT_CONFIG_BYTES)
+                break;
+            size_t ncap =
+                cap * 2 > (size_t)LIMIT_CONFIG_BYTES + 1 ? (size_t)LIMIT_CONFIG_BYTES + 1 : cap * 2;
+            char *nbuf = realloc(buf, ncap);
+            if (!nbuf) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (!buf) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    if (n > LIMIT_CONFIG_BYTES) {
+        snprintf(err, errlen, "%s: the file is larger than %u MiB", path, LIMIT_CONFIG_BYTES >> 20);
+        free(buf);
+        return NULL;
+    }
+    struct config *c = config_parse(path, buf, n, err, errlen);
+    free(buf);
+    return c;
+}
+
+struct config *config_ref(struct config *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+void config_unref(struct config *c)
+{
+    if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        config_free(c);
+}

@@ -1,0 +1,852 @@
+/* test_config.c - configuration parsing, validation and error messages. */
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "limits.h"
+#include "route.h"
+
+#define LISTEN "listen:\n  - addr: 127.0.0.1:8080\n"
+
+static char err[1024];
+
+static struct config *parse(const char *text)
+{
+    err[0] = '\0';
+    return config_parse("portico.yaml", text, strlen(text), err, sizeof err);
+}
+
+static void expect_error(const char *text, const char *want)
+{
+    struct config *c = parse(text);
+    if (c) {
+        config_unref(c);
+        fail_msg("parsed, expected: %s", want);
+    }
+    assert_string_equal(err, want);
+}
+
+static struct config *expect_ok(const char *text)
+{
+    struct config *c = parse(text);
+    if (!c)
+        fail_msg("unexpected error: %s", err);
+    return c;
+}
+
+static const struct config_service *lookup(const struct config *c, const char *host)
+{
+    return route_table_lookup(c->routes, host, strlen(host));
+}
+
+/* ---- whole documents ------------------------------------------------------ */
+
+static void test_config_minimal_uses_defaults(void **state)
+{
+    struct config *c = expect_ok("domain: example.com\n" LISTEN "services:\n"
+                                 "  jellyfin:\n    upstream: http://127.0.0.1:8096\n");
+    assert_string_equal(c->path, "portico.yaml");
+    assert_int_equal(c->refs, 1);
+    assert_true(c->workers >= 1 && c->workers <= LIMIT_WORKERS_MAX);
+    assert_true(c->access_log);
+    assert_false(c->metrics_enabled);
+    assert_int_equal(c->limits.max_connections, LIMIT_MAX_CONNECTIONS_DEFAULT);
+    assert_int_equal(c->limits.max_header_bytes, LIMIT_HEADER_BYTES_DEFAULT);
+    assert_int_equal(c->limits.max_request_line, LIMIT_REQUEST_LINE_DEFAULT);
+    assert_int_equal(c->limits.header_timeout_ms, TIMEOUT_HEADER_MS_DEFAULT);
+    assert_int_equal(c->limits.keepalive_timeout_ms, TIMEOUT_KEEPALIVE_MS_DEFAULT);
+    assert_int_equal(c->limits.body_timeout_ms, TIMEOUT_BODY_MS_DEFAULT);
+    assert_int_equal(c->limits.send_timeout_ms, TIMEOUT_SEND_MS_DEFAULT);
+    assert_int_equal(c->limits.tunnel_timeout_ms, TIMEOUT_TUNNEL_MS_DEFAULT);
+    assert_int_equal(c->limits.shutdown_timeout_ms, TIMEOUT_SHUTDOWN_MS_DEFAULT);
+    assert_int_equal(c->limits.upstream_keepalive, LIMIT_POOL_IDLE_DEFAULT);
+    assert_int_equal(c->limits.upstream_keepalive_timeout_ms, TIMEOUT_POOL_IDLE_MS_DEFAULT);
+    assert_int_equal(c->nlistens, 1);
+    assert_string_equal(c->listens[0].addr.text, "127.0.0.1:8080");
+    assert_int_equal(c->listens[0].line, 3);
+    assert_int_equal(c->nservices, 1);
+    const struct config_service *s = &c->services[0];
+    assert_string_equal(s->name, "jellyfin");
+    assert_int_equal(s->line, 5);
+    assert_int_equal(s->nhosts, 1);
+    assert_string_equal(s->hosts[0], "jellyfin.example.com");
+    assert_int_equal(s->connect_timeout_ms, TIMEOUT_CONNECT_MS_DEFAULT);
+    assert_int_equal(s->timeout_ms, TIMEOUT_RESPONSE_MS_DEFAULT);
+    assert_int_equal(s->nroutes, 0);
+    assert_int_equal(s->nheaders, 0);
+    assert_ptr_equal(lookup(c, "jellyfin.example.com"), s);
+    assert_null(lookup(c, "other.example.com"));
+    config_unref(c);
+}
+
+static void test_config_all_keys_parsed(void **state)
+{
+    struct config *c = expect_ok("workers: 3\n"
+                                 "access_log: false\n" LISTEN "limits:\n"
+                                 "  max_connections: 100\n"
+                                 "  max_header_bytes: 4096\n"
+                                 "  max_request_line: 2048\n"
+                                 "  header_timeout: 250ms\n"
+                                 "  keepalive_timeout: 5s\n"
+                                 "  body_timeout: 2m\n"
+                                 "  send_timeout: 1h\n"
+                                 "  tunnel_timeout: 3h\n"
+                                 "  shutdown_timeout: 10s\n"
+                                 "  upstream_keepalive: 0\n"
+                                 "  upstream_keepalive_timeout: 30s\n"
+                                 "metrics:\n  listen: 127.0.0.1:9100\n"
+                                 "services:\n"
+                                 "  app:\n"
+                                 "    hosts: [app.example.org]\n"
+                                 "    upstream: unix:/run/app.sock\n"
+                                 "    connect_timeout: 1s\n"
+                                 "    timeout: 90s\n");
+    assert_int_equal(c->workers, 3);
+    assert_false(c->access_log);
+    assert_int_equal(c->limits.max_connections, 100);
+    assert_int_equal(c->limits.max_header_bytes, 4096);
+    assert_int_equal(c->limits.max_request_line, 2048);
+    assert_int_equal(c->limits.header_timeout_ms, 250);
+    assert_int_equal(c->limits.keepalive_timeout_ms, 5000);
+    assert_int_equal(c->limits.body_timeout_ms, 120000);
+    assert_int_equal(c->limits.send_timeout_ms, 3600000);
+    assert_int_equal(c->limits.tunnel_timeout_ms, 3 * 3600000);
+    assert_int_equal(c->limits.shutdown_timeout_ms, 10000);
+    assert_int_equal(c->limits.upstream_keepalive, 0);
+    assert_int_equal(c->limits.upstream_keepalive_timeout_ms, 30000);
+    assert_true(c->metrics_enabled);
+    assert_string_equal(c->metrics_listen.text, "127.0.0.1:9100");
+    assert_int_equal(c->services[0].connect_timeout_ms, 1000);
+    assert_int_equal(c->services[0].timeout_ms, 90000);
+    assert_int_equal(c->services[0].upstream->kind, UPSTREAM_UNIX);
+    assert_string_equal(c->services[0].upstream->key, "unix:/run/app.sock");
+    config_unref(c);
+}
+
+static void test_config_json_document_accepted(void **state)
+{
+    const char *json = "{\n"
+                       "\t\"domain\": \"example.com\",\n"
+                       "\t\"workers\": 2,\n"
+                       "\t\"access_log\": true,\n"
+                       "\t\"listen\": [{\"addr\": \"127.0.0.1:8080\"}],\n"
+                       "\t\"limits\": {\"header_timeout\": \"5s\"},\n"
+                       "\t\"services\": {\n"
+                       "\t\t\"grafana\": {\"upstream\": \"http://127.0.0.1:3000\",\n"
+                       "\t\t\t\"routes\": [{\"prefix\": \"/api/\", \"upstream\": "
+                       "\"http://127.0.0.1:3001\", \"strip_prefix\": true}]}\n"
+                       "\t}\n"
+                       "}\n";
+    struct config *c = expect_ok(json);
+    assert_int_equal(c->workers, 2);
+    assert_int_equal(c->limits.header_timeout_ms, 5000);
+    assert_int_equal(c->nservices, 1);
+    assert_string_equal(c->services[0].hosts[0], "grafana.example.com");
+    assert_int_equal(c->services[0].nroutes, 1);
+    assert_true(c->services[0].routes[0].strip_prefix);
+    assert_int_equal(c->nupstreams, 2);
+    config_unref(c);
+}
+
+static void test_config_json_error_reports_line(void **state)
+{
+    expect_error("{\n  \"listen\": [{\"addr\": \"127.0.0.1:8080\"}],\n  \"wrokers\": 2\n}\n",
+                 "portico.yaml:3: unknown key \"wrokers\" at the top level");
+}
+
+static void test_config_empty_document_has_no_listen(void **state)
+{
+    expect_error("", "portico.yaml: no listen addresses (add listen: [{addr: host:port}])");
+    expect_error("# nothing\n",
+                 "portico.yaml: no listen addresses (add listen: [{addr: host:port}])");
+    expect_error("listen: []\n", "portico.yaml:1: no listen addresses (listen is empty)");
+}
+
+static void test_config_top_level_must_be_mapping(void **state)
+{
+    expect_error("- a\n- b\n", "portico.yaml:1: expected a mapping at the top level");
+    expect_error("hello\n", "portico.yaml:1: expected a mapping at the top level");
+}
+
+static void test_config_no_services_is_fine(void **state)
+{
+    struct config *c = expect_ok(LISTEN);
+    assert_int_equal(c->nservices, 0);
+    assert_int_equal(c->nupstreams, 0);
+    assert_non_null(c->routes);
+    assert_null(lookup(c, "a.example.com"));
+    config_unref(c);
+}
+
+/* ---- errors with lines ------------------------------------------------------ */
+
+static void test_config_unknown_key_reports_line(void **state)
+{
+    expect_error("domain: example.com\n" LISTEN "services:\n"
+                 "  grafana:\n"
+                 "    upstream: http://127.0.0.1:3000\n"
+                 "    upstrem: http://127.0.0.1:3001\n",
+                 "portico.yaml:7: unknown key \"upstrem\" in service \"grafana\"");
+    expect_error(LISTEN "tls: {}\n", "portico.yaml:3: unknown key \"tls\" at the top level");
+    expect_error(LISTEN "limits:\n  header_timout: 5s\n",
+                 "portico.yaml:4: unknown key \"header_timout\" in limits");
+    expect_error("listen:\n  - addr: 127.0.0.1:8080\n    tls: true\n",
+                 "portico.yaml:3: unknown key \"tls\" in a listen entry");
+    expect_error(LISTEN "metrics: {listen: 127.0.0.1:9100, path: /m}\n",
+                 "portico.yaml:3: unknown key \"path\" in metrics");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:1\n"
+                        "    routes:\n      - {prefix: /a, upstream: http://127.0.0.1:2, "
+                        "strip: true}\n",
+                 "portico.yaml:8: unknown key \"strip\" in a route of service \"a\"");
+}
+
+static void test_config_duplicate_key_reported(void **state)
+{
+    expect_error(LISTEN "workers: 2\nworkers: 3\n",
+                 "portico.yaml:4: duplicate key \"workers\" in the top level");
+    expect_error(LISTEN "services:\n"
+                        "  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:1\n"
+                        "  a:\n    hosts: [b.x]\n    upstream: http://127.0.0.1:1\n",
+                 "portico.yaml:7: duplicate key \"a\" in services");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n"
+                        "    upstream: http://127.0.0.1:1\n"
+                        "    headers:\n      X-A: 1\n      x-a: 2\n",
+                 "portico.yaml:9: duplicate key \"x-a\" in services.a.headers");
+}
+
+static void test_config_wrong_types_are_errors(void **state)
+{
+    expect_error(LISTEN "limits: 5\n", "portico.yaml:3: limits: expected a mapping");
+    expect_error("listen: 127.0.0.1:8080\n", "portico.yaml:1: listen: expected a sequence");
+    expect_error("domain: [a]\n" LISTEN, "portico.yaml:1: domain: expected a string");
+    expect_error(LISTEN "workers: many\n",
+                 "portico.yaml:3: workers: expected a whole number, not \"many\"");
+    expect_error(LISTEN "workers: \"2\"\n", "portico.yaml:3: workers: expected a number");
+    expect_error(LISTEN "access_log: yes\n",
+                 "portico.yaml:3: access_log: expected a boolean (true or false)");
+    expect_error(LISTEN "access_log: \"true\"\n",
+                 "portico.yaml:3: access_log: expected a boolean (true or false)");
+    expect_error(LISTEN "services:\n  a:\n", "portico.yaml:4: services.a: expected a mapping");
+    expect_error(LISTEN "services:\n  a:\n    upstream:\n    hosts: [a.x]\n",
+                 "portico.yaml:5: services.a.upstream: expected a string");
+}
+
+static void test_config_integers_decimal_and_range_checked(void **state)
+{
+    expect_error(LISTEN "workers: 0x10\n",
+                 "portico.yaml:3: workers: expected a whole number, not \"0x10\"");
+    expect_error(LISTEN "workers: 0\n", "portico.yaml:3: workers: must be between 1 and 64");
+    expect_error(LISTEN "workers: 65\n", "portico.yaml:3: workers: must be between 1 and 64");
+    expect_error(LISTEN "workers: -1\n", "portico.yaml:3: workers: must be between 1 and 64");
+    expect_error(LISTEN "workers: 99999999999999999999\n",
+                 "portico.yaml:3: workers: must be between 1 and 64");
+    expect_error(LISTEN "workers: 2.0\n",
+                 "portico.yaml:3: workers: expected a whole number, not \"2.0\"");
+    expect_error(LISTEN "limits:\n  max_connections: 0\n",
+                 "portico.yaml:4: limits.max_connections: must be at least 1");
+    expect_error(LISTEN "limits:\n  max_header_bytes: 512\n",
+                 "portico.yaml:4: limits.max_header_bytes: must be between 1024 and 49152");
+    expect_error(LISTEN "limits:\n  upstream_keepalive: 5000\n",
+                 "portico.yaml:4: limits.upstream_keepalive: must be between 0 and 4096");
+}
+
+static void test_config_request_line_bounded_by_header_bytes(void **state)
+{
+    expect_error(LISTEN "limits:\n  max_request_line: 8192\n  max_header_bytes: 4096\n",
+                 "portico.yaml:4: limits.max_request_line: 8192 is more than "
+                 "limits.max_header_bytes (4096)");
+    expect_error(LISTEN "limits:\n  max_request_line: 100\n",
+                 "portico.yaml:4: limits.max_request_line: must be between 256 and 49152");
+    /* The default request line shrinks to a smaller header limit. */
+    struct config *c = expect_ok(LISTEN "limits:\n  max_header_bytes: 4096\n");
+    assert_int_equal(c->limits.max_request_line, 4096);
+    config_unref(c);
+}
+
+/* ---- durations ---------------------------------------------------------------- */
+
+static void test_config_duration_units(void **state)
+{
+    uint64_t ms = 1;
+    assert_int_equal(config_parse_duration("250ms", &ms), 0);
+    assert_int_equal(ms, 250);
+    assert_int_equal(config_parse_duration("5s", &ms), 0);
+    assert_int_equal(ms, 5000);
+    assert_int_equal(config_parse_duration("2m", &ms), 0);
+    assert_int_equal(ms, 120000);
+    assert_int_equal(config_parse_duration("1h", &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(config_parse_duration("0s", &ms), 0);
+    assert_int_equal(ms, 0);
+}
+
+static void test_config_duration_rejects_malformed(void **state)
+{
+    uint64_t ms;
+    const char *bad[] = {"",    "s",    "5",  "5x",   "5 s",  " 5s", "5s ",
+                         "-5s", "1.5s", "5S", "5sec", "5ms5", "ms",  "5d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (config_parse_duration(bad[i], &ms) != -EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+    assert_true(config_parse_duration("99999999999999999999999h", &ms) < 0);
+    assert_true(config_parse_duration("18446744073709551615h", &ms) < 0);
+}
+
+static void test_config_duration_invalid_reports_line(void **state)
+{
+    expect_error(LISTEN "limits:\n  header_timeout: 5x\n",
+                 "portico.yaml:4: limits.header_timeout: invalid duration \"5x\" "
+                 "(use 250ms, 5s, 2m or 1h)");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:1\n"
+                        "    timeout: soon\n",
+                 "portico.yaml:7: services.a.timeout: invalid duration \"soon\" "
+                 "(use 250ms, 5s, 2m or 1h)");
+}
+
+static void test_config_duration_bare_number_suggests_unit(void **state)
+{
+    expect_error(LISTEN "limits:\n  header_timeout: 5\n",
+                 "portico.yaml:4: limits.header_timeout: duration \"5\" has no unit "
+                 "(write 5s, or 5ms for milliseconds)");
+}
+
+static void test_config_duration_zero_rejected(void **state)
+{
+    expect_error(LISTEN "limits:\n  upstream_keepalive_timeout: 0s\n",
+                 "portico.yaml:4: limits.upstream_keepalive_timeout: duration must be greater "
+                 "than 0");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:1\n"
+                        "    connect_timeout: 0ms\n",
+                 "portico.yaml:7: services.a.connect_timeout: duration must be greater than 0");
+}
+
+static void test_config_duration_too_long(void **state)
+{
+    expect_error(LISTEN "limits:\n  tunnel_timeout: 2000h\n",
+                 "portico.yaml:4: limits.tunnel_timeout: duration \"2000h\" is too long "
+                 "(at most 1193h)");
+    struct config *c = expect_ok(LISTEN "limits:\n  tunnel_timeout: 1193h\n");
+    assert_int_equal(c->limits.tunnel_timeout_ms, 1193u * 3600000u);
+    config_unref(c);
+}
+
+/* ---- addresses -------------------------------------------------------------- */
+
+static void test_config_addr_ipv4(void **state)
+{
+    struct config_addr a;
+    char e[256];
+    assert_int_equal(config_parse_addr("127.0.0.1:8080", &a, e, sizeof e), 0);
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&a.sa;
+    assert_int_equal(in->sin_family, AF_INET);
+    assert_int_equal(ntohs(in->sin_port), 8080);
+    assert_int_equal(ntohl(in->sin_addr.s_addr), 0x7f000001);
+    assert_int_equal(a.salen, sizeof *in);
+    assert_string_equal(a.text, "127.0.0.1:8080");
+}
+
+static void test_config_addr_ipv6(void **state)
+{
+    struct config_addr a;
+    char e[256];
+    assert_int_equal(config_parse_addr("[::1]:443", &a, e, sizeof e), 0);
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a.sa;
+    assert_int_equal(in6->sin6_family, AF_INET6);
+    assert_int_equal(ntohs(in6->sin6_port), 443);
+    assert_memory_equal(&in6->sin6_addr, &in6addr_loopback, sizeof in6addr_loopback);
+    assert_int_equal(a.salen, sizeof *in6);
+    assert_string_equal(a.text, "[::1]:443");
+}
+
+static void test_config_addr_unix(void **state)
+{
+    struct config_addr a;
+    char e[256];
+    assert_int_equal(config_parse_addr("unix:/run/portico.sock", &a, e, sizeof e), 0);
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&a.sa;
+    assert_int_equal(un->sun_family, AF_UNIX);
+    assert_string_equal(un->sun_path, "/run/portico.sock");
+    assert_string_equal(a.text, "unix:/run/portico.sock");
+
+    assert_int_equal(config_parse_addr("unix:run/x.sock", &a, e, sizeof e), -EINVAL);
+    assert_string_equal(e, "unix socket path in \"unix:run/x.sock\" must be absolute");
+    char longpath[120] = "unix:/";
+    memset(longpath + 6, 'a', sizeof longpath - 7);
+    longpath[sizeof longpath - 1] = '\0';
+    assert_int_equal(config_parse_addr(longpath, &a, e, sizeof e), -EINVAL);
+    assert_non_null(strstr(e, "is too long (at most 107 bytes)"));
+}
+
+static void test_config_addr_host_name_resolved(void **state)
+{
+    struct config_addr a;
+    char e[256];
+    assert_int_equal(config_parse_addr("localhost:8080", &a, e, sizeof e), 0);
+    assert_true(a.sa.ss_family == AF_INET || a.sa.ss_family == AF_INET6);
+    assert_string_equal(a.text, "localhost:8080");
+    assert_int_equal(config_parse_addr("nohost.invalid:80", &a, e, sizeof e), -EINVAL);
+    assert_true(strncmp(e, "cannot resolve \"nohost.invalid\": ", 33) == 0);
+}
+
+static void test_config_addr_rejects_bad_port_and_forms(void **state)
+{
+    struct config_addr a;
+    char e[256];
+    const char *badport[] = {"127.0.0.1:0",  "127.0.0.1:65536", "127.0.0.1:",
+                             "127.0.0.1:8o", "[::1]:-1",        "127.0.0.1:123456"};
+    for (size_t i = 0; i < sizeof badport / sizeof badport[0]; i++) {
+        assert_int_equal(config_parse_addr(badport[i], &a, e, sizeof e), -EINVAL);
+        assert_non_null(strstr(e, "invalid port in"));
+    }
+    assert_int_equal(config_parse_addr("foo", &a, e, sizeof e), -EINVAL);
+    assert_string_equal(e, "invalid address \"foo\" (use host:port, [v6]:port or unix:/path)");
+    assert_int_equal(config_parse_addr("::1:80", &a, e, sizeof e), -EINVAL);
+    assert_int_equal(config_parse_addr(":80", &a, e, sizeof e), -EINVAL);
+    assert_int_equal(config_parse_addr("[::1]80", &a, e, sizeof e), -EINVAL);
+    assert_int_equal(config_parse_addr("127.1:80", &a, e, sizeof e), -EINVAL);
+    assert_string_equal(
+        e, "invalid IPv4 address in \"127.1:80\" (use host:port, [v6]:port or unix:/path)");
+    assert_int_equal(config_parse_addr("[zz]:80", &a, e, sizeof e), -EINVAL);
+}
+
+static void test_config_listen_error_reports_line(void **state)
+{
+    expect_error("listen:\n  - addr: 127.0.0.1:8080\n  - addr: foo\n",
+                 "portico.yaml:3: listen: invalid address \"foo\" "
+                 "(use host:port, [v6]:port or unix:/path)");
+    expect_error("listen:\n  - {}\n", "portico.yaml:2: listen: entry has no addr");
+}
+
+static void test_config_duplicate_listen_rejected(void **state)
+{
+    expect_error("listen:\n  - addr: 127.0.0.1:8080\n  - addr: 127.0.0.1:8081\n"
+                 "  - addr: 127.0.0.1:8080\n",
+                 "portico.yaml:4: listen: address \"127.0.0.1:8080\" is the same as "
+                 "\"127.0.0.1:8080\" on line 2");
+}
+
+static void test_config_metrics_listen_must_differ(void **state)
+{
+    expect_error(LISTEN "metrics:\n  listen: 127.0.0.1:8080\n",
+                 "portico.yaml:4: metrics.listen: \"127.0.0.1:8080\" is also a listen address "
+                 "(line 2); use another port");
+    expect_error(LISTEN "metrics: {}\n", "portico.yaml:3: metrics: no listen address");
+}
+
+/* ---- services and hosts ------------------------------------------------------ */
+
+static void test_config_service_without_hosts_needs_domain(void **state)
+{
+    expect_error(LISTEN "services:\n  grafana:\n    upstream: http://127.0.0.1:3000\n",
+                 "portico.yaml:4: service \"grafana\" has no hosts and no top-level domain "
+                 "is set");
+}
+
+static void test_config_service_without_upstream(void **state)
+{
+    expect_error(LISTEN "services:\n  x:\n    hosts: [x.example.com]\n",
+                 "portico.yaml:4: service \"x\" has no upstream");
+}
+
+static void test_config_service_name_must_be_dns_label(void **state)
+{
+    const char *want = "portico.yaml:4: invalid service name \"%s\" (use 1 to 63 lower-case "
+                       "letters, digits and '-', not at either end)";
+    const char *bad[] = {"Grafana", "-a", "a-", "a.b", "a_b", "\"\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256], msg[256];
+        snprintf(text, sizeof text, LISTEN "services:\n  %s:\n    upstream: http://127.0.0.1:1\n",
+                 bad[i]);
+        snprintf(msg, sizeof msg, want, strcmp(bad[i], "\"\"") == 0 ? "" : bad[i]);
+        expect_error(text, msg);
+    }
+    struct config *c = expect_ok("domain: example.com\n" LISTEN
+                                 "services:\n  a-1:\n    upstream: http://127.0.0.1:1\n");
+    assert_string_equal(c->services[0].hosts[0], "a-1.example.com");
+    config_unref(c);
+}
+
+static void test_config_hosts_normalised_and_replace_default(void **state)
+{
+    struct config *c = expect_ok("domain: Example.COM.\n" LISTEN "services:\n"
+                                 "  grafana:\n"
+                                 "    hosts: [Grafana.Example.org., metrics.example.org]\n"
+                                 "    upstream: http://127.0.0.1:3000\n");
+    assert_string_equal(c->domain, "example.com");
+    const struct config_service *s = &c->services[0];
+    assert_int_equal(s->nhosts, 2);
+    assert_string_equal(s->hosts[0], "grafana.example.org");
+    assert_string_equal(s->hosts[1], "metrics.example.org");
+    assert_ptr_equal(lookup(c, "grafana.example.org"), s);
+    assert_null(lookup(c, "grafana.example.com"));
+    config_unref(c);
+}
+
+static void test_config_wildcard_host_routes(void **state)
+{
+    struct config *c = expect_ok(LISTEN "services:\n"
+                                        "  wild:\n    hosts: ['*.example.com']\n"
+                                        "    upstream: http://127.0.0.1:1\n"
+                                        "  exact:\n    hosts: [a.example.com]\n"
+                                        "    upstream: http://127.0.0.1:2\n");
+    assert_ptr_equal(lookup(c, "b.example.com"), &c->services[0]);
+    assert_ptr_equal(lookup(c, "a.example.com"), &c->services[1]);
+    assert_null(lookup(c, "example.com"));
+    config_unref(c);
+}
+
+static void test_config_invalid_host_rejected(void **state)
+{
+    expect_error(LISTEN "services:\n  a:\n    hosts: [ok.example, bad..example]\n"
+                        "    upstream: http://127.0.0.1:1\n",
+                 "portico.yaml:5: services.a.hosts: \"bad..example\" is not a valid host name");
+    expect_error(LISTEN "services:\n  a:\n    hosts: []\n    upstream: http://127.0.0.1:1\n",
+                 "portico.yaml:5: services.a.hosts: the list is empty (leave hosts out to "
+                 "serve a.<domain>)");
+    expect_error("domain: '*.example.com'\n" LISTEN,
+                 "portico.yaml:1: domain: \"*.example.com\" is not a valid DNS name");
+}
+
+static void test_config_duplicate_host_names_first_service(void **state)
+{
+    expect_error("domain: example.com\n" LISTEN "services:\n"
+                 "  x:\n    hosts: [a.example.com]\n    upstream: http://127.0.0.1:1\n"
+                 "  y:\n    upstream: http://127.0.0.1:2\n"
+                 "    hosts:\n      - b.example.com\n      - A.example.com.\n",
+                 "portico.yaml:12: host \"a.example.com\" is already served by service \"x\"");
+    /* A default NAME.<domain> collides at the service's own line. */
+    expect_error("domain: example.com\n" LISTEN "services:\n"
+                 "  x:\n    hosts: [a.example.com]\n    upstream: http://127.0.0.1:1\n"
+                 "  a:\n    upstream: http://127.0.0.1:2\n",
+                 "portico.yaml:8: host \"a.example.com\" is already served by service \"x\"");
+}
+
+static void test_config_duplicate_host_within_service(void **state)
+{
+    expect_error(LISTEN "services:\n  x:\n    hosts: [a.example.com, a.example.com]\n"
+                        "    upstream: http://127.0.0.1:1\n",
+                 "portico.yaml:5: host \"a.example.com\" is listed twice in service \"x\"");
+}
+
+/* ---- upstreams ---------------------------------------------------------------- */
+
+static void test_config_upstreams_deduplicated(void **state)
+{
+    struct config *c =
+        expect_ok(LISTEN "services:\n"
+                         "  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:3000\n"
+                         "  b:\n    hosts: [b.x]\n    upstream: http://127.0.0.1:3000/\n"
+                         "  c:\n    hosts: [c.x]\n    upstream: http://127.0.0.1:3001\n"
+                         "    routes:\n"
+                         "      - {prefix: /x/, upstream: 'http://127.0.0.1:3000'}\n"
+                         "      - {prefix: /y/, upstream: unix:/run/y.sock}\n"
+                         "  d:\n    hosts: [d.x]\n    upstream: unix:/run/y.sock\n");
+    assert_int_equal(c->nupstreams, 3);
+    assert_string_equal(c->upstreams[0].key, "http://127.0.0.1:3000");
+    assert_string_equal(c->upstreams[1].key, "http://127.0.0.1:3001");
+    assert_string_equal(c->upstreams[2].key, "unix:/run/y.sock");
+    for (size_t i = 0; i < c->nupstreams; i++)
+        assert_int_equal(c->upstreams[i].idx, i);
+    assert_ptr_equal(c->services[0].upstream, &c->upstreams[0]);
+    assert_ptr_equal(c->services[1].upstream, &c->upstreams[0]);
+    assert_ptr_equal(c->services[2].upstream, &c->upstreams[1]);
+    assert_ptr_equal(c->services[2].routes[0].upstream, &c->upstreams[0]);
+    assert_ptr_equal(c->services[2].routes[1].upstream, &c->upstreams[2]);
+    assert_ptr_equal(c->services[3].upstream, &c->upstreams[2]);
+    assert_int_equal(c->upstreams[0].kind, UPSTREAM_HTTP);
+    assert_int_equal(c->upstreams[2].kind, UPSTREAM_UNIX);
+    config_unref(c);
+}
+
+static void test_config_upstream_default_port_and_ipv6_key(void **state)
+{
+    struct config *c =
+        expect_ok(LISTEN "services:\n"
+                         "  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1\n"
+                         "  b:\n    hosts: [b.x]\n    upstream: 'http://[::1]:3000'\n"
+                         "  c:\n    hosts: [c.x]\n    upstream: http://[::1]\n");
+    assert_int_equal(c->nupstreams, 3);
+    assert_string_equal(c->upstreams[0].key, "http://127.0.0.1:80");
+    assert_string_equal(c->upstreams[0].addr.text, "http://127.0.0.1");
+    assert_int_equal(ntohs(((struct sockaddr_in *)&c->upstreams[0].addr.sa)->sin_port), 80);
+    assert_string_equal(c->upstreams[1].key, "http://[::1]:3000");
+    assert_string_equal(c->upstreams[2].key, "http://[::1]:80");
+    config_unref(c);
+}
+
+static void test_config_upstream_path_rejected(void **state)
+{
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n"
+                        "    upstream: http://127.0.0.1:3000/app\n",
+                 "portico.yaml:6: services.a.upstream: \"http://127.0.0.1:3000/app\" has a "
+                 "path; upstream paths are not supported; use routes with strip_prefix");
+}
+
+static void test_config_upstream_unsupported_scheme(void **state)
+{
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: https://x\n",
+                 "portico.yaml:6: services.a.upstream: unsupported upstream \"https://x\" "
+                 "(use http://host:port or unix:/path)");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: 127.0.0.1:3000\n",
+                 "portico.yaml:6: services.a.upstream: unsupported upstream \"127.0.0.1:3000\" "
+                 "(use http://host:port or unix:/path)");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://u@h:1\n",
+                 "portico.yaml:6: services.a.upstream: invalid upstream \"http://u@h:1\" "
+                 "(use http://host:port or unix:/path)");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:0\n",
+                 "portico.yaml:6: services.a.upstream: invalid port in \"127.0.0.1:0\" "
+                 "(use 1 to 65535)");
+}
+
+/* ---- routes -------------------------------------------------------------------- */
+
+static void test_config_routes_sorted_longest_prefix_first(void **state)
+{
+    struct config *c = expect_ok(LISTEN "services:\n  a:\n    hosts: [a.x]\n"
+                                        "    upstream: http://127.0.0.1:1\n"
+                                        "    routes:\n"
+                                        "      - {prefix: /a/, upstream: http://127.0.0.1:2}\n"
+                                        "      - {prefix: /api/v2/, upstream: http://127.0.0.1:3, "
+                                        "strip_prefix: true}\n"
+                                        "      - {prefix: /b/, upstream: http://127.0.0.1:4}\n"
+                                        "      - {prefix: /api/, upstream: http://127.0.0.1:5}\n"
+                                        "      - {prefix: /c/, upstream: http://127.0.0.1:6}\n");
+    const struct config_service *s = &c->services[0];
+    const char *want[] = {"/api/v2/", "/api/", "/a/", "/b/", "/c/"};
+    const int lines[] = {9, 11, 8, 10, 12};
+    assert_int_equal(s->nroutes, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(s->routes[i].prefix, want[i]);
+        assert_int_equal(s->routes[i].prefix_len, strlen(want[i]));
+        assert_int_equal(s->routes[i].line, lines[i]);
+        assert_int_equal(s->routes[i].strip_prefix, i == 0);
+    }
+    assert_ptr_equal(route_match(s, "/api/v2/x", 9), &s->routes[0]);
+    assert_ptr_equal(route_match(s, "/api/v1", 7), &s->routes[1]);
+    assert_null(route_match(s, "/d", 2));
+    config_unref(c);
+}
+
+static void test_config_route_prefix_normalised(void **state)
+{
+    struct config *c =
+        expect_ok(LISTEN "services:\n  a:\n    hosts: [a.x]\n"
+                         "    upstream: http://127.0.0.1:1\n"
+                         "    routes:\n"
+                         "      - {prefix: '//api/./%7e/', upstream: http://127.0.0.1:2}\n");
+    assert_string_equal(c->services[0].routes[0].prefix, "/api/~/");
+    config_unref(c);
+}
+
+static void test_config_route_errors_report_line(void **state)
+{
+    const char *head = LISTEN "services:\n  a:\n    hosts: [a.x]\n"
+                              "    upstream: http://127.0.0.1:1\n"
+                              "    routes:\n"
+                              "      - {prefix: /api/, upstream: http://127.0.0.1:2}\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s      - {prefix: /api/, upstream: http://127.0.0.1:3}\n", head);
+    expect_error(text, "portico.yaml:9: services.a.routes: prefix \"/api/\" is listed twice");
+    snprintf(text, sizeof text, "%s      - {prefix: /, upstream: http://127.0.0.1:3}\n", head);
+    expect_error(text, "portico.yaml:9: services.a.routes: prefix \"/\" is the whole service; "
+                       "set the service's upstream instead");
+    snprintf(text, sizeof text, "%s      - {prefix: api/, upstream: http://127.0.0.1:3}\n", head);
+    expect_error(text, "portico.yaml:9: services.a.routes: prefix \"api/\" must start with '/'");
+    snprintf(text, sizeof text, "%s      - {prefix: /b/}\n", head);
+    expect_error(text, "portico.yaml:9: services.a.routes: route has no upstream");
+    snprintf(text, sizeof text,
+             "%s      - {prefix: /b/, upstream: http://127.0.0.1:3, "
+             "strip_prefix: 1}\n",
+             head);
+    expect_error(text, "portico.yaml:9: services.a.routes: expected a boolean (true or false)");
+}
+
+/* ---- headers -------------------------------------------------------------------- */
+
+static void test_config_headers_kept_in_file_order(void **state)
+{
+    struct config *c = expect_ok(LISTEN "services:\n  a:\n    hosts: [a.x]\n"
+                                        "    upstream: http://127.0.0.1:1\n"
+                                        "    headers:\n"
+                                        "      X-B: two words\n"
+                                        "      X-A: 1\n"
+                                        "      X-Empty: ''\n");
+    const struct config_service *s = &c->services[0];
+    assert_int_equal(s->nheaders, 3);
+    assert_string_equal(s->headers[0].name, "X-B");
+    assert_string_equal(s->headers[0].value, "two words");
+    assert_string_equal(s->headers[1].name, "X-A");
+    assert_string_equal(s->headers[1].value, "1");
+    assert_string_equal(s->headers[2].value, "");
+    config_unref(c);
+}
+
+static void test_config_header_reserved_and_invalid_rejected(void **state)
+{
+    const char *head = LISTEN "services:\n  a:\n    hosts: [a.x]\n"
+                              "    upstream: http://127.0.0.1:1\n"
+                              "    headers:\n      X-Ok: fine\n";
+    char text[1024];
+    const char *reserved[] = {
+        "Connection", "Host", "content-length", "Transfer-Encoding", "Upgrade", "Keep-Alive", "TE"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        char want[256];
+        snprintf(text, sizeof text, "%s      %s: x\n", head, reserved[i]);
+        snprintf(want, sizeof want,
+                 "portico.yaml:9: services.a.headers: header \"%s\" cannot be set (portico "
+                 "manages it)",
+                 reserved[i]);
+        expect_error(text, want);
+    }
+    snprintf(text, sizeof text, "%s      \"Bad Name\": x\n", head);
+    expect_error(text,
+                 "portico.yaml:9: services.a.headers: \"Bad Name\" is not a valid header name");
+    snprintf(text, sizeof text, "%s      X-Inject: \"a\\r\\nEvil: 1\"\n", head);
+    expect_error(text, "portico.yaml:9: services.a.headers: value of \"X-Inject\" contains a "
+                       "control character");
+    snprintf(text, sizeof text, "%s      X-Nul: \"a\\0b\"\n", head);
+    expect_error(text, "portico.yaml:9: services.a.headers: contains a NUL byte");
+}
+
+/* ---- YAML features we refuse ------------------------------------------------------ */
+
+static void test_config_aliases_and_anchors_rejected(void **state)
+{
+    expect_error(LISTEN "services:\n  a: &base\n    upstream: http://127.0.0.1:1\n",
+                 "portico.yaml:4: anchors (&base) are not supported; write the value out");
+    expect_error("x: 1\n" LISTEN "y: *x\n",
+                 "portico.yaml:4: aliases (*x) are not supported; write the value out");
+}
+
+static void test_config_multiple_documents_rejected(void **state)
+{
+    expect_error(LISTEN "---\n" LISTEN,
+                 "portico.yaml:3: only one document is allowed in a configuration file");
+}
+
+static void test_config_yaml_syntax_error_reports_line(void **state)
+{
+    expect_error(LISTEN "services:\n  a: [\n  b: c\n",
+                 "portico.yaml:6: did not find expected ',' or ']' (while parsing a flow "
+                 "sequence on line 4)");
+    expect_error(LISTEN "domain: a: b\n",
+                 "portico.yaml:3: mapping values are not allowed in this context");
+}
+
+static void test_config_non_utf8_rejected(void **state)
+{
+    expect_error(LISTEN "domain: caf\xe9.example\n",
+                 "portico.yaml:3: invalid trailing UTF-8 octet (the file must be UTF-8 text)");
+}
+
+/* ---- files and references ---------------------------------------------------------- */
+
+static void test_config_load_missing_file(void **state)
+{
+    char e[256];
+    assert_null(config_load("/nonexistent/portico.yaml", e, sizeof e));
+    assert_string_equal(e, "/nonexistent/portico.yaml: cannot open: No such file or directory");
+}
+
+static void test_config_load_reads_file_and_names_it(void **state)
+{
+    char path[] = "/tmp/portico-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = LISTEN "workers: 0\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    char e[512], want[512];
+    assert_null(config_load(path, e, sizeof e));
+    snprintf(want, sizeof want, "%s:3: workers: must be between 1 and 64", path);
+    assert_string_equal(e, want);
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    text = LISTEN "workers: 2\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    struct config *c = config_load(path, e, sizeof e);
+    if (!c)
+        fail_msg("%s", e);
+    assert_string_equal(c->path, path);
+    assert_int_equal(c->workers, 2);
+    config_unref(c);
+    unlink(path);
+}
+
+static void test_config_refcount_frees_at_zero(void **state)
+{
+    struct config *c = expect_ok(LISTEN);
+    assert_ptr_equal(config_ref(c), c);
+    assert_int_equal(c->refs, 2);
+    config_unref(c);
+    assert_int_equal(c->refs, 1);
+    config_unref(c); /* ASan reports a leak if this does not free */
+    config_unref(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_minimal_uses_defaults),
+        cmocka_unit_test(test_config_all_keys_parsed),
+        cmocka_unit_test(test_config_json_document_accepted),
+        cmocka_unit_test(test_config_json_error_reports_line),
+        cmocka_unit_test(test_config_empty_document_has_no_listen),
+        cmocka_unit_test(test_config_top_level_must_be_mapping),
+        cmocka_unit_test(test_config_no_services_is_fine),
+        cmocka_unit_test(test_config_unknown_key_reports_line),
+        cmocka_unit_test(test_config_duplicate_key_reported),
+        cmocka_unit_test(test_config_wrong_types_are_errors),
+        cmocka_unit_test(test_config_integers_decimal_and_range_checked),
+        cmocka_unit_test(test_config_request_line_bounded_by_header_bytes),
+        cmocka_unit_test(test_config_duration_units),
+        cmocka_unit_test(test_config_duration_rejects_malformed),
+        cmocka_unit_test(test_config_duration_invalid_reports_line),
+        cmocka_unit_test(test_config_duration_bare_number_suggests_unit),
+        cmocka_unit_test(test_config_duration_zero_rejected),
+        cmocka_unit_test(test_config_duration_too_long),
+        cmocka_unit_test(test_config_addr_ipv4),
+        cmocka_unit_test(test_config_addr_ipv6),
+        cmocka_unit_test(test_config_addr_unix),
+        cmocka_unit_test(test_config_addr_host_name_resolved),
+        cmocka_unit_test(test_config_addr_rejects_bad_port_and_forms),
+        cmocka_unit_test(test_config_listen_error_reports_line),
+        cmocka_unit_test(test_config_duplicate_listen_rejected),
+        cmocka_unit_test(test_config_metrics_listen_must_differ),
+        cmocka_unit_test(test_config_service_without_hosts_needs_domain),
+        cmocka_unit_test(test_config_service_without_upstream),
+        cmocka_unit_test(test_config_service_name_must_be_dns_label),
+        cmocka_unit_test(test_config_hosts_normalised_and_replace_default),
+        cmocka_unit_test(test_config_wildcard_host_routes),
+        cmocka_unit_test(test_config_invalid_host_rejected),
+        cmocka_unit_test(test_config_duplicate_host_names_first_service),
+        cmocka_unit_test(test_config_duplicate_host_within_service),
+        cmocka_unit_test(test_config_upstreams_deduplicated),
+        cmocka_unit_test(test_config_upstream_default_port_and_ipv6_key),
+        cmocka_unit_test(test_config_upstream_path_rejected),
+        cmocka_unit_test(test_config_upstream_unsupported_scheme),
+        cmocka_unit_test(test_config_routes_sorted_longest_prefix_first),
+        cmocka_unit_test(test_config_route_prefix_normalised),
+        cmocka_unit_test(test_config_route_errors_report_line),
+        cmocka_unit_test(test_config_headers_kept_in_file_order),
+        cmocka_unit_test(test_config_header_reserved_and_invalid_rejected),
+        cmocka_unit_test(test_config_aliases_and_anchors_rejected),
+        cmocka_unit_test(test_config_multiple_documents_rejected),
+        cmocka_unit_test(test_config_yaml_syntax_error_reports_line),
+        cmocka_unit_test(test_config_non_utf8_rejected),
+        cmocka_unit_test(test_config_load_missing_file),
+        cmocka_unit_test(test_config_load_reads_file_and_names_it),
+        cmocka_unit_test(test_config_refcount_frees_at_zero),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
