@@ -8,7 +8,7 @@
 
 /* ---- request head (client side) ---------------------------------------- */
 #define LIMIT_HEADER_BYTES_DEFAULT   16384 /* config limits.max_header_bytes -> 431 */
-#define LIMIT_HEADER_BYTES_MAX       65536 /* ceiling for the config value */
+#define LIMIT_HEADER_BYTES_MAX       49152 /* ceiling for the config value; a head and its rewrite must fit one buffer */
 #define LIMIT_REQUEST_LINE_DEFAULT   8192  /* config limits.max_request_line -> 414 */
 #define LIMIT_HEADERS_COUNT          100   /* header lines per message -> 431 */
 #define LIMIT_HOST_LEN               253   /* DNS name length */
@@ -43,7 +43,7 @@
 
 /* ---- buffers -------------------------------------------------------------- */
 #define BUF_SIZE                      65536  /* one I/O buffer; bodies stream through it */
-#define BUF_FREELIST_MAX              256    /* cached free buffers per worker */
+#define BUF_FREELIST_MAX              64     /* cached free buffers per worker */
 #define LIMIT_OUT_HEAD_BYTES          (LIMIT_HEADER_BYTES_MAX + 8192) /* rewritten head */
 #define LIMIT_BODY_IOVS               64     /* segments per writev of a chunked body */
 

@@ -1,0 +1,333 @@
+/* conn.c - client connections (see conn.h). */
+#include "conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "http1.h"
+#include "listener.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "worker.h"
+
+#define LINGER_MS 2000 /* how long a closing connection drains unread input */
+
+static void read_heads(struct conn *c);
+
+static uint64_t now_ms(const struct conn *c)
+{
+    return loop_now_ms(c->w->loop);
+}
+
+static void release_input(struct conn *c)
+{
+    if (c->in && buf_len(c->in) == 0) {
+        buf_put(&c->w->bufs, c->in);
+        c->in = NULL;
+    }
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->dead)
+        return;
+    struct worker *w = c->w;
+    c->dead = true;
+    if (c->ex)
+        proxy_release(c->ex); /* the connection dies under its exchange (shutdown) */
+    loop_io_del(w->loop, &c->io);
+    close(c->io.fd);
+    c->io.fd = -1;
+    loop_timer_disarm(w->loop, &c->timer);
+    loop_task_cancel(w->loop, &c->task);
+    buf_put(&w->bufs, c->in);
+    c->in = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* Freed before the loop next waits: an event for it may still be queued. */
+    c->next = w->dead_conns;
+    w->dead_conns = c;
+    c->prev = NULL;
+    metrics_conn_close(&w->metrics);
+    worker_conn_closed(w);
+}
+
+/* Close after the response, without losing it: a close() with unread input
+ * makes the kernel send a reset, which can destroy the response before the
+ * client reads it. So shut the write side and drain input for a moment. */
+static void close_politely(struct conn *c)
+{
+    bool pending = (c->in && buf_len(c->in)) || c->readable;
+    if (!pending || c->eof) {
+        conn_close(c);
+        return;
+    }
+    shutdown(c->io.fd, SHUT_WR);
+    c->state = CONN_LINGER;
+    buf_put(&c->w->bufs, c->in);
+    c->in = NULL;
+    loop_timer_arm(c->w->loop, &c->timer, LINGER_MS);
+}
+
+static void linger_drain(struct conn *c)
+{
+    char scratch[16384];
+    while (c->readable) {
+        ssize_t n = read(c->io.fd, scratch, sizeof scratch);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->readable = false;
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+}
+
+long conn_read(struct conn *c)
+{
+    if (!c->in) {
+        c->in = buf_get(&c->w->bufs);
+        if (!c->in)
+            return 0;
+    }
+    if (buf_space(c->in) == 0)
+        buf_compact(c->in);
+    if (buf_space(c->in) == 0)
+        return 0;
+    for (;;) {
+        ssize_t n = read(c->io.fd, c->in->data + c->in->wpos, buf_space(c->in));
+        if (n > 0) {
+            c->in->wpos += (size_t)n;
+            c->last_activity = now_ms(c);
+            return n;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->readable = false;
+            return 0;
+        }
+        c->eof = true;
+        c->readable = false;
+        return -1;
+    }
+}
+
+/* Answer a request head that could not be parsed, then close. */
+static void reject(struct conn *c, int status, const char *body)
+{
+    struct exchange *ex = proxy_new(c);
+    if (!ex) {
+        conn_close(c);
+        return;
+    }
+    c->state = CONN_EXCHANGE;
+    if (c->in)
+        c->in->rpos = c->in->wpos = 0; /* nothing after a bad head can be trusted */
+    proxy_respond_local(ex, status, body, true);
+}
+
+static const char *reject_body(int status)
+{
+    switch (status) {
+    case 414:
+        return "request line too long";
+    case 431:
+        return "request header fields too large";
+    case 501:
+        return "not implemented: unsupported method or transfer coding";
+    case 505:
+        return "HTTP version not supported";
+    default:
+        return "bad request";
+    }
+}
+
+static void start_request(struct conn *c, size_t head_len)
+{
+    struct exchange *ex = proxy_new(c);
+    if (!ex) {
+        conn_close(c);
+        return;
+    }
+    c->state = CONN_EXCHANGE;
+    c->nrequests++;
+    long r = http1_parse_request(buf_rptr(c->in), head_len, &ex->req);
+    if (r < 0) {
+        c->in->rpos = c->in->wpos = 0;
+        proxy_respond_local(ex, (int)-r, reject_body((int)-r), true);
+        return;
+    }
+    proxy_start(ex);
+}
+
+static void read_heads(struct conn *c)
+{
+    struct worker *w = c->w;
+    const struct config_limits *lim = &w->cfg->limits;
+    struct http1_limits hl = {lim->max_header_bytes, lim->max_request_line};
+    for (;;) {
+        if (c->dead || c->state != CONN_HEAD)
+            return;
+        if (c->in && buf_len(c->in)) {
+            long end = http1_find_head_end(buf_rptr(c->in), buf_len(c->in), &c->head_scan, &hl);
+            if (end < 0) {
+                reject(c, (int)-end, reject_body((int)-end));
+                return;
+            }
+            if (end > 0) {
+                c->head_scan = 0;
+                start_request(c, (size_t)end);
+                return;
+            }
+        }
+        if (c->eof) {
+            /* The client closed between requests, or gave up mid-head. */
+            conn_close(c);
+            return;
+        }
+        if (!c->readable) {
+            release_input(c);
+            return;
+        }
+        bool was_empty = !c->in || buf_len(c->in) == 0;
+        long n = conn_read(c);
+        if (n > 0) {
+            /* A head has begun: it must now arrive whole within header_timeout,
+             * however slowly its bytes trickle in. */
+            if (was_empty)
+                loop_timer_arm(w->loop, &c->timer, lim->header_timeout_ms);
+            continue;
+        }
+        if (n == 0)
+            return; /* EAGAIN, or out of memory until the next event */
+    }
+}
+
+static void on_task(struct loop *l, struct loop_task *t)
+{
+    struct conn *c = container_of(t, struct conn, task);
+    read_heads(c);
+}
+
+void conn_exchange_done(struct conn *c, bool keep_alive)
+{
+    struct worker *w = c->w;
+    c->ex = NULL;
+    if (!keep_alive || c->closing || w->draining) {
+        c->state = CONN_HEAD;
+        close_politely(c);
+        return;
+    }
+    c->state = CONN_HEAD;
+    c->head_scan = 0;
+    release_input(c);
+    if (c->in && buf_len(c->in)) {
+        /* A pipelined request is waiting; its header clock starts now. */
+        loop_timer_arm(w->loop, &c->timer, w->cfg->limits.header_timeout_ms);
+        loop_task_queue(w->loop, &c->task);
+    } else {
+        loop_timer_arm(w->loop, &c->timer, w->cfg->limits.keepalive_timeout_ms);
+        if (c->readable || c->eof)
+            loop_task_queue(w->loop, &c->task);
+    }
+}
+
+void conn_drain(struct conn *c)
+{
+    c->closing = true;
+    if (c->state == CONN_HEAD && (!c->in || buf_len(c->in) == 0))
+        conn_close(c);
+}
+
+static void on_timer(struct loop *l, struct loop_timer *t)
+{
+    struct conn *c = container_of(t, struct conn, timer);
+    switch (c->state) {
+    case CONN_EXCHANGE:
+        proxy_timeout(c->ex);
+        return;
+    case CONN_HEAD:
+        if (c->in && buf_len(c->in)) {
+            reject(c, 408, "request timeout: the request head did not arrive in time");
+            return;
+        }
+        conn_close(c); /* keep-alive expired */
+        return;
+    case CONN_LINGER:
+        conn_close(c);
+        return;
+    }
+}
+
+static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    struct conn *c = container_of(io, struct conn, io);
+    if (c->dead)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->readable = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->writable = true;
+    switch (c->state) {
+    case CONN_HEAD:
+        read_heads(c);
+        return;
+    case CONN_EXCHANGE:
+        proxy_run(c->ex);
+        return;
+    case CONN_LINGER:
+        linger_drain(c);
+        return;
+    }
+}
+
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return -1;
+    }
+    c->w = w;
+    c->state = CONN_HEAD;
+    c->writable = true;
+    listener_format_peer(sa, salen, c->addr, sizeof c->addr);
+    if (sa->ss_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    loop_timer_init(&c->timer, on_timer);
+    loop_task_init(&c->task, on_task);
+    if (loop_io_add(w->loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0) {
+        close(fd);
+        free(c);
+        return -1;
+    }
+    c->next = w->conns;
+    if (c->next)
+        c->next->prev = c;
+    w->conns = c;
+    w->nconns++;
+    metrics_conn_open(&w->metrics);
+    c->last_activity = now_ms(c);
+    /* A new connection gets header_timeout to deliver its first head. */
+    loop_timer_arm(w->loop, &c->timer, w->cfg->limits.header_timeout_ms);
+    return 0;
+}

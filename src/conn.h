@@ -1,0 +1,62 @@
+/* conn.h - a client connection: reading request heads, keep-alive,
+ * pipelining, answers portico gives itself, and closing politely.
+ *
+ * A connection runs at most one exchange (request and response) at a time;
+ * pipelined requests wait in its input buffer until the exchange before
+ * them has answered. */
+#ifndef PORTICO_CONN_H
+#define PORTICO_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+
+struct worker;
+struct listener;
+struct buf;
+struct exchange;
+
+enum conn_state {
+    CONN_HEAD,     /* waiting for (the rest of) a request head */
+    CONN_EXCHANGE, /* an exchange owns the connection */
+    CONN_LINGER,   /* write side shut; discarding input until EOF or timeout */
+};
+
+struct conn {
+    struct loop_io io;
+    struct worker *w;
+    struct conn *prev, *next; /* worker's list */
+    enum conn_state state;
+    bool readable, writable, eof, dead;
+    bool closing; /* close once the current response is written */
+    struct buf *in; /* client -> portico bytes; owned; NULL while idle */
+    size_t head_scan;
+    struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
+    struct loop_task task;   /* resume parsing (pipelining) outside the current call */
+    struct exchange *ex;
+    uint64_t nrequests;
+    uint64_t last_activity; /* loop time of the last byte moved */
+    char addr[64];          /* client address for logs and X-Forwarded-For */
+};
+
+/* Take over an accepted socket (closed on failure). 0, or -1 when out of
+ * memory. */
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen);
+
+/* Called by the exchange when it is done with the connection. keep_alive
+ * false closes it (politely if input may be pending). */
+void conn_exchange_done(struct conn *c, bool keep_alive);
+
+/* Close now (errors, client gone). */
+void conn_close(struct conn *c);
+
+/* Read what is available into c->in. Returns bytes read, 0 on EAGAIN or a
+ * full buffer, -1 on EOF or error (c->eof is set). */
+long conn_read(struct conn *c);
+
+/* Stop accepting new requests on this connection (draining). */
+void conn_drain(struct conn *c);
+
+#endif

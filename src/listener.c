@@ -1,0 +1,106 @@
+/* listener.c - listening sockets (see listener.h). */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "limits.h"
+
+struct listener *listener_open(const struct config_addr *addr, char *err, size_t errlen)
+{
+    int family = addr->sa.ss_family;
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen %s: cannot create socket: %s", addr->text, strerror(errno));
+        return NULL;
+    }
+    int one = 1;
+    if (family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&addr->sa;
+        struct stat st;
+        /* Replace a socket file left by an earlier run; never anything else. */
+        if (lstat(un->sun_path, &st) == 0) {
+            if (!S_ISSOCK(st.st_mode)) {
+                snprintf(err, errlen, "listen %s: %s exists and is not a socket", addr->text,
+                         un->sun_path);
+                close(fd);
+                return NULL;
+            }
+            unlink(un->sun_path);
+        }
+    } else {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    if (bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) < 0) {
+        snprintf(err, errlen, "listen %s: cannot bind: %s", addr->text, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&addr->sa;
+        chmod(un->sun_path, 0666);
+    }
+    if (listen(fd, LIMIT_LISTEN_BACKLOG) < 0) {
+        snprintf(err, errlen, "listen %s: %s", addr->text, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    struct listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "listen %s: out of memory", addr->text);
+        close(fd);
+        return NULL;
+    }
+    l->fd = fd;
+    l->refs = 1;
+    l->addr = *addr;
+    return l;
+}
+
+struct listener *listener_ref(struct listener *l)
+{
+    __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+    return l;
+}
+
+void listener_unref(struct listener *l)
+{
+    if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    close(l->fd);
+    if (l->addr.sa.ss_family == AF_UNIX)
+        unlink(((const struct sockaddr_un *)&l->addr.sa)->sun_path);
+    free(l);
+}
+
+bool listener_same_addr(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
+}
+
+void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out,
+                          size_t cap)
+{
+    if (sa->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)cap);
+        else
+            inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)cap);
+    } else {
+        snprintf(out, cap, "unix:");
+    }
+}

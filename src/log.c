@@ -1,0 +1,131 @@
+/* log.c - operational and access logging (see log.h). */
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void write_all(const char *p, size_t n)
+{
+    pthread_mutex_lock(&write_mu);
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break; /* nowhere left to report it */
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    pthread_mutex_unlock(&write_mu);
+}
+
+void log_time(char *out)
+{
+    /* Formatting the date is the costly part; redo it once per second per thread. */
+    static __thread time_t cached_sec = -1;
+    static __thread char cached[21];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    memcpy(out, cached, 19);
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+    out[19] = '.';
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
+}
+
+size_t log_escape(char *out, size_t cap, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            if (o + 2 > cap)
+                break;
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            if (o + 4 > cap)
+                break;
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            if (o + 1 > cap)
+                break;
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    static const char *names[] = {"error", "warn", "info"};
+    char msg[2048], line[4352], ts[25];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t mlen = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+    log_time(ts);
+    int h = snprintf(line, sizeof line, "ts=%s level=%s msg=\"", ts, names[level]);
+    size_t o = (size_t)h;
+    o += log_escape(line + o, sizeof line - o - 2, msg, mlen);
+    line[o++] = '"';
+    line[o++] = '\n';
+    write_all(line, o);
+}
+
+void log_access(struct log_buf *lb, const struct access_entry *e)
+{
+    /* Worst case: escaped path (4 bytes per byte) plus the fixed fields. */
+    size_t need = 4 * LIMIT_LOG_PATH_BYTES + 512;
+    if (sizeof lb->data - lb->len < need)
+        log_flush(lb);
+    char ts[25];
+    log_time(ts);
+    char *p = lb->data + lb->len;
+    size_t cap = sizeof lb->data - lb->len;
+    int n = snprintf(p, cap, "ts=%s service=%s client=%s user=%s method=%s path=\"", ts, e->service,
+                     e->client, e->user, e->method);
+    if (n < 0 || (size_t)n >= cap)
+        return;
+    size_t o = (size_t)n;
+    size_t plen = e->path_len < LIMIT_LOG_PATH_BYTES ? e->path_len : LIMIT_LOG_PATH_BYTES;
+    o += log_escape(p + o, cap - o - 200, e->path, plen);
+    n = snprintf(p + o, cap - o, "\" status=%d in=%llu out=%llu ms=%llu.%03llu\n", e->status,
+                 (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out,
+                 (unsigned long long)(e->usec / 1000), (unsigned long long)(e->usec % 1000));
+    if (n < 0 || (size_t)n >= cap - o)
+        return;
+    lb->len += o + (size_t)n;
+}
+
+void log_flush(struct log_buf *lb)
+{
+    if (lb->len == 0)
+        return;
+    write_all(lb->data, lb->len);
+    lb->len = 0;
+}

@@ -1,0 +1,49 @@
+/* log.h - operational messages and the access log, both on stderr.
+ *
+ * Lines are logfmt. Operational lines carry level=, access lines carry
+ * service=. Access lines are gathered in a per-worker buffer and written
+ * once per event-loop iteration, whole lines only, so threads never
+ * interleave inside a line. */
+#ifndef PORTICO_LOG_H
+#define PORTICO_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limits.h"
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO };
+
+/* One operational line: ts=... level=... msg="<formatted, escaped>". */
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+struct log_buf {
+    size_t len;
+    char data[LIMIT_LOG_BUF];
+};
+
+struct access_entry {
+    const char *service; /* "-" when none matched */
+    const char *client;
+    const char *user; /* "-" when unknown */
+    const char *method;
+    const char *path; /* target as sent; escaped on output */
+    size_t path_len;
+    int status;
+    uint64_t bytes_in, bytes_out;
+    uint64_t usec;
+};
+
+void log_access(struct log_buf *lb, const struct access_entry *e);
+/* Write out whatever the buffer holds. */
+void log_flush(struct log_buf *lb);
+
+/* Append s to out as a logfmt quoted-string body: '"' and '\\' escaped,
+ * bytes outside printable ASCII as \xHH. Returns bytes written (never more
+ * than cap; the output is cut at a character boundary). */
+size_t log_escape(char *out, size_t cap, const char *s, size_t len);
+
+/* "2026-11-24T22:46:00.123Z" into out (>= 25 bytes). */
+void log_time(char *out);
+
+#endif

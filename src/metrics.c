@@ -1,0 +1,349 @@
+/* metrics.c - per-worker counters and their Prometheus rendering. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static const uint64_t bucket_us[METRICS_BUCKETS] = {
+    1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+static const char *const bucket_le[METRICS_BUCKETS] = {
+    "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
+};
+
+/* Registry of service names by slot; main thread only. Slot 0 is "-". */
+static char **names;
+static size_t nnames, capnames;
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static long registry_add(const char *name)
+{
+    if (nnames == 0) {
+        names = calloc(16, sizeof *names);
+        if (!names)
+            return -1;
+        capnames = 16;
+        names[0] = strdup("-");
+        if (!names[0])
+            return -1;
+        nnames = 1;
+    }
+    if (nnames >= (size_t)METRICS_CHUNK * METRICS_CHUNKS_MAX)
+        return -1;
+    if (nnames == capnames) {
+        char **n = realloc(names, capnames * 2 * sizeof *n);
+        if (!n)
+            return -1;
+        names = n;
+        capnames *= 2;
+    }
+    names[nnames] = strdup(name);
+    if (!names[nnames])
+        return -1;
+    return (long)nnames++;
+}
+
+int metrics_assign_slots(struct config *c)
+{
+    /* A linear search per name would make a 10,000-service reload
+     * quadratic; index the registry through a temporary table instead. */
+    size_t cap = 16;
+    while (cap < (nnames + c->nservices) * 2)
+        cap *= 2;
+    long *table = malloc(cap * sizeof *table);
+    if (!table)
+        return -1;
+    for (size_t i = 0; i < cap; i++)
+        table[i] = -1;
+    for (size_t i = 1; i < nnames; i++) {
+        size_t j = name_hash(names[i]) & (cap - 1);
+        while (table[j] >= 0)
+            j = (j + 1) & (cap - 1);
+        table[j] = (long)i;
+    }
+    int rc = 0;
+    for (size_t s = 0; s < c->nservices; s++) {
+        const char *name = c->services[s].name;
+        size_t j = name_hash(name) & (cap - 1);
+        long slot = -1;
+        while (table[j] >= 0) {
+            if (strcmp(names[table[j]], name) == 0) {
+                slot = table[j];
+                break;
+            }
+            j = (j + 1) & (cap - 1);
+        }
+        if (slot < 0) {
+            slot = registry_add(name);
+            if (slot < 0) {
+                rc = -1;
+                break;
+            }
+            table[j] = slot;
+        }
+        c->services[s].metrics_slot = (size_t)slot;
+    }
+    free(table);
+    return rc;
+}
+
+void metrics_registry_free(void)
+{
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    names = NULL;
+    nnames = capnames = 0;
+}
+
+/* Single writer per counter: a relaxed load and store pair is enough and
+ * lets the scraping thread read without tearing. */
+static inline void bump(uint64_t *c, uint64_t n)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t get(const uint64_t *c)
+{
+    return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+struct metrics_service *metrics_service(struct metrics_worker *m, size_t slot)
+{
+    size_t ci = slot / METRICS_CHUNK;
+    if (ci >= METRICS_CHUNKS_MAX)
+        return NULL;
+    struct metrics_service *chunk = m->chunks[ci];
+    if (!chunk) {
+        chunk = calloc(METRICS_CHUNK, sizeof *chunk);
+        if (!chunk)
+            return NULL;
+        __atomic_store_n(&m->chunks[ci], chunk, __ATOMIC_RELEASE);
+    }
+    return &chunk[slot % METRICS_CHUNK];
+}
+
+void metrics_count_request(struct metrics_worker *m, size_t slot, int status, uint64_t usec,
+                           uint64_t bytes_in, uint64_t bytes_out)
+{
+    struct metrics_service *s = metrics_service(m, slot);
+    if (!s)
+        return;
+    int cls = status / 100 - 1;
+    if (cls >= 0 && cls < 5)
+        bump(&s->requests[cls], 1);
+    for (int i = 0; i < METRICS_BUCKETS; i++) {
+        if (usec <= bucket_us[i]) {
+            bump(&s->buckets[i], 1);
+            break;
+        }
+    }
+    bump(&s->count, 1);
+    bump(&s->sum_us, usec);
+    bump(&s->bytes_in, bytes_in);
+    bump(&s->bytes_out, bytes_out);
+}
+
+void metrics_count_connect_error(struct metrics_worker *m, size_t slot)
+{
+    struct metrics_service *s = metrics_service(m, slot);
+    if (s)
+        bump(&s->connect_errors, 1);
+}
+
+void metrics_count_timeout(struct metrics_worker *m, size_t slot)
+{
+    struct metrics_service *s = metrics_service(m, slot);
+    if (s)
+        bump(&s->timeouts, 1);
+}
+
+void metrics_conn_open(struct metrics_worker *m)
+{
+    bump(&m->connections_active, 1);
+    bump(&m->connections_total, 1);
+}
+
+void metrics_conn_close(struct metrics_worker *m)
+{
+    __atomic_store_n(&m->connections_active, get(&m->connections_active) - 1, __ATOMIC_RELAXED);
+}
+
+void metrics_worker_free(struct metrics_worker *m)
+{
+    for (size_t i = 0; i < METRICS_CHUNKS_MAX; i++)
+        free(m->chunks[i]);
+}
+
+/* ---- rendering --------------------------------------------------------------- */
+
+struct out {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void outf(struct out *o, const char *fmt, ...)
+{
+    if (o->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->oom = 1;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)n;
+        char *p = realloc(o->p, cap);
+        if (!p) {
+            o->oom = 1;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+}
+
+static void sum_service(struct metrics_worker *const *workers, size_t nworkers, size_t slot,
+                        struct metrics_service *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t w = 0; w < nworkers; w++) {
+        struct metrics_service *chunk =
+            __atomic_load_n(&workers[w]->chunks[slot / METRICS_CHUNK], __ATOMIC_ACQUIRE);
+        if (!chunk)
+            continue;
+        const struct metrics_service *s = &chunk[slot % METRICS_CHUNK];
+        for (int i = 0; i < 5; i++)
+            t->requests[i] += get(&s->requests[i]);
+        for (int i = 0; i < METRICS_BUCKETS; i++)
+            t->buckets[i] += get(&s->buckets[i]);
+        t->count += get(&s->count);
+        t->sum_us += get(&s->sum_us);
+        t->connect_errors += get(&s->connect_errors);
+        t->timeouts += get(&s->timeouts);
+        t->bytes_in += get(&s->bytes_in);
+        t->bytes_out += get(&s->bytes_out);
+    }
+}
+
+static bool seen_any(const struct metrics_service *t)
+{
+    return t->count || t->connect_errors || t->timeouts;
+}
+
+char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, size_t *len)
+{
+    struct out o = {.cap = 16384};
+    o.p = malloc(o.cap);
+    if (!o.p)
+        return NULL;
+    o.p[0] = '\0';
+    uint64_t active = 0, total = 0;
+    for (size_t w = 0; w < nworkers; w++) {
+        active += get(&workers[w]->connections_active);
+        total += get(&workers[w]->connections_total);
+    }
+    outf(&o, "# HELP portico_connections_active Client connections open now.\n"
+             "# TYPE portico_connections_active gauge\n"
+             "portico_connections_active %llu\n",
+         (unsigned long long)active);
+    outf(&o, "# HELP portico_connections_total Client connections accepted.\n"
+             "# TYPE portico_connections_total counter\n"
+             "portico_connections_total %llu\n",
+         (unsigned long long)total);
+
+    /* Services that never saw traffic are left out: 10,000 idle services
+     * should not make every scrape 10,000 series long. */
+    struct metrics_service *sums = nnames ? calloc(nnames, sizeof *sums) : NULL;
+    if (nnames && !sums) {
+        free(o.p);
+        return NULL;
+    }
+    for (size_t s = 0; s < nnames; s++)
+        sum_service(workers, nworkers, s, &sums[s]);
+
+    static const char *const classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    outf(&o, "# HELP portico_requests_total Requests answered, by service and status class.\n"
+             "# TYPE portico_requests_total counter\n");
+    for (size_t s = 0; s < nnames; s++) {
+        if (!seen_any(&sums[s]))
+            continue;
+        for (int i = 0; i < 5; i++)
+            outf(&o, "portico_requests_total{service=\"%s\",code=\"%s\"} %llu\n", names[s],
+                 classes[i], (unsigned long long)sums[s].requests[i]);
+    }
+    outf(&o, "# HELP portico_request_duration_seconds Time from request head to the end of the "
+             "response.\n"
+             "# TYPE portico_request_duration_seconds histogram\n");
+    for (size_t s = 0; s < nnames; s++) {
+        if (!seen_any(&sums[s]))
+            continue;
+        uint64_t cum = 0;
+        for (int i = 0; i < METRICS_BUCKETS; i++) {
+            cum += sums[s].buckets[i];
+            outf(&o, "portico_request_duration_seconds_bucket{service=\"%s\",le=\"%s\"} %llu\n",
+                 names[s], bucket_le[i], (unsigned long long)cum);
+        }
+        outf(&o,
+             "portico_request_duration_seconds_bucket{service=\"%s\",le=\"+Inf\"} %llu\n"
+             "portico_request_duration_seconds_sum{service=\"%s\"} %llu.%06llu\n"
+             "portico_request_duration_seconds_count{service=\"%s\"} %llu\n",
+             names[s], (unsigned long long)sums[s].count, names[s],
+             (unsigned long long)(sums[s].sum_us / 1000000),
+             (unsigned long long)(sums[s].sum_us % 1000000), names[s],
+             (unsigned long long)sums[s].count);
+    }
+    struct {
+        const char *name, *help;
+        size_t off;
+    } simple[] = {
+        {"portico_upstream_connect_errors_total", "Upstream connections that failed.",
+         offsetof(struct metrics_service, connect_errors)},
+        {"portico_upstream_timeouts_total", "Upstream connects or responses that timed out.",
+         offsetof(struct metrics_service, timeouts)},
+        {"portico_bytes_received_total", "Bytes received from clients.",
+         offsetof(struct metrics_service, bytes_in)},
+        {"portico_bytes_sent_total", "Bytes sent to clients.",
+         offsetof(struct metrics_service, bytes_out)},
+    };
+    for (size_t k = 0; k < sizeof simple / sizeof simple[0]; k++) {
+        outf(&o, "# HELP %s %s\n# TYPE %s counter\n", simple[k].name, simple[k].help,
+             simple[k].name);
+        for (size_t s = 0; s < nnames; s++) {
+            if (!seen_any(&sums[s]))
+                continue;
+            const uint64_t *v = (const uint64_t *)((const char *)&sums[s] + simple[k].off);
+            outf(&o, "%s{service=\"%s\"} %llu\n", simple[k].name, names[s],
+                 (unsigned long long)*v);
+        }
+    }
+    free(sums);
+    if (o.oom) {
+        free(o.p);
+        return NULL;
+    }
+    *len = o.len;
+    return o.p;
+}

@@ -1,0 +1,59 @@
+/* metrics.h - counters kept per worker, rendered as Prometheus text.
+ *
+ * Each worker owns its counters and is their only writer, so counting is a
+ * plain add, with no lock and no shared cache line. The main thread sums
+ * the workers when /metrics is scraped. Services are identified by a slot
+ * that stays the same across reloads, so counters survive a reload. */
+#ifndef PORTICO_METRICS_H
+#define PORTICO_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+
+#define METRICS_BUCKETS     12   /* request-duration histogram upper bounds, see metrics.c */
+#define METRICS_CHUNK       1024 /* service slots per lazily allocated chunk */
+#define METRICS_CHUNKS_MAX  1024 /* so at most 1,048,576 distinct service names */
+#define METRICS_SLOT_NONE   0    /* requests that matched no service: service="-" */
+
+struct metrics_service {
+    uint64_t requests[5]; /* by status class 1xx..5xx */
+    uint64_t buckets[METRICS_BUCKETS];
+    uint64_t count;
+    uint64_t sum_us;
+    uint64_t connect_errors;
+    uint64_t timeouts;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+};
+
+struct metrics_worker {
+    /* chunks[i] holds slots i*METRICS_CHUNK ...; allocated by the worker,
+     * published with a release store, read by the main thread. */
+    struct metrics_service *chunks[METRICS_CHUNKS_MAX];
+    uint64_t connections_active;
+    uint64_t connections_total;
+};
+
+/* Main thread only: give every service of c its slot (registering new names). */
+int metrics_assign_slots(struct config *c);
+
+/* Worker side. A NULL return means out of memory: the event is not counted. */
+struct metrics_service *metrics_service(struct metrics_worker *m, size_t slot);
+void metrics_count_request(struct metrics_worker *m, size_t slot, int status, uint64_t usec,
+                           uint64_t bytes_in, uint64_t bytes_out);
+void metrics_count_connect_error(struct metrics_worker *m, size_t slot);
+void metrics_count_timeout(struct metrics_worker *m, size_t slot);
+void metrics_conn_open(struct metrics_worker *m);
+void metrics_conn_close(struct metrics_worker *m);
+void metrics_worker_free(struct metrics_worker *m);
+
+/* Render all workers' counters. Returns a malloc'd NUL-terminated text
+ * (caller frees) or NULL when out of memory. */
+char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, size_t *len);
+
+/* Free the name registry at exit. */
+void metrics_registry_free(void);
+
+#endif

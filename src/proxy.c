@@ -1,0 +1,1035 @@
+/* proxy.c - one exchange between a client and an upstream (see proxy.h).
+ *
+ * The exchange is a pump: every readiness change calls proxy_run, which
+ * moves bytes in both directions until each side would block. Nothing is
+ * read from a side whose bytes cannot be written onward yet. */
+#include "proxy.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "conn.h"
+#include "headers.h"
+#include "log.h"
+#include "metrics.h"
+#include "route.h"
+#include "upstream.h"
+#include "worker.h"
+
+enum pump { PUMP_IDLE, PUMP_PROGRESS, PUMP_GONE };
+
+static void start_sending(struct exchange *ex);
+static void connect_upstream(struct exchange *ex, bool allow_idle);
+static void arm_timer(struct exchange *ex);
+static int send_continue(struct exchange *ex);
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static struct worker *ex_worker(const struct exchange *ex)
+{
+    return ex->c->w;
+}
+
+static void touch(struct exchange *ex)
+{
+    ex->c->last_activity = loop_now_ms(ex_worker(ex)->loop);
+}
+
+/* ---- flows -------------------------------------------------------------------- */
+
+static void flow_reset(struct flow *f)
+{
+    f->niov = f->idx = 0;
+    f->consumed = 0;
+    f->active = false;
+}
+
+static void flow_push(struct flow *f, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    f->iov[f->niov].iov_base = (void *)p;
+    f->iov[f->niov].iov_len = n;
+    f->niov++;
+    f->active = true;
+}
+
+/* Write what the flow holds. 1: all written; 0: would block; -errno. */
+static int flow_write(int fd, struct flow *f, uint64_t *wrote)
+{
+    while (f->idx < f->niov) {
+        unsigned n = f->niov - f->idx;
+        ssize_t w = writev(fd, f->iov + f->idx, (int)n); /* n <= LIMIT_BODY_IOVS + 4 < IOV_MAX */
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return 0;
+            return -errno;
+        }
+        *wrote += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (left > 0) {
+            struct iovec *v = &f->iov[f->idx];
+            if (left >= v->iov_len) {
+                left -= v->iov_len;
+                f->idx++;
+            } else {
+                v->iov_base = (char *)v->iov_base + left;
+                v->iov_len -= left;
+                left = 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Release what a fully written flow held. */
+static void flow_finish(struct worker *w, struct flow *f, struct buf *src)
+{
+    if (src && f->consumed)
+        buf_consume(src, f->consumed);
+    if (f->own) {
+        buf_put(&w->bufs, f->own);
+        f->own = NULL;
+    }
+    flow_reset(f);
+}
+
+/* ---- bodies ------------------------------------------------------------------ */
+
+static void body_init(struct body *b, enum http_body in, enum http_body out, uint64_t length)
+{
+    b->in = in;
+    b->out = out;
+    b->remaining = length;
+    chunked_decoder_init(&b->dec);
+    b->done = in == HTTP_BODY_NONE || (in == HTTP_BODY_LENGTH && length == 0);
+}
+
+/* Add the next batch of body bytes from src (after the bytes the flow has
+ * already claimed) to f, framed for the receiver. Returns 1 if the flow
+ * grew or the body ended, 0 if src had nothing usable, -1 on bad framing. */
+static int body_produce(struct body *b, struct buf *src, bool src_eof, struct flow *f)
+{
+    if (b->done)
+        return 0;
+    const char *p = src ? buf_rptr(src) + f->consumed : NULL;
+    size_t len = src ? buf_len(src) - f->consumed : 0;
+    switch (b->in) {
+    case HTTP_BODY_NONE:
+        return 0;
+    case HTTP_BODY_LENGTH: {
+        size_t n = len < b->remaining ? len : (size_t)b->remaining;
+        if (n == 0)
+            return 0;
+        flow_push(f, p, n);
+        f->consumed += n;
+        b->remaining -= n;
+        b->done = b->remaining == 0;
+        return 1;
+    }
+    case HTTP_BODY_EOF:
+        if (len == 0) {
+            if (!src_eof)
+                return 0;
+            b->done = true;
+            if (b->out == HTTP_BODY_CHUNKED)
+                flow_push(f, CHUNKED_LAST, sizeof CHUNKED_LAST - 1);
+            return 1;
+        }
+        if (b->out == HTTP_BODY_CHUNKED) {
+            flow_push(f, f->pre, chunked_size_line(len, f->pre));
+            flow_push(f, p, len);
+            flow_push(f, "\r\n", 2);
+        } else {
+            flow_push(f, p, len);
+        }
+        f->consumed += len;
+        return 1;
+    case HTTP_BODY_CHUNKED: {
+        if (len == 0)
+            return 0;
+        struct iovec segs[LIMIT_BODY_IOVS];
+        size_t nsegs = 0, used = 0, total = 0;
+        int r = chunked_decode(&b->dec, p, len, &used, segs, &nsegs, LIMIT_BODY_IOVS);
+        if (r == CHUNKED_ERROR)
+            return -1;
+        for (size_t i = 0; i < nsegs; i++)
+            total += segs[i].iov_len;
+        if (total) {
+            if (b->out == HTTP_BODY_CHUNKED)
+                flow_push(f, f->pre, chunked_size_line(total, f->pre));
+            for (size_t i = 0; i < nsegs; i++)
+                flow_push(f, segs[i].iov_base, segs[i].iov_len);
+            if (b->out == HTTP_BODY_CHUNKED)
+                flow_push(f, "\r\n", 2);
+        }
+        f->consumed += used;
+        if (r == CHUNKED_DONE) {
+            b->done = true;
+            if (b->out == HTTP_BODY_CHUNKED)
+                flow_push(f, CHUNKED_LAST, sizeof CHUNKED_LAST - 1);
+        }
+        return used > 0 || b->done;
+    }
+    }
+    return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------- */
+
+/* Read from an upstream into its buffer. Bytes read, 0 on EAGAIN (or no
+ * room), -1 on EOF or error. */
+static long upstream_read(struct upconn *u, bool may_compact)
+{
+    struct worker *w = u->w;
+    if (!u->in) {
+        u->in = buf_get(&w->bufs);
+        if (!u->in)
+            return 0;
+    }
+    if (buf_space(u->in) == 0 && may_compact)
+        buf_compact(u->in);
+    if (buf_space(u->in) == 0)
+        return 0;
+    for (;;) {
+        ssize_t n = read(u->io.fd, u->in->data + u->in->wpos, buf_space(u->in));
+        if (n > 0) {
+            u->in->wpos += (size_t)n;
+            return n;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            u->readable = false;
+            return 0;
+        }
+        u->eof = true;
+        u->readable = false;
+        return -1;
+    }
+}
+
+/* ---- ending ---------------------------------------------------------------------- */
+
+static void log_and_count(struct exchange *ex)
+{
+    struct worker *w = ex_worker(ex);
+    uint64_t usec = now_us() - ex->start_us;
+    size_t slot = ex->svc ? ex->svc->metrics_slot : METRICS_SLOT_NONE;
+    metrics_count_request(&w->metrics, slot, ex->status, usec, ex->bytes_in, ex->bytes_out);
+    if (!ex->cfg->access_log)
+        return;
+    struct access_entry e = {
+        .service = ex->svc ? ex->svc->name : "-",
+        .client = ex->c->addr,
+        .user = "-",
+        .method = ex->method[0] ? ex->method : "-",
+        .path = ex->path_len ? ex->path : "-",
+        .path_len = ex->path_len ? ex->path_len : 1,
+        .status = ex->status,
+        .bytes_in = ex->bytes_in,
+        .bytes_out = ex->bytes_out,
+        .usec = usec,
+    };
+    log_access(&w->log, &e);
+}
+
+void proxy_release(struct exchange *ex)
+{
+    struct worker *w = ex_worker(ex);
+    if (ex->u) {
+        upstream_close(ex->u);
+        ex->u = NULL;
+    }
+    buf_put(&w->bufs, ex->reqhead);
+    ex->reqhead = NULL;
+    if (ex->rq.own)
+        buf_put(&w->bufs, ex->rq.own);
+    if (ex->rs.own)
+        buf_put(&w->bufs, ex->rs.own);
+    ex->rq.own = ex->rs.own = NULL;
+    if (ex->cfg)
+        config_unref(ex->cfg);
+    ex->cfg = NULL;
+    ex->c->ex = NULL;
+    ex->next_free = w->free_exchanges;
+    w->free_exchanges = ex;
+}
+
+/* The response is complete: pool the upstream, log, hand the client back. */
+static void finish(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    if (ex->u) {
+        bool reuse = ex->resp.keep_alive && ex->req_sent && ex->rsb.done && ex->phase == EX_SENDING;
+        upstream_release(ex->u, reuse);
+        ex->u = NULL;
+    }
+    log_and_count(ex);
+    bool keep = !ex->close_client;
+    proxy_release(ex);
+    conn_exchange_done(c, keep);
+}
+
+void proxy_abort(struct exchange *ex)
+{
+    if (ex->u) {
+        upstream_close(ex->u);
+        ex->u = NULL;
+    }
+}
+
+/* Something broke after the client saw part of the response: all we can
+ * do is cut the connection so the client knows the response is incomplete. */
+static void fail_hard(struct exchange *ex, int status_if_unsent)
+{
+    struct conn *c = ex->c;
+    if (!ex->resp_started)
+        ex->status = status_if_unsent;
+    proxy_abort(ex);
+    log_and_count(ex);
+    proxy_release(ex);
+    conn_close(c);
+}
+
+void proxy_respond_local(struct exchange *ex, int status, const char *body, bool close)
+{
+    struct worker *w = ex_worker(ex);
+    if (ex->resp_started) {
+        fail_hard(ex, status);
+        return;
+    }
+    if (ex->u) {
+        upstream_close(ex->u);
+        ex->u = NULL;
+    }
+    if (ex->rs.own)
+        buf_put(&w->bufs, ex->rs.own);
+    flow_reset(&ex->rs);
+    ex->rs.own = NULL;
+    ex->phase = EX_LOCAL;
+    ex->status = status;
+    /* Unread request bytes would be taken for the next request: close. */
+    if (close || !ex->rqb.done || w->draining || ex->c->closing || !ex->req.keep_alive)
+        ex->close_client = true;
+    struct buf *b = buf_get(&w->bufs);
+    if (!b) {
+        fail_hard(ex, status);
+        return;
+    }
+    size_t blen = strlen(body);
+    bool head = ex->method[0] && ex->req.method_id == HTTP_HEAD;
+    int n = snprintf(b->data, BUF_SIZE,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n%s",
+                     status, http_status_reason(status), blen + 1,
+                     ex->close_client ? "Connection: close\r\n"
+                                      : (ex->req.minor == 0 ? "Connection: keep-alive\r\n" : ""),
+                     head ? "" : body);
+    if (n < 0 || n >= BUF_SIZE - 1) {
+        buf_put(&w->bufs, b);
+        fail_hard(ex, status);
+        return;
+    }
+    if (!head)
+        b->data[n++] = '\n';
+    ex->rs.own = b;
+    flow_push(&ex->rs, b->data, (size_t)n);
+    ex->resp_head_done = true;
+    ex->rsb.done = true;
+    arm_timer(ex);
+    proxy_run(ex);
+}
+
+/* ---- starting --------------------------------------------------------------------- */
+
+static bool idempotent(int method_id)
+{
+    switch (method_id) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+        return true;
+    }
+    return false;
+}
+
+struct exchange *proxy_new(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct exchange *ex = w->free_exchanges;
+    if (ex)
+        w->free_exchanges = ex->next_free;
+    else if (!(ex = malloc(sizeof *ex)))
+        return NULL;
+    memset(ex, 0, offsetof(struct exchange, req));
+    ex->c = c;
+    ex->cfg = config_ref(w->cfg);
+    ex->start_us = now_us();
+    ex->phase = EX_SENDING;
+    c->ex = ex;
+    return ex;
+}
+
+void proxy_start(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    struct worker *w = c->w;
+    struct http_request *req = &ex->req;
+    ex->bytes_in = req->head_len;
+    size_t ml = req->method.len < sizeof ex->method - 1 ? req->method.len : sizeof ex->method - 1;
+    memcpy(ex->method, req->method.p, ml);
+    ex->method[ml] = '\0';
+    ex->path_len = req->target.len < sizeof ex->path ? req->target.len : sizeof ex->path;
+    memcpy(ex->path, req->target.p, ex->path_len);
+    body_init(&ex->rqb, req->body, req->body, req->content_length);
+
+    char host[LIMIT_HOST_LEN + 8];
+    int hl = req->host.len ? route_host_normalize(req->host.p, req->host.len, host, sizeof host)
+                           : -2;
+    if (hl == -1) {
+        buf_consume(c->in, req->head_len);
+        proxy_respond_local(ex, 400, "bad request: invalid Host header", true);
+        return;
+    }
+    ex->svc = hl > 0 ? route_table_lookup(ex->cfg->routes, host, (size_t)hl) : NULL;
+    if (!ex->svc) {
+        buf_consume(c->in, req->head_len);
+        proxy_respond_local(ex, 404, "not found: no service for this host", false);
+        return;
+    }
+
+    /* Route on the normalised path, so "/api/../admin" and "/%61pi/" cannot
+     * pick a route that the path does not really name. */
+    static __thread char npath[LIMIT_HEADER_BYTES_MAX + 2];
+    int np = route_path_normalize(req->path.p, req->path.len, npath, sizeof npath);
+    if (np < 0) {
+        buf_consume(c->in, req->head_len);
+        proxy_respond_local(ex, 400, "bad request: invalid path", true);
+        return;
+    }
+    const struct config_route *route = route_match(ex->svc, npath, (size_t)np);
+    ex->up = route ? route->upstream : ex->svc->upstream;
+
+    struct request_rewrite rw = {
+        .client_addr = c->addr,
+        .proto = "http",
+        .service_headers = ex->svc->headers,
+        .nservice_headers = ex->svc->nheaders,
+        .body = req->body,
+        .content_length = req->content_length,
+        .upgrade = req->upgrade,
+    };
+    static __thread char target[LIMIT_HEADER_BYTES_MAX + 8];
+    if (route && route->strip_prefix) {
+        const char *rest = npath + route->prefix_len;
+        size_t rlen = (size_t)np - route->prefix_len;
+        size_t t = 0;
+        if (rlen == 0 || rest[0] != '/')
+            target[t++] = '/';
+        memcpy(target + t, rest, rlen);
+        t += rlen;
+        if (req->query.len) {
+            target[t++] = '?';
+            memcpy(target + t, req->query.p, req->query.len);
+            t += req->query.len;
+        }
+        rw.target.p = target;
+        rw.target.len = t;
+    }
+    ex->reqhead = buf_get(&w->bufs);
+    long n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, BUF_SIZE) : -1;
+    buf_consume(c->in, req->head_len);
+    if (n < 0) {
+        proxy_respond_local(ex, 431, "request header fields too large", true);
+        return;
+    }
+    ex->reqhead_len = (size_t)n;
+    if (req->expect_continue && req->minor >= 1 && !ex->rqb.done && buf_len(c->in) == 0 &&
+        send_continue(ex) < 0)
+        return;
+    connect_upstream(ex, true);
+}
+
+/* "Expect: 100-continue" is answered here, not by the upstream (the header
+ * is not forwarded): the body is what portico streams upstream anyway. The
+ * connection has no response pending, so the few bytes go out at once. */
+static int send_continue(struct exchange *ex)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t n = send(ex->c->io.fd, cont, sizeof cont - 1, MSG_NOSIGNAL);
+    if (n != (ssize_t)sizeof cont - 1) {
+        fail_hard(ex, 400);
+        return -1;
+    }
+    ex->bytes_out += (uint64_t)n;
+    return 0;
+}
+
+static void connect_upstream(struct exchange *ex, bool allow_idle)
+{
+    struct worker *w = ex_worker(ex);
+    int err = 0;
+    struct upconn *u = upstream_acquire(w, ex->up, allow_idle, &err);
+    if (!u) {
+        metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+        log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", ex->svc->name, ex->up->key,
+                strerror(-err));
+        proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);
+        return;
+    }
+    ex->u = u;
+    u->ex = ex;
+    ex->upstream_spoke = false;
+    ex->resp_scan = 0;
+    if (u->connecting) {
+        ex->phase = EX_CONNECTING;
+        touch(ex);
+        arm_timer(ex);
+        return; /* on_io calls proxy_run when the socket becomes writable */
+    }
+    start_sending(ex);
+}
+
+static void start_sending(struct exchange *ex)
+{
+    ex->phase = EX_SENDING;
+    flow_reset(&ex->rq);
+    flow_push(&ex->rq, ex->reqhead->data, ex->reqhead_len);
+    body_produce(&ex->rqb, ex->c->in, false, &ex->rq);
+    touch(ex);
+    arm_timer(ex);
+    proxy_run(ex);
+}
+
+static bool may_retry(const struct exchange *ex)
+{
+    return ex->u && ex->u->reused && !ex->retried && !ex->upstream_spoke &&
+           idempotent(ex->req.method_id) &&
+           (ex->req.body == HTTP_BODY_NONE ||
+            (ex->req.body == HTTP_BODY_LENGTH && ex->req.content_length == 0));
+}
+
+/* The upstream failed before answering. A request sent on a reused
+ * connection that the upstream closed meanwhile is retried once on a new
+ * connection when it is safe to send again. */
+static void upstream_failed(struct exchange *ex, const char *what)
+{
+    struct worker *w = ex_worker(ex);
+    if (may_retry(ex)) {
+        upstream_close(ex->u);
+        ex->u = NULL;
+        ex->retried = true;
+        body_init(&ex->rqb, ex->req.body, ex->req.body, ex->req.content_length);
+        connect_upstream(ex, false);
+        return;
+    }
+    if (ex->resp_started) {
+        fail_hard(ex, 502);
+        return;
+    }
+    metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+    log_msg(LOG_WARN, "service %s: upstream %s %s", ex->svc->name, ex->up->key, what);
+    proxy_respond_local(ex, 502, "bad gateway: upstream closed the connection", false);
+}
+
+/* ---- the response head -------------------------------------------------------------- */
+
+static enum pump on_response_head(struct exchange *ex, size_t head_len)
+{
+    struct worker *w = ex_worker(ex);
+    struct conn *c = ex->c;
+    struct upconn *u = ex->u;
+    struct http_response *resp = &ex->resp;
+    ex->resp_scan = 0;
+
+    if (resp->status < 200 && resp->status != 101) {
+        /* Interim (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients. */
+        if (ex->req.minor == 0) {
+            buf_consume(u->in, head_len);
+            return PUMP_PROGRESS;
+        }
+        struct buf *b = buf_get(&w->bufs);
+        struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_NONE};
+        long n = b ? headers_build_response(resp, &rw, b->data, BUF_SIZE) : -1;
+        if (n < 0) {
+            buf_put(&w->bufs, b);
+            proxy_respond_local(ex, 502, "bad gateway: upstream response head too large", true);
+            return PUMP_GONE;
+        }
+        ex->rs.own = b;
+        flow_push(&ex->rs, b->data, (size_t)n);
+        ex->rs.consumed = head_len;
+        return PUMP_PROGRESS;
+    }
+
+    if (resp->status == 101 && !ex->req.upgrade) {
+        proxy_respond_local(ex, 502, "bad gateway: upstream switched protocols unasked", true);
+        return PUMP_GONE;
+    }
+
+    ex->resp_head_done = true;
+    ex->status = resp->status;
+    enum http_body out = resp->body;
+    if (out == HTTP_BODY_CHUNKED || out == HTTP_BODY_EOF)
+        out = ex->req.minor >= 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_EOF;
+    bool upgrade = resp->status == 101;
+    ex->close_client = ex->close_client || !ex->req.keep_alive || c->closing || w->draining ||
+                       out == HTTP_BODY_EOF || !ex->rqb.done || upgrade;
+    body_init(&ex->rsb, upgrade ? HTTP_BODY_NONE : resp->body, out, resp->content_length);
+
+    struct buf *b = buf_get(&w->bufs);
+    struct response_rewrite rw = {
+        .close = ex->close_client && !upgrade,
+        .client_minor = ex->req.minor,
+        .body = out,
+        .upgrade = upgrade,
+    };
+    long n = b ? headers_build_response(resp, &rw, b->data, BUF_SIZE) : -1;
+    if (n < 0) {
+        buf_put(&w->bufs, b);
+        proxy_respond_local(ex, 502, "bad gateway: upstream response head too large", true);
+        return PUMP_GONE;
+    }
+    ex->rs.own = b;
+    flow_push(&ex->rs, b->data, (size_t)n);
+    ex->rs.consumed = head_len;
+    if (upgrade) {
+        ex->phase = EX_TUNNEL;
+        arm_timer(ex);
+        return PUMP_PROGRESS;
+    }
+    if (body_produce(&ex->rsb, u->in, false, &ex->rs) < 0) {
+        fail_hard(ex, 502);
+        return PUMP_GONE;
+    }
+    return PUMP_PROGRESS;
+}
+
+/* ---- pumps ---------------------------------------------------------------------------- */
+
+static enum pump pump_request(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    struct worker *w = c->w;
+    enum pump progress = PUMP_IDLE;
+    for (;;) {
+        struct upconn *u = ex->u;
+        if (ex->rq.active) {
+            if (!u->writable)
+                return progress;
+            uint64_t wrote = 0;
+            int r = flow_write(u->io.fd, &ex->rq, &wrote);
+            if (wrote) {
+                progress = PUMP_PROGRESS;
+                touch(ex);
+            }
+            if (r < 0) {
+                if (ex->upstream_spoke) {
+                    /* It answered and stopped reading (an early 413, say):
+                     * the rest of the body has nowhere to go. */
+                    flow_finish(w, &ex->rq, NULL);
+                    ex->rqb.done = true;
+                    ex->close_client = true;
+                    return PUMP_PROGRESS;
+                }
+                upstream_failed(ex, "closed the connection while the request was sent");
+                return PUMP_GONE;
+            }
+            if (r == 0) {
+                u->writable = false;
+                return progress;
+            }
+            ex->bytes_in += ex->rq.consumed;
+            flow_finish(w, &ex->rq, c->in);
+        }
+        if (ex->rqb.done) {
+            if (!ex->req_sent) {
+                ex->req_sent = true;
+                arm_timer(ex); /* now waiting on the upstream */
+            }
+            return progress;
+        }
+        if (c->in && buf_len(c->in)) {
+            int r = body_produce(&ex->rqb, c->in, false, &ex->rq);
+            if (r < 0) {
+                proxy_respond_local(ex, 400, "bad request: malformed chunked body", true);
+                return PUMP_GONE;
+            }
+            if (!ex->rq.active && ex->rq.consumed) {
+                ex->bytes_in += ex->rq.consumed;
+                flow_finish(w, &ex->rq, c->in);
+            }
+            if (ex->rq.active || ex->rqb.done)
+                continue;
+        }
+        if (c->eof) {
+            /* The client went away in the middle of its body. */
+            ex->close_client = true;
+            fail_hard(ex, 400);
+            return PUMP_GONE;
+        }
+        if (!c->readable)
+            return progress;
+        long n = conn_read(c);
+        if (n > 0) {
+            progress = PUMP_PROGRESS;
+            touch(ex);
+        } else if (n == 0 && !c->eof) {
+            return progress;
+        }
+    }
+}
+
+static enum pump pump_response(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    struct worker *w = c->w;
+    enum pump progress = PUMP_IDLE;
+    for (;;) {
+        struct upconn *u = ex->u;
+        if (ex->rs.active) {
+            if (!c->writable)
+                return progress;
+            uint64_t wrote = 0;
+            int r = flow_write(c->io.fd, &ex->rs, &wrote);
+            if (wrote) {
+                ex->bytes_out += wrote;
+                ex->resp_started = true;
+                progress = PUMP_PROGRESS;
+                touch(ex);
+            }
+            if (r < 0) {
+                fail_hard(ex, 499);
+                return PUMP_GONE;
+            }
+            if (r == 0) {
+                c->writable = false;
+                arm_timer(ex);
+                return progress;
+            }
+            flow_finish(w, &ex->rs, u ? u->in : NULL);
+        }
+        if (ex->phase == EX_TUNNEL)
+            return PUMP_PROGRESS;
+        if (ex->phase == EX_LOCAL || (ex->resp_head_done && ex->rsb.done)) {
+            if (ex->phase == EX_SENDING && !ex->req_sent && !ex->close_client)
+                return progress; /* the request is still going up */
+            finish(ex);
+            return PUMP_GONE;
+        }
+        if (u->in && buf_len(u->in)) {
+            if (!ex->resp_head_done) {
+                struct http1_limits lim = {LIMIT_RESPONSE_HEAD_BYTES, LIMIT_RESPONSE_HEAD_BYTES};
+                long end = http1_find_head_end(buf_rptr(u->in), buf_len(u->in), &ex->resp_scan,
+                                               &lim);
+                if (end < 0) {
+                    proxy_respond_local(ex, 502, "bad gateway: upstream response head too large",
+                                        false);
+                    return PUMP_GONE;
+                }
+                if (end > 0) {
+                    long r = http1_parse_response(buf_rptr(u->in), (size_t)end, ex->req.method_id,
+                                                  &ex->resp);
+                    if (r < 0) {
+                        log_msg(LOG_WARN, "service %s: malformed response from %s", ex->svc->name,
+                                ex->up->key);
+                        proxy_respond_local(ex, 502, "bad gateway: malformed upstream response",
+                                            false);
+                        return PUMP_GONE;
+                    }
+                    enum pump p = on_response_head(ex, (size_t)end);
+                    if (p == PUMP_GONE)
+                        return p;
+                    progress = PUMP_PROGRESS;
+                    continue;
+                }
+            } else {
+                int r = body_produce(&ex->rsb, u->in, false, &ex->rs);
+                if (r < 0) {
+                    fail_hard(ex, 502);
+                    return PUMP_GONE;
+                }
+                if (!ex->rs.active && ex->rs.consumed)
+                    flow_finish(w, &ex->rs, u->in);
+                if (ex->rs.active || ex->rsb.done)
+                    continue;
+            }
+        }
+        if (u->eof) {
+            if (!ex->resp_head_done) {
+                upstream_failed(ex, "closed the connection before answering");
+                return PUMP_GONE;
+            }
+            if (ex->rsb.in == HTTP_BODY_EOF) {
+                body_produce(&ex->rsb, u->in, true, &ex->rs);
+                continue;
+            }
+            log_msg(LOG_WARN, "service %s: upstream %s closed the connection mid-response",
+                    ex->svc->name, ex->up->key);
+            fail_hard(ex, 502);
+            return PUMP_GONE;
+        }
+        if (!u->readable)
+            return progress;
+        long n = upstream_read(u, !ex->rs.active);
+        if (n > 0) {
+            ex->upstream_spoke = true;
+            progress = PUMP_PROGRESS;
+            touch(ex);
+        } else if (n == 0 && !u->eof) {
+            return progress;
+        }
+    }
+}
+
+/* One direction of a tunnel: src bytes to dst, then propagate its EOF. */
+static enum pump relay(struct exchange *ex, bool up_to_client)
+{
+    struct conn *c = ex->c;
+    struct worker *w = c->w;
+    struct upconn *u = ex->u;
+    struct flow *f = up_to_client ? &ex->rs : &ex->rq;
+    bool *src_eof = up_to_client ? &ex->tunnel_u_eof : &ex->tunnel_c_eof;
+    bool *shut = up_to_client ? &ex->tunnel_c_shut : &ex->tunnel_u_shut;
+    enum pump progress = PUMP_IDLE;
+    for (;;) {
+        struct buf *src = up_to_client ? u->in : c->in;
+        if (f->active) {
+            bool *writable = up_to_client ? &c->writable : &u->writable;
+            if (!*writable)
+                return progress;
+            uint64_t wrote = 0;
+            int r = flow_write(up_to_client ? c->io.fd : u->io.fd, f, &wrote);
+            if (wrote) {
+                if (up_to_client) {
+                    ex->bytes_out += wrote;
+                    ex->resp_started = true;
+                }
+                progress = PUMP_PROGRESS;
+                touch(ex);
+            }
+            if (r < 0)
+                return PUMP_GONE;
+            if (r == 0) {
+                *writable = false;
+                return progress;
+            }
+            if (!up_to_client)
+                ex->bytes_in += f->consumed;
+            flow_finish(w, f, src);
+        }
+        if (src && buf_len(src)) {
+            flow_push(f, buf_rptr(src), buf_len(src));
+            f->consumed = buf_len(src);
+            continue;
+        }
+        if (*src_eof) {
+            if (!*shut) {
+                shutdown(up_to_client ? c->io.fd : u->io.fd, SHUT_WR);
+                *shut = true;
+                progress = PUMP_PROGRESS;
+            }
+            return progress;
+        }
+        long n;
+        if (up_to_client) {
+            if (!u->readable)
+                return progress;
+            n = upstream_read(u, true);
+            if (n < 0)
+                *src_eof = true;
+        } else {
+            if (!c->readable)
+                return progress;
+            n = conn_read(c);
+            if (n < 0)
+                *src_eof = true;
+        }
+        if (n > 0) {
+            progress = PUMP_PROGRESS;
+            touch(ex);
+        } else if (n == 0) {
+            return progress;
+        }
+    }
+}
+
+static void run_tunnel(struct exchange *ex)
+{
+    for (;;) {
+        enum pump a = relay(ex, true);
+        enum pump b = a == PUMP_GONE ? PUMP_GONE : relay(ex, false);
+        if (a == PUMP_GONE || b == PUMP_GONE) {
+            fail_hard(ex, 101);
+            return;
+        }
+        if (ex->tunnel_c_shut && ex->tunnel_u_shut) {
+            /* Both sides said all they had to say. */
+            ex->close_client = true;
+            proxy_abort(ex);
+            log_and_count(ex);
+            struct conn *c = ex->c;
+            proxy_release(ex);
+            conn_close(c);
+            return;
+        }
+        if (a == PUMP_IDLE && b == PUMP_IDLE)
+            return;
+    }
+}
+
+void proxy_run(struct exchange *ex)
+{
+    if (ex->phase == EX_CONNECTING) {
+        struct upconn *u = ex->u;
+        if (!u->writable)
+            return;
+        int err = upstream_connect_result(u);
+        if (err < 0) {
+            struct worker *w = ex_worker(ex);
+            metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+            log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", ex->svc->name, ex->up->key,
+                    strerror(-err));
+            proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);
+            return;
+        }
+        start_sending(ex);
+        return;
+    }
+    if (ex->phase == EX_TUNNEL) {
+        /* The 101 head goes out first, through the response pump. */
+        if (ex->rs.own) {
+            enum pump p = pump_response(ex);
+            if (p == PUMP_GONE || ex->rs.active)
+                return;
+        }
+        run_tunnel(ex);
+        return;
+    }
+    for (;;) {
+        enum pump a = PUMP_IDLE;
+        if (ex->phase == EX_SENDING) {
+            a = pump_request(ex);
+            if (a == PUMP_GONE)
+                return;
+        }
+        enum pump b = pump_response(ex);
+        if (b == PUMP_GONE)
+            return;
+        if (ex->phase == EX_TUNNEL) {
+            proxy_run(ex);
+            return;
+        }
+        if (a == PUMP_IDLE && b == PUMP_IDLE)
+            return;
+    }
+}
+
+/* ---- timeouts ------------------------------------------------------------------------- */
+
+enum wait_on { WAIT_UPSTREAM, WAIT_CLIENT_BODY, WAIT_CLIENT_WRITE, WAIT_TUNNEL, WAIT_CONNECT };
+
+static enum wait_on waiting_on(const struct exchange *ex)
+{
+    switch (ex->phase) {
+    case EX_CONNECTING:
+        return WAIT_CONNECT;
+    case EX_TUNNEL:
+        return WAIT_TUNNEL;
+    case EX_LOCAL:
+        return WAIT_CLIENT_WRITE;
+    case EX_SENDING:
+        break;
+    }
+    if (ex->rs.active && !ex->c->writable)
+        return WAIT_CLIENT_WRITE;
+    if (!ex->rqb.done && !ex->rq.active)
+        return WAIT_CLIENT_BODY;
+    return WAIT_UPSTREAM;
+}
+
+static uint32_t timeout_for(const struct exchange *ex, enum wait_on on)
+{
+    const struct config_limits *lim = &ex->cfg->limits;
+    switch (on) {
+    case WAIT_CONNECT:
+        return ex->svc->connect_timeout_ms;
+    case WAIT_TUNNEL:
+        return lim->tunnel_timeout_ms;
+    case WAIT_CLIENT_WRITE:
+        return lim->send_timeout_ms;
+    case WAIT_CLIENT_BODY:
+        return lim->body_timeout_ms;
+    case WAIT_UPSTREAM:
+        break;
+    }
+    return ex->svc ? ex->svc->timeout_ms : lim->send_timeout_ms;
+}
+
+static void arm_timer(struct exchange *ex)
+{
+    struct worker *w = ex_worker(ex);
+    loop_timer_arm(w->loop, &ex->c->timer, timeout_for(ex, waiting_on(ex)));
+}
+
+void proxy_timeout(struct exchange *ex)
+{
+    struct worker *w = ex_worker(ex);
+    enum wait_on on = waiting_on(ex);
+    uint64_t limit = timeout_for(ex, on);
+    uint64_t idle = loop_now_ms(w->loop) - ex->c->last_activity;
+    if (idle < limit) {
+        loop_timer_arm(w->loop, &ex->c->timer, limit - idle);
+        return;
+    }
+    switch (on) {
+    case WAIT_CONNECT:
+        metrics_count_timeout(&w->metrics, ex->svc->metrics_slot);
+        log_msg(LOG_WARN, "service %s: connect to %s timed out", ex->svc->name, ex->up->key);
+        proxy_respond_local(ex, 504, "gateway timeout: upstream did not accept the connection",
+                            false);
+        return;
+    case WAIT_UPSTREAM:
+        metrics_count_timeout(&w->metrics, ex->svc->metrics_slot);
+        log_msg(LOG_WARN, "service %s: upstream %s did not answer within %ums", ex->svc->name,
+                ex->up->key, ex->svc->timeout_ms);
+        if (ex->resp_started)
+            fail_hard(ex, 504);
+        else
+            proxy_respond_local(ex, 504, "gateway timeout: upstream did not answer in time",
+                                false);
+        return;
+    case WAIT_CLIENT_BODY:
+        if (ex->resp_started)
+            fail_hard(ex, 408);
+        else
+            proxy_respond_local(ex, 408, "request timeout: the request body stopped arriving",
+                                true);
+        return;
+    case WAIT_CLIENT_WRITE:
+    case WAIT_TUNNEL:
+        fail_hard(ex, ex->status ? ex->status : 408);
+        return;
+    }
+}

@@ -1,0 +1,109 @@
+/* proxy.h - an exchange: one request forwarded to an upstream and its
+ * response streamed back, or a tunnel after a 101 upgrade.
+ *
+ * Bodies move through each side's input buffer and are written out with
+ * writev under the framing the receiving side needs, without being copied
+ * and without waiting for more than one buffer: a side that cannot take
+ * more bytes stops the reading of the other side, which is the
+ * backpressure that keeps memory flat for bodies of any size. */
+#ifndef PORTICO_PROXY_H
+#define PORTICO_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "chunked.h"
+#include "http1.h"
+
+struct conn;
+struct upconn;
+struct config;
+struct config_service;
+struct config_upstream;
+struct buf;
+
+/* A batch of bytes on its way to one socket. */
+struct flow {
+    struct iovec iov[LIMIT_BODY_IOVS + 4];
+    unsigned niov, idx; /* iov[idx..niov) is still to be written */
+    size_t consumed;    /* source bytes to release once the batch is written */
+    bool active;
+    char pre[24];  /* chunk-size line */
+    struct buf *own; /* a head buffer this batch carries; returned once written */
+};
+
+/* How a body is read from one side and written to the other. */
+struct body {
+    enum http_body in;  /* framing on the wire we read */
+    enum http_body out; /* framing we write */
+    uint64_t remaining; /* LENGTH: bytes still to come */
+    struct chunked_decoder dec;
+    bool done; /* the whole body has been read */
+};
+
+enum exchange_phase {
+    EX_CONNECTING, /* upstream connect in progress */
+    EX_SENDING,    /* request going upstream; response may already be coming */
+    EX_TUNNEL,     /* after 101: bytes both ways until both sides close */
+    EX_LOCAL,      /* portico's own answer is being written */
+};
+
+struct exchange {
+    struct conn *c;
+    struct upconn *u;
+    struct config *cfg; /* reference held for the exchange's lifetime */
+    const struct config_service *svc;
+    const struct config_upstream *up;
+    struct exchange *next_free;
+    enum exchange_phase phase;
+    struct buf *reqhead; /* serialised upstream request head, kept for a retry */
+    size_t reqhead_len;
+    struct flow rq, rs;   /* to upstream, to client */
+    struct body rqb, rsb; /* request body, response body */
+    bool req_sent;        /* head and whole body written upstream */
+    bool resp_head_done;  /* final response head parsed */
+    bool resp_started;    /* a response byte reached the client (no retry, no error page) */
+    bool upstream_spoke;  /* a response byte arrived from the upstream */
+    bool retried;
+    bool close_client;               /* the client connection closes after this response */
+    bool tunnel_c_eof, tunnel_u_eof;   /* tunnel: each side's EOF seen */
+    bool tunnel_c_shut, tunnel_u_shut; /* ... and passed on with shutdown() */
+    size_t resp_scan;
+    int status; /* as logged */
+    uint64_t start_us;
+    uint64_t bytes_in, bytes_out;
+    char method[24];
+    size_t path_len;
+    /* Everything above is zeroed for each exchange; what follows is
+     * written before it is read. */
+    struct http_request req;
+    struct http_response resp;
+    char path[LIMIT_LOG_PATH_BYTES];
+};
+
+/* A new exchange on c, holding a reference to the worker's configuration.
+ * NULL when out of memory. */
+struct exchange *proxy_new(struct conn *c);
+
+/* Route and forward the request parsed into ex->req, whose head starts
+ * c->in. */
+void proxy_start(struct exchange *ex);
+
+/* Readiness changed on either side: make all the progress possible. */
+void proxy_run(struct exchange *ex);
+
+/* The exchange's idle timer fired. */
+void proxy_timeout(struct exchange *ex);
+
+/* Abort at once: close the upstream side; the caller closes the client. */
+void proxy_abort(struct exchange *ex);
+
+/* Return everything the exchange holds (upstream, buffers, configuration
+ * reference) and detach it from its connection. */
+void proxy_release(struct exchange *ex);
+
+/* Answer from portico itself (404, 400, ...) with a one-line body. */
+void proxy_respond_local(struct exchange *ex, int status, const char *body, bool close);
+
+#endif

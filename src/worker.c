@@ -1,0 +1,321 @@
+/* worker.c - worker threads: accepting, reloading, draining (see worker.h). */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "listener.h"
+#include "proxy.h"
+#include "upstream.h"
+
+#define ACCEPT_RETRY_MS 100 /* how often a worker at max_connections looks again */
+
+/* What the main thread hands a worker on start and on reload. */
+struct worker_update {
+    struct config *cfg;         /* a reference for the worker */
+    struct listener **ls;       /* references for the worker */
+    size_t nls;
+};
+
+static void on_accept(struct loop *l, struct loop_io *io, uint32_t events);
+
+static void watch_listeners(struct worker *w)
+{
+    for (size_t i = 0; i < w->nwls; i++) {
+        struct worker_listener *wl = &w->wls[i];
+        if (loop_io_add(w->loop, &wl->io, wl->l->fd, EPOLLIN | EPOLLEXCLUSIVE, on_accept) < 0)
+            log_msg(LOG_ERROR, "worker %u: cannot watch listener %s: %s", w->id,
+                    wl->l->addr.text, strerror(errno));
+    }
+}
+
+static void unwatch_listeners(struct worker *w)
+{
+    for (size_t i = 0; i < w->nwls; i++)
+        loop_io_del(w->loop, &w->wls[i].io);
+}
+
+static void drop_listeners(struct worker *w)
+{
+    if (!w->accept_paused)
+        unwatch_listeners(w);
+    for (size_t i = 0; i < w->nwls; i++)
+        listener_unref(w->wls[i].l);
+    free(w->wls);
+    w->wls = NULL;
+    w->nwls = 0;
+}
+
+static void pause_accepting(struct worker *w)
+{
+    if (w->accept_paused)
+        return;
+    unwatch_listeners(w);
+    w->accept_paused = true;
+    loop_timer_arm(w->loop, &w->accept_timer, ACCEPT_RETRY_MS);
+}
+
+static void resume_accepting(struct worker *w)
+{
+    if (!w->accept_paused || w->draining)
+        return;
+    loop_timer_disarm(w->loop, &w->accept_timer);
+    w->accept_paused = false;
+    watch_listeners(w);
+}
+
+static bool at_limit(const struct worker *w)
+{
+    return __atomic_load_n(&w->srv->nconns, __ATOMIC_RELAXED) >= w->cfg->limits.max_connections;
+}
+
+static void on_accept_timer(struct loop *l, struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, accept_timer);
+    if (at_limit(w))
+        loop_timer_arm(l, t, ACCEPT_RETRY_MS);
+    else
+        resume_accepting(w);
+}
+
+static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    struct worker_listener *wl = container_of(io, struct worker_listener, io);
+    struct worker *w = wl->w;
+    for (int i = 0; i < LIMIT_ACCEPT_BATCH && !w->draining && !w->accept_paused; i++) {
+        if (at_limit(w)) {
+            pause_accepting(w);
+            return;
+        }
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof sa;
+        int fd = accept4(wl->l->fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_msg(LOG_ERROR, "accept on %s: %s; pausing accepts", wl->l->addr.text,
+                        strerror(errno));
+                pause_accepting(w);
+            }
+            return; /* EAGAIN: another worker took it, or the queue is empty */
+        }
+        __atomic_add_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
+        if (conn_accept(w, fd, &sa, salen) < 0)
+            __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
+    }
+}
+
+void worker_conn_closed(struct worker *w)
+{
+    w->nconns--;
+    __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
+    if (w->accept_paused && !at_limit(w))
+        resume_accepting(w);
+    if (w->draining && w->nconns == 0)
+        loop_stop(w->loop);
+}
+
+/* Free what was closed during this iteration, flush the access log. */
+static void before_wait(struct loop *l, void *arg)
+{
+    struct worker *w = arg;
+    while (w->dead_conns) {
+        struct conn *c = w->dead_conns;
+        w->dead_conns = c->next;
+        free(c);
+    }
+    while (w->dead_upconns) {
+        struct upconn *u = w->dead_upconns;
+        w->dead_upconns = u->next;
+        free(u);
+    }
+    log_flush(&w->log);
+}
+
+static void apply_update(struct worker *w, struct worker_update *up)
+{
+    drop_listeners(w);
+    w->wls = calloc(up->nls ? up->nls : 1, sizeof *w->wls);
+    if (w->wls) {
+        w->nwls = up->nls;
+        for (size_t i = 0; i < up->nls; i++) {
+            w->wls[i].w = w;
+            w->wls[i].l = up->ls[i];
+            w->wls[i].io.fd = -1;
+        }
+    } else {
+        log_msg(LOG_ERROR, "worker %u: out of memory applying a configuration", w->id);
+        for (size_t i = 0; i < up->nls; i++)
+            listener_unref(up->ls[i]);
+    }
+    if (!w->accept_paused && !w->draining)
+        watch_listeners(w);
+    if (w->cfg)
+        config_unref(w->cfg);
+    w->cfg = up->cfg;
+    free(up->ls);
+    free(up);
+}
+
+static struct worker_update *make_update(struct server *srv)
+{
+    struct worker_update *up = calloc(1, sizeof *up);
+    if (!up)
+        return NULL;
+    up->ls = calloc(srv->nlisteners ? srv->nlisteners : 1, sizeof *up->ls);
+    if (!up->ls) {
+        free(up);
+        return NULL;
+    }
+    up->cfg = config_ref(srv->cfg);
+    up->nls = srv->nlisteners;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        up->ls[i] = listener_ref(srv->listeners[i]);
+    return up;
+}
+
+struct posted_update {
+    struct worker *w;
+    struct worker_update *up;
+};
+
+static void on_posted_update(struct loop *l, void *arg)
+{
+    struct posted_update *p = arg;
+    apply_update(p->w, p->up);
+    free(p);
+}
+
+static void on_drain_timeout(struct loop *l, struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, drain_timer);
+    if (w->nconns)
+        log_msg(LOG_WARN, "worker %u: shutdown_timeout reached; closing %zu connections", w->id,
+                w->nconns);
+    while (w->conns)
+        conn_close(w->conns);
+    loop_stop(l);
+}
+
+static void on_drain(struct loop *l, void *arg)
+{
+    struct worker *w = arg;
+    w->draining = true;
+    drop_listeners(w);
+    loop_timer_disarm(l, &w->accept_timer);
+    upstream_pools_close_idle(w);
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        conn_drain(c);
+    }
+    if (w->nconns == 0) {
+        loop_stop(l);
+        return;
+    }
+    loop_timer_arm(l, &w->drain_timer, w->cfg->limits.shutdown_timeout_ms);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    loop_run(w->loop);
+    /* Draining is over: whatever is left goes now. */
+    while (w->conns)
+        conn_close(w->conns);
+    drop_listeners(w);
+    upstream_pools_free(w);
+    before_wait(w->loop, w);
+    while (w->free_exchanges) {
+        struct exchange *ex = w->free_exchanges;
+        w->free_exchanges = ex->next_free;
+        free(ex);
+    }
+    buf_pool_drain(&w->bufs);
+    return NULL;
+}
+
+int worker_start_all(struct server *srv, char *err, size_t errlen)
+{
+    srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
+    if (!srv->workers) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        w->id = i;
+        w->srv = srv;
+        w->loop = loop_new(err, errlen);
+        if (!w->loop)
+            return -1;
+        if (upstream_pools_init(w) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        loop_timer_init(&w->accept_timer, on_accept_timer);
+        loop_timer_init(&w->drain_timer, on_drain_timeout);
+        loop_set_before_wait(w->loop, before_wait, w);
+        struct worker_update *up = make_update(srv);
+        if (!up) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        apply_update(w, up);
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        int rc = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+        if (rc) {
+            snprintf(err, errlen, "cannot start worker thread: %s", strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void worker_reload_all(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct posted_update *p = malloc(sizeof *p);
+        struct worker_update *up = make_update(srv);
+        if (p && up) {
+            p->w = &srv->workers[i];
+            p->up = up;
+        }
+        if (!p || !up || loop_post(srv->workers[i].loop, on_posted_update, p) < 0) {
+            log_msg(LOG_ERROR, "worker %u: out of memory; it keeps the old configuration", i);
+            if (up) {
+                config_unref(up->cfg);
+                for (size_t k = 0; k < up->nls; k++)
+                    listener_unref(up->ls[k]);
+                free(up->ls);
+                free(up);
+            }
+            free(p);
+        }
+    }
+}
+
+void worker_stop_all(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (loop_post(srv->workers[i].loop, on_drain, &srv->workers[i]) < 0)
+            log_msg(LOG_ERROR, "worker %u: cannot post shutdown", i);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        pthread_join(w->thread, NULL);
+        if (w->cfg)
+            config_unref(w->cfg);
+        w->cfg = NULL;
+        loop_free(w->loop);
+        metrics_worker_free(&w->metrics);
+    }
+}

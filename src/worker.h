@@ -1,0 +1,77 @@
+/* worker.h - one event loop per core and the process that owns them.
+ *
+ * Workers share nothing but the read-only configuration snapshot, the
+ * listening sockets and one connection counter. The main thread handles
+ * signals, reloads and /metrics, and talks to workers only by posting
+ * closures to their loops. */
+#ifndef PORTICO_WORKER_H
+#define PORTICO_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+
+struct config;
+struct listener;
+struct conn;
+struct exchange;
+struct upstream_pools;
+struct upconn;
+struct server;
+
+/* A listener as one worker watches it. */
+struct worker_listener {
+    struct loop_io io;
+    struct worker *w;
+    struct listener *l; /* a reference */
+};
+
+struct worker {
+    unsigned id;
+    struct server *srv;
+    pthread_t thread;
+    struct loop *loop;
+    struct config *cfg; /* a reference; rules for new requests */
+    struct worker_listener *wls;
+    size_t nwls;
+    bool accept_paused; /* at max_connections; retried by accept_timer */
+    bool draining;
+    struct loop_timer accept_timer;
+    struct loop_timer drain_timer;
+    struct conn *conns; /* every open client connection (for draining) */
+    size_t nconns;
+    struct conn *dead_conns;       /* closed this iteration; freed before the loop waits */
+    struct upconn *dead_upconns;   /* likewise */
+    struct exchange *free_exchanges;
+    struct buf_pool bufs;
+    struct upstream_pools *pools;
+    struct metrics_worker metrics;
+    struct log_buf log;
+};
+
+struct server {
+    struct config *cfg; /* main thread's current snapshot */
+    struct listener **listeners;
+    size_t nlisteners;
+    struct worker *workers;
+    unsigned nworkers;
+    uint32_t nconns; /* atomic: client connections in all workers */
+};
+
+/* Start n workers on cfg and the given listeners (references are taken). */
+int worker_start_all(struct server *srv, char *err, size_t errlen);
+/* Hand every worker a new snapshot and listener set (references are taken). */
+void worker_reload_all(struct server *srv);
+/* Ask every worker to stop accepting, finish in-flight work, and exit; join them. */
+void worker_stop_all(struct server *srv);
+
+/* Worker side: a client connection closed (counters, paused accepts, drain). */
+void worker_conn_closed(struct worker *w);
+
+#endif
