@@ -30,7 +30,7 @@ struct conn {
     struct conn *prev, *next; /* worker's list */
     enum conn_state state;
     bool readable, writable, eof, dead;
-    bool closing; /* close once the current response is written */
+    bool closing;   /* close once the current response is written */
     struct buf *in; /* client -> portico bytes; owned; NULL while idle */
     size_t head_scan;
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */

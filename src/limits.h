@@ -7,18 +7,19 @@
 #define PORTICO_LIMITS_H
 
 /* ---- request head (client side) ---------------------------------------- */
-#define LIMIT_HEADER_BYTES_DEFAULT   16384 /* config limits.max_header_bytes -> 431 */
-#define LIMIT_HEADER_BYTES_MAX       49152 /* ceiling for the config value; a head and its rewrite must fit one buffer */
-#define LIMIT_REQUEST_LINE_DEFAULT   8192  /* config limits.max_request_line -> 414 */
-#define LIMIT_HEADERS_COUNT          100   /* header lines per message -> 431 */
-#define LIMIT_HOST_LEN               253   /* DNS name length */
+#define LIMIT_HEADER_BYTES_DEFAULT 16384 /* config limits.max_header_bytes -> 431 */
+#define LIMIT_HEADER_BYTES_MAX                                                                     \
+    49152 /* ceiling for the config value; a head and its rewrite must fit one buffer */
+#define LIMIT_REQUEST_LINE_DEFAULT 8192 /* config limits.max_request_line -> 414 */
+#define LIMIT_HEADERS_COUNT        100  /* header lines per message -> 431 */
+#define LIMIT_HOST_LEN             253  /* DNS name length */
 
 /* ---- response head (upstream side) -------------------------------------- */
-#define LIMIT_RESPONSE_HEAD_BYTES    32768 /* larger upstream heads -> 502 */
+#define LIMIT_RESPONSE_HEAD_BYTES 32768 /* larger upstream heads -> 502 */
 
 /* ---- chunked framing ----------------------------------------------------- */
-#define LIMIT_CHUNK_LINE_BYTES       4096  /* chunk-size line incl. extensions */
-#define LIMIT_TRAILER_BYTES          16384 /* whole trailer section */
+#define LIMIT_CHUNK_LINE_BYTES 4096  /* chunk-size line incl. extensions */
+#define LIMIT_TRAILER_BYTES    16384 /* whole trailer section */
 
 /* ---- connections ---------------------------------------------------------- */
 #define LIMIT_MAX_CONNECTIONS_DEFAULT 16384 /* config limits.max_connections */
@@ -26,35 +27,36 @@
 #define LIMIT_LISTEN_BACKLOG          4096
 
 /* ---- timeouts (milliseconds) ---------------------------------------------- */
-#define TIMEOUT_HEADER_MS_DEFAULT     10000  /* config limits.header_timeout (slowloris) */
-#define TIMEOUT_KEEPALIVE_MS_DEFAULT  75000  /* config limits.keepalive_timeout */
-#define TIMEOUT_BODY_MS_DEFAULT       60000  /* config limits.body_timeout: client silent mid-body */
-#define TIMEOUT_SEND_MS_DEFAULT       60000  /* config limits.send_timeout: client not reading */
-#define TIMEOUT_SHUTDOWN_MS_DEFAULT   30000  /* config limits.shutdown_timeout (drain) */
-#define TIMEOUT_TUNNEL_MS_DEFAULT     3600000 /* config limits.tunnel_timeout: idle WebSocket */
-#define TIMEOUT_CONNECT_MS_DEFAULT    5000   /* config connect_timeout (per service) */
-#define TIMEOUT_RESPONSE_MS_DEFAULT   60000  /* config timeout (per service) -> 504 */
-#define TIMEOUT_POOL_IDLE_MS_DEFAULT  60000  /* config upstream_keepalive_timeout */
+#define TIMEOUT_HEADER_MS_DEFAULT    10000 /* config limits.header_timeout (slowloris) */
+#define TIMEOUT_KEEPALIVE_MS_DEFAULT 75000 /* config limits.keepalive_timeout */
+#define TIMEOUT_BODY_MS_DEFAULT      60000 /* config limits.body_timeout: client silent mid-body */
+#define TIMEOUT_SEND_MS_DEFAULT      60000 /* config limits.send_timeout: client not reading */
+#define TIMEOUT_SHUTDOWN_MS_DEFAULT  30000 /* config limits.shutdown_timeout (drain) */
+#define TIMEOUT_TUNNEL_MS_DEFAULT    3600000 /* config limits.tunnel_timeout: idle WebSocket */
+#define TIMEOUT_CONNECT_MS_DEFAULT   5000    /* config connect_timeout (per service) */
+#define TIMEOUT_RESPONSE_MS_DEFAULT  60000   /* config timeout (per service) -> 504 */
+#define TIMEOUT_POOL_IDLE_MS_DEFAULT 60000   /* config upstream_keepalive_timeout */
 
 /* ---- upstream pools ------------------------------------------------------- */
-#define LIMIT_POOL_IDLE_DEFAULT       32     /* config upstream_keepalive: idle conns per
-                                                upstream per worker */
-#define LIMIT_POOL_IDLE_MAX           4096
+#define LIMIT_POOL_IDLE_DEFAULT                                                                    \
+    32 /* config upstream_keepalive: idle conns per                                                \
+          upstream per worker */
+#define LIMIT_POOL_IDLE_MAX 4096
 
 /* ---- buffers -------------------------------------------------------------- */
-#define BUF_SIZE                      65536  /* one I/O buffer; bodies stream through it */
-#define BUF_FREELIST_MAX              64     /* cached free buffers per worker */
-#define LIMIT_OUT_HEAD_BYTES          (LIMIT_HEADER_BYTES_MAX + 8192) /* rewritten head */
-#define LIMIT_BODY_IOVS               64     /* segments per writev of a chunked body */
+#define BUF_SIZE             65536 /* one I/O buffer; bodies stream through it */
+#define BUF_FREELIST_MAX     64    /* cached free buffers per worker */
+#define LIMIT_OUT_HEAD_BYTES (LIMIT_HEADER_BYTES_MAX + 8192) /* rewritten head */
+#define LIMIT_BODY_IOVS      64 /* segments per writev of a chunked body */
 
 /* ---- configuration -------------------------------------------------------- */
-#define LIMIT_CONFIG_BYTES            (64u << 20) /* configuration file size */
-#define LIMIT_WORKERS_MAX             64
-#define LIMIT_SERVICE_NAME            63     /* a DNS label */
+#define LIMIT_CONFIG_BYTES (64u << 20) /* configuration file size */
+#define LIMIT_WORKERS_MAX  64
+#define LIMIT_SERVICE_NAME 63 /* a DNS label */
 
 /* ---- logging and metrics -------------------------------------------------- */
-#define LIMIT_LOG_PATH_BYTES          2048   /* request path as logged (truncated) */
-#define LIMIT_LOG_BUF                 65536  /* per-worker access-log buffer */
-#define LIMIT_METRICS_REQUEST_BYTES   8192
+#define LIMIT_LOG_PATH_BYTES        2048  /* request path as logged (truncated) */
+#define LIMIT_LOG_BUF               65536 /* per-worker access-log buffer */
+#define LIMIT_METRICS_REQUEST_BYTES 8192
 
 #endif

@@ -89,8 +89,7 @@ bool listener_same_addr(const struct config_addr *a, const struct config_addr *b
     return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
 }
 
-void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out,
-                          size_t cap)
+void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap)
 {
     if (sa->ss_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);

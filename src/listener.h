@@ -29,7 +29,6 @@ void listener_unref(struct listener *l);
 bool listener_same_addr(const struct config_addr *a, const struct config_addr *b);
 
 /* Write "1.2.3.4", "::1" or "unix:" for a peer address into out. */
-void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out,
-                          size_t cap);
+void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap);
 
 #endif

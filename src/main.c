@@ -24,9 +24,9 @@
 #include "metrics.h"
 #include "worker.h"
 
-#define DEFAULT_CONFIG       "/etc/portico/portico.yaml"
-#define METRICS_TIMEOUT_MS   5000 /* a scrape must send its request within this */
-#define METRICS_CLIENTS_MAX  64   /* concurrent scrapes */
+#define DEFAULT_CONFIG      "/etc/portico/portico.yaml"
+#define METRICS_TIMEOUT_MS  5000 /* a scrape must send its request within this */
+#define METRICS_CLIENTS_MAX 64   /* concurrent scrapes */
 
 static void usage(FILE *f)
 {
@@ -99,8 +99,8 @@ static int metrics_build_response(struct metrics_client *mc)
     bool get = mc->reqlen >= 4 && memcmp(mc->req, "GET ", 4) == 0;
     bool head = mc->reqlen >= 5 && memcmp(mc->req, "HEAD ", 5) == 0;
     const char *target = mc->req + (get ? 4 : 5);
-    bool path_ok = (get || head) && (strncmp(target, "/metrics ", 9) == 0 ||
-                                     strncmp(target, "/metrics?", 9) == 0);
+    bool path_ok = (get || head) &&
+                   (strncmp(target, "/metrics ", 9) == 0 || strncmp(target, "/metrics?", 9) == 0);
     if (!get && !head) {
         status = "405 Method Not Allowed";
         blen = (size_t)snprintf(small, sizeof small, "method not allowed: use GET /metrics\n");
@@ -188,8 +188,8 @@ static void metrics_accept(struct loop *l, struct loop_io *io, uint32_t events)
         int fd = accept4(ms->l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        struct metrics_client *mc = ms->nclients < METRICS_CLIENTS_MAX ? calloc(1, sizeof *mc)
-                                                                       : NULL;
+        struct metrics_client *mc =
+            ms->nclients < METRICS_CLIENTS_MAX ? calloc(1, sizeof *mc) : NULL;
         if (!mc) {
             close(fd);
             continue;
@@ -211,8 +211,8 @@ static void metrics_accept(struct loop *l, struct loop_io *io, uint32_t events)
 
 /* Open the listeners c asks for, keeping sockets from old[] whose address
  * is unchanged. Returns an array of n references, or NULL with err set. */
-static struct listener **open_listeners(const struct config *c, struct listener **old,
-                                        size_t nold, char *err, size_t errlen)
+static struct listener **open_listeners(const struct config *c, struct listener **old, size_t nold,
+                                        char *err, size_t errlen)
 {
     struct listener **ls = calloc(c->nlistens ? c->nlistens : 1, sizeof *ls);
     if (!ls) {

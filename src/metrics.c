@@ -265,13 +265,15 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
         active += get(&workers[w]->connections_active);
         total += get(&workers[w]->connections_total);
     }
-    outf(&o, "# HELP portico_connections_active Client connections open now.\n"
-             "# TYPE portico_connections_active gauge\n"
-             "portico_connections_active %llu\n",
+    outf(&o,
+         "# HELP portico_connections_active Client connections open now.\n"
+         "# TYPE portico_connections_active gauge\n"
+         "portico_connections_active %llu\n",
          (unsigned long long)active);
-    outf(&o, "# HELP portico_connections_total Client connections accepted.\n"
-             "# TYPE portico_connections_total counter\n"
-             "portico_connections_total %llu\n",
+    outf(&o,
+         "# HELP portico_connections_total Client connections accepted.\n"
+         "# TYPE portico_connections_total counter\n"
+         "portico_connections_total %llu\n",
          (unsigned long long)total);
 
     /* Services that never saw traffic are left out: 10,000 idle services
@@ -335,8 +337,7 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
             if (!seen_any(&sums[s]))
                 continue;
             const uint64_t *v = (const uint64_t *)((const char *)&sums[s] + simple[k].off);
-            outf(&o, "%s{service=\"%s\"} %llu\n", simple[k].name, names[s],
-                 (unsigned long long)*v);
+            outf(&o, "%s{service=\"%s\"} %llu\n", simple[k].name, names[s], (unsigned long long)*v);
         }
     }
     free(sums);

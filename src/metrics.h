@@ -12,10 +12,10 @@
 
 struct config;
 
-#define METRICS_BUCKETS     12   /* request-duration histogram upper bounds, see metrics.c */
-#define METRICS_CHUNK       1024 /* service slots per lazily allocated chunk */
-#define METRICS_CHUNKS_MAX  1024 /* so at most 1,048,576 distinct service names */
-#define METRICS_SLOT_NONE   0    /* requests that matched no service: service="-" */
+#define METRICS_BUCKETS    12   /* request-duration histogram upper bounds, see metrics.c */
+#define METRICS_CHUNK      1024 /* service slots per lazily allocated chunk */
+#define METRICS_CHUNKS_MAX 1024 /* so at most 1,048,576 distinct service names */
+#define METRICS_SLOT_NONE  0    /* requests that matched no service: service="-" */
 
 struct metrics_service {
     uint64_t requests[5]; /* by status class 1xx..5xx */

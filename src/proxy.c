@@ -405,8 +405,8 @@ void proxy_start(struct exchange *ex)
     body_init(&ex->rqb, req->body, req->body, req->content_length);
 
     char host[LIMIT_HOST_LEN + 8];
-    int hl = req->host.len ? route_host_normalize(req->host.p, req->host.len, host, sizeof host)
-                           : -2;
+    int hl =
+        req->host.len ? route_host_normalize(req->host.p, req->host.len, host, sizeof host) : -2;
     if (hl == -1) {
         buf_consume(c->in, req->head_len);
         proxy_respond_local(ex, 400, "bad request: invalid Host header", true);
@@ -741,8 +741,8 @@ static enum pump pump_response(struct exchange *ex)
         if (u->in && buf_len(u->in)) {
             if (!ex->resp_head_done) {
                 struct http1_limits lim = {LIMIT_RESPONSE_HEAD_BYTES, LIMIT_RESPONSE_HEAD_BYTES};
-                long end = http1_find_head_end(buf_rptr(u->in), buf_len(u->in), &ex->resp_scan,
-                                               &lim);
+                long end =
+                    http1_find_head_end(buf_rptr(u->in), buf_len(u->in), &ex->resp_scan, &lim);
                 if (end < 0) {
                     proxy_respond_local(ex, 502, "bad gateway: upstream response head too large",
                                         false);
@@ -1017,8 +1017,7 @@ void proxy_timeout(struct exchange *ex)
         if (ex->resp_started)
             fail_hard(ex, 504);
         else
-            proxy_respond_local(ex, 504, "gateway timeout: upstream did not answer in time",
-                                false);
+            proxy_respond_local(ex, 504, "gateway timeout: upstream did not answer in time", false);
         return;
     case WAIT_CLIENT_BODY:
         if (ex->resp_started)

@@ -29,7 +29,7 @@ struct flow {
     unsigned niov, idx; /* iov[idx..niov) is still to be written */
     size_t consumed;    /* source bytes to release once the batch is written */
     bool active;
-    char pre[24];  /* chunk-size line */
+    char pre[24];    /* chunk-size line */
     struct buf *own; /* a head buffer this batch carries; returned once written */
 };
 
@@ -66,7 +66,7 @@ struct exchange {
     bool resp_started;    /* a response byte reached the client (no retry, no error page) */
     bool upstream_spoke;  /* a response byte arrived from the upstream */
     bool retried;
-    bool close_client;               /* the client connection closes after this response */
+    bool close_client;                 /* the client connection closes after this response */
     bool tunnel_c_eof, tunnel_u_eof;   /* tunnel: each side's EOF seen */
     bool tunnel_c_shut, tunnel_u_shut; /* ... and passed on with shutdown() */
     size_t resp_scan;

@@ -157,8 +157,8 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
         upstream_close(u);
 }
 
-struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up,
-                                bool allow_idle, int *err)
+struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up, bool allow_idle,
+                                int *err)
 {
     struct upstream_pool *pool = pool_for(w, up);
     if (!pool) {

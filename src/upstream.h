@@ -23,8 +23,8 @@ struct upconn {
     struct worker *w;
     struct upstream_pool *pool;
     bool readable, writable, eof, connecting, reused, dead;
-    struct buf *in;        /* upstream -> portico bytes; owned */
-    struct exchange *ex;   /* the exchange using it; NULL while idle */
+    struct buf *in;      /* upstream -> portico bytes; owned */
+    struct exchange *ex; /* the exchange using it; NULL while idle */
     struct loop_timer idle_timer;
     struct upconn *next, *prev; /* idle list */
     uint64_t requests;          /* exchanges served so far */
@@ -33,8 +33,8 @@ struct upconn {
 /* An idle pooled connection to up, or a new one being connected (check
  * u->connecting). Returns NULL with -errno in *err when the connect fails
  * at once (a Unix socket with no server, fd exhaustion, ...). */
-struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up,
-                                bool allow_idle, int *err);
+struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up, bool allow_idle,
+                                int *err);
 
 /* Finish an exchange's use of u: pool it if reusable (and the pool has
  * room), else close it. */

@@ -20,8 +20,8 @@
 
 /* What the main thread hands a worker on start and on reload. */
 struct worker_update {
-    struct config *cfg;         /* a reference for the worker */
-    struct listener **ls;       /* references for the worker */
+    struct config *cfg;   /* a reference for the worker */
+    struct listener **ls; /* references for the worker */
     size_t nls;
 };
 
@@ -32,8 +32,8 @@ static void watch_listeners(struct worker *w)
     for (size_t i = 0; i < w->nwls; i++) {
         struct worker_listener *wl = &w->wls[i];
         if (loop_io_add(w->loop, &wl->io, wl->l->fd, EPOLLIN | EPOLLEXCLUSIVE, on_accept) < 0)
-            log_msg(LOG_ERROR, "worker %u: cannot watch listener %s: %s", w->id,
-                    wl->l->addr.text, strerror(errno));
+            log_msg(LOG_ERROR, "worker %u: cannot watch listener %s: %s", w->id, wl->l->addr.text,
+                    strerror(errno));
     }
 }
 

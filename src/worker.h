@@ -46,8 +46,8 @@ struct worker {
     struct loop_timer drain_timer;
     struct conn *conns; /* every open client connection (for draining) */
     size_t nconns;
-    struct conn *dead_conns;       /* closed this iteration; freed before the loop waits */
-    struct upconn *dead_upconns;   /* likewise */
+    struct conn *dead_conns;     /* closed this iteration; freed before the loop waits */
+    struct upconn *dead_upconns; /* likewise */
     struct exchange *free_exchanges;
     struct buf_pool bufs;
     struct upstream_pools *pools;
