@@ -22,6 +22,14 @@ pids="$pids $!"
 "$py" -m http.server --bind 127.0.0.1 --directory "$here/www/files" 18082 >/dev/null 2>&1 &
 pids="$pids $!"
 
+sleep 0.5
+for p in $pids; do
+    if ! kill -0 "$p" 2>/dev/null; then
+        echo "demo: a demo origin could not start (is port 18081 or 18082 in use?)" >&2
+        exit 1
+    fi
+done
+
 "$portico" check -c "$here/portico.yaml"
 cat <<MSG
 
