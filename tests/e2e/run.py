@@ -1,0 +1,1560 @@
+#!/usr/bin/python3
+"""run.py - portico end-to-end tests against the real binary.
+
+    /usr/bin/python3 tests/e2e/run.py --portico build/portico [-k SUBSTR]... [--list]
+
+Every test starts its own portico(s) on free loopback ports with its own
+origins (tests/e2e/upstream.py) and prints `ok NAME (1.23s)` or
+`FAIL NAME: reason (1.23s)`; the last line is `e2e: N passed, N failed`.
+Environment: PORTICO_ASAN=1 (sanitizer build: smaller streams, longer
+timeouts), E2E_BIG_BYTES (size of the big download/upload, default 10 GiB,
+1 GiB under ASan), E2E_TEST_TIMEOUT (default per-test limit in seconds).
+"""
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import http.client
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from harness import (ASAN, SCALE, Portico, RawConn, closed_port, free_port,  # noqa: E402
+                     get_json, logfmt_parse, make_config, raw_exchange, request, run_check,
+                     status_of, to_yaml)
+from upstream import BLOCK, BlockVerifier, Origin, gen_body, send_pattern  # noqa: E402
+
+GiB = 1 << 30
+MiB = 1 << 20
+BIG = int(os.environ.get("E2E_BIG_BYTES") or (GiB if ASAN else 10 * GiB))
+DEFAULT_TIMEOUT = float(os.environ.get("E2E_TEST_TIMEOUT") or 30)
+RSS_LIMIT = 16 * MiB
+
+TESTS = []
+
+
+def test(timeout=None):
+    def deco(fn):
+        TESTS.append((fn.__name__, fn, timeout or DEFAULT_TIMEOUT))
+        return fn
+    return deco
+
+
+class Ctx:
+    """Per-test resources; cleanup() stops everything and reports problems."""
+
+    def __init__(self, binary, name):
+        self.binary = binary
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="portico-e2e-")
+        self.porticos = []
+        self.origins = []
+        self.procs = []
+        self.notes = []
+
+    def origin(self, name="origin", **kw):
+        o = Origin(name, **kw)
+        self.origins.append(o)
+        return o
+
+    def config(self, services, port=None, **kw):
+        port = port or free_port()
+        return make_config(port, services, **kw), port
+
+    def portico(self, services, limits=None, metrics=False, domain=None, start=True,
+                name="portico", workers=2):
+        port = free_port()
+        mport = free_port() if metrics else None
+        cfg = make_config(port, services, limits=limits, metrics_port=mport, domain=domain,
+                          workers=workers)
+        p = Portico(self.binary, cfg, self.dir, name=name, port=port)
+        p.metrics_port = mport
+        p.cfg = cfg
+        self.porticos.append(p)
+        if start:
+            p.start()
+        return p
+
+    def spawn(self, args, **kw):
+        pr = subprocess.Popen(args, **kw)
+        self.procs.append(pr)
+        harness._ALL.append(pr)
+        return pr
+
+    def cleanup(self):
+        problems = []
+        for p in self.porticos:
+            try:
+                for pr in p.stop():
+                    problems.append("%s: %s" % (p.name, pr))
+            except Exception as e:  # never leave one running
+                problems.append("%s: stop failed: %r" % (p.name, e))
+                p.kill()
+        for pr in self.procs:
+            if pr.poll() is None:
+                pr.terminate()
+                try:
+                    pr.wait(5)
+                except subprocess.TimeoutExpired:
+                    pr.kill()
+                    pr.wait(5)
+        for o in self.origins:
+            o.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return problems
+
+    def stderr_tail(self, n=6):
+        out = []
+        for p in self.porticos:
+            out += p.stderr()[-n:]
+        return out
+
+
+def svc(origin, hosts=None, **kw):
+    d = {"hosts": hosts or ["a.test"], "upstream": origin if isinstance(origin, str) else origin.url}
+    d.update(kw)
+    return d
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(a, b, what):
+    if a != b:
+        raise AssertionError("%s: expected %r, got %r" % (what, b, a))
+
+
+def hdrs(doc, name):
+    """Values of header `name` in an echo document (case-insensitive)."""
+    return [v for k, v in doc["headers"] if k.lower() == name.lower()]
+
+
+# ============================================================== CLI
+
+@test()
+def test_check_ok_line(ctx):
+    cfg = make_config(free_port(), {
+        "one": {"hosts": ["one.test"], "upstream": "http://127.0.0.1:1"},
+        "two": {"hosts": ["two.test"], "upstream": "http://127.0.0.1:2"},
+        "three": {"hosts": ["three.test"], "upstream": "unix:/tmp/portico-e2e-none.sock"},
+    })
+    cfg["listen"].append({"addr": "127.0.0.1:%d" % free_port()})
+    path = os.path.join(ctx.dir, "ok.yaml")
+    open(path, "w").write(to_yaml(cfg) + "\n")
+    rc, out, err = run_check(ctx.binary, path)
+    eq(rc, 0, "exit status (stderr %r)" % err)
+    eq(out.strip(), "ok: 3 services, 2 listeners", "stdout")
+
+
+@test()
+def test_check_unknown_key_reports_file_and_line(ctx):
+    text = ("listen:\n"
+            "  - addr: 127.0.0.1:%d\n"
+            "services:\n"
+            "  svc:\n"
+            "    upstream: http://127.0.0.1:1\n"
+            "    bogus_key: 1\n") % free_port()
+    path = os.path.join(ctx.dir, "bad.yaml")
+    open(path, "w").write(text)
+    rc, out, err = run_check(ctx.binary, path)
+    eq(rc, 1, "exit status")
+    first = err.strip().split("\n")[0] if err.strip() else ""
+    expect(first.startswith(path + ":6: ") and len(first) > len(path) + 4,
+           "stderr should be %r followed by a message, got %r" % (path + ":6: ", err))
+
+
+@test()
+def test_check_json_config_accepted(ctx):
+    cfg = make_config(free_port(), {"js": {"hosts": ["js.test"], "upstream": "http://127.0.0.1:1"},
+                                    "js2": {"hosts": ["js2.test"], "upstream": "http://127.0.0.1:2"}})
+    path = os.path.join(ctx.dir, "c.json")
+    open(path, "w").write(json.dumps(cfg, indent=1))
+    rc, out, err = run_check(ctx.binary, path)
+    eq(rc, 0, "exit status (stderr %r)" % err)
+    expect(re.match(r"ok: 2 services, 1 listeners?\s*$", out), "stdout %r" % out)
+
+
+@test()
+def test_version_prints(ctx):
+    p = subprocess.run([ctx.binary, "version"], capture_output=True, text=True, timeout=10 * SCALE)
+    eq(p.returncode, 0, "exit status")
+    expect(re.search(r"\d+\.\d+", p.stdout), "no version number in %r" % p.stdout)
+
+
+# ============================================================== routing
+
+@test(timeout=60)
+def test_64_services_each_routed_to_own_upstream(ctx):
+    o = ctx.origin("multi", nports=64)
+    services = {"svc%d" % i: {"hosts": ["svc%d.test" % i], "upstream": o.url_for(i)}
+                for i in range(64)}
+    p = ctx.portico(services)
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    for i in list(range(64)) + list(range(63, -1, -7)):
+        d = get_json(p.port, "/?i=%d" % i, host="svc%d.test" % i, conn=conn)
+        eq(d["port"], o.ports[i], "upstream port for svc%d.test" % i)
+    conn.close()
+    # fresh connections too, in parallel
+    errors = []
+
+    def worker(ids):
+        try:
+            for i in ids:
+                d = get_json(p.port, "/", host="svc%d.test" % i)
+                if d["port"] != o.ports[i]:
+                    errors.append("svc%d -> port %d" % (i, d["port"]))
+        except Exception as e:
+            errors.append(repr(e))
+    ths = [threading.Thread(target=worker, args=(range(k, 64, 8),)) for k in range(8)]
+    [t.start() for t in ths]
+    [t.join() for t in ths]
+    expect(not errors, "misrouted: %s" % errors[:5])
+
+
+@test(timeout=90)
+def test_1000_services_sampled_routing(ctx):
+    o = ctx.origin("thousand", nports=1000)
+    services = {"s%d" % i: {"upstream": o.url_for(i)} for i in range(1000)}
+    p = ctx.portico(services, domain="many.test")
+    rng = random.Random(1000)
+    sample = [0, 999, 500] + rng.sample(range(1000), 80)
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    for i in sample:
+        d = get_json(p.port, "/", host="s%d.many.test" % i, conn=conn)
+        eq(d["port"], o.ports[i], "upstream port for s%d.many.test" % i)
+    r = request(p.port, "GET", "/", host="s1000.many.test", conn=conn)
+    eq(r.status, 404, "status for s1000.many.test")
+    conn.close()
+
+
+@test()
+def test_host_case_port_and_trailing_dot_ignored(ctx):
+    o = ctx.origin("app")
+    other = ctx.origin("other")
+    p = ctx.portico({"app": svc(o, ["app.test"]), "other": svc(other, ["other.test"])})
+    for h in ["app.test", "APP.TEST", "App.Test:8080", "app.test.", "APP.test.:99", "app.test:80"]:
+        d = get_json(p.port, "/", host=h)
+        eq(d["origin"], "app", "origin for Host %r" % h)
+        eq(hdrs(d, "host"), [h], "Host header kept as the client sent it (Host %r)" % h)
+    for h in ["xapp.test", "app.test.x", "app.tes", "other.test.app.test"]:
+        eq(request(p.port, "GET", "/", host=h).status, 404, "status for Host %r" % h)
+
+
+@test()
+def test_wildcard_vs_exact_host(ctx):
+    wild = ctx.origin("wild")
+    exact = ctx.origin("exact")
+    deep = ctx.origin("deep")
+    p = ctx.portico({
+        "wild": svc(wild, ["*.w.test"]),
+        "exact": svc(exact, ["api.w.test"]),
+        "deep": svc(deep, ["*.x.w.test"]),
+    })
+    cases = [("foo.w.test", "wild"), ("api.w.test", "exact"), ("API.W.TEST.", "exact"),
+             ("Foo.W.Test:81", "wild"), ("y.x.w.test", "deep"), ("api.x.w.test", "deep")]
+    for h, want in cases:
+        eq(get_json(p.port, "/", host=h)["origin"], want, "origin for Host %r" % h)
+    eq(request(p.port, "GET", "/", host="w.test").status, 404, "bare w.test (not matched by *.w.test)")
+
+
+@test()
+def test_domain_gives_default_host(ctx):
+    g = ctx.origin("grafana")
+    o = ctx.origin("other")
+    p = ctx.portico({"grafana": {"upstream": g.url}, "other": svc(o, ["o.test"])},
+                    domain="example.test")
+    eq(get_json(p.port, "/", host="grafana.example.test")["origin"], "grafana", "grafana.example.test")
+    eq(get_json(p.port, "/", host="o.test")["origin"], "other", "o.test")
+    eq(request(p.port, "GET", "/", host="other.example.test").status, 404,
+       "other.example.test (hosts replaces NAME.domain)")
+
+
+@test()
+def test_path_routes_longest_prefix_and_strip_prefix(ctx):
+    main = ctx.origin("main")
+    api = ctx.origin("api")
+    admin = ctx.origin("admin")
+    static = ctx.origin("static")
+    p = ctx.portico({"app": svc(main, ["a.test"], routes=[
+        {"prefix": "/api/", "upstream": api.url, "strip_prefix": True},
+        {"prefix": "/api/admin/", "upstream": admin.url, "strip_prefix": True},
+        {"prefix": "/static/", "upstream": static.url},
+    ])})
+    cases = [
+        ("/api/v1/x?q=1", "api", "/v1/x?q=1"),
+        ("/api/", "api", "/"),
+        ("/api/admin/users", "admin", "/users"),
+        ("/static/a.css", "static", "/static/a.css"),
+        ("/apix", "main", "/apix"),
+        ("/api", "main", "/api"),
+        ("/", "main", "/"),
+        ("/other/path?x=y", "main", "/other/path?x=y"),
+    ]
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    for path, want, target in cases:
+        d = get_json(p.port, path, conn=conn)
+        eq(d["origin"], want, "origin for %s" % path)
+        eq(d["target"], target, "target forwarded for %s" % path)
+    conn.close()
+
+
+@test()
+def test_unknown_host_404_one_line(ctx):
+    o = ctx.origin("a")
+    p = ctx.portico({"secretservice": svc(o, ["secret.test"])})
+    with RawConn(p.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: nope.test\r\n\r\n")
+        r = c.read_response()
+        eq(r.status, 404, "status")
+        ct = (r.header("content-type") or "")
+        expect(ct.startswith("text/plain"), "content-type %r" % ct)
+        text = r.body.decode("utf-8", "replace")
+        expect(text.count("\n") <= 1 and text.strip() and "\n" not in text.strip(),
+               "body is not one line: %r" % text)
+        expect("secret" not in text.lower(), "404 body leaks a service: %r" % text)
+        # the connection stays usable
+        c.send(b"GET /after HTTP/1.1\r\nHost: secret.test\r\n\r\n")
+        r2 = c.read_response()
+        eq(r2.status, 200, "next request on the same connection")
+    eq(len(o.requests), 1, "requests reaching the origin")
+
+
+# ============================================================== headers
+
+@test()
+def test_header_forwarding_and_stripping(ctx):
+    o = ctx.origin("h")
+    p = ctx.portico({"h": svc(o, ["a.test"], headers={"X-Svc": "yes", "X-Replace": "from-service"})})
+    req = (b"GET /hdr?do=echo HTTP/1.1\r\n"
+           b"Host: a.test\r\n"
+           b"X-Forwarded-For: 10.1.2.3\r\n"
+           b"X-Replace: from-client\r\n"
+           b"X-Tailscale-User: evil\r\n"
+           b"X-Tailscale-User-LoginName: evil@example.com\r\n"
+           b"Tailscale-User-Login: evil\r\n"
+           b"Tailscale-User-Name: Evil\r\n"
+           b"Remote-User: evil\r\n"
+           b"Remote-Groups: admins\r\n"
+           b"Remote_Email: evil@example.com\r\n"
+           b"X_Tailscale_User: evil\r\n"
+           b"Connection: keep-alive, X-Hop-Secret\r\n"
+           b"X-Hop-Secret: s3cret\r\n"
+           b"Keep-Alive: timeout=5\r\n"
+           b"TE: trailers\r\n"
+           b"Trailer: X-Something\r\n"
+           b"Proxy-Connection: keep-alive\r\n"
+           b"X-Custom: kept value\r\n"
+           b"User-Agent: e2e/1\r\n"
+           b"\r\n")
+    with RawConn(p.port) as c:
+        c.send(req)
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        d = r.json()
+        xff = [x.strip() for v in hdrs(d, "x-forwarded-for") for x in v.split(",")]
+        eq(xff, ["10.1.2.3", "127.0.0.1"], "X-Forwarded-For (appended)")
+        eq(hdrs(d, "x-real-ip"), ["127.0.0.1"], "X-Real-IP")
+        eq(hdrs(d, "x-forwarded-proto"), ["http"], "X-Forwarded-Proto")
+        eq(hdrs(d, "x-forwarded-host"), ["a.test"], "X-Forwarded-Host")
+        eq(hdrs(d, "host"), ["a.test"], "Host")
+        eq(hdrs(d, "x-svc"), ["yes"], "service header X-Svc")
+        eq(hdrs(d, "x-replace"), ["from-service"], "service header replaces the client copy")
+        eq(hdrs(d, "x-custom"), ["kept value"], "ordinary header passed on")
+        eq(hdrs(d, "user-agent"), ["e2e/1"], "User-Agent passed on")
+        names = [k.lower() for k, _ in d["headers"]]
+        for bad in ["x-tailscale-user", "x-tailscale-user-loginname", "tailscale-user-login",
+                    "tailscale-user-name", "remote-user", "remote-groups", "remote_email",
+                    "x_tailscale_user", "x-hop-secret", "keep-alive", "te", "trailer",
+                    "proxy-connection"]:
+            expect(bad not in names, "%s reached the upstream: %r" % (bad, d["headers"]))
+        for v in hdrs(d, "connection"):
+            expect("x-hop-secret" not in v.lower(), "Connection still names X-Hop-Secret: %r" % v)
+        # without a client X-Forwarded-For
+        c.send(b"GET /hdr2 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        d2 = c.read_response().json()
+        eq([x.strip() for v in hdrs(d2, "x-forwarded-for") for x in v.split(",")], ["127.0.0.1"],
+           "X-Forwarded-For without a client value")
+
+
+# ============================================================== hostile input
+
+def _smuggle(ctx, payload, statuses=(400,), must_close=True, strict_upstream=True):
+    o = ctx.origin("victim")
+    p = ctx.portico({"v": svc(o, ["a.test", "b.test"])}, limits={"header_timeout": "%ds" % int(3 * SCALE)})
+    data, closed = raw_exchange(p.port, payload, timeout=4 * SCALE)
+    st = status_of(data)
+    expect(st in statuses, "status %r (want %s); got %r" % (st, "/".join(map(str, statuses)), data[:200]))
+    if must_close:
+        expect(closed, "connection not closed after %d; got %r" % (st, data[:300]))
+    nresp = len(re.findall(rb"(?:^|\r\n)HTTP/1\.[01] \d{3} ", data))
+    eq(nresp, 1, "responses on the connection (%r)" % data[:400])
+    time.sleep(0.2)
+    raw = o.all_raw()
+    expect(b"/smuggled" not in raw, "smuggled request reached the upstream: %r" % raw[:300])
+    if strict_upstream:
+        eq(o.bytes_received, 0, "bytes reaching the upstream (%r)" % raw[:300])
+    else:
+        eq(o.completed, 0, "complete requests reaching the upstream (%r)" % raw[:300])
+        if raw:
+            ctx.notes.append("note: the request head reached the upstream before the body "
+                             "framing error was found (%d bytes)" % len(raw))
+    # portico still serves
+    eq(get_json(p.port, "/health", host="a.test")["origin"], "victim", "healthy afterwards")
+    return o
+
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n"
+
+
+@test()
+def test_smuggling_cl_te_rejected(ctx):
+    _smuggle(ctx, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 6\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED)
+
+
+@test()
+def test_smuggling_te_cl_rejected(ctx):
+    _smuggle(ctx, b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n"
+                  b"Content-Length: 44\r\n\r\n0\r\n\r\n" + SMUGGLED)
+
+
+@test()
+def test_smuggling_repeated_content_length_rejected(ctx):
+    _smuggle(ctx, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n"
+                  b"Content-Length: 6\r\n\r\nhello!" + SMUGGLED)
+
+
+@test()
+def test_smuggling_repeated_identical_content_length_rejected(ctx):
+    _smuggle(ctx, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n"
+                  b"Content-Length: 5\r\n\r\nhello" + SMUGGLED)
+
+
+def _variants(ctx, make, statuses=(400,), strict_upstream=True):
+    fails = []
+    for v in make:
+        sub = Ctx(ctx.binary, ctx.name)
+        try:
+            _smuggle(sub, v, statuses=statuses, strict_upstream=strict_upstream)
+            ctx.notes += sub.notes
+        except AssertionError as e:
+            fails.append("%r: %s" % (v[:90], e))
+        finally:
+            probs = sub.cleanup()
+            if probs:
+                fails.append("teardown: %s" % probs)
+    expect(not fails, "; ".join(fails))
+
+
+@test(timeout=60)
+def test_smuggling_non_numeric_content_length_rejected(ctx):
+    _variants(ctx, [b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: %s\r\n\r\nhello" % v + SMUGGLED
+                    for v in (b"abc", b"+5", b"0x5", b"5 5", b"-5", b"5a")])
+
+
+@test()
+def test_smuggling_te_chunked_then_identity_rejected(ctx):
+    _smuggle(ctx, b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\n\r\n" + SMUGGLED)
+
+
+@test(timeout=60)
+def test_smuggling_te_unknown_coding_rejected(ctx):
+    _variants(ctx, [b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: %s\r\n\r\n"
+                    b"5\r\nhello\r\n0\r\n\r\n" % v + SMUGGLED
+                    for v in (b"gzip", b"xchunked", b"identity")], statuses=(400, 501))
+
+
+@test(timeout=60)
+def test_smuggling_bad_chunk_size_rejected(ctx):
+    shapes = [b"zz\r\nhello\r\n0\r\n\r\n", b"-5\r\nhello\r\n0\r\n\r\n", b"0x5\r\nhello\r\n0\r\n\r\n",
+              b"fffffffffffffffffffff\r\nhello\r\n0\r\n\r\n", b"\r\nhello\r\n0\r\n\r\n",
+              b"5\r\nhelloXX0\r\n\r\n", b"5\nhello\r\n0\r\n\r\n"]
+    _variants(ctx, [b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n" + s + SMUGGLED
+                    for s in shapes])
+
+
+@test()
+def test_smuggling_obs_fold_rejected(ctx):
+    _smuggle(ctx, b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Folded: a\r\n  b\r\n\r\n" + SMUGGLED)
+
+
+@test(timeout=60)
+def test_smuggling_bare_lf_rejected(ctx):
+    _variants(ctx, [b"GET / HTTP/1.1\r\nHost: a.test\nX-A: b\r\n\r\n" + SMUGGLED,
+                    b"GET / HTTP/1.1\nHost: a.test\r\n\r\n" + SMUGGLED,
+                    b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A: b\n\r\n" + SMUGGLED])
+
+
+@test(timeout=60)
+def test_smuggling_whitespace_before_colon_rejected(ctx):
+    _variants(ctx, [b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A : b\r\n\r\n" + SMUGGLED,
+                    b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding : chunked\r\n"
+                    b"Content-Length: 5\r\n\r\nhello" + SMUGGLED,
+                    b"GET / HTTP/1.1\r\nHost : a.test\r\n\r\n" + SMUGGLED])
+
+
+@test()
+def test_smuggling_two_host_headers_rejected(ctx):
+    _smuggle(ctx, b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n" + SMUGGLED)
+
+
+@test()
+def test_header_line_without_colon_rejected(ctx):
+    _smuggle(ctx, b"GET / HTTP/1.1\r\nHost: a.test\r\nNoColonHere\r\n\r\n" + SMUGGLED)
+
+
+def _limit_status(ctx, payload, want):
+    o = ctx.origin("o")
+    p = ctx.portico({"v": svc(o)})
+    data, _ = raw_exchange(p.port, payload, timeout=3 * SCALE)
+    eq(status_of(data), want, "status (response %r)" % data[:200])
+    eq(o.bytes_received, 0, "bytes reaching the upstream")
+
+
+@test()
+def test_request_line_too_long_414(ctx):
+    _limit_status(ctx, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a.test\r\n\r\n", 414)
+
+
+@test()
+def test_headers_too_large_431(ctx):
+    big = b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 1000) for i in range(20))
+    _limit_status(ctx, b"GET / HTTP/1.1\r\nHost: a.test\r\n" + big + b"\r\n", 431)
+
+
+@test()
+def test_unknown_method_501(ctx):
+    _limit_status(ctx, b"BREW /pot HTTP/1.1\r\nHost: a.test\r\n\r\n", 501)
+
+
+@test()
+def test_connect_method_501(ctx):
+    _limit_status(ctx, b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n", 501)
+
+
+@test()
+def test_http2_request_line_505(ctx):
+    _limit_status(ctx, b"GET / HTTP/2.0\r\nHost: a.test\r\n\r\n", 505)
+
+
+@test()
+def test_slowloris_closed_after_header_timeout(ctx):
+    o = ctx.origin("o")
+    p = ctx.portico({"v": svc(o)}, limits={"header_timeout": "1s"})
+    s = socket.create_connection(("127.0.0.1", p.port))
+    t0 = time.time()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n")
+    got = b""
+    closed_at = None
+    s.settimeout(0.2)
+    limit = 1 + 3 * SCALE
+    while time.time() - t0 < limit:
+        try:
+            s.sendall(b"X-Drip: 1\r\n")
+        except OSError:
+            closed_at = time.time() - t0
+            break
+        try:
+            d = s.recv(4096)
+            if not d:
+                closed_at = time.time() - t0
+                break
+            got += d
+        except socket.timeout:
+            pass
+        except OSError:
+            closed_at = time.time() - t0
+            break
+    s.close()
+    expect(closed_at is not None, "connection still open after %.1fs of dripping headers" % limit)
+    expect(closed_at >= 0.8, "closed too early (%.2fs)" % closed_at)
+    if got:
+        eq(status_of(got), 408, "status sent before closing (%r)" % got[:100])
+    eq(o.bytes_received, 0, "bytes reaching the upstream")
+
+
+# ============================================================== HTTP/1.1 semantics
+
+@test()
+def test_keepalive_upstream_connection_reused(ctx):
+    o = ctx.origin("ka")
+    p = ctx.portico({"v": svc(o)})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    first_sock = None
+    for i in range(20):
+        d = get_json(p.port, "/ka%d" % i, conn=conn)
+        first_sock = first_sock or conn.sock
+        expect(conn.sock is first_sock, "client connection not kept alive at request %d" % i)
+        eq(d["idx"], i, "index of request %d on its upstream connection" % i)
+    conn.close()
+    eq(o.connections, 1, "upstream connections for 20 sequential requests")
+    # sequential requests on new client connections reuse the pools too (one per worker)
+    for i in range(10):
+        get_json(p.port, "/n%d" % i)
+    expect(o.connections <= 3, "upstream connections after 10 more client connections: %d"
+           % o.connections)
+
+
+@test()
+def test_pipelined_requests_answered_in_order(ctx):
+    o = ctx.origin("pipe")
+    p = ctx.portico({"v": svc(o)})
+    reqs = [("GET", b"GET /p1?do=echo HTTP/1.1\r\nHost: a.test\r\n\r\n"),
+            ("POST", b"POST /p2?do=echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\n0123456789"),
+            ("HEAD", b"HEAD /p3?do=echo HTTP/1.1\r\nHost: a.test\r\n\r\n"),
+            ("GET", b"GET /p4?do=download&n=70000&mode=chunked&chunk=999 HTTP/1.1\r\nHost: a.test\r\n\r\n"),
+            ("POST", b"POST /p5?do=echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\n\r\n"),
+            ("GET", b"GET /p6?do=echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")]
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"".join(r for _, r in reqs))
+        rs = [c.read_response(m) for m, _ in reqs]
+        eq([r.status for r in rs], [200] * 6, "statuses")
+        eq(rs[0].json()["target"], "/p1?do=echo", "response 1")
+        d2 = rs[1].json()
+        eq((d2["target"], d2["body_len"], d2["body_sha256"]),
+           ("/p2?do=echo", 10, hashlib.sha256(b"0123456789").hexdigest()), "response 2")
+        eq(rs[2].body, b"", "HEAD body")
+        eq(rs[2].header("x-origin"), "pipe", "HEAD response header")
+        v = BlockVerifier()
+        v.feed(memoryview(rs[3].body))
+        expect(v.total == 70000 and v.finish(), "response 4 body (%d bytes)" % v.total)
+        d5 = rs[4].json()
+        eq((d5["target"], d5["body_len"]), ("/p5?do=echo", 3), "response 5")
+        eq(rs[5].json()["target"], "/p6?do=echo", "response 6")
+        expect(c.closed_within(3 * SCALE), "connection not closed after Connection: close")
+    eq([t.split("?")[0] for t in o.seen_paths()], ["/p1", "/p2", "/p3", "/p4", "/p5", "/p6"],
+       "upstream order")
+
+
+@test()
+def test_http10_client(ctx):
+    o = ctx.origin("old")
+    p = ctx.portico({"v": svc(o)})
+    with RawConn(p.port) as c:
+        c.send(b"GET /h10?do=echo HTTP/1.0\r\nHost: a.test\r\n\r\n")
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        eq(r.json()["target"], "/h10?do=echo", "target")
+        expect(c.closed_within(3 * SCALE), "HTTP/1.0 connection without keep-alive not closed")
+    # a chunked upstream response must reach an HTTP/1.0 client unchunked
+    with RawConn(p.port) as c:
+        c.send(b"GET /h10b?do=download&n=100000&mode=chunked&chunk=3000 HTTP/1.0\r\nHost: a.test\r\n\r\n")
+        r = c.read_head()
+        eq(r.status, 200, "status")
+        expect(r.header("transfer-encoding") is None,
+               "Transfer-Encoding sent to an HTTP/1.0 client: %r" % r.header("transfer-encoding"))
+        cl = r.header("content-length")
+        body = c.exact(int(cl)) if cl else c.read_to_eof()
+        v = BlockVerifier()
+        v.feed(memoryview(body))
+        expect(v.total == 100000 and v.finish(), "body: %d bytes, verified=%s" % (v.total, v.ok))
+
+
+@test()
+def test_expect_100_continue_curl(ctx):
+    o = ctx.origin("exp")
+    p = ctx.portico({"v": svc(o)})
+    body = gen_body(200000, seed=3)
+    f = os.path.join(ctx.dir, "body.bin")
+    open(f, "wb").write(body)
+    pr = subprocess.run(["curl", "-sS", "-v", "--max-time", str(int(10 * SCALE)),
+                         "-H", "Host: a.test", "-H", "Expect: 100-continue",
+                         "--expect100-timeout", "10",
+                         "--data-binary", "@" + f, "http://127.0.0.1:%d/up?do=echo" % p.port],
+                        capture_output=True, timeout=20 * SCALE)
+    eq(pr.returncode, 0, "curl exit status (%r)" % pr.stderr[-300:])
+    err = pr.stderr.decode("latin-1")
+    expect(re.search(r"< HTTP/1\.1 100 Continue", err), "no 100 Continue seen by curl: %s" % err[-600:])
+    d = json.loads(pr.stdout)
+    eq((d["body_len"], d["body_sha256"]), (len(body), hashlib.sha256(body).hexdigest()), "body at upstream")
+
+
+@test()
+def test_expect_100_continue_answered_before_body(ctx):
+    o = ctx.origin("exp")
+    p = ctx.portico({"v": svc(o)})
+    with RawConn(p.port, timeout=3 * SCALE) as c:
+        c.send(b"POST /e?do=echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        r = c.read_head()
+        eq(r.status, 100, "first response before sending the body")
+        c.send(b"hello")
+        r = c.read_response()
+        eq(r.status, 200, "final status")
+        eq(r.json()["body_len"], 5, "body length at upstream")
+
+
+@test()
+def test_chunked_upload_with_trailers(ctx):
+    o = ctx.origin("up")
+    p = ctx.portico({"v": svc(o)})
+    body = gen_body(1 + 100 + 70000 + 5, seed=5)
+    parts = [body[:1], body[1:101], body[101:70101], body[70101:]]
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"POST /cu?do=echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n"
+               b"Trailer: X-Sum\r\n\r\n")
+        for i, part in enumerate(parts):
+            ext = b";ext=%d" % i if i % 2 else b""
+            c.send(b"%x%s\r\n" % (len(part), ext) + part + b"\r\n")
+            time.sleep(0.05)
+        c.send(b"0\r\nX-Sum: 1234\r\n\r\n")
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        d = r.json()
+        eq((d["body_len"], d["body_sha256"]), (len(body), hashlib.sha256(body).hexdigest()), "body at upstream")
+        # connection still usable
+        c.send(b"GET /after HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "next request")
+    # curl's chunked upload
+    f = os.path.join(ctx.dir, "b.bin")
+    big = gen_body(500000, seed=9)
+    open(f, "wb").write(big)
+    pr = subprocess.run(["curl", "-sS", "--max-time", str(int(10 * SCALE)), "-H", "Host: a.test",
+                         "-H", "Transfer-Encoding: chunked", "--data-binary", "@" + f,
+                         "http://127.0.0.1:%d/cu2?do=echo" % p.port], capture_output=True, timeout=20 * SCALE)
+    eq(pr.returncode, 0, "curl exit (%r)" % pr.stderr)
+    d = json.loads(pr.stdout)
+    eq((d["body_len"], d["body_sha256"]), (len(big), hashlib.sha256(big).hexdigest()), "curl body at upstream")
+
+
+@test()
+def test_chunked_download_with_trailers(ctx):
+    o = ctx.origin("down")
+    p = ctx.portico({"v": svc(o)})
+    want = gen_body(100000, seed=7)
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /t?do=trailers&n=100000&chunk=7000 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        eq(hashlib.sha256(r.body).hexdigest(), hashlib.sha256(want).hexdigest(), "body sha256 (len %d)" % len(r.body))
+        c.send(b"GET /d?do=download&n=3000000&mode=chunked&chunk=1000 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_response()
+        v = BlockVerifier()
+        v.feed(memoryview(r.body))
+        expect(v.total == 3000000 and v.finish(), "chunked download: %d bytes, ok=%s" % (v.total, v.ok))
+        c.send(b"GET /after HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "next request on the connection")
+    f = os.path.join(ctx.dir, "t.out")
+    pr = subprocess.run(["curl", "-sS", "--max-time", str(int(10 * SCALE)), "-H", "Host: a.test", "-o", f,
+                         "http://127.0.0.1:%d/t?do=trailers&n=100000&chunk=333" % p.port],
+                        capture_output=True, timeout=20 * SCALE)
+    eq(pr.returncode, 0, "curl exit (%r)" % pr.stderr)
+    eq(hashlib.sha256(open(f, "rb").read()).hexdigest(), hashlib.sha256(want).hexdigest(), "curl body")
+
+
+@test()
+def test_content_length_bodies_both_ways(ctx):
+    o = ctx.origin("cl")
+    p = ctx.portico({"v": svc(o)})
+    body = gen_body(300000, seed=11)
+    r = request(p.port, "POST", "/u?do=echo", body=body, timeout=10 * SCALE)
+    eq(r.status, 200, "upload status")
+    d = r.json()
+    eq((d["body_len"], d["body_sha256"]), (len(body), hashlib.sha256(body).hexdigest()), "upload body")
+    eq(hdrs(d, "content-length"), ["300000"], "Content-Length at upstream")
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /d?do=download&n=300000&mode=cl HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_response()
+        eq(r.header("content-length"), "300000", "Content-Length to client")
+        v = BlockVerifier()
+        v.feed(memoryview(r.body))
+        expect(v.total == 300000 and v.finish(), "download body")
+        # close-delimited upstream body
+        c.send(b"GET /d?do=download&n=200000&mode=close HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_response()
+        v = BlockVerifier()
+        v.feed(memoryview(r.body))
+        expect(v.total == 200000 and v.finish(), "close-delimited upstream body: %d bytes" % v.total)
+
+
+@test()
+def test_head_204_304_have_no_body_and_connection_stays_usable(ctx):
+    o = ctx.origin("nb")
+    p = ctx.portico({"v": svc(o)})
+    with RawConn(p.port, timeout=3 * SCALE) as c:
+        for method, path, want in [("HEAD", "/h?do=echo", 200),
+                                   ("GET", "/s?do=status&code=204", 204),
+                                   ("GET", "/s?do=status&code=304", 304),
+                                   ("HEAD", "/d?do=download&n=5000000", 200),
+                                   ("GET", "/x?do=echo", 200)]:
+            c.send(("%s %s HTTP/1.1\r\nHost: a.test\r\n\r\n" % (method, path)).encode())
+            r = c.read_response(method)
+            eq(r.status, want, "%s %s" % (method, path))
+            if method == "HEAD" and "download" in path:
+                eq(r.header("content-length"), "5000000", "HEAD Content-Length")
+        d = r.json()
+        eq(d["target"], "/x?do=echo", "last response")
+        closed = c.closed_within(0.5)
+        expect(not c.buf, "stray bytes after bodiless responses: %r" % bytes(c.buf[:100]))
+        expect(not closed, "connection closed after bodiless responses")
+
+
+@test()
+def test_concurrent_clients(ctx):
+    o = ctx.origin("many")
+    p = ctx.portico({"v": svc(o)})
+    errors = []
+
+    def worker(k):
+        conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10 * SCALE)
+        try:
+            for i in range(25):
+                r = request(p.port, "GET", "/c%d/%d" % (k, i), conn=conn)
+                if r.status != 200 or r.json()["target"] != "/c%d/%d" % (k, i):
+                    errors.append((k, i, r.status))
+        except Exception as e:
+            errors.append((k, repr(e)))
+        finally:
+            conn.close()
+    ths = [threading.Thread(target=worker, args=(k,)) for k in range(40)]
+    [t.start() for t in ths]
+    [t.join() for t in ths]
+    expect(not errors, "failures: %s" % errors[:5])
+
+
+@test()
+def test_unix_socket_upstream(ctx):
+    o = ctx.origin("unix", unix_path=os.path.join(ctx.dir, "origin.sock"))
+    p = ctx.portico({"v": svc(o)})
+    d = get_json(p.port, "/u")
+    eq(d["origin"], "unix", "origin")
+
+
+# ============================================================== upstream failures
+
+@test()
+def test_502_when_upstream_refuses(ctx):
+    p = ctx.portico({"v": svc("http://127.0.0.1:%d" % closed_port())})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    for i in range(2):
+        t0 = time.time()
+        r = request(p.port, "GET", "/", conn=conn)
+        dt = time.time() - t0
+        eq(r.status, 502, "status")
+        expect(dt < 1.0 * SCALE, "502 took %.2fs" % dt)
+        expect(r.body.startswith(b"bad gateway"), "body %r" % r.body)
+        expect(r.body.strip().count(b"\n") == 0, "body not one line: %r" % r.body)
+    conn.close()
+
+
+@test()
+def test_504_when_upstream_silent(ctx):
+    o = ctx.origin("silent")
+    p = ctx.portico({"v": svc(o, timeout="1s")})
+    t0 = time.time()
+    r = request(p.port, "GET", "/?do=silent", timeout=10 * SCALE)
+    dt = time.time() - t0
+    eq(r.status, 504, "status")
+    expect(0.9 <= dt < 1 + 2 * SCALE, "504 after %.2fs (timeout 1s)" % dt)
+    expect(r.body.startswith(b"gateway timeout"), "body %r" % r.body)
+
+
+@test()
+def test_retry_when_pooled_connection_closed_by_upstream(ctx):
+    o = ctx.origin("dropper", drop_reused=True)
+    p = ctx.portico({"v": svc(o, timeout="5s")})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10 * SCALE)
+    for i in range(5):
+        r = request(p.port, "GET", "/r%d" % i, conn=conn)
+        eq(r.status, 200, "request %d (body %r)" % (i, r.body[:100]))
+        eq(r.json()["target"], "/r%d" % i, "target %d" % i)
+        time.sleep(0.1)
+    conn.close()
+    dropped = [r for r in o.requests if r.idx >= 1]
+    expect(dropped, "no request was sent on a reused upstream connection (no pooling), retry not exercised")
+
+
+@test()
+def test_no_retry_of_post_on_closed_pooled_connection(ctx):
+    o = ctx.origin("dropper", drop_reused=True)
+    p = ctx.portico({"v": svc(o, timeout="5s")})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10 * SCALE)
+    eq(request(p.port, "GET", "/first", conn=conn).status, 200, "first request")
+    time.sleep(0.1)
+    r = request(p.port, "POST", "/post", body=b"payload", conn=conn)
+    conn.close()
+    posts = [q for q in o.requests if q.method == "POST"]
+    if posts and posts[0].idx == 0:
+        raise AssertionError("POST went to a fresh upstream connection; shape not exercised")
+    eq(len(posts), 1, "times the POST reached the upstream")
+    eq(r.status, 502, "status of a POST whose pooled connection was closed")
+
+
+@test()
+def test_upstream_closes_mid_response(ctx):
+    o = ctx.origin("cut")
+    p = ctx.portico({"v": svc(o)})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /?do=closehead HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_head()
+        if r.status == 200:
+            expect(c.closed_within(3 * SCALE), "client connection left open after a truncated body")
+            expect(len(c.buf) < 100, "more body bytes than the upstream sent")
+        else:
+            eq(r.status, 502, "status")
+    eq(get_json(p.port, "/ok")["origin"], "cut", "next request")
+
+
+# ============================================================== upgrades and streaming
+
+async def _ws_connect(port, path="/ws?do=ws", host="a.test"):
+    import websockets
+    s = socket.create_connection(("127.0.0.1", port))
+    return await websockets.connect("ws://%s%s" % (host, path), sock=s, open_timeout=5 * SCALE,
+                                    close_timeout=2 * SCALE, max_size=None, compression=None)
+
+
+@test()
+def test_websocket_echo(ctx):
+    o = ctx.origin("ws")
+    p = ctx.portico({"v": svc(o)})
+
+    async def main():
+        ws = await _ws_connect(p.port)
+        try:
+            await ws.send("hello")
+            eq(await asyncio.wait_for(ws.recv(), 5 * SCALE), "hello", "text echo")
+            blob = gen_body(300000, seed=4)
+            await ws.send(blob)
+            eq(await asyncio.wait_for(ws.recv(), 5 * SCALE), blob, "binary echo")
+            for i in range(50):
+                await ws.send("m%d" % i)
+            got = [await asyncio.wait_for(ws.recv(), 5 * SCALE) for _ in range(50)]
+            eq(got, ["m%d" % i for i in range(50)], "50 messages in order")
+            pong = await ws.ping()
+            await asyncio.wait_for(pong, 5 * SCALE)
+        finally:
+            await ws.close()
+    asyncio.run(main())
+
+
+@test()
+def test_websocket_survives_reload(ctx):
+    o1 = ctx.origin("old")
+    o2 = ctx.origin("new")
+    p = ctx.portico({"v": svc(o1)})
+
+    async def main():
+        ws = await _ws_connect(p.port)
+        try:
+            await ws.send("before")
+            eq(await asyncio.wait_for(ws.recv(), 5 * SCALE), "before", "echo before reload")
+            cfg = dict(p.cfg)
+            cfg["services"] = {"v": svc(o2)}
+            p.write_config(cfg)
+            p.hup()
+            ok = await asyncio.to_thread(_wait_origin, p.port, "new", 5 * SCALE)
+            expect(ok, "new config not in force 5s after SIGHUP")
+            for i in range(3):
+                await ws.send("after%d" % i)
+                eq(await asyncio.wait_for(ws.recv(), 5 * SCALE), "after%d" % i, "echo after reload")
+            ws2 = await _ws_connect(p.port)
+            await ws2.send("fresh")
+            eq(await asyncio.wait_for(ws2.recv(), 5 * SCALE), "fresh", "new websocket after reload")
+            await ws2.close()
+        finally:
+            await ws.close()
+        eq(sum(1 for r in o2.requests if "do=ws" in r.target), 1, "websockets opened on the new upstream")
+    asyncio.run(main())
+
+
+def _wait_origin(port, name, timeout, host="a.test"):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            r = request(port, "GET", "/probe", host=host, timeout=2)
+            if r.status == 200 and r.json()["origin"] == name:
+                return True
+        except Exception:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+@test()
+def test_upgrade_101_becomes_byte_tunnel(ctx):
+    o = ctx.origin("up")
+    p = ctx.portico({"v": svc(o)})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /?do=upgrade HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        r = c.read_head()
+        eq(r.status, 101, "status")
+        payload = gen_body(200000, seed=2) + b"GET / HTTP/1.1\r\n\r\n"
+        c.send(payload)
+        got = c.exact(len(payload))
+        eq(got == payload, True, "echoed bytes")
+        c.sock.shutdown(socket.SHUT_WR)
+        expect(c.closed_within(3 * SCALE), "half-close not passed through the tunnel")
+
+
+def _sse(ctx, mode):
+    o = ctx.origin("sse")
+    p = ctx.portico({"v": svc(o)})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        t0 = time.time()
+        c.send(("GET /events?do=sse&mode=%s&gap=1 HTTP/1.1\r\nHost: a.test\r\n\r\n" % mode).encode())
+        c.until(b"data: one")
+        t1 = time.time() - t0
+        c.until(b"data: two")
+        t2 = time.time() - t0
+    expect(t1 < 0.5 * SCALE, "first event arrived after %.2fs (second at %.2fs): not flushed" % (t1, t2))
+    expect(t2 - t1 > 0.6, "events arrived %.2fs apart" % (t2 - t1))
+
+
+@test()
+def test_sse_chunked_flushed_as_it_arrives(ctx):
+    _sse(ctx, "chunked")
+
+
+@test()
+def test_sse_unknown_length_flushed_as_it_arrives(ctx):
+    _sse(ctx, "close")
+
+
+# ============================================================== big streams
+
+class RssSampler(threading.Thread):
+    def __init__(self, p):
+        super().__init__(daemon=True)
+        self.p = p
+        self.max = 0
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            try:
+                self.max = max(self.max, self.p.rss())
+            except Exception:
+                pass
+            self.stop_ev.wait(0.05)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join()
+        try:
+            self.max = max(self.max, self.p.rss())
+        except Exception:
+            pass
+        return self.max
+
+
+def _download(port, n, timeout=60.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MiB)
+    try:
+        s.sendall(b"GET /big?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
+        buf = bytearray()
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                raise AssertionError("closed before the response head")
+            buf += d
+        head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+        expect(head.startswith(b"HTTP/1.1 200"), "response head %r" % head[:200])
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        expect(m and int(m.group(1)) == n, "Content-Length in %r" % head[:300])
+        v = BlockVerifier()
+        v.feed(memoryview(rest))
+        rb = bytearray(1 << 20)
+        mv = memoryview(rb)
+        while v.total < n:
+            got = s.recv_into(mv, min(len(rb), n - v.total))
+            if not got:
+                break
+            v.feed(mv[:got])
+        v.finish()
+        return v
+    finally:
+        s.close()
+
+
+def _upload(port, n, timeout=60.0):
+    with RawConn(port, timeout=timeout) as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * MiB)
+        c.send(b"POST /big?do=sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n" % n)
+        send_pattern(c.sock, n)
+        r = c.read_response()
+        eq(r.status, 200, "upload status (%r)" % r.body[:200])
+        return r.json()
+
+
+def _big(ctx, direction):
+    o = ctx.origin("big")
+    p = ctx.portico({"v": svc(o, timeout="60s")})
+    warm = 64 * MiB
+    fn = _download if direction == "down" else _upload
+    fn(p.port, warm)   # warm-up: buffers and pools exist afterwards
+    fn(p.port, warm)
+    base = p.rss()
+    sampler = RssSampler(p)
+    sampler.start()
+    t0 = time.time()
+    try:
+        res = fn(p.port, BIG)
+    finally:
+        peak = sampler.stop()
+    dt = time.time() - t0
+    after = p.rss()
+    if direction == "down":
+        eq(res.total, BIG, "bytes received")
+        expect(res.ok, "content mismatch in block %s" % res.bad_block)
+    else:
+        eq(res["len"], BIG, "bytes at the upstream")
+        expect(res["pattern_ok"], "content mismatch at the upstream")
+    ctx.notes.append("%s %.2f GiB in %.1fs (%.0f MiB/s); VmRSS base %.1f MiB, peak %.1f MiB, after %.1f MiB"
+                     % (direction, BIG / GiB, dt, BIG / MiB / dt, base / MiB, peak / MiB, after / MiB))
+    expect(peak - base < RSS_LIMIT, "VmRSS grew by %.1f MiB (base %.1f, peak %.1f)"
+           % ((peak - base) / MiB, base / MiB, peak / MiB))
+
+
+@test(timeout=300)
+def test_big_download_streams_in_constant_memory(ctx):
+    _big(ctx, "down")
+
+
+@test(timeout=300)
+def test_big_upload_streams_in_constant_memory(ctx):
+    _big(ctx, "up")
+
+
+# ============================================================== reload and lifecycle
+
+@test(timeout=60)
+def test_reload_under_load_drops_nothing(ctx):
+    o1 = ctx.origin("gen1")
+    o2 = ctx.origin("gen2")
+    cfg_a = {"v": svc(o1, headers={"X-Gen": "a"})}
+    cfg_b = {"v": svc(o2, headers={"X-Gen": "b"})}
+    p = ctx.portico(cfg_a)
+    stop = threading.Event()
+    stats = {"ok": 0, "fail": []}
+    lock = threading.Lock()
+    deadline = time.time() + 3.0
+
+    def client():
+        conn = None
+        while not stop.is_set() and time.time() < deadline:
+            with lock:
+                if stats["ok"] + len(stats["fail"]) >= 20000:
+                    return
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+                r = request(p.port, "GET", "/load", conn=conn)
+                d = r.json() if r.status == 200 else None
+                with lock:
+                    if d and d["origin"] in ("gen1", "gen2"):
+                        stats["ok"] += 1
+                    else:
+                        stats["fail"].append("status %d %r" % (r.status, r.body[:80]))
+            except Exception as e:
+                with lock:
+                    stats["fail"].append(repr(e))
+                if conn:
+                    conn.close()
+                conn = None
+        if conn:
+            conn.close()
+    ths = [threading.Thread(target=client) for _ in range(4)]
+    [t.start() for t in ths]
+    base = dict(p.cfg)
+    for i in range(6):
+        time.sleep(0.4)
+        cfg = dict(base)
+        cfg["services"] = cfg_b if i % 2 == 0 else cfg_a
+        p.write_config(cfg)
+        p.hup()
+    # the last one written (i=5) is cfg_a; finish on cfg_b
+    cfg = dict(base)
+    cfg["services"] = cfg_b
+    p.write_config(cfg)
+    p.hup()
+    [t.join() for t in ths]
+    expect(stats["ok"] > 50, "only %d requests completed" % stats["ok"])
+    ctx.notes.append("%d requests during 7 reloads" % stats["ok"])
+    expect(not stats["fail"], "%d failed requests of %d: %s" % (len(stats["fail"]), stats["ok"] + len(stats["fail"]),
+                                                              stats["fail"][:3]))
+    expect(_wait_origin(p.port, "gen2", 5 * SCALE), "new config not in force after reload")
+    d = get_json(p.port, "/after")
+    eq(hdrs(d, "x-gen"), ["b"], "service header of the new config")
+    expect(p.alive(), "portico died")
+
+
+@test()
+def test_reload_applies_to_existing_keepalive_connection(ctx):
+    o1 = ctx.origin("gen1")
+    o2 = ctx.origin("gen2")
+    p = ctx.portico({"v": svc(o1)})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    eq(get_json(p.port, "/1", conn=conn)["origin"], "gen1", "before reload")
+    cfg = dict(p.cfg)
+    cfg["services"] = {"v": svc(o2)}
+    p.write_config(cfg)
+    p.hup()
+    expect(_wait_origin(p.port, "gen2", 5 * SCALE), "new config not in force after SIGHUP")
+    eq(get_json(p.port, "/2", conn=conn)["origin"], "gen2", "next request on a connection opened before reload")
+    conn.close()
+
+
+@test()
+def test_reload_invalid_config_refused_with_check_message(ctx):
+    o = ctx.origin("keep")
+    p = ctx.portico({"v": svc(o)})
+    text = to_yaml(p.cfg) + "\nbogus_top_key: 1\n"
+    line = text.rstrip("\n").count("\n") + 1
+    n0 = p.nlines()
+    p.write_config(text)
+    rc, out, err = run_check(ctx.binary, p.path)
+    eq(rc, 1, "portico check exit status for the invalid file")
+    msg = err.strip().split("\n")[0]
+    expect(msg.startswith("%s:%d: " % (p.path, line)), "check message %r (expected FILE:%d:)" % (msg, line))
+    p.hup()
+    l = p.wait_line("reload refused: ", 5 * SCALE, start=n0)
+    expect(l, "no 'reload refused: ' log line; stderr: %s" % p.stderr()[n0:][-5:])
+    f = logfmt_parse(l)
+    expect("level" in f and f["level"] in ("warn", "error"), "level in %r" % l)
+    got = f.get("msg", "")
+    expect("reload refused: " in got, "msg field %r" % got)
+    eq(got.split("reload refused: ", 1)[1], msg, "reload refused message vs portico check")
+    eq(get_json(p.port, "/still")["origin"], "keep", "old config still serving")
+    expect(p.alive(), "portico died")
+    # a valid config afterwards is still accepted
+    o2 = ctx.origin("next")
+    cfg = dict(p.cfg)
+    cfg["services"] = {"v": svc(o2)}
+    p.write_config(cfg)
+    p.hup()
+    expect(_wait_origin(p.port, "next", 5 * SCALE), "valid reload after a refused one not applied")
+
+
+@test()
+def test_sigterm_drains_inflight_request(ctx):
+    o = ctx.origin("slow")
+    p = ctx.portico({"v": svc(o)}, limits={"shutdown_timeout": "10s"})
+    result = {}
+
+    def client():
+        try:
+            with RawConn(p.port, timeout=10 * SCALE) as c:
+                c.send(b"GET /s?do=slow&delay=1.5 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                result["r"] = c.read_response()
+        except Exception as e:
+            result["e"] = e
+    t = threading.Thread(target=client)
+    t.start()
+    expect(o.wait_requests(1, 5 * SCALE), "request did not reach the upstream")
+    t0 = time.time()
+    p.term()
+    t.join(15 * SCALE)
+    expect("r" in result, "in-flight request failed: %r" % result.get("e"))
+    eq(result["r"].status, 200, "status of the in-flight request")
+    eq(result["r"].json()["target"], "/s?do=slow&delay=1.5", "body")
+    rc = p.wait_exit(12 * SCALE)
+    expect(rc is not None, "portico still running %.1fs after SIGTERM" % (time.time() - t0))
+    eq(rc, 0, "exit status")
+
+
+@test()
+def test_sigterm_closes_idle_keepalive_connections(ctx):
+    o = ctx.origin("idle")
+    p = ctx.portico({"v": svc(o)}, limits={"shutdown_timeout": "20s"})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "status")
+        t0 = time.time()
+        p.term()
+        expect(c.closed_within(2 * SCALE), "idle keep-alive connection not closed on SIGTERM")
+        rc = p.wait_exit(5 * SCALE)
+        expect(rc is not None, "portico still running %.1fs after SIGTERM with only idle connections"
+               % (time.time() - t0))
+        eq(rc, 0, "exit status")
+
+
+@test()
+def test_sigint_exits_zero(ctx):
+    o = ctx.origin("i")
+    p = ctx.portico({"v": svc(o)})
+    get_json(p.port, "/")
+    p.signal(signal.SIGINT)
+    eq(p.wait_exit(10 * SCALE), 0, "exit status after SIGINT")
+
+
+# ============================================================== logs and metrics
+
+def _scrape(mport):
+    r = request(mport, "GET", "/metrics", host="127.0.0.1:%d" % mport, timeout=5 * SCALE)
+    eq(r.status, 200, "metrics status")
+    out = {}
+    for line in r.body.decode().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)", line)
+        if not m:
+            raise AssertionError("bad metrics line %r" % line)
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def _m(ms, name, **labels):
+    tot, found = 0.0, False
+    for (n, ls), v in ms.items():
+        if n == name and all((k, v2) in ls for k, v2 in labels.items()):
+            tot += v
+            found = True
+    return tot if found else None
+
+
+@test()
+def test_metrics_count_requests(ctx):
+    o = ctx.origin("m")
+    silent = ctx.origin("silent")
+    p = ctx.portico({"web": svc(o, ["web.test"]),
+                     "dead": svc("http://127.0.0.1:%d" % closed_port(), ["dead.test"]),
+                     "slow": svc(silent, ["slow.test"], timeout="1s")}, metrics=True)
+    m0 = _scrape(p.metrics_port)
+    for name in ["portico_connections_active", "portico_connections_total"]:
+        expect(_m(m0, name) is not None, "%s missing" % name)
+    for i in range(3):
+        get_json(p.port, "/m%d" % i, host="web.test")
+    eq(request(p.port, "GET", "/", host="unknown.test").status, 404, "unknown host")
+    eq(request(p.port, "GET", "/", host="dead.test").status, 502, "dead upstream")
+    eq(request(p.port, "GET", "/?do=silent", host="slow.test", timeout=10 * SCALE).status, 504, "silent")
+    checks = [
+        (("portico_requests_total", {"service": "web", "code": "2xx"}), 3),
+        (("portico_requests_total", {"service": "-", "code": "4xx"}), 1),
+        (("portico_requests_total", {"service": "dead", "code": "5xx"}), 1),
+        (("portico_request_duration_seconds_count", {"service": "web"}), 3),
+        (("portico_upstream_connect_errors_total", {"service": "dead"}), 1),
+        (("portico_upstream_timeouts_total", {"service": "slow"}), 1),
+    ]
+    end = time.time() + 3 * SCALE
+    while True:
+        m1 = _scrape(p.metrics_port)
+        bad = []
+        for (name, labels), delta in checks:
+            a, b = _m(m0, name, **labels) or 0, _m(m1, name, **labels)
+            if b is None or b - a != delta:
+                bad.append("%s%s: %s -> %s (want +%d)" % (name, labels, a, b, delta))
+        if not bad or time.time() > end:
+            break
+        time.sleep(0.2)
+    expect(not bad, "; ".join(bad))
+    for name in ["portico_bytes_received_total", "portico_bytes_sent_total",
+                 "portico_request_duration_seconds_sum"]:
+        expect((_m(m1, name) or 0) > (_m(m0, name) or 0), "%s did not grow" % name)
+    expect((_m(m1, "portico_connections_total") or 0) >= (_m(m0, "portico_connections_total") or 0) + 6,
+           "portico_connections_total did not count the 6 connections")
+    inf = _m(m1, "portico_request_duration_seconds_bucket", service="web", le="+Inf")
+    eq(inf, 3.0, "web +Inf bucket")
+
+
+@test()
+def test_access_log_line_fields(ctx):
+    o = ctx.origin("log")
+    p = ctx.portico({"logsvc": svc(o)})
+    n0 = p.nlines()
+    get_json(p.port, "/logtest?x=1")
+    body = b"z" * 1000
+    eq(request(p.port, "POST", "/logpost", body=body).status, 200, "post")
+    eq(request(p.port, "GET", "/nowhere", host="nope.test").status, 404, "unknown host")
+    rx = re.compile(r'^ts=\S+ service=(\S+) client=(\S+) user=(\S+) method=(\S+) path="([^"]*)" '
+                    r'status=(\d+) in=(\d+) out=(\d+) ms=(\d+(?:\.\d+)?)$')
+    lines = {}
+    end = time.time() + 3 * SCALE
+    while time.time() < end:
+        lines = {}
+        for l in p.stderr()[n0:]:
+            f = logfmt_parse(l)
+            if "path" in f and "status" in f:
+                lines.setdefault(f["path"], []).append(l)
+        if all(k in lines for k in ("/logtest?x=1", "/logpost", "/nowhere")):
+            break
+        time.sleep(0.05)
+    for path in ("/logtest?x=1", "/logpost", "/nowhere"):
+        eq(len(lines.get(path, [])), 1, "access lines for %s (stderr tail %r)" % (path, p.stderr()[-4:]))
+    m = rx.match(lines["/logtest?x=1"][0])
+    expect(m, "line does not match the format: %r" % lines["/logtest?x=1"][0])
+    eq(m.groups()[:6], ("logsvc", "127.0.0.1", "-", "GET", "/logtest?x=1", "200"), "fields")
+    expect(int(m.group(7)) > 0 and int(m.group(8)) > 0, "in/out bytes %s/%s" % (m.group(7), m.group(8)))
+    expect(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", logfmt_parse(lines["/logtest?x=1"][0])["ts"]),
+           "ts format")
+    m2 = rx.match(lines["/logpost"][0])
+    expect(m2 and m2.group(4) == "POST" and int(m2.group(7)) >= 1000, "POST line %r" % lines["/logpost"][0])
+    m3 = rx.match(lines["/nowhere"][0])
+    expect(m3 and m3.group(1) == "-" and m3.group(6) == "404", "unknown-host line %r" % lines["/nowhere"][0])
+
+
+# ============================================================== nginx as an origin
+
+@test()
+def test_nginx_origin(ctx):
+    nginx = "/usr/sbin/nginx"
+    expect(os.path.exists(nginx), "nginx is not installed (%s missing; apt-get install nginx)" % nginx)
+    d = ctx.dir
+    www = os.path.join(d, "www")
+    os.makedirs(www)
+    static = gen_body(300000, seed=21)
+    open(os.path.join(www, "file.bin"), "wb").write(static)
+    open(os.path.join(www, "index.html"), "w").write("<h1>hello from nginx</h1>\n")
+    port = free_port()
+    conf = os.path.join(d, "nginx.conf")
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    open(conf, "w").write(user + """
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log %(d)s/access.log;
+    client_body_temp_path %(d)s/tmp_body;
+    proxy_temp_path %(d)s/tmp_proxy;
+    fastcgi_temp_path %(d)s/tmp_fastcgi;
+    uwsgi_temp_path %(d)s/tmp_uwsgi;
+    scgi_temp_path %(d)s/tmp_scgi;
+    types { text/html html; application/octet-stream bin; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        root %(www)s;
+        location /api/ { return 200 "api ok\\n"; }
+    }
+}
+""" % {"d": d, "port": port, "www": www})
+    ng = ctx.spawn([nginx, "-p", d, "-e", os.path.join(d, "error.log"), "-c", conf, "-g", "daemon off;"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    end = time.time() + 10
+    while True:
+        if ng.poll() is not None:
+            raise AssertionError("nginx exited: %r" % ng.stderr.read()[-300:])
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            expect(time.time() < end, "nginx not listening")
+            time.sleep(0.05)
+    p = ctx.portico({"web": svc("http://127.0.0.1:%d" % port, ["www.test"])})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    r = request(p.port, "GET", "/file.bin", host="www.test", conn=conn)
+    eq(r.status, 200, "static file status")
+    eq(hashlib.sha256(r.body).hexdigest(), hashlib.sha256(static).hexdigest(), "static file content")
+    etag = r.header("etag")
+    r = request(p.port, "HEAD", "/file.bin", host="www.test", conn=conn)
+    eq((r.status, r.header("content-length"), r.body), (200, "300000", b""), "HEAD")
+    if etag:
+        r = request(p.port, "GET", "/file.bin", host="www.test", headers={"If-None-Match": etag}, conn=conn)
+        eq((r.status, r.body), (304, b""), "conditional GET")
+    r = request(p.port, "GET", "/", host="www.test", conn=conn)
+    eq((r.status, r.body), (200, b"<h1>hello from nginx</h1>\n"), "index")
+    r = request(p.port, "GET", "/api/x", host="www.test", conn=conn)
+    eq((r.status, r.body), (200, b"api ok\n"), "api location")
+    r = request(p.port, "GET", "/missing", host="www.test", conn=conn)
+    eq(r.status, 404, "nginx 404")
+    expect(b"nginx" in r.body, "404 should come from nginx: %r" % r.body[:100])
+    r = request(p.port, "POST", "/api/y", host="www.test", body=b"x" * 5000, conn=conn)
+    eq(r.status, 200, "POST to nginx")
+    conn.close()
+
+
+# ============================================================== runner
+
+def run_one(binary, name, fn, timeout):
+    ctx = Ctx(binary, name)
+    box = {}
+
+    def body():
+        try:
+            fn(ctx)
+        except AssertionError as e:
+            box["err"] = str(e) or "assertion failed"
+        except Exception as e:
+            box["err"] = "%s: %s" % (type(e).__name__, e)
+            box["tb"] = traceback.format_exc()
+    t0 = time.time()
+    th = threading.Thread(target=body, daemon=True)
+    th.start()
+    th.join(timeout * SCALE)
+    timed_out = th.is_alive()
+    tail = ctx.stderr_tail()
+    problems = ctx.cleanup()
+    if timed_out:
+        th.join(10)
+    dt = time.time() - t0
+    reason = None
+    if timed_out:
+        reason = "timed out after %.0fs" % (timeout * SCALE)
+    elif "err" in box:
+        reason = box["err"]
+    if problems:
+        reason = (reason + "; " if reason else "") + "teardown: " + "; ".join(problems)
+    return reason, dt, ctx.notes, tail, box.get("tb")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--portico", required=True)
+    ap.add_argument("-k", action="append", default=[], help="run tests whose name contains this")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("-v", action="store_true", help="print portico stderr tail and tracebacks on failure")
+    a = ap.parse_args()
+    binary = os.path.abspath(a.portico)
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    except (ValueError, OSError):
+        pass
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))  # atexit kills the porticos
+    sel = [t for t in TESTS if not a.k or any(k in t[0] for k in a.k)]
+    if a.list:
+        for n, _, _ in sel:
+            print(n)
+        return 0
+    if not os.access(binary, os.X_OK):
+        print("FAIL e2e: portico binary %s not found or not executable" % binary)
+        print("e2e: 0 passed, 1 failed")
+        return 1
+    print("e2e: %d tests against %s%s (big streams %.2f GiB)"
+          % (len(sel), binary, " [ASan]" if ASAN else "", BIG / GiB), flush=True)
+    passed, failed = 0, []
+    t_all = time.time()
+    for name, fn, timeout in sel:
+        reason, dt, notes, tail, tb = run_one(binary, name, fn, timeout)
+        if reason is None:
+            passed += 1
+            print("ok %s (%.2fs)" % (name, dt), flush=True)
+        else:
+            failed.append(name)
+            print("FAIL %s: %s (%.2fs)" % (name, reason, dt), flush=True)
+            if a.v or os.environ.get("E2E_VERBOSE"):
+                if tb:
+                    print("    " + tb.replace("\n", "\n    "))
+                for l in tail:
+                    print("    | " + l[:300])
+        for n in notes:
+            print("    %s" % n, flush=True)
+    print("e2e: %.1fs total" % (time.time() - t_all))
+    if failed:
+        print("e2e failed: " + " ".join(failed))
+    print("e2e: %d passed, %d failed" % (passed, len(failed)), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
