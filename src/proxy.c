@@ -32,6 +32,7 @@ static void start_sending(struct exchange *ex);
 static void connect_upstream(struct exchange *ex, bool allow_idle);
 static void arm_timer(struct exchange *ex);
 static int send_continue(struct exchange *ex);
+static bool chunked_prefix_ok(const struct buf *in);
 
 static uint64_t now_us(void)
 {
@@ -465,10 +466,38 @@ void proxy_start(struct exchange *ex)
         return;
     }
     ex->reqhead_len = (size_t)n;
+    if (req->body == HTTP_BODY_CHUNKED && !chunked_prefix_ok(c->in)) {
+        proxy_respond_local(ex, 400, "bad request: malformed chunked body", true);
+        return;
+    }
     if (req->expect_continue && req->minor >= 1 && !ex->rqb.done && buf_len(c->in) == 0 &&
         send_continue(ex) < 0)
         return;
     connect_upstream(ex, true);
+}
+
+/* A chunked body that arrived with its head is checked before anything is
+ * sent upstream, so a smuggling attempt in one packet never reaches it.
+ * (What arrives later is checked as it streams; a framing error then cuts
+ * the upstream connection mid-body, which no server takes as a request.) */
+static bool chunked_prefix_ok(const struct buf *in)
+{
+    struct chunked_decoder d;
+    chunked_decoder_init(&d);
+    const char *p = in->data + in->rpos;
+    size_t len = buf_len(in);
+    while (len > 0) {
+        struct iovec segs[LIMIT_BODY_IOVS];
+        size_t nsegs = 0, used = 0;
+        int r = chunked_decode(&d, p, len, &used, segs, &nsegs, LIMIT_BODY_IOVS);
+        if (r == CHUNKED_ERROR)
+            return false;
+        if (r == CHUNKED_DONE || used == 0)
+            return true;
+        p += used;
+        len -= used;
+    }
+    return true;
 }
 
 /* "Expect: 100-continue" is answered here, not by the upstream (the header
