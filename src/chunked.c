@@ -6,14 +6,14 @@
 #include "limits.h"
 
 enum {
-    CS_SIZE,      /* hex digits of a chunk size */
-    CS_EXT_BWS,   /* whitespace after the size: only ';' may follow */
-    CS_EXT,       /* after the size: extensions until CR */
-    CS_SIZE_LF,   /* CR seen, LF must follow */
-    CS_DATA,      /* chunk data */
-    CS_DATA_CR,   /* CRLF after data */
+    CS_SIZE,    /* hex digits of a chunk size */
+    CS_EXT_BWS, /* whitespace after the size: only ';' may follow */
+    CS_EXT,     /* after the size: extensions until CR */
+    CS_SIZE_LF, /* CR seen, LF must follow */
+    CS_DATA,    /* chunk data */
+    CS_DATA_CR, /* CRLF after data */
     CS_DATA_LF,
-    CS_TRAILER,   /* start of a trailer line (or the final CRLF) */
+    CS_TRAILER, /* start of a trailer line (or the final CRLF) */
     CS_TRAILER_NAME,
     CS_TRAILER_VALUE,
     CS_TRAILER_LF, /* CR of a trailer line seen */
@@ -26,8 +26,21 @@ static bool is_tchar(unsigned char ch)
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
         return true;
     switch (ch) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
         return true;
     }
     return false;

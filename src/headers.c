@@ -48,7 +48,7 @@ bool headers_is_identity(struct http_slice name)
 
 bool headers_is_hop_by_hop(struct http_slice n)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te",
+    static const char *const names[] = {"connection", "keep-alive",        "proxy-connection", "te",
                                         "trailer",    "transfer-encoding", "upgrade"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (http_slice_eq(n, names[i]))
@@ -97,8 +97,7 @@ static void puts_(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
-static void put_header(struct out *o, const char *name, size_t nlen, const char *value,
-                       size_t vlen)
+static void put_header(struct out *o, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     put(o, name, nlen);
     put(o, ": ", 2);
@@ -263,8 +262,7 @@ long headers_build_response(const struct http_response *resp, const struct respo
             continue;
         put_slice_header(&o, &h[i]);
     }
-    if (rw->body == HTTP_BODY_LENGTH ||
-        (rw->body == HTTP_BODY_NONE && resp->has_content_length)) {
+    if (rw->body == HTTP_BODY_LENGTH || (rw->body == HTTP_BODY_NONE && resp->has_content_length)) {
         n = snprintf(line, sizeof line, "Content-Length: %llu\r\n",
                      (unsigned long long)resp->content_length);
         put(&o, line, (size_t)n);

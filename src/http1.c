@@ -18,8 +18,7 @@ bool http_slice_eq(struct http_slice s, const char *name)
     return s.len == n && strncasecmp(s.p, name, n) == 0;
 }
 
-const struct http_header *http_find_header(const struct http_header *h, size_t n,
-                                           const char *name)
+const struct http_header *http_find_header(const struct http_header *h, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (http_slice_eq(h[i].name, name))
@@ -30,8 +29,7 @@ const struct http_header *http_find_header(const struct http_header *h, size_t n
 /* The limits, checked once the head's end (end > 0) or only a part of it
  * (end == 0) is known: the request line first, so a long line is a 414
  * whatever follows it. */
-static long check_limits(const char *buf, size_t len, size_t end,
-                         const struct http1_limits *lim)
+static long check_limits(const char *buf, size_t len, size_t end, const struct http1_limits *lim)
 {
     const char *nl = memchr(buf, '\n', len);
     size_t line = nl ? (size_t)(nl - buf) : len;
@@ -42,8 +40,7 @@ static long check_limits(const char *buf, size_t len, size_t end,
     return (long)end;
 }
 
-long http1_find_head_end(const char *buf, size_t len, size_t *scan,
-                         const struct http1_limits *lim)
+long http1_find_head_end(const char *buf, size_t len, size_t *scan, const struct http1_limits *lim)
 {
     size_t i = *scan;
     /* Look for an empty line: "\n\r\n" or "\n\n" (the parser refuses bare LF later). */
@@ -158,8 +155,8 @@ static bool parse_digits(struct http_slice v, uint64_t *out)
 
 /* Framing headers shared by requests and responses. *te: 0 none,
  * 1 chunked last, -400 bad, -501 unsupported coding. */
-static long framing(const struct http_header *h, size_t n, bool response, int *te,
-                    bool *has_cl, uint64_t *cl)
+static long framing(const struct http_header *h, size_t n, bool response, int *te, bool *has_cl,
+                    uint64_t *cl)
 {
     long bad = response ? HTTP1_BAD_RESPONSE : HTTP1_BAD_REQUEST;
     *te = 0;
@@ -449,37 +446,68 @@ long http1_parse_response(const char *buf, size_t len, int request_method_id,
 const char *http_status_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
     }
     return "Unknown";
 }

@@ -67,7 +67,7 @@ struct http_response {
     int minor;
     struct http_header headers[LIMIT_HEADERS_COUNT];
     size_t nheaders;
-    enum http_body body; /* framing of the body that follows this head */
+    enum http_body body;     /* framing of the body that follows this head */
     uint64_t content_length; /* the Content-Length value if has_content_length */
     bool has_content_length; /* also for HEAD and 304 answers, whose body is NONE */
     unsigned conn_flags;
@@ -97,8 +97,7 @@ struct http1_limits {
  * needed, or a negative enum http1_error when the limits are exceeded
  * before the end is found (414 while still in the request line, else 431).
  * For responses pass max_request_line = max_header_bytes. */
-long http1_find_head_end(const char *buf, size_t len, size_t *scan,
-                         const struct http1_limits *lim);
+long http1_find_head_end(const char *buf, size_t len, size_t *scan, const struct http1_limits *lim);
 
 /* Parse and validate a complete request head (len = the value returned by
  * http1_find_head_end). Returns head length or a negative enum http1_error. */
@@ -115,8 +114,7 @@ long http1_parse_response(const char *buf, size_t len, int request_method_id,
 bool http_slice_eq(struct http_slice s, const char *name);
 
 /* Find a header by name (case-insensitive); NULL if absent. */
-const struct http_header *http_find_header(const struct http_header *h, size_t n,
-                                           const char *name);
+const struct http_header *http_find_header(const struct http_header *h, size_t n, const char *name);
 
 /* The reason phrase portico uses for its own responses. */
 const char *http_status_reason(int status);

@@ -1,0 +1,169 @@
+/* test_chunked.c - the strict chunked decoder, whole and byte by byte. */
+#include "unit.h"
+
+#include <stdio.h>
+
+#include "chunked.h"
+#include "limits.h"
+
+/* Decode all of in, feeding step bytes at a time (0: all at once), and
+ * gather the data into out. Returns the status of the last call and sets
+ * *used to the input bytes consumed. */
+static int decode(const char *in, size_t len, size_t step, char *out, size_t *outlen, size_t *used)
+{
+    struct chunked_decoder d;
+    chunked_decoder_init(&d);
+    size_t pos = 0, o = 0;
+    int r = CHUNKED_MORE;
+    /* Bytes handed to the decoder but not consumed are offered again, as
+     * the proxy does with its buffer. */
+    size_t avail = 0;
+    while (pos < len) {
+        avail = step ? (avail + step > len - pos ? len - pos : avail + step) : len - pos;
+        struct iovec segs[4];
+        size_t nsegs = 0, c = 0;
+        r = chunked_decode(&d, in + pos, avail, &c, segs, &nsegs, 4);
+        for (size_t i = 0; i < nsegs; i++) {
+            memcpy(out + o, segs[i].iov_base, segs[i].iov_len);
+            o += segs[i].iov_len;
+        }
+        pos += c;
+        avail -= c;
+        if (r != CHUNKED_MORE)
+            break;
+        if (c == 0 && avail == len - pos)
+            break;
+    }
+    *outlen = o;
+    *used = pos;
+    return r;
+}
+
+static const char MSG[] = "5\r\nhello\r\n1;ext=1;q=\"a b\"\r\n,\r\n10\r\n0123456789abcdef\r\n"
+                          "0\r\nTrailer-A: x\r\n\r\nNEXT";
+
+static void test_chunked_whole_message_decodes(void **state)
+{
+    char out[64];
+    size_t olen, used;
+    assert_int_equal(decode(MSG, sizeof MSG - 1, 0, out, &olen, &used), CHUNKED_DONE);
+    assert_int_equal(olen, 22);
+    assert_memory_equal(out, "hello,0123456789abcdef", 22);
+    assert_int_equal(used, sizeof MSG - 1 - 4); /* "NEXT" is not consumed */
+}
+
+static void test_chunked_byte_by_byte_gives_same_data(void **state)
+{
+    for (size_t step = 1; step < 8; step++) {
+        char out[64];
+        size_t olen, used;
+        assert_int_equal(decode(MSG, sizeof MSG - 1, step, out, &olen, &used), CHUNKED_DONE);
+        assert_int_equal(olen, 22);
+        assert_memory_equal(out, "hello,0123456789abcdef", 22);
+        assert_int_equal(used, sizeof MSG - 1 - 4);
+    }
+}
+
+static void test_chunked_bad_sizes_rejected(void **state)
+{
+    const char *bad[] = {"-1\r\n",
+                         "0x10\r\n",
+                         " 5\r\n",
+                         "5 \r\n",
+                         "\r\n",
+                         "z\r\n",
+                         "11111111111111111\r\n",
+                         "8000000000000000\r\n",
+                         "5\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char out[64];
+        size_t olen, used;
+        assert_int_equal(decode(bad[i], strlen(bad[i]), 0, out, &olen, &used), CHUNKED_ERROR);
+    }
+}
+
+static void test_chunked_largest_size_accepted(void **state)
+{
+    struct chunked_decoder d;
+    chunked_decoder_init(&d);
+    struct iovec segs[1];
+    size_t nsegs = 0, used = 0;
+    assert_int_equal(chunked_decode(&d, "7fffffffffffffff\r\n", 18, &used, segs, &nsegs, 1),
+                     CHUNKED_MORE);
+    assert_int_equal(used, 18);
+    assert_true(d.remaining == UINT64_C(0x7fffffffffffffff));
+}
+
+static void test_chunked_data_must_end_in_crlf(void **state)
+{
+    char out[64];
+    size_t olen, used;
+    assert_int_equal(decode("5\r\nhelloXX0\r\n\r\n", 15, 0, out, &olen, &used), CHUNKED_ERROR);
+    assert_int_equal(decode("5\r\nhello\n0\r\n\r\n", 14, 0, out, &olen, &used), CHUNKED_ERROR);
+}
+
+static void test_chunked_bad_trailers_rejected(void **state)
+{
+    char out[64];
+    size_t olen, used;
+    const char *a = "0\r\nBad Name: x\r\n\r\n";
+    assert_int_equal(decode(a, strlen(a), 0, out, &olen, &used), CHUNKED_ERROR);
+    const char *b = "0\r\nX: y\n\r\n";
+    assert_int_equal(decode(b, strlen(b), 0, out, &olen, &used), CHUNKED_ERROR);
+    const char *c = "0\r\n folded\r\n\r\n";
+    assert_int_equal(decode(c, strlen(c), 0, out, &olen, &used), CHUNKED_ERROR);
+}
+
+static void test_chunked_oversized_size_line_rejected(void **state)
+{
+    static char line[LIMIT_CHUNK_LINE_BYTES + 64];
+    memset(line, 'a', sizeof line);
+    memcpy(line, "1;x=", 4);
+    char out[8];
+    size_t olen, used;
+    assert_int_equal(decode(line, sizeof line, 0, out, &olen, &used), CHUNKED_ERROR);
+}
+
+static void test_chunked_segments_limit_respected(void **state)
+{
+    /* Many one-byte chunks and room for two segments: the decoder stops and
+     * resumes where it left off. */
+    const char *m = "1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n";
+    struct chunked_decoder d;
+    chunked_decoder_init(&d);
+    struct iovec segs[2];
+    size_t nsegs = 0, used = 0;
+    assert_int_equal(chunked_decode(&d, m, strlen(m), &used, segs, &nsegs, 2), CHUNKED_MORE);
+    assert_int_equal(nsegs, 2);
+    size_t used2 = 0;
+    nsegs = 0;
+    assert_int_equal(chunked_decode(&d, m + used, strlen(m) - used, &used2, segs, &nsegs, 2),
+                     CHUNKED_DONE);
+    assert_int_equal(nsegs, 1);
+    assert_memory_equal(segs[0].iov_base, "c", 1);
+}
+
+static void test_chunked_size_line_is_lower_hex(void **state)
+{
+    char out[24];
+    assert_int_equal(chunked_size_line(0x1a2b, out), 6);
+    assert_memory_equal(out, "1a2b\r\n", 6);
+    assert_int_equal(chunked_size_line(1, out), 3);
+    assert_memory_equal(out, "1\r\n", 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chunked_whole_message_decodes),
+        cmocka_unit_test(test_chunked_byte_by_byte_gives_same_data),
+        cmocka_unit_test(test_chunked_bad_sizes_rejected),
+        cmocka_unit_test(test_chunked_largest_size_accepted),
+        cmocka_unit_test(test_chunked_data_must_end_in_crlf),
+        cmocka_unit_test(test_chunked_bad_trailers_rejected),
+        cmocka_unit_test(test_chunked_oversized_size_line_rejected),
+        cmocka_unit_test(test_chunked_segments_limit_respected),
+        cmocka_unit_test(test_chunked_size_line_is_lower_hex),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

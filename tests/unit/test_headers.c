@@ -1,0 +1,246 @@
+/* test_headers.c - what crosses the proxy in request and response heads. */
+#include "unit.h"
+
+#include <stdio.h>
+
+#include "config.h"
+#include "headers.h"
+
+static struct http_request req;
+static struct http_response resp;
+static char out[8192];
+
+static void parse(const char *s)
+{
+    size_t scan = 0;
+    struct http1_limits lim = {16384, 8192};
+    long end = http1_find_head_end(s, strlen(s), &scan, &lim);
+    assert_true(end > 0);
+    assert_true(http1_parse_request(s, (size_t)end, &req) > 0);
+}
+
+static const char *build(const struct request_rewrite *rw)
+{
+    long n = headers_build_request(&req, rw, out, sizeof out - 1);
+    assert_true(n > 0);
+    out[n] = '\0';
+    return out;
+}
+
+static void test_headers_forwarding_set_added(void **state)
+{
+    parse("GET /x HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 10.0.0.1\r\n"
+          "X-Forwarded-For: 10.0.0.2\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+          "Accept: */*\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "127.0.0.1", .proto = "http"};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "GET /x HTTP/1.1\r\n"));
+    assert_non_null(strstr(h, "\r\nHost: a.test\r\n"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\n"));
+    assert_non_null(strstr(h, "\r\nX-Real-IP: 127.0.0.1\r\n"));
+    assert_null(strstr(h, "6.6.6.6"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Proto: http\r\n"));
+    assert_null(strstr(h, "https"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Host: a.test\r\n"));
+    assert_non_null(strstr(h, "\r\nAccept: */*\r\n"));
+}
+
+static void test_headers_hop_by_hop_and_connection_named_removed(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: 5\r\n"
+          "TE: trailers\r\nTrailer: X\r\nProxy-Connection: x\r\nX-Secret: s\r\n"
+          "Upgrade: h2c\r\nX-Kept: k\r\nExpect: 100-continue\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "Connection"));
+    assert_null(strstr(h, "Keep-Alive"));
+    assert_null(strstr(h, "TE:"));
+    assert_null(strstr(h, "Trailer"));
+    assert_null(strstr(h, "X-Secret"));
+    assert_null(strstr(h, "Upgrade"));
+    assert_null(strstr(h, "Expect"));
+    assert_non_null(strstr(h, "X-Kept: k"));
+}
+
+static void test_headers_connection_cannot_remove_portico_headers(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For, X-Real-IP\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "X-Forwarded-For: 1.2.3.4\r\n"));
+    assert_non_null(strstr(h, "X-Real-IP: 1.2.3.4\r\n"));
+}
+
+static void test_headers_identity_headers_removed(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nX-Tailscale-User: evil\r\nTailscale-User-Login: evil\r\n"
+          "Remote-User: evil\r\nremote_groups: evil\r\nX_Tailscale_Caps: evil\r\n"
+          "X-Other: ok\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "evil"));
+    assert_non_null(strstr(h, "X-Other: ok"));
+}
+
+static void test_headers_identity_names_match_with_underscores(void **state)
+{
+    struct http_slice a = {"REMOTE_USER", 11}, b = {"Remotely", 8}, c = {"X-Tailscale-", 12};
+    assert_true(headers_is_identity(a));
+    assert_false(headers_is_identity(b));
+    assert_true(headers_is_identity(c));
+    assert_true(headers_name_alias_eq(a, "remote-user"));
+}
+
+static void test_headers_service_headers_replace_client_copies(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nX-Tenant: client\r\n\r\n");
+    struct config_header sh[] = {{"X-Tenant", "home"}, {"X-Added", "1"}};
+    struct request_rewrite rw = {
+        .client_addr = "1.2.3.4", .proto = "http", .service_headers = sh, .nservice_headers = 2};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "client"));
+    assert_non_null(strstr(h, "X-Tenant: home\r\n"));
+    assert_non_null(strstr(h, "X-Added: 1\r\n"));
+}
+
+static void test_headers_strip_names_and_added_headers(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nX-Auth-User: forged\r\n\r\n");
+    const char *strip[] = {"x-auth-user"};
+    struct header_set add[] = {{"X-Auth-User", "alice"}};
+    struct request_rewrite rw = {.client_addr = "1.2.3.4",
+                                 .proto = "http",
+                                 .strip_names = strip,
+                                 .nstrip_names = 1,
+                                 .add = add,
+                                 .nadd = 1};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "forged"));
+    assert_non_null(strstr(h, "X-Auth-User: alice\r\n"));
+}
+
+static void test_headers_framing_rewritten(void **state)
+{
+    parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    struct request_rewrite rw = {
+        .client_addr = "1.2.3.4", .proto = "http", .body = HTTP_BODY_CHUNKED};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nTransfer-Encoding: chunked\r\n"));
+    parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n");
+    rw.body = HTTP_BODY_LENGTH;
+    rw.content_length = 12;
+    h = build(&rw);
+    assert_non_null(strstr(h, "\r\nContent-Length: 12\r\n"));
+    assert_null(strstr(h, "Transfer-Encoding"));
+}
+
+static void test_headers_absolute_target_becomes_origin_form(void **state)
+{
+    parse("GET http://b.test/p?q=1 HTTP/1.1\r\nHost: b.test\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    assert_non_null(strstr(build(&rw), "GET /p?q=1 HTTP/1.1\r\n"));
+    parse("GET http://b.test HTTP/1.0\r\n\r\n");
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "GET / HTTP/1.1\r\n"));
+    assert_non_null(strstr(h, "\r\nHost: b.test\r\n"));
+}
+
+static void test_headers_upgrade_forwarded_when_asked(void **state)
+{
+    parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+          "Sec-WebSocket-Key: k\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http", .upgrade = true};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nUpgrade: websocket\r\n"));
+    assert_non_null(strstr(h, "\r\nConnection: upgrade\r\n"));
+    assert_non_null(strstr(h, "Sec-WebSocket-Key: k"));
+}
+
+static void test_headers_request_too_big_fails(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789012345678901234567890123456789\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    assert_int_equal(headers_build_request(&req, &rw, out, 40), -1);
+}
+
+static const char *build_resp(const char *s, int method, const struct response_rewrite *rw)
+{
+    size_t scan = 0;
+    struct http1_limits lim = {32768, 32768};
+    long end = http1_find_head_end(s, strlen(s), &scan, &lim);
+    assert_true(end > 0);
+    assert_true(http1_parse_response(s, (size_t)end, method, &resp) > 0);
+    long n = headers_build_response(&resp, rw, out, sizeof out - 1);
+    assert_true(n > 0);
+    out[n] = '\0';
+    return out;
+}
+
+static void test_headers_response_hop_by_hop_removed(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_CHUNKED};
+    const char *h = build_resp("HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nX-Internal: 1\r\n"
+                               "Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n"
+                               "Trailer: X-T\r\nX-App: y\r\n\r\n",
+                               1, &rw);
+    assert_non_null(strstr(h, "HTTP/1.1 200 OK\r\n"));
+    assert_null(strstr(h, "X-Internal"));
+    assert_null(strstr(h, "Keep-Alive"));
+    assert_null(strstr(h, "Trailer"));
+    assert_non_null(strstr(h, "X-App: y\r\n"));
+    assert_non_null(strstr(h, "Transfer-Encoding: chunked\r\n"));
+}
+
+static void test_headers_response_framing_for_http10_client(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 0, .body = HTTP_BODY_EOF, .close = true};
+    const char *h = build_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 1, &rw);
+    assert_null(strstr(h, "Transfer-Encoding"));
+    assert_null(strstr(h, "Content-Length"));
+    assert_non_null(strstr(h, "Connection: close\r\n"));
+    struct response_rewrite ka = {.client_minor = 0, .body = HTTP_BODY_LENGTH};
+    h = build_resp("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", 1, &ka);
+    assert_non_null(strstr(h, "Content-Length: 3\r\n"));
+    assert_non_null(strstr(h, "Connection: keep-alive\r\n"));
+}
+
+static void test_headers_head_response_keeps_content_length(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_NONE};
+    const char *h = build_resp("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 2 /* HEAD */, &rw);
+    assert_non_null(strstr(h, "Content-Length: 99\r\n"));
+}
+
+static void test_headers_response_upgrade_kept(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_NONE, .upgrade = true};
+    const char *h = build_resp("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                               "Upgrade: websocket\r\nSec-WebSocket-Accept: x\r\n\r\n",
+                               1, &rw);
+    assert_non_null(strstr(h, "HTTP/1.1 101 Switching Protocols\r\n"));
+    assert_non_null(strstr(h, "Upgrade: websocket\r\n"));
+    assert_non_null(strstr(h, "Connection: upgrade\r\n"));
+    assert_non_null(strstr(h, "Sec-WebSocket-Accept: x\r\n"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_headers_forwarding_set_added),
+        cmocka_unit_test(test_headers_hop_by_hop_and_connection_named_removed),
+        cmocka_unit_test(test_headers_connection_cannot_remove_portico_headers),
+        cmocka_unit_test(test_headers_identity_headers_removed),
+        cmocka_unit_test(test_headers_identity_names_match_with_underscores),
+        cmocka_unit_test(test_headers_service_headers_replace_client_copies),
+        cmocka_unit_test(test_headers_strip_names_and_added_headers),
+        cmocka_unit_test(test_headers_framing_rewritten),
+        cmocka_unit_test(test_headers_absolute_target_becomes_origin_form),
+        cmocka_unit_test(test_headers_upgrade_forwarded_when_asked),
+        cmocka_unit_test(test_headers_request_too_big_fails),
+        cmocka_unit_test(test_headers_response_hop_by_hop_removed),
+        cmocka_unit_test(test_headers_response_framing_for_http10_client),
+        cmocka_unit_test(test_headers_head_response_keeps_content_length),
+        cmocka_unit_test(test_headers_response_upgrade_kept),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
