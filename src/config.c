@@ -821,12 +821,57 @@ static int parse_headers(struct parser *p, struct config_service *svc, const yam
     return 0;
 }
 
+static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *what,
+                           struct config_addr *out);
+
+/* "tcp: {listen: ADDR, upstream: ADDR}". The listen address must not be
+ * used by any other listener of the configuration. */
+static int parse_tcp(struct parser *p, struct config_service *svc, const yaml_node_t *n,
+                     const char *what)
+{
+    static const char *const names[] = {"listen", "upstream"};
+    struct config *c = p->c;
+    yaml_node_t *vals[2] = {0};
+    char sub[LIMIT_SERVICE_NAME + 160], where[LIMIT_SERVICE_NAME + 160];
+    snprintf(where, sizeof where, "in %s", what);
+    if (want_mapping(p, n, what, false) < 0 || map_collect(p, n, names, 2, vals, where) < 0)
+        return -1;
+    if (!vals[0])
+        return fail(p, n, "%s: no listen address", what);
+    if (!vals[1])
+        return fail(p, n, "%s: no upstream address", what);
+    svc->tcp = calloc(1, sizeof *svc->tcp);
+    if (!svc->tcp)
+        return fail_oom(p);
+    struct config_tcp *t = svc->tcp;
+    t->line = (int)n->start_mark.line + 1;
+    snprintf(sub, sizeof sub, "%s.listen", what);
+    if (parse_addr_node(p, vals[0], sub, &t->listen) < 0)
+        return -1;
+    snprintf(sub, sizeof sub, "%s.upstream", what);
+    if (parse_addr_node(p, vals[1], sub, &t->upstream) < 0)
+        return -1;
+    for (size_t i = 0; i < c->nlistens; i++)
+        if (addr_equal(&c->listens[i].addr, &t->listen))
+            return fail(p, vals[0], "%s.listen: \"%s\" is also a listen address (line %d)", what,
+                        show(p, t->listen.text), c->listens[i].line);
+    if (c->metrics_enabled && addr_equal(&c->metrics_listen, &t->listen))
+        return fail(p, vals[0], "%s.listen: \"%s\" is also the metrics address", what,
+                    show(p, t->listen.text));
+    for (size_t i = 0; i < c->ntcp; i++)
+        if (addr_equal(&c->tcp_services[i]->tcp->listen, &t->listen))
+            return fail(p, vals[0], "%s.listen: \"%s\" is already used by service \"%s\"", what,
+                        show(p, t->listen.text), c->tcp_services[i]->name);
+    c->tcp_services[c->ntcp++] = svc;
+    return 0;
+}
+
 static int parse_service(struct parser *p, struct config_service *svc, const yaml_node_t *k,
                          const yaml_node_t *v)
 {
-    static const char *const names[] = {"hosts",   "upstream",        "routes",
-                                        "headers", "connect_timeout", "timeout"};
-    enum { S_HOSTS, S_UPSTREAM, S_ROUTES, S_HEADERS, S_CONNECT, S_TIMEOUT, S_N };
+    static const char *const names[] = {"hosts",           "upstream", "routes", "headers",
+                                        "connect_timeout", "timeout",  "tcp"};
+    enum { S_HOSTS, S_UPSTREAM, S_ROUTES, S_HEADERS, S_CONNECT, S_TIMEOUT, S_TCP, S_N };
     yaml_node_t *vals[S_N] = {0};
     char what[LIMIT_SERVICE_NAME + 64], where[LIMIT_SERVICE_NAME + 32];
     const char *name = scalar(k);
@@ -873,12 +918,25 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         case S_TIMEOUT:
             rc = want_duration(p, val, what, &svc->timeout_ms);
             break;
+        case S_TCP:
+            rc = parse_tcp(p, svc, val, what);
+            break;
         }
         if (rc < 0)
             return -1;
     }
-    if (!svc->upstream)
-        return fail(p, k, "service \"%s\" has no upstream", name);
+    if (!svc->upstream && !svc->tcp)
+        return fail(p, k, "service \"%s\" has no upstream (or tcp forwarder)", name);
+    if (!svc->upstream) {
+        const yaml_node_t *http_key = vals[S_HOSTS]    ? vals[S_HOSTS]
+                                      : vals[S_ROUTES] ? vals[S_ROUTES]
+                                                       : vals[S_HEADERS];
+        if (http_key)
+            return fail(p, http_key,
+                        "service \"%s\" has HTTP settings but no upstream to send requests to",
+                        name);
+        return 0; /* TCP only: no host names */
+    }
     if (!vals[S_HOSTS]) {
         if (!p->c->domain)
             return fail(p, k, "service \"%s\" has no hosts and no top-level domain is set", name);
@@ -925,12 +983,13 @@ static int parse_services(struct parser *p, const yaml_node_t *n)
         }
     }
     c->services = calloc(count ? count : 1, sizeof *c->services);
+    c->tcp_services = calloc(count ? count : 1, sizeof *c->tcp_services);
     c->upstreams = calloc(nup ? nup : 1, sizeof *c->upstreams);
     p->upstream_cap = nup;
     p->upstream_keys = route_table_new(nup);
     route_table_free(c->routes);
     c->routes = route_table_new(nhosts);
-    if (!c->services || !c->upstreams || !p->upstream_keys || !c->routes)
+    if (!c->services || !c->tcp_services || !c->upstreams || !p->upstream_keys || !c->routes)
         return fail_oom(p);
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
          pair++) {
@@ -1218,8 +1277,10 @@ static void config_free(struct config *c)
             free(s->headers[j].value);
         }
         free(s->headers);
+        free(s->tcp);
     }
     free(c->services);
+    free(c->tcp_services);
     for (size_t i = 0; i < c->nupstreams; i++)
         free(c->upstreams[i].key);
     free(c->upstreams);

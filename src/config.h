@@ -53,6 +53,13 @@ struct config_header {
     char *value;
 };
 
+/* A plain TCP forwarder owned by a service: bytes both ways, no HTTP. */
+struct config_tcp {
+    struct config_addr listen;
+    struct config_addr upstream;
+    int line;
+};
+
 struct config_service {
     char *name;
     char **hosts; /* lower-case, no trailing dot; "*.example.com" for wildcards */
@@ -63,8 +70,9 @@ struct config_service {
     struct config_header *headers; /* extra request headers, in file order */
     size_t nheaders;
     uint32_t connect_timeout_ms;
-    uint32_t timeout_ms; /* response (and upstream read) timeout -> 504 */
-    size_t metrics_slot; /* stable across reloads; see metrics.h */
+    uint32_t timeout_ms;    /* response (and upstream read) timeout -> 504 */
+    struct config_tcp *tcp; /* NULL unless the service has "tcp:"; owned */
+    size_t metrics_slot;    /* stable across reloads; see metrics.h */
     int line;
 };
 
@@ -97,6 +105,10 @@ struct config {
     struct config_upstream *upstreams;
     size_t nupstreams;
     struct config_limits limits;
+    /* Services with a TCP forwarder, in file order: the listeners the
+     * process opens are listens[] followed by these services' tcp.listen. */
+    const struct config_service **tcp_services;
+    size_t ntcp;
     bool metrics_enabled;
     struct config_addr metrics_listen;
     struct route_table *routes; /* host -> service */

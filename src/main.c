@@ -209,22 +209,36 @@ static void metrics_accept(struct loop *l, struct loop_io *io, uint32_t events)
 
 /* ---- listeners and reloads ------------------------------------------------ */
 
+/* The address of listener i of c: the listen addresses, then the TCP
+ * forwarders' (the order struct server keeps). */
+static const struct config_addr *listener_addr(const struct config *c, size_t i)
+{
+    return i < c->nlistens ? &c->listens[i].addr : &c->tcp_services[i - c->nlistens]->tcp->listen;
+}
+
+static size_t listener_count(const struct config *c)
+{
+    return c->nlistens + c->ntcp;
+}
+
 /* Open the listeners c asks for, keeping sockets from old[] whose address
- * is unchanged. Returns an array of n references, or NULL with err set. */
+ * is unchanged. Returns an array of references, or NULL with err set. */
 static struct listener **open_listeners(const struct config *c, struct listener **old, size_t nold,
                                         char *err, size_t errlen)
 {
-    struct listener **ls = calloc(c->nlistens ? c->nlistens : 1, sizeof *ls);
+    size_t n = listener_count(c);
+    struct listener **ls = calloc(n ? n : 1, sizeof *ls);
     if (!ls) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    for (size_t i = 0; i < c->nlistens; i++) {
+    for (size_t i = 0; i < n; i++) {
+        const struct config_addr *a = listener_addr(c, i);
         for (size_t k = 0; k < nold && !ls[i]; k++)
-            if (listener_same_addr(&old[k]->addr, &c->listens[i].addr))
+            if (listener_same_addr(&old[k]->addr, a))
                 ls[i] = listener_ref(old[k]);
         if (!ls[i])
-            ls[i] = listener_open(&c->listens[i].addr, err, errlen);
+            ls[i] = listener_open(a, err, errlen);
         if (!ls[i]) {
             for (size_t k = 0; k < i; k++)
                 listener_unref(ls[k]);
@@ -284,7 +298,7 @@ static void reload(struct mainctx *m)
     }
     if (metrics_assign_slots(c) < 0 || metrics_open(m, c, err, sizeof err) < 0) {
         log_msg(LOG_ERROR, "reload refused: %s", c->metrics_enabled ? err : "out of memory");
-        for (size_t i = 0; i < c->nlistens; i++)
+        for (size_t i = 0; i < listener_count(c); i++)
             listener_unref(ls[i]);
         free(ls);
         config_unref(c);
@@ -294,12 +308,12 @@ static void reload(struct mainctx *m)
         listener_unref(m->srv.listeners[i]);
     free(m->srv.listeners);
     m->srv.listeners = ls;
-    m->srv.nlisteners = c->nlistens;
+    m->srv.nlisteners = listener_count(c);
     config_unref(m->srv.cfg);
     m->srv.cfg = c;
     worker_reload_all(&m->srv);
     log_msg(LOG_INFO, "configuration reloaded from %s: %zu services, %zu listeners", m->path,
-            c->nservices, c->nlistens);
+            c->nservices, listener_count(c));
 }
 
 static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
@@ -369,7 +383,7 @@ static int cmd_run(const char *path)
         config_unref(c);
         return 1;
     }
-    m.srv.nlisteners = c->nlistens;
+    m.srv.nlisteners = listener_count(c);
     int rc = 1;
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0 || loop_io_add(m.loop, &m.sigio, sfd, EPOLLIN | EPOLLET, on_signal) < 0) {
@@ -385,9 +399,12 @@ static int cmd_run(const char *path)
         goto out;
     }
     log_msg(LOG_INFO, "portico %s serving %zu services on %zu listeners with %u workers",
-            PORTICO_VERSION, c->nservices, c->nlistens, m.srv.nworkers);
+            PORTICO_VERSION, c->nservices, listener_count(c), m.srv.nworkers);
     for (size_t i = 0; i < c->nlistens; i++)
         log_msg(LOG_INFO, "listening on %s", c->listens[i].addr.text);
+    for (size_t i = 0; i < c->ntcp; i++)
+        log_msg(LOG_INFO, "service %s: forwarding TCP from %s to %s", c->tcp_services[i]->name,
+                c->tcp_services[i]->tcp->listen.text, c->tcp_services[i]->tcp->upstream.text);
     if (m.metrics_on)
         log_msg(LOG_INFO, "metrics on http://%s/metrics", c->metrics_listen.text);
     loop_run(m.loop);
@@ -421,7 +438,7 @@ static int cmd_check(const char *path)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    printf("ok: %zu services, %zu listeners\n", c->nservices, c->nlistens);
+    printf("ok: %zu services, %zu listeners\n", c->nservices, c->nlistens + c->ntcp);
     config_unref(c);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "proxy.h"
+#include "tcp.h"
 #include "upstream.h"
 
 #define ACCEPT_RETRY_MS 100 /* how often a worker at max_connections looks again */
@@ -109,7 +110,11 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
             return; /* EAGAIN: another worker took it, or the queue is empty */
         }
         __atomic_add_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
-        if (conn_accept(w, fd, &sa, salen) < 0)
+        size_t idx = (size_t)(wl - w->wls);
+        int rc = idx < w->cfg->nlistens
+                     ? conn_accept(w, fd, &sa, salen)
+                     : tcp_accept(w, fd, &sa, salen, w->cfg->tcp_services[idx - w->cfg->nlistens]);
+        if (rc < 0)
             __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
     }
 }
@@ -138,6 +143,7 @@ static void before_wait(struct loop *l, void *arg)
         w->dead_upconns = u->next;
         free(u);
     }
+    tcp_free_dead(w);
     log_flush(&w->log);
 }
 
@@ -203,6 +209,7 @@ static void on_drain_timeout(struct loop *l, struct loop_timer *t)
                 w->nconns);
     while (w->conns)
         conn_close(w->conns);
+    tcp_close_all(w);
     loop_stop(l);
 }
 
@@ -231,6 +238,7 @@ static void *worker_main(void *arg)
     /* Draining is over: whatever is left goes now. */
     while (w->conns)
         conn_close(w->conns);
+    tcp_close_all(w);
     drop_listeners(w);
     upstream_pools_free(w);
     before_wait(w->loop, w);

@@ -24,6 +24,7 @@ struct exchange;
 struct upstream_pools;
 struct upconn;
 struct server;
+struct tcp_fwd;
 
 /* A listener as one worker watches it. */
 struct worker_listener {
@@ -48,6 +49,8 @@ struct worker {
     size_t nconns;
     struct conn *dead_conns;     /* closed this iteration; freed before the loop waits */
     struct upconn *dead_upconns; /* likewise */
+    struct tcp_fwd *tcps;        /* open TCP forwarders (they count in nconns) */
+    struct tcp_fwd *dead_tcps;   /* closed this iteration */
     struct exchange *free_exchanges;
     struct buf_pool bufs;
     struct upstream_pools *pools;
@@ -57,6 +60,7 @@ struct worker {
 
 struct server {
     struct config *cfg; /* main thread's current snapshot */
+    /* cfg->listens in order, then the tcp.listen of cfg->tcp_services */
     struct listener **listeners;
     size_t nlisteners;
     struct worker *workers;

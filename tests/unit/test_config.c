@@ -453,7 +453,7 @@ static void test_config_service_without_hosts_needs_domain(void **state)
 static void test_config_service_without_upstream(void **state)
 {
     expect_error(LISTEN "services:\n  x:\n    hosts: [x.example.com]\n",
-                 "portico.yaml:4: service \"x\" has no upstream");
+                 "portico.yaml:4: service \"x\" has no upstream (or tcp forwarder)");
 }
 
 static void test_config_service_name_must_be_dns_label(void **state)
@@ -794,9 +794,59 @@ static void test_config_refcount_frees_at_zero(void **state)
     config_unref(NULL);
 }
 
+/* ---- tcp forwarders ------------------------------------------------------- */
+
+static void test_config_tcp_only_service_needs_no_upstream_or_hosts(void **state)
+{
+    struct config *c = expect_ok("domain: example.com\n" LISTEN "services:\n"
+                                 "  pg:\n    tcp: {listen: 127.0.0.1:15432, upstream: "
+                                 "127.0.0.1:5432}\n");
+    assert_int_equal(c->ntcp, 1);
+    assert_ptr_equal(c->tcp_services[0], &c->services[0]);
+    assert_string_equal(c->services[0].tcp->listen.text, "127.0.0.1:15432");
+    assert_string_equal(c->services[0].tcp->upstream.text, "127.0.0.1:5432");
+    assert_int_equal(c->services[0].nhosts, 0);
+    assert_null(lookup(c, "pg.example.com"));
+    config_unref(c);
+}
+
+static void test_config_tcp_listen_clash_rejected(void **state)
+{
+    expect_error(LISTEN "services:\n  pg:\n    tcp: {listen: 127.0.0.1:8080, upstream: "
+                        "127.0.0.1:5432}\n",
+                 "portico.yaml:5: services.pg.tcp.listen: \"127.0.0.1:8080\" is also a listen "
+                 "address (line 2)");
+    expect_error(LISTEN "services:\n  a:\n    tcp: {listen: 127.0.0.1:9, upstream: "
+                        "127.0.0.1:5432}\n  b:\n    tcp: {listen: 127.0.0.1:9, upstream: "
+                        "127.0.0.1:5433}\n",
+                 "portico.yaml:7: services.b.tcp.listen: \"127.0.0.1:9\" is already used by "
+                 "service \"a\"");
+}
+
+static void test_config_tcp_missing_and_unknown_keys_rejected(void **state)
+{
+    expect_error(LISTEN "services:\n  pg:\n    tcp: {listen: 127.0.0.1:9}\n",
+                 "portico.yaml:5: services.pg.tcp: no upstream address");
+    expect_error(LISTEN "services:\n  pg:\n    tcp: {listen: 127.0.0.1:9, upstream: "
+                        "127.0.0.1:5432, speed: 1}\n",
+                 "portico.yaml:5: unknown key \"speed\" in services.pg.tcp");
+}
+
+static void test_config_hosts_without_upstream_rejected(void **state)
+{
+    expect_error(LISTEN "services:\n  pg:\n    hosts: [a.test]\n    tcp: {listen: "
+                        "127.0.0.1:9, upstream: 127.0.0.1:5432}\n",
+                 "portico.yaml:5: service \"pg\" has HTTP settings but no upstream to send "
+                 "requests to");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_tcp_only_service_needs_no_upstream_or_hosts),
+        cmocka_unit_test(test_config_tcp_listen_clash_rejected),
+        cmocka_unit_test(test_config_tcp_missing_and_unknown_keys_rejected),
+        cmocka_unit_test(test_config_hosts_without_upstream_rejected),
         cmocka_unit_test(test_config_minimal_uses_defaults),
         cmocka_unit_test(test_config_all_keys_parsed),
         cmocka_unit_test(test_config_json_document_accepted),

@@ -1,0 +1,330 @@
+/* tcp.c - plain TCP forwarders (see tcp.h). */
+#include "tcp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "worker.h"
+
+#define TCP_PIPE_BYTES 65536 /* at most this much in flight per direction */
+
+/* One direction: src -> pipe -> dst. */
+struct tcp_dir {
+    int pipe[2];
+    size_t queued; /* bytes in the pipe */
+    bool src_eof;  /* splice from src returned 0 */
+    bool shut;     /* dst's write side has been shut down */
+    uint64_t bytes;
+};
+
+struct tcp_side {
+    struct loop_io io;
+    struct tcp_fwd *t;
+    bool readable, writable;
+};
+
+struct tcp_fwd {
+    struct tcp_side c, u; /* client, upstream */
+    struct worker *w;
+    struct tcp_fwd *prev, *next;
+    struct config *cfg; /* reference: svc lives in it */
+    const struct config_service *svc;
+    struct tcp_dir up, down; /* client -> upstream, upstream -> client */
+    struct loop_timer timer;
+    uint64_t last_activity;
+    uint64_t start_us;
+    int status; /* as logged: 200 once connected, 502/504 when the upstream failed */
+    bool connecting, dead;
+    char addr[64];
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+void tcp_close(struct tcp_fwd *t)
+{
+    if (t->dead)
+        return;
+    struct worker *w = t->w;
+    t->dead = true;
+    uint64_t usec = now_us() - t->start_us;
+    struct metrics_service *m = metrics_service(&w->metrics, t->svc->metrics_slot);
+    if (m) {
+        m->bytes_in += t->up.bytes;
+        m->bytes_out += t->down.bytes;
+    }
+    if (t->cfg->access_log) {
+        struct access_entry e = {
+            .service = t->svc->name,
+            .client = t->addr,
+            .user = "-",
+            .method = "TCP",
+            .path = "-",
+            .path_len = 1,
+            .status = t->status,
+            .bytes_in = t->up.bytes,
+            .bytes_out = t->down.bytes,
+            .usec = usec,
+        };
+        log_access(&w->log, &e);
+    }
+    loop_io_del(w->loop, &t->c.io);
+    loop_io_del(w->loop, &t->u.io);
+    close_fd(&t->c.io.fd);
+    close_fd(&t->u.io.fd);
+    close_fd(&t->up.pipe[0]);
+    close_fd(&t->up.pipe[1]);
+    close_fd(&t->down.pipe[0]);
+    close_fd(&t->down.pipe[1]);
+    loop_timer_disarm(w->loop, &t->timer);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        w->tcps = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    /* Freed before the loop next waits: an event for it may still be queued. */
+    t->next = w->dead_tcps;
+    w->dead_tcps = t;
+    t->prev = NULL;
+    config_unref(t->cfg);
+    t->cfg = NULL;
+    metrics_conn_close(&w->metrics);
+    worker_conn_closed(w);
+}
+
+enum { PUMP_IDLE, PUMP_PROGRESS, PUMP_ERROR };
+
+/* Move what can be moved in one direction without blocking. */
+static int pump(struct tcp_dir *d, struct tcp_side *src, struct tcp_side *dst)
+{
+    int progress = PUMP_IDLE;
+    for (;;) {
+        if (d->queued && dst->writable) {
+            ssize_t n = splice(d->pipe[0], NULL, dst->io.fd, NULL, d->queued,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                d->queued -= (size_t)n;
+                d->bytes += (uint64_t)n;
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                dst->writable = false;
+            else
+                return PUMP_ERROR;
+        }
+        if (!d->src_eof && src->readable && d->queued < TCP_PIPE_BYTES) {
+            ssize_t n = splice(src->io.fd, NULL, d->pipe[1], NULL, TCP_PIPE_BYTES - d->queued,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                d->queued += (size_t)n;
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+            if (n == 0) {
+                d->src_eof = true;
+                progress = PUMP_PROGRESS;
+            } else if (errno == EINTR) {
+                continue;
+            } else if (errno == EAGAIN) {
+                /* With bytes queued the pipe itself may be what is full:
+                 * the socket then stays marked readable for the next try. */
+                if (d->queued == 0)
+                    src->readable = false;
+            } else {
+                return PUMP_ERROR;
+            }
+        }
+        if (d->src_eof && d->queued == 0 && !d->shut) {
+            shutdown(dst->io.fd, SHUT_WR);
+            d->shut = true;
+            progress = PUMP_PROGRESS;
+        }
+        return progress;
+    }
+}
+
+static void arm(struct tcp_fwd *t)
+{
+    const struct config *c = t->cfg;
+    uint32_t ms = t->connecting ? t->svc->connect_timeout_ms : c->limits.tunnel_timeout_ms;
+    loop_timer_arm(t->w->loop, &t->timer, ms);
+}
+
+static void run(struct tcp_fwd *t)
+{
+    struct worker *w = t->w;
+    if (t->connecting) {
+        if (!t->u.writable)
+            return;
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (getsockopt(t->u.io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+            soerr = errno;
+        if (soerr) {
+            metrics_count_connect_error(&w->metrics, t->svc->metrics_slot);
+            log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", t->svc->name,
+                    t->svc->tcp->upstream.text, strerror(soerr));
+            t->status = 502;
+            tcp_close(t);
+            return;
+        }
+        t->connecting = false;
+        t->status = 200;
+        arm(t);
+    }
+    for (;;) {
+        int a = pump(&t->up, &t->c, &t->u);
+        int b = a == PUMP_ERROR ? PUMP_ERROR : pump(&t->down, &t->u, &t->c);
+        if (a == PUMP_ERROR || b == PUMP_ERROR || (t->up.shut && t->down.shut)) {
+            tcp_close(t);
+            return;
+        }
+        if (a == PUMP_IDLE && b == PUMP_IDLE)
+            return;
+        t->last_activity = loop_now_ms(w->loop);
+    }
+}
+
+static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    struct tcp_side *s = container_of(io, struct tcp_side, io);
+    struct tcp_fwd *t = s->t;
+    if (t->dead)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->readable = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        s->writable = true;
+    run(t);
+}
+
+static void on_timer(struct loop *l, struct loop_timer *tm)
+{
+    struct tcp_fwd *t = container_of(tm, struct tcp_fwd, timer);
+    struct worker *w = t->w;
+    if (t->connecting) {
+        metrics_count_timeout(&w->metrics, t->svc->metrics_slot);
+        log_msg(LOG_WARN, "service %s: connect to %s timed out", t->svc->name,
+                t->svc->tcp->upstream.text);
+        t->status = 504;
+        tcp_close(t);
+        return;
+    }
+    uint64_t idle = loop_now_ms(l) - t->last_activity;
+    uint64_t limit = t->cfg->limits.tunnel_timeout_ms;
+    if (idle < limit) {
+        loop_timer_arm(l, tm, limit - idle);
+        return;
+    }
+    tcp_close(t);
+}
+
+int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
+               const struct config_service *svc)
+{
+    struct tcp_fwd *t = calloc(1, sizeof *t);
+    if (!t) {
+        close(fd);
+        return -1;
+    }
+    t->w = w;
+    t->svc = svc;
+    t->start_us = now_us();
+    t->c.t = t->u.t = t;
+    t->c.io.fd = t->u.io.fd = -1;
+    t->up.pipe[0] = t->up.pipe[1] = t->down.pipe[0] = t->down.pipe[1] = -1;
+    listener_format_peer(sa, salen, t->addr, sizeof t->addr);
+    loop_timer_init(&t->timer, on_timer);
+    const struct config_addr *ua = &svc->tcp->upstream;
+    int ufd = -1;
+    if (pipe2(t->up.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        pipe2(t->down.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        (ufd = socket(ua->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+        log_msg(LOG_ERROR, "service %s: cannot set up a TCP forwarder: %s", svc->name,
+                strerror(errno));
+        goto fail;
+    }
+    if (ua->sa.ss_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (connect(ufd, (const struct sockaddr *)&ua->sa, ua->salen) < 0) {
+        if (errno != EINPROGRESS) {
+            metrics_count_connect_error(&w->metrics, svc->metrics_slot);
+            log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", svc->name, ua->text,
+                    strerror(errno));
+            goto fail;
+        }
+        t->connecting = true;
+    }
+    if (loop_io_add(w->loop, &t->c.io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0)
+        goto fail;
+    if (loop_io_add(w->loop, &t->u.io, ufd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0) {
+        loop_io_del(w->loop, &t->c.io);
+        goto fail;
+    }
+    t->cfg = config_ref(w->cfg);
+    t->status = t->connecting ? 0 : 200;
+    t->next = w->tcps;
+    if (t->next)
+        t->next->prev = t;
+    w->tcps = t;
+    w->nconns++;
+    metrics_conn_open(&w->metrics);
+    t->last_activity = loop_now_ms(w->loop);
+    arm(t);
+    return 0;
+fail:
+    close(fd);
+    if (ufd >= 0)
+        close(ufd);
+    close_fd(&t->up.pipe[0]);
+    close_fd(&t->up.pipe[1]);
+    close_fd(&t->down.pipe[0]);
+    close_fd(&t->down.pipe[1]);
+    free(t);
+    return -1;
+}
+
+void tcp_close_all(struct worker *w)
+{
+    while (w->tcps)
+        tcp_close(w->tcps);
+}
+
+void tcp_free_dead(struct worker *w)
+{
+    while (w->dead_tcps) {
+        struct tcp_fwd *t = w->dead_tcps;
+        w->dead_tcps = t->next;
+        free(t);
+    }
+}

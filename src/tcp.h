@@ -1,0 +1,29 @@
+/* tcp.h - plain TCP forwarders ("tcp:" on a service).
+ *
+ * Bytes move both ways through a pipe per direction with splice(2), so they
+ * never enter user space. A FIN in one direction is passed on with
+ * shutdown(SHUT_WR) and does not cut the other direction; the forwarder
+ * closes when both directions have ended, on an error, or when it has been
+ * idle for limits.tunnel_timeout. */
+#ifndef PORTICO_TCP_H
+#define PORTICO_TCP_H
+
+#include <sys/socket.h>
+
+struct worker;
+struct config_service;
+struct tcp_fwd;
+
+/* Take over a socket accepted on svc's tcp.listen (closed on failure).
+ * 0, or -1 when it could not be set up. */
+int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
+               const struct config_service *svc);
+
+/* Close a forwarder now. */
+void tcp_close(struct tcp_fwd *t);
+/* Close every forwarder of w (shutdown timeout, worker exit). */
+void tcp_close_all(struct worker *w);
+/* Free the forwarders closed during this loop iteration. */
+void tcp_free_dead(struct worker *w);
+
+#endif
