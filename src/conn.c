@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -46,6 +48,10 @@ void conn_close(struct conn *c)
     loop_io_del(w->loop, &c->io);
     close(c->io.fd);
     c->io.fd = -1;
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     loop_timer_disarm(w->loop, &c->timer);
     loop_task_cancel(w->loop, &c->task);
     buf_put(&w->bufs, c->in);
@@ -74,7 +80,7 @@ static void close_politely(struct conn *c)
         conn_close(c);
         return;
     }
-    shutdown(c->io.fd, SHUT_WR);
+    conn_shutdown_write(c);
     c->state = CONN_LINGER;
     buf_put(&c->w->bufs, c->in);
     c->in = NULL;
@@ -99,6 +105,60 @@ static void linger_drain(struct conn *c)
     }
 }
 
+ssize_t conn_writev(struct conn *c, const struct iovec *iov, int n)
+{
+    if (!c->ssl)
+        return writev(c->io.fd, iov, n);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, iov[i].iov_base, (int)iov[i].iov_len);
+        if (r > 0) {
+            total += (size_t)r;
+            if ((size_t)r < iov[i].iov_len)
+                break;
+            continue;
+        }
+        if (total)
+            break;
+        int e = SSL_get_error(c->ssl, r);
+        errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+        return -1;
+    }
+    return (ssize_t)total;
+}
+
+void conn_shutdown_write(struct conn *c)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        SSL_shutdown(c->ssl); /* sends close_notify; the peer's is not awaited */
+    }
+    shutdown(c->io.fd, SHUT_WR);
+}
+
+/* read(2) from the client, through TLS when the connection has it. */
+static ssize_t conn_recv(struct conn *c, void *p, size_t n)
+{
+    if (!c->ssl)
+        return read(c->io.fd, p, n);
+    ERR_clear_error();
+    int r = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    errno = ECONNRESET;
+    return -1;
+}
+
 long conn_read(struct conn *c)
 {
     if (!c->in) {
@@ -111,7 +171,7 @@ long conn_read(struct conn *c)
     if (buf_space(c->in) == 0)
         return 0;
     for (;;) {
-        ssize_t n = read(c->io.fd, c->in->data + c->in->wpos, buf_space(c->in));
+        ssize_t n = conn_recv(c, c->in->data + c->in->wpos, buf_space(c->in));
         if (n > 0) {
             c->in->wpos += (size_t)n;
             c->last_activity = now_ms(c);

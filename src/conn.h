@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "loop.h"
 
@@ -17,6 +19,7 @@ struct worker;
 struct listener;
 struct buf;
 struct exchange;
+struct ssl_st;
 
 enum conn_state {
     CONN_HEAD,     /* waiting for (the rest of) a request head */
@@ -36,6 +39,7 @@ struct conn {
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
     struct loop_task task;   /* resume parsing (pipelining) outside the current call */
     struct exchange *ex;
+    struct ssl_st *ssl; /* TLS session on a TLS listener, else NULL; owned */
     uint64_t nrequests;
     uint64_t last_activity; /* loop time of the last byte moved */
     char addr[64];          /* client address for logs and X-Forwarded-For */
@@ -55,6 +59,13 @@ void conn_close(struct conn *c);
 /* Read what is available into c->in. Returns bytes read, 0 on EAGAIN or a
  * full buffer, -1 on EOF or error (c->eof is set). */
 long conn_read(struct conn *c);
+
+/* writev(2) to the client, through TLS when the connection has it: bytes
+ * written, or -1 with errno (EAGAIN when it would block). */
+ssize_t conn_writev(struct conn *c, const struct iovec *iov, int n);
+
+/* No more bytes to the client (a TLS close_notify first, if TLS). */
+void conn_shutdown_write(struct conn *c);
 
 /* Stop accepting new requests on this connection (draining). */
 void conn_drain(struct conn *c);

@@ -71,11 +71,15 @@ static void flow_push(struct flow *f, const void *p, size_t n)
 }
 
 /* Write what the flow holds. 1: all written; 0: would block; -errno. */
-static int flow_write(int fd, struct flow *f, uint64_t *wrote)
+/* Write what the flow holds to the client (c) or, when c is NULL, to the
+ * upstream socket fd. 1: all written; 0: would block; -errno. */
+static int flow_write(struct conn *c, int fd, struct flow *f, uint64_t *wrote)
 {
     while (f->idx < f->niov) {
         unsigned n = f->niov - f->idx;
-        ssize_t w = writev(fd, f->iov + f->idx, (int)n); /* n <= LIMIT_BODY_IOVS + 4 < IOV_MAX */
+        /* n <= LIMIT_BODY_IOVS + 4 < IOV_MAX */
+        ssize_t w =
+            c ? conn_writev(c, f->iov + f->idx, (int)n) : writev(fd, f->iov + f->idx, (int)n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -506,7 +510,8 @@ static bool chunked_prefix_ok(const struct buf *in)
 static int send_continue(struct exchange *ex)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    ssize_t n = send(ex->c->io.fd, cont, sizeof cont - 1, MSG_NOSIGNAL);
+    struct iovec v = {(void *)cont, sizeof cont - 1};
+    ssize_t n = conn_writev(ex->c, &v, 1);
     if (n != (ssize_t)sizeof cont - 1) {
         fail_hard(ex, 400);
         return -1;
@@ -668,7 +673,7 @@ static enum pump pump_request(struct exchange *ex)
             if (!u->writable)
                 return progress;
             uint64_t wrote = 0;
-            int r = flow_write(u->io.fd, &ex->rq, &wrote);
+            int r = flow_write(NULL, u->io.fd, &ex->rq, &wrote);
             if (wrote) {
                 progress = PUMP_PROGRESS;
                 touch(ex);
@@ -741,7 +746,7 @@ static enum pump pump_response(struct exchange *ex)
             if (!c->writable)
                 return progress;
             uint64_t wrote = 0;
-            int r = flow_write(c->io.fd, &ex->rs, &wrote);
+            int r = flow_write(c, -1, &ex->rs, &wrote);
             if (wrote) {
                 ex->bytes_out += wrote;
                 ex->resp_started = true;
@@ -849,7 +854,8 @@ static enum pump relay(struct exchange *ex, bool up_to_client)
             if (!*writable)
                 return progress;
             uint64_t wrote = 0;
-            int r = flow_write(up_to_client ? c->io.fd : u->io.fd, f, &wrote);
+            int r =
+                up_to_client ? flow_write(c, -1, f, &wrote) : flow_write(NULL, u->io.fd, f, &wrote);
             if (wrote) {
                 if (up_to_client) {
                     ex->bytes_out += wrote;
@@ -875,7 +881,10 @@ static enum pump relay(struct exchange *ex, bool up_to_client)
         }
         if (*src_eof) {
             if (!*shut) {
-                shutdown(up_to_client ? c->io.fd : u->io.fd, SHUT_WR);
+                if (up_to_client)
+                    conn_shutdown_write(c);
+                else
+                    shutdown(u->io.fd, SHUT_WR);
                 *shut = true;
                 progress = PUMP_PROGRESS;
             }
