@@ -330,10 +330,39 @@ static void on_timer(struct loop *l, struct loop_timer *t)
         }
         conn_close(c); /* keep-alive expired */
         return;
+    case CONN_TLS:
+        conn_close(c); /* no handshake within header_timeout */
+        return;
     case CONN_LINGER:
         conn_close(c);
         return;
     }
+}
+
+/* Drive the TLS handshake; on success the connection reads request heads. */
+static void handshake(struct conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        metrics_tls_handshake(&c->w->metrics, true);
+        c->state = CONN_HEAD;
+        read_heads(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        c->readable = false;
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        c->writable = false;
+        return;
+    }
+    /* A failed handshake is the client's business (unknown name, old
+     * protocol, a scanner): count it, never log a line per attempt. */
+    metrics_tls_handshake(&c->w->metrics, false);
+    conn_close(c);
 }
 
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
@@ -352,21 +381,29 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
     case CONN_EXCHANGE:
         proxy_run(c->ex);
         return;
+    case CONN_TLS:
+        handshake(c);
+        return;
     case CONN_LINGER:
         linger_drain(c);
         return;
     }
 }
 
-int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen)
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
+                struct ssl_st *ssl)
 {
     struct conn *c = calloc(1, sizeof *c);
-    if (!c) {
+    if (!c || (ssl && SSL_set_fd(ssl, fd) != 1)) {
+        free(c);
+        if (ssl)
+            SSL_free(ssl);
         close(fd);
         return -1;
     }
     c->w = w;
-    c->state = CONN_HEAD;
+    c->ssl = ssl;
+    c->state = ssl ? CONN_TLS : CONN_HEAD;
     c->writable = true;
     listener_format_peer(sa, salen, c->addr, sizeof c->addr);
     if (sa->ss_family != AF_UNIX) {
@@ -376,6 +413,8 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     loop_timer_init(&c->timer, on_timer);
     loop_task_init(&c->task, on_task);
     if (loop_io_add(w->loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0) {
+        if (ssl)
+            SSL_free(ssl);
         close(fd);
         free(c);
         return -1;

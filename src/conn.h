@@ -22,6 +22,7 @@ struct exchange;
 struct ssl_st;
 
 enum conn_state {
+    CONN_TLS,      /* TLS handshake in progress */
     CONN_HEAD,     /* waiting for (the rest of) a request head */
     CONN_EXCHANGE, /* an exchange owns the connection */
     CONN_LINGER,   /* write side shut; discarding input until EOF or timeout */
@@ -45,9 +46,11 @@ struct conn {
     char addr[64];          /* client address for logs and X-Forwarded-For */
 };
 
-/* Take over an accepted socket (closed on failure). 0, or -1 when out of
- * memory. */
-int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen);
+/* Take over an accepted socket (closed on failure). ssl, when not NULL, is
+ * a server-side TLS session for it whose handshake has not started; the
+ * connection owns it from here on. 0, or -1 when out of memory. */
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
+                struct ssl_st *ssl);
 
 /* Called by the exchange when it is done with the connection. keep_alive
  * false closes it (politely if input may be pending). */

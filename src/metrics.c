@@ -182,6 +182,11 @@ void metrics_conn_close(struct metrics_worker *m)
     __atomic_store_n(&m->connections_active, get(&m->connections_active) - 1, __ATOMIC_RELAXED);
 }
 
+void metrics_tls_handshake(struct metrics_worker *m, bool ok)
+{
+    bump(&m->tls_handshakes[ok], 1);
+}
+
 void metrics_worker_free(struct metrics_worker *m)
 {
     for (size_t i = 0; i < METRICS_CHUNKS_MAX; i++)
@@ -260,10 +265,12 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
     if (!o.p)
         return NULL;
     o.p[0] = '\0';
-    uint64_t active = 0, total = 0;
+    uint64_t active = 0, total = 0, hs[2] = {0, 0};
     for (size_t w = 0; w < nworkers; w++) {
         active += get(&workers[w]->connections_active);
         total += get(&workers[w]->connections_total);
+        hs[0] += get(&workers[w]->tls_handshakes[0]);
+        hs[1] += get(&workers[w]->tls_handshakes[1]);
     }
     outf(&o,
          "# HELP portico_connections_active Client connections open now.\n"
@@ -275,6 +282,13 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
          "# TYPE portico_connections_total counter\n"
          "portico_connections_total %llu\n",
          (unsigned long long)total);
+    if (hs[0] || hs[1])
+        outf(&o,
+             "# HELP portico_tls_handshakes_total TLS handshakes on TLS listeners, by result.\n"
+             "# TYPE portico_tls_handshakes_total counter\n"
+             "portico_tls_handshakes_total{result=\"ok\"} %llu\n"
+             "portico_tls_handshakes_total{result=\"failed\"} %llu\n",
+             (unsigned long long)hs[1], (unsigned long long)hs[0]);
 
     /* Services that never saw traffic are left out: 10,000 idle services
      * should not make every scrape 10,000 series long. */

@@ -7,6 +7,7 @@
 #ifndef PORTICO_METRICS_H
 #define PORTICO_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,7 @@ struct metrics_worker {
     struct metrics_service *chunks[METRICS_CHUNKS_MAX];
     uint64_t connections_active;
     uint64_t connections_total;
+    uint64_t tls_handshakes[2]; /* failed, completed */
 };
 
 /* Main thread only: give every service of c its slot (registering new names). */
@@ -47,6 +49,7 @@ void metrics_count_connect_error(struct metrics_worker *m, size_t slot);
 void metrics_count_timeout(struct metrics_worker *m, size_t slot);
 void metrics_conn_open(struct metrics_worker *m);
 void metrics_conn_close(struct metrics_worker *m);
+void metrics_tls_handshake(struct metrics_worker *m, bool ok);
 void metrics_worker_free(struct metrics_worker *m);
 
 /* Render all workers' counters. Returns a malloc'd NUL-terminated text
