@@ -869,9 +869,10 @@ static int parse_tcp(struct parser *p, struct config_service *svc, const yaml_no
 static int parse_service(struct parser *p, struct config_service *svc, const yaml_node_t *k,
                          const yaml_node_t *v)
 {
-    static const char *const names[] = {"hosts",           "upstream", "routes", "headers",
-                                        "connect_timeout", "timeout",  "tcp"};
-    enum { S_HOSTS, S_UPSTREAM, S_ROUTES, S_HEADERS, S_CONNECT, S_TIMEOUT, S_TCP, S_N };
+    static const char *const names[] = {"hosts",   "upstream",           "routes",
+                                        "headers", "connect_timeout",    "timeout",
+                                        "tcp",     "send_proxy_protocol"};
+    enum { S_HOSTS, S_UPSTREAM, S_ROUTES, S_HEADERS, S_CONNECT, S_TIMEOUT, S_TCP, S_SENDPP, S_N };
     yaml_node_t *vals[S_N] = {0};
     char what[LIMIT_SERVICE_NAME + 64], where[LIMIT_SERVICE_NAME + 32];
     const char *name = scalar(k);
@@ -921,6 +922,18 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         case S_TCP:
             rc = parse_tcp(p, svc, val, what);
             break;
+        case S_SENDPP: {
+            const char *v1;
+            if (want_string(p, val, what, &v1) < 0)
+                return -1;
+            if (strcmp(v1, "v1") == 0)
+                svc->send_proxy_protocol = 1;
+            else if (strcmp(v1, "v2") == 0)
+                svc->send_proxy_protocol = 2;
+            else
+                rc = fail(p, val, "%s: expected v1 or v2, not \"%s\"", what, show(p, v1));
+            break;
+        }
         }
         if (rc < 0)
             return -1;
@@ -1016,7 +1029,7 @@ static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *w
 
 static int parse_listen(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"addr"};
+    static const char *const names[] = {"addr", "proxy_protocol"};
     struct config *c = p->c;
     if (want_sequence(p, n, "listen") < 0)
         return -1;
@@ -1028,9 +1041,9 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *item = node(p, *it);
-        yaml_node_t *vals[1] = {0};
+        yaml_node_t *vals[2] = {0};
         if (want_mapping(p, item, "listen", false) < 0 ||
-            map_collect(p, item, names, 1, vals, "in a listen entry") < 0)
+            map_collect(p, item, names, 2, vals, "in a listen entry") < 0)
             return -1;
         if (!vals[0])
             return fail(p, item, "listen: entry has no addr");
@@ -1038,6 +1051,8 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
         if (parse_addr_node(p, vals[0], "listen", &l->addr) < 0)
             return -1;
         l->line = (int)vals[0]->start_mark.line + 1;
+        if (vals[1] && want_bool(p, vals[1], "listen.proxy_protocol", &l->proxy_protocol) < 0)
+            return -1;
         for (size_t i = 0; i < c->nlistens; i++)
             if (addr_equal(&c->listens[i].addr, &l->addr))
                 return fail(p, vals[0], "listen: address \"%s\" is the same as \"%s\" on line %d",

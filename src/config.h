@@ -22,6 +22,15 @@ struct config_addr {
 
 struct config_listen {
     struct config_addr addr;
+    bool tls;            /* terminate TLS here, certificate chosen by SNI */
+    bool proxy_protocol; /* a PROXY v1/v2 header comes first on every connection */
+    int line;
+};
+
+/* A certificate and key from "tls.certs". */
+struct config_tls_cert {
+    char *cert; /* PEM chain, leaf first */
+    char *key;
     int line;
 };
 
@@ -70,9 +79,11 @@ struct config_service {
     struct config_header *headers; /* extra request headers, in file order */
     size_t nheaders;
     uint32_t connect_timeout_ms;
-    uint32_t timeout_ms;    /* response (and upstream read) timeout -> 504 */
-    struct config_tcp *tcp; /* NULL unless the service has "tcp:"; owned */
-    size_t metrics_slot;    /* stable across reloads; see metrics.h */
+    uint32_t timeout_ms;     /* response (and upstream read) timeout -> 504 */
+    struct config_tcp *tcp;  /* NULL unless the service has "tcp:"; owned */
+    int send_proxy_protocol; /* 0, or 1 / 2: a PROXY v1 / v2 header opens each upstream connection
+                              */
+    size_t metrics_slot;     /* stable across reloads; see metrics.h */
     int line;
 };
 
@@ -91,6 +102,7 @@ struct config_limits {
 };
 
 struct route_table;
+struct tls_store;
 
 struct config {
     int refs; /* atomic; see config_ref/config_unref */
@@ -109,6 +121,10 @@ struct config {
      * process opens are listens[] followed by these services' tcp.listen. */
     const struct config_service **tcp_services;
     size_t ntcp;
+    struct config_tls_cert *tls_certs;
+    size_t ntls_certs;
+    char *tls_default;     /* "tls.default_cert": a name served for clients without a known SNI */
+    struct tls_store *tls; /* certificates loaded from tls_certs; NULL without TLS listeners */
     bool metrics_enabled;
     struct config_addr metrics_listen;
     struct route_table *routes; /* host -> service */

@@ -18,11 +18,13 @@
 #include "listener.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "proxyproto.h"
 #include "worker.h"
 
 #define LINGER_MS 2000 /* how long a closing connection drains unread input */
 
 static void read_heads(struct conn *c);
+static void handshake(struct conn *c);
 
 static uint64_t now_ms(const struct conn *c)
 {
@@ -330,13 +332,56 @@ static void on_timer(struct loop *l, struct loop_timer *t)
         }
         conn_close(c); /* keep-alive expired */
         return;
+    case CONN_PROXY:
     case CONN_TLS:
-        conn_close(c); /* no handshake within header_timeout */
+        conn_close(c); /* no PROXY header or handshake within header_timeout */
         return;
     case CONN_LINGER:
         conn_close(c);
         return;
     }
+}
+
+/* The PROXY header is peeked at and then consumed exactly, so whatever
+ * follows it (a TLS ClientHello, a request) stays in the socket for the
+ * next stage. A missing or malformed header closes the connection. */
+static void read_proxy_header(struct conn *c)
+{
+    char hdr[PROXYPROTO_V2_MAX];
+    if (!c->readable)
+        return;
+    ssize_t n = recv(c->io.fd, hdr, sizeof hdr, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        c->readable = false;
+        return;
+    }
+    if (n <= 0) {
+        conn_close(c);
+        return;
+    }
+    struct proxyproto_result pp;
+    int len = proxyproto_parse(hdr, (size_t)n, &pp);
+    if (len == 0) {
+        /* Incomplete: the next bytes raise a new edge. */
+        c->readable = false;
+        return;
+    }
+    if (len < 0 || recv(c->io.fd, hdr, (size_t)len, 0) != len) {
+        log_msg(LOG_WARN, "client %s: %s PROXY protocol header; connection closed", c->addr,
+                len < 0 ? "malformed or missing" : "unreadable");
+        conn_close(c);
+        return;
+    }
+    if (!pp.local) {
+        listener_format_peer(&pp.src, pp.srclen, c->addr, sizeof c->addr);
+        c->peer = pp.src;
+        c->local = pp.dst;
+    }
+    c->state = c->ssl ? CONN_TLS : CONN_HEAD;
+    if (c->ssl)
+        handshake(c);
+    else
+        read_heads(c);
 }
 
 /* Drive the TLS handshake; on success the connection reads request heads. */
@@ -381,6 +426,9 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
     case CONN_EXCHANGE:
         proxy_run(c->ex);
         return;
+    case CONN_PROXY:
+        read_proxy_header(c);
+        return;
     case CONN_TLS:
         handshake(c);
         return;
@@ -391,7 +439,7 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
 }
 
 int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
-                struct ssl_st *ssl)
+                struct ssl_st *ssl, bool proxy_protocol)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c || (ssl && SSL_set_fd(ssl, fd) != 1)) {
@@ -403,9 +451,13 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     }
     c->w = w;
     c->ssl = ssl;
-    c->state = ssl ? CONN_TLS : CONN_HEAD;
+    c->state = proxy_protocol ? CONN_PROXY : ssl ? CONN_TLS : CONN_HEAD;
     c->writable = true;
     listener_format_peer(sa, salen, c->addr, sizeof c->addr);
+    memcpy(&c->peer, sa, salen < sizeof c->peer ? salen : sizeof c->peer);
+    socklen_t llen = sizeof c->local;
+    if (getsockname(fd, (struct sockaddr *)&c->local, &llen) < 0)
+        memset(&c->local, 0, sizeof c->local);
     if (sa->ss_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

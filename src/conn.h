@@ -22,6 +22,7 @@ struct exchange;
 struct ssl_st;
 
 enum conn_state {
+    CONN_PROXY,    /* waiting for the PROXY protocol header */
     CONN_TLS,      /* TLS handshake in progress */
     CONN_HEAD,     /* waiting for (the rest of) a request head */
     CONN_EXCHANGE, /* an exchange owns the connection */
@@ -44,13 +45,18 @@ struct conn {
     uint64_t nrequests;
     uint64_t last_activity; /* loop time of the last byte moved */
     char addr[64];          /* client address for logs and X-Forwarded-For */
+    /* The client's address and the address it connected to: from the
+     * socket, or from its PROXY header. */
+    struct sockaddr_storage peer, local;
 };
 
 /* Take over an accepted socket (closed on failure). ssl, when not NULL, is
  * a server-side TLS session for it whose handshake has not started; the
- * connection owns it from here on. 0, or -1 when out of memory. */
+ * connection owns it from here on. proxy_protocol: a PROXY v1/v2 header
+ * must come first, and its source address becomes the client's. 0, or -1
+ * when out of memory. */
 int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
-                struct ssl_st *ssl);
+                struct ssl_st *ssl, bool proxy_protocol);
 
 /* Called by the exchange when it is done with the connection. keep_alive
  * false closes it (politely if input may be pending). */

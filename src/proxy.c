@@ -77,7 +77,7 @@ static int flow_write(struct conn *c, int fd, struct flow *f, uint64_t *wrote)
 {
     while (f->idx < f->niov) {
         unsigned n = f->niov - f->idx;
-        /* n <= LIMIT_BODY_IOVS + 4 < IOV_MAX */
+        /* n <= LIMIT_BODY_IOVS + 6 < IOV_MAX */
         ssize_t w =
             c ? conn_writev(c, f->iov + f->idx, (int)n) : writev(fd, f->iov + f->idx, (int)n);
         if (w < 0) {
@@ -283,7 +283,9 @@ static void finish(struct exchange *ex)
 {
     struct conn *c = ex->c;
     if (ex->u) {
-        bool reuse = ex->resp.keep_alive && ex->req_sent && ex->rsb.done && ex->phase == EX_SENDING;
+        /* A connection opened with a PROXY header speaks for one client only. */
+        bool reuse = ex->resp.keep_alive && ex->req_sent && ex->rsb.done &&
+                     ex->phase == EX_SENDING && !ex->svc->send_proxy_protocol;
         upstream_release(ex->u, reuse);
         ex->u = NULL;
     }
@@ -524,6 +526,8 @@ static void connect_upstream(struct exchange *ex, bool allow_idle)
 {
     struct worker *w = ex_worker(ex);
     int err = 0;
+    if (ex->svc->send_proxy_protocol)
+        allow_idle = false;
     struct upconn *u = upstream_acquire(w, ex->up, allow_idle, &err);
     if (!u) {
         metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
@@ -549,6 +553,14 @@ static void start_sending(struct exchange *ex)
 {
     ex->phase = EX_SENDING;
     flow_reset(&ex->rq);
+    ex->pp_len = 0;
+    if (ex->svc->send_proxy_protocol) {
+        const struct conn *c = ex->c;
+        ex->pp_len = ex->svc->send_proxy_protocol == 1
+                         ? proxyproto_build_v1(&c->peer, &c->local, ex->pp, sizeof ex->pp)
+                         : proxyproto_build_v2(&c->peer, &c->local, ex->pp, sizeof ex->pp);
+        flow_push(&ex->rq, ex->pp, ex->pp_len);
+    }
     flow_push(&ex->rq, ex->reqhead->data, ex->reqhead_len);
     body_produce(&ex->rqb, ex->c->in, false, &ex->rq);
     touch(ex);

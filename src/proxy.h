@@ -15,6 +15,7 @@
 
 #include "chunked.h"
 #include "http1.h"
+#include "proxyproto.h"
 
 struct conn;
 struct upconn;
@@ -25,7 +26,8 @@ struct buf;
 
 /* A batch of bytes on its way to one socket. */
 struct flow {
-    struct iovec iov[LIMIT_BODY_IOVS + 4];
+    /* PROXY header, request head, chunk-size line, body segments, CRLF, last chunk */
+    struct iovec iov[LIMIT_BODY_IOVS + 6];
     unsigned niov, idx; /* iov[idx..niov) is still to be written */
     size_t consumed;    /* source bytes to release once the batch is written */
     bool active;
@@ -80,6 +82,8 @@ struct exchange {
     struct http_request req;
     struct http_response resp;
     char path[LIMIT_LOG_PATH_BYTES];
+    char pp[PROXYPROTO_V2_MAX]; /* PROXY header opening a fresh upstream connection */
+    size_t pp_len;
 };
 
 /* A new exchange on c, holding a reference to the worker's configuration.

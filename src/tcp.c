@@ -17,6 +17,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxyproto.h"
 #include "worker.h"
 
 #define TCP_PIPE_BYTES 65536 /* at most this much in flight per direction */
@@ -49,6 +50,10 @@ struct tcp_fwd {
     int status; /* as logged: 200 once connected, 502/504 when the upstream failed */
     bool connecting, dead;
     char addr[64];
+    /* PROXY header for the upstream (send_proxy_protocol), written before
+     * any client byte. */
+    char pp[PROXYPROTO_V2_MAX];
+    size_t pp_len, pp_off;
 };
 
 static uint64_t now_us(void)
@@ -200,6 +205,19 @@ static void run(struct tcp_fwd *t)
         t->status = 200;
         arm(t);
     }
+    while (t->pp_off < t->pp_len) {
+        if (!t->u.writable)
+            return;
+        ssize_t n = send(t->u.io.fd, t->pp + t->pp_off, t->pp_len - t->pp_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            t->pp_off += (size_t)n;
+        } else if (n < 0 && errno == EAGAIN) {
+            t->u.writable = false;
+        } else if (!(n < 0 && errno == EINTR)) {
+            tcp_close(t);
+            return;
+        }
+    }
     for (;;) {
         int a = pump(&t->up, &t->c, &t->u);
         int b = a == PUMP_ERROR ? PUMP_ERROR : pump(&t->down, &t->u, &t->c);
@@ -263,6 +281,15 @@ int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, sock
     t->up.pipe[0] = t->up.pipe[1] = t->down.pipe[0] = t->down.pipe[1] = -1;
     listener_format_peer(sa, salen, t->addr, sizeof t->addr);
     loop_timer_init(&t->timer, on_timer);
+    if (svc->send_proxy_protocol) {
+        struct sockaddr_storage local;
+        socklen_t llen = sizeof local;
+        if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+            memset(&local, 0, sizeof local);
+        t->pp_len = svc->send_proxy_protocol == 1
+                        ? proxyproto_build_v1(sa, &local, t->pp, sizeof t->pp)
+                        : proxyproto_build_v2(sa, &local, t->pp, sizeof t->pp);
+    }
     const struct config_addr *ua = &svc->tcp->upstream;
     int ufd = -1;
     if (pipe2(t->up.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||

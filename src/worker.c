@@ -112,7 +112,7 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         __atomic_add_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
         size_t idx = (size_t)(wl - w->wls);
         int rc = idx < w->cfg->nlistens
-                     ? conn_accept(w, fd, &sa, salen, NULL)
+                     ? conn_accept(w, fd, &sa, salen, NULL, w->cfg->listens[idx].proxy_protocol)
                      : tcp_accept(w, fd, &sa, salen, w->cfg->tcp_services[idx - w->cfg->nlistens]);
         if (rc < 0)
             __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);

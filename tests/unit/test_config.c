@@ -840,9 +840,25 @@ static void test_config_hosts_without_upstream_rejected(void **state)
                  "requests to");
 }
 
+static void test_config_proxy_protocol_keys(void **state)
+{
+    struct config *c = expect_ok("listen:\n  - {addr: 127.0.0.1:8080, proxy_protocol: true}\n"
+                                 "services:\n  a:\n    hosts: [a.test]\n    upstream: "
+                                 "http://127.0.0.1:1\n    send_proxy_protocol: v2\n");
+    assert_true(c->listens[0].proxy_protocol);
+    assert_int_equal(c->services[0].send_proxy_protocol, 2);
+    config_unref(c);
+    expect_error("listen:\n  - {addr: 127.0.0.1:8080, proxy_protocol: yes}\n",
+                 "portico.yaml:2: listen.proxy_protocol: expected a boolean (true or false)");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.test]\n    upstream: "
+                        "http://127.0.0.1:1\n    send_proxy_protocol: v3\n",
+                 "portico.yaml:7: services.a.send_proxy_protocol: expected v1 or v2, not \"v3\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_proxy_protocol_keys),
         cmocka_unit_test(test_config_tcp_only_service_needs_no_upstream_or_hosts),
         cmocka_unit_test(test_config_tcp_listen_clash_rejected),
         cmocka_unit_test(test_config_tcp_missing_and_unknown_keys_rejected),

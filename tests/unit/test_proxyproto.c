@@ -1,0 +1,199 @@
+/* test_proxyproto.c - PROXY protocol v1 and v2 headers, in and out. */
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "proxyproto.h"
+
+static struct proxyproto_result r;
+
+/* Every proper prefix needs more bytes; the whole header parses to its
+ * length, with anything after it left alone. */
+static void parses_whole_and_by_prefix(const char *h, size_t len)
+{
+    char buf[PROXYPROTO_V2_MAX + 16];
+    memcpy(buf, h, len);
+    memcpy(buf + len, "GET /", 5);
+    for (size_t i = 0; i < len; i++)
+        assert_int_equal(proxyproto_parse(buf, i, &r), 0);
+    assert_int_equal(proxyproto_parse(buf, len + 5, &r), (int)len);
+}
+
+static const char *src4(void)
+{
+    static char s[64];
+    const struct sockaddr_in *in = (const void *)&r.src;
+    inet_ntop(AF_INET, &in->sin_addr, s, sizeof s);
+    return s;
+}
+
+static void test_proxyproto_v1_tcp4_accepted(void **state)
+{
+    const char *h = "PROXY TCP4 203.0.113.7 10.0.0.1 5555 80\r\n";
+    parses_whole_and_by_prefix(h, strlen(h));
+    assert_false(r.local);
+    assert_int_equal(r.src.ss_family, AF_INET);
+    assert_string_equal(src4(), "203.0.113.7");
+    assert_int_equal(ntohs(((const struct sockaddr_in *)&r.src)->sin_port), 5555);
+    assert_int_equal(ntohs(((const struct sockaddr_in *)&r.dst)->sin_port), 80);
+}
+
+static void test_proxyproto_v1_tcp6_accepted(void **state)
+{
+    const char *h = "PROXY TCP6 2001:db8::7 2001:db8::1 65535 443\r\n";
+    parses_whole_and_by_prefix(h, strlen(h));
+    assert_int_equal(r.src.ss_family, AF_INET6);
+    assert_int_equal(ntohs(((const struct sockaddr_in6 *)&r.src)->sin6_port), 65535);
+}
+
+static void test_proxyproto_v1_unknown_is_local(void **state)
+{
+    parses_whole_and_by_prefix("PROXY UNKNOWN\r\n", 15);
+    assert_true(r.local);
+    const char *h = "PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n";
+    parses_whole_and_by_prefix(h, strlen(h));
+    assert_true(r.local);
+}
+
+static void test_proxyproto_v1_malformed_refused(void **state)
+{
+    const char *bad[] = {
+        "PROXY TCP4 203.0.113.7 10.0.0.1 5555\r\n",
+        "PROXY TCP4 2001:db8::1 10.0.0.1 1 2\r\n",
+        "PROXY TCP4 203.0.113.7  10.0.0.1 1 2\r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 70000\r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n",
+        "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX",
+        "GET / HTTP/1.1\r\n",
+        "proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(proxyproto_parse(bad[i], strlen(bad[i]), &r), -1);
+}
+
+static void test_proxyproto_v1_overlong_line_refused(void **state)
+{
+    char buf[200];
+    memset(buf, '1', sizeof buf);
+    memcpy(buf, "PROXY TCP4 ", 11);
+    assert_int_equal(proxyproto_parse(buf, sizeof buf, &r), -1);
+}
+
+static size_t v2(unsigned char *b, unsigned cmdver, unsigned fam, const void *addr, size_t alen)
+{
+    memcpy(b, "\r\n\r\n\0\r\nQUIT\n", 12);
+    b[12] = (unsigned char)cmdver;
+    b[13] = (unsigned char)fam;
+    b[14] = (unsigned char)(alen >> 8);
+    b[15] = (unsigned char)alen;
+    memcpy(b + 16, addr, alen);
+    return 16 + alen;
+}
+
+static void test_proxyproto_v2_tcp4_with_tlv_accepted(void **state)
+{
+    unsigned char a[12 + 6] = {198,  51, 100, 9,    10, 0, 0,   1,   0x04,
+                               0xd2, 0,  80,  0x04, 0,  3, 'a', 'b', 'c'};
+    unsigned char b[64];
+    size_t n = v2(b, 0x21, 0x11, a, sizeof a);
+    parses_whole_and_by_prefix((const char *)b, n);
+    assert_false(r.local);
+    assert_string_equal(src4(), "198.51.100.9");
+    assert_int_equal(ntohs(((const struct sockaddr_in *)&r.src)->sin_port), 1234);
+}
+
+static void test_proxyproto_v2_local_and_unspec_are_local(void **state)
+{
+    unsigned char b[64];
+    size_t n = v2(b, 0x20, 0x00, "", 0);
+    parses_whole_and_by_prefix((const char *)b, n);
+    assert_true(r.local);
+    n = v2(b, 0x21, 0x00, "xyz", 0);
+    parses_whole_and_by_prefix((const char *)b, n);
+    assert_true(r.local);
+}
+
+static void test_proxyproto_v2_malformed_refused(void **state)
+{
+    unsigned char a[36] = {0};
+    unsigned char b[700];
+    size_t n = v2(b, 0x31, 0x11, a, 12); /* version 3 */
+    assert_int_equal(proxyproto_parse((const char *)b, n, &r), -1);
+    n = v2(b, 0x22, 0x11, a, 12); /* command 2 */
+    assert_int_equal(proxyproto_parse((const char *)b, n, &r), -1);
+    n = v2(b, 0x21, 0x11, a, 4); /* too short for IPv4 */
+    assert_int_equal(proxyproto_parse((const char *)b, n, &r), -1);
+    n = v2(b, 0x21, 0x21, a, 12); /* too short for IPv6 */
+    assert_int_equal(proxyproto_parse((const char *)b, n, &r), -1);
+    n = v2(b, 0x21, 0x44, a, 12); /* unknown family */
+    assert_int_equal(proxyproto_parse((const char *)b, n, &r), -1);
+    unsigned char t[15] = {1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2, 0x04, 0, 9}; /* TLV overruns */
+    n = v2(b, 0x21, 0x11, t, sizeof t);
+    assert_int_equal(proxyproto_parse((const char *)b, n, &r), -1);
+    memset(b, 0, sizeof b);
+    n = v2(b, 0x21, 0x11, a, 12);
+    b[14] = 0x02; /* 512 + 12 bytes of addresses: over the bound */
+    assert_int_equal(proxyproto_parse((const char *)b, sizeof b, &r), -1);
+}
+
+static void test_proxyproto_round_trip_v1_and_v2(void **state)
+{
+    struct sockaddr_storage s4 = {0}, d4 = {0}, s6 = {0}, d6 = {0};
+    struct sockaddr_in *a = (void *)&s4, *b = (void *)&d4;
+    a->sin_family = b->sin_family = AF_INET;
+    inet_pton(AF_INET, "192.0.2.1", &a->sin_addr);
+    inet_pton(AF_INET, "192.0.2.2", &b->sin_addr);
+    a->sin_port = htons(40000);
+    b->sin_port = htons(443);
+    struct sockaddr_in6 *c = (void *)&s6, *d = (void *)&d6;
+    c->sin6_family = d->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "2001:db8::1", &c->sin6_addr);
+    inet_pton(AF_INET6, "2001:db8::2", &d->sin6_addr);
+    c->sin6_port = htons(1);
+    char out[PROXYPROTO_V2_MAX];
+    size_t n = proxyproto_build_v1(&s4, &d4, out, sizeof out);
+    assert_int_equal(n, strlen("PROXY TCP4 192.0.2.1 192.0.2.2 40000 443\r\n"));
+    assert_memory_equal(out, "PROXY TCP4 192.0.2.1 192.0.2.2 40000 443\r\n", n);
+    assert_int_equal(proxyproto_parse(out, n, &r), (int)n);
+    assert_string_equal(src4(), "192.0.2.1");
+    n = proxyproto_build_v2(&s4, &d4, out, sizeof out);
+    assert_int_equal(n, 28);
+    assert_int_equal(proxyproto_parse(out, n, &r), 28);
+    assert_string_equal(src4(), "192.0.2.1");
+    n = proxyproto_build_v2(&s6, &d6, out, sizeof out);
+    assert_int_equal(n, 52);
+    assert_int_equal(proxyproto_parse(out, n, &r), 52);
+    assert_memory_equal(&((struct sockaddr_in6 *)&r.src)->sin6_addr, &c->sin6_addr, 16);
+    n = proxyproto_build_v1(&s6, &d6, out, sizeof out);
+    assert_int_equal(proxyproto_parse(out, n, &r), (int)n);
+    assert_int_equal(r.src.ss_family, AF_INET6);
+    /* Mixed or non-inet families: UNKNOWN / LOCAL. */
+    n = proxyproto_build_v1(&s4, &d6, out, sizeof out);
+    assert_memory_equal(out, "PROXY UNKNOWN\r\n", n);
+    n = proxyproto_build_v2(&s4, &d6, out, sizeof out);
+    assert_int_equal(n, 16);
+    assert_int_equal(proxyproto_parse(out, n, &r), 16);
+    assert_true(r.local);
+    assert_int_equal(proxyproto_build_v2(&s4, &d4, out, 20), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proxyproto_v1_tcp4_accepted),
+        cmocka_unit_test(test_proxyproto_v1_tcp6_accepted),
+        cmocka_unit_test(test_proxyproto_v1_unknown_is_local),
+        cmocka_unit_test(test_proxyproto_v1_malformed_refused),
+        cmocka_unit_test(test_proxyproto_v1_overlong_line_refused),
+        cmocka_unit_test(test_proxyproto_v2_tcp4_with_tlv_accepted),
+        cmocka_unit_test(test_proxyproto_v2_local_and_unspec_are_local),
+        cmocka_unit_test(test_proxyproto_v2_malformed_refused),
+        cmocka_unit_test(test_proxyproto_round_trip_v1_and_v2),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
