@@ -63,15 +63,10 @@ static bool named_by_connection(const struct http_header *h, size_t nh, struct h
         if (!http_slice_eq(h[i].name, "connection"))
             continue;
         const char *p = h[i].value.p, *end = p + h[i].value.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *t = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            if (p > t && (size_t)(p - t) == name.len && strncasecmp(t, name.p, name.len) == 0)
+        struct http_slice tok;
+        while (http_next_token(&p, end, &tok))
+            if (tok.len == name.len && strncasecmp(tok.p, name.p, name.len) == 0)
                 return true;
-        }
     }
     return false;
 }

@@ -114,6 +114,20 @@ static long split_fields(const char *buf, size_t len, struct http_slice *first,
     return bad; /* no empty line */
 }
 
+bool http_next_token(const char **p, const char *end, struct http_slice *tok)
+{
+    const char *q = *p;
+    while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
+        q++;
+    const char *t = q;
+    while (q < end && *q != ',' && *q != ' ' && *q != '\t')
+        q++;
+    *p = q;
+    tok->p = t;
+    tok->len = (size_t)(q - t);
+    return q > t;
+}
+
 static unsigned connection_flags(const struct http_header *h, size_t n)
 {
     unsigned f = 0;
@@ -121,13 +135,8 @@ static unsigned connection_flags(const struct http_header *h, size_t n)
         if (!http_slice_eq(h[i].name, "connection"))
             continue;
         const char *p = h[i].value.p, *end = p + h[i].value.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *t = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            struct http_slice tok = {t, (size_t)(p - t)};
+        struct http_slice tok;
+        while (http_next_token(&p, end, &tok)) {
             if (http_slice_eq(tok, "close"))
                 f |= HTTP_CONN_CLOSE;
             else if (http_slice_eq(tok, "keep-alive"))

@@ -116,6 +116,10 @@ bool http_slice_eq(struct http_slice s, const char *name);
 /* Find a header by name (case-insensitive); NULL if absent. */
 const struct http_header *http_find_header(const struct http_header *h, size_t n, const char *name);
 
+/* Step through a comma-separated list such as a Connection value: the next
+ * non-empty token from *p (before end) into tok. False when none is left. */
+bool http_next_token(const char **p, const char *end, struct http_slice *tok);
+
 /* The reason phrase portico uses for its own responses. */
 const char *http_status_reason(int status);
 
