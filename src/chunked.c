@@ -1,17 +1,37 @@
-/* chunked.c - strict incremental chunked decoder (see chunked.h). */
+/* chunked.c - strict incremental chunked decoder (see chunked.h).
+ *
+ * A byte-at-a-time state machine for the framing, with data chunks handed
+ * out as whole segments, so any split of the input gives the same result.
+ * Grammar (RFC 9112 section 7.1):
+ *
+ *   chunk      = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *   chunk-ext  = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
+ *   ext-val    = token / quoted-string
+ *   last-chunk = 1*"0" [ chunk-ext ] CRLF
+ *   trailer    = *( field-name ":" OWS field-value OWS CRLF ) CRLF */
 #include "chunked.h"
 
 #include <stdbool.h>
 
 #include "limits.h"
 
+#define CHUNK_SIZE_DIGITS_MAX 16
+
 enum {
-    CS_SIZE,    /* hex digits of a chunk size */
-    CS_EXT_BWS, /* whitespace after the size: only ';' may follow */
-    CS_EXT,     /* after the size: extensions until CR */
-    CS_SIZE_LF, /* CR seen, LF must follow */
-    CS_DATA,    /* chunk data */
-    CS_DATA_CR, /* CRLF after data */
+    CS_SIZE,        /* hex digits of a chunk size */
+    CS_SIZE_WS,     /* BWS after the size: only ';' may follow */
+    CS_EXT_START,   /* after ';': BWS, then an extension name */
+    CS_EXT_NAME,    /* in an extension name */
+    CS_EXT_NAME_WS, /* BWS after a name: '=' or ';' must follow */
+    CS_EXT_VAL_START,
+    CS_EXT_TOKEN,   /* token value */
+    CS_EXT_QUOTED,  /* quoted-string value */
+    CS_EXT_QPAIR,   /* after a backslash in a quoted string */
+    CS_EXT_VAL_END, /* right after a value: ';', BWS or CR */
+    CS_EXT_VAL_WS,  /* BWS after a value: only ';' may follow */
+    CS_SIZE_LF,     /* CR of the size line seen, LF must follow */
+    CS_DATA,        /* chunk data */
+    CS_DATA_CR,     /* CRLF after data */
     CS_DATA_LF,
     CS_TRAILER, /* start of a trailer line (or the final CRLF) */
     CS_TRAILER_NAME,
@@ -46,6 +66,18 @@ static bool is_tchar(unsigned char ch)
     return false;
 }
 
+static bool is_ws(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* qdtext and the second byte of a quoted-pair share this set, minus '"'
+ * and '\\' for qdtext. */
+static bool is_qchar(unsigned char ch)
+{
+    return ch == '\t' || (ch >= 0x20 && ch != 0x7f);
+}
+
 static int hexval(unsigned char ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -66,12 +98,62 @@ void chunked_decoder_init(struct chunked_decoder *d)
     d->digits = 0;
 }
 
-/* Extensions are checked loosely but safely: after the size only
- * ";", "=", tokens, quoted strings, SP and HT may appear. */
-static bool ext_char_ok(unsigned char ch)
+/* One byte of a chunk-size line after the digits. Returns the next state,
+ * or -1 when the byte cannot appear there. */
+static int size_line_step(int state, unsigned char ch)
 {
-    return ch == ';' || ch == '=' || ch == ' ' || ch == '\t' || ch == '"' || ch == '\\' ||
-           is_tchar(ch) || (ch >= 0x20 && ch != 0x7f);
+    switch (state) {
+    case CS_SIZE_WS:
+    case CS_EXT_VAL_WS:
+        if (ch == ';')
+            return CS_EXT_START;
+        return is_ws(ch) ? state : -1;
+    case CS_EXT_START:
+        if (is_ws(ch))
+            return state;
+        return is_tchar(ch) ? CS_EXT_NAME : -1;
+    case CS_EXT_NAME:
+        if (ch == '\r')
+            return CS_SIZE_LF;
+        if (ch == ';')
+            return CS_EXT_START;
+        if (ch == '=')
+            return CS_EXT_VAL_START;
+        if (is_ws(ch))
+            return CS_EXT_NAME_WS;
+        return is_tchar(ch) ? state : -1;
+    case CS_EXT_NAME_WS:
+        if (ch == ';')
+            return CS_EXT_START;
+        if (ch == '=')
+            return CS_EXT_VAL_START;
+        return is_ws(ch) ? state : -1;
+    case CS_EXT_VAL_START:
+        if (is_ws(ch))
+            return state;
+        if (ch == '"')
+            return CS_EXT_QUOTED;
+        return is_tchar(ch) ? CS_EXT_TOKEN : -1;
+    case CS_EXT_TOKEN:
+        if (is_tchar(ch))
+            return state;
+        return size_line_step(CS_EXT_VAL_END, ch);
+    case CS_EXT_QUOTED:
+        if (ch == '"')
+            return CS_EXT_VAL_END;
+        if (ch == '\\')
+            return CS_EXT_QPAIR;
+        return is_qchar(ch) ? state : -1;
+    case CS_EXT_QPAIR:
+        return is_qchar(ch) ? CS_EXT_QUOTED : -1;
+    case CS_EXT_VAL_END:
+        if (ch == '\r')
+            return CS_SIZE_LF;
+        if (ch == ';')
+            return CS_EXT_START;
+        return is_ws(ch) ? CS_EXT_VAL_WS : -1;
+    }
+    return -1;
 }
 
 int chunked_decode(struct chunked_decoder *d, const char *in, size_t len, size_t *consumed,
@@ -84,50 +166,45 @@ int chunked_decode(struct chunked_decoder *d, const char *in, size_t len, size_t
         case CS_SIZE: {
             int v = hexval(ch);
             if (v >= 0) {
-                if (d->remaining > (UINT64_C(0x7fffffffffffffff) >> 4))
+                if (++d->digits > CHUNK_SIZE_DIGITS_MAX ||
+                    d->remaining > (UINT64_C(0x7fffffffffffffff) >> 4))
                     return CHUNKED_ERROR;
                 d->remaining = (d->remaining << 4) | (uint64_t)v;
-                d->digits++;
                 d->line_len++;
                 i++;
                 break;
             }
             if (d->digits == 0)
-                return CHUNKED_ERROR;
-            if (ch == '\r') {
+                return CHUNKED_ERROR; /* no size, or a sign, space or "0x" before it */
+            if (ch == '\r')
                 d->state = CS_SIZE_LF;
-                i++;
-                break;
-            }
-            if (ch == ';') {
-                d->state = CS_EXT;
-                break;
-            }
-            if (ch == ' ' || ch == '\t') {
-                d->state = CS_EXT_BWS;
-                break;
-            }
-            return CHUNKED_ERROR;
+            else if (ch == ';')
+                d->state = CS_EXT_START;
+            else if (is_ws(ch))
+                d->state = CS_SIZE_WS;
+            else
+                return CHUNKED_ERROR;
+            d->line_len++;
+            i++;
+            break;
         }
-        case CS_EXT_BWS:
-            if (ch == ';') {
-                d->state = CS_EXT;
-                break;
-            }
-            if ((ch != ' ' && ch != '\t') || ++d->line_len > LIMIT_CHUNK_LINE_BYTES)
-                return CHUNKED_ERROR;
+        case CS_SIZE_WS:
+        case CS_EXT_START:
+        case CS_EXT_NAME:
+        case CS_EXT_NAME_WS:
+        case CS_EXT_VAL_START:
+        case CS_EXT_TOKEN:
+        case CS_EXT_QUOTED:
+        case CS_EXT_QPAIR:
+        case CS_EXT_VAL_END:
+        case CS_EXT_VAL_WS: {
+            int next = size_line_step(d->state, ch);
+            if (next < 0 || (next != CS_SIZE_LF && ++d->line_len > LIMIT_CHUNK_LINE_BYTES))
+                return CHUNKED_ERROR; /* the limit is on the line without its CRLF */
+            d->state = next;
             i++;
             break;
-        case CS_EXT:
-            if (ch == '\r') {
-                d->state = CS_SIZE_LF;
-                i++;
-                break;
-            }
-            if (!ext_char_ok(ch) || ++d->line_len > LIMIT_CHUNK_LINE_BYTES)
-                return CHUNKED_ERROR;
-            i++;
-            break;
+        }
         case CS_SIZE_LF:
             if (ch != '\n')
                 return CHUNKED_ERROR;
@@ -166,41 +243,38 @@ int chunked_decode(struct chunked_decoder *d, const char *in, size_t len, size_t
             i++;
             break;
         case CS_TRAILER:
+            if (++d->trailer_len > LIMIT_TRAILER_BYTES)
+                return CHUNKED_ERROR;
             if (ch == '\r') {
                 d->state = CS_END_LF;
                 i++;
                 break;
             }
             if (!is_tchar(ch))
-                return CHUNKED_ERROR;
+                return CHUNKED_ERROR; /* obs-fold, empty name, bare LF */
             d->state = CS_TRAILER_NAME;
+            i++;
             break;
         case CS_TRAILER_NAME:
             if (++d->trailer_len > LIMIT_TRAILER_BYTES)
                 return CHUNKED_ERROR;
-            if (ch == ':') {
+            if (ch == ':')
                 d->state = CS_TRAILER_VALUE;
-                i++;
-                break;
-            }
-            if (!is_tchar(ch))
-                return CHUNKED_ERROR;
+            else if (!is_tchar(ch))
+                return CHUNKED_ERROR; /* whitespace before ':', no colon */
             i++;
             break;
         case CS_TRAILER_VALUE:
             if (++d->trailer_len > LIMIT_TRAILER_BYTES)
                 return CHUNKED_ERROR;
-            if (ch == '\r') {
+            if (ch == '\r')
                 d->state = CS_TRAILER_LF;
-                i++;
-                break;
-            }
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            else if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
                 return CHUNKED_ERROR;
             i++;
             break;
         case CS_TRAILER_LF:
-            if (ch != '\n')
+            if (ch != '\n' || ++d->trailer_len > LIMIT_TRAILER_BYTES)
                 return CHUNKED_ERROR;
             d->state = CS_TRAILER;
             i++;
@@ -209,12 +283,13 @@ int chunked_decode(struct chunked_decoder *d, const char *in, size_t len, size_t
             if (ch != '\n')
                 return CHUNKED_ERROR;
             d->state = CS_DONE;
-            i++;
-            *consumed = i;
+            *consumed = i + 1;
             return CHUNKED_DONE;
         case CS_DONE:
             *consumed = i;
             return CHUNKED_DONE;
+        default:
+            return CHUNKED_ERROR;
         }
     }
     *consumed = i;

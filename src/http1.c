@@ -1,4 +1,16 @@
-/* http1.c - strict HTTP/1.x head parsing (see http1.h). */
+/* http1.c - strict HTTP/1.x head parsing (see http1.h).
+ *
+ * Two passes over a complete head. A strict scan of the raw bytes first
+ * checks the shape of every line (CRLF endings, no obs-fold, token names
+ * directly followed by ':', no control bytes) and the start line, because
+ * http-parser tolerates some of that. http-parser then tokenises the head
+ * and fills the request through its callbacks; where both passes see a
+ * field they must agree, or the head is refused as ambiguous. The meaning
+ * of the fields (framing, Host, Connection) is decided here, never guessed.
+ *
+ * Leading empty lines before a request line (RFC 9112 section 2.2 lets a
+ * server skip them) are refused with 400: no client portico serves sends
+ * them, and a stray CRLF after a body is more likely a framing bug. */
 #include "http1.h"
 
 #include <http_parser.h>
@@ -10,6 +22,30 @@ static bool is_tchar(unsigned char ch)
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
         return true;
     return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static bool is_ows(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+static bool is_token(struct http_slice s)
+{
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (!is_tchar((unsigned char)s.p[i]))
+            return false;
+    return true;
+}
+
+static struct http_slice trim_ows(const char *p, const char *end)
+{
+    while (p < end && is_ows(*p))
+        p++;
+    while (end > p && is_ows(end[-1]))
+        end--;
+    return (struct http_slice){p, (size_t)(end - p)};
 }
 
 bool http_slice_eq(struct http_slice s, const char *name)
@@ -26,16 +62,42 @@ const struct http_header *http_find_header(const struct http_header *h, size_t n
     return NULL;
 }
 
+/* Next element of a comma-separated list (RFC 9110 section 5.6.1), OWS
+ * trimmed; empty elements are returned as such. false at the end. */
+static bool list_next(const char **pos, const char *end, struct http_slice *elem)
+{
+    const char *p = *pos;
+    if (p > end)
+        return false;
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    const char *e = comma ? comma : end;
+    *elem = trim_ows(p, e);
+    *pos = e + 1;
+    return true;
+}
+
+/* ---- finding the end of a head ---------------------------------------------- */
+
 /* The limits, checked once the head's end (end > 0) or only a part of it
  * (end == 0) is known: the request line first, so a long line is a 414
- * whatever follows it. */
+ * whatever follows it. Only a buffer longer than a limit costs a search. */
 static long check_limits(const char *buf, size_t len, size_t end, const struct http1_limits *lim)
 {
-    const char *nl = memchr(buf, '\n', len);
-    size_t line = nl ? (size_t)(nl - buf) : len;
-    if (line > lim->max_request_line)
-        return HTTP1_URI_TOO_LONG;
-    if ((end ? end : len) > lim->max_header_bytes)
+    size_t have = end ? end : len;
+    if (have > lim->max_request_line) {
+        size_t upto = lim->max_request_line + 2; /* the longest line and its CRLF */
+        const char *nl = memchr(buf, '\n', have < upto ? have : upto);
+        if (!nl && (have >= upto || buf[have - 1] != '\r'))
+            return HTTP1_URI_TOO_LONG;
+        if (nl) {
+            size_t line = (size_t)(nl - buf);
+            if (line > 0 && buf[line - 1] == '\r')
+                line--;
+            if (line > lim->max_request_line)
+                return HTTP1_URI_TOO_LONG;
+        }
+    }
+    if (have > lim->max_header_bytes)
         return HTTP1_HEADERS_TOO_LARGE;
     return (long)end;
 }
@@ -43,7 +105,8 @@ static long check_limits(const char *buf, size_t len, size_t end, const struct h
 long http1_find_head_end(const char *buf, size_t len, size_t *scan, const struct http1_limits *lim)
 {
     size_t i = *scan;
-    /* Look for an empty line: "\n\r\n" or "\n\n" (the parser refuses bare LF later). */
+    /* An empty line ends the head: "\n\r\n", or "\n\n" so that a bare-LF
+     * head is found too and then refused by the parser. */
     for (; i < len; i++) {
         if (buf[i] != '\n')
             continue;
@@ -58,11 +121,14 @@ long http1_find_head_end(const char *buf, size_t len, size_t *scan, const struct
     return check_limits(buf, len, 0, lim);
 }
 
-/* Split the head into lines and fields, strictly: every line ends in CRLF,
- * no obs-fold, "name: value" with a token name and no space before ':'.
- * first receives the start line. Returns 0 or a negative http1_error. */
-static long split_fields(const char *buf, size_t len, struct http_slice *first,
-                         struct http_header *hs, size_t *nh, long bad)
+/* ---- the strict scan ------------------------------------------------------------ */
+
+/* Check the line structure of a head: every line ends in CRLF, no obs-fold,
+ * "name: value" with a token name, no whitespace before ':', no control
+ * bytes but HT in a value, an empty line at the very end. first receives
+ * the start line (without CRLF), *nfields the number of field lines. */
+static long scan_head(const char *buf, size_t len, struct http_slice *first, size_t *nfields,
+                      long bad)
 {
     const char *p = buf, *end = buf + len;
     size_t n = 0;
@@ -70,8 +136,10 @@ static long split_fields(const char *buf, size_t len, struct http_slice *first,
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl || nl == p || nl[-1] != '\r')
-            return bad; /* bare LF */
+            return bad; /* bare LF, or no line end at all */
         const char *eol = nl - 1;
+        if (memchr(p, '\r', (size_t)(eol - p)))
+            return bad; /* bare CR */
         if (first_line) {
             first->p = p;
             first->len = (size_t)(eol - p);
@@ -82,51 +150,140 @@ static long split_fields(const char *buf, size_t len, struct http_slice *first,
         if (eol == p) { /* the empty line */
             if (nl + 1 != end)
                 return bad;
-            *nh = n;
+            *nfields = n;
             return 0;
         }
-        if (*p == ' ' || *p == '\t')
+        if (is_ows(*p))
             return bad; /* obs-fold */
         const char *colon = p;
         while (colon < eol && is_tchar((unsigned char)*colon))
             colon++;
         if (colon == p || colon == eol || *colon != ':')
-            return bad; /* empty name, bad name char, space before ':', no colon */
-        const char *v = colon + 1, *ve = eol;
-        for (const char *q = v; q < ve; q++) {
+            return bad; /* empty name, bad name byte, space before ':', no colon */
+        for (const char *q = colon + 1; q < eol; q++) {
             unsigned char ch = (unsigned char)*q;
             if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
                 return bad;
         }
-        while (v < ve && (*v == ' ' || *v == '\t'))
-            v++;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
         if (n == LIMIT_HEADERS_COUNT)
             return bad == HTTP1_BAD_REQUEST ? HTTP1_HEADERS_TOO_LARGE : bad;
-        hs[n].name.p = p;
-        hs[n].name.len = (size_t)(colon - p);
-        hs[n].value.p = v;
-        hs[n].value.len = (size_t)(ve - v);
         n++;
         p = nl + 1;
     }
     return bad; /* no empty line */
 }
 
-bool http_next_token(const char **p, const char *end, struct http_slice *tok)
+/* "HTTP/1.0" or "HTTP/1.1": the minor version; HTTP1_BAD_VERSION for
+ * another version, HTTP1_BAD_REQUEST for what is not an HTTP version. */
+static int parse_version(const char *p, size_t len)
 {
-    const char *q = *p;
-    while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
-        q++;
-    const char *t = q;
-    while (q < end && *q != ',' && *q != ' ' && *q != '\t')
-        q++;
-    *p = q;
-    tok->p = t;
-    tok->len = (size_t)(q - t);
-    return q > t;
+    if (len != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' || p[5] > '9' ||
+        p[7] < '0' || p[7] > '9')
+        return HTTP1_BAD_REQUEST;
+    if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+        return HTTP1_BAD_VERSION;
+    return p[7] - '0';
 }
+
+/* ---- tokenising with http-parser ------------------------------------------------ */
+
+struct tok {
+    struct http_header *hs;
+    size_t n;
+    bool in_value; /* the last callback was a value */
+    bool broken;   /* a field arrived in pieces or overflowed: refuse */
+    struct http_slice url;
+};
+
+/* Extend *s with [at, at+len) when it continues it (http-parser may split
+ * a field between callbacks); anything else is refused. */
+static int append(struct tok *t, struct http_slice *s, const char *at, size_t len)
+{
+    if (!s->p) {
+        s->p = at;
+        s->len = len;
+    } else if (s->p + s->len == at) {
+        s->len += len;
+    } else {
+        t->broken = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct tok *t = p->data;
+    return append(t, &t->url, at, len);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct tok *t = p->data;
+    if (t->in_value || t->n == 0) {
+        if (t->n == LIMIT_HEADERS_COUNT) {
+            t->broken = true;
+            return -1;
+        }
+        t->hs[t->n].name = (struct http_slice){NULL, 0};
+        t->hs[t->n].value = (struct http_slice){NULL, 0};
+        t->n++;
+        t->in_value = false;
+    }
+    return append(t, &t->hs[t->n - 1].name, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct tok *t = p->data;
+    if (t->n == 0) {
+        t->broken = true;
+        return -1;
+    }
+    t->in_value = true;
+    return append(t, &t->hs[t->n - 1].value, at, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    /* Stop here: the body, if any, is the caller's business. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings tok_settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+};
+
+/* Run http-parser over the head. Returns HPE_OK when it reached the end of
+ * the headers, else its error number. Header values come out OWS-trimmed
+ * and never NULL. */
+static enum http_errno tokenise(const char *buf, size_t len, enum http_parser_type type,
+                                http_parser *p, struct tok *t)
+{
+    http_parser_init(p, type);
+    p->data = t;
+    http_parser_execute(p, &tok_settings, buf, len); /* the errno says how it ended */
+    enum http_errno e = HTTP_PARSER_ERRNO(p);
+    if (e != HPE_PAUSED)
+        return e == HPE_OK ? HPE_UNKNOWN : e;
+    if (t->broken)
+        return HPE_UNKNOWN;
+    for (size_t i = 0; i < t->n; i++) {
+        struct http_slice *v = &t->hs[i].value;
+        if (!v->p) {
+            v->p = t->hs[i].name.p + t->hs[i].name.len;
+            v->len = 0;
+        }
+        *v = trim_ows(v->p, v->p + v->len);
+    }
+    return HPE_OK;
+}
+
+/* ---- meaning of the fields ------------------------------------------------------ */
 
 static unsigned connection_flags(const struct http_header *h, size_t n)
 {
@@ -136,7 +293,7 @@ static unsigned connection_flags(const struct http_header *h, size_t n)
             continue;
         const char *p = h[i].value.p, *end = p + h[i].value.len;
         struct http_slice tok;
-        while (http_next_token(&p, end, &tok)) {
+        while (list_next(&p, end, &tok)) {
             if (http_slice_eq(tok, "close"))
                 f |= HTTP_CONN_CLOSE;
             else if (http_slice_eq(tok, "keep-alive"))
@@ -148,166 +305,116 @@ static unsigned connection_flags(const struct http_header *h, size_t n)
     return f;
 }
 
-static bool parse_digits(struct http_slice v, uint64_t *out)
+static bool keep_alive(int minor, unsigned flags)
 {
-    if (v.len == 0 || v.len > 19)
+    if (flags & HTTP_CONN_CLOSE)
+        return false;
+    return minor == 1 || (flags & HTTP_CONN_KEEP_ALIVE);
+}
+
+/* 1*DIGIT without sign, space or list, within 63 bits. */
+static bool parse_length(struct http_slice v, uint64_t *out)
+{
+    if (v.len == 0)
         return false;
     uint64_t n = 0;
     for (size_t i = 0; i < v.len; i++) {
         if (v.p[i] < '0' || v.p[i] > '9')
             return false;
-        n = n * 10 + (uint64_t)(v.p[i] - '0');
+        uint64_t d = (uint64_t)(v.p[i] - '0');
+        if (n > (UINT64_C(0x7fffffffffffffff) - d) / 10)
+            return false;
+        n = n * 10 + d;
     }
     *out = n;
     return true;
 }
 
-/* Framing headers shared by requests and responses. *te: 0 none,
- * 1 chunked last, -400 bad, -501 unsupported coding. */
-static long framing(const struct http_header *h, size_t n, bool response, int *te, bool *has_cl,
-                    uint64_t *cl)
+struct framing {
+    bool has_te; /* a Transfer-Encoding whose last coding is chunked */
+    bool other;  /* ... after codings other than chunked */
+    bool has_cl; /* Content-Length */
+    uint64_t cl;
+};
+
+/* Framing headers shared by requests and responses: refuses repeated or
+ * malformed Content-Length, a Transfer-Encoding not ending in a single
+ * chunked, and both together. */
+static long framing(const struct http_header *h, size_t n, long bad, struct framing *f)
 {
-    long bad = response ? HTTP1_BAD_RESPONSE : HTTP1_BAD_REQUEST;
-    *te = 0;
-    *has_cl = false;
-    bool chunked_seen = false, other = false, chunked_last = false;
+    bool chunked_seen = false, te_seen = false, chunked_last = false;
+    memset(f, 0, sizeof *f);
     for (size_t i = 0; i < n; i++) {
         if (http_slice_eq(h[i].name, "content-length")) {
-            uint64_t v;
-            if (!parse_digits(h[i].value, &v))
-                return bad;
-            if (*has_cl && (!response || v != *cl))
-                return bad; /* repeated: ambiguous */
-            *has_cl = true;
-            *cl = v;
+            if (f->has_cl || !parse_length(h[i].value, &f->cl))
+                return bad; /* repeated (even with the same value) or malformed */
+            f->has_cl = true;
         } else if (http_slice_eq(h[i].name, "transfer-encoding")) {
+            te_seen = true;
             const char *p = h[i].value.p, *end = p + h[i].value.len;
-            bool any = false;
-            while (p <= end) {
-                while (p < end && (*p == ' ' || *p == '\t'))
-                    p++;
-                const char *t = p;
-                while (p < end && *p != ',')
-                    p++;
-                const char *te_end = p;
-                while (te_end > t && (te_end[-1] == ' ' || te_end[-1] == '\t'))
-                    te_end--;
-                struct http_slice tok = {t, (size_t)(te_end - t)};
-                if (tok.len == 0)
+            struct http_slice tok;
+            while (list_next(&p, end, &tok)) {
+                /* A coding may carry parameters ("gzip;q=1"): only its name matters. */
+                const char *semi = memchr(tok.p, ';', tok.len);
+                struct http_slice name = semi ? trim_ows(tok.p, semi) : tok;
+                if (!is_token(name))
                     return bad;
-                any = true;
                 if (http_slice_eq(tok, "chunked")) {
                     if (chunked_seen)
                         return bad;
-                    chunked_seen = true;
-                    chunked_last = true;
+                    chunked_seen = chunked_last = true;
                 } else {
-                    for (size_t k = 0; k < tok.len; k++)
-                        if (!is_tchar((unsigned char)tok.p[k]))
-                            return bad;
                     if (chunked_seen)
                         return bad; /* a coding after chunked */
-                    other = true;
-                    chunked_last = false;
+                    f->other = true;
                 }
-                p++;
             }
-            if (!any)
-                return bad;
-            *te = 1;
         }
     }
-    if (*te) {
-        /* Only a lone final "chunked" can be re-framed safely: other codings
-         * would have to be forwarded with their framing. */
-        if (*has_cl || !chunked_last)
+    if (te_seen) {
+        if (f->has_cl || !chunked_last)
             return bad;
-        if (other)
-            return response ? bad : HTTP1_NOT_IMPLEMENTED;
+        f->has_te = true;
     }
     return 0;
 }
 
-static int method_id(struct http_slice m)
-{
-    for (int i = 0;; i++) {
-        const char *name = http_method_str((enum http_method)i);
-        if (!name || strcmp(name, "<unknown>") == 0)
-            return -1;
-        if (strlen(name) == m.len && memcmp(name, m.p, m.len) == 0)
-            return i;
-    }
-}
-
 static bool host_value_ok(struct http_slice h)
 {
+    if (h.len == 0)
+        return false;
     for (size_t i = 0; i < h.len; i++) {
         unsigned char ch = (unsigned char)h.p[i];
-        if (ch <= 0x20 || ch == 0x7f || ch == '/' || ch == '@' || ch == '\\' || ch == '?' ||
-            ch == '#' || ch == ',')
+        if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '@' || ch == '\\' || ch == '?' ||
+            ch == '#' || ch == ',' || ch == '"' || ch == '<' || ch == '>')
             return false;
     }
     return true;
 }
 
-/* "HTTP/1.0" or "HTTP/1.1": the minor version; -505 for another version,
- * -400 for something that is not an HTTP version at all. */
-static int parse_version(const char *p, size_t len)
+/* Split the request-target into path, query and authority. */
+static long parse_target(struct http_request *req, struct http_slice *authority)
 {
-    if (len != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' || p[5] > '9' ||
-        p[7] < '0' || p[7] > '9')
-        return HTTP1_BAD_REQUEST;
-    if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
-        return HTTP1_BAD_VERSION;
-    return p[7] - '0';
-}
-
-long http1_parse_request(const char *buf, size_t len, struct http_request *req)
-{
-    struct http_slice line;
-    req->nheaders = 0;
-    long r = split_fields(buf, len, &line, req->headers, &req->nheaders, HTTP1_BAD_REQUEST);
-    if (r < 0)
-        return r;
-    /* METHOD SP target SP HTTP/1.x */
-    const char *sp1 = memchr(line.p, ' ', line.len);
-    if (!sp1 || sp1 == line.p)
-        return HTTP1_BAD_REQUEST;
-    const char *rest = sp1 + 1, *end = line.p + line.len;
-    const char *sp2 = memchr(rest, ' ', (size_t)(end - rest));
-    if (!sp2 || sp2 == rest || memchr(sp2 + 1, ' ', (size_t)(end - sp2 - 1)))
-        return HTTP1_BAD_REQUEST;
-    req->method.p = line.p;
-    req->method.len = (size_t)(sp1 - line.p);
-    for (size_t i = 0; i < req->method.len; i++)
-        if (!is_tchar((unsigned char)req->method.p[i]))
-            return HTTP1_BAD_REQUEST;
-    req->target.p = rest;
-    req->target.len = (size_t)(sp2 - rest);
-    for (size_t i = 0; i < req->target.len; i++) {
-        unsigned char ch = (unsigned char)req->target.p[i];
-        if (ch <= 0x20 || ch >= 0x7f)
-            return HTTP1_BAD_REQUEST;
-    }
-    int minor = parse_version(sp2 + 1, (size_t)(end - sp2 - 1));
-    if (minor < 0)
-        return minor;
-    req->minor = minor;
-    req->method_id = method_id(req->method);
-    if (req->method_id < 0 || req->method_id == HTTP_CONNECT)
-        return HTTP1_NOT_IMPLEMENTED;
-
-    /* Target forms. */
-    struct http_slice t = req->target, authority = {NULL, 0};
-    req->query.p = NULL;
+    struct http_slice t = req->target;
+    authority->p = NULL;
+    authority->len = 0;
+    req->query.p = t.p + t.len;
     req->query.len = 0;
+    for (size_t i = 0; i < t.len; i++) {
+        unsigned char ch = (unsigned char)t.p[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '#')
+            return HTTP1_BAD_REQUEST; /* spaces, controls; a fragment is never sent */
+    }
     if (t.len == 1 && t.p[0] == '*') {
         if (req->method_id != HTTP_OPTIONS)
             return HTTP1_BAD_REQUEST;
         req->path.p = "/";
         req->path.len = 1;
-    } else if (t.p[0] == '/') {
-        req->path = t;
+        return 0;
+    }
+    const char *end = t.p + t.len, *path;
+    if (t.p[0] == '/') {
+        path = t.p;
     } else {
         size_t sl;
         if (t.len > 7 && strncasecmp(t.p, "http://", 7) == 0)
@@ -316,37 +423,105 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
             sl = 8;
         else
             return HTTP1_BAD_REQUEST;
-        const char *a = t.p + sl, *te = t.p + t.len, *q = a;
-        while (q < te && *q != '/' && *q != '?' && *q != '#')
-            q++;
-        authority.p = a;
-        authority.len = (size_t)(q - a);
-        if (authority.len == 0 || memchr(a, '@', authority.len))
-            return HTTP1_BAD_REQUEST;
-        if (q < te && *q == '/') {
-            req->path.p = q;
-            req->path.len = (size_t)(te - q);
-        } else {
-            req->path.p = "/";
-            req->path.len = 1;
-            if (q < te && *q == '?') {
-                req->query.p = q + 1;
-                req->query.len = (size_t)(te - q - 1);
-            }
-        }
+        const char *a = t.p + sl;
+        path = a;
+        while (path < end && *path != '/' && *path != '?')
+            path++;
+        authority->p = a;
+        authority->len = (size_t)(path - a);
+        if (!host_value_ok(*authority))
+            return HTTP1_BAD_REQUEST; /* empty, or with userinfo */
     }
-    if (req->path.p[0] == '/') {
-        const char *qm = memchr(req->path.p, '?', req->path.len);
-        if (qm) {
-            req->query.p = qm + 1;
-            req->query.len = req->path.len - (size_t)(qm - req->path.p) - 1;
-            req->path.len = (size_t)(qm - req->path.p);
-        }
-        if (memchr(req->path.p, '#', req->path.len))
-            return HTTP1_BAD_REQUEST;
+    const char *qm = memchr(path, '?', (size_t)(end - path));
+    const char *pend = qm ? qm : end;
+    if (pend == path) {
+        req->path.p = "/"; /* "http://host" or "http://host?q" */
+        req->path.len = 1;
+    } else {
+        req->path.p = path;
+        req->path.len = (size_t)(pend - path);
     }
+    if (qm) {
+        req->query.p = qm + 1;
+        req->query.len = (size_t)(end - qm - 1);
+    }
+    return 0;
+}
 
-    /* Host. */
+/* ---- requests ------------------------------------------------------------------- */
+
+/* "METHOD SP target SP HTTP/1.x", single spaces, token method. */
+static long scan_request_line(struct http_slice line, struct http_request *req)
+{
+    const char *end = line.p + line.len;
+    const char *sp1 = memchr(line.p, ' ', line.len);
+    if (!sp1)
+        return HTTP1_BAD_REQUEST;
+    const char *rest = sp1 + 1;
+    const char *sp2 = memchr(rest, ' ', (size_t)(end - rest));
+    if (!sp2)
+        return HTTP1_BAD_REQUEST;
+    req->method = (struct http_slice){line.p, (size_t)(sp1 - line.p)};
+    req->target = (struct http_slice){rest, (size_t)(sp2 - rest)};
+    if (!is_token(req->method) || req->target.len == 0)
+        return HTTP1_BAD_REQUEST;
+    int minor = parse_version(sp2 + 1, (size_t)(end - sp2 - 1));
+    if (minor < 0)
+        return minor; /* a third space lands here as a bad version string */
+    req->minor = minor;
+    return 0;
+}
+
+/* Case-sensitive, as methods are (RFC 9110 section 9.1). */
+static bool method_is(struct http_slice m, unsigned id)
+{
+    const char *name = http_method_str((enum http_method)id);
+    return strlen(name) == m.len && memcmp(name, m.p, m.len) == 0;
+}
+
+static long map_request_errno(enum http_errno e)
+{
+    switch (e) {
+    case HPE_INVALID_METHOD:
+        return HTTP1_NOT_IMPLEMENTED;
+    case HPE_HEADER_OVERFLOW:
+        return HTTP1_HEADERS_TOO_LARGE;
+    default:
+        return HTTP1_BAD_REQUEST;
+    }
+}
+
+long http1_parse_request(const char *buf, size_t len, struct http_request *req)
+{
+    struct http_slice line;
+    size_t nfields = 0;
+    req->nheaders = 0;
+    long r = scan_head(buf, len, &line, &nfields, HTTP1_BAD_REQUEST);
+    if (r < 0)
+        return r;
+    r = scan_request_line(line, req);
+    if (r < 0)
+        return r;
+
+    http_parser p;
+    struct tok t = {.hs = req->headers};
+    enum http_errno e = tokenise(buf, len, HTTP_REQUEST, &p, &t);
+    if (e != HPE_OK)
+        return map_request_errno(e);
+    /* Both passes must have seen the same message. */
+    if (t.n != nfields || t.url.p != req->target.p || t.url.len != req->target.len ||
+        p.http_major != 1 || p.http_minor != req->minor || !method_is(req->method, p.method))
+        return HTTP1_BAD_REQUEST;
+    req->nheaders = t.n;
+    req->method_id = (int)p.method;
+    if (req->method_id == HTTP_CONNECT)
+        return HTTP1_NOT_IMPLEMENTED; /* portico is not a forward proxy */
+
+    struct http_slice authority;
+    r = parse_target(req, &authority);
+    if (r < 0)
+        return r;
+
     const struct http_header *host = NULL;
     for (size_t i = 0; i < req->nheaders; i++) {
         if (http_slice_eq(req->headers[i].name, "host")) {
@@ -355,56 +530,51 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
             host = &req->headers[i];
         }
     }
-    if (!host && minor == 1)
+    if (!host && req->minor == 1)
         return HTTP1_BAD_REQUEST;
-    if (host && (host->value.len == 0 || !host_value_ok(host->value)))
+    if (host && !host_value_ok(host->value))
         return HTTP1_BAD_REQUEST;
-    if (authority.len) {
-        if (!host_value_ok(authority))
-            return HTTP1_BAD_REQUEST;
-        req->host = authority;
-    } else if (host) {
+    if (authority.len)
+        req->host = authority; /* RFC 9112 3.2.2: the target's authority wins */
+    else if (host)
         req->host = host->value;
-    } else {
-        req->host.p = NULL;
-        req->host.len = 0;
-    }
+    else
+        req->host = (struct http_slice){buf, 0};
 
-    /* Framing. */
-    int te;
-    bool has_cl;
-    uint64_t cl = 0;
-    r = framing(req->headers, req->nheaders, false, &te, &has_cl, &cl);
+    struct framing f;
+    r = framing(req->headers, req->nheaders, HTTP1_BAD_REQUEST, &f);
     if (r < 0)
         return r;
-    if (te && minor == 0)
-        return HTTP1_BAD_REQUEST;
-    req->body = te ? HTTP_BODY_CHUNKED : (has_cl && cl > 0) ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
-    req->content_length = te ? 0 : cl;
-    if (has_cl && cl == 0)
-        req->body = HTTP_BODY_LENGTH;
+    if (f.has_te && req->minor == 0)
+        return HTTP1_BAD_REQUEST; /* RFC 9112 6.1: an HTTP/1.0 message cannot be chunked */
+    if (f.other)
+        return HTTP1_NOT_IMPLEMENTED; /* codings portico would have to decode */
+    if (f.has_te) {
+        req->body = HTTP_BODY_CHUNKED;
+        req->content_length = 0;
+    } else if (f.has_cl) {
+        req->body = HTTP_BODY_LENGTH; /* also for 0, so the upstream sees the length */
+        req->content_length = f.cl;
+    } else {
+        req->body = HTTP_BODY_NONE;
+        req->content_length = 0;
+    }
 
     req->conn_flags = connection_flags(req->headers, req->nheaders);
-    req->keep_alive = minor == 1 ? !(req->conn_flags & HTTP_CONN_CLOSE)
-                                 : (req->conn_flags & HTTP_CONN_KEEP_ALIVE) &&
-                                       !(req->conn_flags & HTTP_CONN_CLOSE);
+    req->keep_alive = keep_alive(req->minor, req->conn_flags);
     const struct http_header *ex = http_find_header(req->headers, req->nheaders, "expect");
-    req->expect_continue = ex && minor == 1 && http_slice_eq(ex->value, "100-continue");
-    req->upgrade = (req->conn_flags & HTTP_CONN_UPGRADE) &&
-                   http_find_header(req->headers, req->nheaders, "upgrade") && minor == 1;
+    req->expect_continue = ex && req->minor == 1 && http_slice_eq(ex->value, "100-continue");
+    req->upgrade = req->minor == 1 && (req->conn_flags & HTTP_CONN_UPGRADE) &&
+                   http_find_header(req->headers, req->nheaders, "upgrade");
     req->head_len = len;
     return (long)len;
 }
 
-long http1_parse_response(const char *buf, size_t len, int request_method_id,
-                          struct http_response *resp)
+/* ---- responses ------------------------------------------------------------------ */
+
+/* "HTTP/1.x SP 3DIGIT SP reason", or without " reason" as many servers send. */
+static long scan_status_line(struct http_slice line, struct http_response *resp)
 {
-    struct http_slice line;
-    resp->nheaders = 0;
-    long r = split_fields(buf, len, &line, resp->headers, &resp->nheaders, HTTP1_BAD_RESPONSE);
-    if (r < 0)
-        return HTTP1_BAD_RESPONSE;
-    /* HTTP/1.x SP 3DIGIT [SP reason] */
     if (line.len < 12 || line.p[8] != ' ')
         return HTTP1_BAD_RESPONSE;
     int minor = parse_version(line.p, 8);
@@ -424,25 +594,44 @@ long http1_parse_response(const char *buf, size_t len, int request_method_id,
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
             return HTTP1_BAD_RESPONSE;
     }
-    int te;
-    bool has_cl;
-    uint64_t cl = 0;
-    if (framing(resp->headers, resp->nheaders, true, &te, &has_cl, &cl) < 0)
+    return 0;
+}
+
+long http1_parse_response(const char *buf, size_t len, int request_method_id,
+                          struct http_response *resp)
+{
+    struct http_slice line;
+    size_t nfields = 0;
+    resp->nheaders = 0;
+    if (scan_head(buf, len, &line, &nfields, HTTP1_BAD_RESPONSE) < 0 ||
+        scan_status_line(line, resp) < 0)
         return HTTP1_BAD_RESPONSE;
-    resp->has_content_length = has_cl;
-    resp->content_length = cl;
-    resp->conn_flags = connection_flags(resp->headers, resp->nheaders);
-    resp->keep_alive = minor == 1 ? !(resp->conn_flags & HTTP_CONN_CLOSE)
-                                  : (resp->conn_flags & HTTP_CONN_KEEP_ALIVE) &&
-                                        !(resp->conn_flags & HTTP_CONN_CLOSE);
+
+    http_parser p;
+    struct tok t = {.hs = resp->headers};
+    if (tokenise(buf, len, HTTP_RESPONSE, &p, &t) != HPE_OK || t.n != nfields ||
+        p.status_code != (unsigned)resp->status || p.http_major != 1 || p.http_minor != resp->minor)
+        return HTTP1_BAD_RESPONSE;
+    resp->nheaders = t.n;
+
+    /* Framing is decided here (RFC 9112 section 6.3), not by http-parser,
+     * which cannot know the request method. Transfer codings other than
+     * chunked are refused: portico re-frames bodies and would lose them. */
+    struct framing f;
+    if (framing(resp->headers, resp->nheaders, HTTP1_BAD_RESPONSE, &f) < 0 || f.other)
+        return HTTP1_BAD_RESPONSE;
     if (request_method_id == HTTP_CONNECT && resp->status / 100 == 2)
-        return HTTP1_BAD_RESPONSE;
+        return HTTP1_BAD_RESPONSE; /* a tunnel portico never asked for */
+    resp->has_content_length = f.has_cl;
+    resp->content_length = f.has_cl ? f.cl : 0;
+    resp->conn_flags = connection_flags(resp->headers, resp->nheaders);
+    resp->keep_alive = keep_alive(resp->minor, resp->conn_flags);
     if (request_method_id == HTTP_HEAD || resp->status < 200 || resp->status == 204 ||
         resp->status == 304) {
         resp->body = HTTP_BODY_NONE;
-    } else if (te) {
+    } else if (f.has_te) {
         resp->body = HTTP_BODY_CHUNKED;
-    } else if (has_cl) {
+    } else if (f.has_cl) {
         resp->body = HTTP_BODY_LENGTH;
     } else {
         resp->body = HTTP_BODY_EOF;
@@ -465,10 +654,16 @@ const char *http_status_reason(int status)
         return "Created";
     case 202:
         return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
     case 204:
         return "No Content";
+    case 205:
+        return "Reset Content";
     case 206:
         return "Partial Content";
+    case 300:
+        return "Multiple Choices";
     case 301:
         return "Moved Permanently";
     case 302:
@@ -491,16 +686,36 @@ const char *http_status_reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
     case 408:
         return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
     case 411:
         return "Length Required";
+    case 412:
+        return "Precondition Failed";
     case 413:
         return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
     case 417:
         return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Content";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
     case 429:
         return "Too Many Requests";
     case 431:

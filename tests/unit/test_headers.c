@@ -223,6 +223,268 @@ static void test_headers_response_upgrade_kept(void **state)
     assert_non_null(strstr(h, "Sec-WebSocket-Accept: x\r\n"));
 }
 
+static void test_headers_host_comes_first_and_once(void **state)
+{
+    parse("GET /p HTTP/1.1\r\nAccept: */*\r\nHost: a.test\r\nX: y\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    const char *h = build(&rw);
+    assert_memory_equal(h, "GET /p HTTP/1.1\r\nHost: a.test\r\nAccept: */*\r\nX: y\r\n", 50);
+    assert_null(strstr(strstr(h, "Host:") + 1, "\nHost:"));
+}
+
+static void test_headers_absolute_form_authority_beats_host_field(void **state)
+{
+    parse("GET http://b.test/p HTTP/1.1\r\nHost: other.test\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nHost: b.test\r\n"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Host: b.test\r\n"));
+    assert_null(strstr(h, "other.test"));
+}
+
+static void test_headers_http10_without_host_gets_empty_host(void **state)
+{
+    parse("GET / HTTP/1.0\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "GET / HTTP/1.1\r\nHost: \r\n"));
+    assert_null(strstr(h, "X-Forwarded-Host"));
+}
+
+static void test_headers_rewrite_target_used_when_given(void **state)
+{
+    parse("GET /api/x?q=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct request_rewrite rw = {
+        .client_addr = "1.2.3.4", .proto = "https", .target = {"/x?q=1", 6}};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "GET /x?q=1 HTTP/1.1\r\n"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Proto: https\r\n"));
+}
+
+static void test_headers_asterisk_target_forwarded(void **state)
+{
+    parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    assert_non_null(strstr(build(&rw), "OPTIONS * HTTP/1.1\r\n"));
+}
+
+static void test_headers_absolute_target_with_query_only_gets_slash(void **state)
+{
+    parse("GET http://b.test?x=1 HTTP/1.1\r\nHost: b.test\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    assert_non_null(strstr(build(&rw), "GET /?x=1 HTTP/1.1\r\n"));
+}
+
+static void test_headers_underscore_spoofs_of_portico_headers_removed(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nX_Real_IP: 6.6.6.6\r\nX_Forwarded_For: 6.6.6.6\r\n"
+          "x-forwarded_proto: evil\r\nX_Forwarded_Host: evil\r\nContent_Length: 5\r\n"
+          "Transfer_Encoding: chunked\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "6.6.6.6"));
+    assert_null(strstr(h, "evil"));
+    assert_null(strstr(h, "Content_Length"));
+    assert_null(strstr(h, "Transfer_Encoding"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-For: 1.2.3.4\r\n"));
+}
+
+static void test_headers_empty_client_xff_not_joined(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For:\r\nX-Forwarded-For: 9.9.9.9\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "unix:", .proto = "http"};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nX-Forwarded-For: 9.9.9.9, unix:\r\n"));
+    assert_non_null(strstr(h, "\r\nX-Real-IP: unix:\r\n"));
+}
+
+static void test_headers_connection_cannot_remove_host(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: host, x_drop\r\nX-Drop: 1\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nHost: a\r\n"));
+    assert_null(strstr(h, "X-Drop"));
+}
+
+static void test_headers_connection_cannot_remove_service_or_added_headers(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Tenant, X-User\r\n\r\n");
+    struct config_header sh[] = {{"X-Tenant", "home"}};
+    struct header_set add[] = {{"X-User", "alice"}};
+    struct request_rewrite rw = {.client_addr = "1.2.3.4",
+                                 .proto = "http",
+                                 .service_headers = sh,
+                                 .nservice_headers = 1,
+                                 .add = add,
+                                 .nadd = 1};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nX-Tenant: home\r\n"));
+    assert_non_null(strstr(h, "\r\nX-User: alice\r\n"));
+}
+
+static void test_headers_service_headers_replace_underscore_variants(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\nx_tenant: client\r\n\r\n");
+    struct config_header sh[] = {{"X-Tenant", "home"}};
+    struct request_rewrite rw = {
+        .client_addr = "1.2.3.4", .proto = "http", .service_headers = sh, .nservice_headers = 1};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "client"));
+    assert_non_null(strstr(h, "X-Tenant: home\r\n"));
+}
+
+static void test_headers_no_body_means_no_framing_headers(void **state)
+{
+    parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http", .body = HTTP_BODY_NONE};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "Content-Length"));
+    assert_null(strstr(h, "Transfer-Encoding"));
+    assert_null(strstr(h, "Connection"));
+    assert_int_equal(strcmp(h + strlen(h) - 4, "\r\n\r\n"), 0);
+}
+
+static void test_headers_chunked_client_body_framed_once(void **state)
+{
+    parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n");
+    struct request_rewrite rw = {
+        .client_addr = "1.2.3.4", .proto = "http", .body = HTTP_BODY_CHUNKED};
+    const char *h = build(&rw);
+    const char *te = strstr(h, "Transfer-Encoding: chunked\r\n");
+    assert_non_null(te);
+    assert_null(strstr(te + 1, "Transfer-Encoding"));
+    assert_null(strstr(h, "TE: trailers"));
+}
+
+static void test_headers_content_length_zero_kept(void **state)
+{
+    parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4",
+                                 .proto = "http",
+                                 .body = req.body,
+                                 .content_length = req.content_length};
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nContent-Length: 0\r\n"));
+}
+
+static void test_headers_upgrade_not_forwarded_unless_asked(void **state)
+{
+    parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http", .upgrade = false};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "Upgrade"));
+    assert_null(strstr(h, "upgrade"));
+}
+
+static void test_headers_hop_by_hop_names(void **state)
+{
+    const char *yes[] = {"Connection", "keep-alive",        "PROXY-CONNECTION", "te",
+                         "Trailer",    "transfer-encoding", "Upgrade",          "Keep_Alive"};
+    const char *no[] = {"Trailers", "Host", "Content-Length", "X-Connection", "tea"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        assert_true(headers_is_hop_by_hop((struct http_slice){yes[i], strlen(yes[i])}));
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_false(headers_is_hop_by_hop((struct http_slice){no[i], strlen(no[i])}));
+}
+
+static void test_headers_identity_prefixes(void **state)
+{
+    const char *yes[] = {"X-Tailscale-User",           "x_tailscale_login", "Tailscale-User-Name",
+                         "TAILSCALE_USER_PROFILE_PIC", "Remote-Email",      "remote_name"};
+    const char *no[] = {"X-Tailscale", "Tailscale-User", "Remote", "X-Remote-User", "Tailscale"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        assert_true(headers_is_identity((struct http_slice){yes[i], strlen(yes[i])}));
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_false(headers_is_identity((struct http_slice){no[i], strlen(no[i])}));
+}
+
+static void test_headers_alias_eq_is_exact_length(void **state)
+{
+    struct http_slice a = {"X-Foo", 5};
+    assert_true(headers_name_alias_eq(a, "x_foo"));
+    assert_false(headers_name_alias_eq(a, "x-fo"));
+    assert_false(headers_name_alias_eq(a, "x-foox"));
+    assert_false(headers_name_alias_eq(a, "x.foo"));
+}
+
+static void test_headers_response_reason_defaulted_when_empty(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_LENGTH};
+    const char *h = build_resp("HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", 1, &rw);
+    assert_non_null(strstr(h, "HTTP/1.1 404 Not Found\r\n"));
+    h = build_resp("HTTP/1.0 200 Fine Thanks\r\nContent-Length: 0\r\n\r\n", 1, &rw);
+    assert_non_null(strstr(h, "HTTP/1.1 200 Fine Thanks\r\n"));
+}
+
+static void test_headers_response_length_reframed_from_parsed_value(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_LENGTH};
+    const char *h = build_resp("HTTP/1.1 200 OK\r\nContent-Length: 0012\r\nX: y\r\n\r\n", 1, &rw);
+    assert_non_null(strstr(h, "\r\nContent-Length: 12\r\n"));
+    assert_null(strstr(h, "0012"));
+}
+
+static void test_headers_response_204_never_gets_content_length(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_NONE};
+    const char *h = build_resp("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", 1, &rw);
+    assert_null(strstr(h, "Content-Length"));
+}
+
+static void test_headers_response_304_keeps_content_length(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_NONE};
+    const char *h =
+        build_resp("HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\nETag: \"x\"\r\n\r\n", 1, &rw);
+    assert_non_null(strstr(h, "\r\nContent-Length: 7\r\n"));
+    assert_non_null(strstr(h, "\r\nETag: \"x\"\r\n"));
+}
+
+static void test_headers_response_eof_body_has_no_framing(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_EOF, .close = true};
+    const char *h = build_resp("HTTP/1.1 200 OK\r\nConnection: close\r\nX: y\r\n\r\n", 1, &rw);
+    assert_null(strstr(h, "Content-Length"));
+    assert_null(strstr(h, "Transfer-Encoding"));
+    const char *c = strstr(h, "Connection: close\r\n");
+    assert_non_null(c);
+    assert_null(strstr(c + 1, "Connection"));
+}
+
+static void test_headers_response_keep_alive_silent_for_http11_client(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_LENGTH};
+    const char *h = build_resp(
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n", 1, &rw);
+    assert_null(strstr(h, "Connection"));
+}
+
+static void test_headers_response_upgrade_dropped_when_not_upgrading(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_LENGTH};
+    const char *h = build_resp("HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
+                               "Content-Length: 1\r\n\r\n",
+                               1, &rw);
+    assert_null(strstr(h, "Upgrade"));
+    assert_null(strstr(h, "upgrade"));
+}
+
+static void test_headers_response_too_big_fails(void **state)
+{
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_LENGTH};
+    const char *s = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-Long: 01234567890123456789\r\n\r\n";
+    size_t scan = 0;
+    struct http1_limits lim = {32768, 32768};
+    long end = http1_find_head_end(s, strlen(s), &scan, &lim);
+    assert_true(http1_parse_response(s, (size_t)end, 1, &resp) > 0);
+    assert_int_equal(headers_build_response(&resp, &rw, out, 30), -1);
+    long full = headers_build_response(&resp, &rw, out, sizeof out);
+    assert_true(full > 0);
+    assert_int_equal(headers_build_response(&resp, &rw, out, (size_t)full), full);
+    assert_int_equal(headers_build_response(&resp, &rw, out, (size_t)full - 1), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +503,32 @@ int main(void)
         cmocka_unit_test(test_headers_response_framing_for_http10_client),
         cmocka_unit_test(test_headers_head_response_keeps_content_length),
         cmocka_unit_test(test_headers_response_upgrade_kept),
+        cmocka_unit_test(test_headers_host_comes_first_and_once),
+        cmocka_unit_test(test_headers_absolute_form_authority_beats_host_field),
+        cmocka_unit_test(test_headers_http10_without_host_gets_empty_host),
+        cmocka_unit_test(test_headers_rewrite_target_used_when_given),
+        cmocka_unit_test(test_headers_asterisk_target_forwarded),
+        cmocka_unit_test(test_headers_absolute_target_with_query_only_gets_slash),
+        cmocka_unit_test(test_headers_underscore_spoofs_of_portico_headers_removed),
+        cmocka_unit_test(test_headers_empty_client_xff_not_joined),
+        cmocka_unit_test(test_headers_connection_cannot_remove_host),
+        cmocka_unit_test(test_headers_connection_cannot_remove_service_or_added_headers),
+        cmocka_unit_test(test_headers_service_headers_replace_underscore_variants),
+        cmocka_unit_test(test_headers_no_body_means_no_framing_headers),
+        cmocka_unit_test(test_headers_chunked_client_body_framed_once),
+        cmocka_unit_test(test_headers_content_length_zero_kept),
+        cmocka_unit_test(test_headers_upgrade_not_forwarded_unless_asked),
+        cmocka_unit_test(test_headers_hop_by_hop_names),
+        cmocka_unit_test(test_headers_identity_prefixes),
+        cmocka_unit_test(test_headers_alias_eq_is_exact_length),
+        cmocka_unit_test(test_headers_response_reason_defaulted_when_empty),
+        cmocka_unit_test(test_headers_response_length_reframed_from_parsed_value),
+        cmocka_unit_test(test_headers_response_204_never_gets_content_length),
+        cmocka_unit_test(test_headers_response_304_keeps_content_length),
+        cmocka_unit_test(test_headers_response_eof_body_has_no_framing),
+        cmocka_unit_test(test_headers_response_keep_alive_silent_for_http11_client),
+        cmocka_unit_test(test_headers_response_upgrade_dropped_when_not_upgrading),
+        cmocka_unit_test(test_headers_response_too_big_fails),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("headers", tests, NULL, NULL);
 }
