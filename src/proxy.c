@@ -440,7 +440,7 @@ void proxy_start(struct exchange *ex)
 
     struct request_rewrite rw = {
         .client_addr = c->addr,
-        .proto = "http",
+        .proto = c->ssl ? "https" : "http",
         .service_headers = ex->svc->headers,
         .nservice_headers = ex->svc->nheaders,
         .body = req->body,
