@@ -23,7 +23,7 @@
 
 /* ---- connections ---------------------------------------------------------- */
 #define LIMIT_MAX_CONNECTIONS_DEFAULT 16384 /* config limits.max_connections */
-#define LIMIT_ACCEPT_BATCH            64    /* accepts per readiness event */
+#define LIMIT_ACCEPT_BATCH            1 /* accepts per wake-up: more lets one worker take a burst */
 #define LIMIT_LISTEN_BACKLOG          4096
 
 /* ---- timeouts (milliseconds) ---------------------------------------------- */

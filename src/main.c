@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -70,6 +71,11 @@ struct mainctx {
     struct metrics_server metrics;
     bool metrics_on;
     int exit_code;
+    /* Certificate files are watched so a renewal applies without a SIGHUP. */
+    struct loop_io certio;
+    struct loop_timer cert_timer; /* debounce: renewals write several files */
+    int *cert_wds;
+    size_t ncert_wds;
 };
 
 static struct mainctx *g_main; /* for the metrics renderer, which needs the workers */
@@ -184,7 +190,7 @@ static void metrics_client_io(struct loop *l, struct loop_io *io, uint32_t event
 static void metrics_accept(struct loop *l, struct loop_io *io, uint32_t events)
 {
     struct metrics_server *ms = container_of(io, struct metrics_server, io);
-    for (int i = 0; i < LIMIT_ACCEPT_BATCH; i++) {
+    for (;;) { /* edge-triggered: until EAGAIN */
         int fd = accept4(ms->l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
@@ -279,6 +285,65 @@ static int metrics_open(struct mainctx *m, const struct config *c, char *err, si
     return 0;
 }
 
+#define CERT_SETTLE_MS 500 /* quiet time after a certificate file change before reloading */
+
+static void reload(struct mainctx *m);
+
+/* Watch the directories of the configured certificate and key files (a
+ * renewal usually replaces a file by renaming, which only the directory
+ * sees). Any change there schedules a reload; the reload checks the files
+ * and refuses broken ones, so a spurious event costs one re-read. */
+static void cert_watch(struct mainctx *m, const struct config *c)
+{
+    for (size_t i = 0; i < m->ncert_wds; i++)
+        inotify_rm_watch(m->certio.fd, m->cert_wds[i]);
+    free(m->cert_wds);
+    m->cert_wds = NULL;
+    m->ncert_wds = 0;
+    if (m->certio.fd < 0 || !c->tls)
+        return;
+    m->cert_wds = calloc(2 * c->ntls_certs, sizeof *m->cert_wds);
+    if (!m->cert_wds)
+        return;
+    for (size_t i = 0; i < 2 * c->ntls_certs; i++) {
+        const char *f = i % 2 ? c->tls_certs[i / 2].key : c->tls_certs[i / 2].cert;
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", f);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            dir[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+        int wd = inotify_add_watch(m->certio.fd, dir,
+                                   IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF);
+        if (wd < 0) {
+            log_msg(LOG_WARN, "cannot watch %s for certificate renewals: %s", dir, strerror(errno));
+            continue;
+        }
+        m->cert_wds[m->ncert_wds++] = wd; /* a directory seen twice gives the same wd */
+    }
+}
+
+static void on_cert_event(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    struct mainctx *m = container_of(io, struct mainctx, certio);
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool any = false;
+    while (read(io->fd, buf, sizeof buf) > 0)
+        any = true;
+    if (any)
+        loop_timer_arm(l, &m->cert_timer, CERT_SETTLE_MS);
+}
+
+static void on_cert_timer(struct loop *l, struct loop_timer *t)
+{
+    struct mainctx *m = container_of(t, struct mainctx, cert_timer);
+    log_msg(LOG_INFO, "a certificate directory changed: reloading");
+    reload(m);
+}
+
 static void reload(struct mainctx *m)
 {
     char err[1024];
@@ -312,6 +377,7 @@ static void reload(struct mainctx *m)
     config_unref(m->srv.cfg);
     m->srv.cfg = c;
     worker_reload_all(&m->srv);
+    cert_watch(m, c);
     log_msg(LOG_INFO, "configuration reloaded from %s: %zu services, %zu listeners", m->path,
             c->nservices, listener_count(c));
 }
@@ -344,7 +410,8 @@ static void raise_fd_limit(void)
 static int cmd_run(const char *path)
 {
     char err[1024];
-    struct mainctx m = {.path = path, .sigio = {.fd = -1}, .metrics = {.io = {.fd = -1}}};
+    struct mainctx m = {
+        .path = path, .sigio = {.fd = -1}, .metrics = {.io = {.fd = -1}}, .certio = {.fd = -1}};
     g_main = &m;
 
     sigset_t set;
@@ -390,6 +457,15 @@ static int cmd_run(const char *path)
         fprintf(stderr, "portico: signalfd: %s\n", strerror(errno));
         goto out;
     }
+    loop_timer_init(&m.cert_timer, on_cert_timer);
+    int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ifd < 0 || loop_io_add(m.loop, &m.certio, ifd, EPOLLIN | EPOLLET, on_cert_event) < 0) {
+        log_msg(LOG_WARN, "inotify: %s; certificate renewals need a SIGHUP", strerror(errno));
+        if (ifd >= 0)
+            close(ifd);
+        m.certio.fd = -1;
+    }
+    cert_watch(&m, c);
     if (metrics_open(&m, c, err, sizeof err) < 0) {
         fprintf(stderr, "portico: %s\n", err);
         goto out;
@@ -412,6 +488,13 @@ static int cmd_run(const char *path)
     log_msg(LOG_INFO, "stopped");
     rc = 0;
 out:
+    if (m.certio.fd >= 0) {
+        int fd = m.certio.fd;
+        loop_io_del(m.loop, &m.certio);
+        close(fd);
+    }
+    loop_timer_disarm(m.loop, &m.cert_timer);
+    free(m.cert_wds);
     if (m.metrics_on) {
         loop_io_del(m.loop, &m.metrics.io);
         listener_unref(m.metrics.l);
