@@ -1857,6 +1857,32 @@ def test_proxy_protocol_in_and_out_carries_original_client(ctx):
     srv.close()
 
 
+@test()
+def test_max_connections_pauses_accepting_until_one_closes(ctx):
+    o = ctx.origin("mc")
+    p = ctx.portico({"v": svc(o)}, limits={"max_connections": 4})
+    held = []
+    for _ in range(4):
+        c = RawConn(p.port, timeout=5 * SCALE)
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "status on a held connection")
+        held.append(c)
+    extra = RawConn(p.port, timeout=5 * SCALE)   # the kernel queues it; portico must not take it
+    extra.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    extra.sock.settimeout(1.0 * SCALE)
+    try:
+        got = extra.sock.recv(100)
+    except socket.timeout:
+        got = None
+    eq(got, None, "answer while at max_connections")
+    held.pop().close()
+    extra.sock.settimeout(5 * SCALE)
+    eq(extra.read_response().status, 200, "status once a slot is free")
+    extra.close()
+    for c in held:
+        c.close()
+
+
 def run_one(binary, name, fn, timeout):
     ctx = Ctx(binary, name)
     box = {}

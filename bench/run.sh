@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# bench/run.sh - portico against nginx and HAProxy as 64-vhost reverse proxies
+# in front of one origin, in one run, on this machine.
+#
+#   bench/run.sh build/portico            print the table
+#   WRITE=BENCHMARKS.md bench/run.sh ...  also write it there (make bench does)
+#
+# Knobs: DURATION (wrk seconds, 10), CONNS (64), REPS (1GiB transfers, 3),
+# IDLE_SECS (idle CPU window, 30). Everything listens on 127.0.0.1 only.
+set -euo pipefail
+
+PORTICO=$(readlink -f "${1:-build/portico}")
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+REPS=${REPS:-3}
+IDLE_SECS=${IDLE_SECS:-30}
+NVHOST=64
+ORIGIN=127.0.0.1:19000
+P_PORTICO=18084
+P_NGINX=18085
+P_HAPROXY=18086
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+T=$(mktemp -d /tmp/portico-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.5
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+user_line=""
+[ "$(id -u)" = 0 ] && user_line="user root;"
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        if curl -s -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench: nothing listens on port $1" >&2
+    exit 1
+}
+
+# ---- the origin: nginx, 2 workers, /small from memory, /1g from a sparse file ----
+mkdir -p "$T/origin/www" "$T/origin/tmp"
+truncate -s 1G "$T/origin/www/1g"
+cat >"$T/origin/nginx.conf" <<CONF
+$user_line
+worker_processes 2;
+pid $T/origin/nginx.pid;
+error_log $T/origin/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000000;
+  client_body_temp_path $T/origin/tmp;
+  proxy_temp_path $T/origin/tmp;
+  fastcgi_temp_path $T/origin/tmp;
+  uwsgi_temp_path $T/origin/tmp;
+  scgi_temp_path $T/origin/tmp;
+  server {
+    listen $ORIGIN;
+    root $T/origin/www;
+    location = /small { return 200 "hello from the origin\n"; }
+  }
+}
+CONF
+"$NGINX" -p "$T/origin" -c "$T/origin/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+wait_port 19000
+curl -s -o /dev/null "http://$ORIGIN/1g" # page the file in before anything is measured
+
+hosts() { for i in $(seq 0 $((NVHOST - 1))); do printf 'svc%02d.example.test\n' "$i"; done; }
+
+# ---- portico ----
+portico_config() { # $1 = number of services
+    {
+        echo "workers: 2"
+        echo "access_log: false"
+        echo "listen: [{addr: 127.0.0.1:$P_PORTICO}]"
+        echo "limits: {max_connections: 16000, upstream_keepalive: 64}"
+        echo "services:"
+        for i in $(seq 0 $(($1 - 1))); do
+            printf '  svc%02d: {hosts: [svc%02d.example.test], upstream: "http://%s"}\n' "$i" "$i" "$ORIGIN"
+        done
+    } >"$T/portico.yaml"
+}
+
+# ---- nginx as a proxy ----
+nginx_config() {
+    mkdir -p "$T/nginx/tmp"
+    {
+        echo "$user_line"
+        echo "worker_processes 2; pid $T/nginx/nginx.pid; error_log $T/nginx/error.log;"
+        echo "events { worker_connections 16000; }"
+        echo "http { access_log off; client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp;"
+        echo "  fastcgi_temp_path $T/nginx/tmp; uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;"
+        echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_max_temp_file_size 0;"
+        echo "  keepalive_requests 1000000; server_names_hash_max_size 65536; server_names_hash_bucket_size 128;"
+        echo "  server { listen 127.0.0.1:$P_NGINX default_server; return 404; }"
+        for i in $(seq 0 $(($1 - 1))); do
+            printf '  upstream u%02d { server %s; keepalive 64; }\n' "$i" "$ORIGIN"
+            printf '  server { listen 127.0.0.1:%s; server_name svc%02d.example.test; location / { proxy_pass http://u%02d; } }\n' "$P_NGINX" "$i" "$i"
+        done
+        echo "}"
+    } >"$T/nginx/nginx.conf"
+}
+
+# ---- HAProxy ----
+haproxy_config() {
+    {
+        echo "global"
+        echo "  maxconn 16000"
+        echo "  nbthread 2"
+        echo "  no strict-limits"
+        echo "defaults"
+        echo "  mode http"
+        echo "  timeout connect 5s"
+        echo "  timeout client 75s"
+        echo "  timeout server 60s"
+        echo "  http-reuse always"
+        echo "frontend f"
+        echo "  bind 127.0.0.1:$P_HAPROXY"
+        for i in $(seq 0 $(($1 - 1))); do
+            printf '  use_backend b%02d if { hdr(host) -i svc%02d.example.test }\n' "$i" "$i"
+        done
+        echo "  default_backend notfound"
+        echo "backend notfound"
+        echo "  http-request return status 404"
+        for i in $(seq 0 $(($1 - 1))); do
+            printf 'backend b%02d\n  server s %s\n' "$i" "$ORIGIN"
+        done
+    } >"$T/haproxy.cfg"
+}
+
+start_proxy() { # $1 = name, $2 = number of services; sets PID
+    case $1 in
+    portico)
+        portico_config "$2"
+        "$PORTICO" run -c "$T/portico.yaml" 2>"$T/portico.err" &
+        PID=$!
+        PORT=$P_PORTICO ;;
+    nginx)
+        nginx_config "$2"
+        "$NGINX" -p "$T/nginx" -c "$T/nginx/nginx.conf" -g 'daemon off;' &
+        PID=$!
+        PORT=$P_NGINX ;;
+    haproxy)
+        haproxy_config "$2"
+        "$HAPROXY" -f "$T/haproxy.cfg" -db >"$T/haproxy.out" 2>&1 &
+        PID=$!
+        PORT=$P_HAPROXY ;;
+    direct)
+        PID=""
+        PORT=19000
+        return ;;
+    esac
+    PIDS+=("$PID")
+    wait_port "$PORT"
+}
+
+stop_proxy() {
+    [ -n "$PID" ] || return 0
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+}
+
+tree_pids() { # the process and its children
+    echo "$1"
+    pgrep -P "$1" 2>/dev/null || true
+}
+
+cpu_ticks() { # utime+stime of the process tree, in clock ticks
+    local t=0 p
+    for p in $(tree_pids "$1"); do
+        [ -r "/proc/$p/stat" ] || continue
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+
+rss_kib() {
+    local t=0 p
+    for p in $(tree_pids "$1"); do
+        [ -r "/proc/$p/status" ] || continue
+        t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")))
+    done
+    echo "$t"
+}
+
+HZ=$(getconf CLK_TCK)
+cat >"$T/hosts.lua" <<'LUA'
+local i = 0
+request = function()
+  i = (i + 1) % 64
+  return wrk.format("GET", "/small", { ["Host"] = string.format("svc%02d.example.test", i) })
+end
+LUA
+cat >"$T/direct.lua" <<'LUA'
+request = function() return wrk.format("GET", "/small") end
+LUA
+
+declare -A RPS P99 GBS IDLE64 IDLE10K RSS64 RSS10K RSSLOAD USREQ ERRS
+
+small() { # name
+    local lua=$T/hosts.lua
+    [ "$1" = direct ] && lua=$T/direct.lua
+    local before=0
+    [ -n "$PID" ] && before=$(cpu_ticks "$PID")
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$lua" "http://127.0.0.1:$PORT/small" >"$T/wrk-$1.txt"
+    local after=0
+    [ -n "$PID" ] && after=$(cpu_ticks "$PID")
+    RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$T/wrk-$1.txt")
+    P99[$1]=$(awk '$1 == "99%" {print $2}' "$T/wrk-$1.txt")
+    local total
+    total=$(awk '/requests in/ {print $1}' "$T/wrk-$1.txt")
+    ERRS[$1]=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$T/wrk-$1.txt")
+    if [ -n "$PID" ] && [ "$total" -gt 0 ]; then
+        USREQ[$1]=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$total" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    else
+        USREQ[$1]="-"
+    fi
+    [ -n "$PID" ] && RSSLOAD[$1]=$(rss_kib "$PID") || RSSLOAD[$1]="-"
+}
+
+big() { # name: median GB/s of REPS downloads of 1 GiB
+    local host=svc00.example.test v=()
+    for _ in $(seq 1 "$REPS"); do
+        v+=("$(curl -s -o /dev/null -H "Host: $host" -w '%{speed_download}' "http://127.0.0.1:$PORT/1g")")
+    done
+    GBS[$1]=$(printf '%s\n' "${v[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)] / 1e9}')
+}
+
+idle() { # name -> percent of one core over IDLE_SECS
+    local a b
+    a=$(cpu_ticks "$PID")
+    sleep "$IDLE_SECS"
+    b=$(cpu_ticks "$PID")
+    awk -v t=$((b - a)) -v hz="$HZ" -v s="$IDLE_SECS" 'BEGIN {printf "%.2f", t / hz / s * 100}'
+}
+
+echo "bench: origin nginx on $ORIGIN; wrk -t2 -c$CONNS -d${DURATION}s over $NVHOST host names" >&2
+for name in direct portico nginx haproxy; do
+    echo "bench: $name" >&2
+    start_proxy "$name" "$NVHOST"
+    if [ "$name" != direct ]; then
+        sleep 1
+        RSS64[$name]=$(rss_kib "$PID")
+        IDLE64[$name]=$(idle "$name")
+    fi
+    small "$name"
+    big "$name"
+    stop_proxy
+done
+
+for name in portico nginx haproxy; do
+    echo "bench: $name with 10,000 services" >&2
+    NVHOST=10000
+    start_proxy "$name" 10000
+    NVHOST=64
+    sleep 2
+    RSS10K[$name]=$(rss_kib "$PID")
+    IDLE10K[$name]=$(idle "$name")
+    stop_proxy
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+
+{
+    echo "| | direct | portico | nginx | HAProxy |"
+    echo "|---|---|---|---|---|"
+    echo "| small requests, req/s (keep-alive, $CONNS conns) | ${RPS[direct]} | ${RPS[portico]} | ${RPS[nginx]} | ${RPS[haproxy]} |"
+    echo "| ... ratio to nginx | $(ratio "${RPS[direct]}" "${RPS[nginx]}") | $(ratio "${RPS[portico]}" "${RPS[nginx]}") | 1.00 | $(ratio "${RPS[haproxy]}" "${RPS[nginx]}") |"
+    echo "| ... ratio to direct | 1.00 | $(ratio "${RPS[portico]}" "${RPS[direct]}") | $(ratio "${RPS[nginx]}" "${RPS[direct]}") | $(ratio "${RPS[haproxy]}" "${RPS[direct]}") |"
+    echo "| small requests, p99 latency | ${P99[direct]} | ${P99[portico]} | ${P99[nginx]} | ${P99[haproxy]} |"
+    echo "| proxy CPU per request, µs | - | ${USREQ[portico]} | ${USREQ[nginx]} | ${USREQ[haproxy]} |"
+    echo "| 1 GiB download, GB/s (median of $REPS) | ${GBS[direct]} | ${GBS[portico]} | ${GBS[nginx]} | ${GBS[haproxy]} |"
+    echo "| ... ratio to direct | 1.00 | $(ratio "${GBS[portico]}" "${GBS[direct]}") | $(ratio "${GBS[nginx]}" "${GBS[direct]}") | $(ratio "${GBS[haproxy]}" "${GBS[direct]}") |"
+    echo "| ... ratio to nginx | $(ratio "${GBS[direct]}" "${GBS[nginx]}") | $(ratio "${GBS[portico]}" "${GBS[nginx]}") | 1.00 | $(ratio "${GBS[haproxy]}" "${GBS[nginx]}") |"
+    echo "| idle CPU, % of a core over ${IDLE_SECS}s, 64 services | - | ${IDLE64[portico]} | ${IDLE64[nginx]} | ${IDLE64[haproxy]} |"
+    echo "| idle CPU, % of a core over ${IDLE_SECS}s, 10,000 services | - | ${IDLE10K[portico]} | ${IDLE10K[nginx]} | ${IDLE10K[haproxy]} |"
+    echo "| RSS after start, 64 services, MiB | - | $(mib "${RSS64[portico]}") | $(mib "${RSS64[nginx]}") | $(mib "${RSS64[haproxy]}") |"
+    echo "| RSS after start, 10,000 services, MiB | - | $(mib "${RSS10K[portico]}") | $(mib "${RSS10K[nginx]}") | $(mib "${RSS10K[haproxy]}") |"
+    echo "| ... ratio to nginx | - | $(ratio "${RSS10K[portico]}" "${RSS10K[nginx]}") | 1.00 | $(ratio "${RSS10K[haproxy]}" "${RSS10K[nginx]}") |"
+    echo "| RSS after the keep-alive load, 64 services, MiB | - | $(mib "${RSSLOAD[portico]}") | $(mib "${RSSLOAD[nginx]}") | $(mib "${RSSLOAD[haproxy]}") |"
+} >"$T/table.md"
+
+for n in portico nginx haproxy; do
+    if [ -n "${ERRS[$n]:-}" ]; then echo "bench: $n: ${ERRS[$n]}" >&2; fi
+done
+cat "$T/table.md"
+
+if [ -n "${WRITE:-}" ]; then
+    {
+        echo "# Benchmarks"
+        echo
+        echo "Produced by \`make bench\` (\`WRITE=BENCHMARKS.md bench/run.sh build/portico\`) on $(date -u +%Y-%m-%d)."
+        echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo);"
+        echo "$("$PORTICO" version | head -1), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $("$HAPROXY" -v | head -1 | awk '{print "HAProxy " $3}'), wrk."
+        echo
+        echo "Every proxy runs 2 workers/threads and routes $NVHOST host names (svc00 ... svc63.example.test),"
+        echo "each to its own upstream pool, to one origin (nginx, 2 workers) answering /small from"
+        echo "memory and /1g from a file with sendfile. wrk rotates the Host header over the 64 names;"
+        echo "\"direct\" is wrk against the origin itself. Access logs are off everywhere. The client,"
+        echo "the proxy and the origin share the same 2 cores, so req/s measures the whole box and"
+        echo "is comparable only within one run; \"proxy CPU per request\" is the least noisy figure."
+        echo
+        cat "$T/table.md"
+        if [ -f "$HERE/NOTES.md" ]; then
+            echo
+            cat "$HERE/NOTES.md"
+        fi
+    } >"$WRITE"
+    echo "bench: wrote $WRITE" >&2
+fi
