@@ -44,13 +44,32 @@ static void unwatch_listeners(struct worker *w)
         loop_io_del(w->loop, &w->wls[i].io);
 }
 
+static void on_dropped_listener(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    /* An event fetched in the same batch as the update that dropped it. */
+}
+
+/* Stop watching the listeners. Their array is freed before the loop next
+ * waits: events for them may still be queued in the current batch. */
 static void drop_listeners(struct worker *w)
 {
     if (!w->accept_paused)
         unwatch_listeners(w);
-    for (size_t i = 0; i < w->nwls; i++)
+    for (size_t i = 0; i < w->nwls; i++) {
         listener_unref(w->wls[i].l);
-    free(w->wls);
+        w->wls[i].l = NULL;
+        w->wls[i].io.fn = on_dropped_listener;
+    }
+    if (w->wls) {
+        struct dead_wls *d = malloc(sizeof *d);
+        if (d) {
+            d->wls = w->wls;
+            d->next = w->dead_wls;
+            w->dead_wls = d;
+        } else {
+            free(w->wls); /* out of memory: no event for it can be pending in practice */
+        }
+    }
     w->wls = NULL;
     w->nwls = 0;
 }
@@ -144,6 +163,12 @@ static void before_wait(struct loop *l, void *arg)
         free(u);
     }
     tcp_free_dead(w);
+    while (w->dead_wls) {
+        struct dead_wls *d = w->dead_wls;
+        w->dead_wls = d->next;
+        free(d->wls);
+        free(d);
+    }
     log_flush(&w->log);
 }
 

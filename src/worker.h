@@ -33,6 +33,12 @@ struct worker_listener {
     struct listener *l; /* a reference */
 };
 
+/* Listener arrays replaced by a reload, freed before the loop next waits. */
+struct dead_wls {
+    struct dead_wls *next;
+    struct worker_listener *wls;
+};
+
 struct worker {
     unsigned id;
     struct server *srv;
@@ -51,6 +57,7 @@ struct worker {
     struct upconn *dead_upconns; /* likewise */
     struct tcp_fwd *tcps;        /* open TCP forwarders (they count in nconns) */
     struct tcp_fwd *dead_tcps;   /* closed this iteration */
+    struct dead_wls *dead_wls;
     struct exchange *free_exchanges;
     struct buf_pool bufs;
     struct upstream_pools *pools;
