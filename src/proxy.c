@@ -6,6 +6,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -270,6 +271,11 @@ void proxy_release(struct exchange *ex)
     if (ex->rs.own)
         buf_put(&w->bufs, ex->rs.own);
     ex->rq.own = ex->rs.own = NULL;
+    if (ex->pipe[0] >= 0) {
+        close(ex->pipe[0]);
+        close(ex->pipe[1]);
+        ex->pipe[0] = ex->pipe[1] = -1;
+    }
     if (ex->cfg)
         config_unref(ex->cfg);
     ex->cfg = NULL;
@@ -390,6 +396,7 @@ struct exchange *proxy_new(struct conn *c)
     else if (!(ex = malloc(sizeof *ex)))
         return NULL;
     memset(ex, 0, offsetof(struct exchange, req));
+    ex->pipe[0] = ex->pipe[1] = -1;
     ex->c = c;
     ex->cfg = config_ref(w->cfg);
     ex->start_us = now_us();
@@ -747,6 +754,88 @@ static enum pump pump_request(struct exchange *ex)
     }
 }
 
+#define SPLICE_MIN_BODY   (256u << 10) /* smaller bodies are not worth a pipe */
+#define SPLICE_PIPE_BYTES (256u << 10) /* pipe capacity asked for; 64 KiB if refused */
+
+/* Whether the rest of the response body can bypass user space: a
+ * Content-Length body sent on as it is, to a client without TLS, with no
+ * body bytes already read into the buffer. */
+static bool splice_eligible(const struct exchange *ex)
+{
+    const struct upconn *u = ex->u;
+    return ex->rsb.in == HTTP_BODY_LENGTH && ex->rsb.out == HTTP_BODY_LENGTH && !ex->rsb.done &&
+           !ex->c->ssl && !ex->rs.active && (!u->in || buf_len(u->in) == 0) &&
+           (ex->pipe[0] >= 0 || ex->rsb.remaining >= SPLICE_MIN_BODY);
+}
+
+/* Move body bytes upstream -> pipe -> client. Returns PUMP_GONE when the
+ * exchange ended badly, else whether anything moved. */
+static enum pump splice_body(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    struct upconn *u = ex->u;
+    enum pump progress = PUMP_IDLE;
+    if (ex->pipe[0] < 0) {
+        if (pipe2(ex->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+            ex->pipe[0] = ex->pipe[1] = -1;
+            return PUMP_IDLE; /* no pipe: the copying path takes over */
+        }
+        int sz = fcntl(ex->pipe[1], F_SETPIPE_SZ, (int)SPLICE_PIPE_BYTES);
+        ex->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+    }
+    for (;;) {
+        if (ex->piped && c->writable) {
+            ssize_t n = splice(ex->pipe[0], NULL, c->io.fd, NULL, ex->piped,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                ex->piped -= (size_t)n;
+                ex->bytes_out += (uint64_t)n;
+                ex->resp_started = true;
+                progress = PUMP_PROGRESS;
+                touch(ex);
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno != EAGAIN) {
+                fail_hard(ex, 499);
+                return PUMP_GONE;
+            }
+            c->writable = false;
+            arm_timer(ex);
+        }
+        if (ex->rsb.remaining && u->readable && ex->piped < ex->pipe_cap) {
+            size_t want = ex->pipe_cap - ex->piped;
+            if (want > ex->rsb.remaining)
+                want = (size_t)ex->rsb.remaining;
+            ssize_t n =
+                splice(u->io.fd, NULL, ex->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                ex->piped += (size_t)n;
+                ex->rsb.remaining -= (uint64_t)n;
+                progress = PUMP_PROGRESS;
+                touch(ex);
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0 || errno != EAGAIN) {
+                log_msg(LOG_WARN, "service %s: upstream %s closed the connection mid-response",
+                        ex->svc->name, ex->up->key);
+                fail_hard(ex, 502);
+                return PUMP_GONE;
+            }
+            if (ex->piped == 0) /* else the pipe may be what is full */
+                u->readable = false;
+        }
+        if (ex->rsb.remaining == 0 && ex->piped == 0) {
+            ex->rsb.done = true;
+            return PUMP_PROGRESS;
+        }
+        return progress;
+    }
+}
+
 static enum pump pump_response(struct exchange *ex)
 {
     struct conn *c = ex->c;
@@ -783,6 +872,17 @@ static enum pump pump_response(struct exchange *ex)
                 return progress; /* the request is still going up */
             finish(ex);
             return PUMP_GONE;
+        }
+        if (ex->resp_head_done && splice_eligible(ex)) {
+            enum pump p = splice_body(ex);
+            if (p == PUMP_GONE)
+                return p;
+            if (p == PUMP_PROGRESS) {
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+            if (ex->pipe[0] >= 0)
+                return progress; /* waiting on one of the sockets */
         }
         if (u->in && buf_len(u->in)) {
             if (!ex->resp_head_done) {
@@ -1012,7 +1112,7 @@ static enum wait_on waiting_on(const struct exchange *ex)
     case EX_SENDING:
         break;
     }
-    if (ex->rs.active && !ex->c->writable)
+    if ((ex->rs.active || ex->piped) && !ex->c->writable)
         return WAIT_CLIENT_WRITE;
     if (!ex->rqb.done && !ex->rq.active)
         return WAIT_CLIENT_BODY;

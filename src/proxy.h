@@ -68,6 +68,11 @@ struct exchange {
     bool resp_started;    /* a response byte reached the client (no retry, no error page) */
     bool upstream_spoke;  /* a response byte arrived from the upstream */
     bool retried;
+    /* A Content-Length body to a plain client moves upstream -> pipe ->
+     * client with splice(2); pipe[0] < 0 until then. */
+    int pipe[2];
+    size_t piped;                      /* bytes in the pipe */
+    size_t pipe_cap;                   /* its capacity */
     bool close_client;                 /* the client connection closes after this response */
     bool tunnel_c_eof, tunnel_u_eof;   /* tunnel: each side's EOF seen */
     bool tunnel_c_shut, tunnel_u_shut; /* ... and passed on with shutdown() */
