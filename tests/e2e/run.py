@@ -1883,6 +1883,28 @@ def test_max_connections_pauses_accepting_until_one_closes(ctx):
         c.close()
 
 
+@test()
+def test_large_content_length_body_cut_by_upstream_closes_client(ctx):
+    # Large enough for the spliced path: the upstream promises 2 MiB, sends 600 KiB, leaves.
+    def handler(c):
+        f = c.makefile("rb")
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * MiB))
+        c.sendall(b"q" * (600 * 1024))
+        f.close()
+        c.close()
+    srv = TcpServer(handler)
+    p = ctx.portico({"v": {"hosts": ["a.test"], "upstream": "http://127.0.0.1:%d" % srv.port}})
+    with RawConn(p.port, timeout=10 * SCALE) as c:
+        c.send(b"GET /big HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_head()
+        eq(r.status, 200, "status")
+        expect(c.closed_within(5 * SCALE), "client connection left open after a cut body")
+        eq(len(c.buf), 600 * 1024, "body bytes passed on before the cut")
+    srv.close()
+
+
 def run_one(binary, name, fn, timeout):
     ctx = Ctx(binary, name)
     box = {}
