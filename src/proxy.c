@@ -529,6 +529,24 @@ static int send_continue(struct exchange *ex)
     return 0;
 }
 
+/* The upstream could not be reached (err: negative errno): 502 at once. */
+static void connect_failed(struct exchange *ex, int err)
+{
+    struct worker *w = ex_worker(ex);
+    metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+    log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", ex->svc->name, ex->up->key,
+            strerror(-err));
+    proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);
+}
+
+/* The upstream went away in the middle of a response body. */
+static void body_cut(struct exchange *ex)
+{
+    log_msg(LOG_WARN, "service %s: upstream %s closed the connection mid-response", ex->svc->name,
+            ex->up->key);
+    fail_hard(ex, 502);
+}
+
 static void connect_upstream(struct exchange *ex, bool allow_idle)
 {
     struct worker *w = ex_worker(ex);
@@ -537,10 +555,7 @@ static void connect_upstream(struct exchange *ex, bool allow_idle)
         allow_idle = false;
     struct upconn *u = upstream_acquire(w, ex->up, allow_idle, &err);
     if (!u) {
-        metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
-        log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", ex->svc->name, ex->up->key,
-                strerror(-err));
-        proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);
+        connect_failed(ex, err);
         return;
     }
     ex->u = u;
@@ -820,9 +835,7 @@ static enum pump splice_body(struct exchange *ex)
             if (n < 0 && errno == EINTR)
                 continue;
             if (n == 0 || errno != EAGAIN) {
-                log_msg(LOG_WARN, "service %s: upstream %s closed the connection mid-response",
-                        ex->svc->name, ex->up->key);
-                fail_hard(ex, 502);
+                body_cut(ex);
                 return PUMP_GONE;
             }
             if (ex->piped == 0) /* else the pipe may be what is full */
@@ -931,9 +944,7 @@ static enum pump pump_response(struct exchange *ex)
                 body_produce(&ex->rsb, u->in, true, &ex->rs);
                 continue;
             }
-            log_msg(LOG_WARN, "service %s: upstream %s closed the connection mid-response",
-                    ex->svc->name, ex->up->key);
-            fail_hard(ex, 502);
+            body_cut(ex);
             return PUMP_GONE;
         }
         if (!u->readable)
@@ -1057,11 +1068,7 @@ void proxy_run(struct exchange *ex)
             return;
         int err = upstream_connect_result(u);
         if (err < 0) {
-            struct worker *w = ex_worker(ex);
-            metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
-            log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", ex->svc->name, ex->up->key,
-                    strerror(-err));
-            proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);
+            connect_failed(ex, err);
             return;
         }
         start_sending(ex);
