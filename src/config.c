@@ -23,6 +23,7 @@
 
 #include "limits.h"
 #include "route.h"
+#include "tls.h"
 
 #define ADDR_HELP     "(use host:port, [v6]:port or unix:/path)"
 #define UPSTREAM_HELP "(use http://host:port or unix:/path)"
@@ -42,6 +43,7 @@ struct parser {
     size_t upstream_cap;               /* c->upstreams never moves: pointers into it are kept */
     char shown[4][SHOW_MAX + 8];
     unsigned nshown;
+    int tls_line, tls_default_line; /* where "tls:" and its default_cert are */
 };
 
 /* ---- messages --------------------------------------------------------------- */
@@ -1029,7 +1031,7 @@ static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *w
 
 static int parse_listen(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"addr", "proxy_protocol"};
+    static const char *const names[] = {"addr", "proxy_protocol", "tls"};
     struct config *c = p->c;
     if (want_sequence(p, n, "listen") < 0)
         return -1;
@@ -1041,9 +1043,9 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *item = node(p, *it);
-        yaml_node_t *vals[2] = {0};
+        yaml_node_t *vals[3] = {0};
         if (want_mapping(p, item, "listen", false) < 0 ||
-            map_collect(p, item, names, 2, vals, "in a listen entry") < 0)
+            map_collect(p, item, names, 3, vals, "in a listen entry") < 0)
             return -1;
         if (!vals[0])
             return fail(p, item, "listen: entry has no addr");
@@ -1053,6 +1055,10 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
         l->line = (int)vals[0]->start_mark.line + 1;
         if (vals[1] && want_bool(p, vals[1], "listen.proxy_protocol", &l->proxy_protocol) < 0)
             return -1;
+        if (vals[2] && want_bool(p, vals[2], "listen.tls", &l->tls) < 0)
+            return -1;
+        if (l->tls && l->addr.sa.ss_family == AF_UNIX)
+            return fail(p, vals[2], "listen.tls: TLS on a Unix socket is not supported");
         for (size_t i = 0; i < c->nlistens; i++)
             if (addr_equal(&c->listens[i].addr, &l->addr))
                 return fail(p, vals[0], "listen: address \"%s\" is the same as \"%s\" on line %d",
@@ -1140,6 +1146,89 @@ static int parse_metrics(struct parser *p, const yaml_node_t *n)
     return 0;
 }
 
+/* "tls: {certs: [{cert, key}], default_cert: NAME}". The files are read
+ * once every key is known (load_tls), so that check reports broken
+ * certificates too. */
+static int parse_tls(struct parser *p, const yaml_node_t *n)
+{
+    static const char *const names[] = {"certs", "default_cert"};
+    static const char *const cert_names[] = {"cert", "key"};
+    struct config *c = p->c;
+    yaml_node_t *vals[2] = {0};
+    if (want_mapping(p, n, "tls", false) < 0 || map_collect(p, n, names, 2, vals, "in tls") < 0)
+        return -1;
+    if (!vals[0])
+        return fail(p, n, "tls: no certs");
+    if (want_sequence(p, vals[0], "tls.certs") < 0)
+        return -1;
+    if (seq_len(vals[0]) == 0)
+        return fail(p, vals[0], "tls.certs is empty");
+    c->tls_certs = calloc(seq_len(vals[0]), sizeof *c->tls_certs);
+    if (!c->tls_certs)
+        return fail_oom(p);
+    for (yaml_node_item_t *it = vals[0]->data.sequence.items.start;
+         it < vals[0]->data.sequence.items.top; it++) {
+        const yaml_node_t *item = node(p, *it);
+        yaml_node_t *cv[2] = {0};
+        if (want_mapping(p, item, "tls.certs", false) < 0 ||
+            map_collect(p, item, cert_names, 2, cv, "in a tls.certs entry") < 0)
+            return -1;
+        if (!cv[0] || !cv[1])
+            return fail(p, item, "tls.certs: an entry needs both cert and key");
+        struct config_tls_cert *tc = &c->tls_certs[c->ntls_certs++];
+        const char *cert, *key;
+        if (want_string(p, cv[0], "tls.certs.cert", &cert) < 0 ||
+            want_string(p, cv[1], "tls.certs.key", &key) < 0)
+            return -1;
+        tc->line = (int)item->start_mark.line + 1;
+        tc->cert = strdup(cert);
+        tc->key = strdup(key);
+        if (!tc->cert || !tc->key)
+            return fail_oom(p);
+    }
+    if (vals[1]) {
+        const char *d;
+        if (want_string(p, vals[1], "tls.default_cert", &d) < 0)
+            return -1;
+        c->tls_default = strdup(d);
+        if (!c->tls_default)
+            return fail_oom(p);
+        p->tls_default_line = (int)vals[1]->start_mark.line + 1;
+    }
+    p->tls_line = (int)n->start_mark.line + 1;
+    return 0;
+}
+
+/* Read the certificates when a listener terminates TLS. */
+static int load_tls(struct parser *p)
+{
+    struct config *c = p->c;
+    bool wanted = false;
+    for (size_t i = 0; i < c->nlistens; i++)
+        wanted = wanted || c->listens[i].tls;
+    if (!wanted)
+        return 0;
+    if (!c->ntls_certs)
+        return failat(p, 0, "a listener has tls: true but no tls.certs are configured");
+    struct tls_cert_spec *specs = calloc(c->ntls_certs, sizeof *specs);
+    if (!specs)
+        return fail_oom(p);
+    for (size_t i = 0; i < c->ntls_certs; i++) {
+        specs[i].cert_path = c->tls_certs[i].cert;
+        specs[i].key_path = c->tls_certs[i].key;
+    }
+    char msg[700];
+    size_t bad;
+    c->tls = tls_store_new(specs, c->ntls_certs, c->tls_default, &bad, msg, sizeof msg);
+    free(specs);
+    if (c->tls)
+        return 0;
+    int line = bad < c->ntls_certs ? c->tls_certs[bad].line
+               : c->tls_default    ? p->tls_default_line
+                                   : p->tls_line;
+    return failat(p, (size_t)line, "%s", msg);
+}
+
 static int parse_domain(struct parser *p, const yaml_node_t *n)
 {
     const char *s;
@@ -1171,8 +1260,18 @@ static unsigned default_workers(void)
 static int parse_root(struct parser *p)
 {
     static const char *const names[] = {"domain", "workers", "access_log", "listen",
-                                        "limits", "metrics", "services"};
-    enum { K_DOMAIN, K_WORKERS, K_ACCESS_LOG, K_LISTEN, K_LIMITS, K_METRICS, K_SERVICES, K_N };
+                                        "limits", "metrics", "services",   "tls"};
+    enum {
+        K_DOMAIN,
+        K_WORKERS,
+        K_ACCESS_LOG,
+        K_LISTEN,
+        K_LIMITS,
+        K_METRICS,
+        K_SERVICES,
+        K_TLS,
+        K_N
+    };
     yaml_node_t *vals[K_N] = {0};
     struct config *c = p->c;
     const yaml_node_t *root = p->have_doc ? yaml_document_get_root_node(&p->doc) : NULL;
@@ -1205,7 +1304,9 @@ static int parse_root(struct parser *p)
         return -1;
     if (vals[K_SERVICES] && parse_services(p, vals[K_SERVICES]) < 0)
         return -1;
-    return 0;
+    if (vals[K_TLS] && parse_tls(p, vals[K_TLS]) < 0)
+        return -1;
+    return load_tls(p);
 }
 
 /* ---- loading --------------------------------------------------------------------- */
@@ -1300,6 +1401,14 @@ static void config_free(struct config *c)
         free(c->upstreams[i].key);
     free(c->upstreams);
     free(c->listens);
+    for (size_t i = 0; i < c->ntls_certs; i++) {
+        free(c->tls_certs[i].cert);
+        free(c->tls_certs[i].key);
+    }
+    free(c->tls_certs);
+    free(c->tls_default);
+    if (c->tls)
+        tls_store_unref(c->tls);
     free(c->domain);
     free(c->path);
     free(c);

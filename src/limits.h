@@ -49,6 +49,13 @@
 #define LIMIT_OUT_HEAD_BYTES (LIMIT_HEADER_BYTES_MAX + 8192) /* rewritten head */
 #define LIMIT_BODY_IOVS      64 /* segments per writev of a chunked body */
 
+/* ---- TLS ------------------------------------------------------------------ */
+#define TLS_TICKET_ROTATE_S 3600 /* a new session-ticket key every hour */
+#define TLS_TICKET_KEYS     3    /* keys kept: tickets resume for 2 to 3 hours */
+#define TLS_SESSION_TIMEOUT_S                                                                      \
+    (TLS_TICKET_ROTATE_S * (TLS_TICKET_KEYS - 1)) /* lifetime announced in tickets */
+#define LIMIT_CLIENT_HELLO_BYTES 16384 /* ClientHello read for passthrough; larger -> closed */
+
 /* ---- configuration -------------------------------------------------------- */
 #define LIMIT_CONFIG_BYTES (64u << 20) /* configuration file size */
 #define LIMIT_WORKERS_MAX  64

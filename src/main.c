@@ -477,7 +477,8 @@ static int cmd_run(const char *path)
     log_msg(LOG_INFO, "portico %s serving %zu services on %zu listeners with %u workers",
             PORTICO_VERSION, c->nservices, listener_count(c), m.srv.nworkers);
     for (size_t i = 0; i < c->nlistens; i++)
-        log_msg(LOG_INFO, "listening on %s", c->listens[i].addr.text);
+        log_msg(LOG_INFO, "listening on %s%s", c->listens[i].addr.text,
+                c->listens[i].tls ? " (TLS)" : "");
     for (size_t i = 0; i < c->ntcp; i++)
         log_msg(LOG_INFO, "service %s: forwarding TCP from %s to %s", c->tcp_services[i]->name,
                 c->tcp_services[i]->tcp->listen.text, c->tcp_services[i]->tcp->upstream.text);

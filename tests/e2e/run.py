@@ -22,6 +22,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -1055,9 +1056,11 @@ class RssSampler(threading.Thread):
         return self.max
 
 
-def _download(port, n, timeout=60.0):
+def _download(port, n, timeout=60.0, wrap=None):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MiB)
+    if wrap:
+        s = wrap(s)
     try:
         s.sendall(b"GET /big?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
         buf = bytearray()
@@ -1903,6 +1906,393 @@ def test_large_content_length_body_cut_by_upstream_closes_client(ctx):
         expect(c.closed_within(5 * SCALE), "client connection left open after a cut body")
         eq(len(c.buf), 600 * 1024, "body bytes passed on before the cut")
     srv.close()
+
+
+# ---- TLS termination ----------------------------------------------------------------------
+
+
+class TestCA:
+    """A test CA and leaf certificates made with the openssl command line."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.key = os.path.join(d, "ca.key")
+        self.crt = os.path.join(d, "ca.pem")
+        self._run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:P-256", "-nodes", "-keyout", self.key, "-out", self.crt,
+                   "-days", "2", "-subj", "/CN=portico test CA"])
+        self.n = 0
+
+    def _run(self, args):
+        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if r.returncode:
+            raise AssertionError("%s: %s" % (" ".join(args[:3]), r.stderr.decode()[-300:]))
+
+    def leaf(self, names, tag=None, rsa=False):
+        """Issue a certificate whose subjectAltName lists names (CN = tag or
+        the first name); returns (cert_path, key_path)."""
+        self.n += 1
+        base = os.path.join(self.dir, "leaf%d" % self.n)
+        key, csr, crt, ext = base + ".key", base + ".csr", base + ".pem", base + ".ext"
+        with open(ext, "w") as f:
+            if names:
+                f.write("subjectAltName=" + ",".join("DNS:" + n for n in names) + "\n")
+            f.write("extendedKeyUsage=serverAuth\n")
+        kind = ["-newkey", "rsa:2048"] if rsa else ["-newkey", "ec", "-pkeyopt",
+                                                      "ec_paramgen_curve:P-256"]
+        self._run(["openssl", "req"] + kind + ["-nodes", "-keyout", key, "-out", csr, "-subj",
+                                               "/CN=%s" % (tag or names[0])])
+        self._run(["openssl", "x509", "-req", "-in", csr, "-CA", self.crt, "-CAkey", self.key,
+                   "-CAcreateserial", "-days", "2", "-out", crt, "-extfile", ext])
+        return crt, key
+
+
+def _tls_portico(ctx, certs, services, default=None, start=True, **kw):
+    p = ctx.portico(services, start=False, **kw)
+    p.cfg["listen"][0]["tls"] = True
+    tls = {"certs": [{"cert": c, "key": k} for c, k in certs]}
+    if default:
+        tls["default_cert"] = default
+    p.cfg["tls"] = tls
+    p.write_config(p.cfg)
+    if start:
+        p.start()
+    return p
+
+
+def _tls_client_ctx(ca, version=None):
+    c = ssl.create_default_context(cafile=ca)
+    if version:
+        c.minimum_version = c.maximum_version = version
+    return c
+
+
+def _tls_connect(port, name, ca, cctx=None, session=None):
+    cctx = cctx or _tls_client_ctx(ca)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+    try:
+        return cctx.wrap_socket(raw, server_hostname=name, session=session)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _tls_cn(s):
+    return dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+
+
+def _tls_get(port, name, ca, path="/", cctx=None):
+    """GET over TLS with SNI name; returns (status, certificate CN)."""
+    with _tls_connect(port, name, ca, cctx) as s:
+        cn = _tls_cn(s)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                  % (path.encode(), name.encode()))
+        data = _recv_all(s)
+    return int(data.split(b" ", 2)[1]), cn
+
+
+def _s_client(port, *args, data=b""):
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + list(args),
+                       input=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=20 * SCALE)
+    return r.stdout.decode("latin-1")
+
+
+@test(timeout=180)
+def test_tls_200_names_each_get_their_certificate(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    names = ["n%03d.tls.test" % i for i in range(200)]
+    certs = [ca.leaf([n]) for n in names]
+    p = _tls_portico(ctx, certs, {"s%03d" % i: svc(o, [n]) for i, n in enumerate(names)})
+    cctx = _tls_client_ctx(ca.crt)
+    for n in names:
+        eq(_tls_get(p.port, n, ca.crt, "/?do=echo", cctx=cctx), (200, n),
+           "status and certificate for " + n)
+
+
+@test(timeout=60)
+def test_tls_exact_name_beats_wildcard(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    certs = [ca.leaf(["*.w.test"], tag="wildcard"), ca.leaf(["x.w.test"], tag="exact"),
+             ca.leaf(["x.w.test", "*.w.test"], tag="listed-later")]
+    p = _tls_portico(ctx, certs, {"w": svc(o, ["*.w.test"])})
+    eq(_tls_get(p.port, "x.w.test", ca.crt), (200, "exact"), "x.w.test")
+    eq(_tls_get(p.port, "y.w.test", ca.crt), (200, "wildcard"), "y.w.test")
+    eq(_tls_get(p.port, "Y.W.TEST", ca.crt), (200, "wildcard"), "upper-case SNI")
+
+
+@test(timeout=60)
+def test_tls_unknown_sni_refused_with_alert(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)}, metrics=True)
+    try:
+        _tls_get(p.port, "nobody.test", ca.crt)
+        raise AssertionError("handshake with an unknown SNI succeeded")
+    except ssl.SSLError as e:
+        expect("UNRECOGNIZED_NAME" in str(e).upper(), "alert: %s" % e)
+    out = _s_client(p.port, "-servername", "nobody.test")
+    expect("unrecognized name" in out, "s_client output: %r" % out[-400:])
+    out = _s_client(p.port, "-noservername")
+    expect("unrecognized name" in out, "without SNI and no default_cert: %r" % out[-400:])
+    m = _scrape(p.metrics_port)
+    failed = m.get(("portico_tls_handshakes_total", (("result", "failed"),)), 0)
+    expect(failed >= 3, "failed handshakes counted: %r" % failed)
+
+
+@test(timeout=60)
+def test_tls_default_cert_for_clients_without_sni(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"], tag="other"), ca.leaf(["b.test"], tag="dflt")],
+                     {"a": svc(o, ["a.test", "b.test"])}, default="b.test")
+    out = _s_client(p.port, "-noservername")
+    expect(re.search(r"subject=\s*CN\s*=\s*dflt", out), "without SNI: %r" % out[:600])
+    out = _s_client(p.port, "-servername", "unknown.test")
+    expect(re.search(r"subject=\s*CN\s*=\s*dflt", out), "unknown SNI: %r" % out[:600])
+    out = _s_client(p.port, "-servername", "a.test")
+    expect(re.search(r"subject=\s*CN\s*=\s*other", out), "known SNI: %r" % out[:600])
+
+
+@test(timeout=60)
+def test_tls_curl_resolve_forwarded_proto_https(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)})
+    r = subprocess.run(["curl", "-sS", "--cacert", ca.crt, "--resolve",
+                        "a.test:%d:127.0.0.1" % p.port, "https://a.test:%d/x?do=echo" % p.port,
+                        "https://a.test:%d/y?do=echo" % p.port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    eq(r.returncode, 0, "curl exit status (%s)" % r.stderr.decode()[-200:])
+    docs = [json.loads(x) for x in r.stdout.replace(b"}{", b"}\n{").splitlines()]
+    eq(len(docs), 2, "two responses on one connection")
+    eq(hdrs(docs[1], "x-forwarded-proto"), ["https"], "X-Forwarded-Proto")
+    eq(hdrs(docs[1], "host"), ["a.test:%d" % p.port], "Host")
+
+
+@test(timeout=60)
+def test_tls_versions_alpn_and_http_on_tls_port(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)})
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        eq(_tls_get(p.port, "a.test", ca.crt, cctx=_tls_client_ctx(ca.crt, v))[0], 200,
+           "status over %s" % v.name)
+    out = _s_client(p.port, "-servername", "a.test", "-tls1_1")
+    expect("Cipher is (NONE)" in out or "alert" in out.lower(), "TLS 1.1 accepted: %r" % out[-400:])
+    out = _s_client(p.port, "-servername", "a.test", "-alpn", "h2,http/1.1")
+    expect("ALPN protocol: http/1.1" in out, "ALPN with h2 offered: %r" % out[-600:])
+    out = _s_client(p.port, "-servername", "a.test", "-alpn", "h2")
+    expect("No ALPN negotiated" in out, "ALPN with only h2: %r" % out[-600:])
+    # Plain HTTP to the TLS port is a failed handshake, never a request.
+    with RawConn(p.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        expect(c.closed_within(5 * SCALE), "plain HTTP on the TLS port left open")
+
+
+@test(timeout=60)
+def test_tls_session_resumption_survives_reload(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)})
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        cctx = _tls_client_ctx(ca.crt, v)
+        with _tls_connect(p.port, "a.test", ca.crt, cctx) as s:
+            s.sendall(b"GET /?do=echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            _recv_all(s)   # a TLS 1.3 ticket arrives after the handshake
+            sess = s.session
+        with _tls_connect(p.port, "a.test", ca.crt, cctx, session=sess) as s:
+            expect(s.session_reused, "%s session not resumed" % v.name)
+        n = p.nlines()
+        p.hup()
+        expect(p.wait_line("configuration reloaded", timeout=5 * SCALE, start=n), "reload")
+        with _tls_connect(p.port, "a.test", ca.crt, cctx, session=sess) as s:
+            expect(s.session_reused, "%s session not resumed after a reload" % v.name)
+
+
+@test(timeout=60)
+def test_tls_resumed_session_cannot_cross_certificates(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"]), ca.leaf(["b.test"])],
+                     {"a": svc(o, ["a.test", "b.test"])})
+    cctx = _tls_client_ctx(ca.crt, ssl.TLSVersion.TLSv1_2)
+    with _tls_connect(p.port, "a.test", ca.crt, cctx) as s:
+        sess = s.session
+    cctx.check_hostname = False   # python refuses to offer a session to another name itself
+    with _tls_connect(p.port, "b.test", ca.crt, cctx, session=sess) as s:
+        expect(not s.session_reused, "a.test's session resumed for b.test")
+        eq(_tls_cn(s), "b.test", "certificate")
+
+
+def _tls_config_errors(ctx, mutate):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)}, start=False)
+    mutate(p.cfg, ca)
+    p.write_config(p.cfg)
+    rc, out, err = run_check(ctx.binary, p.path)
+    return rc, out + err
+
+
+@test()
+def test_tls_config_errors_are_clear(ctx):
+    def bad_cert(cfg, ca):
+        path = os.path.join(ctx.dir, "junk.pem")
+        with open(path, "w") as f:
+            f.write("not a certificate\n")
+        cfg["tls"]["certs"][0]["cert"] = path
+    rc, out = _tls_config_errors(ctx, bad_cert)
+    expect(rc != 0 and "cannot load certificate" in out and "junk.pem" in out, out)
+
+    def mismatch(cfg, ca):
+        cfg["tls"]["certs"][0]["key"] = ca.leaf(["b.test"])[1]
+    rc, out = _tls_config_errors(ctx, mismatch)
+    expect(rc != 0 and "does not match" in out, out)
+
+    def no_san(cfg, ca):
+        c, k = ca.leaf([], tag="nosan")
+        cfg["tls"]["certs"][0] = {"cert": c, "key": k}
+    rc, out = _tls_config_errors(ctx, no_san)
+    expect(rc != 0 and "no DNS names" in out, out)
+
+    def bad_default(cfg, ca):
+        cfg["tls"]["default_cert"] = "zzz.test"
+    rc, out = _tls_config_errors(ctx, bad_default)
+    expect(rc != 0 and "default_cert" in out and "zzz.test" in out, out)
+
+    def no_certs(cfg, ca):
+        del cfg["tls"]
+    rc, out = _tls_config_errors(ctx, no_certs)
+    expect(rc != 0 and "tls.certs" in out, out)
+
+    def missing_file(cfg, ca):
+        cfg["tls"]["certs"][0]["key"] = os.path.join(ctx.dir, "nope.key")
+    rc, out = _tls_config_errors(ctx, missing_file)
+    expect(rc != 0 and "nope.key" in out, out)
+
+
+@test(timeout=60)
+def test_tls_broken_certificate_refused_on_reload_then_replacement_applied(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    crt, key = ca.leaf(["a.test"], tag="first")
+    p = _tls_portico(ctx, [(crt, key)], {"a": svc(o)})
+    eq(_tls_get(p.port, "a.test", ca.crt), (200, "first"), "before")
+    c2, k2 = ca.leaf(["a.test"], tag="second")
+    n = p.nlines()
+    with open(crt + ".tmp", "wb") as f:
+        f.write(b"-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
+    os.replace(crt + ".tmp", crt)   # the inotify watcher sees this and tries a reload
+    line = p.wait_line("reload refused", timeout=5 * SCALE, start=n)
+    expect(line and "cannot load certificate" in line, "broken certificate: %r" % line)
+    p.hup()
+    expect(p.wait_line(lambda l: "reload refused" in l, timeout=5 * SCALE,
+                       start=p.nlines() - 1), "SIGHUP with the broken file not refused")
+    eq(_tls_get(p.port, "a.test", ca.crt), (200, "first"), "after the refused reload")
+    n = p.nlines()
+    os.replace(k2, key)
+    os.replace(c2, crt)
+    expect(p.wait_line("configuration reloaded", timeout=5 * SCALE, start=n),
+           "replacement on disk not picked up")
+    eq(_tls_get(p.port, "a.test", ca.crt), (200, "second"), "after the renewal")
+
+
+@test(timeout=120)
+def test_tls_certificate_replaced_on_disk_during_download(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    crt, key = ca.leaf(["a.test"], tag="first")
+    p = _tls_portico(ctx, [(crt, key)], {"a": svc(o, timeout="60s")})
+    n_bytes = 256 * MiB
+    s = _tls_connect(p.port, "a.test", ca.crt)
+    try:
+        eq(_tls_cn(s), "first", "certificate of the download")
+        s.sendall(b"GET /big?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n_bytes)
+        first = s.recv(65536)
+        expect(first.startswith(b"HTTP/1.1 200"), "download head %r" % first[:100])
+        c2, k2 = ca.leaf(["a.test"], tag="second")
+        n = p.nlines()
+        os.replace(k2, key)
+        os.replace(c2, crt)
+        expect(p.wait_line("configuration reloaded", timeout=5 * SCALE, start=n),
+               "renewal on disk not picked up")
+        eq(_tls_get(p.port, "a.test", ca.crt), (200, "second"), "a new connection")
+        head, _, rest = first.partition(b"\r\n\r\n")
+        v = BlockVerifier()
+        v.feed(memoryview(rest))
+        rb = bytearray(1 << 20)
+        mv = memoryview(rb)
+        while v.total < n_bytes:
+            got = s.recv_into(mv, min(len(rb), n_bytes - v.total))
+            if not got:
+                break
+            v.feed(mv[:got])
+        v.finish()
+        eq(v.total, n_bytes, "bytes of the download in flight")
+        expect(v.ok, "content mismatch in block %s" % v.bad_block)
+    finally:
+        s.close()
+
+
+@test(timeout=400)
+def test_tls_big_download_streams_in_constant_memory(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("big")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"v": svc(o, timeout="60s")})
+    cctx = _tls_client_ctx(ca.crt)
+    wrap = lambda raw: cctx.wrap_socket(raw, server_hostname="a.test")  # noqa: E731
+    _download(p.port, 64 * MiB, wrap=wrap)
+    base = p.rss()
+    sampler = RssSampler(p)
+    sampler.start()
+    t0 = time.time()
+    try:
+        res = _download(p.port, BIG, wrap=wrap, timeout=120)
+    finally:
+        peak = sampler.stop()
+    dt = time.time() - t0
+    eq(res.total, BIG, "bytes received")
+    expect(res.ok, "content mismatch in block %s" % res.bad_block)
+    ctx.notes.append("TLS down %.2f GiB in %.1fs (%.0f MiB/s); VmRSS base %.1f MiB, peak %.1f MiB"
+                     % (BIG / GiB, dt, BIG / MiB / dt, base / MiB, peak / MiB))
+    expect(peak - base < RSS_LIMIT, "VmRSS grew by %.1f MiB (base %.1f, peak %.1f)"
+           % ((peak - base) / MiB, base / MiB, peak / MiB))
+
+
+@test(timeout=60)
+def test_tls_upload_and_websocket(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)})
+    n = 8 * MiB
+    with _tls_connect(p.port, "a.test", ca.crt) as s:
+        s.sendall(b"POST /?do=sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n"
+                  b"Connection: close\r\n\r\n" % n)
+        send_pattern(s, n)
+        data = _recv_all(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    expect(head.startswith(b"HTTP/1.1 200"), "upload head %r" % head[:100])
+    doc = json.loads(body)
+    expect(doc["len"] == n and doc["pattern_ok"], "upload at the upstream: %r" % doc)
+    with _tls_connect(p.port, "a.test", ca.crt) as s:
+        s.sendall(b"GET /?do=upgrade HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\n"
+                  b"Upgrade: echo\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(4096)
+            expect(d, "closed before the 101")
+            buf += d
+        expect(buf.startswith(b"HTTP/1.1 101"), "upgrade head %r" % buf[:100])
+        rest = buf.partition(b"\r\n\r\n")[2]
+        s.sendall(b"ping over tls")
+        while len(rest) < len(b"ping over tls"):
+            d = s.recv(4096)
+            expect(d, "tunnel closed")
+            rest += d
+        eq(rest, b"ping over tls", "echo through the tunnel")
 
 
 def run_one(binary, name, fn, timeout):

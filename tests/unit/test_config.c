@@ -34,6 +34,18 @@ static void expect_error(const char *text, const char *want)
     assert_string_equal(err, want);
 }
 
+/* The message starts with want (the rest comes from the system or OpenSSL). */
+static void expect_error_start(const char *text, const char *want)
+{
+    struct config *c = parse(text);
+    if (c) {
+        config_unref(c);
+        fail_msg("parsed, expected: %s", want);
+    }
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("got \"%s\", expected it to start with \"%s\"", err, want);
+}
+
 static struct config *expect_ok(const char *text)
 {
     struct config *c = parse(text);
@@ -195,11 +207,12 @@ static void test_config_unknown_key_reports_line(void **state)
                  "    upstream: http://127.0.0.1:3000\n"
                  "    upstrem: http://127.0.0.1:3001\n",
                  "portico.yaml:7: unknown key \"upstrem\" in service \"grafana\"");
-    expect_error(LISTEN "tls: {}\n", "portico.yaml:3: unknown key \"tls\" at the top level");
+    expect_error(LISTEN "tailscale: {}\n",
+                 "portico.yaml:3: unknown key \"tailscale\" at the top level");
     expect_error(LISTEN "limits:\n  header_timout: 5s\n",
                  "portico.yaml:4: unknown key \"header_timout\" in limits");
-    expect_error("listen:\n  - addr: 127.0.0.1:8080\n    tls: true\n",
-                 "portico.yaml:3: unknown key \"tls\" in a listen entry");
+    expect_error("listen:\n  - addr: 127.0.0.1:8080\n    tsl: true\n",
+                 "portico.yaml:3: unknown key \"tsl\" in a listen entry");
     expect_error(LISTEN "metrics: {listen: 127.0.0.1:9100, path: /m}\n",
                  "portico.yaml:3: unknown key \"path\" in metrics");
     expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:1\n"
@@ -855,9 +868,26 @@ static void test_config_proxy_protocol_keys(void **state)
                  "portico.yaml:7: services.a.send_proxy_protocol: expected v1 or v2, not \"v3\"");
 }
 
+static void test_config_tls_keys_checked(void **state)
+{
+    expect_error("listen:\n  - {addr: \"unix:/tmp/x.sock\", tls: true}\n",
+                 "portico.yaml:2: listen.tls: TLS on a Unix socket is not supported");
+    expect_error("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\n",
+                 "portico.yaml: a listener has tls: true but no tls.certs are configured");
+    expect_error(LISTEN "tls:\n  certs: []\n", "portico.yaml:4: tls.certs is empty");
+    expect_error(LISTEN "tls:\n  certs:\n    - {cert: /x.pem}\n",
+                 "portico.yaml:5: tls.certs: an entry needs both cert and key");
+    expect_error(LISTEN "tls:\n  certs:\n    - {cert: /x.pem, key: /x.key, pem: 1}\n",
+                 "portico.yaml:5: unknown key \"pem\" in a tls.certs entry");
+    expect_error_start("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\ntls:\n  certs:\n"
+                       "    - {cert: /nonexistent/x.pem, key: /nonexistent/x.key}\n",
+                       "portico.yaml:5: tls.certs: cannot load certificate /nonexistent/x.pem");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_tls_keys_checked),
         cmocka_unit_test(test_config_proxy_protocol_keys),
         cmocka_unit_test(test_config_tcp_only_service_needs_no_upstream_or_hosts),
         cmocka_unit_test(test_config_tcp_listen_clash_rejected),

@@ -1,0 +1,486 @@
+/* tls.c - TLS termination by SNI and client contexts (see tls.h). */
+#include "tls.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "limits.h"
+#include "route.h"
+
+/* TLS 1.2 suites: forward secrecy and AEAD only (Mozilla "intermediate",
+ * without the finite-field DHE suites that need parameters). TLS 1.3 keeps
+ * OpenSSL's defaults, which are all acceptable. */
+#define TLS12_CIPHERS                                                                              \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+struct tls_cert {
+    SSL_CTX *ctx;
+    char **names; /* owned; the name table points into them */
+    size_t nnames;
+};
+
+struct tls_store {
+    atomic_uint refs;
+    SSL_CTX *front; /* every session starts here; the ClientHello picks a cert's context */
+    struct tls_cert *certs;
+    size_t ncerts;
+    struct route_table *names; /* name -> struct tls_cert */
+    struct tls_cert *fallback; /* tls.default_cert, or NULL */
+    size_t nnames;
+};
+
+/* ---- process-wide state ------------------------------------------------------- */
+
+static int store_index = -1; /* SSL ex_data slot holding the session's store reference */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Session-ticket keys: the newest seals, all of them open. They live for
+ * the process, not a configuration, so a reload keeps resumption working.
+ * Never written to disk: a restart simply costs one full handshake. */
+struct ticket_key {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+    time_t born; /* 0: slot unused */
+};
+static struct ticket_key ticket_keys[TLS_TICKET_KEYS]; /* [0] is the newest */
+static pthread_mutex_t ticket_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void store_ref_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (ptr)
+        tls_store_unref(ptr);
+}
+
+static void init_once(void)
+{
+    store_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, store_ref_free);
+}
+
+/* Called with ticket_lock held. A failed RAND leaves the old key in use. */
+static void ticket_rotate(time_t now)
+{
+    struct ticket_key k;
+    if (RAND_bytes(k.name, sizeof k.name) != 1 || RAND_bytes(k.aes, sizeof k.aes) != 1 ||
+        RAND_bytes(k.hmac, sizeof k.hmac) != 1)
+        return;
+    k.born = now;
+    OPENSSL_cleanse(&ticket_keys[TLS_TICKET_KEYS - 1], sizeof ticket_keys[0]);
+    memmove(&ticket_keys[1], &ticket_keys[0], (TLS_TICKET_KEYS - 1) * sizeof ticket_keys[0]);
+    ticket_keys[0] = k;
+    OPENSSL_cleanse(&k, sizeof k);
+}
+
+static int ticket_cipher(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                         EVP_MAC_CTX *hctx, int enc)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (EVP_MAC_init(hctx, k->hmac, sizeof k->hmac, params) != 1)
+        return -1;
+    if (enc)
+        return EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ? 0 : -1;
+    return EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ? 0 : -1;
+}
+
+/* OpenSSL's ticket hook: 1 = sealed/opened, 2 = opened with an old key
+ * (issue a fresh ticket), 0 = unknown key (full handshake), -1 = error. */
+static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    (void)s;
+    time_t now = time(NULL);
+    int rc = -1;
+    pthread_mutex_lock(&ticket_lock);
+    if (enc) {
+        if (ticket_keys[0].born == 0 || now - ticket_keys[0].born >= TLS_TICKET_ROTATE_S)
+            ticket_rotate(now);
+        const struct ticket_key *k = &ticket_keys[0];
+        if (k->born && RAND_bytes(iv, EVP_MAX_IV_LENGTH) == 1 &&
+            ticket_cipher(k, iv, cctx, hctx, 1) == 0) {
+            memcpy(key_name, k->name, sizeof k->name);
+            rc = 1;
+        }
+    } else {
+        rc = 0;
+        for (size_t i = 0; i < TLS_TICKET_KEYS; i++) {
+            const struct ticket_key *k = &ticket_keys[i];
+            if (!k->born || memcmp(key_name, k->name, sizeof k->name) != 0)
+                continue;
+            if (now - k->born >= (time_t)TLS_TICKET_ROTATE_S * TLS_TICKET_KEYS)
+                break; /* too old to trust, whatever the ring holds */
+            rc = ticket_cipher(k, iv, cctx, hctx, 0) < 0 ? -1 : i == 0 ? 1 : 2;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ticket_lock);
+    return rc;
+}
+
+/* ---- errors -------------------------------------------------------------------- */
+
+/* The most specific OpenSSL reason queued, e.g. "no start line". */
+static const char *ssl_reason(void)
+{
+    unsigned long e, last = 0;
+    while ((e = ERR_get_error()) != 0)
+        last = e;
+    const char *r = last ? ERR_reason_error_string(last) : NULL;
+    return r ? r : "unknown error";
+}
+
+/* ---- server contexts ------------------------------------------------------------ */
+
+static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)s, (void)arg;
+    for (unsigned i = 0; i < inlen;) {
+        unsigned len = in[i];
+        if (i + 1 + len > inlen)
+            break;
+        if (len == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+            *out = in + i + 1;
+            *outlen = 8;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + len;
+    }
+    return SSL_TLSEXT_ERR_NOACK; /* e.g. only h2 offered: go on without ALPN, as HTTP/1.1 */
+}
+
+static SSL_CTX *server_ctx_new(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        return NULL;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    /* Resumption by tickets only: no per-process session cache to bound. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    return ctx;
+}
+
+/* Normalise a name from a certificate; NULL if it is not a usable DNS name. */
+static char *cert_name(const unsigned char *p, int len)
+{
+    if (len <= 0 || len > LIMIT_HOST_LEN)
+        return NULL;
+    char *s = malloc((size_t)len + 1);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < len; i++)
+        s[i] = (char)tolower(p[i]);
+    s[len] = '\0';
+    if (len > 1 && s[len - 1] == '.')
+        s[len - 1] = '\0';
+    if (!route_host_valid(s)) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The DNS names in the leaf's subjectAltName. */
+static int cert_names(struct tls_cert *tc, X509 *leaf)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+    if (!gens)
+        return 0;
+    int n = sk_GENERAL_NAME_num(gens);
+    tc->names = calloc(n > 0 ? (size_t)n : 1, sizeof *tc->names);
+    if (!tc->names) {
+        GENERAL_NAMES_free(gens);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_DNS)
+            continue;
+        char *name =
+            cert_name(ASN1_STRING_get0_data(g->d.dNSName), ASN1_STRING_length(g->d.dNSName));
+        if (name)
+            tc->names[tc->nnames++] = name;
+    }
+    GENERAL_NAMES_free(gens);
+    return 0;
+}
+
+static int load_cert(struct tls_cert *tc, const struct tls_cert_spec *sp, char *err, size_t errlen)
+{
+    ERR_clear_error();
+    tc->ctx = server_ctx_new();
+    if (!tc->ctx) {
+        snprintf(err, errlen, "tls.certs: cannot set up TLS: %s", ssl_reason());
+        return -1;
+    }
+    if (SSL_CTX_use_certificate_chain_file(tc->ctx, sp->cert_path) != 1) {
+        snprintf(err, errlen, "tls.certs: cannot load certificate %s: %s", sp->cert_path,
+                 ssl_reason());
+        return -1;
+    }
+    /* OpenSSL reports a key that does not fit the certificate while loading it. */
+    bool fits = SSL_CTX_use_PrivateKey_file(tc->ctx, sp->key_path, SSL_FILETYPE_PEM) == 1;
+    if (!fits && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
+        snprintf(err, errlen, "tls.certs: cannot load private key %s: %s", sp->key_path,
+                 ssl_reason());
+        return -1;
+    }
+    if (!fits || SSL_CTX_check_private_key(tc->ctx) != 1) {
+        snprintf(err, errlen, "tls.certs: private key %s does not match certificate %s",
+                 sp->key_path, sp->cert_path);
+        return -1;
+    }
+    X509 *leaf = SSL_CTX_get0_certificate(tc->ctx);
+    if (cert_names(tc, leaf) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (tc->nnames == 0) {
+        snprintf(err, errlen, "tls.certs: certificate %s has no DNS names in its subjectAltName",
+                 sp->cert_path);
+        return -1;
+    }
+    /* Sessions resume only under the certificate that created them. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (X509_digest(leaf, EVP_sha256(), md, &mdlen) != 1 ||
+        SSL_CTX_set_session_id_context(
+            tc->ctx, md, mdlen > SSL_MAX_SID_CTX_LENGTH ? SSL_MAX_SID_CTX_LENGTH : mdlen) != 1) {
+        snprintf(err, errlen, "tls.certs: %s", ssl_reason());
+        return -1;
+    }
+    return 0;
+}
+
+/* Pick the certificate by the SNI in the ClientHello, before OpenSSL
+ * looks at certificates or session tickets. */
+static int client_hello_cb(SSL *s, int *al, void *arg)
+{
+    struct tls_store *st = arg;
+    const unsigned char *p;
+    size_t len;
+    struct tls_cert *tc = NULL;
+    if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) == 1) {
+        /* server_name_list: u16 length, then entries of u8 type, u16 length, name */
+        if (len < 5 || (size_t)((p[0] << 8) | p[1]) != len - 2 ||
+            p[2] != TLSEXT_NAMETYPE_host_name) {
+            *al = SSL_AD_DECODE_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        size_t nlen = (size_t)((p[3] << 8) | p[4]);
+        if (nlen == 0 || nlen > len - 5) {
+            *al = SSL_AD_DECODE_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        char host[LIMIT_HOST_LEN + 2];
+        if (nlen <= LIMIT_HOST_LEN + 1) {
+            size_t n = 0;
+            bool ok = true;
+            for (size_t i = 0; i < nlen; i++) {
+                unsigned char ch = p[5 + i];
+                if (!(isalnum(ch) || ch == '-' || ch == '.' || ch == '_'))
+                    ok = false;
+                host[n++] = (char)tolower(ch);
+            }
+            if (n > 1 && host[n - 1] == '.')
+                n--;
+            host[n] = '\0';
+            if (ok && n <= LIMIT_HOST_LEN)
+                tc = route_table_lookup(st->names, host, n);
+        }
+    }
+    if (!tc)
+        tc = st->fallback;
+    if (!tc) {
+        *al = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    if (SSL_set_SSL_CTX(s, tc->ctx) != tc->ctx) {
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void store_free(struct tls_store *s)
+{
+    for (size_t i = 0; i < s->ncerts; i++) {
+        SSL_CTX_free(s->certs[i].ctx);
+        for (size_t j = 0; j < s->certs[i].nnames; j++)
+            free(s->certs[i].names[j]);
+        free(s->certs[i].names);
+    }
+    free(s->certs);
+    if (s->names)
+        route_table_free(s->names);
+    SSL_CTX_free(s->front);
+    free(s);
+}
+
+struct tls_store *tls_store_new(const struct tls_cert_spec *specs, size_t n,
+                                const char *default_name, size_t *bad, char *err, size_t errlen)
+{
+    *bad = n;
+    pthread_once(&once, init_once);
+    if (store_index < 0) {
+        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        return NULL;
+    }
+    struct tls_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->certs = calloc(n ? n : 1, sizeof *s->certs))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    for (; s->ncerts < n; s->ncerts++)
+        if (load_cert(&s->certs[s->ncerts], &specs[s->ncerts], err, errlen) < 0) {
+            *bad = s->ncerts;
+            s->ncerts++; /* free what was half loaded */
+            store_free(s);
+            return NULL;
+        }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += s->certs[i].nnames;
+    s->names = route_table_new(total);
+    if (!s->names)
+        goto oom;
+    /* A name in two certificates is served by the first one listed. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < s->certs[i].nnames; j++) {
+            void *prev;
+            int rc = route_table_add(s->names, s->certs[i].names[j], &s->certs[i], &prev);
+            if (rc == -ENOMEM)
+                goto oom;
+            if (rc == 0)
+                s->nnames++;
+        }
+    if (default_name) {
+        char host[LIMIT_HOST_LEN + 8];
+        int hl = route_host_normalize(default_name, strlen(default_name), host, sizeof host);
+        s->fallback = hl > 0 ? route_table_lookup(s->names, host, (size_t)hl) : NULL;
+        if (!s->fallback) {
+            snprintf(err, errlen, "tls.default_cert: no certificate in tls.certs names \"%s\"",
+                     default_name);
+            store_free(s);
+            return NULL;
+        }
+    }
+    ERR_clear_error();
+    s->front = server_ctx_new();
+    if (!s->front ||
+        SSL_CTX_set_session_id_context(s->front, (const unsigned char *)"portico", 7) != 1) {
+        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        store_free(s);
+        return NULL;
+    }
+    SSL_CTX_set_client_hello_cb(s->front, client_hello_cb, s);
+    return s;
+oom:
+    snprintf(err, errlen, "out of memory");
+    store_free(s);
+    return NULL;
+}
+
+struct tls_store *tls_store_ref(struct tls_store *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void tls_store_unref(struct tls_store *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        store_free(s);
+}
+
+SSL *tls_store_new_ssl(struct tls_store *s)
+{
+    SSL *ssl = SSL_new(s->front);
+    if (!ssl)
+        return NULL;
+    if (SSL_set_ex_data(ssl, store_index, tls_store_ref(s)) != 1) {
+        tls_store_unref(s);
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+size_t tls_store_names(const struct tls_store *s)
+{
+    return s->nnames;
+}
+
+/* ---- client contexts -------------------------------------------------------------- */
+
+SSL_CTX *tls_client_ctx_new(const char *ca_file, bool insecure, char *err, size_t errlen)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    if (insecure) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        return ctx;
+    }
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        snprintf(err, errlen, "cannot load CA certificates%s%s: %s", ca_file ? " from " : "",
+                 ca_file ? ca_file : "", ssl_reason());
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
+void tls_client_ctx_free(SSL_CTX *ctx)
+{
+    SSL_CTX_free(ctx);
+}
+
+const char *tls_version(const SSL *ssl)
+{
+    return ssl ? SSL_get_version(ssl) : "-";
+}
