@@ -871,10 +871,22 @@ static int parse_tcp(struct parser *p, struct config_service *svc, const yaml_no
 static int parse_service(struct parser *p, struct config_service *svc, const yaml_node_t *k,
                          const yaml_node_t *v)
 {
-    static const char *const names[] = {"hosts",   "upstream",           "routes",
-                                        "headers", "connect_timeout",    "timeout",
-                                        "tcp",     "send_proxy_protocol"};
-    enum { S_HOSTS, S_UPSTREAM, S_ROUTES, S_HEADERS, S_CONNECT, S_TIMEOUT, S_TCP, S_SENDPP, S_N };
+    static const char *const names[] = {
+        "hosts",           "upstream", "routes", "headers",
+        "connect_timeout", "timeout",  "tcp",    "send_proxy_protocol",
+        "passthrough"};
+    enum {
+        S_HOSTS,
+        S_UPSTREAM,
+        S_ROUTES,
+        S_HEADERS,
+        S_CONNECT,
+        S_TIMEOUT,
+        S_TCP,
+        S_SENDPP,
+        S_PASSTHROUGH,
+        S_N
+    };
     yaml_node_t *vals[S_N] = {0};
     char what[LIMIT_SERVICE_NAME + 64], where[LIMIT_SERVICE_NAME + 32];
     const char *name = scalar(k);
@@ -924,6 +936,13 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         case S_TCP:
             rc = parse_tcp(p, svc, val, what);
             break;
+        case S_PASSTHROUGH:
+            svc->passthrough = calloc(1, sizeof *svc->passthrough);
+            if (!svc->passthrough)
+                return fail_oom(p);
+            rc = parse_addr_node(p, val, what, svc->passthrough);
+            p->c->npassthrough++;
+            break;
         case S_SENDPP: {
             const char *v1;
             if (want_string(p, val, what, &v1) < 0)
@@ -940,9 +959,20 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         if (rc < 0)
             return -1;
     }
-    if (!svc->upstream && !svc->tcp)
-        return fail(p, k, "service \"%s\" has no upstream (or tcp forwarder)", name);
-    if (!svc->upstream) {
+    if (svc->passthrough &&
+        (vals[S_UPSTREAM] || vals[S_ROUTES] || vals[S_HEADERS] || vals[S_TIMEOUT])) {
+        const yaml_node_t *http_key = vals[S_UPSTREAM]  ? vals[S_UPSTREAM]
+                                      : vals[S_ROUTES]  ? vals[S_ROUTES]
+                                      : vals[S_HEADERS] ? vals[S_HEADERS]
+                                                        : vals[S_TIMEOUT];
+        return fail(p, http_key,
+                    "service \"%s\" passes TLS through, so it cannot have HTTP settings "
+                    "(upstream, routes, headers, timeout): portico never sees its requests",
+                    name);
+    }
+    if (!svc->upstream && !svc->tcp && !svc->passthrough)
+        return fail(p, k, "service \"%s\" has no upstream, passthrough or tcp forwarder", name);
+    if (!svc->upstream && !svc->passthrough) {
         const yaml_node_t *http_key = vals[S_HOSTS]    ? vals[S_HOSTS]
                                       : vals[S_ROUTES] ? vals[S_ROUTES]
                                                        : vals[S_HEADERS];
@@ -1206,8 +1236,16 @@ static int load_tls(struct parser *p)
     bool wanted = false;
     for (size_t i = 0; i < c->nlistens; i++)
         wanted = wanted || c->listens[i].tls;
-    if (!wanted)
+    if (!wanted) {
+        for (size_t i = 0; i < c->nservices; i++)
+            if (c->services[i].passthrough)
+                return failat(p, (size_t)c->services[i].line,
+                              "service \"%s\" passes TLS through, but no listener has tls: true",
+                              c->services[i].name);
         return 0;
+    }
+    if (!c->ntls_certs && c->npassthrough)
+        return 0; /* passthrough only: unknown names are refused */
     if (!c->ntls_certs)
         return failat(p, 0, "a listener has tls: true but no tls.certs are configured");
     struct tls_cert_spec *specs = calloc(c->ntls_certs, sizeof *specs);
@@ -1394,6 +1432,7 @@ static void config_free(struct config *c)
         }
         free(s->headers);
         free(s->tcp);
+        free(s->passthrough);
     }
     free(c->services);
     free(c->tcp_services);

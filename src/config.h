@@ -79,8 +79,11 @@ struct config_service {
     struct config_header *headers; /* extra request headers, in file order */
     size_t nheaders;
     uint32_t connect_timeout_ms;
-    uint32_t timeout_ms;     /* response (and upstream read) timeout -> 504 */
-    struct config_tcp *tcp;  /* NULL unless the service has "tcp:"; owned */
+    uint32_t timeout_ms;    /* response (and upstream read) timeout -> 504 */
+    struct config_tcp *tcp; /* NULL unless the service has "tcp:"; owned */
+    /* "passthrough:": TLS for the service's hosts goes here untouched, chosen
+     * by SNI on the TLS listeners; NULL otherwise; owned. */
+    struct config_addr *passthrough;
     int send_proxy_protocol; /* 0, or 1 / 2: a PROXY v1 / v2 header opens each upstream connection
                               */
     size_t metrics_slot;     /* stable across reloads; see metrics.h */
@@ -121,6 +124,7 @@ struct config {
      * process opens are listens[] followed by these services' tcp.listen. */
     const struct config_service **tcp_services;
     size_t ntcp;
+    size_t npassthrough; /* services with "passthrough:" */
     struct config_tls_cert *tls_certs;
     size_t ntls_certs;
     char *tls_default;     /* "tls.default_cert": a name served for clients without a known SNI */

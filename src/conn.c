@@ -13,18 +13,24 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "limits.h"
 #include "config.h"
 #include "http1.h"
 #include "listener.h"
 #include "metrics.h"
 #include "proxy.h"
 #include "proxyproto.h"
+#include "route.h"
+#include "sni.h"
+#include "tcp.h"
+#include "tls.h"
 #include "worker.h"
 
 #define LINGER_MS 2000 /* how long a closing connection drains unread input */
 
 static void read_heads(struct conn *c);
 static void handshake(struct conn *c);
+static void begin_tls(struct conn *c);
 
 static uint64_t now_ms(const struct conn *c)
 {
@@ -47,9 +53,11 @@ void conn_close(struct conn *c)
     c->dead = true;
     if (c->ex)
         proxy_release(c->ex); /* the connection dies under its exchange (shutdown) */
-    loop_io_del(w->loop, &c->io);
-    close(c->io.fd);
-    c->io.fd = -1;
+    if (c->io.fd >= 0) {
+        loop_io_del(w->loop, &c->io);
+        close(c->io.fd);
+        c->io.fd = -1;
+    }
     if (c->ssl) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -68,6 +76,8 @@ void conn_close(struct conn *c)
     c->next = w->dead_conns;
     w->dead_conns = c;
     c->prev = NULL;
+    if (c->handed_off)
+        return; /* counted as open until its forwarder closes */
     metrics_conn_close(&w->metrics);
     worker_conn_closed(w);
 }
@@ -333,6 +343,7 @@ static void on_timer(struct loop *l, struct loop_timer *t)
         conn_close(c); /* keep-alive expired */
         return;
     case CONN_PROXY:
+    case CONN_SNI:
     case CONN_TLS:
         conn_close(c); /* no PROXY header or handshake within header_timeout */
         return;
@@ -377,11 +388,87 @@ static void read_proxy_header(struct conn *c)
         c->peer = pp.src;
         c->local = pp.dst;
     }
-    c->state = c->ssl ? CONN_TLS : CONN_HEAD;
-    if (c->ssl)
-        handshake(c);
-    else
+    if (c->tls)
+        begin_tls(c);
+    else {
+        c->state = CONN_HEAD;
         read_heads(c);
+    }
+}
+
+/* Start the TLS session with the certificate store of the current
+ * configuration. */
+static void start_tls(struct conn *c)
+{
+    struct tls_store *store = c->w->cfg->tls;
+    c->ssl = store ? tls_store_new_ssl(store) : NULL;
+    if (!c->ssl || SSL_set_fd(c->ssl, c->io.fd) != 1) {
+        /* No certificates (a passthrough-only setup): the name matched no
+         * passthrough service, so nobody can serve it. */
+        metrics_tls_handshake(&c->w->metrics, false);
+        conn_close(c);
+        return;
+    }
+    c->state = CONN_TLS;
+    handshake(c);
+}
+
+/* Hand the socket, its ClientHello still unread, to a forwarder. */
+static void pass_through(struct conn *c, const struct config_service *svc)
+{
+    struct worker *w = c->w;
+    int fd = c->io.fd;
+    loop_io_del(w->loop, &c->io);
+    c->io.fd = -1;
+    c->handed_off = tcp_passthrough(w, fd, &c->peer, c->addr, &c->local, svc) == 0;
+    conn_close(c);
+}
+
+/* With passthrough services configured, the ClientHello is peeked at (it
+ * stays in the socket, for OpenSSL or for the passthrough upstream) until
+ * its server name is known. A ClientHello that is malformed or larger than
+ * LIMIT_CLIENT_HELLO_BYTES closes the connection. */
+static void read_client_hello(struct conn *c)
+{
+    static __thread uint8_t hello[LIMIT_CLIENT_HELLO_BYTES + 1024];
+    if (!c->readable)
+        return;
+    size_t cap = sni_peek_max() < sizeof hello ? sni_peek_max() : sizeof hello;
+    ssize_t n = recv(c->io.fd, hello, cap, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        c->readable = false;
+        return;
+    }
+    if (n <= 0) {
+        conn_close(c);
+        return;
+    }
+    char name[LIMIT_HOST_LEN + 8];
+    enum sni_result r = sni_parse(hello, (size_t)n, name, sizeof name);
+    if (r == SNI_MORE) {
+        c->readable = false; /* the next bytes raise a new edge */
+        return;
+    }
+    if (r == SNI_BAD) {
+        metrics_tls_handshake(&c->w->metrics, false);
+        conn_close(c);
+        return;
+    }
+    const struct config_service *svc =
+        r == SNI_FOUND ? route_table_lookup(c->w->cfg->routes, name, strlen(name)) : NULL;
+    if (svc && svc->passthrough)
+        pass_through(c, svc);
+    else
+        start_tls(c);
+}
+
+static void begin_tls(struct conn *c)
+{
+    if (c->w->cfg->npassthrough) {
+        c->state = CONN_SNI;
+        read_client_hello(c);
+    } else
+        start_tls(c);
 }
 
 /* Drive the TLS handshake; on success the connection reads request heads. */
@@ -429,6 +516,9 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
     case CONN_PROXY:
         read_proxy_header(c);
         return;
+    case CONN_SNI:
+        begin_tls(c);
+        return;
     case CONN_TLS:
         handshake(c);
         return;
@@ -439,19 +529,17 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
 }
 
 int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
-                struct ssl_st *ssl, bool proxy_protocol)
+                bool tls, bool proxy_protocol)
 {
     struct conn *c = calloc(1, sizeof *c);
-    if (!c || (ssl && SSL_set_fd(ssl, fd) != 1)) {
-        free(c);
-        if (ssl)
-            SSL_free(ssl);
+    if (!c) {
         close(fd);
         return -1;
     }
     c->w = w;
-    c->ssl = ssl;
-    c->state = proxy_protocol ? CONN_PROXY : ssl ? CONN_TLS : CONN_HEAD;
+    c->tls = tls;
+    /* CONN_SNI waits for the first bytes; begin_tls decides on them. */
+    c->state = proxy_protocol ? CONN_PROXY : tls ? CONN_SNI : CONN_HEAD;
     c->writable = true;
     listener_format_peer(sa, salen, c->addr, sizeof c->addr);
     memcpy(&c->peer, sa, salen < sizeof c->peer ? salen : sizeof c->peer);
@@ -465,8 +553,6 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     loop_timer_init(&c->timer, on_timer);
     loop_task_init(&c->task, on_task);
     if (loop_io_add(w->loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0) {
-        if (ssl)
-            SSL_free(ssl);
         close(fd);
         free(c);
         return -1;

@@ -23,6 +23,7 @@ struct ssl_st;
 
 enum conn_state {
     CONN_PROXY,    /* waiting for the PROXY protocol header */
+    CONN_SNI,      /* TLS listener with passthrough services: reading the ClientHello */
     CONN_TLS,      /* TLS handshake in progress */
     CONN_HEAD,     /* waiting for (the rest of) a request head */
     CONN_EXCHANGE, /* an exchange owns the connection */
@@ -35,8 +36,10 @@ struct conn {
     struct conn *prev, *next; /* worker's list */
     enum conn_state state;
     bool readable, writable, eof, dead;
-    bool closing;   /* close once the current response is written */
-    struct buf *in; /* client -> portico bytes; owned; NULL while idle */
+    bool closing;    /* close once the current response is written */
+    bool tls;        /* accepted on a TLS listener */
+    bool handed_off; /* the socket now belongs to a passthrough forwarder */
+    struct buf *in;  /* client -> portico bytes; owned; NULL while idle */
     size_t head_scan;
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
     struct loop_task task;   /* resume parsing (pipelining) outside the current call */
@@ -50,13 +53,14 @@ struct conn {
     struct sockaddr_storage peer, local;
 };
 
-/* Take over an accepted socket (closed on failure). ssl, when not NULL, is
- * a server-side TLS session for it whose handshake has not started; the
- * connection owns it from here on. proxy_protocol: a PROXY v1/v2 header
- * must come first, and its source address becomes the client's. 0, or -1
- * when out of memory. */
+/* Take over an accepted socket (closed on failure). tls: accepted on a TLS
+ * listener; its ClientHello either names a passthrough service (the
+ * socket goes to a forwarder) or starts a TLS session with the
+ * certificate for its name. proxy_protocol: a PROXY v1/v2 header must come
+ * first, and its source address becomes the client's. 0, or -1 when out of
+ * memory. */
 int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
-                struct ssl_st *ssl, bool proxy_protocol);
+                bool tls, bool proxy_protocol);
 
 /* Called by the exchange when it is done with the connection. keep_alive
  * false closes it (politely if input may be pending). */

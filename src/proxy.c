@@ -427,6 +427,8 @@ void proxy_start(struct exchange *ex)
         return;
     }
     ex->svc = hl > 0 ? route_table_lookup(ex->cfg->routes, host, (size_t)hl) : NULL;
+    if (ex->svc && ex->svc->passthrough)
+        ex->svc = NULL; /* its names are TLS passthrough only; no HTTP upstream to ask */
     if (!ex->svc) {
         buf_consume(c->in, req->head_len);
         proxy_respond_local(ex, 404, "not found: no service for this host", false);

@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -43,6 +44,8 @@ struct tcp_fwd {
     struct tcp_fwd *prev, *next;
     struct config *cfg; /* reference: svc lives in it */
     const struct config_service *svc;
+    const struct config_addr *ua; /* svc's tcp.upstream or passthrough */
+    bool passthrough;
     struct tcp_dir up, down; /* client -> upstream, upstream -> client */
     struct loop_timer timer;
     uint64_t last_activity;
@@ -87,7 +90,7 @@ void tcp_close(struct tcp_fwd *t)
             .service = t->svc->name,
             .client = t->addr,
             .user = "-",
-            .method = "TCP",
+            .method = t->passthrough ? "TLS" : "TCP",
             .path = "-",
             .path_len = 1,
             .status = t->status,
@@ -195,8 +198,8 @@ static void run(struct tcp_fwd *t)
             soerr = errno;
         if (soerr) {
             metrics_count_connect_error(&w->metrics, t->svc->metrics_slot);
-            log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", t->svc->name,
-                    t->svc->tcp->upstream.text, strerror(soerr));
+            log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", t->svc->name, t->ua->text,
+                    strerror(soerr));
             t->status = 502;
             tcp_close(t);
             return;
@@ -250,8 +253,7 @@ static void on_timer(struct loop *l, struct loop_timer *tm)
     struct worker *w = t->w;
     if (t->connecting) {
         metrics_count_timeout(&w->metrics, t->svc->metrics_slot);
-        log_msg(LOG_WARN, "service %s: connect to %s timed out", t->svc->name,
-                t->svc->tcp->upstream.text);
+        log_msg(LOG_WARN, "service %s: connect to %s timed out", t->svc->name, t->ua->text);
         t->status = 504;
         tcp_close(t);
         return;
@@ -265,8 +267,11 @@ static void on_timer(struct loop *l, struct loop_timer *tm)
     tcp_close(t);
 }
 
-int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
-               const struct config_service *svc)
+/* Set up a forwarder for client socket fd toward ua. counted: the
+ * connection already counts in the worker's totals (handed over by conn). */
+static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
+                 const struct sockaddr_storage *local, const struct config_service *svc,
+                 const struct config_addr *ua, bool passthrough)
 {
     struct tcp_fwd *t = calloc(1, sizeof *t);
     if (!t) {
@@ -275,22 +280,18 @@ int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, sock
     }
     t->w = w;
     t->svc = svc;
+    t->ua = ua;
+    t->passthrough = passthrough;
     t->start_us = now_us();
     t->c.t = t->u.t = t;
     t->c.io.fd = t->u.io.fd = -1;
     t->up.pipe[0] = t->up.pipe[1] = t->down.pipe[0] = t->down.pipe[1] = -1;
-    listener_format_peer(sa, salen, t->addr, sizeof t->addr);
+    snprintf(t->addr, sizeof t->addr, "%s", addr);
     loop_timer_init(&t->timer, on_timer);
-    if (svc->send_proxy_protocol) {
-        struct sockaddr_storage local;
-        socklen_t llen = sizeof local;
-        if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
-            memset(&local, 0, sizeof local);
+    if (svc->send_proxy_protocol)
         t->pp_len = svc->send_proxy_protocol == 1
-                        ? proxyproto_build_v1(sa, &local, t->pp, sizeof t->pp)
-                        : proxyproto_build_v2(sa, &local, t->pp, sizeof t->pp);
-    }
-    const struct config_addr *ua = &svc->tcp->upstream;
+                        ? proxyproto_build_v1(peer, local, t->pp, sizeof t->pp)
+                        : proxyproto_build_v2(peer, local, t->pp, sizeof t->pp);
     int ufd = -1;
     if (pipe2(t->up.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
         pipe2(t->down.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
@@ -324,8 +325,10 @@ int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, sock
     if (t->next)
         t->next->prev = t;
     w->tcps = t;
-    w->nconns++;
-    metrics_conn_open(&w->metrics);
+    if (!passthrough) {
+        w->nconns++;
+        metrics_conn_open(&w->metrics);
+    }
     t->last_activity = loop_now_ms(w->loop);
     arm(t);
     return 0;
@@ -339,6 +342,24 @@ fail:
     close_fd(&t->down.pipe[1]);
     free(t);
     return -1;
+}
+
+int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
+               const struct config_service *svc)
+{
+    char addr[64];
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof local;
+    listener_format_peer(sa, salen, addr, sizeof addr);
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+        memset(&local, 0, sizeof local);
+    return start(w, fd, sa, addr, &local, svc, &svc->tcp->upstream, false);
+}
+
+int tcp_passthrough(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
+                    const struct sockaddr_storage *local, const struct config_service *svc)
+{
+    return start(w, fd, peer, addr, local, svc, svc->passthrough, true);
 }
 
 void tcp_close_all(struct worker *w)

@@ -19,6 +19,15 @@ struct tcp_fwd;
 int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
                const struct config_service *svc);
 
+/* Take over a client connection on a TLS listener whose ClientHello named
+ * svc, a passthrough service. The ClientHello must still be unread in the
+ * socket: it goes to the upstream with everything after it. peer and addr
+ * are the client's address (after any PROXY header) and local the address
+ * it connected to. The connection keeps the place it already has in the
+ * worker's connection count. 0, or -1 (fd closed) on failure. */
+int tcp_passthrough(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
+                    const struct sockaddr_storage *local, const struct config_service *svc);
+
 /* Close a forwarder now. */
 void tcp_close(struct tcp_fwd *t);
 /* Close every forwarder of w (shutdown timeout, worker exit). */

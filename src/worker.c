@@ -9,14 +9,12 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <openssl/ssl.h>
 
 #include "config.h"
 #include "conn.h"
 #include "listener.h"
 #include "proxy.h"
 #include "tcp.h"
-#include "tls.h"
 #include "upstream.h"
 
 #define ACCEPT_RETRY_MS 100 /* how often a worker at max_connections looks again */
@@ -132,17 +130,10 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         }
         __atomic_add_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
         size_t idx = (size_t)(wl - w->wls);
-        int rc;
-        if (idx < w->cfg->nlistens) {
-            const struct config_listen *cl = &w->cfg->listens[idx];
-            SSL *ssl = NULL;
-            if (cl->tls && !(ssl = tls_store_new_ssl(w->cfg->tls))) {
-                close(fd);
-                rc = -1;
-            } else
-                rc = conn_accept(w, fd, &sa, salen, ssl, cl->proxy_protocol);
-        } else
-            rc = tcp_accept(w, fd, &sa, salen, w->cfg->tcp_services[idx - w->cfg->nlistens]);
+        int rc = idx < w->cfg->nlistens
+                     ? conn_accept(w, fd, &sa, salen, w->cfg->listens[idx].tls,
+                                   w->cfg->listens[idx].proxy_protocol)
+                     : tcp_accept(w, fd, &sa, salen, w->cfg->tcp_services[idx - w->cfg->nlistens]);
         if (rc < 0)
             __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
     }

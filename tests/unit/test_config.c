@@ -466,7 +466,7 @@ static void test_config_service_without_hosts_needs_domain(void **state)
 static void test_config_service_without_upstream(void **state)
 {
     expect_error(LISTEN "services:\n  x:\n    hosts: [x.example.com]\n",
-                 "portico.yaml:4: service \"x\" has no upstream (or tcp forwarder)");
+                 "portico.yaml:4: service \"x\" has no upstream, passthrough or tcp forwarder");
 }
 
 static void test_config_service_name_must_be_dns_label(void **state)
