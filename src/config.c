@@ -26,7 +26,7 @@
 #include "tls.h"
 
 #define ADDR_HELP     "(use host:port, [v6]:port or unix:/path)"
-#define UPSTREAM_HELP "(use http://host:port or unix:/path)"
+#define UPSTREAM_HELP "(use http://host:port, https://host:port or unix:/path)"
 #define DURATION_HELP "(use 250ms, 5s, 2m or 1h)"
 #define SHOW_MAX      80 /* bytes of user text quoted in a message */
 
@@ -44,6 +44,11 @@ struct parser {
     char shown[4][SHOW_MAX + 8];
     unsigned nshown;
     int tls_line, tls_default_line; /* where "tls:" and its default_cert are */
+    /* The service being parsed: its https:// upstreams are verified with these. */
+    const char *svc_tls_ca;
+    const yaml_node_t *svc_tls_ca_node;
+    bool svc_tls_insecure;
+    bool svc_has_https;
 };
 
 /* ---- messages --------------------------------------------------------------- */
@@ -549,13 +554,50 @@ static int map_collect(struct parser *p, const yaml_node_t *map, const char *con
 
 /* ---- upstreams ----------------------------------------------------------------- */
 
+/* The client context for the current service's https:// upstreams:
+ * one per distinct (tls_ca, tls_insecure_skip_verify), loaded once. */
+static struct ssl_ctx_st *client_ctx(struct parser *p)
+{
+    struct config *c = p->c;
+    const char *ca = p->svc_tls_insecure ? NULL : p->svc_tls_ca;
+    for (size_t i = 0; i < c->ntls_clients; i++) {
+        struct config_tls_client *tc = &c->tls_clients[i];
+        if (tc->insecure == p->svc_tls_insecure &&
+            (tc->ca == ca || (tc->ca && ca && strcmp(tc->ca, ca) == 0)))
+            return tc->ctx;
+    }
+    struct config_tls_client *grown =
+        realloc(c->tls_clients, (c->ntls_clients + 1) * sizeof *c->tls_clients);
+    if (!grown) {
+        fail_oom(p);
+        return NULL;
+    }
+    c->tls_clients = grown;
+    struct config_tls_client *tc = &c->tls_clients[c->ntls_clients];
+    char msg[600];
+    tc->ctx = tls_client_ctx_new(ca, p->svc_tls_insecure, msg, sizeof msg);
+    if (!tc->ctx) {
+        fail(p, ca ? p->svc_tls_ca_node : NULL, "%s%s", ca ? "tls_ca: " : "", msg);
+        return NULL;
+    }
+    tc->ca = ca ? strdup(ca) : NULL;
+    tc->insecure = p->svc_tls_insecure;
+    c->ntls_clients++;
+    if (ca && !tc->ca) {
+        fail_oom(p);
+        return NULL;
+    }
+    return tc->ctx;
+}
+
 static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
                           const struct config_upstream **out)
 {
     struct config *c = p->c;
     const char *s;
-    char key[NI_MAXHOST + NI_MAXSERV + 16];
+    char key[NI_MAXHOST + NI_MAXSERV + 4200];
     char msg[512];
+    char tls_name[sizeof((struct config_addr *)0)->text] = "";
     struct config_addr addr;
     enum upstream_kind kind;
 
@@ -566,9 +608,10 @@ static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *wh
         if (config_parse_addr(s, &addr, msg, sizeof msg) < 0)
             return fail(p, n, "%s: %s", what, msg);
         snprintf(key, sizeof key, "%s", s);
-    } else if (strncmp(s, "http://", 7) == 0) {
-        kind = UPSTREAM_HTTP;
-        const char *auth = s + 7;
+    } else if (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) {
+        kind = s[4] == 's' ? UPSTREAM_HTTPS : UPSTREAM_HTTP;
+        const char *scheme = kind == UPSTREAM_HTTPS ? "https" : "http";
+        const char *auth = s + strlen(scheme) + 3;
         size_t alen = strcspn(auth, "/");
         if (auth[alen] == '/' && auth[alen + 1] != '\0')
             return fail(p, n,
@@ -582,7 +625,15 @@ static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *wh
         if (alen == 0 || alen + 4 >= sizeof hostport || strcspn(auth, "@?#") < alen ||
             (auth[0] == '[' && !close))
             return fail(p, n, "%s: invalid upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
-        snprintf(hostport, sizeof hostport, "%.*s%s", (int)alen, auth, has_port ? "" : ":80");
+        snprintf(hostport, sizeof hostport, "%.*s%s", (int)alen, auth,
+                 has_port                 ? ""
+                 : kind == UPSTREAM_HTTPS ? ":443"
+                                          : ":80");
+        /* The name for SNI and certificate checks: the host as written. */
+        size_t hlen = auth[0] == '[' ? (size_t)(close - auth - 1)
+                      : has_port     ? (size_t)(portsep - auth)
+                                     : alen;
+        snprintf(tls_name, sizeof tls_name, "%.*s", (int)hlen, auth[0] == '[' ? auth + 1 : auth);
         if (strlen(s) >= sizeof addr.text)
             return fail(p, n, "%s: upstream \"%s\" is too long", what, show(p, s));
         if (config_parse_addr(hostport, &addr, msg, sizeof msg) < 0)
@@ -592,10 +643,18 @@ static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *wh
         if (getnameinfo((const struct sockaddr *)&addr.sa, addr.salen, numhost, sizeof numhost,
                         numport, sizeof numport, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
             return fail(p, n, "%s: invalid upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
-        if (addr.sa.ss_family == AF_INET6)
-            snprintf(key, sizeof key, "http://[%s]:%s", numhost, numport);
-        else
-            snprintf(key, sizeof key, "http://%s:%s", numhost, numport);
+        int kl = addr.sa.ss_family == AF_INET6
+                     ? snprintf(key, sizeof key, "%s://[%s]:%s", scheme, numhost, numport)
+                     : snprintf(key, sizeof key, "%s://%s:%s", scheme, numhost, numport);
+        /* Services that verify differently must not share connections. */
+        if (kind == UPSTREAM_HTTPS &&
+            snprintf(key + kl, sizeof key - (size_t)kl, " name=%s%s%s", tls_name,
+                     p->svc_tls_insecure ? " insecure"
+                     : p->svc_tls_ca     ? " ca="
+                                         : "",
+                     !p->svc_tls_insecure && p->svc_tls_ca ? p->svc_tls_ca : "") >=
+                (int)(sizeof key - (size_t)kl))
+            return fail(p, n, "%s: upstream \"%s\" is too long", what, show(p, s));
     } else {
         return fail(p, n, "%s: unsupported upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
     }
@@ -622,6 +681,14 @@ static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *wh
     u->kind = kind;
     u->addr = addr;
     u->idx = c->nupstreams++;
+    if (kind == UPSTREAM_HTTPS) {
+        p->svc_has_https = true;
+        u->tls_name = strdup(tls_name);
+        if (!u->tls_name)
+            return fail_oom(p);
+        if (!(u->tls_ctx = client_ctx(p)))
+            return -1;
+    }
     *out = u;
     return 0;
 }
@@ -871,10 +938,17 @@ static int parse_tcp(struct parser *p, struct config_service *svc, const yaml_no
 static int parse_service(struct parser *p, struct config_service *svc, const yaml_node_t *k,
                          const yaml_node_t *v)
 {
-    static const char *const names[] = {
-        "hosts",           "upstream", "routes", "headers",
-        "connect_timeout", "timeout",  "tcp",    "send_proxy_protocol",
-        "passthrough"};
+    static const char *const names[] = {"hosts",
+                                        "upstream",
+                                        "routes",
+                                        "headers",
+                                        "connect_timeout",
+                                        "timeout",
+                                        "tcp",
+                                        "send_proxy_protocol",
+                                        "passthrough",
+                                        "tls_ca",
+                                        "tls_insecure_skip_verify"};
     enum {
         S_HOSTS,
         S_UPSTREAM,
@@ -885,6 +959,8 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         S_TCP,
         S_SENDPP,
         S_PASSTHROUGH,
+        S_TLS_CA,
+        S_INSECURE,
         S_N
     };
     yaml_node_t *vals[S_N] = {0};
@@ -906,6 +982,22 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
     snprintf(where, sizeof where, "in service \"%s\"", name);
     if (want_mapping(p, v, what, false) < 0 || map_collect(p, v, names, S_N, vals, where) < 0)
         return -1;
+
+    /* How https:// upstreams are verified is needed before they are read. */
+    p->svc_tls_ca = NULL;
+    p->svc_tls_ca_node = vals[S_TLS_CA];
+    p->svc_tls_insecure = false;
+    p->svc_has_https = false;
+    snprintf(what, sizeof what, "services.%s.tls_ca", name);
+    if (vals[S_TLS_CA] && want_string(p, vals[S_TLS_CA], what, &p->svc_tls_ca) < 0)
+        return -1;
+    snprintf(what, sizeof what, "services.%s.tls_insecure_skip_verify", name);
+    if (vals[S_INSECURE] && want_bool(p, vals[S_INSECURE], what, &p->svc_tls_insecure) < 0)
+        return -1;
+    if (p->svc_tls_ca && p->svc_tls_insecure)
+        return fail(p, vals[S_INSECURE],
+                    "services.%s: tls_ca and tls_insecure_skip_verify: true contradict each other",
+                    name);
 
     /* In file order, so that of two errors the first one is reported. */
     for (yaml_node_pair_t *pair = v->data.mapping.pairs.start; pair < v->data.mapping.pairs.top;
@@ -936,6 +1028,9 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         case S_TCP:
             rc = parse_tcp(p, svc, val, what);
             break;
+        case S_TLS_CA:
+        case S_INSECURE:
+            break; /* read above */
         case S_PASSTHROUGH:
             svc->passthrough = calloc(1, sizeof *svc->passthrough);
             if (!svc->passthrough)
@@ -970,6 +1065,10 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
                     "(upstream, routes, headers, timeout): portico never sees its requests",
                     name);
     }
+    if ((vals[S_TLS_CA] || vals[S_INSECURE]) && !p->svc_has_https)
+        return fail(p, vals[S_TLS_CA] ? vals[S_TLS_CA] : vals[S_INSECURE],
+                    "services.%s: %s applies to https:// upstreams, and the service has none", name,
+                    vals[S_TLS_CA] ? "tls_ca" : "tls_insecure_skip_verify");
     if (!svc->upstream && !svc->tcp && !svc->passthrough)
         return fail(p, k, "service \"%s\" has no upstream, passthrough or tcp forwarder", name);
     if (!svc->upstream && !svc->passthrough) {
@@ -1436,8 +1535,15 @@ static void config_free(struct config *c)
     }
     free(c->services);
     free(c->tcp_services);
-    for (size_t i = 0; i < c->nupstreams; i++)
+    for (size_t i = 0; i < c->nupstreams; i++) {
         free(c->upstreams[i].key);
+        free(c->upstreams[i].tls_name);
+    }
+    for (size_t i = 0; i < c->ntls_clients; i++) {
+        tls_client_ctx_free(c->tls_clients[i].ctx);
+        free(c->tls_clients[i].ca);
+    }
+    free(c->tls_clients);
     free(c->upstreams);
     free(c->listens);
     for (size_t i = 0; i < c->ntls_certs; i++) {

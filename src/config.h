@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct ssl_ctx_st;
+
 /* An address to listen on or connect to. */
 struct config_addr {
     struct sockaddr_storage sa; /* AF_INET, AF_INET6 or AF_UNIX */
@@ -35,8 +37,9 @@ struct config_tls_cert {
 };
 
 enum upstream_kind {
-    UPSTREAM_HTTP, /* http://host:port */
-    UPSTREAM_UNIX, /* unix:/path (HTTP/1.1 over a Unix socket) */
+    UPSTREAM_HTTP,  /* http://host:port */
+    UPSTREAM_HTTPS, /* https://host:port */
+    UPSTREAM_UNIX,  /* unix:/path (HTTP/1.1 over a Unix socket) */
 };
 
 /* An upstream endpoint. Services that name the same endpoint share one
@@ -46,6 +49,18 @@ struct config_upstream {
     struct config_addr addr;
     char *key;  /* canonical identity, e.g. "http://127.0.0.1:3000"; pools are keyed by it */
     size_t idx; /* position in config.upstreams */
+    /* https: the host as written in the URL (SNI and the certificate check)
+     * and the client context (owned by config.tls_clients). */
+    char *tls_name;
+    struct ssl_ctx_st *tls_ctx;
+};
+
+/* A client TLS context for https:// upstreams, shared by every service
+ * that verifies the same way. */
+struct config_tls_client {
+    char *ca; /* tls_ca, or NULL for the system store */
+    bool insecure;
+    struct ssl_ctx_st *ctx; /* owned */
 };
 
 /* A path route inside a service. */
@@ -129,6 +144,8 @@ struct config {
     size_t ntls_certs;
     char *tls_default;     /* "tls.default_cert": a name served for clients without a known SNI */
     struct tls_store *tls; /* certificates loaded from tls_certs; NULL without TLS listeners */
+    struct config_tls_client *tls_clients;
+    size_t ntls_clients;
     bool metrics_enabled;
     struct config_addr metrics_listen;
     struct route_table *routes; /* host -> service */

@@ -71,16 +71,29 @@ static void flow_push(struct flow *f, const void *p, size_t n)
     f->active = true;
 }
 
+/* A peer a flow is written to: the client or an upstream connection. */
+struct sink {
+    struct conn *c;
+    struct upconn *u;
+};
+
+static ssize_t sink_writev(struct sink to, const struct iovec *iov, int n)
+{
+    if (to.u)
+        return upstream_writev(to.u, iov, n);
+    if (to.c)
+        return conn_writev(to.c, iov, n);
+    errno = EBADF;
+    return -1;
+}
+
 /* Write what the flow holds. 1: all written; 0: would block; -errno. */
-/* Write what the flow holds to the client (c) or, when c is NULL, to the
- * upstream socket fd. 1: all written; 0: would block; -errno. */
-static int flow_write(struct conn *c, int fd, struct flow *f, uint64_t *wrote)
+static int flow_write(struct sink to, struct flow *f, uint64_t *wrote)
 {
     while (f->idx < f->niov) {
         unsigned n = f->niov - f->idx;
         /* n <= LIMIT_BODY_IOVS + 6 < IOV_MAX */
-        ssize_t w =
-            c ? conn_writev(c, f->iov + f->idx, (int)n) : writev(fd, f->iov + f->idx, (int)n);
+        ssize_t w = sink_writev(to, f->iov + f->idx, (int)n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -215,7 +228,7 @@ static long upstream_read(struct upconn *u, bool may_compact)
     if (buf_space(u->in) == 0)
         return 0;
     for (;;) {
-        ssize_t n = read(u->io.fd, u->in->data + u->in->wpos, buf_space(u->in));
+        ssize_t n = upstream_recv(u, u->in->data + u->in->wpos, buf_space(u->in));
         if (n > 0) {
             u->in->wpos += (size_t)n;
             return n;
@@ -541,6 +554,17 @@ static void connect_failed(struct exchange *ex, int err)
     proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);
 }
 
+/* The TLS handshake with an https upstream failed: 502, and a log line
+ * that says why (an untrusted or mismatched certificate, usually). */
+static void tls_failed(struct exchange *ex, const char *why)
+{
+    struct worker *w = ex_worker(ex);
+    metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+    log_msg(LOG_WARN, "service %s: TLS handshake with %s failed: %s", ex->svc->name,
+            ex->up->addr.text, why);
+    proxy_respond_local(ex, 502, "bad gateway: upstream TLS handshake failed", false);
+}
+
 /* The upstream went away in the middle of a response body. */
 static void body_cut(struct exchange *ex)
 {
@@ -709,7 +733,7 @@ static enum pump pump_request(struct exchange *ex)
             if (!u->writable)
                 return progress;
             uint64_t wrote = 0;
-            int r = flow_write(NULL, u->io.fd, &ex->rq, &wrote);
+            int r = flow_write((struct sink){.u = u}, &ex->rq, &wrote);
             if (wrote) {
                 progress = PUMP_PROGRESS;
                 touch(ex);
@@ -781,7 +805,7 @@ static bool splice_eligible(const struct exchange *ex)
 {
     const struct upconn *u = ex->u;
     return ex->rsb.in == HTTP_BODY_LENGTH && ex->rsb.out == HTTP_BODY_LENGTH && !ex->rsb.done &&
-           !ex->c->ssl && !ex->rs.active && (!u->in || buf_len(u->in) == 0) &&
+           !ex->c->ssl && !u->ssl && !ex->rs.active && (!u->in || buf_len(u->in) == 0) &&
            (ex->pipe[0] >= 0 || ex->rsb.remaining >= SPLICE_MIN_BODY);
 }
 
@@ -862,7 +886,7 @@ static enum pump pump_response(struct exchange *ex)
             if (!c->writable)
                 return progress;
             uint64_t wrote = 0;
-            int r = flow_write(c, -1, &ex->rs, &wrote);
+            int r = flow_write((struct sink){.c = c}, &ex->rs, &wrote);
             if (wrote) {
                 ex->bytes_out += wrote;
                 ex->resp_started = true;
@@ -979,8 +1003,8 @@ static enum pump relay(struct exchange *ex, bool up_to_client)
             if (!*writable)
                 return progress;
             uint64_t wrote = 0;
-            int r =
-                up_to_client ? flow_write(c, -1, f, &wrote) : flow_write(NULL, u->io.fd, f, &wrote);
+            struct sink to = {.c = up_to_client ? c : NULL, .u = up_to_client ? NULL : u};
+            int r = flow_write(to, f, &wrote);
             if (wrote) {
                 if (up_to_client) {
                     ex->bytes_out += wrote;
@@ -1009,7 +1033,7 @@ static enum pump relay(struct exchange *ex, bool up_to_client)
                 if (up_to_client)
                     conn_shutdown_write(c);
                 else
-                    shutdown(u->io.fd, SHUT_WR);
+                    upstream_shutdown_write(u);
                 *shut = true;
                 progress = PUMP_PROGRESS;
             }
@@ -1065,10 +1089,14 @@ static void run_tunnel(struct exchange *ex)
 void proxy_run(struct exchange *ex)
 {
     if (ex->phase == EX_CONNECTING) {
-        struct upconn *u = ex->u;
-        if (!u->writable)
+        const char *why;
+        int err = upstream_connect_result(ex->u, &why);
+        if (err == -EINPROGRESS)
             return;
-        int err = upstream_connect_result(u);
+        if (err == -EPROTO && why) {
+            tls_failed(ex, why);
+            return;
+        }
         if (err < 0) {
             connect_failed(ex, err);
             return;

@@ -10,6 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "buf.h"
 #include "config.h"
 #include "proxy.h"
@@ -24,6 +29,10 @@ struct upstream_pool {
     struct config_addr addr;
     struct upconn *idle; /* most recently used first */
     size_t nidle;
+    /* https: the client context of the newest configuration that named
+     * this endpoint (a reference), and the session to resume. */
+    SSL_CTX *tls_ctx;
+    SSL_SESSION *session;
 };
 
 struct upstream_pools {
@@ -122,6 +131,14 @@ void upstream_close(struct upconn *u)
     if (!u->ex && u->pool && (u->prev || u->pool->idle == u))
         idle_unlink(u);
     u->dead = true;
+    if (u->ssl) {
+        /* No close_notify (the socket closes next), but marked as shut down
+         * so that OpenSSL keeps the session resumable for the pool. */
+        if (SSL_is_init_finished(u->ssl))
+            SSL_set_shutdown(u->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        SSL_free(u->ssl);
+        u->ssl = NULL;
+    }
     loop_io_del(w->loop, &u->io);
     close(u->io.fd);
     u->io.fd = -1;
@@ -152,9 +169,57 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
         proxy_run(u->ex);
         return;
     }
-    /* Idle: the upstream closed it or sent bytes nobody asked for. */
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        upstream_close(u);
+    /* Idle: the upstream closed it or sent bytes nobody asked for. A TLS
+     * upstream may still send session tickets (records that carry no
+     * data); those leave the connection usable. */
+    if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        return;
+    if (u->ssl && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+        char b;
+        ERR_clear_error();
+        int r = SSL_read(u->ssl, &b, 1);
+        if (r <= 0 && SSL_get_error(u->ssl, r) == SSL_ERROR_WANT_READ) {
+            u->readable = false;
+            return;
+        }
+    }
+    upstream_close(u);
+}
+
+/* Make the TLS client session for a new connection to an https upstream. */
+static SSL *tls_session(struct upstream_pool *pool, const struct config_upstream *up, int fd)
+{
+    if (pool->tls_ctx != up->tls_ctx) {
+        /* A reload brought a new context (a changed CA file, say); sessions
+         * of the old one are not offered to it. */
+        SSL_CTX_up_ref(up->tls_ctx);
+        SSL_CTX_free(pool->tls_ctx);
+        pool->tls_ctx = up->tls_ctx;
+        SSL_SESSION_free(pool->session);
+        pool->session = NULL;
+    }
+    SSL *ssl = SSL_new(pool->tls_ctx);
+    if (!ssl)
+        return NULL;
+    bool ok = SSL_set_fd(ssl, fd) == 1;
+    if (up->tls_name) {
+        struct in6_addr a;
+        bool literal =
+            inet_pton(AF_INET, up->tls_name, &a) == 1 || inet_pton(AF_INET6, up->tls_name, &a) == 1;
+        if (literal)
+            ok = ok && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), up->tls_name) == 1;
+        else
+            ok = ok && SSL_set_tlsext_host_name(ssl, up->tls_name) == 1 &&
+                 SSL_set1_host(ssl, up->tls_name) == 1;
+    }
+    if (ok && pool->session)
+        SSL_set_session(ssl, pool->session); /* a stale one just costs a full handshake */
+    if (!ok) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
 }
 
 struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up, bool allow_idle,
@@ -198,12 +263,21 @@ struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *
     }
     u->w = w;
     u->pool = pool;
-    u->connecting = connecting;
+    if (up->kind == UPSTREAM_HTTPS && !(u->ssl = tls_session(pool, up, fd))) {
+        *err = -ENOMEM;
+        close(fd);
+        free(u);
+        return NULL;
+    }
+    u->connecting = connecting || u->ssl;
+    u->handshaking = false;
     u->writable = !connecting;
     loop_timer_init(&u->idle_timer, on_idle_timeout);
     int rc = loop_io_add(w->loop, &u->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io);
     if (rc < 0) {
         *err = rc;
+        if (u->ssl)
+            SSL_free(u->ssl);
         close(fd);
         free(u);
         return NULL;
@@ -211,16 +285,104 @@ struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *
     return u;
 }
 
-int upstream_connect_result(struct upconn *u)
+int upstream_connect_result(struct upconn *u, const char **why)
 {
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    if (getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        return -errno;
-    if (soerr)
-        return -soerr;
-    u->connecting = false;
-    return 0;
+    *why = NULL;
+    if (!u->handshaking) {
+        if (!u->writable)
+            return -EINPROGRESS;
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+            return -errno;
+        if (soerr)
+            return -soerr;
+        if (!u->ssl) {
+            u->connecting = false;
+            return 0;
+        }
+        u->handshaking = true;
+    }
+    ERR_clear_error();
+    int r = SSL_do_handshake(u->ssl);
+    if (r == 1) {
+        u->handshaking = false;
+        u->connecting = false;
+        return 0;
+    }
+    int e = SSL_get_error(u->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        u->readable = false;
+        return -EINPROGRESS;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        u->writable = false;
+        return -EINPROGRESS;
+    }
+    long v = SSL_get_verify_result(u->ssl);
+    if (v != X509_V_OK)
+        *why = X509_verify_cert_error_string(v);
+    else {
+        unsigned long code = ERR_peek_last_error();
+        *why = code ? ERR_reason_error_string(code) : "connection closed during the TLS handshake";
+        if (!*why)
+            *why = "TLS handshake failed";
+    }
+    return -EPROTO;
+}
+
+ssize_t upstream_recv(struct upconn *u, void *p, size_t n)
+{
+    if (!u->ssl)
+        return read(u->io.fd, p, n);
+    ERR_clear_error();
+    int r = SSL_read(u->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(u->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    errno = ECONNRESET;
+    return -1;
+}
+
+ssize_t upstream_writev(struct upconn *u, const struct iovec *iov, int n)
+{
+    if (!u->ssl)
+        return writev(u->io.fd, iov, n);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
+        ERR_clear_error();
+        int r = SSL_write(u->ssl, iov[i].iov_base,
+                          iov[i].iov_len > INT32_MAX ? INT32_MAX : (int)iov[i].iov_len);
+        if (r > 0) {
+            total += (size_t)r;
+            if ((size_t)r < iov[i].iov_len)
+                break;
+            continue;
+        }
+        if (total)
+            break;
+        int e = SSL_get_error(u->ssl, r);
+        errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+        return -1;
+    }
+    return (ssize_t)total;
+}
+
+void upstream_shutdown_write(struct upconn *u)
+{
+    if (u->ssl) {
+        ERR_clear_error();
+        SSL_shutdown(u->ssl);
+    }
+    shutdown(u->io.fd, SHUT_WR);
 }
 
 void upstream_release(struct upconn *u, bool reusable)
@@ -228,6 +390,16 @@ void upstream_release(struct upconn *u, bool reusable)
     struct worker *w = u->w;
     u->ex = NULL;
     u->requests++;
+    if (u->ssl && SSL_is_init_finished(u->ssl)) {
+        /* By now a TLS 1.3 upstream has sent its tickets: keep the newest
+         * resumable session for the next new connection. */
+        SSL_SESSION *s = SSL_get1_session(u->ssl);
+        if (s && SSL_SESSION_is_resumable(s) && s != u->pool->session) {
+            SSL_SESSION_free(u->pool->session);
+            u->pool->session = s;
+        } else
+            SSL_SESSION_free(s);
+    }
     const struct config_limits *lim = &w->cfg->limits;
     if (!reusable || u->eof || (u->in && buf_len(u->in)) || w->draining ||
         u->pool->nidle >= lim->upstream_keepalive) {
@@ -266,6 +438,8 @@ void upstream_pools_free(struct worker *w)
         struct upstream_pool *e = p->buckets[i];
         while (e) {
             struct upstream_pool *next = e->next;
+            SSL_SESSION_free(e->session);
+            SSL_CTX_free(e->tls_ctx);
             free(e->key);
             free(e);
             e = next;

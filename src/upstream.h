@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "loop.h"
 
@@ -17,12 +19,15 @@ struct buf;
 struct exchange;
 struct config_upstream;
 struct upstream_pool;
+struct ssl_st;
 
 struct upconn {
     struct loop_io io;
     struct worker *w;
     struct upstream_pool *pool;
     bool readable, writable, eof, connecting, reused, dead;
+    bool handshaking;    /* https: connected, TLS handshake not done */
+    struct ssl_st *ssl;  /* https upstreams; owned */
     struct buf *in;      /* upstream -> portico bytes; owned */
     struct exchange *ex; /* the exchange using it; NULL while idle */
     struct loop_timer idle_timer;
@@ -43,8 +48,17 @@ void upstream_release(struct upconn *u, bool reusable);
 /* Close at once. */
 void upstream_close(struct upconn *u);
 
-/* After a non-blocking connect reported writable: 0 or -errno. */
-int upstream_connect_result(struct upconn *u);
+/* Drive a connection being set up (TCP connect, then the TLS handshake
+ * for https): 0 when ready for the request, -EINPROGRESS while waiting for
+ * the socket, or -errno on failure. For a failed TLS handshake the error is
+ * -EPROTO and *why says what went wrong (certificate verification, ...). */
+int upstream_connect_result(struct upconn *u, const char **why);
+
+/* read(2) / writev(2) / shutdown(SHUT_WR) through TLS when the connection
+ * has it; errno as for the plain calls (EAGAIN when it would block). */
+ssize_t upstream_recv(struct upconn *u, void *p, size_t n);
+ssize_t upstream_writev(struct upconn *u, const struct iovec *iov, int n);
+void upstream_shutdown_write(struct upconn *u);
 
 int upstream_pools_init(struct worker *w);
 /* Close every idle connection (drain, exit). */

@@ -1928,15 +1928,16 @@ class TestCA:
         if r.returncode:
             raise AssertionError("%s: %s" % (" ".join(args[:3]), r.stderr.decode()[-300:]))
 
-    def leaf(self, names, tag=None, rsa=False):
-        """Issue a certificate whose subjectAltName lists names (CN = tag or
-        the first name); returns (cert_path, key_path)."""
+    def leaf(self, names, tag=None, rsa=False, ips=()):
+        """Issue a certificate whose subjectAltName lists names (and IP
+        addresses ips); CN = tag or the first name. Returns (cert, key) paths."""
         self.n += 1
         base = os.path.join(self.dir, "leaf%d" % self.n)
         key, csr, crt, ext = base + ".key", base + ".csr", base + ".pem", base + ".ext"
         with open(ext, "w") as f:
-            if names:
-                f.write("subjectAltName=" + ",".join("DNS:" + n for n in names) + "\n")
+            if names or ips:
+                f.write("subjectAltName=" + ",".join(["DNS:" + n for n in names]
+                                                     + ["IP:" + i for i in ips]) + "\n")
             f.write("extendedKeyUsage=serverAuth\n")
         kind = ["-newkey", "rsa:2048"] if rsa else ["-newkey", "ec", "-pkeyopt",
                                                       "ec_paramgen_curve:P-256"]
@@ -2310,6 +2311,8 @@ class TlsBackend(TcpServer):
         self.snis = []
         self.sctx.sni_callback = lambda s, n, c: self.snis.append(n) and None
         self.first = []   # the first bytes of each connection, before TLS (PROXY header)
+        self.resumed = []  # per connection: was the TLS session resumed
+        self.requests = 0
         super().__init__(self._serve)
 
     def _serve(self, raw):
@@ -2328,22 +2331,30 @@ class TlsBackend(TcpServer):
                     hdr += raw.recv(int.from_bytes(hdr[14:16], "big"))
                     self.first.append(hdr)
             s = self.sctx.wrap_socket(raw, server_side=True)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                d = s.recv(4096)
-                if not d:
+            self.resumed.append(s.session_reused)
+            buf = b""
+            while True:   # keep-alive unless the path says /close
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(4096)
+                    if not d:
+                        return
+                    buf += d
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                self.requests += 1
+                path = head.split(b" ")[1].decode()
+                close = path.endswith("/close") or b"\nConnection: close" in head
+                conn = b"Connection: close\r\n" if close else b""
+                if path.startswith("/bytes/"):
+                    n = int(path[7:])
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (n, conn))
+                    send_pattern(s, n)
+                else:
+                    body = ("%s sni=%s" % (self.name, self.snis[-1] if self.snis else "-")).encode()
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s"
+                              % (len(body), conn, body))
+                if close:
+                    s.close()
                     return
-                head += d
-            path = head.split(b" ")[1].decode()
-            if path.startswith("/bytes/"):
-                n = int(path[7:])
-                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % n)
-                send_pattern(s, n)
-            else:
-                body = ("%s sni=%s" % (self.name, self.snis[-1] if self.snis else "-")).encode()
-                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                          % (len(body), body))
-            s.close()
         except (OSError, ssl.SSLError):
             pass
         finally:
@@ -2361,7 +2372,8 @@ def _pt_setup(ctx, **svc_extra):
     return ca, b, p
 
 
-def _tls_by_hand(port, name, ca, split=False, request=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"):
+def _tls_by_hand(port, name, ca, split=False,
+                 request=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):
     """A TLS client over memory BIOs, so that its ClientHello can be sent
     one byte at a time. Returns (certificate CN, response bytes)."""
     cctx = _tls_client_ctx(ca)
@@ -2564,6 +2576,118 @@ def test_passthrough_stream_and_config_errors(ctx):
         q.write_config(q.cfg)
         rc, out, err = run_check(ctx.binary, q.path)
         expect(rc != 0 and want in out + err, "check of %r: %s" % (services, out + err))
+
+
+# ---- https upstreams ----------------------------------------------------------------------
+
+
+def _https_setup(ctx, names=("localhost",), ips=("127.0.0.1",), **svc_kw):
+    ca = TestCA(ctx.dir)
+    b = TlsBackend(*ca.leaf(list(names), tag="https-backend", ips=ips), name="secure")
+    return ca, b
+
+
+@test(timeout=60)
+def test_https_upstream_verified_with_tls_ca_sni_and_keepalive(ctx):
+    ca, b = _https_setup(ctx)
+    p = ctx.portico({"s": svc("https://localhost:%d" % b.port, tls_ca=ca.crt)}, metrics=True)
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10 * SCALE)
+    for i in range(5):
+        r = request(p.port, "GET", "/x%d" % i, conn=conn)
+        eq((r.status, r.body), (200, b"secure sni=localhost"), "response %d" % i)
+    conn.close()
+    eq(b.accepted, 1, "TLS connections to the upstream for 5 requests")
+    eq(b.requests, 5, "requests at the upstream")
+    # An IP literal is checked against the certificate's IP addresses; no SNI is sent.
+    q = ctx.portico({"s": svc("https://127.0.0.1:%d" % b.port, tls_ca=ca.crt)})
+    r = request(q.port, "GET", "/")
+    eq((r.status, r.body), (200, b"secure sni=None"), "IP literal upstream")
+
+
+@test(timeout=60)
+def test_https_upstream_untrusted_or_mismatched_certificate_502(ctx):
+    ca, b = _https_setup(ctx)
+    p = ctx.portico({"sys": svc("https://localhost:%d" % b.port, ["sys.test"]),
+                     "wrong": svc("https://127.0.0.2:%d" % b.port, ["wrong.test"],
+                                  tls_ca=ca.crt)})
+    r = request(p.port, "GET", "/", host="sys.test")
+    eq(r.status, 502, "certificate from an unknown CA (system store)")
+    line = p.wait_line("TLS handshake with", timeout=5 * SCALE)
+    expect(line and "certificate" in line, "log line: %r" % line)
+    b2 = TlsBackend(*ca.leaf(["other.test"], tag="other"))
+    q = ctx.portico({"m": svc("https://localhost:%d" % b2.port, tls_ca=ca.crt)})
+    r = request(q.port, "GET", "/")
+    eq(r.status, 502, "certificate for another name")
+    line = q.wait_line("TLS handshake with", timeout=5 * SCALE)
+    expect(line and "mismatch" in line, "log line: %r" % line)
+    eq(b2.requests, 0, "requests that reached the wrong upstream")
+
+
+@test(timeout=60)
+def test_https_upstream_insecure_skip_verify_is_explicit(ctx):
+    ca, b = _https_setup(ctx, names=("x.invalid",), ips=())
+    p = ctx.portico({"s": svc("https://localhost:%d" % b.port, tls_insecure_skip_verify=True)})
+    r = request(p.port, "GET", "/")
+    eq((r.status, r.body), (200, b"secure sni=localhost"), "unverified upstream")
+
+
+@test(timeout=60)
+def test_https_upstream_sessions_resumed_on_new_connections(ctx):
+    ca, b = _https_setup(ctx)
+    # One worker: pools (and their sessions) are per worker.
+    p = ctx.portico({"s": svc("https://localhost:%d" % b.port, tls_ca=ca.crt)}, workers=1)
+    for i in range(4):
+        eq(request(p.port, "GET", "/x/close").status, 200, "request %d" % i)
+    eq(b.resumed, [False, True, True, True], "sessions resumed, per upstream connection")
+
+
+@test(timeout=120)
+def test_https_upstream_big_download(ctx):
+    ca, b = _https_setup(ctx)
+    p = ctx.portico({"s": svc("https://localhost:%d" % b.port, tls_ca=ca.crt, timeout="60s")})
+    n = 256 * MiB
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=30 * SCALE)
+    try:
+        s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        expect(head.startswith(b"HTTP/1.1 200"), "head %r" % head[:80])
+        v = BlockVerifier()
+        v.feed(memoryview(rest))
+        rb = bytearray(1 << 20)
+        mv = memoryview(rb)
+        while v.total < n:
+            got = s.recv_into(mv, min(len(rb), n - v.total))
+            if not got:
+                break
+            v.feed(mv[:got])
+        v.finish()
+        eq(v.total, n, "bytes from the https upstream")
+        expect(v.ok, "content mismatch in block %s" % v.bad_block)
+    finally:
+        s.close()
+
+
+@test()
+def test_https_upstream_config_errors(ctx):
+    cases = [
+        ({"s": svc("https://localhost:1", tls_ca=os.path.join(ctx.dir, "nope.pem"))},
+         "tls_ca: cannot load CA certificates from"),
+        ({"s": svc("http://localhost:1", tls_ca="/etc/ssl/certs/ca-certificates.crt")},
+         "tls_ca applies to https:// upstreams"),
+        ({"s": svc("https://localhost:1", tls_ca="/x", tls_insecure_skip_verify=True)},
+         "contradict"),
+        ({"s": svc("https://localhost:1/path")}, "has a path"),
+        ({"s": svc("ftp://localhost:1")}, "https://host:port"),
+    ]
+    for services, want in cases:
+        q = ctx.portico(services, start=False)
+        q.write_config(q.cfg)
+        rc, out, err = run_check(ctx.binary, q.path)
+        expect(rc != 0 and want in out + err, "check of %r: %s" % (services, out + err))
+        expect(re.search(r"\.yaml:\d+: ", out + err), "file and line in %r" % (out + err))
 
 
 def run_one(binary, name, fn, timeout):
