@@ -58,6 +58,8 @@ void conn_close(struct conn *c)
         close(c->io.fd);
         c->io.fd = -1;
     }
+    if (c->tls_active)
+        metrics_tls_close(&w->metrics);
     if (c->ssl) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -405,7 +407,7 @@ static void start_tls(struct conn *c)
     if (!c->ssl || SSL_set_fd(c->ssl, c->io.fd) != 1) {
         /* No certificates (a passthrough-only setup): the name matched no
          * passthrough service, so nobody can serve it. */
-        metrics_tls_handshake(&c->w->metrics, false);
+        metrics_tls_handshake(&c->w->metrics, METRICS_SLOT_NONE, false);
         conn_close(c);
         return;
     }
@@ -450,7 +452,7 @@ static void read_client_hello(struct conn *c)
         return;
     }
     if (r == SNI_BAD) {
-        metrics_tls_handshake(&c->w->metrics, false);
+        metrics_tls_handshake(&c->w->metrics, METRICS_SLOT_NONE, false);
         conn_close(c);
         return;
     }
@@ -471,13 +473,25 @@ static void begin_tls(struct conn *c)
         start_tls(c);
 }
 
+/* The metrics slot of the service the client's SNI names. */
+static size_t sni_slot(const struct conn *c)
+{
+    const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+    char host[LIMIT_HOST_LEN + 8];
+    int hl = sni ? route_host_normalize(sni, strlen(sni), host, sizeof host) : -1;
+    const struct config_service *svc =
+        hl > 0 ? route_table_lookup(c->w->cfg->routes, host, (size_t)hl) : NULL;
+    return svc ? svc->metrics_slot : METRICS_SLOT_NONE;
+}
+
 /* Drive the TLS handshake; on success the connection reads request heads. */
 static void handshake(struct conn *c)
 {
     ERR_clear_error();
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
-        metrics_tls_handshake(&c->w->metrics, true);
+        metrics_tls_handshake(&c->w->metrics, sni_slot(c), true);
+        c->tls_active = true;
         c->state = CONN_HEAD;
         read_heads(c);
         return;
@@ -493,7 +507,7 @@ static void handshake(struct conn *c)
     }
     /* A failed handshake is the client's business (unknown name, old
      * protocol, a scanner): count it, never log a line per attempt. */
-    metrics_tls_handshake(&c->w->metrics, false);
+    metrics_tls_handshake(&c->w->metrics, sni_slot(c), false);
     conn_close(c);
 }
 

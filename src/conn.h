@@ -39,6 +39,7 @@ struct conn {
     bool closing;    /* close once the current response is written */
     bool tls;        /* accepted on a TLS listener */
     bool handed_off; /* the socket now belongs to a passthrough forwarder */
+    bool tls_active; /* handshake done: counted in portico_tls_connections_active */
     struct buf *in;  /* client -> portico bytes; owned; NULL while idle */
     size_t head_scan;
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */

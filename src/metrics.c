@@ -182,9 +182,25 @@ void metrics_conn_close(struct metrics_worker *m)
     __atomic_store_n(&m->connections_active, get(&m->connections_active) - 1, __ATOMIC_RELAXED);
 }
 
-void metrics_tls_handshake(struct metrics_worker *m, bool ok)
+void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok)
 {
-    bump(&m->tls_handshakes[ok], 1);
+    struct metrics_service *s = metrics_service(m, slot);
+    if (s)
+        bump(&s->tls_handshakes[ok], 1);
+    if (ok)
+        bump(&m->tls_active, 1);
+}
+
+void metrics_tls_close(struct metrics_worker *m)
+{
+    __atomic_store_n(&m->tls_active, get(&m->tls_active) - 1, __ATOMIC_RELAXED);
+}
+
+void metrics_count_stream(struct metrics_worker *m, size_t slot)
+{
+    struct metrics_service *s = metrics_service(m, slot);
+    if (s)
+        bump(&s->streams, 1);
 }
 
 void metrics_worker_free(struct metrics_worker *m)
@@ -250,12 +266,16 @@ static void sum_service(struct metrics_worker *const *workers, size_t nworkers, 
         t->timeouts += get(&s->timeouts);
         t->bytes_in += get(&s->bytes_in);
         t->bytes_out += get(&s->bytes_out);
+        t->tls_handshakes[0] += get(&s->tls_handshakes[0]);
+        t->tls_handshakes[1] += get(&s->tls_handshakes[1]);
+        t->streams += get(&s->streams);
     }
 }
 
 static bool seen_any(const struct metrics_service *t)
 {
-    return t->count || t->connect_errors || t->timeouts;
+    return t->count || t->connect_errors || t->timeouts || t->bytes_in || t->bytes_out ||
+           t->streams || t->tls_handshakes[0] || t->tls_handshakes[1];
 }
 
 char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, size_t *len)
@@ -265,12 +285,11 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
     if (!o.p)
         return NULL;
     o.p[0] = '\0';
-    uint64_t active = 0, total = 0, hs[2] = {0, 0};
+    uint64_t active = 0, total = 0, tls_active = 0;
     for (size_t w = 0; w < nworkers; w++) {
         active += get(&workers[w]->connections_active);
         total += get(&workers[w]->connections_total);
-        hs[0] += get(&workers[w]->tls_handshakes[0]);
-        hs[1] += get(&workers[w]->tls_handshakes[1]);
+        tls_active += get(&workers[w]->tls_active);
     }
     outf(&o,
          "# HELP portico_connections_active Client connections open now.\n"
@@ -282,13 +301,11 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
          "# TYPE portico_connections_total counter\n"
          "portico_connections_total %llu\n",
          (unsigned long long)total);
-    if (hs[0] || hs[1])
-        outf(&o,
-             "# HELP portico_tls_handshakes_total TLS handshakes on TLS listeners, by result.\n"
-             "# TYPE portico_tls_handshakes_total counter\n"
-             "portico_tls_handshakes_total{result=\"ok\"} %llu\n"
-             "portico_tls_handshakes_total{result=\"failed\"} %llu\n",
-             (unsigned long long)hs[1], (unsigned long long)hs[0]);
+    outf(&o,
+         "# HELP portico_tls_connections_active Client connections with TLS terminated here.\n"
+         "# TYPE portico_tls_connections_active gauge\n"
+         "portico_tls_connections_active %llu\n",
+         (unsigned long long)tls_active);
 
     /* Services that never saw traffic are left out: 10,000 idle services
      * should not make every scrape 10,000 series long. */
@@ -354,6 +371,25 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
             outf(&o, "%s{service=\"%s\"} %llu\n", simple[k].name, names[s], (unsigned long long)*v);
         }
     }
+    outf(&o, "# HELP portico_tls_handshakes_total TLS handshakes on TLS listeners, by the service "
+             "their SNI names and result.\n"
+             "# TYPE portico_tls_handshakes_total counter\n");
+    for (size_t s = 0; s < nnames; s++) {
+        if (!sums[s].tls_handshakes[0] && !sums[s].tls_handshakes[1])
+            continue;
+        outf(&o,
+             "portico_tls_handshakes_total{service=\"%s\",result=\"ok\"} %llu\n"
+             "portico_tls_handshakes_total{service=\"%s\",result=\"failed\"} %llu\n",
+             names[s], (unsigned long long)sums[s].tls_handshakes[1], names[s],
+             (unsigned long long)sums[s].tls_handshakes[0]);
+    }
+    outf(&o, "# HELP portico_stream_connections_total TCP forwarder and TLS passthrough "
+             "connections.\n"
+             "# TYPE portico_stream_connections_total counter\n");
+    for (size_t s = 0; s < nnames; s++)
+        if (sums[s].streams)
+            outf(&o, "portico_stream_connections_total{service=\"%s\"} %llu\n", names[s],
+                 (unsigned long long)sums[s].streams);
     free(sums);
     if (o.oom) {
         free(o.p);

@@ -27,6 +27,8 @@ struct metrics_service {
     uint64_t timeouts;
     uint64_t bytes_in;
     uint64_t bytes_out;
+    uint64_t tls_handshakes[2]; /* failed, completed; by the SNI's service */
+    uint64_t streams;           /* TCP forwarder and TLS passthrough connections */
 };
 
 struct metrics_worker {
@@ -35,7 +37,7 @@ struct metrics_worker {
     struct metrics_service *chunks[METRICS_CHUNKS_MAX];
     uint64_t connections_active;
     uint64_t connections_total;
-    uint64_t tls_handshakes[2]; /* failed, completed */
+    uint64_t tls_active; /* client connections with TLS terminated here */
 };
 
 /* Main thread only: give every service of c its slot (registering new names). */
@@ -49,7 +51,13 @@ void metrics_count_connect_error(struct metrics_worker *m, size_t slot);
 void metrics_count_timeout(struct metrics_worker *m, size_t slot);
 void metrics_conn_open(struct metrics_worker *m);
 void metrics_conn_close(struct metrics_worker *m);
-void metrics_tls_handshake(struct metrics_worker *m, bool ok);
+/* A TLS handshake on a TLS listener ended; slot is the service its SNI
+ * names (METRICS_SLOT_NONE when none). A completed one counts as active
+ * until metrics_tls_close. */
+void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok);
+void metrics_tls_close(struct metrics_worker *m);
+/* A TCP forwarder or TLS passthrough connection of the service in slot. */
+void metrics_count_stream(struct metrics_worker *m, size_t slot);
 void metrics_worker_free(struct metrics_worker *m);
 
 /* Render all workers' counters. Returns a malloc'd NUL-terminated text

@@ -321,6 +321,7 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
     }
     t->cfg = config_ref(w->cfg);
     t->status = t->connecting ? 0 : 200;
+    metrics_count_stream(&w->metrics, svc->metrics_slot);
     t->next = w->tcps;
     if (t->next)
         t->next->prev = t;

@@ -2039,8 +2039,43 @@ def test_tls_unknown_sni_refused_with_alert(ctx):
     out = _s_client(p.port, "-noservername")
     expect("unrecognized name" in out, "without SNI and no default_cert: %r" % out[-400:])
     m = _scrape(p.metrics_port)
-    failed = m.get(("portico_tls_handshakes_total", (("result", "failed"),)), 0)
+    failed = m.get(("portico_tls_handshakes_total", (("result", "failed"), ("service", "-"))), 0)
     expect(failed >= 3, "failed handshakes counted: %r" % failed)
+
+
+@test(timeout=60)
+def test_tls_metrics_by_service_active_and_streams(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    b = TlsBackend(*ca.leaf(["vault.test"], tag="vault-backend"))
+    p = _tls_portico(ctx, [ca.leaf(["a.test", "b.test"])],
+                     {"a": svc(o, ["a.test"]), "b": svc(o, ["b.test"]),
+                      "vault": {"hosts": ["vault.test"], "passthrough": "127.0.0.1:%d" % b.port}},
+                     metrics=True)
+    for name, n in (("a.test", 3), ("b.test", 1), ("vault.test", 2)):
+        for _ in range(n):
+            eq(_tls_get(p.port, name, ca.crt)[0], 200, name)
+    out = _s_client(p.port, "-servername", "a.test", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA")
+    expect("alert" in out.lower(), "a CBC suite accepted: %r" % out[-300:])
+    held = _tls_connect(p.port, "b.test", ca.crt)
+    try:
+        deadline = time.time() + 5 * SCALE
+        while True:
+            m = _scrape(p.metrics_port)
+            if m.get(("portico_tls_connections_active", ()), 0) == 1 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        hs = lambda svc, r: m.get(("portico_tls_handshakes_total",  # noqa: E731
+                                   (("result", r), ("service", svc))), 0)
+        eq((hs("a", "ok"), hs("b", "ok"), hs("a", "failed")), (3, 2, 1), "handshakes by service")
+        eq(hs("vault", "ok"), 0, "passthrough handshakes are not portico's")
+        eq(m.get(("portico_tls_connections_active", ()), 0), 1, "TLS connections open now")
+        eq(m.get(("portico_stream_connections_total", (("service", "vault"),)), 0), 2,
+           "passthrough connections")
+        expect(m.get(("portico_bytes_sent_total", (("service", "vault"),)), 0) > 1000,
+               "passthrough bytes counted")
+    finally:
+        held.close()
 
 
 @test(timeout=60)
