@@ -76,6 +76,7 @@ bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(BUILD)/portico
+	@bench/tls.sh $(BUILD)/portico
 
 clean:
 	rm -rf build

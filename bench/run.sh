@@ -20,6 +20,8 @@ P_PORTICO=18084
 P_NGINX=18085
 P_HAPROXY=18086
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 
 T=$(mktemp -d /tmp/portico-bench.XXXXXX)
 PIDS=()
@@ -35,15 +37,6 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        if curl -s -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "bench: nothing listens on port $1" >&2
-    exit 1
-}
 
 # ---- the origin: nginx, 2 workers, /small from memory, /1g from a sparse file ----
 mkdir -p "$T/origin/www" "$T/origin/tmp"
@@ -170,29 +163,6 @@ stop_proxy() {
     wait "$PID" 2>/dev/null || true
 }
 
-tree_pids() { # the process and its children
-    echo "$1"
-    pgrep -P "$1" 2>/dev/null || true
-}
-
-cpu_ticks() { # utime+stime of the process tree, in clock ticks
-    local t=0 p
-    for p in $(tree_pids "$1"); do
-        [ -r "/proc/$p/stat" ] || continue
-        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-    done
-    echo "$t"
-}
-
-rss_kib() {
-    local t=0 p
-    for p in $(tree_pids "$1"); do
-        [ -r "/proc/$p/status" ] || continue
-        t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")))
-    done
-    echo "$t"
-}
-
 HZ=$(getconf CLK_TCK)
 cat >"$T/hosts.lua" <<'LUA'
 local i = 0
@@ -269,8 +239,6 @@ for name in portico nginx haproxy; do
     stop_proxy
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 {
     echo "| | direct | portico | nginx | HAProxy |"
@@ -300,7 +268,7 @@ if [ -n "${WRITE:-}" ]; then
     {
         echo "# Benchmarks"
         echo
-        echo "Produced by \`make bench\` (\`WRITE=BENCHMARKS.md bench/run.sh build/portico\`) on $(date -u +%Y-%m-%d)."
+        echo "Produced by \`WRITE=BENCHMARKS.md make bench\` (\`bench/run.sh\`, then \`bench/tls.sh\`) on $(date -u +%Y-%m-%d)."
         echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo);"
         echo "$("$PORTICO" version | head -1), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $("$HAPROXY" -v | head -1 | awk '{print "HAProxy " $3}'), wrk."
         echo

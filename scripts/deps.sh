@@ -9,7 +9,7 @@ set -eu
 
 build="gcc make libc6-dev pkg-config libhttp-parser-dev libyaml-dev libssl-dev"
 test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2"
-bench="$test wrk haproxy hyperfine"
+bench="$test wrk haproxy hyperfine libnginx-mod-stream"
 lint="clang-format cppcheck"
 
 case "${1:-build}" in

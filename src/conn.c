@@ -119,20 +119,43 @@ static void linger_drain(struct conn *c)
     }
 }
 
+/* Small pieces (a response head, a chunk header, a short body) are
+ * gathered into one TLS record: a record per piece would cost a write(2)
+ * and a MAC each. */
+#define TLS_GATHER_BYTES 16384
+
 ssize_t conn_writev(struct conn *c, const struct iovec *iov, int n)
 {
     if (!c->ssl)
         return writev(c->io.fd, iov, n);
+    static __thread char gather[TLS_GATHER_BYTES];
     size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        if (iov[i].iov_len == 0)
+    int i = 0;
+    while (i < n) {
+        const void *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        int next = i + 1;
+        if (len < TLS_GATHER_BYTES && next < n && len + iov[next].iov_len <= TLS_GATHER_BYTES) {
+            /* Whole pieces only, so that a retry after WANT_WRITE offers
+             * the same bytes first (OpenSSL requires it). */
+            len = 0;
+            for (next = i; next < n && len + iov[next].iov_len <= TLS_GATHER_BYTES; next++) {
+                memcpy(gather + len, iov[next].iov_base, iov[next].iov_len);
+                len += iov[next].iov_len;
+            }
+            p = gather;
+        }
+        if (len == 0) {
+            i = next;
             continue;
+        }
         ERR_clear_error();
-        int r = SSL_write(c->ssl, iov[i].iov_base, (int)iov[i].iov_len);
+        int r = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
         if (r > 0) {
             total += (size_t)r;
-            if ((size_t)r < iov[i].iov_len)
+            if ((size_t)r < len)
                 break;
+            i = next;
             continue;
         }
         if (total)

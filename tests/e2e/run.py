@@ -2705,6 +2705,54 @@ def test_https_upstream_big_download(ctx):
         s.close()
 
 
+@test(timeout=60)
+def test_https_upstream_openssl_s_server(ctx):
+    ca = TestCA(ctx.dir)
+    crt, key = ca.leaf(["localhost"], tag="s_server")
+    sport = free_port()
+    ctx.spawn(["openssl", "s_server", "-accept", "127.0.0.1:%d" % sport, "-cert", crt,
+               "-key", key, "-www", "-quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10 * SCALE
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", sport), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    p = ctx.portico({"s": svc("https://localhost:%d" % sport, tls_ca=ca.crt)})
+    r = request(p.port, "GET", "/")
+    eq(r.status, 200, "status from s_server")
+    expect(b"Ciphers supported in s_server binary" in r.body, "s_server page: %r" % r.body[:200])
+
+
+@test(timeout=60)
+def test_tls_listener_with_proxy_protocol(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    b = TlsBackend(*ca.leaf(["vault.test"], tag="vault-backend"))
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])],
+                     {"a": svc(o), "vault": {"hosts": ["vault.test"],
+                                             "passthrough": "127.0.0.1:%d" % b.port,
+                                             "send_proxy_protocol": "v1"}}, start=False)
+    p.cfg["listen"][0]["proxy_protocol"] = True
+    p.write_config(p.cfg)
+    p.start()
+    cctx = _tls_client_ctx(ca.crt)
+    for name in ("a.test", "vault.test"):
+        raw = socket.create_connection(("127.0.0.1", p.port), timeout=10 * SCALE)
+        raw.sendall(b"PROXY TCP4 203.0.113.9 10.0.0.1 4444 443\r\n")
+        with cctx.wrap_socket(raw, server_hostname=name) as s:
+            s.sendall(b"GET /?do=echo HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                      % name.encode())
+            data = _recv_all(s)
+        expect(data.startswith(b"HTTP/1.1 200"), "%s: %r" % (name, data[:100]))
+        if name == "a.test":
+            doc = json.loads(data.partition(b"\r\n\r\n")[2])
+            eq(hdrs(doc, "x-real-ip"), ["203.0.113.9"], "client address behind PROXY + TLS")
+    expect(b.first and b.first[0].startswith(b"PROXY TCP4 203.0.113.9 10.0.0.1 4444 443"),
+           "PROXY header at the passthrough upstream: %r" % b.first)
+
+
 @test()
 def test_https_upstream_config_errors(ctx):
     cases = [

@@ -605,15 +605,15 @@ static void test_config_upstream_path_rejected(void **state)
 
 static void test_config_upstream_unsupported_scheme(void **state)
 {
-    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: https://x\n",
-                 "portico.yaml:6: services.a.upstream: unsupported upstream \"https://x\" "
-                 "(use http://host:port or unix:/path)");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: ftp://x\n",
+                 "portico.yaml:6: services.a.upstream: unsupported upstream \"ftp://x\" "
+                 "(use http://host:port, https://host:port or unix:/path)");
     expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: 127.0.0.1:3000\n",
                  "portico.yaml:6: services.a.upstream: unsupported upstream \"127.0.0.1:3000\" "
-                 "(use http://host:port or unix:/path)");
+                 "(use http://host:port, https://host:port or unix:/path)");
     expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://u@h:1\n",
                  "portico.yaml:6: services.a.upstream: invalid upstream \"http://u@h:1\" "
-                 "(use http://host:port or unix:/path)");
+                 "(use http://host:port, https://host:port or unix:/path)");
     expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:0\n",
                  "portico.yaml:6: services.a.upstream: invalid port in \"127.0.0.1:0\" "
                  "(use 1 to 65535)");
