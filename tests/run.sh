@@ -13,7 +13,8 @@ BUILD=${1:-build}
 [ $# -gt 0 ] && shift
 
 if [ "${PORTICO_ASAN:-0}" = 1 ]; then
-    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+    # A small quarantine: see tests/e2e/harness.py (sanitizer_env).
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99:quarantine_size_mb=8}
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     export ASAN_OPTIONS UBSAN_OPTIONS
 fi
