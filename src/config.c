@@ -590,30 +590,39 @@ static struct ssl_ctx_st *client_ctx(struct parser *p)
     return tc->ctx;
 }
 
-static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
-                          const struct config_upstream **out)
+/* An upstream URL, read. */
+struct upstream_url {
+    enum upstream_kind kind;
+    struct config_addr addr;
+    char key[NI_MAXHOST + NI_MAXSERV + 4200]; /* see config_upstream.key */
+    char tls_name[sizeof((struct config_addr *)0)->text];
+    const char *path; /* with_path: the path and query as written (points into s), or "/" */
+};
+
+/* Read the upstream URL s (the value of node n). Paths are refused unless
+ * with_path (an auth provider's URL has one; a service upstream does not). */
+static int read_upstream_url(struct parser *p, const yaml_node_t *n, const char *s,
+                             const char *what, bool with_path, struct upstream_url *o)
 {
-    struct config *c = p->c;
-    const char *s;
-    char key[NI_MAXHOST + NI_MAXSERV + 4200];
     char msg[512];
-    char tls_name[sizeof((struct config_addr *)0)->text] = "";
+    char *key = o->key, *tls_name = o->tls_name;
     struct config_addr addr;
     enum upstream_kind kind;
-
-    if (want_string(p, n, what, &s) < 0)
-        return -1;
-    if (strncmp(s, "unix:", 5) == 0) {
+    tls_name[0] = '\0';
+    o->path = "/";
+    if (strncmp(s, "unix:", 5) == 0 && !with_path) {
         kind = UPSTREAM_UNIX;
         if (config_parse_addr(s, &addr, msg, sizeof msg) < 0)
             return fail(p, n, "%s: %s", what, msg);
-        snprintf(key, sizeof key, "%s", s);
+        snprintf(key, sizeof o->key, "%s", s);
     } else if (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) {
         kind = s[4] == 's' ? UPSTREAM_HTTPS : UPSTREAM_HTTP;
         const char *scheme = kind == UPSTREAM_HTTPS ? "https" : "http";
         const char *auth = s + strlen(scheme) + 3;
-        size_t alen = strcspn(auth, "/");
-        if (auth[alen] == '/' && auth[alen + 1] != '\0')
+        size_t alen = strcspn(auth, with_path ? "/?" : "/");
+        if (with_path && auth[alen])
+            o->path = auth + alen;
+        else if (auth[alen] == '/' && auth[alen + 1] != '\0')
             return fail(p, n,
                         "%s: \"%s\" has a path; upstream paths are not supported; use routes "
                         "with strip_prefix",
@@ -633,32 +642,49 @@ static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *wh
         size_t hlen = auth[0] == '[' ? (size_t)(close - auth - 1)
                       : has_port     ? (size_t)(portsep - auth)
                                      : alen;
-        snprintf(tls_name, sizeof tls_name, "%.*s", (int)hlen, auth[0] == '[' ? auth + 1 : auth);
+        snprintf(tls_name, sizeof o->tls_name, "%.*s", (int)hlen, auth[0] == '[' ? auth + 1 : auth);
         if (strlen(s) >= sizeof addr.text)
             return fail(p, n, "%s: upstream \"%s\" is too long", what, show(p, s));
         if (config_parse_addr(hostport, &addr, msg, sizeof msg) < 0)
             return fail(p, n, "%s: %s", what, msg);
-        snprintf(addr.text, sizeof addr.text, "%s", s);
+        snprintf(addr.text, sizeof addr.text, "%.*s", (int)(auth + alen - s), s);
         char numhost[NI_MAXHOST], numport[NI_MAXSERV];
         if (getnameinfo((const struct sockaddr *)&addr.sa, addr.salen, numhost, sizeof numhost,
                         numport, sizeof numport, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
             return fail(p, n, "%s: invalid upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
         int kl = addr.sa.ss_family == AF_INET6
-                     ? snprintf(key, sizeof key, "%s://[%s]:%s", scheme, numhost, numport)
-                     : snprintf(key, sizeof key, "%s://%s:%s", scheme, numhost, numport);
+                     ? snprintf(key, sizeof o->key, "%s://[%s]:%s", scheme, numhost, numport)
+                     : snprintf(key, sizeof o->key, "%s://%s:%s", scheme, numhost, numport);
         /* Services that verify differently must not share connections. */
         if (kind == UPSTREAM_HTTPS &&
-            snprintf(key + kl, sizeof key - (size_t)kl, " name=%s%s%s", tls_name,
+            snprintf(key + kl, sizeof o->key - (size_t)kl, " name=%s%s%s", tls_name,
                      p->svc_tls_insecure ? " insecure"
                      : p->svc_tls_ca     ? " ca="
                                          : "",
                      !p->svc_tls_insecure && p->svc_tls_ca ? p->svc_tls_ca : "") >=
-                (int)(sizeof key - (size_t)kl))
+                (int)(sizeof o->key - (size_t)kl))
             return fail(p, n, "%s: upstream \"%s\" is too long", what, show(p, s));
+    } else if (with_path) {
+        return fail(p, n, "%s: unsupported URL \"%s\" (use http://host:port/path or https://...)",
+                    what, show(p, s));
     } else {
         return fail(p, n, "%s: unsupported upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
     }
+    o->kind = kind;
+    o->addr = addr;
+    return 0;
+}
 
+static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
+                          const struct config_upstream **out)
+{
+    struct config *c = p->c;
+    const char *s;
+    static __thread struct upstream_url url;
+    if (want_string(p, n, what, &s) < 0 || read_upstream_url(p, n, s, what, false, &url) < 0)
+        return -1;
+    const char *key = url.key, *tls_name = url.tls_name;
+    enum upstream_kind kind = url.kind;
     if (c->nupstreams >= p->upstream_cap)
         return fail(p, n, "%s: too many upstreams", what); /* the count pass missed one */
     struct config_upstream *u = &c->upstreams[c->nupstreams];
@@ -679,7 +705,7 @@ static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *wh
         return fail_oom(p);
     }
     u->kind = kind;
-    u->addr = addr;
+    u->addr = url.addr;
     u->idx = c->nupstreams++;
     if (kind == UPSTREAM_HTTPS) {
         p->svc_has_https = true;
@@ -935,6 +961,214 @@ static int parse_tcp(struct parser *p, struct config_service *svc, const yaml_no
     return 0;
 }
 
+/* A header name as written in copy_headers: an HTTP token. */
+static bool header_name_valid(const char *s)
+{
+    if (!*s || strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_'))
+            return false;
+    return true;
+}
+
+static int parse_auth_provider(struct parser *p, struct config_auth *a, const yaml_node_t *k,
+                               const yaml_node_t *v)
+{
+    static const char *const names[] = {"url",          "style",  "timeout",
+                                        "copy_headers", "portal", "cache"};
+    enum { A_URL, A_STYLE, A_TIMEOUT, A_COPY, A_PORTAL, A_CACHE, A_N };
+    static const char *const default_copy[] = {"Remote-User", "Remote-Groups", "Remote-Name",
+                                               "Remote-Email"};
+    yaml_node_t *vals[A_N] = {0};
+    char what[LIMIT_SERVICE_NAME + 64], where[LIMIT_SERVICE_NAME + 48];
+    const char *name = scalar(k);
+    a->line = (int)k->start_mark.line + 1;
+    a->timeout_ms = TIMEOUT_AUTH_MS_DEFAULT;
+    if (!service_name_valid(name, k->data.scalar.length))
+        return fail(p, k,
+                    "invalid auth provider name \"%s\" (use 1 to %d lower-case letters, digits "
+                    "and '-', not at either end)",
+                    show(p, name), LIMIT_SERVICE_NAME);
+    a->name = strdup(name);
+    if (!a->name)
+        return fail_oom(p);
+    snprintf(where, sizeof where, "in auth provider \"%s\"", name);
+    snprintf(what, sizeof what, "auth.%s", name);
+    if (want_mapping(p, v, what, false) < 0 || map_collect(p, v, names, A_N, vals, where) < 0)
+        return -1;
+    if (!vals[A_URL])
+        return fail(p, k, "auth provider \"%s\" has no url", name);
+
+    const char *url;
+    static __thread struct upstream_url u;
+    snprintf(what, sizeof what, "auth.%s.url", name);
+    p->svc_tls_ca = NULL;
+    p->svc_tls_insecure = false;
+    if (want_string(p, vals[A_URL], what, &url) < 0 ||
+        read_upstream_url(p, vals[A_URL], url, what, true, &u) < 0)
+        return -1;
+    for (const char *q = u.path; *q; q++)
+        if ((unsigned char)*q <= ' ' || *q == 0x7f || *q == '#')
+            return fail(p, vals[A_URL], "%s: invalid character in the path of \"%s\"", what,
+                        show(p, url));
+    const char *authority = strstr(url, "://") + 3;
+    a->url = strdup(url);
+    a->path = strdup(u.path[0] == '?' ? "/" : u.path);
+    a->host = strndup(authority, strcspn(authority, "/?"));
+    a->up.key = strdup(u.key);
+    if (!a->url || !a->path || !a->host || !a->up.key)
+        return fail_oom(p);
+    if (u.path[0] == '?') /* "http://h:1?x" : the path is "/" and the query follows */
+        return fail(p, vals[A_URL], "%s: write the path before the query in \"%s\"", what,
+                    show(p, url));
+    a->up.kind = u.kind;
+    a->up.addr = u.addr;
+    if (u.kind == UPSTREAM_HTTPS) {
+        a->up.tls_name = strdup(u.tls_name);
+        if (!a->up.tls_name)
+            return fail_oom(p);
+        if (!(a->up.tls_ctx = client_ctx(p)))
+            return -1;
+    }
+
+    if (vals[A_STYLE]) {
+        const char *st;
+        snprintf(what, sizeof what, "auth.%s.style", name);
+        if (want_string(p, vals[A_STYLE], what, &st) < 0)
+            return -1;
+        if (strcmp(st, "forward-auth") == 0)
+            a->style = AUTH_FORWARD;
+        else if (strcmp(st, "auth-request") == 0)
+            a->style = AUTH_REQUEST;
+        else
+            return fail(p, vals[A_STYLE], "%s: expected forward-auth or auth-request, not \"%s\"",
+                        what, show(p, st));
+    }
+    snprintf(what, sizeof what, "auth.%s.timeout", name);
+    if (vals[A_TIMEOUT] && want_duration(p, vals[A_TIMEOUT], what, &a->timeout_ms) < 0)
+        return -1;
+    if (a->timeout_ms == 0)
+        return fail(p, vals[A_TIMEOUT], "%s must be more than 0", what);
+    snprintf(what, sizeof what, "auth.%s.cache", name);
+    if (vals[A_CACHE] && want_duration(p, vals[A_CACHE], what, &a->cache_ms) < 0)
+        return -1;
+    if (a->cache_ms > LIMIT_AUTH_CACHE_MS_MAX)
+        return fail(p, vals[A_CACHE], "%s: at most 5m (a logout must not take longer to apply)",
+                    what);
+    if (vals[A_PORTAL]) {
+        const char *portal;
+        snprintf(what, sizeof what, "auth.%s.portal", name);
+        if (want_string(p, vals[A_PORTAL], what, &portal) < 0)
+            return -1;
+        if (a->style != AUTH_REQUEST)
+            return fail(p, vals[A_PORTAL], "%s applies to style: auth-request only", what);
+        if (strncmp(portal, "https://", 8) != 0 && strncmp(portal, "http://", 7) != 0)
+            return fail(p, vals[A_PORTAL], "%s: expected an http:// or https:// URL, not \"%s\"",
+                        what, show(p, portal));
+        for (const char *q = portal; *q; q++)
+            if ((unsigned char)*q <= ' ' || *q == 0x7f)
+                return fail(p, vals[A_PORTAL], "%s: invalid character in \"%s\"", what,
+                            show(p, portal));
+        a->portal = strdup(portal);
+        if (!a->portal)
+            return fail_oom(p);
+    }
+    snprintf(what, sizeof what, "auth.%s.copy_headers", name);
+    size_t ncopy = vals[A_COPY] ? 0 : 4;
+    if (vals[A_COPY]) {
+        if (want_sequence(p, vals[A_COPY], what) < 0)
+            return -1;
+        ncopy = seq_len(vals[A_COPY]);
+        if (ncopy > LIMIT_AUTH_COPY_HEADERS)
+            return fail(p, vals[A_COPY], "%s: at most %d names", what, LIMIT_AUTH_COPY_HEADERS);
+    }
+    a->copy_headers = calloc(ncopy ? ncopy : 1, sizeof *a->copy_headers);
+    if (!a->copy_headers)
+        return fail_oom(p);
+    for (size_t i = 0; i < ncopy; i++) {
+        const char *h = default_copy[i % 4];
+        if (vals[A_COPY]) {
+            const yaml_node_t *item = node(p, vals[A_COPY]->data.sequence.items.start[i]);
+            if (want_string(p, item, what, &h) < 0)
+                return -1;
+            if (!header_name_valid(h))
+                return fail(p, item, "%s: \"%s\" is not a header name", what, show(p, h));
+        }
+        a->copy_headers[a->ncopy] = strdup(h);
+        if (!a->copy_headers[a->ncopy++])
+            return fail_oom(p);
+    }
+    return 0;
+}
+
+/* "auth: {NAME: {url, style, timeout, copy_headers, portal, cache}}" */
+static int parse_auth(struct parser *p, const yaml_node_t *n)
+{
+    struct config *c = p->c;
+    if (want_mapping(p, n, "auth", false) < 0)
+        return -1;
+    c->auths = calloc(map_len(n) ? map_len(n) : 1, sizeof *c->auths);
+    if (!c->auths)
+        return fail_oom(p);
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        struct config_auth *a = &c->auths[c->nauths];
+        a->idx = c->nauths++;
+        if (parse_auth_provider(p, a, node(p, pair->key), node(p, pair->value)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "auth: NAME" and "auth_skip: [/prefix, ...]" on a service. */
+static int parse_service_auth(struct parser *p, struct config_service *svc, const yaml_node_t *auth,
+                              const yaml_node_t *skip)
+{
+    char what[LIMIT_SERVICE_NAME + 64];
+    if (auth) {
+        const char *name;
+        snprintf(what, sizeof what, "services.%s.auth", svc->name);
+        if (want_string(p, auth, what, &name) < 0)
+            return -1;
+        for (size_t i = 0; i < p->c->nauths && !svc->auth; i++)
+            if (strcmp(p->c->auths[i].name, name) == 0)
+                svc->auth = &p->c->auths[i];
+        if (!svc->auth)
+            return fail(p, auth, "%s: no auth provider named \"%s\" (define it under auth:)", what,
+                        show(p, name));
+    }
+    if (!skip)
+        return 0;
+    snprintf(what, sizeof what, "services.%s.auth_skip", svc->name);
+    if (!auth)
+        return fail(p, skip, "%s applies to a service with auth", what);
+    if (want_sequence(p, skip, what) < 0)
+        return -1;
+    svc->auth_skip = calloc(seq_len(skip) ? seq_len(skip) : 1, sizeof *svc->auth_skip);
+    if (!svc->auth_skip)
+        return fail_oom(p);
+    for (yaml_node_item_t *it = skip->data.sequence.items.start; it < skip->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *item = node(p, *it);
+        const char *prefix;
+        char norm[LIMIT_REQUEST_LINE_DEFAULT];
+        if (want_string(p, item, what, &prefix) < 0)
+            return -1;
+        int len = route_path_normalize(prefix, strlen(prefix), norm, sizeof norm);
+        if (len < 0 || strcmp(norm, prefix) != 0)
+            return fail(p, item,
+                        "%s: \"%s\" is not a normalised path prefix (start with '/', no '.' or "
+                        "'..' segments, no encoded unreserved characters)",
+                        what, show(p, prefix));
+        svc->auth_skip[svc->nauth_skip] = strdup(norm);
+        if (!svc->auth_skip[svc->nauth_skip++])
+            return fail_oom(p);
+    }
+    return 0;
+}
+
 static int parse_service(struct parser *p, struct config_service *svc, const yaml_node_t *k,
                          const yaml_node_t *v)
 {
@@ -948,7 +1182,10 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
                                         "send_proxy_protocol",
                                         "passthrough",
                                         "tls_ca",
-                                        "tls_insecure_skip_verify"};
+                                        "tls_insecure_skip_verify",
+                                        "auth",
+                                        "auth_skip",
+                                        "auth_bypass_tailnet"};
     enum {
         S_HOSTS,
         S_UPSTREAM,
@@ -961,6 +1198,9 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         S_PASSTHROUGH,
         S_TLS_CA,
         S_INSECURE,
+        S_AUTH,
+        S_AUTH_SKIP,
+        S_AUTH_BYPASS,
         S_N
     };
     yaml_node_t *vals[S_N] = {0};
@@ -1030,7 +1270,14 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
             break;
         case S_TLS_CA:
         case S_INSECURE:
-            break; /* read above */
+        case S_AUTH:
+        case S_AUTH_SKIP:
+            break; /* read above or below */
+        case S_AUTH_BYPASS:
+            return fail(p, val,
+                        "%s: skipping auth for tailnet users needs tailnet identity (whois), "
+                        "which this version of portico does not have",
+                        what);
         case S_PASSTHROUGH:
             svc->passthrough = calloc(1, sizeof *svc->passthrough);
             if (!svc->passthrough)
@@ -1065,6 +1312,11 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
                     "(upstream, routes, headers, timeout): portico never sees its requests",
                     name);
     }
+    if (parse_service_auth(p, svc, vals[S_AUTH], vals[S_AUTH_SKIP]) < 0)
+        return -1;
+    if (svc->auth && !svc->upstream)
+        return fail(p, vals[S_AUTH], "services.%s.auth applies to HTTP services (with an upstream)",
+                    name);
     if ((vals[S_TLS_CA] || vals[S_INSECURE]) && !p->svc_has_https)
         return fail(p, vals[S_TLS_CA] ? vals[S_TLS_CA] : vals[S_INSECURE],
                     "services.%s: %s applies to https:// upstreams, and the service has none", name,
@@ -1160,7 +1412,7 @@ static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *w
 
 static int parse_listen(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"addr", "proxy_protocol", "tls"};
+    static const char *const names[] = {"addr", "proxy_protocol", "tls", "scheme"};
     struct config *c = p->c;
     if (want_sequence(p, n, "listen") < 0)
         return -1;
@@ -1172,9 +1424,9 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *item = node(p, *it);
-        yaml_node_t *vals[3] = {0};
+        yaml_node_t *vals[4] = {0};
         if (want_mapping(p, item, "listen", false) < 0 ||
-            map_collect(p, item, names, 3, vals, "in a listen entry") < 0)
+            map_collect(p, item, names, 4, vals, "in a listen entry") < 0)
             return -1;
         if (!vals[0])
             return fail(p, item, "listen: entry has no addr");
@@ -1188,6 +1440,19 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
             return -1;
         if (l->tls && l->addr.sa.ss_family == AF_UNIX)
             return fail(p, vals[2], "listen.tls: TLS on a Unix socket is not supported");
+        l->https = l->tls;
+        if (vals[3]) {
+            const char *sch;
+            if (want_string(p, vals[3], "listen.scheme", &sch) < 0)
+                return -1;
+            if (strcmp(sch, "https") == 0)
+                l->https = true;
+            else if (strcmp(sch, "http") != 0)
+                return fail(p, vals[3], "listen.scheme: expected http or https, not \"%s\"",
+                            show(p, sch));
+            else if (l->tls)
+                return fail(p, vals[3], "listen.scheme: a listener with tls: true is https");
+        }
         for (size_t i = 0; i < c->nlistens; i++)
             if (addr_equal(&c->listens[i].addr, &l->addr))
                 return fail(p, vals[0], "listen: address \"%s\" is the same as \"%s\" on line %d",
@@ -1396,8 +1661,8 @@ static unsigned default_workers(void)
 
 static int parse_root(struct parser *p)
 {
-    static const char *const names[] = {"domain", "workers", "access_log", "listen",
-                                        "limits", "metrics", "services",   "tls"};
+    static const char *const names[] = {"domain",  "workers",  "access_log", "listen", "limits",
+                                        "metrics", "services", "tls",        "auth"};
     enum {
         K_DOMAIN,
         K_WORKERS,
@@ -1407,6 +1672,7 @@ static int parse_root(struct parser *p)
         K_METRICS,
         K_SERVICES,
         K_TLS,
+        K_AUTH,
         K_N
     };
     yaml_node_t *vals[K_N] = {0};
@@ -1438,6 +1704,8 @@ static int parse_root(struct parser *p)
     if (parse_listen(p, vals[K_LISTEN]) < 0)
         return -1;
     if (vals[K_METRICS] && parse_metrics(p, vals[K_METRICS]) < 0)
+        return -1;
+    if (vals[K_AUTH] && parse_auth(p, vals[K_AUTH]) < 0)
         return -1;
     if (vals[K_SERVICES] && parse_services(p, vals[K_SERVICES]) < 0)
         return -1;
@@ -1532,6 +1800,9 @@ static void config_free(struct config *c)
         free(s->headers);
         free(s->tcp);
         free(s->passthrough);
+        for (size_t j = 0; j < s->nauth_skip; j++)
+            free(s->auth_skip[j]);
+        free(s->auth_skip);
     }
     free(c->services);
     free(c->tcp_services);
@@ -1544,6 +1815,20 @@ static void config_free(struct config *c)
         free(c->tls_clients[i].ca);
     }
     free(c->tls_clients);
+    for (size_t i = 0; i < c->nauths; i++) {
+        struct config_auth *a = &c->auths[i];
+        free(a->name);
+        free(a->url);
+        free(a->path);
+        free(a->host);
+        free(a->up.key);
+        free(a->up.tls_name);
+        for (size_t j = 0; j < a->ncopy; j++)
+            free(a->copy_headers[j]);
+        free(a->copy_headers);
+        free(a->portal);
+    }
+    free(c->auths);
     free(c->upstreams);
     free(c->listens);
     for (size_t i = 0; i < c->ntls_certs; i++) {
@@ -1576,6 +1861,8 @@ struct config *config_parse(const char *name, const char *text, size_t len, char
     }
     p.c = c;
     c->refs = 1;
+    static uint64_t serials;
+    c->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
     c->workers = default_workers();
     c->access_log = true;
     c->limits = (struct config_limits){

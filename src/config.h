@@ -26,6 +26,7 @@ struct config_listen {
     struct config_addr addr;
     bool tls;            /* terminate TLS here, certificate chosen by SNI */
     bool proxy_protocol; /* a PROXY v1/v2 header comes first on every connection */
+    bool https;          /* clients use https: TLS here, or "scheme: https" (a TLS frontend) */
     int line;
 };
 
@@ -84,6 +85,28 @@ struct config_tcp {
     int line;
 };
 
+enum auth_style {
+    AUTH_FORWARD, /* forward-auth: the provider answers the client (302 to its portal) */
+    AUTH_REQUEST, /* auth-request: 401 means "log in"; portico redirects to the portal */
+};
+
+/* A forward-auth provider ("auth:"), such as Authelia. */
+struct config_auth {
+    char *name;
+    enum auth_style style;
+    char *url;                 /* as written */
+    char *path;                /* path and query sent to the provider, as written */
+    char *host;                /* Host header toward the provider: the URL's authority */
+    struct config_upstream up; /* the provider's endpoint; its own connection pool */
+    uint32_t timeout_ms;
+    char **copy_headers; /* response headers copied into the upstream request */
+    size_t ncopy;
+    char *portal;      /* auth-request: redirect target for 401 without Location; else NULL */
+    uint32_t cache_ms; /* decision cache lifetime; 0: off */
+    size_t idx;        /* position in config.auths (per-worker caches) */
+    int line;
+};
+
 struct config_service {
     char *name;
     char **hosts; /* lower-case, no trailing dot; "*.example.com" for wildcards */
@@ -99,6 +122,9 @@ struct config_service {
     /* "passthrough:": TLS for the service's hosts goes here untouched, chosen
      * by SNI on the TLS listeners; NULL otherwise; owned. */
     struct config_addr *passthrough;
+    const struct config_auth *auth; /* forward auth for every request, or NULL; owned by config */
+    char **auth_skip;               /* normalised path prefixes that skip auth */
+    size_t nauth_skip;
     int send_proxy_protocol; /* 0, or 1 / 2: a PROXY v1 / v2 header opens each upstream connection
                               */
     size_t metrics_slot;     /* stable across reloads; see metrics.h */
@@ -123,7 +149,8 @@ struct route_table;
 struct tls_store;
 
 struct config {
-    int refs; /* atomic; see config_ref/config_unref */
+    int refs;        /* atomic; see config_ref/config_unref */
+    uint64_t serial; /* unique per snapshot loaded in this process */
     char *path;
     char *domain; /* NULL if not set */
     unsigned workers;
@@ -146,6 +173,8 @@ struct config {
     struct tls_store *tls; /* certificates loaded from tls_certs; NULL without TLS listeners */
     struct config_tls_client *tls_clients;
     size_t ntls_clients;
+    struct config_auth *auths;
+    size_t nauths;
     bool metrics_enabled;
     struct config_addr metrics_listen;
     struct route_table *routes; /* host -> service */

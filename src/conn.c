@@ -566,7 +566,7 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
 }
 
 int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
-                bool tls, bool proxy_protocol)
+                const struct config_listen *l)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -574,7 +574,9 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
         return -1;
     }
     c->w = w;
-    c->tls = tls;
+    c->tls = l->tls;
+    c->https = l->https;
+    bool tls = l->tls, proxy_protocol = l->proxy_protocol;
     /* CONN_SNI waits for the first bytes; begin_tls decides on them. */
     c->state = proxy_protocol ? CONN_PROXY : tls ? CONN_SNI : CONN_HEAD;
     c->writable = true;

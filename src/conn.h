@@ -20,6 +20,7 @@ struct listener;
 struct buf;
 struct exchange;
 struct ssl_st;
+struct config_listen;
 
 enum conn_state {
     CONN_PROXY,    /* waiting for the PROXY protocol header */
@@ -38,6 +39,7 @@ struct conn {
     bool readable, writable, eof, dead;
     bool closing;    /* close once the current response is written */
     bool tls;        /* accepted on a TLS listener */
+    bool https;      /* clients use https here (TLS, or a TLS frontend: listen.scheme) */
     bool handed_off; /* the socket now belongs to a passthrough forwarder */
     bool tls_active; /* handshake done: counted in portico_tls_connections_active */
     struct buf *in;  /* client -> portico bytes; owned; NULL while idle */
@@ -54,14 +56,14 @@ struct conn {
     struct sockaddr_storage peer, local;
 };
 
-/* Take over an accepted socket (closed on failure). tls: accepted on a TLS
- * listener; its ClientHello either names a passthrough service (the
+/* Take over an accepted socket (closed on failure), accepted on listener
+ * l. l->tls: its ClientHello either names a passthrough service (the
  * socket goes to a forwarder) or starts a TLS session with the
- * certificate for its name. proxy_protocol: a PROXY v1/v2 header must come
+ * certificate for its name. l->proxy_protocol: a PROXY v1/v2 header must come
  * first, and its source address becomes the client's. 0, or -1 when out of
  * memory. */
 int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
-                bool tls, bool proxy_protocol);
+                const struct config_listen *l);
 
 /* Called by the exchange when it is done with the connection. keep_alive
  * false closes it (politely if input may be pending). */

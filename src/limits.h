@@ -56,6 +56,17 @@
     (TLS_TICKET_ROTATE_S * (TLS_TICKET_KEYS - 1)) /* lifetime announced in tickets */
 #define LIMIT_CLIENT_HELLO_BYTES 16384 /* ClientHello read for passthrough; larger -> closed */
 
+/* ---- forward auth ----------------------------------------------------------- */
+#define TIMEOUT_AUTH_MS_DEFAULT 5000  /* config auth.NAME.timeout: provider silent -> 504 */
+#define LIMIT_AUTH_HEAD_BYTES   16384 /* provider response head; larger -> 502 */
+#define LIMIT_AUTH_BODY_BYTES                                                                      \
+    16384                             /* provider response body relayed on a denial; larger -> 502 \
+                                       */
+#define LIMIT_AUTH_COPY_HEADERS  16   /* names in copy_headers */
+#define LIMIT_AUTH_VALUE_BYTES   4096 /* one copied header value; longer ones are dropped */
+#define LIMIT_AUTH_CACHE_ENTRIES 4096 /* cached decisions per provider per worker */
+#define LIMIT_AUTH_CACHE_MS_MAX  300000 /* config auth.NAME.cache ceiling: 5 minutes */
+
 /* ---- configuration -------------------------------------------------------- */
 #define LIMIT_CONFIG_BYTES (64u << 20) /* configuration file size */
 #define LIMIT_WORKERS_MAX  64

@@ -17,8 +17,10 @@ static const char *const bucket_le[METRICS_BUCKETS] = {
     "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
 };
 
-/* Registry of service names by slot; main thread only. Slot 0 is "-". */
-static char **names;
+/* Registry of service names by slot; main thread only. Slot 0 is "-".
+ * providers[slot] names the service's auth provider in the newest
+ * configuration (NULL: none). */
+static char **names, **providers;
 static size_t nnames, capnames;
 
 static uint64_t name_hash(const char *s)
@@ -33,7 +35,8 @@ static long registry_add(const char *name)
 {
     if (nnames == 0) {
         names = calloc(16, sizeof *names);
-        if (!names)
+        providers = calloc(16, sizeof *providers);
+        if (!names || !providers)
             return -1;
         capnames = 16;
         names[0] = strdup("-");
@@ -48,6 +51,11 @@ static long registry_add(const char *name)
         if (!n)
             return -1;
         names = n;
+        char **pv = realloc(providers, capnames * 2 * sizeof *pv);
+        if (!pv)
+            return -1;
+        memset(pv + capnames, 0, capnames * sizeof *pv);
+        providers = pv;
         capnames *= 2;
     }
     names[nnames] = strdup(name);
@@ -95,6 +103,13 @@ int metrics_assign_slots(struct config *c)
             table[j] = slot;
         }
         c->services[s].metrics_slot = (size_t)slot;
+        const struct config_auth *a = c->services[s].auth;
+        if (!a && !providers[slot])
+            continue;
+        if (a && providers[slot] && strcmp(providers[slot], a->name) == 0)
+            continue;
+        free(providers[slot]);
+        providers[slot] = a ? strdup(a->name) : NULL;
     }
     free(table);
     return rc;
@@ -102,10 +117,13 @@ int metrics_assign_slots(struct config *c)
 
 void metrics_registry_free(void)
 {
-    for (size_t i = 0; i < nnames; i++)
+    for (size_t i = 0; i < nnames; i++) {
         free(names[i]);
+        free(providers[i]);
+    }
     free(names);
-    names = NULL;
+    free(providers);
+    names = providers = NULL;
     nnames = capnames = 0;
 }
 
@@ -196,6 +214,23 @@ void metrics_tls_close(struct metrics_worker *m)
     __atomic_store_n(&m->tls_active, get(&m->tls_active) - 1, __ATOMIC_RELAXED);
 }
 
+void metrics_count_auth(struct metrics_worker *m, size_t slot, int result, int64_t usec)
+{
+    struct metrics_service *s = metrics_service(m, slot);
+    if (!s || result < 0 || result > 3)
+        return;
+    bump(&s->auth[result], 1);
+    if (usec < 0)
+        return;
+    int b = 0;
+    while (b < METRICS_BUCKETS && (uint64_t)usec > bucket_us[b])
+        b++;
+    if (b < METRICS_BUCKETS)
+        bump(&s->auth_buckets[b], 1);
+    bump(&s->auth_count, 1);
+    bump(&s->auth_sum_us, (uint64_t)usec);
+}
+
 void metrics_count_stream(struct metrics_worker *m, size_t slot)
 {
     struct metrics_service *s = metrics_service(m, slot);
@@ -269,13 +304,20 @@ static void sum_service(struct metrics_worker *const *workers, size_t nworkers, 
         t->tls_handshakes[0] += get(&s->tls_handshakes[0]);
         t->tls_handshakes[1] += get(&s->tls_handshakes[1]);
         t->streams += get(&s->streams);
+        for (int i = 0; i < 4; i++)
+            t->auth[i] += get(&s->auth[i]);
+        for (int i = 0; i < METRICS_BUCKETS; i++)
+            t->auth_buckets[i] += get(&s->auth_buckets[i]);
+        t->auth_count += get(&s->auth_count);
+        t->auth_sum_us += get(&s->auth_sum_us);
     }
 }
 
 static bool seen_any(const struct metrics_service *t)
 {
     return t->count || t->connect_errors || t->timeouts || t->bytes_in || t->bytes_out ||
-           t->streams || t->tls_handshakes[0] || t->tls_handshakes[1];
+           t->auth[0] || t->auth[1] || t->auth[2] || t->auth[3] || t->streams ||
+           t->tls_handshakes[0] || t->tls_handshakes[1];
 }
 
 char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, size_t *len)
@@ -390,6 +432,43 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
         if (sums[s].streams)
             outf(&o, "portico_stream_connections_total{service=\"%s\"} %llu\n", names[s],
                  (unsigned long long)sums[s].streams);
+    static const char *const auth_results[4] = {"allowed", "redirected", "denied", "error"};
+    outf(&o, "# HELP portico_auth_decisions_total Forward-auth decisions, by provider, service "
+             "and result.\n"
+             "# TYPE portico_auth_decisions_total counter\n");
+    for (size_t s = 0; s < nnames; s++) {
+        uint64_t any = sums[s].auth[0] + sums[s].auth[1] + sums[s].auth[2] + sums[s].auth[3];
+        if (!any || !providers[s])
+            continue;
+        for (int i = 0; i < 4; i++)
+            outf(&o,
+                 "portico_auth_decisions_total{provider=\"%s\",service=\"%s\",result=\"%s\"} "
+                 "%llu\n",
+                 providers[s], names[s], auth_results[i], (unsigned long long)sums[s].auth[i]);
+    }
+    outf(&o, "# HELP portico_auth_duration_seconds Time to get the auth provider's answer.\n"
+             "# TYPE portico_auth_duration_seconds histogram\n");
+    for (size_t s = 0; s < nnames; s++) {
+        if (!sums[s].auth_count || !providers[s])
+            continue;
+        uint64_t cum = 0;
+        for (int i = 0; i < METRICS_BUCKETS; i++) {
+            cum += sums[s].auth_buckets[i];
+            outf(&o,
+                 "portico_auth_duration_seconds_bucket{provider=\"%s\",service=\"%s\",le=\"%s\"} "
+                 "%llu\n",
+                 providers[s], names[s], bucket_le[i], (unsigned long long)cum);
+        }
+        outf(&o,
+             "portico_auth_duration_seconds_bucket{provider=\"%s\",service=\"%s\",le=\"+Inf\"} "
+             "%llu\n"
+             "portico_auth_duration_seconds_sum{provider=\"%s\",service=\"%s\"} %llu.%06llu\n"
+             "portico_auth_duration_seconds_count{provider=\"%s\",service=\"%s\"} %llu\n",
+             providers[s], names[s], (unsigned long long)sums[s].auth_count, providers[s], names[s],
+             (unsigned long long)(sums[s].auth_sum_us / 1000000),
+             (unsigned long long)(sums[s].auth_sum_us % 1000000), providers[s], names[s],
+             (unsigned long long)sums[s].auth_count);
+    }
     free(sums);
     if (o.oom) {
         free(o.p);

@@ -29,6 +29,9 @@ struct metrics_service {
     uint64_t bytes_out;
     uint64_t tls_handshakes[2]; /* failed, completed; by the SNI's service */
     uint64_t streams;           /* TCP forwarder and TLS passthrough connections */
+    uint64_t auth[4];           /* forward-auth decisions, by enum auth_result */
+    uint64_t auth_buckets[METRICS_BUCKETS];
+    uint64_t auth_count, auth_sum_us; /* subrequests made (cache hits excluded) */
 };
 
 struct metrics_worker {
@@ -56,6 +59,9 @@ void metrics_conn_close(struct metrics_worker *m);
  * until metrics_tls_close. */
 void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok);
 void metrics_tls_close(struct metrics_worker *m);
+/* A forward-auth decision (result: enum auth_result) for the service in
+ * slot; usec is the subrequest's duration, or -1 for a cached decision. */
+void metrics_count_auth(struct metrics_worker *m, size_t slot, int result, int64_t usec);
 /* A TCP forwarder or TLS passthrough connection of the service in slot. */
 void metrics_count_stream(struct metrics_worker *m, size_t slot);
 void metrics_worker_free(struct metrics_worker *m);

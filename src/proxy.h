@@ -22,6 +22,7 @@ struct upconn;
 struct config;
 struct config_service;
 struct config_upstream;
+struct config_auth;
 struct buf;
 
 /* A batch of bytes on its way to one socket. */
@@ -49,6 +50,7 @@ enum exchange_phase {
     EX_SENDING,    /* request going upstream; response may already be coming */
     EX_TUNNEL,     /* after 101: bytes both ways until both sides close */
     EX_LOCAL,      /* portico's own answer is being written */
+    EX_AUTH,       /* asking the auth provider (ex->u is the provider connection) */
 };
 
 struct exchange {
@@ -82,6 +84,13 @@ struct exchange {
     uint64_t bytes_in, bytes_out;
     char method[24];
     size_t path_len;
+    /* Forward auth. */
+    const struct config_auth *auth; /* the provider asked; NULL when none */
+    struct buf *authreq;            /* the subrequest head; owned */
+    size_t authreq_len, authreq_off;
+    size_t auth_scan, auth_head_len;
+    bool auth_retried;
+    uint64_t auth_start_us;
     /* Everything above is zeroed for each exchange; what follows is
      * written before it is read. */
     struct http_request req;
@@ -89,6 +98,10 @@ struct exchange {
     char path[LIMIT_LOG_PATH_BYTES];
     char pp[PROXYPROTO_V2_MAX]; /* PROXY header opening a fresh upstream connection */
     size_t pp_len;
+    char auth_host[LIMIT_HOST_LEN + 8]; /* normalised Host, for the provider */
+    int auth_port;                      /* port in the Host header, 0 if none */
+    unsigned char auth_digest[32];      /* decision cache key */
+    char user[128];                     /* who the provider said the client is; "" if none */
 };
 
 /* A new exchange on c, holding a reference to the worker's configuration.

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "conn.h"
 #include "listener.h"
@@ -131,8 +132,7 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         __atomic_add_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
         size_t idx = (size_t)(wl - w->wls);
         int rc = idx < w->cfg->nlistens
-                     ? conn_accept(w, fd, &sa, salen, w->cfg->listens[idx].tls,
-                                   w->cfg->listens[idx].proxy_protocol)
+                     ? conn_accept(w, fd, &sa, salen, &w->cfg->listens[idx])
                      : tcp_accept(w, fd, &sa, salen, w->cfg->tcp_services[idx - w->cfg->nlistens]);
         if (rc < 0)
             __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
@@ -267,6 +267,9 @@ static void *worker_main(void *arg)
     tcp_close_all(w);
     drop_listeners(w);
     upstream_pools_free(w);
+    for (size_t i = 0; i < w->nauth_caches; i++)
+        auth_cache_free(w->auth_caches[i]);
+    free(w->auth_caches);
     before_wait(w->loop, w);
     while (w->free_exchanges) {
         struct exchange *ex = w->free_exchanges;

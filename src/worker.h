@@ -61,6 +61,11 @@ struct worker {
     struct exchange *free_exchanges;
     struct buf_pool bufs;
     struct upstream_pools *pools;
+    /* Forward-auth decision caches, by config_auth.idx of the snapshot
+     * whose serial is auth_serial: a reload starts them empty. */
+    struct auth_cache **auth_caches;
+    size_t nauth_caches;
+    uint64_t auth_serial;
     struct metrics_worker metrics;
     struct log_buf log;
 };
