@@ -2976,6 +2976,17 @@ def test_auth_client_identity_headers_never_pass(ctx):
     d = r.json()
     for n in ("remote-user", "remote_user", "remote-groups", "remote-email"):
         eq(hdrs(d, n), [], "%s on a skipped path" % n)
+    # The provider's own bypass rule: 200 without Remote-*; forged ones still go.
+    n0 = a.count()
+    r = request(p.port, "GET", "/publicity?do=echo", host=APP, headers=forged)
+    d = r.json()
+    eq(a.count(), n0 + 1, "asked the provider")
+    for n in ("remote-user", "remote_user", "remote-groups", "remote-email"):
+        eq(hdrs(d, n), [], "%s after an anonymous bypass" % n)
+    # No session at all: nothing reaches the upstream, forged headers or not.
+    before = len(o.requests)
+    eq(request(p.port, "GET", "/x", host=APP, headers=forged).status, 401, "no session")
+    eq(len(o.requests), before, "requests upstream without a session")
     # Connection tokens cannot remove what portico sets.
     r = request(p.port, "GET", "/x?do=echo", host=APP,
                 headers=dict(ALICE, Connection="Remote-User, X-Forwarded-For, X-Real-IP"))

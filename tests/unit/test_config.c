@@ -870,6 +870,10 @@ static void test_config_proxy_protocol_keys(void **state)
 
 static void test_config_tls_keys_checked(void **state)
 {
+    expect_error("listen:\n  - {addr: 127.0.0.1:8080, scheme: ftp}\n",
+                 "portico.yaml:2: listen.scheme: expected http or https, not \"ftp\"");
+    expect_error("listen:\n  - {addr: 127.0.0.1:8443, tls: true, scheme: http}\n",
+                 "portico.yaml:2: listen.scheme: a listener with tls: true is https");
     expect_error("listen:\n  - {addr: \"unix:/tmp/x.sock\", tls: true}\n",
                  "portico.yaml:2: listen.tls: TLS on a Unix socket is not supported");
     expect_error("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\n",
