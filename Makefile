@@ -77,6 +77,7 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(BUILD)/portico
 	@bench/tls.sh $(BUILD)/portico
+	@bench/auth.sh $(BUILD)/portico
 
 clean:
 	rm -rf build

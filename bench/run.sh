@@ -268,7 +268,7 @@ if [ -n "${WRITE:-}" ]; then
     {
         echo "# Benchmarks"
         echo
-        echo "Produced by \`WRITE=BENCHMARKS.md make bench\` (\`bench/run.sh\`, then \`bench/tls.sh\`) on $(date -u +%Y-%m-%d)."
+        echo "Produced by \`WRITE=BENCHMARKS.md make bench\` (\`bench/run.sh\`, then \`bench/tls.sh\` and \`bench/auth.sh\`) on $(date -u +%Y-%m-%d)."
         echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo);"
         echo "$("$PORTICO" version | head -1), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $("$HAPROXY" -v | head -1 | awk '{print "HAProxy " $3}'), wrk."
         echo
