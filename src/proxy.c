@@ -1010,6 +1010,18 @@ static void connect_upstream(struct exchange *ex, bool allow_idle)
     u->ex = ex;
     ex->upstream_spoke = false;
     ex->resp_scan = 0;
+    ex->pp_len = 0;
+    if (ex->svc->send_proxy_protocol) {
+        const struct conn *c = ex->c;
+        ex->pp_len = ex->svc->send_proxy_protocol == 1
+                         ? proxyproto_build_v1(&c->peer, &c->local, ex->pp, sizeof ex->pp)
+                         : proxyproto_build_v2(&c->peer, &c->local, ex->pp, sizeof ex->pp);
+        if (u->ssl) {
+            /* The PROXY header precedes the TLS handshake, in the clear. */
+            u->prefix = ex->pp;
+            u->prefix_len = ex->pp_len;
+        }
+    }
     if (u->connecting) {
         ex->phase = EX_CONNECTING;
         touch(ex);
@@ -1023,14 +1035,8 @@ static void start_sending(struct exchange *ex)
 {
     ex->phase = EX_SENDING;
     flow_reset(&ex->rq);
-    ex->pp_len = 0;
-    if (ex->svc->send_proxy_protocol) {
-        const struct conn *c = ex->c;
-        ex->pp_len = ex->svc->send_proxy_protocol == 1
-                         ? proxyproto_build_v1(&c->peer, &c->local, ex->pp, sizeof ex->pp)
-                         : proxyproto_build_v2(&c->peer, &c->local, ex->pp, sizeof ex->pp);
+    if (ex->pp_len && !ex->u->ssl)
         flow_push(&ex->rq, ex->pp, ex->pp_len);
-    }
     flow_push(&ex->rq, ex->reqhead->data, ex->reqhead_len);
     body_produce(&ex->rqb, ex->c->in, false, &ex->rq);
     touch(ex);

@@ -301,6 +301,21 @@ int upstream_connect_result(struct upconn *u, const char **why)
             u->connecting = false;
             return 0;
         }
+        while (u->prefix_off < u->prefix_len) {
+            ssize_t n = send(u->io.fd, u->prefix + u->prefix_off, u->prefix_len - u->prefix_off,
+                             MSG_NOSIGNAL);
+            if (n > 0) {
+                u->prefix_off += (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN) {
+                u->writable = false;
+                return -EINPROGRESS;
+            }
+            return n < 0 ? -errno : -EPIPE;
+        }
         u->handshaking = true;
     }
     ERR_clear_error();

@@ -26,8 +26,12 @@ struct upconn {
     struct worker *w;
     struct upstream_pool *pool;
     bool readable, writable, eof, connecting, reused, dead;
-    bool handshaking;    /* https: connected, TLS handshake not done */
-    struct ssl_st *ssl;  /* https upstreams; owned */
+    bool handshaking;   /* https: connected, TLS handshake not done */
+    struct ssl_st *ssl; /* https upstreams; owned */
+    /* Bytes sent in the clear before the TLS handshake (a PROXY header to
+     * an https upstream); owned by the exchange that set them. */
+    const char *prefix;
+    size_t prefix_len, prefix_off;
     struct buf *in;      /* upstream -> portico bytes; owned */
     struct exchange *ex; /* the exchange using it; NULL while idle */
     struct loop_timer idle_timer;

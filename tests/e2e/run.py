@@ -2641,6 +2641,19 @@ def test_https_upstream_verified_with_tls_ca_sni_and_keepalive(ctx):
 
 
 @test(timeout=60)
+def test_https_upstream_with_proxy_protocol_header_before_tls(ctx):
+    ca, b = _https_setup(ctx)
+    p = ctx.portico({"s": svc("https://localhost:%d" % b.port, tls_ca=ca.crt,
+                              send_proxy_protocol="v2")})
+    for i in range(2):
+        r = request(p.port, "GET", "/", headers={"Connection": "close"})
+        eq((r.status, r.body), (200, b"secure sni=localhost"), "response %d" % i)
+    eq(len(b.first), 2, "PROXY headers (one per upstream connection)")
+    expect(all(h.startswith(b"\r\n\r\n\0\r\nQUIT\n\x21\x11") for h in b.first),
+           "v2 headers from 127.0.0.1: %r" % b.first)
+
+
+@test(timeout=60)
 def test_https_upstream_untrusted_or_mismatched_certificate_502(ctx):
     ca, b = _https_setup(ctx)
     p = ctx.portico({"sys": svc("https://localhost:%d" % b.port, ["sys.test"]),
