@@ -3066,6 +3066,26 @@ def test_auth_keepalive_to_provider_and_metrics(ctx):
 
 
 @test()
+def test_auth_expect_continue_only_after_allow(ctx):
+    a, o, p = _auth_portico(ctx)
+    head = ("POST /up?do=sink HTTP/1.1\r\nHost: %s\r\nContent-Length: 5\r\n"
+            "Expect: 100-continue\r\n" % APP).encode()
+    with RawConn(p.port) as c:
+        c.send(head + b"Accept: text/html\r\n\r\n")
+        r = c.read_response(skip_100=False)
+        eq(r.status, 303, "refused before any 100 Continue")
+        expect(c.closed_within(5 * SCALE), "connection with an unsent body left open")
+    with RawConn(p.port) as c:
+        c.send(head + b"Cookie: authelia_session=alice-session\r\n\r\n")
+        r = c.read_response(skip_100=False)
+        eq(r.status, 100, "100 Continue once allowed")
+        c.send(b"hello")
+        r = c.read_response()
+        eq(r.status, 200, "upload after 100")
+    eq(len(o.requests), 1, "requests upstream")
+
+
+@test()
 def test_auth_websocket_authorised_before_101(ctx):
     a, o, p = _auth_portico(ctx)
     up = b"GET /?do=upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: echo\r\n" % APP.encode()
