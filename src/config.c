@@ -976,9 +976,9 @@ static bool header_name_valid(const char *s)
 static int parse_auth_provider(struct parser *p, struct config_auth *a, const yaml_node_t *k,
                                const yaml_node_t *v)
 {
-    static const char *const names[] = {"url",          "style",  "timeout",
-                                        "copy_headers", "portal", "cache"};
-    enum { A_URL, A_STYLE, A_TIMEOUT, A_COPY, A_PORTAL, A_CACHE, A_N };
+    static const char *const names[] = {"url",    "style", "timeout", "copy_headers",
+                                        "portal", "cache", "tls_ca"};
+    enum { A_URL, A_STYLE, A_TIMEOUT, A_COPY, A_PORTAL, A_CACHE, A_TLS_CA, A_N };
     static const char *const default_copy[] = {"Remote-User", "Remote-Groups", "Remote-Name",
                                                "Remote-Email"};
     yaml_node_t *vals[A_N] = {0};
@@ -1005,7 +1005,14 @@ static int parse_auth_provider(struct parser *p, struct config_auth *a, const ya
     static __thread struct upstream_url u;
     snprintf(what, sizeof what, "auth.%s.url", name);
     p->svc_tls_ca = NULL;
+    p->svc_tls_ca_node = vals[A_TLS_CA];
     p->svc_tls_insecure = false;
+    if (vals[A_TLS_CA]) {
+        char cawhat[LIMIT_SERVICE_NAME + 64];
+        snprintf(cawhat, sizeof cawhat, "auth.%s.tls_ca", name);
+        if (want_string(p, vals[A_TLS_CA], cawhat, &p->svc_tls_ca) < 0)
+            return -1;
+    }
     if (want_string(p, vals[A_URL], what, &url) < 0 ||
         read_upstream_url(p, vals[A_URL], url, what, true, &u) < 0)
         return -1;
@@ -1023,6 +1030,8 @@ static int parse_auth_provider(struct parser *p, struct config_auth *a, const ya
     if (u.path[0] == '?') /* "http://h:1?x" : the path is "/" and the query follows */
         return fail(p, vals[A_URL], "%s: write the path before the query in \"%s\"", what,
                     show(p, url));
+    if (vals[A_TLS_CA] && u.kind != UPSTREAM_HTTPS)
+        return fail(p, vals[A_TLS_CA], "auth.%s.tls_ca applies to an https:// url", name);
     a->up.kind = u.kind;
     a->up.addr = u.addr;
     if (u.kind == UPSTREAM_HTTPS) {

@@ -56,15 +56,21 @@ RULES = [
 
 
 class Authelia:
-    def __init__(self, rules=None, sessions=None):
+    def __init__(self, rules=None, sessions=None, tls=None):
+        """tls: (cert, key) to serve HTTPS instead of HTTP."""
         self.rules = RULES if rules is None else rules
+        self.tls = None
+        if tls:
+            import ssl
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
         self.sessions = SESSIONS if sessions is None else sessions
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
         self.requests = []     # (method, target, [(name, value)], body bytes)
         self.connections = 0
         self.lock = threading.Lock()
@@ -100,6 +106,12 @@ class Authelia:
                 return
             with self.lock:
                 self.connections += 1
+            if self.tls:
+                try:
+                    c = self.tls.wrap_socket(c, server_side=True)
+                except OSError:
+                    c.close()
+                    continue
             self.open.append(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 

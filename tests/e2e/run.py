@@ -3065,6 +3065,23 @@ def test_auth_keepalive_to_provider_and_metrics(ctx):
               (("provider", "authelia"), ("service", "app"))), 0), 32, "latency samples")
 
 
+@test(timeout=60)
+def test_auth_https_provider_verified_with_tls_ca(ctx):
+    ca = TestCA(ctx.dir)
+    a = Authelia(tls=ca.leaf(["localhost"], tag="authelia", ips=["127.0.0.1"]))
+    _, o, p = _auth_portico(ctx, authelia=a, provider_extra={"tls_ca": ca.crt})
+    r = request(p.port, "GET", "/x?do=echo", host=APP, headers=ALICE)
+    eq(hdrs(r.json(), "remote-user"), ["alice"], "allowed through an https provider")
+    os.makedirs(os.path.join(ctx.dir, "other"))
+    other = TestCA(os.path.join(ctx.dir, "other"))
+    _, o2, q = _auth_portico(ctx, authelia=a, provider_extra={"tls_ca": other.crt})
+    eq(request(q.port, "GET", "/x", host=APP, headers=ALICE).status, 502,
+       "a provider certificate from another CA")
+    eq(len(o2.requests), 0, "requests upstream")
+    line = q.wait_line("auth provider authelia", timeout=3 * SCALE)
+    expect(line and "certificate" in line, "log line %r" % line)
+
+
 @test()
 def test_auth_expect_continue_only_after_allow(ctx):
     a, o, p = _auth_portico(ctx)
