@@ -182,6 +182,10 @@ static SSL_CTX *server_ctx_new(void)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* Read whole socket buffers, not a record header and then its body:
+     * half the read(2) calls. Records OpenSSL holds are drained because
+     * callers read until WANT_READ. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* Resumption by tickets only: no per-process session cache to bound. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);
@@ -459,6 +463,7 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, bool insecure, char *err, size_
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (insecure) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
         return ctx;

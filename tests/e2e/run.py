@@ -2300,6 +2300,20 @@ def test_tls_big_download_streams_in_constant_memory(ctx):
 
 
 @test(timeout=60)
+def test_tls_pipelined_requests_in_one_record(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)})
+    with _tls_connect(p.port, "a.test", ca.crt) as s:
+        reqs = b"".join(b"GET /p%d?do=echo HTTP/1.1\r\nHost: a.test\r\n\r\n" % i
+                        for i in range(20))
+        s.sendall(reqs + b"GET /last?do=echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        data = _recv_all(s)
+    eq(data.count(b"HTTP/1.1 200 OK"), 21, "responses to 21 pipelined requests")
+    eq([r.target for r in o.requests][-1], "/last?do=echo", "the last request")
+
+
+@test(timeout=60)
 def test_tls_upload_and_websocket(ctx):
     ca = TestCA(ctx.dir)
     o = ctx.origin("tls")
