@@ -485,6 +485,77 @@ void tls_client_ctx_free(SSL_CTX *ctx)
     SSL_CTX_free(ctx);
 }
 
+/* ---- I/O -------------------------------------------------------------------------- */
+
+ssize_t tls_read(SSL *ssl, void *p, size_t n)
+{
+    ERR_clear_error();
+    int r = SSL_read(ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    errno = ECONNRESET;
+    return -1;
+}
+
+/* Small pieces (a response head, a chunk header, a short body) are
+ * gathered into one record: a record per piece would cost a write(2) and
+ * a MAC each. */
+#define TLS_GATHER_BYTES 16384
+
+ssize_t tls_writev(SSL *ssl, const struct iovec *iov, int n)
+{
+    static __thread char gather[TLS_GATHER_BYTES];
+    size_t total = 0;
+    int i = 0;
+    while (i < n) {
+        const void *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        int next = i + 1;
+        if (len < TLS_GATHER_BYTES && next < n && len + iov[next].iov_len <= TLS_GATHER_BYTES) {
+            /* Whole pieces only, so that a retry after WANT_WRITE offers
+             * the same bytes first (OpenSSL requires it). */
+            len = 0;
+            for (next = i; next < n && len + iov[next].iov_len <= TLS_GATHER_BYTES; next++) {
+                memcpy(gather + len, iov[next].iov_base, iov[next].iov_len);
+                len += iov[next].iov_len;
+            }
+            p = gather;
+        }
+        if (len == 0) {
+            i = next;
+            continue;
+        }
+        ERR_clear_error();
+        int r = SSL_write(ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (r > 0) {
+            total += (size_t)r;
+            if ((size_t)r < len)
+                break;
+            i = next;
+            continue;
+        }
+        if (total)
+            break;
+        int e = SSL_get_error(ssl, r);
+        errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+        return -1;
+    }
+    return (ssize_t)total;
+}
+
+void tls_shutdown_write(SSL *ssl)
+{
+    ERR_clear_error();
+    SSL_shutdown(ssl);
+}
+
 const char *tls_version(const SSL *ssl)
 {
     return ssl ? SSL_get_version(ssl) : "-";

@@ -15,6 +15,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 struct ssl_st;
 struct ssl_ctx_st;
@@ -47,6 +49,16 @@ size_t tls_store_names(const struct tls_store *s);
  * Returns NULL with a message in err. Free with tls_client_ctx_free. */
 struct ssl_ctx_st *tls_client_ctx_new(const char *ca_file, bool insecure, char *err, size_t errlen);
 void tls_client_ctx_free(struct ssl_ctx_st *ctx);
+
+/* I/O on a TLS session, with the errno conventions of read(2) and
+ * writev(2): -1 with EAGAIN when it would block (in either direction),
+ * 0 from tls_read at close_notify, -1 with ECONNRESET / EPIPE on errors.
+ * tls_writev gathers small pieces into one record; after EAGAIN it must be
+ * called again with the same bytes first (more may follow them). */
+ssize_t tls_read(struct ssl_st *ssl, void *p, size_t n);
+ssize_t tls_writev(struct ssl_st *ssl, const struct iovec *iov, int n);
+/* Send close_notify (the peer's is not awaited). */
+void tls_shutdown_write(struct ssl_st *ssl);
 
 /* The TLS protocol version of an established session, for the access log
  * ("TLSv1.3"); "-" for NULL. */

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "config.h"
 #include "proxy.h"
+#include "tls.h"
 #include "worker.h"
 
 /* One endpoint's pool in one worker. It outlives configuration snapshots:
@@ -348,55 +349,18 @@ int upstream_connect_result(struct upconn *u, const char **why)
 
 ssize_t upstream_recv(struct upconn *u, void *p, size_t n)
 {
-    if (!u->ssl)
-        return read(u->io.fd, p, n);
-    ERR_clear_error();
-    int r = SSL_read(u->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
-    if (r > 0)
-        return r;
-    int e = SSL_get_error(u->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
-    if (e == SSL_ERROR_ZERO_RETURN)
-        return 0;
-    errno = ECONNRESET;
-    return -1;
+    return u->ssl ? tls_read(u->ssl, p, n) : read(u->io.fd, p, n);
 }
 
 ssize_t upstream_writev(struct upconn *u, const struct iovec *iov, int n)
 {
-    if (!u->ssl)
-        return writev(u->io.fd, iov, n);
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        if (iov[i].iov_len == 0)
-            continue;
-        ERR_clear_error();
-        int r = SSL_write(u->ssl, iov[i].iov_base,
-                          iov[i].iov_len > INT32_MAX ? INT32_MAX : (int)iov[i].iov_len);
-        if (r > 0) {
-            total += (size_t)r;
-            if ((size_t)r < iov[i].iov_len)
-                break;
-            continue;
-        }
-        if (total)
-            break;
-        int e = SSL_get_error(u->ssl, r);
-        errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
-        return -1;
-    }
-    return (ssize_t)total;
+    return u->ssl ? tls_writev(u->ssl, iov, n) : writev(u->io.fd, iov, n);
 }
 
 void upstream_shutdown_write(struct upconn *u)
 {
-    if (u->ssl) {
-        ERR_clear_error();
-        SSL_shutdown(u->ssl);
-    }
+    if (u->ssl)
+        tls_shutdown_write(u->ssl);
     shutdown(u->io.fd, SHUT_WR);
 }
 
