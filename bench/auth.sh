@@ -24,47 +24,15 @@ P_NGINX=18286
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
+bench_init authbench
 
-T=$(mktemp -d /tmp/portico-authbench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.5
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
 
 # ---- origin and provider: one nginx, two ports ----
-mkdir -p "$T/origin/tmp"
-cat >"$T/origin/nginx.conf" <<CONF
-$user_line
-worker_processes 2;
-pid $T/origin/nginx.pid;
-error_log $T/origin/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $T/origin/tmp;
-  proxy_temp_path $T/origin/tmp;
-  fastcgi_temp_path $T/origin/tmp;
-  uwsgi_temp_path $T/origin/tmp;
-  scgi_temp_path $T/origin/tmp;
-  server { listen $ORIGIN; location = /small { return 200 "hello from the origin\n"; } }
+start_origin "${ORIGIN##*:}" "  server { listen $ORIGIN; location = /small { return 200 \"hello from the origin\\n\"; } }
   server {
     listen $PROVIDER;
-    location = /api/authz/forward-auth { add_header Remote-User alice; return 200 "OK"; }
-  }
-}
-CONF
-"$NGINX" -p "$T/origin" -c "$T/origin/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
-wait_port "${ORIGIN##*:}"
+    location = /api/authz/forward-auth { add_header Remote-User alice; return 200 \"OK\"; }
+  }"
 
 portico_config() { # port, with auth (1/0)
     {
@@ -87,8 +55,7 @@ nginx_config() {
         echo "$user_line"
         echo "worker_processes 2; pid $T/nginx/nginx.pid; error_log $T/nginx/error.log;"
         echo "events { worker_connections 16000; }"
-        echo "http { access_log off; client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp;"
-        echo "  fastcgi_temp_path $T/nginx/tmp; uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;"
+        echo "http { access_log off; $(nginx_temp_paths "$T/nginx/tmp")"
         echo "  proxy_http_version 1.1; keepalive_requests 1000000;"
         echo "  upstream authelia { server $PROVIDER; keepalive 64; }"
         echo "  server { listen 127.0.0.1:$P_NGINX default_server; return 404; }"

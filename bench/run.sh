@@ -22,50 +22,15 @@ P_HAPROXY=18086
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
-
-T=$(mktemp -d /tmp/portico-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.5
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
+bench_init bench
 
 # ---- the origin: nginx, 2 workers, /small from memory, /1g from a sparse file ----
-mkdir -p "$T/origin/www" "$T/origin/tmp"
-truncate -s 1G "$T/origin/www/1g"
-cat >"$T/origin/nginx.conf" <<CONF
-$user_line
-worker_processes 2;
-pid $T/origin/nginx.pid;
-error_log $T/origin/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  client_body_temp_path $T/origin/tmp;
-  proxy_temp_path $T/origin/tmp;
-  fastcgi_temp_path $T/origin/tmp;
-  uwsgi_temp_path $T/origin/tmp;
-  scgi_temp_path $T/origin/tmp;
-  server {
+start_origin "${ORIGIN##*:}" "  server {
     listen $ORIGIN;
     root $T/origin/www;
-    location = /small { return 200 "hello from the origin\n"; }
-  }
-}
-CONF
-"$NGINX" -p "$T/origin" -c "$T/origin/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
-wait_port 19000
+    location = /small { return 200 \"hello from the origin\\n\"; }
+  }"
+truncate -s 1G "$T/origin/www/1g"
 curl -s -o /dev/null "http://$ORIGIN/1g" # page the file in before anything is measured
 
 hosts() { for i in $(seq 0 $((NVHOST - 1))); do printf 'svc%02d.example.test\n' "$i"; done; }
@@ -91,8 +56,7 @@ nginx_config() {
         echo "$user_line"
         echo "worker_processes 2; pid $T/nginx/nginx.pid; error_log $T/nginx/error.log;"
         echo "events { worker_connections 16000; }"
-        echo "http { access_log off; client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp;"
-        echo "  fastcgi_temp_path $T/nginx/tmp; uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;"
+        echo "http { access_log off; $(nginx_temp_paths "$T/nginx/tmp")"
         echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_max_temp_file_size 0;"
         echo "  keepalive_requests 1000000; server_names_hash_max_size 65536; server_names_hash_bucket_size 128;"
         echo "  server { listen 127.0.0.1:$P_NGINX default_server; return 404; }"

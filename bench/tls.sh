@@ -22,22 +22,9 @@ ORIGIN_TLS=127.0.0.1:19543
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
+bench_init tlsbench
 
-T=$(mktemp -d /tmp/portico-tlsbench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.5
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
 
 # ---- one ECDSA P-256 certificate for *.example.test, from a throwaway CA ----
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -50,36 +37,15 @@ openssl x509 -req -in "$T/csr.pem" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreates
 cat "$T/cert.pem" "$T/key.pem" >"$T/haproxy.pem"
 
 # ---- the origin: plain HTTP for termination, TLS for passthrough ----
-mkdir -p "$T/origin/www" "$T/origin/tmp"
-truncate -s 1G "$T/origin/www/1g"
-cat >"$T/origin/nginx.conf" <<CONF
-$user_line
-worker_processes 2;
-pid $T/origin/nginx.pid;
-error_log $T/origin/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  client_body_temp_path $T/origin/tmp;
-  proxy_temp_path $T/origin/tmp;
-  fastcgi_temp_path $T/origin/tmp;
-  uwsgi_temp_path $T/origin/tmp;
-  scgi_temp_path $T/origin/tmp;
-  server {
+start_origin "${ORIGIN##*:}" "  server {
     listen $ORIGIN;
     listen $ORIGIN_TLS ssl;
     ssl_certificate $T/cert.pem;
     ssl_certificate_key $T/key.pem;
     root $T/origin/www;
-    location = /small { return 200 "hello from the origin\n"; }
-  }
-}
-CONF
-"$NGINX" -p "$T/origin" -c "$T/origin/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
-wait_port "${ORIGIN##*:}"
+    location = /small { return 200 \"hello from the origin\\n\"; }
+  }"
+truncate -s 1G "$T/origin/www/1g"
 curl -s -o /dev/null "http://$ORIGIN/1g"
 
 # Each proxy: TLS termination on one port (64 names, default certificate
@@ -114,8 +80,7 @@ nginx_config() {
         echo "$user_line"
         echo "worker_processes 2; pid $T/nginx/nginx.pid; error_log $T/nginx/error.log;"
         echo "events { worker_connections 16000; }"
-        echo "http { access_log off; client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp;"
-        echo "  fastcgi_temp_path $T/nginx/tmp; uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;"
+        echo "http { access_log off; $(nginx_temp_paths "$T/nginx/tmp")"
         echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_max_temp_file_size 0;"
         echo "  keepalive_requests 1000000;"
         echo "  ssl_certificate $T/cert.pem; ssl_certificate_key $T/key.pem;"

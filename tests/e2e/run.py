@@ -1057,6 +1057,22 @@ class RssSampler(threading.Thread):
         return self.max
 
 
+def _read_pattern(s, first, n):
+    """Read a generated body of n bytes from s, of which first already
+    arrived; returns the BlockVerifier that checked it."""
+    v = BlockVerifier()
+    v.feed(memoryview(first))
+    rb = bytearray(1 << 20)
+    mv = memoryview(rb)
+    while v.total < n:
+        got = s.recv_into(mv, min(len(rb), n - v.total))
+        if not got:
+            break
+        v.feed(mv[:got])
+    v.finish()
+    return v
+
+
 def _download(port, n, timeout=60.0, wrap=None):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MiB)
@@ -1074,17 +1090,7 @@ def _download(port, n, timeout=60.0, wrap=None):
         expect(head.startswith(b"HTTP/1.1 200"), "response head %r" % head[:200])
         m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
         expect(m and int(m.group(1)) == n, "Content-Length in %r" % head[:300])
-        v = BlockVerifier()
-        v.feed(memoryview(rest))
-        rb = bytearray(1 << 20)
-        mv = memoryview(rb)
-        while v.total < n:
-            got = s.recv_into(mv, min(len(rb), n - v.total))
-            if not got:
-                break
-            v.feed(mv[:got])
-        v.finish()
-        return v
+        return _read_pattern(s, rest, n)
     finally:
         s.close()
 
@@ -2258,16 +2264,7 @@ def test_tls_certificate_replaced_on_disk_during_download(ctx):
                "renewal on disk not picked up")
         eq(_tls_get(p.port, "a.test", ca.crt), (200, "second"), "a new connection")
         head, _, rest = first.partition(b"\r\n\r\n")
-        v = BlockVerifier()
-        v.feed(memoryview(rest))
-        rb = bytearray(1 << 20)
-        mv = memoryview(rb)
-        while v.total < n_bytes:
-            got = s.recv_into(mv, min(len(rb), n_bytes - v.total))
-            if not got:
-                break
-            v.feed(mv[:got])
-        v.finish()
+        v = _read_pattern(s, rest, n_bytes)
         eq(v.total, n_bytes, "bytes of the download in flight")
         expect(v.ok, "content mismatch in block %s" % v.bad_block)
     finally:
@@ -2599,16 +2596,7 @@ def test_passthrough_stream_and_config_errors(ctx):
         data = s.recv(65536)
         head, _, rest = data.partition(b"\r\n\r\n")
         expect(head.startswith(b"HTTP/1.1 200"), "head %r" % head[:80])
-        v = BlockVerifier()
-        v.feed(memoryview(rest))
-        rb = bytearray(1 << 20)
-        mv = memoryview(rb)
-        while v.total < n:
-            got = s.recv_into(mv, min(len(rb), n - v.total))
-            if not got:
-                break
-            v.feed(mv[:got])
-        v.finish()
+        v = _read_pattern(s, rest, n)
         eq(v.total, n, "bytes through passthrough")
         expect(v.ok, "content mismatch in block %s" % v.bad_block)
     finally:
@@ -2717,16 +2705,7 @@ def test_https_upstream_big_download(ctx):
             buf += s.recv(65536)
         head, _, rest = buf.partition(b"\r\n\r\n")
         expect(head.startswith(b"HTTP/1.1 200"), "head %r" % head[:80])
-        v = BlockVerifier()
-        v.feed(memoryview(rest))
-        rb = bytearray(1 << 20)
-        mv = memoryview(rb)
-        while v.total < n:
-            got = s.recv_into(mv, min(len(rb), n - v.total))
-            if not got:
-                break
-            v.feed(mv[:got])
-        v.finish()
+        v = _read_pattern(s, rest, n)
         eq(v.total, n, "bytes from the https upstream")
         expect(v.ok, "content mismatch in block %s" % v.bad_block)
     finally:
