@@ -319,23 +319,34 @@ static void on_timer(struct loop *l, struct loop_timer *t)
     }
 }
 
+/* Look at what the client sent without consuming it (the PROXY header and
+ * ClientHello stages). Bytes seen; 0 when nothing is there yet (or not
+ * readable); -1 when the client is gone, and the connection is closed. */
+static ssize_t peek(struct conn *c, void *buf, size_t cap)
+{
+    if (!c->readable)
+        return 0;
+    ssize_t n = recv(c->io.fd, buf, cap, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        c->readable = false;
+        return 0;
+    }
+    if (n <= 0) {
+        conn_close(c);
+        return -1;
+    }
+    return n;
+}
+
 /* The PROXY header is peeked at and then consumed exactly, so whatever
  * follows it (a TLS ClientHello, a request) stays in the socket for the
  * next stage. A missing or malformed header closes the connection. */
 static void read_proxy_header(struct conn *c)
 {
     char hdr[PROXYPROTO_V2_MAX];
-    if (!c->readable)
+    ssize_t n = peek(c, hdr, sizeof hdr);
+    if (n <= 0)
         return;
-    ssize_t n = recv(c->io.fd, hdr, sizeof hdr, MSG_PEEK);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        c->readable = false;
-        return;
-    }
-    if (n <= 0) {
-        conn_close(c);
-        return;
-    }
     struct proxyproto_result pp;
     int len = proxyproto_parse(hdr, (size_t)n, &pp);
     if (len == 0) {
@@ -397,18 +408,10 @@ static void pass_through(struct conn *c, const struct config_service *svc)
 static void read_client_hello(struct conn *c)
 {
     static __thread uint8_t hello[LIMIT_CLIENT_HELLO_BYTES + 1024];
-    if (!c->readable)
-        return;
     size_t cap = sni_peek_max() < sizeof hello ? sni_peek_max() : sizeof hello;
-    ssize_t n = recv(c->io.fd, hello, cap, MSG_PEEK);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        c->readable = false;
+    ssize_t n = peek(c, hello, cap);
+    if (n <= 0)
         return;
-    }
-    if (n <= 0) {
-        conn_close(c);
-        return;
-    }
     char name[LIMIT_HOST_LEN + 8];
     enum sni_result r = sni_parse(hello, (size_t)n, name, sizeof name);
     if (r == SNI_MORE) {
