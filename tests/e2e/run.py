@@ -1057,6 +1057,27 @@ class RssSampler(threading.Thread):
         return self.max
 
 
+def _read_head(s, first=b""):
+    """A 200 response head from s (first: bytes already received); returns
+    (head, the body bytes that came with it)."""
+    buf = bytearray(first)
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            raise AssertionError("closed before the response head")
+        buf += d
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    expect(head.startswith(b"HTTP/1.1 200"), "response head %r" % head[:200])
+    return head, rest
+
+
+def _expect_pattern(s, first, n, what):
+    """The rest of a generated body of n bytes arrives whole and intact."""
+    v = _read_pattern(s, first, n)
+    eq(v.total, n, what)
+    expect(v.ok, "%s: content mismatch in block %s" % (what, v.bad_block))
+
+
 def _read_pattern(s, first, n):
     """Read a generated body of n bytes from s, of which first already
     arrived; returns the BlockVerifier that checked it."""
@@ -1080,14 +1101,7 @@ def _download(port, n, timeout=60.0, wrap=None):
         s = wrap(s)
     try:
         s.sendall(b"GET /big?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
-        buf = bytearray()
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(65536)
-            if not d:
-                raise AssertionError("closed before the response head")
-            buf += d
-        head, _, rest = bytes(buf).partition(b"\r\n\r\n")
-        expect(head.startswith(b"HTTP/1.1 200"), "response head %r" % head[:200])
+        head, rest = _read_head(s)
         m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
         expect(m and int(m.group(1)) == n, "Content-Length in %r" % head[:300])
         return _read_pattern(s, rest, n)
@@ -2254,8 +2268,7 @@ def test_tls_certificate_replaced_on_disk_during_download(ctx):
     try:
         eq(_tls_cn(s), "first", "certificate of the download")
         s.sendall(b"GET /big?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n_bytes)
-        first = s.recv(65536)
-        expect(first.startswith(b"HTTP/1.1 200"), "download head %r" % first[:100])
+        head, rest = _read_head(s)
         c2, k2 = ca.leaf(["a.test"], tag="second")
         n = p.nlines()
         os.replace(k2, key)
@@ -2263,10 +2276,7 @@ def test_tls_certificate_replaced_on_disk_during_download(ctx):
         expect(p.wait_line("configuration reloaded", timeout=5 * SCALE, start=n),
                "renewal on disk not picked up")
         eq(_tls_get(p.port, "a.test", ca.crt), (200, "second"), "a new connection")
-        head, _, rest = first.partition(b"\r\n\r\n")
-        v = _read_pattern(s, rest, n_bytes)
-        eq(v.total, n_bytes, "bytes of the download in flight")
-        expect(v.ok, "content mismatch in block %s" % v.bad_block)
+        _expect_pattern(s, rest, n_bytes, "bytes of the download in flight")
     finally:
         s.close()
 
@@ -2593,12 +2603,8 @@ def test_passthrough_stream_and_config_errors(ctx):
                          server_hostname="vault.test")
     try:
         s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: vault.test\r\n\r\n" % n)
-        data = s.recv(65536)
-        head, _, rest = data.partition(b"\r\n\r\n")
-        expect(head.startswith(b"HTTP/1.1 200"), "head %r" % head[:80])
-        v = _read_pattern(s, rest, n)
-        eq(v.total, n, "bytes through passthrough")
-        expect(v.ok, "content mismatch in block %s" % v.bad_block)
+        head, rest = _read_head(s)
+        _expect_pattern(s, rest, n, "bytes through passthrough")
     finally:
         s.close()
     # Configuration mistakes.
@@ -2700,14 +2706,8 @@ def test_https_upstream_big_download(ctx):
     s = socket.create_connection(("127.0.0.1", p.port), timeout=30 * SCALE)
     try:
         s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += s.recv(65536)
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        expect(head.startswith(b"HTTP/1.1 200"), "head %r" % head[:80])
-        v = _read_pattern(s, rest, n)
-        eq(v.total, n, "bytes from the https upstream")
-        expect(v.ok, "content mismatch in block %s" % v.bad_block)
+        head, rest = _read_head(s)
+        _expect_pattern(s, rest, n, "bytes from the https upstream")
     finally:
         s.close()
 
