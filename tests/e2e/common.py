@@ -1,0 +1,429 @@
+"""common.py - what every end-to-end test module shares: the test registry,
+the per-test context, assertions, and helpers used by more than one area.
+
+Each tests/e2e/test_<area>.py does `from common import *` (see __all__ at the end)."""
+
+
+import argparse
+import base64
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import http.client
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from harness import (ASAN, SCALE, Portico, RawConn, closed_port, free_port,  # noqa: E402
+                     get_json, logfmt_parse, make_config, raw_exchange, request, run_check,
+                     status_of, to_yaml)
+from upstream import BLOCK, BlockVerifier, Origin, gen_body, send_pattern  # noqa: E402
+
+GiB = 1 << 30
+MiB = 1 << 20
+BIG = int(os.environ.get("E2E_BIG_BYTES") or (GiB if ASAN else 10 * GiB))
+DEFAULT_TIMEOUT = float(os.environ.get("E2E_TEST_TIMEOUT") or 30)
+RSS_LIMIT = 16 * MiB
+
+TESTS = []
+
+
+def test(timeout=None):
+    def deco(fn):
+        TESTS.append((fn.__name__, fn, timeout or DEFAULT_TIMEOUT))
+        return fn
+    return deco
+
+
+class Ctx:
+    """Per-test resources; cleanup() stops everything and reports problems."""
+
+    def __init__(self, binary, name):
+        self.binary = binary
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="portico-e2e-")
+        self.porticos = []
+        self.origins = []
+        self.procs = []
+        self.notes = []
+
+    def origin(self, name="origin", **kw):
+        o = Origin(name, **kw)
+        self.origins.append(o)
+        return o
+
+    def config(self, services, port=None, **kw):
+        port = port or free_port()
+        return make_config(port, services, **kw), port
+
+    def portico(self, services, limits=None, metrics=False, domain=None, start=True,
+                name="portico", workers=2):
+        port = free_port()
+        mport = free_port() if metrics else None
+        cfg = make_config(port, services, limits=limits, metrics_port=mport, domain=domain,
+                          workers=workers)
+        p = Portico(self.binary, cfg, self.dir, name=name, port=port)
+        p.metrics_port = mport
+        p.cfg = cfg
+        self.porticos.append(p)
+        if start:
+            p.start()
+        return p
+
+    def spawn(self, args, **kw):
+        pr = subprocess.Popen(args, **kw)
+        self.procs.append(pr)
+        harness._ALL.append(pr)
+        return pr
+
+    def cleanup(self):
+        problems = []
+        for p in self.porticos:
+            try:
+                for pr in p.stop():
+                    problems.append("%s: %s" % (p.name, pr))
+            except Exception as e:  # never leave one running
+                problems.append("%s: stop failed: %r" % (p.name, e))
+                p.kill()
+        for pr in self.procs:
+            if pr.poll() is None:
+                pr.terminate()
+                try:
+                    pr.wait(5)
+                except subprocess.TimeoutExpired:
+                    pr.kill()
+                    pr.wait(5)
+        for o in self.origins:
+            o.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return problems
+
+    def stderr_tail(self, n=6):
+        out = []
+        for p in self.porticos:
+            out += p.stderr()[-n:]
+        return out
+
+
+def svc(origin, hosts=None, **kw):
+    d = {"hosts": hosts or ["a.test"], "upstream": origin if isinstance(origin, str) else origin.url}
+    d.update(kw)
+    return d
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(a, b, what):
+    if a != b:
+        raise AssertionError("%s: expected %r, got %r" % (what, b, a))
+
+
+def hdrs(doc, name):
+    """Values of header `name` in an echo document (case-insensitive)."""
+    return [v for k, v in doc["headers"] if k.lower() == name.lower()]
+
+
+def _wait_origin(port, name, timeout, host="a.test"):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            r = request(port, "GET", "/probe", host=host, timeout=2)
+            if r.status == 200 and r.json()["origin"] == name:
+                return True
+        except Exception:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, p):
+        super().__init__(daemon=True)
+        self.p = p
+        self.max = 0
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            try:
+                self.max = max(self.max, self.p.rss())
+            except Exception:
+                pass
+            self.stop_ev.wait(0.05)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join()
+        try:
+            self.max = max(self.max, self.p.rss())
+        except Exception:
+            pass
+        return self.max
+
+
+def _read_head(s, first=b""):
+    """A 200 response head from s (first: bytes already received); returns
+    (head, the body bytes that came with it)."""
+    buf = bytearray(first)
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            raise AssertionError("closed before the response head")
+        buf += d
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    expect(head.startswith(b"HTTP/1.1 200"), "response head %r" % head[:200])
+    return head, rest
+
+
+def _expect_pattern(s, first, n, what):
+    """The rest of a generated body of n bytes arrives whole and intact."""
+    v = _read_pattern(s, first, n)
+    eq(v.total, n, what)
+    expect(v.ok, "%s: content mismatch in block %s" % (what, v.bad_block))
+
+
+def _read_pattern(s, first, n):
+    """Read a generated body of n bytes from s, of which first already
+    arrived; returns the BlockVerifier that checked it."""
+    v = BlockVerifier()
+    v.feed(memoryview(first))
+    rb = bytearray(1 << 20)
+    mv = memoryview(rb)
+    while v.total < n:
+        got = s.recv_into(mv, min(len(rb), n - v.total))
+        if not got:
+            break
+        v.feed(mv[:got])
+    v.finish()
+    return v
+
+
+def _download(port, n, timeout=60.0, wrap=None):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MiB)
+    if wrap:
+        s = wrap(s)
+    try:
+        s.sendall(b"GET /big?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
+        head, rest = _read_head(s)
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        expect(m and int(m.group(1)) == n, "Content-Length in %r" % head[:300])
+        return _read_pattern(s, rest, n)
+    finally:
+        s.close()
+
+
+def _scrape(mport):
+    r = request(mport, "GET", "/metrics", host="127.0.0.1:%d" % mport, timeout=5 * SCALE)
+    eq(r.status, 200, "metrics status")
+    out = {}
+    for line in r.body.decode().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)", line)
+        if not m:
+            raise AssertionError("bad metrics line %r" % line)
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+class TcpServer:
+    """A raw TCP origin: each accepted connection runs handler(sock) in a thread."""
+
+    def __init__(self, handler):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.handler = handler
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self.handler, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+def _recv_all(s):
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return out
+        out += d
+
+
+class TestCA:
+    """A test CA and leaf certificates made with the openssl command line."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.key = os.path.join(d, "ca.key")
+        self.crt = os.path.join(d, "ca.pem")
+        self._run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:P-256", "-nodes", "-keyout", self.key, "-out", self.crt,
+                   "-days", "2", "-subj", "/CN=portico test CA"])
+        self.n = 0
+
+    def _run(self, args):
+        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if r.returncode:
+            raise AssertionError("%s: %s" % (" ".join(args[:3]), r.stderr.decode()[-300:]))
+
+    def leaf(self, names, tag=None, rsa=False, ips=()):
+        """Issue a certificate whose subjectAltName lists names (and IP
+        addresses ips); CN = tag or the first name. Returns (cert, key) paths."""
+        self.n += 1
+        base = os.path.join(self.dir, "leaf%d" % self.n)
+        key, csr, crt, ext = base + ".key", base + ".csr", base + ".pem", base + ".ext"
+        with open(ext, "w") as f:
+            if names or ips:
+                f.write("subjectAltName=" + ",".join(["DNS:" + n for n in names]
+                                                     + ["IP:" + i for i in ips]) + "\n")
+            f.write("extendedKeyUsage=serverAuth\n")
+        kind = ["-newkey", "rsa:2048"] if rsa else ["-newkey", "ec", "-pkeyopt",
+                                                      "ec_paramgen_curve:P-256"]
+        self._run(["openssl", "req"] + kind + ["-nodes", "-keyout", key, "-out", csr, "-subj",
+                                               "/CN=%s" % (tag or names[0])])
+        self._run(["openssl", "x509", "-req", "-in", csr, "-CA", self.crt, "-CAkey", self.key,
+                   "-CAcreateserial", "-days", "2", "-out", crt, "-extfile", ext])
+        return crt, key
+
+
+def _tls_portico(ctx, certs, services, default=None, start=True, **kw):
+    p = ctx.portico(services, start=False, **kw)
+    p.cfg["listen"][0]["tls"] = True
+    tls = {"certs": [{"cert": c, "key": k} for c, k in certs]}
+    if default:
+        tls["default_cert"] = default
+    p.cfg["tls"] = tls
+    p.write_config(p.cfg)
+    if start:
+        p.start()
+    return p
+
+
+def _tls_client_ctx(ca, version=None):
+    c = ssl.create_default_context(cafile=ca)
+    if version:
+        c.minimum_version = c.maximum_version = version
+    return c
+
+
+def _tls_connect(port, name, ca, cctx=None, session=None):
+    cctx = cctx or _tls_client_ctx(ca)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+    try:
+        return cctx.wrap_socket(raw, server_hostname=name, session=session)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _tls_cn(s):
+    return dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+
+
+def _tls_get(port, name, ca, path="/", cctx=None):
+    """GET over TLS with SNI name; returns (status, certificate CN)."""
+    with _tls_connect(port, name, ca, cctx) as s:
+        cn = _tls_cn(s)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                  % (path.encode(), name.encode()))
+        data = _recv_all(s)
+    return int(data.split(b" ", 2)[1]), cn
+
+
+class TlsBackend(TcpServer):
+    """A TLS origin for passthrough and https upstreams. After the handshake
+    it reads one request head: `GET /bytes/N` answers N pattern bytes,
+    anything else a short text naming the backend and the SNI it saw."""
+
+    def __init__(self, cert, key, name="backend"):
+        self.name = name
+        self.sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.sctx.load_cert_chain(cert, key)
+        self.snis = []
+        self.sctx.sni_callback = lambda s, n, c: self.snis.append(n) and None
+        self.first = []   # the first bytes of each connection, before TLS (PROXY header)
+        self.resumed = []  # per connection: was the TLS session resumed
+        self.requests = 0
+        super().__init__(self._serve)
+
+    def _serve(self, raw):
+        try:
+            raw.settimeout(30 * SCALE)
+            peek = raw.recv(1, socket.MSG_PEEK)
+            if peek and peek[0] != 0x16:   # a PROXY header: record it, then TLS
+                head = raw.recv(16, socket.MSG_PEEK)
+                if head.startswith(b"PROXY "):
+                    line = b""
+                    while not line.endswith(b"\r\n"):
+                        line += raw.recv(1)
+                    self.first.append(line)
+                else:
+                    hdr = raw.recv(16)
+                    hdr += raw.recv(int.from_bytes(hdr[14:16], "big"))
+                    self.first.append(hdr)
+            s = self.sctx.wrap_socket(raw, server_side=True)
+            self.resumed.append(s.session_reused)
+            buf = b""
+            while True:   # keep-alive unless the path says /close
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(4096)
+                    if not d:
+                        return
+                    buf += d
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                self.requests += 1
+                path = head.split(b" ")[1].decode()
+                close = path.endswith("/close") or b"\nConnection: close" in head
+                conn = b"Connection: close\r\n" if close else b""
+                if path.startswith("/bytes/"):
+                    n = int(path[7:])
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (n, conn))
+                    send_pattern(s, n)
+                else:
+                    body = ("%s sni=%s" % (self.name, self.snis[-1] if self.snis else "-")).encode()
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s"
+                              % (len(body), conn, body))
+                if close:
+                    s.close()
+                    return
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            raw.close()
+
+
+APP = "app.example.com"
+
+
+__all__ = [n for n in dir() if not n.startswith('__')]

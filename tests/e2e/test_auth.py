@@ -1,0 +1,360 @@
+"""End-to-end tests: forward auth."""
+
+from common import *  # noqa: F401,F403
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from authelia_emu import Authelia  # noqa: E402
+
+ALICE = {"Cookie": "authelia_session=alice-session"}
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def _auth_portico(ctx, style="forward-auth", path=None, svc_extra=None, provider_extra=None,
+                  authelia=None, **kw):
+    a = authelia or Authelia()
+    ctx.notes_cleanup = getattr(ctx, "notes_cleanup", [])
+    o = ctx.origin("app")
+    path = path or ("/api/authz/" + style)
+    p = ctx.portico({"app": svc(o, [APP], auth="authelia", **(svc_extra or {}))}, start=False,
+                    **kw)
+    prov = {"url": a.url + path, "style": style, "timeout": "2s"}
+    prov.update(provider_extra or {})
+    p.cfg["auth"] = {"authelia": prov}
+    p.cfg["listen"][0]["scheme"] = "https"   # as behind tailscaled serve
+    p.write_config(p.cfg)
+    p.start()
+    return a, o, p
+
+
+def _hdr_values(r, name):
+    return [v for k, v in r.headers if k.lower() == name.lower()]
+
+
+@test()
+def test_auth_session_allows_with_copied_headers_and_subrequest_shape(ctx):
+    a, o, p = _auth_portico(ctx)
+    hs = dict(ALICE, **BROWSER)
+    hs.update({"X-Forwarded-Host": "evil.example.com", "X-Forwarded-For": "169.254.1.2",
+               "X-Original-URL": "https://x/", "Forwarded": "for=1.2.3.4", "X-Real-IP": "9.9.9.9",
+               "User-Agent": "test-agent", "Content-Type": "text/plain"})
+    r = request(p.port, "POST", "/some/path?q=1&r=%20", host=APP + ":8443", headers=hs,
+                body=b"hello body")
+    eq(r.status, 200, "status (%r)" % r.body[:200])
+    d = r.json()
+    eq(hdrs(d, "remote-user"), ["alice"], "Remote-User")
+    eq(hdrs(d, "remote-groups"), ["admins,dev"], "Remote-Groups")
+    eq(hdrs(d, "remote-name"), ["Alice Liddell"], "Remote-Name")
+    eq(hdrs(d, "remote-email"), ["alice@example.com"], "Remote-Email")
+    eq(d["body_len"], 10, "body reached the upstream")
+    method, target, headers, body = a.last()
+    eq((method, target, body), ("GET", "/api/authz/forward-auth", b""), "subrequest line and body")
+    got = {}
+    for k, v in headers:
+        got.setdefault(k.lower(), []).append(v)
+    eq(got.get("x-forwarded-method"), ["POST"], "X-Forwarded-Method")
+    eq(got.get("x-forwarded-proto"), ["https"], "X-Forwarded-Proto")
+    eq(got.get("x-forwarded-host"), [APP + ":8443"], "X-Forwarded-Host")
+    eq(got.get("x-forwarded-uri"), ["/some/path?q=1&r=%20"], "X-Forwarded-Uri")
+    eq(got.get("x-forwarded-for"), ["127.0.0.1"], "X-Forwarded-For (the real client only)")
+    eq(got.get("cookie"), ["authelia_session=alice-session"], "Cookie")
+    eq(got.get("user-agent"), ["test-agent"], "User-Agent")
+    for bad in ("content-length", "transfer-encoding", "expect", "x-original-url", "forwarded",
+                "x-real-ip", "content-type"):
+        expect(bad not in got, "%s sent to the provider: %r" % (bad, got.get(bad)))
+    eq(got.get("host"), ["127.0.0.1:%d" % a.port], "Host toward the provider")
+    line = p.wait_line(lambda l: "path=\"/some/path" in l, timeout=5 * SCALE)
+    expect(line and "user=alice" in line, "access log: %r" % line)
+
+
+@test()
+def test_auth_not_logged_in_relays_redirect_cookies_and_body(ctx):
+    a, o, p = _auth_portico(ctx)
+    r = request(p.port, "GET", "/page?x=1", host=APP, headers=BROWSER)
+    eq(r.status, 302, "browser without a session")
+    loc = r.header("location")
+    eq(loc, "https://auth.example.com/?rd=https%3A%2F%2Fapp.example.com%2Fpage%3Fx%3D1&rm=GET",
+       "Location exactly as the provider sent it")
+    cookies = _hdr_values(r, "set-cookie")
+    eq(len(cookies), 2, "Set-Cookie headers (%r)" % cookies)
+    expect(cookies[0].startswith("authelia_session=fresh-"), "session cookie %r" % cookies[0])
+    expect(b"302 Found" in r.body, "provider body %r" % r.body)
+    r = request(p.port, "GET", "/api", host=APP, headers={"Accept": "application/json"})
+    eq(r.status, 401, "API client")
+    expect(r.header("location"), "Location on 401")
+    r = request(p.port, "GET", "/x", host=APP, headers=dict(BROWSER, **{"X-Requested-With": "XMLHttpRequest"}))
+    eq(r.status, 401, "XHR")
+    r = request(p.port, "POST", "/form", host=APP, headers=BROWSER, body=b"a=b")
+    eq(r.status, 303, "POST from a browser")
+    r = request(p.port, "HEAD", "/x", host=APP, headers=BROWSER)
+    eq((r.status, r.body), (302, b""), "HEAD: no body")
+    eq(len(o.requests), 0, "requests that reached the upstream")
+
+
+@test()
+def test_auth_deny_basic_and_bad_basic(ctx):
+    a, o, p = _auth_portico(ctx)
+    r = request(p.port, "GET", "/admin/x", host=APP, headers=ALICE)
+    eq((r.status, r.body), (403, b"403 Forbidden"), "deny rule")
+    basic = "Basic " + base64.b64encode(b"carol:secret").decode()
+    r = request(p.port, "GET", "/x?do=echo", host=APP, headers={"Authorization": basic})
+    eq(r.status, 200, "valid Basic credentials")
+    eq(hdrs(r.json(), "remote-user"), ["carol"], "Remote-User from Basic")
+    bad = "Basic " + base64.b64encode(b"carol:wrong").decode()
+    r = request(p.port, "GET", "/x", host=APP, headers={"Authorization": bad})
+    eq(r.status, 401, "wrong password")
+    eq(r.header("www-authenticate"), 'Basic realm="Authorization Required"', "WWW-Authenticate")
+    eq(len(o.requests), 1, "requests that reached the upstream")
+    # Plain http as seen by the provider is a 400 there: refused, as 403.
+    q = ctx.portico({"app": svc(o, [APP], auth="authelia")}, start=False)
+    q.cfg["auth"] = {"authelia": {"url": a.url + "/api/authz/forward-auth"}}
+    q.write_config(q.cfg)
+    q.start()
+    r = request(q.port, "GET", "/x", host=APP, headers=ALICE)
+    eq(r.status, 403, "provider 400 (http target)")
+    eq(len(o.requests), 1, "requests that reached the upstream")
+
+
+@test()
+def test_auth_provider_body_and_cookies_never_pass_on_allow_and_legacy_verify(ctx):
+    a, o, p = _auth_portico(ctx, path="/allowcookie")
+    r = request(p.port, "GET", "/x?do=echo", host=APP)
+    eq(r.status, 200, "allowed")
+    eq(_hdr_values(r, "set-cookie"), [], "provider Set-Cookie on a 2xx")
+    d = r.json()
+    eq(hdrs(d, "remote-user"), ["dave"], "Remote-User")
+    eq(hdrs(d, "set-cookie") + hdrs(d, "x-provider-extra"), [], "provider headers upstream")
+    eq(d["body_len"], 0, "provider body upstream")
+    b, o2, q = _auth_portico(ctx, path="/api/verify", authelia=Authelia())
+    eq(request(q.port, "GET", "/x", host=APP, headers=ALICE).status, 200, "legacy, session")
+    r = request(q.port, "GET", "/x", host=APP, headers=BROWSER)
+    eq(r.status, 302, "legacy, no session")
+    eq(len(o2.requests), 1, "requests upstream through /api/verify")
+
+
+@test()
+def test_auth_request_style(ctx):
+    a, o, p = _auth_portico(ctx, style="auth-request")
+    r = request(p.port, "GET", "/page", host=APP, headers={"Accept": "application/json"})
+    eq(r.status, 302, "401 with Location becomes 302")
+    expect(r.header("location").startswith("https://auth.example.com/?rd="), r.header("location"))
+    _, _, headers, _ = a.last()
+    names = {k.lower(): v for k, v in headers}
+    eq(names.get("x-original-method"), "GET", "X-Original-Method")
+    eq(names.get("x-original-url"), "https://app.example.com/page", "X-Original-URL")
+    r = request(p.port, "GET", "/x?do=echo", host=APP, headers=ALICE)
+    eq(hdrs(r.json(), "remote-user"), ["alice"], "allowed")
+    r = request(p.port, "GET", "/admin", host=APP, headers=ALICE)
+    eq(r.status, 403, "deny")
+    bad = "Basic " + base64.b64encode(b"carol:wrong").decode()
+    r = request(p.port, "GET", "/x", host=APP, headers={"Authorization": bad})
+    eq((r.status, r.header("www-authenticate")), (401, 'Basic realm="Authorization Required"'),
+       "401 without Location keeps WWW-Authenticate")
+    # A provider that answers a bare 401: the configured portal with rd.
+    b, o2, q = _auth_portico(ctx, style="auth-request", path="/status/401",
+                             provider_extra={"portal": "https://login.example.com/"})
+    r = request(q.port, "GET", "/a b?c=d".replace(" ", "%20"), host=APP)
+    eq(r.status, 302, "bare 401 with a portal")
+    eq(r.header("location"),
+       "https://login.example.com/?rd=https%3A%2F%2Fapp.example.com%2Fa%2520b%3Fc%3Dd",
+       "portal Location")
+    eq(len(o.requests) + len(o2.requests), 1, "requests that reached the upstreams")
+
+
+@test(timeout=60)
+def test_auth_provider_failures_fail_closed(ctx):
+    a = Authelia()
+    cases = [("/hang", 504), ("/reset", 502), ("/status/500", 502), ("/status/204", 200),
+             ("/status/404", 502), ("/huge", 502)]
+    reached = 0
+    for path, want in cases:
+        _, o, p = _auth_portico(ctx, path=path, authelia=a,
+                                provider_extra={"timeout": "700ms"})
+        r = request(p.port, "GET", "/x", host=APP, headers=ALICE, timeout=10 * SCALE)
+        eq(r.status, want, "provider %s" % path)
+        reached += len(o.requests)
+        if want != 200:
+            expect(p.wait_line("auth provider authelia", timeout=3 * SCALE),
+                   "no log line for %s" % path)
+    o = ctx.origin("app")
+    refused = ctx.portico({"app": svc(o, [APP], auth="authelia")}, start=False)
+    refused.cfg["auth"] = {"authelia": {"url": "http://127.0.0.1:%d/api/authz/forward-auth"
+                                        % closed_port()}}
+    refused.write_config(refused.cfg)
+    refused.start()
+    eq(request(refused.port, "GET", "/x", host=APP, headers=ALICE).status, 502, "refused")
+    eq(reached + len(o.requests), 1, "requests that reached an upstream (only the 204 case)")
+
+
+@test()
+def test_auth_client_identity_headers_never_pass(ctx):
+    a, o, p = _auth_portico(ctx, svc_extra={"auth_skip": ["/public", "/hooks/"]})
+    forged = {"Remote-User": "admin", "Remote_User": "admin", "remote-groups": "admins",
+              "Remote-Email": "x@y", "X-Forwarded-User": "admin"}
+    r = request(p.port, "GET", "/x?do=echo", host=APP,
+                headers=dict(forged, Cookie="authelia_session=bob-session"))
+    d = r.json()
+    eq(hdrs(d, "remote-user"), ["bob"], "Remote-User")
+    eq(hdrs(d, "remote_user"), [], "Remote_User")
+    eq(hdrs(d, "remote-groups"), ["users"], "Remote-Groups")
+    eq(hdrs(d, "remote-email"), [], "empty Remote-Email from the provider is dropped")
+    r = request(p.port, "GET", "/public/x?do=echo", host=APP, headers=forged)
+    d = r.json()
+    for n in ("remote-user", "remote_user", "remote-groups", "remote-email"):
+        eq(hdrs(d, n), [], "%s on a skipped path" % n)
+    # The provider's own bypass rule: 200 without Remote-*; forged ones still go.
+    n0 = a.count()
+    r = request(p.port, "GET", "/publicity?do=echo", host=APP, headers=forged)
+    d = r.json()
+    eq(a.count(), n0 + 1, "asked the provider")
+    for n in ("remote-user", "remote_user", "remote-groups", "remote-email"):
+        eq(hdrs(d, n), [], "%s after an anonymous bypass" % n)
+    # No session at all: nothing reaches the upstream, forged headers or not.
+    before = len(o.requests)
+    eq(request(p.port, "GET", "/x", host=APP, headers=forged).status, 401, "no session")
+    eq(len(o.requests), before, "requests upstream without a session")
+    # Connection tokens cannot remove what portico sets.
+    r = request(p.port, "GET", "/x?do=echo", host=APP,
+                headers=dict(ALICE, Connection="Remote-User, X-Forwarded-For, X-Real-IP"))
+    d = r.json()
+    eq(hdrs(d, "remote-user"), ["alice"], "Remote-User despite Connection")
+    eq(hdrs(d, "x-forwarded-for"), ["127.0.0.1"], "X-Forwarded-For despite Connection")
+
+
+@test()
+def test_auth_skip_is_matched_on_the_normalised_path(ctx):
+    a, o, p = _auth_portico(ctx, svc_extra={"auth_skip": ["/health", "/hooks/"]})
+    n0 = a.count()
+    skipped = ["/health", "/health/deep", "/hooks/github", "//health", "/%68ealth", "/x/../health"]
+    for path in skipped:
+        eq(request(p.port, "GET", path, host=APP).status, 200, "skipped %s" % path)
+    eq(a.count(), n0, "subrequests for skipped paths")
+    asked = ["/healthz", "/health/../admin", "/health%2F..%2Fadmin", "/hooks", "/HEALTH",
+             "/%2e%2e/health/../admin", "/health/%2e%2e/admin"]
+    for path in asked:
+        before = a.count()
+        r = request(p.port, "GET", path, host=APP, headers={"Accept": "application/json"})
+        if r.status == 400:   # not a valid path at all (".." above the root): nothing to ask
+            eq(a.count(), before, "subrequest for the invalid %s" % path)
+        else:
+            eq((r.status in (401, 403), a.count()), (True, before + 1),
+               "%s: refused after asking the provider (status %d)" % (path, r.status))
+    eq(len([x for x in o.requests if "admin" in x.target]), 0, "admin requests upstream")
+
+
+@test()
+def test_auth_cache_on_and_off(ctx):
+    a, o, p = _auth_portico(ctx, provider_extra={"cache": "5s"}, workers=1)
+    for _ in range(20):
+        eq(request(p.port, "GET", "/media/x?range=1", host=APP, headers=ALICE).status, 200, "cached")
+    eq(a.count(), 1, "subrequests with the cache on")
+    request(p.port, "GET", "/media/x?range=1", host=APP,
+            headers={"Cookie": "authelia_session=bob-session"})
+    request(p.port, "GET", "/media/y", host=APP, headers=ALICE)
+    eq(a.count(), 3, "another cookie or URI is asked again")
+    r = request(p.port, "GET", "/media/z", host=APP, headers={"Accept": "application/json"})
+    request(p.port, "GET", "/media/z", host=APP, headers={"Accept": "application/json"})
+    eq((r.status, a.count()), (401, 5), "denials are never cached")
+    b, o2, q = _auth_portico(ctx, authelia=Authelia(), workers=1)
+    for _ in range(20):
+        request(q.port, "GET", "/media/x", host=APP, headers=ALICE)
+    eq(b.count(), 20, "subrequests with the cache off")
+
+
+@test()
+def test_auth_keepalive_to_provider_and_metrics(ctx):
+    a, o, p = _auth_portico(ctx, metrics=True)
+    for i in range(30):
+        request(p.port, "GET", "/k%d" % i, host=APP, headers=ALICE)
+    request(p.port, "GET", "/k", host=APP, headers=BROWSER)
+    request(p.port, "GET", "/admin", host=APP, headers=ALICE)
+    expect(a.connections <= 2, "connections to the provider for 32 requests: %d" % a.connections)
+    m = _scrape(p.metrics_port)
+    key = lambda r: ("portico_auth_decisions_total",  # noqa: E731
+                     (("provider", "authelia"), ("result", r), ("service", "app")))
+    eq([m.get(key(r), 0) for r in ("allowed", "redirected", "denied", "error")], [30, 1, 1, 0],
+       "decisions")
+    eq(m.get(("portico_auth_duration_seconds_count",
+              (("provider", "authelia"), ("service", "app"))), 0), 32, "latency samples")
+
+
+@test(timeout=60)
+def test_auth_https_provider_verified_with_tls_ca(ctx):
+    ca = TestCA(ctx.dir)
+    a = Authelia(tls=ca.leaf(["localhost"], tag="authelia", ips=["127.0.0.1"]))
+    _, o, p = _auth_portico(ctx, authelia=a, provider_extra={"tls_ca": ca.crt})
+    r = request(p.port, "GET", "/x?do=echo", host=APP, headers=ALICE)
+    eq(hdrs(r.json(), "remote-user"), ["alice"], "allowed through an https provider")
+    os.makedirs(os.path.join(ctx.dir, "other"))
+    other = TestCA(os.path.join(ctx.dir, "other"))
+    _, o2, q = _auth_portico(ctx, authelia=a, provider_extra={"tls_ca": other.crt})
+    eq(request(q.port, "GET", "/x", host=APP, headers=ALICE).status, 502,
+       "a provider certificate from another CA")
+    eq(len(o2.requests), 0, "requests upstream")
+    line = q.wait_line("auth provider authelia", timeout=3 * SCALE)
+    expect(line and "certificate" in line, "log line %r" % line)
+
+
+@test()
+def test_auth_expect_continue_only_after_allow(ctx):
+    a, o, p = _auth_portico(ctx)
+    head = ("POST /up?do=sink HTTP/1.1\r\nHost: %s\r\nContent-Length: 5\r\n"
+            "Expect: 100-continue\r\n" % APP).encode()
+    with RawConn(p.port) as c:
+        c.send(head + b"Accept: text/html\r\n\r\n")
+        r = c.read_response(skip_100=False)
+        eq(r.status, 303, "refused before any 100 Continue")
+        expect(c.closed_within(5 * SCALE), "connection with an unsent body left open")
+    with RawConn(p.port) as c:
+        c.send(head + b"Cookie: authelia_session=alice-session\r\n\r\n")
+        r = c.read_response(skip_100=False)
+        eq(r.status, 100, "100 Continue once allowed")
+        c.send(b"hello")
+        r = c.read_response()
+        eq(r.status, 200, "upload after 100")
+    eq(len(o.requests), 1, "requests upstream")
+
+
+@test()
+def test_auth_websocket_authorised_before_101(ctx):
+    a, o, p = _auth_portico(ctx)
+    up = b"GET /?do=upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: echo\r\n" % APP.encode()
+    with RawConn(p.port) as c:
+        c.send(up + b"Accept: text/html\r\n\r\n")
+        r = c.read_response()
+        eq(r.status, 302, "upgrade without a session")
+    with RawConn(p.port) as c:
+        c.send(up + b"Cookie: authelia_session=alice-session\r\n\r\n")
+        r = c.read_response()
+        eq(r.status, 101, "upgrade with a session")
+        c.send(b"ping")
+        eq(c.exact(4), b"ping", "tunnel echo")
+    eq(len(o.requests), 1, "upgrades that reached the upstream")
+
+
+@test()
+def test_auth_config_errors(ctx):
+    o = ctx.origin("app")
+    cases = [
+        ({"authelia": {"url": "ftp://x/y"}}, {"auth": "authelia"}, "unsupported URL"),
+        ({"authelia": {"url": "http://127.0.0.1:1/a", "style": "nginx"}}, {"auth": "authelia"},
+         "expected forward-auth or auth-request"),
+        ({"authelia": {"url": "http://127.0.0.1:1/a", "portal": "https://p/"}},
+         {"auth": "authelia"}, "auth-request only"),
+        ({"authelia": {"url": "http://127.0.0.1:1/a"}}, {"auth": "other"},
+         "no auth provider named \"other\""),
+        ({"authelia": {"url": "http://127.0.0.1:1/a"}},
+         {"auth": "authelia", "auth_bypass_tailnet": True}, "tailnet identity"),
+        ({"authelia": {"url": "http://127.0.0.1:1/a"}},
+         {"auth": "authelia", "auth_skip": ["/a/../b"]}, "not a normalised path prefix"),
+        ({"authelia": {"url": "http://127.0.0.1:1/a", "cache": "1h"}}, {"auth": "authelia"},
+         "at most 5m"),
+        ({"authelia": {"url": "http://127.0.0.1:1/a", "copy_headers": ["Bad Name"]}},
+         {"auth": "authelia"}, "not a header name"),
+    ]
+    for providers, extra, want in cases:
+        q = ctx.portico({"app": svc(o, [APP], **extra)}, start=False)
+        q.cfg["auth"] = providers
+        q.write_config(q.cfg)
+        rc, out, err = run_check(ctx.binary, q.path)
+        expect(rc != 0 and want in out + err, "check of %r %r: %s" % (providers, extra, out + err))
+        expect(re.search(r"\.yaml:\d+: ", out + err), "file and line in %r" % (out + err))

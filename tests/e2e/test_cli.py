@@ -1,0 +1,53 @@
+"""End-to-end tests: CLI."""
+
+from common import *  # noqa: F401,F403
+
+
+@test()
+def test_check_ok_line(ctx):
+    cfg = make_config(free_port(), {
+        "one": {"hosts": ["one.test"], "upstream": "http://127.0.0.1:1"},
+        "two": {"hosts": ["two.test"], "upstream": "http://127.0.0.1:2"},
+        "three": {"hosts": ["three.test"], "upstream": "unix:/tmp/portico-e2e-none.sock"},
+    })
+    cfg["listen"].append({"addr": "127.0.0.1:%d" % free_port()})
+    path = os.path.join(ctx.dir, "ok.yaml")
+    open(path, "w").write(to_yaml(cfg) + "\n")
+    rc, out, err = run_check(ctx.binary, path)
+    eq(rc, 0, "exit status (stderr %r)" % err)
+    eq(out.strip(), "ok: 3 services, 2 listeners", "stdout")
+
+
+@test()
+def test_check_unknown_key_reports_file_and_line(ctx):
+    text = ("listen:\n"
+            "  - addr: 127.0.0.1:%d\n"
+            "services:\n"
+            "  svc:\n"
+            "    upstream: http://127.0.0.1:1\n"
+            "    bogus_key: 1\n") % free_port()
+    path = os.path.join(ctx.dir, "bad.yaml")
+    open(path, "w").write(text)
+    rc, out, err = run_check(ctx.binary, path)
+    eq(rc, 1, "exit status")
+    first = err.strip().split("\n")[0] if err.strip() else ""
+    expect(first.startswith(path + ":6: ") and len(first) > len(path) + 4,
+           "stderr should be %r followed by a message, got %r" % (path + ":6: ", err))
+
+
+@test()
+def test_check_json_config_accepted(ctx):
+    cfg = make_config(free_port(), {"js": {"hosts": ["js.test"], "upstream": "http://127.0.0.1:1"},
+                                    "js2": {"hosts": ["js2.test"], "upstream": "http://127.0.0.1:2"}})
+    path = os.path.join(ctx.dir, "c.json")
+    open(path, "w").write(json.dumps(cfg, indent=1))
+    rc, out, err = run_check(ctx.binary, path)
+    eq(rc, 0, "exit status (stderr %r)" % err)
+    expect(re.match(r"ok: 2 services, 1 listeners?\s*$", out), "stdout %r" % out)
+
+
+@test()
+def test_version_prints(ctx):
+    p = subprocess.run([ctx.binary, "version"], capture_output=True, text=True, timeout=10 * SCALE)
+    eq(p.returncode, 0, "exit status")
+    expect(re.search(r"\d+\.\d+", p.stdout), "no version number in %r" % p.stdout)

@@ -1,0 +1,98 @@
+"""End-to-end tests: upstream failures."""
+
+from common import *  # noqa: F401,F403
+
+
+@test()
+def test_502_when_upstream_refuses(ctx):
+    p = ctx.portico({"v": svc("http://127.0.0.1:%d" % closed_port())})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    for i in range(2):
+        t0 = time.time()
+        r = request(p.port, "GET", "/", conn=conn)
+        dt = time.time() - t0
+        eq(r.status, 502, "status")
+        expect(dt < 1.0 * SCALE, "502 took %.2fs" % dt)
+        expect(r.body.startswith(b"bad gateway"), "body %r" % r.body)
+        expect(r.body.strip().count(b"\n") == 0, "body not one line: %r" % r.body)
+    conn.close()
+
+
+@test()
+def test_504_when_upstream_silent(ctx):
+    o = ctx.origin("silent")
+    p = ctx.portico({"v": svc(o, timeout="1s")})
+    t0 = time.time()
+    r = request(p.port, "GET", "/?do=silent", timeout=10 * SCALE)
+    dt = time.time() - t0
+    eq(r.status, 504, "status")
+    expect(0.9 <= dt < 1 + 2 * SCALE, "504 after %.2fs (timeout 1s)" % dt)
+    expect(r.body.startswith(b"gateway timeout"), "body %r" % r.body)
+
+
+@test()
+def test_retry_when_pooled_connection_closed_by_upstream(ctx):
+    o = ctx.origin("dropper", drop_reused=True)
+    p = ctx.portico({"v": svc(o, timeout="5s")})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10 * SCALE)
+    for i in range(5):
+        r = request(p.port, "GET", "/r%d" % i, conn=conn)
+        eq(r.status, 200, "request %d (body %r)" % (i, r.body[:100]))
+        eq(r.json()["target"], "/r%d" % i, "target %d" % i)
+        time.sleep(0.1)
+    conn.close()
+    dropped = [r for r in o.requests if r.idx >= 1]
+    expect(dropped, "no request was sent on a reused upstream connection (no pooling), retry not exercised")
+
+
+@test()
+def test_no_retry_of_post_on_closed_pooled_connection(ctx):
+    o = ctx.origin("dropper", drop_reused=True)
+    p = ctx.portico({"v": svc(o, timeout="5s")})
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10 * SCALE)
+    eq(request(p.port, "GET", "/first", conn=conn).status, 200, "first request")
+    time.sleep(0.1)
+    r = request(p.port, "POST", "/post", body=b"payload", conn=conn)
+    conn.close()
+    posts = [q for q in o.requests if q.method == "POST"]
+    if posts and posts[0].idx == 0:
+        raise AssertionError("POST went to a fresh upstream connection; shape not exercised")
+    eq(len(posts), 1, "times the POST reached the upstream")
+    eq(r.status, 502, "status of a POST whose pooled connection was closed")
+
+
+@test()
+def test_upstream_closes_mid_response(ctx):
+    o = ctx.origin("cut")
+    p = ctx.portico({"v": svc(o)})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /?do=closehead HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_head()
+        if r.status == 200:
+            expect(c.closed_within(3 * SCALE), "client connection left open after a truncated body")
+            expect(len(c.buf) < 100, "more body bytes than the upstream sent")
+        else:
+            eq(r.status, 502, "status")
+    eq(get_json(p.port, "/ok")["origin"], "cut", "next request")
+
+
+@test()
+def test_large_content_length_body_cut_by_upstream_closes_client(ctx):
+    # Large enough for the spliced path: the upstream promises 2 MiB, sends 600 KiB, leaves.
+    def handler(c):
+        f = c.makefile("rb")
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * MiB))
+        c.sendall(b"q" * (600 * 1024))
+        f.close()
+        c.close()
+    srv = TcpServer(handler)
+    p = ctx.portico({"v": {"hosts": ["a.test"], "upstream": "http://127.0.0.1:%d" % srv.port}})
+    with RawConn(p.port, timeout=10 * SCALE) as c:
+        c.send(b"GET /big HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_head()
+        eq(r.status, 200, "status")
+        expect(c.closed_within(5 * SCALE), "client connection left open after a cut body")
+        eq(len(c.buf), 600 * 1024, "body bytes passed on before the cut")
+    srv.close()
