@@ -597,6 +597,8 @@ struct upstream_url {
     char key[NI_MAXHOST + NI_MAXSERV + 4200]; /* see config_upstream.key */
     char tls_name[sizeof((struct config_addr *)0)->text];
     const char *path; /* with_path: the path and query as written (points into s), or "/" */
+    char
+        authority[sizeof((struct config_addr *)0)->text]; /* host[:port] as written; "" for unix: */
 };
 
 /* Read the upstream URL s (the value of node n). Paths are refused unless
@@ -609,6 +611,7 @@ static int read_upstream_url(struct parser *p, const yaml_node_t *n, const char 
     struct config_addr addr;
     enum upstream_kind kind;
     tls_name[0] = '\0';
+    o->authority[0] = '\0';
     o->path = "/";
     if (strncmp(s, "unix:", 5) == 0 && !with_path) {
         kind = UPSTREAM_UNIX;
@@ -643,6 +646,7 @@ static int read_upstream_url(struct parser *p, const yaml_node_t *n, const char 
                       : has_port     ? (size_t)(portsep - auth)
                                      : alen;
         snprintf(tls_name, sizeof o->tls_name, "%.*s", (int)hlen, auth[0] == '[' ? auth + 1 : auth);
+        snprintf(o->authority, sizeof o->authority, "%.*s", (int)alen, auth);
         if (strlen(s) >= sizeof addr.text)
             return fail(p, n, "%s: upstream \"%s\" is too long", what, show(p, s));
         if (config_parse_addr(hostport, &addr, msg, sizeof msg) < 0)
@@ -675,8 +679,11 @@ static int read_upstream_url(struct parser *p, const yaml_node_t *n, const char 
     return 0;
 }
 
+/* Read an upstream URL into *out (shared with other services naming the
+ * same endpoint) and, when authority is given, its host[:port] as written
+ * (NULL for unix: upstreams), owned by the caller. */
 static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
-                          const struct config_upstream **out)
+                          const struct config_upstream **out, char **authority)
 {
     struct config *c = p->c;
     const char *s;
@@ -685,6 +692,8 @@ static int parse_upstream(struct parser *p, const yaml_node_t *n, const char *wh
         return -1;
     const char *key = url.key, *tls_name = url.tls_name;
     enum upstream_kind kind = url.kind;
+    if (authority && url.authority[0] && !(*authority = strdup(url.authority)))
+        return fail_oom(p);
     if (c->nupstreams >= p->upstream_cap)
         return fail(p, n, "%s: too many upstreams", what); /* the count pass missed one */
     struct config_upstream *u = &c->upstreams[c->nupstreams];
@@ -848,7 +857,7 @@ static int parse_routes(struct parser *p, struct config_service *svc, const yaml
             if (strcmp(svc->routes[i].prefix, r->prefix) == 0)
                 return fail(p, vals[0], "%s: prefix \"%s\" is listed twice", what,
                             show(p, r->prefix));
-        if (parse_upstream(p, vals[1], what, &r->upstream) < 0)
+        if (parse_upstream(p, vals[1], what, &r->upstream, &r->authority) < 0)
             return -1;
         if (vals[2] && want_bool(p, vals[2], what, &r->strip_prefix) < 0)
             return -1;
@@ -877,6 +886,33 @@ static const char *const reserved_headers[] = {
     "trailer",    "upgrade",        "proxy-authenticate", "proxy-authorization",
     "host",       "content-length", "transfer-encoding",
 };
+
+/* "host_header: upstream" (the upstream's host[:port] as written) or a
+ * host[:port] to send in place of the client's Host. */
+static int parse_host_header(struct parser *p, struct config_service *svc, const yaml_node_t *n,
+                             const char *what)
+{
+    const char *v;
+    char norm[LIMIT_HOST_LEN + 8];
+    if (want_string(p, n, what, &v) < 0)
+        return -1;
+    if (strcmp(v, "upstream") == 0) {
+        svc->host_header_upstream = true;
+        return 0;
+    }
+    size_t len = strlen(v);
+    bool ok = len > 0 && len <= LIMIT_HOST_LEN && !strpbrk(v, "/@\\?#,\"<>") &&
+              route_host_normalize(v, len, norm, sizeof norm) > 0;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (unsigned char)v[i] > 0x20 && (unsigned char)v[i] < 0x7f;
+    if (!ok)
+        return fail(p, n,
+                    "%s: \"%s\" is neither \"upstream\" nor a host name with an optional port "
+                    "(e.g. localhost:8888)",
+                    what, show(p, v));
+    svc->host_header = strdup(v);
+    return svc->host_header ? 0 : fail_oom(p);
+}
 
 static int parse_headers(struct parser *p, struct config_service *svc, const yaml_node_t *n,
                          const char *what)
@@ -1194,7 +1230,9 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
                                         "tls_insecure_skip_verify",
                                         "auth",
                                         "auth_skip",
-                                        "auth_bypass_tailnet"};
+                                        "auth_bypass_tailnet",
+                                        "host_header",
+                                        "rewrite_redirects"};
     enum {
         S_HOSTS,
         S_UPSTREAM,
@@ -1210,6 +1248,8 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         S_AUTH,
         S_AUTH_SKIP,
         S_AUTH_BYPASS,
+        S_HOST_HEADER,
+        S_REWRITE_REDIRECTS,
         S_N
     };
     yaml_node_t *vals[S_N] = {0};
@@ -1219,6 +1259,7 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
     svc->line = (int)k->start_mark.line + 1;
     svc->connect_timeout_ms = TIMEOUT_CONNECT_MS_DEFAULT;
     svc->timeout_ms = TIMEOUT_RESPONSE_MS_DEFAULT;
+    svc->rewrite_redirects = true;
     if (!service_name_valid(name, k->data.scalar.length))
         return fail(p, k,
                     "invalid service name \"%s\" (use 1 to %d lower-case letters, digits and "
@@ -1260,7 +1301,7 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
             rc = parse_hosts(p, svc, val, what);
             break;
         case S_UPSTREAM:
-            rc = parse_upstream(p, val, what, &svc->upstream);
+            rc = parse_upstream(p, val, what, &svc->upstream, &svc->authority);
             break;
         case S_ROUTES:
             rc = parse_routes(p, svc, val, what);
@@ -1276,6 +1317,12 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
             break;
         case S_TCP:
             rc = parse_tcp(p, svc, val, what);
+            break;
+        case S_HOST_HEADER:
+            rc = parse_host_header(p, svc, val, what);
+            break;
+        case S_REWRITE_REDIRECTS:
+            rc = want_bool(p, val, what, &svc->rewrite_redirects);
             break;
         case S_TLS_CA:
         case S_INSECURE:
@@ -1310,15 +1357,18 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         if (rc < 0)
             return -1;
     }
-    if (svc->passthrough &&
-        (vals[S_UPSTREAM] || vals[S_ROUTES] || vals[S_HEADERS] || vals[S_TIMEOUT])) {
-        const yaml_node_t *http_key = vals[S_UPSTREAM]  ? vals[S_UPSTREAM]
-                                      : vals[S_ROUTES]  ? vals[S_ROUTES]
-                                      : vals[S_HEADERS] ? vals[S_HEADERS]
-                                                        : vals[S_TIMEOUT];
+    if (svc->passthrough && (vals[S_UPSTREAM] || vals[S_ROUTES] || vals[S_HEADERS] ||
+                             vals[S_TIMEOUT] || vals[S_HOST_HEADER] || vals[S_REWRITE_REDIRECTS])) {
+        const yaml_node_t *http_key = vals[S_UPSTREAM]      ? vals[S_UPSTREAM]
+                                      : vals[S_ROUTES]      ? vals[S_ROUTES]
+                                      : vals[S_HEADERS]     ? vals[S_HEADERS]
+                                      : vals[S_TIMEOUT]     ? vals[S_TIMEOUT]
+                                      : vals[S_HOST_HEADER] ? vals[S_HOST_HEADER]
+                                                            : vals[S_REWRITE_REDIRECTS];
         return fail(p, http_key,
                     "service \"%s\" passes TLS through, so it cannot have HTTP settings "
-                    "(upstream, routes, headers, timeout): portico never sees its requests",
+                    "(upstream, routes, headers, timeout, host_header, rewrite_redirects): portico "
+                    "never sees its requests",
                     name);
     }
     if (parse_service_auth(p, svc, vals[S_AUTH], vals[S_AUTH_SKIP]) < 0)
@@ -1333,9 +1383,11 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
     if (!svc->upstream && !svc->tcp && !svc->passthrough)
         return fail(p, k, "service \"%s\" has no upstream, passthrough or tcp forwarder", name);
     if (!svc->upstream && !svc->passthrough) {
-        const yaml_node_t *http_key = vals[S_HOSTS]    ? vals[S_HOSTS]
-                                      : vals[S_ROUTES] ? vals[S_ROUTES]
-                                                       : vals[S_HEADERS];
+        const yaml_node_t *http_key = vals[S_HOSTS]         ? vals[S_HOSTS]
+                                      : vals[S_ROUTES]      ? vals[S_ROUTES]
+                                      : vals[S_HEADERS]     ? vals[S_HEADERS]
+                                      : vals[S_HOST_HEADER] ? vals[S_HOST_HEADER]
+                                                            : vals[S_REWRITE_REDIRECTS];
         if (http_key)
             return fail(p, http_key,
                         "service \"%s\" has HTTP settings but no upstream to send requests to",
@@ -1421,7 +1473,8 @@ static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *w
 
 static int parse_listen(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"addr", "proxy_protocol", "tls", "scheme"};
+    static const char *const names[] = {"addr",   "proxy_protocol", "tls",
+                                        "scheme", "redirect_https", "https_port"};
     struct config *c = p->c;
     if (want_sequence(p, n, "listen") < 0)
         return -1;
@@ -1433,9 +1486,9 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *item = node(p, *it);
-        yaml_node_t *vals[4] = {0};
+        yaml_node_t *vals[6] = {0};
         if (want_mapping(p, item, "listen", false) < 0 ||
-            map_collect(p, item, names, 4, vals, "in a listen entry") < 0)
+            map_collect(p, item, names, 6, vals, "in a listen entry") < 0)
             return -1;
         if (!vals[0])
             return fail(p, item, "listen: entry has no addr");
@@ -1461,6 +1514,20 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
                             show(p, sch));
             else if (l->tls)
                 return fail(p, vals[3], "listen.scheme: a listener with tls: true is https");
+        }
+        if (vals[4] && want_bool(p, vals[4], "listen.redirect_https", &l->redirect_https) < 0)
+            return -1;
+        if (l->redirect_https && l->https)
+            return fail(p, vals[4],
+                        "listen.redirect_https: this listener already serves https; the redirect "
+                        "belongs on a plain-HTTP listener");
+        if (vals[5]) {
+            uint32_t port;
+            if (want_uint(p, vals[5], "listen.https_port", 1, 65535, &port) < 0)
+                return -1;
+            if (!l->redirect_https)
+                return fail(p, vals[5], "listen.https_port applies with redirect_https: true");
+            l->https_port = (uint16_t)port;
         }
         for (size_t i = 0; i < c->nlistens; i++)
             if (addr_equal(&c->listens[i].addr, &l->addr))
@@ -1668,6 +1735,84 @@ static unsigned default_workers(void)
     return n > LIMIT_WORKERS_MAX ? LIMIT_WORKERS_MAX : (unsigned)n;
 }
 
+/* Query parameters whose values never reach the log unless configured
+ * otherwise: the names apps commonly use for credentials in URLs. */
+static const char *const log_redact_default[] = {
+    "token",   "access_token", "refresh_token", "id_token", "auth",   "key",
+    "api_key", "apikey",       "password",      "passwd",   "secret", "client_secret",
+    "code",    "sig",          "signature",     "session",
+};
+
+static int add_redact(struct parser *p, const char *name)
+{
+    char **r = realloc(p->c->log_redact, (p->c->nlog_redact + 1) * sizeof *r);
+    if (!r)
+        return fail_oom(p);
+    p->c->log_redact = r;
+    if (!(r[p->c->nlog_redact] = strdup(name)))
+        return fail_oom(p);
+    p->c->nlog_redact++;
+    return 0;
+}
+
+/* "access_log: true|false", or a mapping {enabled, query, redact_params}. */
+static int parse_access_log(struct parser *p, const yaml_node_t *n)
+{
+    static const char *const names[] = {"enabled", "query", "redact_params"};
+    struct config *c = p->c;
+    yaml_node_t *vals[3] = {0};
+    if (n && n->type == YAML_SCALAR_NODE) {
+        if (want_bool(p, n, "access_log", &c->access_log) < 0)
+            return -1;
+    } else if (n && (want_mapping(p, n, "access_log", false) < 0 ||
+                     map_collect(p, n, names, 3, vals, "in access_log") < 0))
+        return -1;
+    if (vals[0] && want_bool(p, vals[0], "access_log.enabled", &c->access_log) < 0)
+        return -1;
+    if (vals[1]) {
+        const char *q;
+        if (want_string(p, vals[1], "access_log.query", &q) < 0)
+            return -1;
+        if (strcmp(q, "redact") == 0)
+            c->log_query = LOG_QUERY_REDACT;
+        else if (strcmp(q, "full") == 0)
+            c->log_query = LOG_QUERY_FULL;
+        else if (strcmp(q, "drop") == 0)
+            c->log_query = LOG_QUERY_DROP;
+        else
+            return fail(p, vals[1], "access_log.query: expected redact, full or drop, not \"%s\"",
+                        show(p, q));
+    }
+    if (!vals[2]) {
+        for (size_t i = 0; i < sizeof log_redact_default / sizeof log_redact_default[0]; i++)
+            if (add_redact(p, log_redact_default[i]) < 0)
+                return -1;
+        return 0;
+    }
+    if (want_sequence(p, vals[2], "access_log.redact_params") < 0)
+        return -1;
+    if (c->log_query != LOG_QUERY_REDACT)
+        return fail(p, vals[2], "access_log.redact_params applies with query: redact");
+    for (yaml_node_item_t *it = vals[2]->data.sequence.items.start;
+         it < vals[2]->data.sequence.items.top; it++) {
+        const yaml_node_t *item = node(p, *it);
+        const char *name;
+        if (want_string(p, item, "access_log.redact_params", &name) < 0)
+            return -1;
+        bool ok = name[0] != '\0' && strlen(name) <= 64;
+        for (const char *q = name; ok && *q; q++)
+            ok = (unsigned char)*q > 0x20 && (unsigned char)*q < 0x7f && !strchr("&=#", *q);
+        if (!ok)
+            return fail(p, item,
+                        "access_log.redact_params: \"%s\" is not a query parameter name (1 to 64 "
+                        "printable characters without '&', '=' or '#')",
+                        show(p, name));
+        if (add_redact(p, name) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int parse_root(struct parser *p)
 {
     static const char *const names[] = {"domain",  "workers",  "access_log", "listen", "limits",
@@ -1704,7 +1849,7 @@ static int parse_root(struct parser *p)
             return -1;
         c->workers = w;
     }
-    if (vals[K_ACCESS_LOG] && want_bool(p, vals[K_ACCESS_LOG], "access_log", &c->access_log) < 0)
+    if (parse_access_log(p, vals[K_ACCESS_LOG]) < 0)
         return -1;
     if (vals[K_LIMITS] && parse_limits(p, vals[K_LIMITS]) < 0)
         return -1;
@@ -1799,8 +1944,10 @@ static void config_free(struct config *c)
         for (size_t j = 0; j < s->nhosts; j++)
             free(s->hosts[j]);
         free(s->hosts);
-        for (size_t j = 0; j < s->nroutes; j++)
+        for (size_t j = 0; j < s->nroutes; j++) {
             free(s->routes[j].prefix);
+            free(s->routes[j].authority);
+        }
         free(s->routes);
         for (size_t j = 0; j < s->nheaders; j++) {
             free(s->headers[j].name);
@@ -1809,6 +1956,8 @@ static void config_free(struct config *c)
         free(s->headers);
         free(s->tcp);
         free(s->passthrough);
+        free(s->authority);
+        free(s->host_header);
         for (size_t j = 0; j < s->nauth_skip; j++)
             free(s->auth_skip[j]);
         free(s->auth_skip);
@@ -1848,6 +1997,9 @@ static void config_free(struct config *c)
     free(c->tls_default);
     if (c->tls)
         tls_store_unref(c->tls);
+    for (size_t i = 0; i < c->nlog_redact; i++)
+        free(c->log_redact[i]);
+    free(c->log_redact);
     free(c->domain);
     free(c->path);
     free(c);

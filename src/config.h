@@ -27,6 +27,10 @@ struct config_listen {
     bool tls;            /* terminate TLS here, certificate chosen by SNI */
     bool proxy_protocol; /* a PROXY v1/v2 header comes first on every connection */
     bool https;          /* clients use https: TLS here, or "scheme: https" (a TLS frontend) */
+    /* "redirect_https": every request for a known host is answered with a
+     * redirect to https://host[:https_port]/target (0: the default 443). */
+    bool redirect_https;
+    uint16_t https_port;
     int line;
 };
 
@@ -69,6 +73,7 @@ struct config_route {
     char *prefix; /* normalised, starts with '/' */
     size_t prefix_len;
     const struct config_upstream *upstream; /* owned by config.upstreams */
+    char *authority;                        /* its host[:port] as written; NULL for unix: */
     bool strip_prefix;
     int line;
 };
@@ -112,12 +117,18 @@ struct config_service {
     char **hosts; /* lower-case, no trailing dot; "*.example.com" for wildcards */
     size_t nhosts;
     const struct config_upstream *upstream; /* the "/" route; owned by config.upstreams */
+    char *authority;                        /* its host[:port] as written; NULL for unix: */
     struct config_route *routes;            /* sorted longest prefix first */
     size_t nroutes;
     struct config_header *headers; /* extra request headers, in file order */
     size_t nheaders;
     uint32_t connect_timeout_ms;
-    uint32_t timeout_ms;    /* response (and upstream read) timeout -> 504 */
+    uint32_t timeout_ms; /* response (and upstream read) timeout -> 504 */
+    /* Host sent upstream: the client's (both unset), the upstream's own
+     * address ("host_header: upstream"), or this literal host[:port]. */
+    bool host_header_upstream;
+    char *host_header;
+    bool rewrite_redirects; /* Location/Refresh to the upstream's address -> public name */
     struct config_tcp *tcp; /* NULL unless the service has "tcp:"; owned */
     /* "passthrough:": TLS for the service's hosts goes here untouched, chosen
      * by SNI on the TLS listeners; NULL otherwise; owned. */
@@ -155,6 +166,9 @@ struct config {
     char *domain; /* NULL if not set */
     unsigned workers;
     bool access_log;
+    enum log_query { LOG_QUERY_REDACT, LOG_QUERY_FULL, LOG_QUERY_DROP } log_query;
+    char **log_redact; /* query parameter names whose values the access log hides */
+    size_t nlog_redact;
     struct config_listen *listens;
     size_t nlistens;
     struct config_service *services;

@@ -520,6 +520,8 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     c->w = w;
     c->tls = l->tls;
     c->https = l->https;
+    c->redirect_https = l->redirect_https;
+    c->https_port = l->https_port;
     bool tls = l->tls, proxy_protocol = l->proxy_protocol;
     /* CONN_SNI waits for the first bytes; begin_tls decides on them. */
     c->state = proxy_protocol ? CONN_PROXY : tls ? CONN_SNI : CONN_HEAD;

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 
@@ -59,11 +60,14 @@ bool headers_is_hop_by_hop(struct http_slice n)
 }
 
 /* Client headers portico always removes because it sets or answers them
- * itself: framing, Expect, and the forwarding set. */
+ * itself: framing, Expect, and the forwarding set. A client could put
+ * anything in Forwarded, X-Forwarded-Port or X-Forwarded-Prefix, and apps
+ * that trust them would believe it, so they go too (portico sets its own). */
 static bool portico_owned(struct http_slice n)
 {
-    static const char *const names[] = {"content-length",   "expect",    "x-forwarded-proto",
-                                        "x-forwarded-host", "x-real-ip", "x-forwarded-for"};
+    static const char *const names[] = {
+        "content-length",  "expect",    "x-forwarded-proto", "x-forwarded-host",  "x-real-ip",
+        "x-forwarded-for", "forwarded", "x-forwarded-port",  "x-forwarded-prefix"};
     return alias_in(n, names, sizeof names / sizeof names[0]);
 }
 
@@ -173,6 +177,52 @@ static void put_forwarded_for(struct out *o, const struct http_request *req, con
     put(o, "\r\n", 2);
 }
 
+/* The port of a Host value ("h:8443", "[::1]:8443") as a slice, or len 0. */
+static struct http_slice host_port_of(struct http_slice h)
+{
+    struct http_slice none = {h.p, 0};
+    const char *p = h.p, *end = h.p + h.len;
+    if (h.len && p[0] == '[') {
+        p = memchr(p, ']', h.len);
+        if (!p)
+            return none;
+        p++;
+    } else {
+        p = memchr(p, ':', h.len);
+        if (!p)
+            return none;
+    }
+    if (p >= end || *p != ':' || end - p < 2)
+        return none;
+    return (struct http_slice){p + 1, (size_t)(end - p - 1)};
+}
+
+/* Forwarded (RFC 7239) for the hop portico saw: the peer, the Host the
+ * client sent and its scheme. Values are quoted, since IPv6 addresses and
+ * host:port are not tokens; a Unix-socket peer is "unknown". */
+static void put_forwarded(struct out *o, const struct http_request *req, const char *client,
+                          const char *proto)
+{
+    put_str(o, "Forwarded: for=");
+    if (strncmp(client, "unix:", 5) == 0) {
+        put_str(o, "unknown");
+    } else if (strchr(client, ':')) {
+        put_str(o, "\"[");
+        put_str(o, client);
+        put_str(o, "]\"");
+    } else {
+        put_str(o, client);
+    }
+    if (req->host.len) {
+        put_str(o, ";host=\"");
+        put(o, req->host.p, req->host.len); /* the parser allows no '"' or '\\' in Host */
+        put_str(o, "\"");
+    }
+    put_str(o, ";proto=");
+    put_str(o, proto);
+    put(o, "\r\n", 2);
+}
+
 long headers_build_request(const struct http_request *req, const struct request_rewrite *rw,
                            char *out, size_t cap)
 {
@@ -188,7 +238,10 @@ long headers_build_request(const struct http_request *req, const struct request_
     /* Host first. It is the host portico routed on: the Host field as sent,
      * or the authority of an absolute-form target, which RFC 9112 3.2.2
      * says wins over Host. Empty only for an HTTP/1.0 request without one. */
-    put_header(&o, "Host", 4, req->host.p, req->host.len);
+    if (rw->host.len)
+        put_header(&o, "Host", 4, rw->host.p, rw->host.len);
+    else
+        put_header(&o, "Host", 4, req->host.p, req->host.len);
 
     const struct http_header *h = req->headers;
     size_t nh = req->nheaders;
@@ -207,6 +260,14 @@ long headers_build_request(const struct http_request *req, const struct request_
     if (req->host.len)
         put_header(&o, "X-Forwarded-Host", 16, req->host.p, req->host.len);
     put_header_str(&o, "X-Real-IP", rw->client_addr);
+    struct http_slice port = host_port_of(req->host);
+    if (port.len)
+        put_header(&o, "X-Forwarded-Port", 16, port.p, port.len);
+    else
+        put_header_str(&o, "X-Forwarded-Port", strcmp(rw->proto, "https") == 0 ? "443" : "80");
+    if (rw->prefix.len)
+        put_header(&o, "X-Forwarded-Prefix", 18, rw->prefix.p, rw->prefix.len);
+    put_forwarded(&o, req, rw->client_addr, rw->proto);
     for (size_t i = 0; i < rw->nservice_headers; i++)
         put_header_str(&o, rw->service_headers[i].name, rw->service_headers[i].value);
     for (size_t i = 0; i < rw->nadd; i++)
@@ -244,6 +305,22 @@ long headers_build_response(const struct http_response *resp, const struct respo
         if (headers_is_hop_by_hop(name) || headers_name_alias_eq(name, "content-length") ||
             named_by_connection(h, resp->nheaders, name))
             continue;
+        bool loc = http_slice_eq(name, "location"), refresh = http_slice_eq(name, "refresh");
+        if (rw->redirect && (loc || refresh) && !o.over) {
+            put(&o, name.p, name.len);
+            put(&o, ": ", 2);
+            long rn = o.over ? -1
+                             : headers_rewrite_redirect(h[i].value, refresh, rw->redirect,
+                                                        o.p + o.len, o.cap - o.len);
+            if (rn < 0)
+                o.over = true;
+            else if (rn == 0)
+                put(&o, h[i].value.p, h[i].value.len);
+            else
+                o.len += (size_t)rn;
+            put(&o, "\r\n", 2);
+            continue;
+        }
         put_header(&o, name.p, name.len, h[i].value.p, h[i].value.len);
     }
 
@@ -267,5 +344,69 @@ long headers_build_response(const struct http_response *resp, const struct respo
         put_str(&o, "Connection: keep-alive\r\n");
     }
     put(&o, "\r\n", 2);
+    return o.over ? -1 : (long)o.len;
+}
+
+/* Where the URL of a Refresh value ("5; url=https://x/") starts and ends,
+ * or false when it names none. */
+static bool refresh_url(struct http_slice v, size_t *start, size_t *end)
+{
+    const char *semi = memchr(v.p, ';', v.len);
+    if (!semi)
+        return false;
+    size_t i = (size_t)(semi - v.p) + 1;
+    while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t'))
+        i++;
+    if (v.len - i < 3 || strncasecmp(v.p + i, "url", 3) != 0)
+        return false;
+    i += 3;
+    while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t'))
+        i++;
+    if (i >= v.len || v.p[i] != '=')
+        return false;
+    i++;
+    while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t'))
+        i++;
+    size_t e = v.len;
+    if (i < v.len && (v.p[i] == '\'' || v.p[i] == '"')) {
+        const char *q = memchr(v.p + i + 1, v.p[i], v.len - i - 1);
+        i++;
+        e = q ? (size_t)(q - v.p) : v.len;
+    }
+    *start = i;
+    *end = e;
+    return true;
+}
+
+long headers_rewrite_redirect(struct http_slice v, bool refresh, const struct redirect_rewrite *rr,
+                              char *out, size_t cap)
+{
+    size_t us = 0, ue = v.len;
+    if (refresh && !refresh_url(v, &us, &ue))
+        return 0;
+    const char *url = v.p + us;
+    size_t ulen = ue - us, flen = 0;
+    bool hit = false;
+    for (size_t i = 0; i < rr->nfrom && !hit; i++) {
+        flen = strlen(rr->from[i]);
+        hit = ulen >= flen && strncasecmp(url, rr->from[i], flen) == 0 &&
+              (ulen == flen || url[flen] == '/' || url[flen] == '?' || url[flen] == '#');
+    }
+    if (!hit)
+        return 0;
+    struct out o = {out, 0, cap, false};
+    const char *rest = url + flen;
+    size_t rlen = ulen - flen;
+    put(&o, v.p, us);
+    put_str(&o, rr->scheme);
+    put(&o, "://", 3);
+    put(&o, rr->host.p, rr->host.len);
+    if (rr->prefix.len) {
+        put(&o, rr->prefix.p, rr->prefix.len);
+        if (rlen == 0 || rest[0] != '/')
+            put(&o, "/", 1);
+    }
+    put(&o, rest, rlen);
+    put(&o, v.p + ue, v.len - ue);
     return o.over ? -1 : (long)o.len;
 }

@@ -26,6 +26,13 @@ struct header_set {
 struct request_rewrite {
     const char *client_addr; /* for X-Forwarded-For and X-Real-IP ("unix:" for Unix peers) */
     const char *proto;       /* "http" or "https": X-Forwarded-Proto */
+    /* Host sent to the upstream in place of the client's (a service's
+     * "host_header"); len 0: the client's. X-Forwarded-Host, Forwarded and
+     * X-Forwarded-Port always describe what the client sent. */
+    struct http_slice host;
+    /* The path prefix a route's strip_prefix removed (no trailing '/'):
+     * sent as X-Forwarded-Prefix; len 0: none. */
+    struct http_slice prefix;
     /* Request-target to send (origin-form, with query). When len is 0 the
      * client's target is sent, converted to origin-form if absolute. */
     struct http_slice target;
@@ -49,11 +56,31 @@ struct request_rewrite {
 long headers_build_request(const struct http_request *req, const struct request_rewrite *rw,
                            char *out, size_t cap);
 
+/* Absolute redirects to an upstream's own address, rewritten to the name
+ * and scheme the client used (nginx's "proxy_redirect default"). */
+struct redirect_rewrite {
+    /* Origins the upstream may redirect to, "scheme://authority" as the app
+     * would write them (e.g. "http://127.0.0.1:3000"); compared
+     * case-insensitively. */
+    const char *const *from;
+    size_t nfrom;
+    const char *scheme;       /* "http" or "https": what the client used */
+    struct http_slice host;   /* the Host the client sent */
+    struct http_slice prefix; /* strip_prefix's prefix, put back in front of the path */
+};
+
+/* Rewrite one Location value (or the URL of a Refresh value when refresh
+ * is true) into out. Returns the new length, 0 when the value does not
+ * point at one of rr->from (leave it as it is), or -1 if out is too small. */
+long headers_rewrite_redirect(struct http_slice value, bool refresh,
+                              const struct redirect_rewrite *rr, char *out, size_t cap);
+
 struct response_rewrite {
     bool close;          /* portico closes the client connection after this response */
     int client_minor;    /* 0 for HTTP/1.0 clients: keep-alive must then be explicit */
     enum http_body body; /* framing toward the client: NONE, LENGTH, CHUNKED or EOF */
     bool upgrade;        /* a 101 to an upgrade: keep Upgrade, send "Connection: upgrade" */
+    const struct redirect_rewrite *redirect; /* NULL: Location and Refresh as sent */
 };
 
 /* Build the response head for the client: status line "HTTP/1.1 ...",

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,4 +129,48 @@ void log_flush(struct log_buf *lb)
         return;
     write_all(lb->data, lb->len);
     lb->len = 0;
+}
+
+static void copy_cut(char *out, size_t cap, size_t *o, const char *s, size_t n)
+{
+    if (n > cap - *o)
+        n = cap - *o;
+    memcpy(out + *o, s, n);
+    *o += n;
+}
+
+size_t log_target(const char *t, size_t len, bool drop_query, const char *const *names,
+                  size_t nnames, char *out, size_t cap)
+{
+    const char *q = memchr(t, '?', len);
+    size_t o = 0;
+    if (!q || (!drop_query && nnames == 0)) {
+        copy_cut(out, cap, &o, t, len);
+        return o;
+    }
+    copy_cut(out, cap, &o, t, (size_t)(q - t));
+    if (drop_query)
+        return o;
+    const char *p = q, *end = t + len;
+    while (p < end) {
+        /* p is at '?' or '&': copy it, then one name[=value] pair. */
+        copy_cut(out, cap, &o, p, 1);
+        p++;
+        const char *pair_end = memchr(p, '&', (size_t)(end - p));
+        if (!pair_end)
+            pair_end = end;
+        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        bool hide = false;
+        for (size_t i = 0; eq && i < nnames && !hide; i++)
+            hide = strlen(names[i]) == (size_t)(eq - p) &&
+                   strncasecmp(p, names[i], (size_t)(eq - p)) == 0;
+        if (hide) {
+            copy_cut(out, cap, &o, p, (size_t)(eq - p) + 1);
+            copy_cut(out, cap, &o, "REDACTED", 8);
+        } else {
+            copy_cut(out, cap, &o, p, (size_t)(pair_end - p));
+        }
+        p = pair_end;
+    }
+    return o;
 }

@@ -7,6 +7,7 @@
 #ifndef PORTICO_LOG_H
 #define PORTICO_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,13 @@ struct access_entry {
 };
 
 void log_access(struct log_buf *lb, const struct access_entry *e);
+
+/* A request target as the access log shows it, into out (at most cap
+ * bytes, cut if longer): with drop_query, without its query; otherwise
+ * the value of each query parameter whose name is in names (compared
+ * case-insensitively) replaced by "REDACTED". Returns the length. */
+size_t log_target(const char *target, size_t len, bool drop_query, const char *const *names,
+                  size_t nnames, char *out, size_t cap);
 /* Write out whatever the buffer holds. */
 void log_flush(struct log_buf *lb);
 

@@ -389,6 +389,99 @@ void proxy_respond_local(struct exchange *ex, int status, const char *body, bool
     proxy_run(ex);
 }
 
+/* The addresses an app may put in an absolute redirect that the client
+ * cannot reach: its upstream's own origin (with and without a default
+ * port) and the Host portico sent it in place of the client's. */
+struct redirect_origins {
+    char buf[4][LIMIT_HOST_LEN + 24];
+    const char *from[4];
+};
+
+static void redirect_origins_of(const struct exchange *ex, struct redirect_origins *ro,
+                                struct redirect_rewrite *rr)
+{
+    const struct config_service *svc = ex->svc;
+    const char *authority = ex->route ? ex->route->authority : svc->authority;
+    bool https = ex->up && ex->up->kind == UPSTREAM_HTTPS;
+    const char *scheme = https ? "https" : "http";
+    size_t n = 0;
+    if (authority) {
+        size_t alen = strlen(authority);
+        const char *dflt = https ? ":443" : ":80";
+        size_t dlen = strlen(dflt);
+        snprintf(ro->buf[n++], sizeof ro->buf[0], "%s://%s", scheme, authority);
+        bool has_port =
+            authority[0] == '[' ? strstr(authority, "]:") != NULL : strchr(authority, ':') != NULL;
+        if (!has_port)
+            snprintf(ro->buf[n++], sizeof ro->buf[0], "%s://%s%s", scheme, authority, dflt);
+        else if (alen > dlen && strcmp(authority + alen - dlen, dflt) == 0)
+            snprintf(ro->buf[n++], sizeof ro->buf[0], "%s://%.*s", scheme, (int)(alen - dlen),
+                     authority);
+    }
+    if (svc->host_header) {
+        snprintf(ro->buf[n++], sizeof ro->buf[0], "http://%s", svc->host_header);
+        snprintf(ro->buf[n++], sizeof ro->buf[0], "https://%s", svc->host_header);
+    }
+    for (size_t i = 0; i < n; i++)
+        ro->from[i] = ro->buf[i];
+    rr->from = ro->from;
+    rr->nfrom = n;
+    rr->scheme = ex->c->https ? "https" : "http";
+    rr->host.p = ex->host;
+    rr->host.len = ex->host_len;
+    rr->prefix.len = 0;
+    if (ex->route && ex->route->strip_prefix) {
+        rr->prefix.p = ex->route->prefix;
+        rr->prefix.len = ex->route->prefix_len;
+        while (rr->prefix.len && rr->prefix.p[rr->prefix.len - 1] == '/')
+            rr->prefix.len--;
+    }
+}
+
+/* A plain-HTTP listener with redirect_https: send the client to the same
+ * name and target over https. 301 keeps GET and HEAD simple for old
+ * clients; 308 makes other methods repeat themselves with their body. */
+static void respond_https_redirect(struct exchange *ex, const char *host, size_t hlen)
+{
+    struct conn *c = ex->c;
+    struct worker *w = ex_worker(ex);
+    int id = ex->req.method_id;
+    int status = id == HTTP_GET || id == HTTP_HEAD ? 301 : 308;
+    char port[8] = "";
+    if (c->https_port && c->https_port != 443)
+        snprintf(port, sizeof port, ":%u", (unsigned)c->https_port);
+    struct http_slice t = ex->req.path;
+    ex->phase = EX_LOCAL;
+    ex->status = status;
+    if (!ex->rqb.done || w->draining || c->closing || !ex->req.keep_alive)
+        ex->close_client = true;
+    struct buf *b = buf_get(&w->bufs);
+    if (!b) {
+        fail_hard(ex, status);
+        return;
+    }
+    /* The path and query as sent (origin-form even for an absolute-form
+     * request); the Host as routed, lower-case and without its port. */
+    int n = snprintf(b->data, BUF_SIZE,
+                     "HTTP/1.1 %d %s\r\nLocation: https://%.*s%s%.*s%s%.*s\r\n"
+                     "Content-Length: 0\r\nCache-Control: no-store\r\n%s\r\n",
+                     status, http_status_reason(status), (int)hlen, host, port, (int)t.len, t.p,
+                     ex->req.query.len ? "?" : "", (int)ex->req.query.len, ex->req.query.p,
+                     ex->close_client ? "Connection: close\r\n"
+                                      : (ex->req.minor == 0 ? "Connection: keep-alive\r\n" : ""));
+    if (n < 0 || n >= BUF_SIZE) {
+        buf_put(&w->bufs, b);
+        fail_hard(ex, status);
+        return;
+    }
+    ex->rs.own = b;
+    flow_push(&ex->rs, b->data, (size_t)n);
+    ex->resp_head_done = true;
+    ex->rsb.done = true;
+    arm_timer(ex);
+    proxy_run(ex);
+}
+
 /* ---- forward auth ------------------------------------------------------------------ */
 
 /* What the provider is told about the request (see auth.h). */
@@ -826,8 +919,13 @@ void proxy_start(struct exchange *ex)
     size_t ml = req->method.len < sizeof ex->method - 1 ? req->method.len : sizeof ex->method - 1;
     memcpy(ex->method, req->method.p, ml);
     ex->method[ml] = '\0';
-    ex->path_len = req->target.len < sizeof ex->path ? req->target.len : sizeof ex->path;
-    memcpy(ex->path, req->target.p, ex->path_len);
+    ex->path_len = log_target(
+        req->target.p, req->target.len, ex->cfg->log_query == LOG_QUERY_DROP,
+        ex->cfg->log_query == LOG_QUERY_REDACT ? (const char *const *)ex->cfg->log_redact : NULL,
+        ex->cfg->log_query == LOG_QUERY_REDACT ? ex->cfg->nlog_redact : 0, ex->path,
+        sizeof ex->path);
+    ex->host_len = req->host.len < sizeof ex->host ? req->host.len : 0;
+    memcpy(ex->host, req->host.p, ex->host_len);
     body_init(&ex->rqb, req->body, req->body, req->content_length);
 
     char host[LIMIT_HOST_LEN + 8];
@@ -846,6 +944,11 @@ void proxy_start(struct exchange *ex)
         proxy_respond_local(ex, 404, "not found: no service for this host", false);
         return;
     }
+    if (c->redirect_https) {
+        buf_consume(c->in, req->head_len);
+        respond_https_redirect(ex, host, (size_t)hl);
+        return;
+    }
 
     /* Route on the normalised path, so "/api/../admin" and "/%61pi/" cannot
      * pick a route that the path does not really name. */
@@ -857,6 +960,7 @@ void proxy_start(struct exchange *ex)
         return;
     }
     const struct config_route *route = route_match(ex->svc, npath, (size_t)np);
+    ex->route = route;
     ex->up = route ? route->upstream : ex->svc->upstream;
     /* Client copies of the provider's headers go even where auth is skipped. */
     const struct config_auth *auth = ex->svc->auth;
@@ -876,6 +980,14 @@ void proxy_start(struct exchange *ex)
         rw.strip_names = (const char *const *)ex->svc->auth->copy_headers;
         rw.nstrip_names = ex->svc->auth->ncopy;
     }
+    if (ex->svc->host_header) {
+        rw.host.p = ex->svc->host_header;
+        rw.host.len = strlen(ex->svc->host_header);
+    } else if (ex->svc->host_header_upstream) {
+        const char *a = route ? route->authority : ex->svc->authority;
+        rw.host.p = a ? a : "localhost"; /* unix: upstreams have no authority */
+        rw.host.len = strlen(rw.host.p);
+    }
     static __thread char target[LIMIT_HEADER_BYTES_MAX + 8];
     if (route && route->strip_prefix) {
         const char *rest = npath + route->prefix_len;
@@ -892,6 +1004,10 @@ void proxy_start(struct exchange *ex)
         }
         rw.target.p = target;
         rw.target.len = t;
+        rw.prefix.p = route->prefix;
+        rw.prefix.len = route->prefix_len;
+        while (rw.prefix.len && rw.prefix.p[rw.prefix.len - 1] == '/')
+            rw.prefix.len--;
     }
     ex->reqhead = buf_get(&w->bufs);
     long n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, BUF_SIZE) : -1;
@@ -1127,6 +1243,14 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
         .body = out,
         .upgrade = upgrade,
     };
+    struct redirect_origins ro;
+    struct redirect_rewrite rr;
+    if (ex->svc->rewrite_redirects && ex->host_len &&
+        (http_find_header(resp->headers, resp->nheaders, "location") ||
+         http_find_header(resp->headers, resp->nheaders, "refresh"))) {
+        redirect_origins_of(ex, &ro, &rr);
+        rw.redirect = &rr;
+    }
     long n = b ? headers_build_response(resp, &rw, b->data, BUF_SIZE) : -1;
     if (n < 0) {
         buf_put(&w->bufs, b);

@@ -22,6 +22,7 @@ struct upconn;
 struct config;
 struct config_service;
 struct config_upstream;
+struct config_route;
 struct config_auth;
 struct buf;
 
@@ -59,6 +60,7 @@ struct exchange {
     struct config *cfg; /* reference held for the exchange's lifetime */
     const struct config_service *svc;
     const struct config_upstream *up;
+    const struct config_route *route; /* the path route taken; NULL: the service's upstream */
     struct exchange *next_free;
     enum exchange_phase phase;
     struct buf *reqhead; /* serialised upstream request head, kept for a retry */
@@ -95,7 +97,9 @@ struct exchange {
      * written before it is read. */
     struct http_request req;
     struct http_response resp;
-    char path[LIMIT_LOG_PATH_BYTES];
+    char path[LIMIT_LOG_PATH_BYTES]; /* the target as logged (query redacted) */
+    char host[LIMIT_HOST_LEN + 8];   /* the Host the client sent, for rewritten redirects */
+    size_t host_len;
     char pp[PROXYPROTO_V2_MAX]; /* PROXY header opening a fresh upstream connection */
     size_t pp_len;
     char auth_host[LIMIT_HOST_LEN + 8]; /* normalised Host, for the provider */

@@ -20,6 +20,7 @@ parameter `do` (so path routing and prefix stripping do not change it):
   do=sse              mode=chunked|close gap=SECONDS: two events, gap between
   do=ws               WebSocket handshake, then a frame-level echo
   do=upgrade          101 with `Upgrade: echo`, then a raw byte echo
+  do=redirect         to=URL: 302 with `Location: URL` and `Refresh: 0; url=URL`
 
 Origin(drop_reused=True): a request that arrives on a connection which
 already carried one is read whole and then the connection is closed without
@@ -463,6 +464,11 @@ class Origin:
         self._send(c, 200, "OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body)))],
                    body, keep, head_only=req.method == "HEAD")
+
+    def _do_redirect(self, c, rd, req, keep):
+        to = req.q.get("to", "/")
+        self._send(c, 302, "Found", [("Location", to), ("Refresh", "0; url=" + to),
+                                     ("Content-Length", "0")], b"", keep)
 
     def _do_sink(self, c, rd, req, keep):
         body = json.dumps({"origin": self.name, "len": req.body_len,

@@ -888,6 +888,99 @@ static void test_config_tls_keys_checked(void **state)
                        "portico.yaml:5: tls.certs: cannot load certificate /nonexistent/x.pem");
 }
 
+static void test_config_host_header_and_redirects(void **state)
+{
+    struct config *c =
+        expect_ok(LISTEN "services:\n"
+                         "  a:\n    hosts: [a.test]\n    upstream: http://LocalHost:3000\n"
+                         "    host_header: upstream\n"
+                         "    routes:\n      - {prefix: /api/, upstream: https://localhost}\n"
+                         "  b:\n    hosts: [b.test]\n    upstream: unix:/run/b.sock\n"
+                         "    host_header: \"b.internal:8443\"\n"
+                         "    rewrite_redirects: false\n");
+    const struct config_service *a = lookup(c, "a.test"), *b = lookup(c, "b.test");
+    assert_true(a->host_header_upstream);
+    assert_null(a->host_header);
+    assert_string_equal(a->authority, "LocalHost:3000");
+    assert_string_equal(a->routes[0].authority, "localhost");
+    assert_true(a->rewrite_redirects);
+    assert_false(b->host_header_upstream);
+    assert_string_equal(b->host_header, "b.internal:8443");
+    assert_null(b->authority);
+    assert_false(b->rewrite_redirects);
+    config_unref(c);
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n"
+                        "    host_header: \"a b\"\n",
+                 "portico.yaml:7: services.a.host_header: \"a b\" is neither \"upstream\" nor a "
+                 "host name with an optional port (e.g. localhost:8888)");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n"
+                        "    host_header: \"h/x\"\n",
+                 "portico.yaml:7: services.a.host_header: \"h/x\" is neither \"upstream\" nor a "
+                 "host name with an optional port (e.g. localhost:8888)");
+    expect_error(
+        LISTEN "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n"
+               "    rewrite_redirects: maybe\n",
+        "portico.yaml:7: services.a.rewrite_redirects: expected a boolean (true or false)");
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.test]\n    passthrough: 127.0.0.1:1\n"
+                        "    host_header: upstream\n",
+                 "portico.yaml:7: service \"a\" passes TLS through, so it cannot have HTTP "
+                 "settings (upstream, routes, headers, timeout, host_header, rewrite_redirects): "
+                 "portico never sees its requests");
+}
+
+static void test_config_listen_redirect_https(void **state)
+{
+    struct config *c = expect_ok("listen:\n  - {addr: 127.0.0.1:8080, redirect_https: true}\n"
+                                 "  - {addr: 127.0.0.1:8081, redirect_https: true, "
+                                 "https_port: 8443}\n");
+    assert_true(c->listens[0].redirect_https);
+    assert_int_equal(c->listens[0].https_port, 0);
+    assert_int_equal(c->listens[1].https_port, 8443);
+    config_unref(c);
+    expect_error("listen:\n  - {addr: 127.0.0.1:8080, scheme: https, redirect_https: true}\n",
+                 "portico.yaml:2: listen.redirect_https: this listener already serves https; the "
+                 "redirect belongs on a plain-HTTP listener");
+    expect_error("listen:\n  - {addr: 127.0.0.1:8080, https_port: 8443}\n",
+                 "portico.yaml:2: listen.https_port applies with redirect_https: true");
+    expect_error_start("listen:\n  - {addr: 127.0.0.1:8080, redirect_https: true, https_port: 0}\n",
+                       "portico.yaml:2: listen.https_port: ");
+}
+
+static void test_config_access_log_query(void **state)
+{
+    struct config *c = expect_ok(LISTEN);
+    assert_true(c->access_log);
+    assert_int_equal(c->log_query, LOG_QUERY_REDACT);
+    bool has_token = false;
+    for (size_t i = 0; i < c->nlog_redact; i++)
+        has_token = has_token || strcmp(c->log_redact[i], "token") == 0;
+    assert_true(has_token);
+    config_unref(c);
+    c = expect_ok("access_log: false\n" LISTEN);
+    assert_false(c->access_log);
+    assert_int_equal(c->log_query, LOG_QUERY_REDACT);
+    assert_true(c->nlog_redact > 0);
+    config_unref(c);
+    c = expect_ok("access_log: {query: redact, redact_params: [sid, Ticket]}\n" LISTEN);
+    assert_true(c->access_log);
+    assert_int_equal(c->nlog_redact, 2);
+    assert_string_equal(c->log_redact[1], "Ticket");
+    config_unref(c);
+    c = expect_ok("access_log: {enabled: false, query: drop}\n" LISTEN);
+    assert_false(c->access_log);
+    assert_int_equal(c->log_query, LOG_QUERY_DROP);
+    config_unref(c);
+    expect_error("access_log: {query: secret}\n" LISTEN,
+                 "portico.yaml:1: access_log.query: expected redact, full or drop, not \"secret\"");
+    expect_error("access_log: {query: full, redact_params: [a]}\n" LISTEN,
+                 "portico.yaml:1: access_log.redact_params applies with query: redact");
+    expect_error("access_log: {redact_params: [\"a=b\"]}\n" LISTEN,
+                 "portico.yaml:1: access_log.redact_params: \"a=b\" is not a query parameter name "
+                 "(1 to 64 printable characters without '&', '=' or '#')");
+    expect_error("access_log: {format: json}\n" LISTEN,
+                 "portico.yaml:1: unknown key \"format\" in access_log");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -947,6 +1040,9 @@ int main(void)
         cmocka_unit_test(test_config_load_missing_file),
         cmocka_unit_test(test_config_load_reads_file_and_names_it),
         cmocka_unit_test(test_config_refcount_frees_at_zero),
+        cmocka_unit_test(test_config_host_header_and_redirects),
+        cmocka_unit_test(test_config_listen_redirect_https),
+        cmocka_unit_test(test_config_access_log_query),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -485,6 +485,112 @@ static void test_headers_response_too_big_fails(void **state)
     assert_int_equal(headers_build_response(&resp, &rw, out, (size_t)full - 1), -1);
 }
 
+static void test_headers_client_forwarded_port_prefix_replaced(void **state)
+{
+    parse("GET /x HTTP/1.1\r\nHost: a.test\r\nForwarded: for=6.6.6.6;host=evil;proto=https\r\n"
+          "X-Forwarded-Port: 6666\r\nX-Forwarded-Prefix: /evil\r\nforwarded: for=7.7.7.7\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "127.0.0.1", .proto = "http"};
+    const char *h = build(&rw);
+    assert_null(strstr(h, "6.6.6.6"));
+    assert_null(strstr(h, "7.7.7.7"));
+    assert_null(strstr(h, "evil"));
+    assert_null(strstr(h, "6666"));
+    assert_non_null(strstr(h, "\r\nForwarded: for=127.0.0.1;host=\"a.test\";proto=http\r\n"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Port: 80\r\n"));
+    assert_null(strstr(h, "X-Forwarded-Prefix"));
+}
+
+static void test_headers_forwarded_quotes_ipv6_and_port_from_host(void **state)
+{
+    parse("GET /x HTTP/1.1\r\nHost: A.test:8443\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "2001:db8::1", .proto = "https"};
+    const char *h = build(&rw);
+    assert_non_null(
+        strstr(h, "\r\nForwarded: for=\"[2001:db8::1]\";host=\"A.test:8443\";proto=https\r\n"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Port: 8443\r\n"));
+    parse("GET /x HTTP/1.1\r\nHost: [::1]\r\n\r\n");
+    rw.client_addr = "unix:";
+    h = build(&rw);
+    assert_non_null(strstr(h, "\r\nForwarded: for=unknown;host=\"[::1]\";proto=https\r\n"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Port: 443\r\n"));
+}
+
+static void test_headers_host_override_keeps_forwarded_host(void **state)
+{
+    parse("GET /x HTTP/1.1\r\nHost: jupyter.example.com\r\n\r\n");
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "https"};
+    rw.host.p = "127.0.0.1:8888";
+    rw.host.len = strlen(rw.host.p);
+    rw.prefix.p = "/api";
+    rw.prefix.len = 4;
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nHost: 127.0.0.1:8888\r\n"));
+    assert_null(strstr(h, "\r\nHost: jupyter"));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Host: jupyter.example.com\r\n"));
+    assert_non_null(strstr(h, "host=\"jupyter.example.com\""));
+    assert_non_null(strstr(h, "\r\nX-Forwarded-Prefix: /api\r\n"));
+}
+
+static const char *rewrite(const char *value, bool refresh, const struct redirect_rewrite *rr)
+{
+    static char buf[512];
+    struct http_slice v = {value, strlen(value)};
+    long n = headers_rewrite_redirect(v, refresh, rr, buf, sizeof buf - 1);
+    assert_true(n >= 0);
+    buf[n] = '\0';
+    return n ? buf : NULL;
+}
+
+static void test_headers_redirect_to_upstream_rewritten(void **state)
+{
+    static const char *const from[] = {"http://127.0.0.1:3000", "http://localhost:3000"};
+    struct redirect_rewrite rr = {from, 2, "https", {"app.example.com", 15}, {"", 0}};
+    assert_string_equal(rewrite("http://127.0.0.1:3000/login?next=/x", false, &rr),
+                        "https://app.example.com/login?next=/x");
+    assert_string_equal(rewrite("HTTP://LOCALHOST:3000", false, &rr), "https://app.example.com");
+    assert_string_equal(rewrite("http://127.0.0.1:3000#top", false, &rr),
+                        "https://app.example.com#top");
+    /* Elsewhere, another port, a longer host, relative: untouched. */
+    assert_null(rewrite("https://accounts.example.org/x", false, &rr));
+    assert_null(rewrite("http://127.0.0.1:30000/x", false, &rr));
+    assert_null(rewrite("http://127.0.0.1:3000.evil.com/x", false, &rr));
+    assert_null(rewrite("/login", false, &rr));
+    /* Refresh: only the URL part changes, quoted or not. */
+    assert_string_equal(rewrite("5; url=http://127.0.0.1:3000/next", true, &rr),
+                        "5; url=https://app.example.com/next");
+    assert_string_equal(rewrite("0;URL='http://localhost:3000/a' ", true, &rr),
+                        "0;URL='https://app.example.com/a' ");
+    assert_null(rewrite("5", true, &rr));
+    assert_null(rewrite("5; url=/relative", true, &rr));
+}
+
+static void test_headers_redirect_gets_stripped_prefix_back(void **state)
+{
+    static const char *const from[] = {"http://127.0.0.1:3001"};
+    struct redirect_rewrite rr = {from, 1, "http", {"a.test:8080", 11}, {"/api", 4}};
+    assert_string_equal(rewrite("http://127.0.0.1:3001/v1/x", false, &rr),
+                        "http://a.test:8080/api/v1/x");
+    assert_string_equal(rewrite("http://127.0.0.1:3001", false, &rr), "http://a.test:8080/api/");
+    assert_string_equal(rewrite("http://127.0.0.1:3001?q=1", false, &rr),
+                        "http://a.test:8080/api/?q=1");
+}
+
+static void test_headers_response_location_rewritten_only_when_asked(void **state)
+{
+    static const char *const from[] = {"http://10.0.0.5:8080"};
+    struct redirect_rewrite rr = {from, 1, "https", {"app.test", 8}, {"", 0}};
+    struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_LENGTH};
+    const char *resp_text = "HTTP/1.1 302 Found\r\nLocation: http://10.0.0.5:8080/home\r\n"
+                            "Refresh: 1; url=http://10.0.0.5:8080/r\r\nContent-Length: 0\r\n\r\n";
+    const char *h = build_resp(resp_text, 1, &rw);
+    assert_non_null(strstr(h, "\r\nLocation: http://10.0.0.5:8080/home\r\n"));
+    rw.redirect = &rr;
+    h = build_resp(resp_text, 1, &rw);
+    assert_non_null(strstr(h, "\r\nLocation: https://app.test/home\r\n"));
+    assert_non_null(strstr(h, "\r\nRefresh: 1; url=https://app.test/r\r\n"));
+    assert_null(strstr(h, "10.0.0.5"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +635,12 @@ int main(void)
         cmocka_unit_test(test_headers_response_keep_alive_silent_for_http11_client),
         cmocka_unit_test(test_headers_response_upgrade_dropped_when_not_upgrading),
         cmocka_unit_test(test_headers_response_too_big_fails),
+        cmocka_unit_test(test_headers_client_forwarded_port_prefix_replaced),
+        cmocka_unit_test(test_headers_forwarded_quotes_ipv6_and_port_from_host),
+        cmocka_unit_test(test_headers_host_override_keeps_forwarded_host),
+        cmocka_unit_test(test_headers_redirect_to_upstream_rewritten),
+        cmocka_unit_test(test_headers_redirect_gets_stripped_prefix_back),
+        cmocka_unit_test(test_headers_response_location_rewritten_only_when_asked),
     };
     return cmocka_run_group_tests_name("headers", tests, NULL, NULL);
 }
