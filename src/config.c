@@ -172,7 +172,9 @@ int config_parse_duration(const char *s, uint64_t *ms)
     return 0;
 }
 
-static int parse_port(const char *s, uint16_t *port)
+/* 1 to 65535, or 0 too when any_port (a listen address: the kernel picks a
+ * free port, reported in the "listening" log line). */
+static int parse_port(const char *s, uint16_t *port, bool any_port)
 {
     unsigned v = 0;
     size_t i = 0;
@@ -181,7 +183,7 @@ static int parse_port(const char *s, uint16_t *port)
             return -1;
         v = v * 10 + (unsigned)(s[i] - '0');
     }
-    if (i == 0 || v == 0 || v > 65535)
+    if (i == 0 || (v == 0 && !any_port) || v > 65535)
         return -1;
     *port = (uint16_t)v;
     return 0;
@@ -237,7 +239,8 @@ static void addr_set(struct config_addr *out, const struct addrinfo *ai, uint16_
         addr_set6(out, (const struct sockaddr_in6 *)ai->ai_addr, port);
 }
 
-int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
+static int parse_addr(const char *s, struct config_addr *out, bool any_port, char *err,
+                      size_t errlen)
 {
     char shown[SHOW_MAX + 8];
     char host[sizeof out->text];
@@ -289,9 +292,9 @@ int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t 
             goto invalid;
         portstr = colon + 1;
     }
-    if (parse_port(portstr, &port) < 0) {
-        snprintf(err, errlen, "invalid port in \"%s\" (use 1 to 65535)",
-                 show_into(shown, sizeof shown, s));
+    if (parse_port(portstr, &port, any_port) < 0) {
+        snprintf(err, errlen, "invalid port in \"%s\" (use %s to 65535)",
+                 show_into(shown, sizeof shown, s), any_port ? "0 (any free port)" : "1");
         return -EINVAL;
     }
 
@@ -337,9 +340,31 @@ invalid:
     return -EINVAL;
 }
 
-static bool addr_equal(const struct config_addr *a, const struct config_addr *b)
+int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
 {
-    return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
+    return parse_addr(s, out, false, err, errlen);
+}
+
+int config_parse_listen_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
+{
+    return parse_addr(s, out, true, err, errlen);
+}
+
+bool config_addr_any_port(const struct config_addr *a)
+{
+    if (a->sa.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->sa)->sin_port == 0;
+    if (a->sa.ss_family == AF_INET6)
+        return ((const struct sockaddr_in6 *)&a->sa)->sin6_port == 0;
+    return false;
+}
+
+/* Two listen addresses that cannot both be bound. Port 0 never clashes:
+ * each such listener gets a port of its own. */
+static bool addr_clash(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0 &&
+           !config_addr_any_port(a);
 }
 
 /* ---- nodes and scalars -------------------------------------------------------- */
@@ -953,7 +978,7 @@ static int parse_headers(struct parser *p, struct config_service *svc, const yam
 }
 
 static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *what,
-                           struct config_addr *out);
+                           struct config_addr *out, bool any_port);
 
 /* "tcp: {listen: ADDR, upstream: ADDR}". The listen address must not be
  * used by any other listener of the configuration. */
@@ -977,20 +1002,20 @@ static int parse_tcp(struct parser *p, struct config_service *svc, const yaml_no
     struct config_tcp *t = svc->tcp;
     t->line = (int)n->start_mark.line + 1;
     snprintf(sub, sizeof sub, "%s.listen", what);
-    if (parse_addr_node(p, vals[0], sub, &t->listen) < 0)
+    if (parse_addr_node(p, vals[0], sub, &t->listen, true) < 0)
         return -1;
     snprintf(sub, sizeof sub, "%s.upstream", what);
-    if (parse_addr_node(p, vals[1], sub, &t->upstream) < 0)
+    if (parse_addr_node(p, vals[1], sub, &t->upstream, false) < 0)
         return -1;
     for (size_t i = 0; i < c->nlistens; i++)
-        if (addr_equal(&c->listens[i].addr, &t->listen))
+        if (addr_clash(&c->listens[i].addr, &t->listen))
             return fail(p, vals[0], "%s.listen: \"%s\" is also a listen address (line %d)", what,
                         show(p, t->listen.text), c->listens[i].line);
-    if (c->metrics_enabled && addr_equal(&c->metrics_listen, &t->listen))
+    if (c->metrics_enabled && addr_clash(&c->metrics_listen, &t->listen))
         return fail(p, vals[0], "%s.listen: \"%s\" is also the metrics address", what,
                     show(p, t->listen.text));
     for (size_t i = 0; i < c->ntcp; i++)
-        if (addr_equal(&c->tcp_services[i]->tcp->listen, &t->listen))
+        if (addr_clash(&c->tcp_services[i]->tcp->listen, &t->listen))
             return fail(p, vals[0], "%s.listen: \"%s\" is already used by service \"%s\"", what,
                         show(p, t->listen.text), c->tcp_services[i]->name);
     c->tcp_services[c->ntcp++] = svc;
@@ -1338,7 +1363,7 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
             svc->passthrough = calloc(1, sizeof *svc->passthrough);
             if (!svc->passthrough)
                 return fail_oom(p);
-            rc = parse_addr_node(p, val, what, svc->passthrough);
+            rc = parse_addr_node(p, val, what, svc->passthrough, false);
             p->c->npassthrough++;
             break;
         case S_SENDPP: {
@@ -1460,13 +1485,13 @@ static int parse_services(struct parser *p, const yaml_node_t *n)
 /* ---- top level ----------------------------------------------------------------- */
 
 static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *what,
-                           struct config_addr *out)
+                           struct config_addr *out, bool any_port)
 {
     const char *s;
     char msg[512];
     if (want_string(p, n, what, &s) < 0)
         return -1;
-    if (config_parse_addr(s, out, msg, sizeof msg) < 0)
+    if (parse_addr(s, out, any_port, msg, sizeof msg) < 0)
         return fail(p, n, "%s: %s", what, msg);
     return 0;
 }
@@ -1493,7 +1518,7 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
         if (!vals[0])
             return fail(p, item, "listen: entry has no addr");
         struct config_listen *l = &c->listens[c->nlistens];
-        if (parse_addr_node(p, vals[0], "listen", &l->addr) < 0)
+        if (parse_addr_node(p, vals[0], "listen", &l->addr, true) < 0)
             return -1;
         l->line = (int)vals[0]->start_mark.line + 1;
         if (vals[1] && want_bool(p, vals[1], "listen.proxy_protocol", &l->proxy_protocol) < 0)
@@ -1530,7 +1555,7 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
             l->https_port = (uint16_t)port;
         }
         for (size_t i = 0; i < c->nlistens; i++)
-            if (addr_equal(&c->listens[i].addr, &l->addr))
+            if (addr_clash(&c->listens[i].addr, &l->addr))
                 return fail(p, vals[0], "listen: address \"%s\" is the same as \"%s\" on line %d",
                             show(p, l->addr.text), show(p, c->listens[i].addr.text),
                             c->listens[i].line);
@@ -1604,10 +1629,10 @@ static int parse_metrics(struct parser *p, const yaml_node_t *n)
         return -1;
     if (!vals[0])
         return fail(p, n, "metrics: no listen address");
-    if (parse_addr_node(p, vals[0], "metrics.listen", &c->metrics_listen) < 0)
+    if (parse_addr_node(p, vals[0], "metrics.listen", &c->metrics_listen, true) < 0)
         return -1;
     for (size_t i = 0; i < c->nlistens; i++)
-        if (addr_equal(&c->listens[i].addr, &c->metrics_listen))
+        if (addr_clash(&c->listens[i].addr, &c->metrics_listen))
             return fail(p, vals[0],
                         "metrics.listen: \"%s\" is also a listen address (line %d); use "
                         "another port",

@@ -213,5 +213,10 @@ int config_parse_duration(const char *s, uint64_t *ms);
  * Host names are resolved now (the first address wins). Returns 0 or a
  * negative errno with a sentence in err. */
 int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen);
+/* The same for an address to listen on, where port 0 is allowed: the
+ * kernel picks a free port when the socket is bound. */
+int config_parse_listen_addr(const char *s, struct config_addr *out, char *err, size_t errlen);
+/* An IPv4/IPv6 address with port 0. */
+bool config_addr_any_port(const struct config_addr *a);
 
 #endif

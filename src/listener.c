@@ -15,7 +15,36 @@
 
 #include "limits.h"
 
-struct listener *listener_open(const struct config_addr *addr, char *err, size_t errlen)
+/* The address the kernel bound, as text: "127.0.0.1:43211", "[::1]:43211". */
+static void bound_address(int fd, const struct config_addr *addr, struct config_addr *out)
+{
+    *out = *addr;
+    int family = addr->sa.ss_family;
+    if (family != AF_INET && family != AF_INET6)
+        return;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return; /* keep the configured address; bind just succeeded, so unreachable */
+    char ip[INET6_ADDRSTRLEN];
+    uint16_t port;
+    if (family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        ((struct sockaddr_in *)&out->sa)->sin_port = in->sin_port;
+        port = ntohs(in->sin_port);
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(out->text, sizeof out->text, "%s:%u", ip, port);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        ((struct sockaddr_in6 *)&out->sa)->sin6_port = in6->sin6_port;
+        port = ntohs(in6->sin6_port);
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(out->text, sizeof out->text, "[%s]:%u", ip, port);
+    }
+}
+
+struct listener *listener_open(const struct config_addr *addr, const char *owner, char *err,
+                               size_t errlen)
 {
     int family = addr->sa.ss_family;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -65,6 +94,8 @@ struct listener *listener_open(const struct config_addr *addr, char *err, size_t
     l->fd = fd;
     l->refs = 1;
     l->addr = *addr;
+    bound_address(fd, addr, &l->bound);
+    snprintf(l->owner, sizeof l->owner, "%s", owner);
     return l;
 }
 
@@ -87,6 +118,14 @@ void listener_unref(struct listener *l)
 bool listener_same_addr(const struct config_addr *a, const struct config_addr *b)
 {
     return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
+}
+
+bool listener_serves(const struct listener *l, const struct config_addr *addr, const char *owner)
+{
+    if (listener_same_addr(&l->bound, addr))
+        return true;
+    return config_addr_any_port(addr) && listener_same_addr(&l->addr, addr) &&
+           strcmp(l->owner, owner) == 0;
 }
 
 void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap)

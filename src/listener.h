@@ -12,21 +12,34 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "limits.h"
 
 struct listener {
     int fd;
-    int refs; /* atomic */
-    struct config_addr addr;
+    int refs;                 /* atomic */
+    struct config_addr addr;  /* as configured; the port may be 0 */
+    struct config_addr bound; /* as bound: the port the kernel chose for port 0 */
+    /* Which configuration entry owns it ("listen#0", "tcp:NAME", "metrics"):
+     * a reload gives a port-0 listener back to the same entry only. */
+    char owner[LIMIT_SERVICE_NAME + 8];
 };
 
-/* Open, bind and listen (non-blocking). A stale Unix socket file is
- * replaced. Returns NULL with a sentence in err. */
-struct listener *listener_open(const struct config_addr *addr, char *err, size_t errlen);
+/* Open, bind and listen (non-blocking) for the entry owner. A stale Unix
+ * socket file is replaced. Port 0 binds a port the kernel chooses, once:
+ * every worker shares this one socket. Returns NULL with a sentence in err. */
+struct listener *listener_open(const struct config_addr *addr, const char *owner, char *err,
+                               size_t errlen);
 struct listener *listener_ref(struct listener *l);
 void listener_unref(struct listener *l);
 
 /* Same socket address (so an existing listener can be kept on reload). */
 bool listener_same_addr(const struct config_addr *a, const struct config_addr *b);
+
+/* Whether l can serve the configuration entry owner asking for addr on a
+ * reload: its bound address is addr (an unchanged address, or port 0
+ * replaced by the port it got), or addr has port 0, l was opened for the
+ * same entry with the same address. */
+bool listener_serves(const struct listener *l, const struct config_addr *addr, const char *owner);
 
 /* Write "1.2.3.4", "::1" or "unix:" for a peer address into out. */
 void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,6 +95,39 @@ void log_msg(enum log_level level, const char *fmt, ...)
     size_t o = (size_t)h;
     o += log_escape(line + o, sizeof line - o - 2, msg, mlen);
     line[o++] = '"';
+    line[o++] = '\n';
+    write_all(line, o);
+}
+
+void log_fields(enum log_level level, const char *msg, const char *const *kv, size_t n)
+{
+    static const char *names[] = {"error", "warn", "info"};
+    char line[4352], ts[25];
+    log_time(ts);
+    size_t cap = sizeof line - 1; /* room for the newline */
+    size_t o = (size_t)snprintf(line, cap, "ts=%s level=%s msg=\"", ts, names[level]);
+    o += log_escape(line + o, cap - o - 1, msg, strlen(msg));
+    line[o++] = '"';
+    for (size_t i = 0; i + 1 < 2 * n && o + 8 < cap; i += 2) {
+        const char *v = kv[i + 1];
+        bool plain = *v != '\0';
+        for (const char *q = v; *q && plain; q++)
+            plain = *q > ' ' && *q < 0x7f && *q != '"' && *q != '=' && *q != '\\';
+        int h = snprintf(line + o, cap - o, " %s=%s", kv[i], plain ? "" : "\"");
+        if (h < 0 || (size_t)h >= cap - o)
+            break;
+        o += (size_t)h;
+        if (plain) {
+            size_t vl = strlen(v);
+            if (vl > cap - o)
+                break;
+            memcpy(line + o, v, vl);
+            o += vl;
+        } else {
+            o += log_escape(line + o, cap - o - 1, v, strlen(v));
+            line[o++] = '"';
+        }
+    }
     line[o++] = '\n';
     write_all(line, o);
 }

@@ -18,6 +18,11 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO };
 /* One operational line: ts=... level=... msg="<formatted, escaped>". */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* One operational line with fields after the message:
+ * ts=... level=... msg="msg" k1=v1 k2=v2 ... for the n pairs in kv (key,
+ * value, key, value, ...); a value is quoted and escaped when it needs it. */
+void log_fields(enum log_level level, const char *msg, const char *const *kv, size_t n);
+
 struct log_buf {
     size_t len;
     char data[LIMIT_LOG_BUF];

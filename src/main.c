@@ -227,31 +227,56 @@ static size_t listener_count(const struct config *c)
     return c->nlistens + c->ntcp;
 }
 
-/* Open the listeners c asks for, keeping sockets from old[] whose address
- * is unchanged. Returns an array of references, or NULL with err set. */
+/* The configuration entry that owns listener i of c: "listen#K" for the
+ * K-th listen entry with the same address, "tcp:NAME" for a forwarder. */
+static void listener_owner(const struct config *c, size_t i, char *out, size_t cap)
+{
+    if (i >= c->nlistens) {
+        snprintf(out, cap, "tcp:%s", c->tcp_services[i - c->nlistens]->name);
+        return;
+    }
+    unsigned k = 0;
+    for (size_t j = 0; j < i; j++)
+        k += listener_same_addr(&c->listens[j].addr, &c->listens[i].addr);
+    snprintf(out, cap, "listen#%u", k);
+}
+
+/* Open the listeners c asks for, keeping each socket from old[] that serves
+ * the same entry (listener_serves), each at most once. Returns an array of
+ * references, or NULL with err set. */
 static struct listener **open_listeners(const struct config *c, struct listener **old, size_t nold,
                                         char *err, size_t errlen)
 {
     size_t n = listener_count(c);
     struct listener **ls = calloc(n ? n : 1, sizeof *ls);
-    if (!ls) {
+    bool *taken = calloc(nold ? nold : 1, sizeof *taken);
+    if (!ls || !taken) {
+        free(ls);
+        free(taken);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         const struct config_addr *a = listener_addr(c, i);
-        for (size_t k = 0; k < nold && !ls[i]; k++)
-            if (listener_same_addr(&old[k]->addr, a))
+        char owner[sizeof old[0]->owner];
+        listener_owner(c, i, owner, sizeof owner);
+        for (size_t k = 0; k < nold && !ls[i]; k++) {
+            if (!taken[k] && listener_serves(old[k], a, owner)) {
+                taken[k] = true;
                 ls[i] = listener_ref(old[k]);
+            }
+        }
         if (!ls[i])
-            ls[i] = listener_open(a, err, errlen);
+            ls[i] = listener_open(a, owner, err, errlen);
         if (!ls[i]) {
             for (size_t k = 0; k < i; k++)
                 listener_unref(ls[k]);
             free(ls);
+            free(taken);
             return NULL;
         }
     }
+    free(taken);
     return ls;
 }
 
@@ -267,9 +292,9 @@ static int metrics_open(struct mainctx *m, const struct config *c, char *err, si
         }
         return 0;
     }
-    if (old && listener_same_addr(&old->addr, &c->metrics_listen))
+    if (old && listener_serves(old, &c->metrics_listen, "metrics"))
         return 0;
-    struct listener *l = listener_open(&c->metrics_listen, err, errlen);
+    struct listener *l = listener_open(&c->metrics_listen, "metrics", err, errlen);
     if (!l)
         return -1;
     if (old) {
@@ -279,10 +304,34 @@ static int metrics_open(struct mainctx *m, const struct config *c, char *err, si
     m->metrics.l = l;
     m->metrics_on = true;
     if (loop_io_add(m->loop, &m->metrics.io, l->fd, EPOLLIN | EPOLLET, metrics_accept) < 0) {
-        snprintf(err, errlen, "metrics listener %s: %s", l->addr.text, strerror(errno));
+        snprintf(err, errlen, "metrics listener %s: %s", l->bound.text, strerror(errno));
         return -1;
     }
     return 0;
+}
+
+/* One "listening" line per socket with the address it is bound to (the
+ * port the kernel chose where the configuration says port 0), after start
+ * and after every reload, so a supervisor or a test can read its ports. */
+static void log_listeners(const struct mainctx *m, const struct config *c)
+{
+    for (size_t i = 0; i < listener_count(c); i++) {
+        const struct listener *l = m->srv.listeners[i];
+        if (i < c->nlistens) {
+            const char *kv[] = {"listener",    "http", "addr",
+                                l->bound.text, "tls",  c->listens[i].tls ? "true" : "false"};
+            log_fields(LOG_INFO, "listening", kv, 3);
+        } else {
+            const struct config_service *svc = c->tcp_services[i - c->nlistens];
+            const char *kv[] = {"listener", "tcp",     "addr",     l->bound.text,
+                                "name",     svc->name, "upstream", svc->tcp->upstream.text};
+            log_fields(LOG_INFO, "listening", kv, 4);
+        }
+    }
+    if (m->metrics_on) {
+        const char *kv[] = {"listener", "metrics", "addr", m->metrics.l->bound.text};
+        log_fields(LOG_INFO, "listening", kv, 2);
+    }
 }
 
 #define CERT_SETTLE_MS 500 /* quiet time after a certificate file change before reloading */
@@ -378,6 +427,7 @@ static void reload(struct mainctx *m)
     m->srv.cfg = c;
     worker_reload_all(&m->srv);
     cert_watch(m, c);
+    log_listeners(m, c);
     log_msg(LOG_INFO, "configuration reloaded from %s: %zu services, %zu listeners", m->path,
             c->nservices, listener_count(c));
 }
@@ -474,16 +524,10 @@ static int cmd_run(const char *path)
         fprintf(stderr, "portico: %s\n", err);
         goto out;
     }
+    log_listeners(&m, c);
+    /* Last: once this line is out, every listener above accepts. */
     log_msg(LOG_INFO, "portico %s serving %zu services on %zu listeners with %u workers",
             PORTICO_VERSION, c->nservices, listener_count(c), m.srv.nworkers);
-    for (size_t i = 0; i < c->nlistens; i++)
-        log_msg(LOG_INFO, "listening on %s%s", c->listens[i].addr.text,
-                c->listens[i].tls ? " (TLS)" : "");
-    for (size_t i = 0; i < c->ntcp; i++)
-        log_msg(LOG_INFO, "service %s: forwarding TCP from %s to %s", c->tcp_services[i]->name,
-                c->tcp_services[i]->tcp->listen.text, c->tcp_services[i]->tcp->upstream.text);
-    if (m.metrics_on)
-        log_msg(LOG_INFO, "metrics on http://%s/metrics", c->metrics_listen.text);
     loop_run(m.loop);
     worker_stop_all(&m.srv);
     log_msg(LOG_INFO, "stopped");

@@ -34,7 +34,7 @@ static void watch_listeners(struct worker *w)
     for (size_t i = 0; i < w->nwls; i++) {
         struct worker_listener *wl = &w->wls[i];
         if (loop_io_add(w->loop, &wl->io, wl->l->fd, EPOLLIN | EPOLLEXCLUSIVE, on_accept) < 0)
-            log_msg(LOG_ERROR, "worker %u: cannot watch listener %s: %s", w->id, wl->l->addr.text,
+            log_msg(LOG_ERROR, "worker %u: cannot watch listener %s: %s", w->id, wl->l->bound.text,
                     strerror(errno));
     }
 }
@@ -123,7 +123,7 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_msg(LOG_ERROR, "accept on %s: %s; pausing accepts", wl->l->addr.text,
+                log_msg(LOG_ERROR, "accept on %s: %s; pausing accepts", wl->l->bound.text,
                         strerror(errno));
                 pause_accepting(w);
             }

@@ -28,9 +28,9 @@ import http.client
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import (ASAN, SCALE, Portico, RawConn, closed_port, free_port,  # noqa: E402
-                     get_json, logfmt_parse, make_config, raw_exchange, request, run_check,
-                     status_of, to_yaml)
+from harness import (ASAN, SCALE, Portico, RawConn, dead_port_socket,  # noqa: E402
+                     get_json, logfmt_parse, make_config, port_of, raw_exchange, request,
+                     run_check, status_of, to_yaml)
 from upstream import BLOCK, BlockVerifier, Origin, gen_body, send_pattern  # noqa: E402
 
 GiB = 1 << 30
@@ -59,6 +59,7 @@ class Ctx:
         self.porticos = []
         self.origins = []
         self.procs = []
+        self.socks = []
         self.notes = []
 
     def origin(self, name="origin", **kw):
@@ -66,18 +67,20 @@ class Ctx:
         self.origins.append(o)
         return o
 
-    def config(self, services, port=None, **kw):
-        port = port or free_port()
-        return make_config(port, services, **kw), port
+    def dead_port(self):
+        """A loopback port that refuses connections for the whole test: held
+        bound, never listening (see harness.dead_port_socket)."""
+        s = dead_port_socket()
+        self.socks.append(s)
+        return s.getsockname()[1]
 
     def portico(self, services, limits=None, metrics=False, domain=None, start=True,
                 name="portico", workers=2):
-        port = free_port()
-        mport = free_port() if metrics else None
-        cfg = make_config(port, services, limits=limits, metrics_port=mport, domain=domain,
+        """A portico on 127.0.0.1:0 (and metrics on port 0 with metrics=True);
+        p.port and p.metrics_port are known once it started."""
+        cfg = make_config(services, limits=limits, metrics=metrics, domain=domain,
                           workers=workers)
-        p = Portico(self.binary, cfg, self.dir, name=name, port=port)
-        p.metrics_port = mport
+        p = Portico(self.binary, cfg, self.dir, name=name)
         p.cfg = cfg
         self.porticos.append(p)
         if start:
@@ -109,6 +112,8 @@ class Ctx:
                     pr.wait(5)
         for o in self.origins:
             o.close()
+        for s in self.socks:
+            s.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return problems
 
@@ -421,6 +426,25 @@ class TlsBackend(TcpServer):
             pass
         finally:
             raw.close()
+
+
+def _s_server(ctx, crt, key, *extra):
+    """openssl s_server -www on a port it chooses (-accept 127.0.0.1:0);
+    returns (process, port), the port read from its `ACCEPT host:port` line
+    (printed once it listens)."""
+    out = os.path.join(ctx.dir, "s_server.%d.out" % len(ctx.procs))
+    with open(out, "wb") as f:
+        srv = ctx.spawn(["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", crt,
+                         "-key", key, "-www"] + list(extra),
+                        stdout=f, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 10 * SCALE
+    while True:
+        m = re.search(rb"^ACCEPT (\S+)$", open(out, "rb").read(), re.M)
+        if m:
+            return srv, port_of(m.group(1).decode())
+        expect(srv.poll() is None, "openssl s_server exited with %s" % srv.returncode)
+        expect(time.time() < deadline, "openssl s_server printed no ACCEPT line")
+        time.sleep(0.05)
 
 
 APP = "app.example.com"

@@ -6,7 +6,14 @@ until the listener accepts, and collects stderr lines in a thread. It can
 send SIGHUP/SIGTERM, read VmRSS, wait for log lines, and stop() checks the
 exit status and sanitizer reports.
 
-Also: a minimal YAML emitter, free loopback ports, raw-socket HTTP helpers.
+Ports: portico listens on 127.0.0.1:0 and logs one `msg="listening"` line
+per socket with the port it got (Portico.port, .ports, .tcp_ports,
+.metrics_port come from those lines). No port is ever chosen by binding,
+closing and binding again: test servers bind 0 and keep their socket, and a
+port that must refuse connections is one the test keeps bound without
+listening (dead_port).
+
+Also: a minimal YAML emitter, raw-socket HTTP helpers.
 """
 
 import atexit
@@ -27,17 +34,18 @@ SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime erro
                           r"WARNING: ThreadSanitizer|SUMMARY: (Address|Undefined)")
 
 
-def free_port():
+def dead_port_socket():
+    """A socket bound to a loopback port and never listening: connections to
+    its port are refused, and while it stays open nothing else can bind the
+    port (no SO_REUSEADDR). Close it when done (Ctx.dead_port does)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return s
 
 
-def closed_port():
-    """A loopback port with nothing listening on it."""
-    return free_port()
+def port_of(addr):
+    """The port of "127.0.0.1:43211" or "[::1]:43211"."""
+    return int(addr.rsplit(":", 1)[1])
 
 
 # ---------------------------------------------------------------- YAML
@@ -105,17 +113,19 @@ def base_limits():
     }
 
 
-def make_config(port, services, limits=None, metrics_port=None, domain=None, workers=2):
+def make_config(services, limits=None, metrics=False, domain=None, workers=2):
+    """A configuration listening on 127.0.0.1:0 (and metrics on another
+    port 0): portico reports the ports it got."""
     cfg = {}
     if domain:
         cfg["domain"] = domain
     cfg["workers"] = workers
-    cfg["listen"] = [{"addr": "127.0.0.1:%d" % port}]
+    cfg["listen"] = [{"addr": "127.0.0.1:0"}]
     lim = base_limits()
     lim.update(limits or {})
     cfg["limits"] = lim
-    if metrics_port:
-        cfg["metrics"] = {"listen": "127.0.0.1:%d" % metrics_port}
+    if metrics:
+        cfg["metrics"] = {"listen": "127.0.0.1:0"}
     cfg["services"] = services
     return cfg
 
@@ -151,12 +161,20 @@ atexit.register(kill_all)
 
 
 class Portico:
-    def __init__(self, binary, config, workdir, name="portico", port=None):
+    """A portico process. After start() (and reload()), the ports it bound
+    are known from its "listening" log lines: port (the first listen
+    entry), ports (every listen entry, in file order), tcp_ports (TCP
+    forwarder name -> port) and metrics_port (None without metrics)."""
+
+    def __init__(self, binary, config, workdir, name="portico"):
         self.binary = binary
         self.workdir = workdir
         self.name = name
         self.path = os.path.join(workdir, name + ".yaml")
-        self.port = port
+        self.port = None
+        self.ports = []
+        self.tcp_ports = {}
+        self.metrics_port = None
         self.proc = None
         self.lines = []
         self.lock = threading.Lock()
@@ -173,14 +191,16 @@ class Portico:
         self.config_text = text
 
     def start(self, wait=True, timeout=None):
+        """Start portico; with wait, return once it logged that it serves
+        (every listener accepts by then), with the ports it bound."""
         self.proc = subprocess.Popen([self.binary, "run", "-c", self.path],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=sanitizer_env())
         _ALL.append(self.proc)
         self.reader = threading.Thread(target=self._read_stderr, daemon=True)
         self.reader.start()
-        if wait and self.port:
-            self.wait_listening(self.port, timeout or 10 * SCALE)
+        if wait:
+            self.wait_ready(timeout or 10 * SCALE)
         return self
 
     def _read_stderr(self):
@@ -192,21 +212,58 @@ class Portico:
                 self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
         log.close()
 
-    def wait_listening(self, port, timeout=10.0):
+    def _take_ports(self, lines):
+        """Ports from the "listening" lines among lines (one start or reload)."""
+        http, tcp, metrics = [], {}, None
+        for l in lines:
+            if 'msg="listening"' not in l:
+                continue
+            f = logfmt_parse(l)
+            kind, port = f.get("listener"), port_of(f["addr"])
+            if kind == "http":
+                http.append(port)
+            elif kind == "tcp":
+                tcp[f["name"]] = port
+            elif kind == "metrics":
+                metrics = port
+        self.ports = http
+        self.port = http[0] if http else None
+        self.tcp_ports = tcp
+        self.metrics_port = metrics
+
+    def wait_ready(self, timeout=10.0):
         end = time.time() + timeout
-        while time.time() < end:
+        while True:
+            lines = self.stderr()
+            for i, l in enumerate(lines):
+                if 'msg="portico ' in l and " serving " in l:
+                    self._take_ports(lines[:i])
+                    return
             if self.proc.poll() is not None:
                 time.sleep(0.1)
-                raise AssertionError("portico exited with %s before listening; stderr: %s"
+                raise AssertionError("portico exited with %s before serving; stderr: %s"
                                      % (self.proc.returncode, " | ".join(self.stderr()[-8:])))
-            try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=0.5)
-                s.close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError("portico not listening on %d after %.0fs; stderr: %s"
-                             % (port, timeout, " | ".join(self.stderr()[-8:])))
+            if time.time() > end:
+                raise AssertionError("portico not serving after %.0fs; stderr: %s"
+                                     % (timeout, " | ".join(self.stderr()[-8:])))
+            time.sleep(0.02)
+
+    def reload(self, timeout=None):
+        """SIGHUP and wait for the outcome: returns the "configuration
+        reloaded" line (the ports are read again from the lines before it)
+        or the "reload refused" line."""
+        timeout = timeout or 5 * SCALE
+        n = self.nlines()
+        self.hup()
+        l = self.wait_line(lambda l: "configuration reloaded" in l or "reload refused" in l,
+                           timeout, start=n)
+        if l is None:
+            raise AssertionError("no reload outcome logged within %.0fs of SIGHUP; stderr: %s"
+                                 % (timeout, " | ".join(self.stderr()[n:][-8:])))
+        if "configuration reloaded" in l:
+            lines = self.stderr()[n:]
+            self._take_ports(lines[:lines.index(l)])
+        return l
 
     def stderr(self):
         with self.lock:

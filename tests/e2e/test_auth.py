@@ -178,7 +178,7 @@ def test_auth_provider_failures_fail_closed(ctx):
     o = ctx.origin("app")
     refused = ctx.portico({"app": svc(o, [APP], auth="authelia")}, start=False)
     refused.cfg["auth"] = {"authelia": {"url": "http://127.0.0.1:%d/api/authz/forward-auth"
-                                        % closed_port()}}
+                                        % ctx.dead_port()}}
     refused.write_config(refused.cfg)
     refused.start()
     eq(request(refused.port, "GET", "/x", host=APP, headers=ALICE).status, 502, "refused")

@@ -94,16 +94,7 @@ def test_https_upstream_big_download(ctx):
 def test_https_upstream_openssl_s_server(ctx):
     ca = TestCA(ctx.dir)
     crt, key = ca.leaf(["localhost"], tag="s_server")
-    sport = free_port()
-    ctx.spawn(["openssl", "s_server", "-accept", "127.0.0.1:%d" % sport, "-cert", crt,
-               "-key", key, "-www", "-quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10 * SCALE
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", sport), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    _, sport = _s_server(ctx, crt, key)
     p = ctx.portico({"s": svc("https://localhost:%d" % sport, tls_ca=ca.crt)})
     r = request(p.port, "GET", "/")
     eq(r.status, 200, "status from s_server")

@@ -187,3 +187,65 @@ def test_max_connections_pauses_accepting_until_one_closes(ctx):
     extra.close()
     for c in held:
         c.close()
+
+
+def _listening_sockets(pid):
+    """The TCP sockets in LISTEN state that process pid holds (by inode)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:   # 0A: TCP_LISTEN
+                    ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+
+@test()
+def test_port_zero_listeners_report_their_port_and_keep_it_on_reload(ctx):
+    o = ctx.origin("zero")
+    srv = TcpServer(lambda c: (c.sendall(b"tcp ok"), c.close()))
+    services = {"web": svc(o), "fwd": {"tcp": {"listen": "127.0.0.1:0",
+                                               "upstream": "127.0.0.1:%d" % srv.port}}}
+    p = ctx.portico(services, metrics=True, workers=4, start=False)
+    p.cfg["listen"].append({"addr": "127.0.0.1:0"})
+    p.write_config(p.cfg)
+    p.start()
+    http_ports, fwd, mport = list(p.ports), p.tcp_ports["fwd"], p.metrics_port
+    every = sorted(http_ports + [fwd, mport])
+    eq(len(set(every)), 4, "distinct ports for 2 listen entries, a forwarder and metrics %r" % every)
+    expect(0 not in every, "a port 0 reported: %r" % every)
+    # Port 0 is resolved once: the 4 workers share one socket per listener.
+    eq(_listening_sockets(p.proc.pid), every, "listening sockets of the process")
+    for port in http_ports:
+        eq(get_json(port, "/")["origin"], "zero", "answer on listen port %d" % port)
+    s = socket.create_connection(("127.0.0.1", fwd), timeout=5 * SCALE)
+    eq(_recv_all(s), b"tcp ok", "bytes through the forwarder")
+    s.close()
+    eq(request(mport, "GET", "/metrics", host="127.0.0.1").status, 200, "metrics")
+    # A reload keeps each port-0 entry on its port, even with a forwarder
+    # added in front of it; a new port-0 entry gets a new port.
+    cfg = dict(p.cfg)
+    cfg["services"] = {"early": {"tcp": {"listen": "127.0.0.1:0",
+                                         "upstream": "127.0.0.1:%d" % srv.port}}}
+    cfg["services"].update(services)
+    cfg["listen"] = p.cfg["listen"] + [{"addr": "127.0.0.1:0"}]
+    p.write_config(cfg)
+    l = p.reload()
+    expect("configuration reloaded" in l, "reload: %s" % l)
+    eq((p.ports[:2], p.tcp_ports["fwd"], p.metrics_port), (http_ports, fwd, mport),
+       "ports after the reload")
+    added = [p.ports[2], p.tcp_ports["early"]]
+    expect(not set(added) & set(every), "new entries took old ports: %r %r" % (added, every))
+    eq(_listening_sockets(p.proc.pid), sorted(every + added), "listening sockets after reload")
+    for port in p.ports:
+        eq(get_json(port, "/")["origin"], "zero", "answer on listen port %d after reload" % port)
+    srv.close()

@@ -13,7 +13,13 @@ def test_nginx_origin(ctx):
     static = gen_body(300000, seed=21)
     open(os.path.join(www, "file.bin"), "wb").write(static)
     open(os.path.join(www, "index.html"), "w").write("<h1>hello from nginx</h1>\n")
-    port = free_port()
+    # nginx serves on a socket the test bound (port 0) and hands over as an
+    # inherited socket (the NGINX variable nginx's binary upgrade uses).
+    lsock = socket.socket()
+    ctx.socks.append(lsock)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    port = lsock.getsockname()[1]
     conf = os.path.join(d, "nginx.conf")
     user = "user root;\n" if os.geteuid() == 0 else ""
     open(conf, "w").write(user + """
@@ -36,18 +42,17 @@ http {
     }
 }
 """ % {"d": d, "port": port, "www": www})
+    env = dict(os.environ, NGINX="%d;" % lsock.fileno())
     ng = ctx.spawn([nginx, "-p", d, "-e", os.path.join(d, "error.log"), "-c", conf, "-g", "daemon off;"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    end = time.time() + 10
-    while True:
-        if ng.poll() is not None:
-            raise AssertionError("nginx exited: %r" % ng.stderr.read()[-300:])
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            expect(time.time() < end, "nginx not listening")
-            time.sleep(0.05)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=[lsock.fileno()],
+                   env=env)
+    # A connection to the socket waits in its backlog until nginx accepts.
+    try:
+        r = request(port, "GET", "/", host="www.test", timeout=10 * SCALE)
+    except OSError as e:
+        raise AssertionError("nginx did not answer on the inherited socket (%r); exit status %s"
+                             % (e, ng.poll()))
+    eq(r.status, 200, "nginx directly")
     p = ctx.portico({"web": svc("http://127.0.0.1:%d" % port, ["www.test"])})
     conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
     r = request(p.port, "GET", "/file.bin", host="www.test", conn=conn)

@@ -17,7 +17,7 @@ def test_metrics_count_requests(ctx):
     o = ctx.origin("m")
     silent = ctx.origin("silent")
     p = ctx.portico({"web": svc(o, ["web.test"]),
-                     "dead": svc("http://127.0.0.1:%d" % closed_port(), ["dead.test"]),
+                     "dead": svc("http://127.0.0.1:%d" % ctx.dead_port(), ["dead.test"]),
                      "slow": svc(silent, ["slow.test"], timeout="1s")}, metrics=True)
     m0 = _scrape(p.metrics_port)
     for name in ["portico_connections_active", "portico_connections_total"]:

@@ -88,7 +88,7 @@ def test_passthrough_and_termination_share_one_port(ctx):
     # Plain HTTP naming the passthrough host is not routed anywhere.
     q = ctx.portico({"vault": {"hosts": ["vault.test"], "passthrough": "127.0.0.1:1"},
                      "a": svc(ctx.origin("plain"))}, start=False)
-    q.cfg["listen"].append({"addr": "127.0.0.1:%d" % free_port(), "tls": True})
+    q.cfg["listen"].append({"addr": "127.0.0.1:0", "tls": True})
     q.write_config(q.cfg)
     q.start()
     eq(request(q.port, "GET", "/", host="vault.test").status, 404, "HTTP to a passthrough name")
@@ -152,17 +152,7 @@ def test_passthrough_unknown_name_and_passthrough_only(ctx):
 def test_passthrough_with_s_server_and_proxy_protocol(ctx):
     ca = TestCA(ctx.dir)
     crt, key = ca.leaf(["db.test"], tag="s_server")
-    sport = free_port()
-    srv = ctx.spawn(["openssl", "s_server", "-accept", "127.0.0.1:%d" % sport, "-cert", crt,
-                     "-key", key, "-www", "-naccept", "3", "-quiet"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10 * SCALE
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", sport), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    srv, sport = _s_server(ctx, crt, key, "-naccept", "3")
     p = _tls_portico(ctx, [ca.leaf(["a.test"])],
                      {"db": {"hosts": ["db.test"], "passthrough": "127.0.0.1:%d" % sport}})
     status, cn = _tls_get(p.port, "db.test", ca.crt)

@@ -119,10 +119,10 @@ def test_send_proxy_protocol_v1_to_tcp_upstream(ctx):
         c.sendall(b"ok")
         c.close()
     srv = TcpServer(handler)
-    lport = free_port()
-    ctx.portico({"fwd": {"tcp": {"listen": "127.0.0.1:%d" % lport,
-                                 "upstream": "127.0.0.1:%d" % srv.port},
-                         "send_proxy_protocol": "v1"}})
+    p = ctx.portico({"fwd": {"tcp": {"listen": "127.0.0.1:0",
+                                     "upstream": "127.0.0.1:%d" % srv.port},
+                             "send_proxy_protocol": "v1"}})
+    lport = p.tcp_ports["fwd"]
     s = socket.create_connection(("127.0.0.1", lport), timeout=5 * SCALE)
     cport = s.getsockname()[1]
     s.sendall(b"hello")

@@ -4,11 +4,10 @@ from common import *  # noqa: F401,F403
 
 
 def _tcp_portico(ctx, upstream_port, limits=None, name="fwd"):
-    lport = free_port()
-    p = ctx.portico({name: {"tcp": {"listen": "127.0.0.1:%d" % lport,
+    p = ctx.portico({name: {"tcp": {"listen": "127.0.0.1:0",
                                     "upstream": "127.0.0.1:%d" % upstream_port}}},
                     limits=limits)
-    p.tcp_port = lport
+    p.tcp_port = p.tcp_ports[name]
     return p
 
 
@@ -60,7 +59,7 @@ def test_tcp_forward_upstream_half_close_keeps_request_direction(ctx):
 
 @test()
 def test_tcp_forward_unreachable_upstream_closes_client(ctx):
-    p = _tcp_portico(ctx, closed_port())
+    p = _tcp_portico(ctx, ctx.dead_port())
     s = socket.create_connection(("127.0.0.1", p.tcp_port), timeout=5 * SCALE)
     t0 = time.time()
     try:
@@ -97,17 +96,14 @@ def test_tcp_forward_added_by_reload(ctx):
     srv = TcpServer(handler)
     o = ctx.origin("http")
     p = ctx.portico({"web": svc(o)})
-    lport = free_port()
     cfg = dict(p.cfg)
     cfg["services"] = dict(cfg["services"])
-    cfg["services"]["fwd"] = {"tcp": {"listen": "127.0.0.1:%d" % lport,
+    cfg["services"]["fwd"] = {"tcp": {"listen": "127.0.0.1:0",
                                       "upstream": "127.0.0.1:%d" % srv.port}}
-    n = p.nlines()
     p.write_config(cfg)
-    p.hup()
-    expect(p.wait_line(lambda l: "configuration reloaded" in l, timeout=5 * SCALE, start=n),
-           "reload not logged")
-    s = socket.create_connection(("127.0.0.1", lport), timeout=5 * SCALE)
+    l = p.reload()
+    expect("configuration reloaded" in l, "reload: %s" % l)
+    s = socket.create_connection(("127.0.0.1", p.tcp_ports["fwd"]), timeout=5 * SCALE)
     eq(_recv_all(s), b"hello from %d" % srv.port, "bytes through the new forwarder")
     eq(request(p.port, host="a.test").status, 200, "HTTP still served")
     srv.close()

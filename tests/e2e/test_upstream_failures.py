@@ -5,7 +5,7 @@ from common import *  # noqa: F401,F403
 
 @test()
 def test_502_when_upstream_refuses(ctx):
-    p = ctx.portico({"v": svc("http://127.0.0.1:%d" % closed_port())})
+    p = ctx.portico({"v": svc("http://127.0.0.1:%d" % ctx.dead_port())})
     conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
     for i in range(2):
         t0 = time.time()

@@ -446,6 +446,39 @@ static void test_config_duplicate_listen_rejected(void **state)
                  "\"127.0.0.1:8080\" on line 2");
 }
 
+static void test_config_listen_port_zero(void **state)
+{
+    /* Port 0 on every kind of listen address, several times: each gets a
+     * port of its own when bound, so they do not clash. */
+    struct config *c = expect_ok("listen:\n  - addr: 127.0.0.1:0\n  - addr: 127.0.0.1:0\n"
+                                 "  - addr: \"[::1]:0\"\nmetrics:\n  listen: 127.0.0.1:0\n"
+                                 "services:\n  pg:\n    tcp: {listen: 127.0.0.1:0, upstream: "
+                                 "127.0.0.1:5432}\n");
+    assert_int_equal(c->nlistens, 3);
+    assert_true(config_addr_any_port(&c->listens[0].addr));
+    assert_true(config_addr_any_port(&c->listens[2].addr));
+    assert_true(config_addr_any_port(&c->metrics_listen));
+    assert_true(config_addr_any_port(&c->tcp_services[0]->tcp->listen));
+    assert_false(config_addr_any_port(&c->tcp_services[0]->tcp->upstream));
+    config_unref(c);
+    struct config_addr a;
+    char e[256];
+    assert_int_equal(config_parse_listen_addr("127.0.0.1:0", &a, e, sizeof e), 0);
+    assert_true(config_addr_any_port(&a));
+    assert_int_equal(config_parse_listen_addr("127.0.0.1:65536", &a, e, sizeof e), -EINVAL);
+    assert_string_equal(e, "invalid port in \"127.0.0.1:65536\" (use 0 (any free port) to 65535)");
+    assert_int_equal(config_parse_listen_addr("unix:/run/x.sock", &a, e, sizeof e), 0);
+    assert_false(config_addr_any_port(&a));
+    /* Never where portico connects. */
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:0\n",
+                 "portico.yaml:6: services.a.upstream: invalid port in \"127.0.0.1:0\" (use 1 "
+                 "to 65535)");
+    expect_error(LISTEN "services:\n  pg:\n    tcp: {listen: 127.0.0.1:0, upstream: "
+                        "127.0.0.1:0}\n",
+                 "portico.yaml:5: services.pg.tcp.upstream: invalid port in \"127.0.0.1:0\" (use "
+                 "1 to 65535)");
+}
+
 static void test_config_metrics_listen_must_differ(void **state)
 {
     expect_error(LISTEN "metrics:\n  listen: 127.0.0.1:8080\n",
@@ -1013,6 +1046,7 @@ int main(void)
         cmocka_unit_test(test_config_addr_unix),
         cmocka_unit_test(test_config_addr_host_name_resolved),
         cmocka_unit_test(test_config_addr_rejects_bad_port_and_forms),
+        cmocka_unit_test(test_config_listen_port_zero),
         cmocka_unit_test(test_config_listen_error_reports_line),
         cmocka_unit_test(test_config_duplicate_listen_rejected),
         cmocka_unit_test(test_config_metrics_listen_must_differ),
