@@ -7,7 +7,9 @@ The tests live in tests/e2e/test_<area>.py (see tests/README.md for the map
 from documented behaviour to test); shared helpers are in common.py,
 harness.py (portico processes, configs, raw HTTP) and upstream.py (origins).
 Every test starts its own portico(s) on loopback ports with its own origins
-and prints `ok NAME (1.23s)` or `FAIL NAME: reason (1.23s)`; the last line is
+and prints `ok NAME (1.23s)` or `FAIL NAME: reason (1.23s)` followed by where
+it failed (file:line, or the traceback of an unexpected exception) and the
+last lines of each portico's stderr (more with -v); the last line is
 `e2e: N passed, N failed`. A -k that selects no test is a failure.
 Environment: PORTICO_ASAN=1 (sanitizer build: smaller streams, longer
 timeouts), E2E_BIG_BYTES (size of the big download/upload, default 10 GiB,
@@ -34,6 +36,9 @@ for _path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__fil
     importlib.import_module(os.path.basename(_path)[:-3])
 
 
+VERBOSE = False
+
+
 def run_one(binary, name, fn, timeout):
     ctx = Ctx(binary, name)
     box = {}
@@ -43,6 +48,7 @@ def run_one(binary, name, fn, timeout):
             fn(ctx)
         except AssertionError as e:
             box["err"] = str(e) or "assertion failed"
+            box["where"] = _where(e.__traceback__)
         except Exception as e:
             box["err"] = "%s: %s" % (type(e).__name__, e)
             box["tb"] = traceback.format_exc()
@@ -51,7 +57,7 @@ def run_one(binary, name, fn, timeout):
     th.start()
     th.join(timeout * SCALE)
     timed_out = th.is_alive()
-    tail = ctx.stderr_tail()
+    tail = ctx.stderr_tail(30 if VERBOSE else 6)
     problems = ctx.cleanup()
     if timed_out:
         th.join(10)
@@ -63,7 +69,19 @@ def run_one(binary, name, fn, timeout):
         reason = box["err"]
     if problems:
         reason = (reason + "; " if reason else "") + "teardown: " + "; ".join(problems)
-    return reason, dt, ctx.notes, tail, box.get("tb")
+    return reason, dt, ctx.notes, tail, box.get("tb") or box.get("where")
+
+
+def _where(tb):
+    """"at FILE:LINE in FUNCTION": the innermost frame in a test_<area>.py
+    file (or in common.py when the assertion came from a helper there)."""
+    frames = [fr for fr in traceback.extract_tb(tb)
+              if os.path.basename(fr.filename).startswith(("test_", "common"))]
+    tests = [fr for fr in frames if os.path.basename(fr.filename).startswith("test_")]
+    fr = (tests or frames or [None])[-1]
+    if fr is None:
+        return None
+    return "at %s:%d in %s" % (os.path.basename(fr.filename), fr.lineno, fr.name)
 
 
 def main():
@@ -71,8 +89,11 @@ def main():
     ap.add_argument("--portico", required=True)
     ap.add_argument("-k", action="append", default=[], help="run tests whose name contains this")
     ap.add_argument("--list", action="store_true")
-    ap.add_argument("-v", action="store_true", help="print portico stderr tail and tracebacks on failure")
+    ap.add_argument("-v", action="store_true",
+                    help="on failure, print more of portico's stderr (30 lines per process)")
     a = ap.parse_args()
+    global VERBOSE
+    VERBOSE = a.v or bool(os.environ.get("E2E_VERBOSE"))
     binary = os.path.abspath(a.portico)
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -106,11 +127,12 @@ def main():
         else:
             failed.append(name)
             print("FAIL %s: %s (%.2fs)" % (name, reason, dt), flush=True)
-            if a.v or os.environ.get("E2E_VERBOSE"):
-                if tb:
-                    print("    " + tb.replace("\n", "\n    "))
-                for l in tail:
-                    print("    | " + l[:300])
+            # Always the detail: where it failed (the traceback of an
+            # unexpected exception) and the tail of each portico's stderr.
+            if tb:
+                print("    " + tb.rstrip("\n").replace("\n", "\n    "))
+            for l in tail:
+                print("    | " + l[:300])
         for n in notes:
             print("    %s" % n, flush=True)
     print("e2e: %.1fs total" % (time.time() - t_all))
