@@ -16,6 +16,7 @@
 
 /* ---- response head (upstream side) -------------------------------------- */
 #define LIMIT_RESPONSE_HEAD_BYTES 32768 /* larger upstream heads -> 502 */
+#define LIMIT_INTERIM_RESPONSES   16    /* 1xx responses relayed per request; more -> 502 */
 
 /* ---- chunked framing ----------------------------------------------------- */
 #define LIMIT_CHUNK_LINE_BYTES 4096  /* chunk-size line incl. extensions */

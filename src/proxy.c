@@ -1082,6 +1082,16 @@ static int send_continue(struct exchange *ex)
     return 0;
 }
 
+/* The upstream broke its response body. Until the response head has
+ * reached the client, the client still gets a real 502; after it, only a
+ * cut connection can say the response is incomplete. */
+static void bad_body(struct exchange *ex, const char *what)
+{
+    log_msg(LOG_WARN, "service %s: upstream %s %s%s", ex->svc->name, ex->up->key, what,
+            ex->resp_started ? "; client connection cut" : "; 502 sent");
+    proxy_respond_local(ex, 502, "bad gateway: upstream response broken", false);
+}
+
 /* The upstream could not be reached (err: negative errno): 502 at once. */
 static void connect_failed(struct exchange *ex, int err)
 {
@@ -1106,9 +1116,7 @@ static void tls_failed(struct exchange *ex, const char *why)
 /* The upstream went away in the middle of a response body. */
 static void body_cut(struct exchange *ex)
 {
-    log_msg(LOG_WARN, "service %s: upstream %s closed the connection mid-response", ex->svc->name,
-            ex->up->key);
-    fail_hard(ex, 502);
+    bad_body(ex, "closed the connection mid-response");
 }
 
 static void connect_upstream(struct exchange *ex, bool allow_idle)
@@ -1202,7 +1210,15 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
     ex->resp_scan = 0;
 
     if (resp->status < 200 && resp->status != 101) {
-        /* Interim (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients. */
+        /* Interim (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients,
+         * a few of them: an endless stream would hold the client forever. */
+        if (++ex->ninterim > LIMIT_INTERIM_RESPONSES) {
+            log_msg(LOG_WARN, "service %s: upstream %s sent more than %d interim (1xx) responses",
+                    ex->svc->name, ex->up->key, LIMIT_INTERIM_RESPONSES);
+            proxy_respond_local(ex, 502, "bad gateway: too many interim responses from upstream",
+                                false);
+            return PUMP_GONE;
+        }
         if (ex->req.minor == 0) {
             buf_consume(u->in, head_len);
             return PUMP_PROGRESS;
@@ -1266,7 +1282,7 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
         return PUMP_PROGRESS;
     }
     if (body_produce(&ex->rsb, u->in, false, &ex->rs) < 0) {
-        fail_hard(ex, 502);
+        bad_body(ex, "sent a malformed chunked body");
         return PUMP_GONE;
     }
     return PUMP_PROGRESS;
@@ -1441,7 +1457,10 @@ static enum pump pump_response(struct exchange *ex)
             int r = flow_write((struct sink){.c = c}, &ex->rs, &wrote);
             if (wrote) {
                 ex->bytes_out += wrote;
-                ex->resp_started = true;
+                /* Whole interim responses (1xx) may still be followed by
+                 * portico's own final answer; anything else may not. */
+                if (ex->resp_head_done || r != 1)
+                    ex->resp_started = true;
                 progress = PUMP_PROGRESS;
                 touch(ex);
             }
@@ -1504,7 +1523,7 @@ static enum pump pump_response(struct exchange *ex)
             } else {
                 int r = body_produce(&ex->rsb, u->in, false, &ex->rs);
                 if (r < 0) {
-                    fail_hard(ex, 502);
+                    bad_body(ex, "sent a malformed chunked body");
                     return PUMP_GONE;
                 }
                 if (!ex->rs.active && ex->rs.consumed)

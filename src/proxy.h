@@ -81,7 +81,8 @@ struct exchange {
     bool tunnel_c_eof, tunnel_u_eof;   /* tunnel: each side's EOF seen */
     bool tunnel_c_shut, tunnel_u_shut; /* ... and passed on with shutdown() */
     size_t resp_scan;
-    int status; /* as logged */
+    unsigned ninterim; /* 1xx responses seen from the upstream */
+    int status;        /* as logged */
     uint64_t start_us;
     uint64_t bytes_in, bytes_out;
     char method[24];

@@ -96,3 +96,77 @@ def test_large_content_length_body_cut_by_upstream_closes_client(ctx):
         expect(c.closed_within(5 * SCALE), "client connection left open after a cut body")
         eq(len(c.buf), 600 * 1024, "body bytes passed on before the cut")
     srv.close()
+
+
+def _scripted_upstream(reply, linger=2.0):
+    """An origin that reads one request head and sends `reply` (bytes), then lingers."""
+    def handler(c):
+        f = c.makefile("rb")
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        try:
+            c.sendall(reply)
+            time.sleep(linger)
+        except OSError:
+            pass
+        f.close()
+        c.close()
+    return TcpServer(handler)
+
+
+@test()
+def test_malformed_chunked_response_from_first_byte_gets_502(ctx):
+    # The head and a broken first chunk-size line arrive together: nothing
+    # has reached the client yet, so it must get a real 502, not a cut.
+    srv = _scripted_upstream(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n")
+    p = ctx.portico({"v": {"hosts": ["a.test"], "upstream": "http://127.0.0.1:%d" % srv.port}})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /chunks HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        try:
+            r = c.read_response()
+        except EOFError:
+            raise AssertionError("client connection closed with %d bytes and no response"
+                                 % len(c.buf))
+        eq(r.status, 502, "status")
+        expect(r.body.startswith(b"bad gateway"), "body %r" % r.body)
+    expect(p.wait_line(lambda l: "malformed chunked body" in l and "502 sent" in l, 3 * SCALE),
+           "no log line saying why: %s" % p.stderr()[-4:])
+    srv.close()
+
+
+@test()
+def test_interim_responses_capped_then_502(ctx):
+    # 2,000 "100 Continue" from the upstream: a few are relayed, then a 502.
+    srv = _scripted_upstream(b"HTTP/1.1 100 Continue\r\n\r\n" * 2000
+                             + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    p = ctx.portico({"v": {"hosts": ["a.test"], "upstream": "http://127.0.0.1:%d" % srv.port}})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /early HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        interim = 0
+        while True:
+            r = c.read_head()
+            if r.status >= 200:
+                break
+            interim += 1
+            expect(interim <= 16, "more than 16 interim responses relayed")
+        eq(r.status, 502, "final status after an endless stream of 100 Continue")
+        expect(interim >= 1, "the first interim responses are relayed (got %d)" % interim)
+    expect(p.wait_line(lambda l: "interim" in l and "more than" in l, 3 * SCALE),
+           "no log line saying why: %s" % p.stderr()[-4:])
+    srv.close()
+
+
+@test()
+def test_upstream_closing_after_interim_response_gets_502(ctx):
+    # A relayed 100 Continue is not the response head: a 502 can still follow it.
+    srv = _scripted_upstream(b"HTTP/1.1 100 Continue\r\n\r\n", linger=0.2)
+    p = ctx.portico({"v": {"hosts": ["a.test"], "upstream": "http://127.0.0.1:%d" % srv.port}})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /gone HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_head().status, 100, "interim response relayed")
+        try:
+            r = c.read_response()
+        except EOFError:
+            raise AssertionError("connection cut after the interim response, no final response")
+        eq(r.status, 502, "final status")
+    srv.close()
