@@ -149,6 +149,8 @@ struct config_limits {
     uint32_t header_timeout_ms;
     uint32_t keepalive_timeout_ms;
     uint32_t body_timeout_ms;
+    uint32_t body_min_rate;      /* bytes per second on average; 0: off */
+    uint32_t body_rate_grace_ms; /* before it applies */
     uint32_t send_timeout_ms;
     uint32_t tunnel_timeout_ms;
     uint32_t shutdown_timeout_ms;

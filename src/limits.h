@@ -38,6 +38,14 @@
 #define TIMEOUT_RESPONSE_MS_DEFAULT  60000   /* config timeout (per service) -> 504 */
 #define TIMEOUT_POOL_IDLE_MS_DEFAULT 60000   /* config upstream_keepalive_timeout */
 
+/* ---- slow request bodies -------------------------------------------------- */
+/* config limits.body_min_rate and limits.body_rate_grace: once the grace has
+ * passed, a request body must average this many bytes per second since it
+ * began, else 408 */
+#define LIMIT_BODY_MIN_RATE_DEFAULT        1024
+#define LIMIT_BODY_MIN_RATE_MAX            (1u << 30) /* 1 GiB/s */
+#define TIMEOUT_BODY_RATE_GRACE_MS_DEFAULT 30000
+
 /* ---- upstream pools ------------------------------------------------------- */
 #define LIMIT_POOL_IDLE_DEFAULT                                                                    \
     32 /* config upstream_keepalive: idle conns per                                                \

@@ -35,6 +35,7 @@ static void flow_reset(struct flow *f);
 static void flow_push(struct flow *f, const void *p, size_t n);
 static void connect_upstream(struct exchange *ex, bool allow_idle);
 static void arm_timer(struct exchange *ex);
+static void arm_body_timer(struct exchange *ex);
 static int send_continue(struct exchange *ex);
 static bool chunked_prefix_ok(const struct buf *in);
 
@@ -1158,6 +1159,11 @@ static void connect_upstream(struct exchange *ex, bool allow_idle)
 static void start_sending(struct exchange *ex)
 {
     ex->phase = EX_SENDING;
+    /* The body is read from now on: its rate clock starts here, after any
+     * connect or forward-auth wait, which are not the client's doing. */
+    ex->body_start_ms = loop_now_ms(ex_worker(ex)->loop);
+    ex->body_paused_ms = ex->body_paused_at = 0;
+    ex->body_read = ex->c->in ? buf_len(ex->c->in) : 0;
     flow_reset(&ex->rq);
     if (ex->pp_len && !ex->u->ssl)
         flow_push(&ex->rq, ex->pp, ex->pp_len);
@@ -1290,6 +1296,19 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
 
 /* ---- pumps ---------------------------------------------------------------------------- */
 
+/* The upstream stopped (paused) or resumed taking request bytes: a
+ * paused body clock does not count against the client's body rate. */
+static void body_pause(struct exchange *ex, bool paused)
+{
+    uint64_t now = loop_now_ms(ex_worker(ex)->loop);
+    if (paused && !ex->body_paused_at)
+        ex->body_paused_at = now;
+    else if (!paused && ex->body_paused_at) {
+        ex->body_paused_ms += now - ex->body_paused_at;
+        ex->body_paused_at = 0;
+    }
+}
+
 static enum pump pump_request(struct exchange *ex)
 {
     struct conn *c = ex->c;
@@ -1298,14 +1317,17 @@ static enum pump pump_request(struct exchange *ex)
     for (;;) {
         struct upconn *u = ex->u;
         if (ex->rq.active) {
-            if (!u->writable)
+            if (!u->writable) {
+                body_pause(ex, true);
                 return progress;
+            }
             uint64_t wrote = 0;
             int r = flow_write((struct sink){.u = u}, &ex->rq, &wrote);
             if (wrote) {
                 progress = PUMP_PROGRESS;
                 touch(ex);
             }
+            body_pause(ex, r == 0);
             if (r < 0) {
                 if (ex->upstream_spoke) {
                     /* It answered and stopped reading (an early 413, say):
@@ -1351,13 +1373,17 @@ static enum pump pump_request(struct exchange *ex)
             fail_hard(ex, 400);
             return PUMP_GONE;
         }
-        if (!c->readable)
+        if (!c->readable) {
+            arm_body_timer(ex);
             return progress;
+        }
         long n = conn_read(c);
         if (n > 0) {
+            ex->body_read += (uint64_t)n;
             progress = PUMP_PROGRESS;
             touch(ex);
         } else if (n == 0 && !c->eof) {
+            arm_body_timer(ex);
             return progress;
         }
     }
@@ -1760,16 +1786,92 @@ static uint32_t timeout_for(const struct exchange *ex, enum wait_on on)
     return ex->svc ? ex->svc->timeout_ms : lim->send_timeout_ms;
 }
 
+/* While the client's body is awaited, two rules hold: no pause longer than
+ * limits.body_timeout, and, once limits.body_rate_grace has passed, an
+ * average of at least limits.body_min_rate bytes per second since the body
+ * began (as Apache's mod_reqtimeout MinRate: each byte buys 1/rate s). The
+ * ms left before one breaks (0: broken), and which one. */
+static uint64_t body_time_left(const struct exchange *ex, const char **rule)
+{
+    const struct config_limits *lim = &ex->cfg->limits;
+    uint64_t now = loop_now_ms(ex_worker(ex)->loop);
+    uint64_t idle = now - ex->c->last_activity;
+    uint64_t left = idle < lim->body_timeout_ms ? lim->body_timeout_ms - idle : 0;
+    *rule = "body_timeout";
+    if (left == 0 || lim->body_min_rate == 0)
+        return left;
+    uint64_t paused = ex->body_paused_ms + (ex->body_paused_at ? now - ex->body_paused_at : 0);
+    uint64_t span = now - ex->body_start_ms;
+    uint64_t elapsed = span > paused ? span - paused : 0;
+    uint64_t allowed = lim->body_rate_grace_ms + ex->body_read * 1000 / lim->body_min_rate;
+    uint64_t rate_left = allowed > elapsed ? allowed - elapsed : 0;
+    if (rate_left < left) {
+        left = rate_left;
+        *rule = "body_min_rate";
+    }
+    return left;
+}
+
 static void arm_timer(struct exchange *ex)
 {
     struct worker *w = ex_worker(ex);
-    loop_timer_arm(w->loop, &ex->c->timer, timeout_for(ex, waiting_on(ex)));
+    enum wait_on on = waiting_on(ex);
+    uint64_t ms = timeout_for(ex, on);
+    if (on == WAIT_CLIENT_BODY) {
+        const char *rule;
+        ms = body_time_left(ex, &rule);
+        ms = ms ? ms : 1;
+    }
+    loop_timer_arm(w->loop, &ex->c->timer, ms);
+}
+
+/* Waiting for body bytes: make sure the timer fires by the time a body
+ * rule would break (it may be armed for a later, upstream deadline). */
+static void arm_body_timer(struct exchange *ex)
+{
+    struct loop *l = ex_worker(ex)->loop;
+    const char *rule;
+    uint64_t left = body_time_left(ex, &rule);
+    uint64_t at = loop_now_ms(l) + (left ? left : 1);
+    if (!loop_timer_armed(&ex->c->timer) || ex->c->timer.deadline > at)
+        loop_timer_arm(l, &ex->c->timer, left ? left : 1);
+}
+
+/* The client's request body broke a rule of body_time_left: 408. */
+static void body_too_slow(struct exchange *ex, const char *rule)
+{
+    const struct config_limits *lim = &ex->cfg->limits;
+    if (strcmp(rule, "body_timeout") == 0)
+        log_msg(LOG_WARN,
+                "service %s: client %s sent no request body bytes for %ums "
+                "(limits.body_timeout); 408",
+                ex->svc->name, ex->c->addr, lim->body_timeout_ms);
+    else
+        log_msg(LOG_WARN,
+                "service %s: client %s sent its request body too slowly: %llu bytes "
+                "in %llums, under limits.body_min_rate (%u bytes/s); 408",
+                ex->svc->name, ex->c->addr, (unsigned long long)ex->body_read,
+                (unsigned long long)(loop_now_ms(ex_worker(ex)->loop) - ex->body_start_ms),
+                lim->body_min_rate);
+    if (ex->resp_started)
+        fail_hard(ex, 408);
+    else
+        proxy_respond_local(ex, 408, "request timeout: the request body arrived too slowly", true);
 }
 
 void proxy_timeout(struct exchange *ex)
 {
     struct worker *w = ex_worker(ex);
     enum wait_on on = waiting_on(ex);
+    if (on == WAIT_CLIENT_BODY) {
+        const char *rule;
+        uint64_t left = body_time_left(ex, &rule);
+        if (left)
+            loop_timer_arm(w->loop, &ex->c->timer, left);
+        else
+            body_too_slow(ex, rule);
+        return;
+    }
     uint64_t limit = timeout_for(ex, on);
     /* The provider gets timeout in total, not per byte. */
     uint64_t idle = on == WAIT_AUTH ? (now_us() - ex->auth_start_us) / 1000
@@ -1797,13 +1899,7 @@ void proxy_timeout(struct exchange *ex)
         else
             proxy_respond_local(ex, 504, "gateway timeout: upstream did not answer in time", false);
         return;
-    case WAIT_CLIENT_BODY:
-        if (ex->resp_started)
-            fail_hard(ex, 408);
-        else
-            proxy_respond_local(ex, 408, "request timeout: the request body stopped arriving",
-                                true);
-        return;
+    case WAIT_CLIENT_BODY: /* handled above */
     case WAIT_CLIENT_WRITE:
     case WAIT_TUNNEL:
         fail_hard(ex, ex->status ? ex->status : 408);

@@ -84,6 +84,10 @@ struct exchange {
     unsigned ninterim; /* 1xx responses seen from the upstream */
     int status;        /* as logged */
     uint64_t start_us;
+    /* The request body's clock for limits.body_min_rate (loop ms): time
+     * the upstream was not taking bytes is not the client's. */
+    uint64_t body_start_ms, body_paused_ms, body_paused_at;
+    uint64_t body_read; /* bytes read from the client since body_start_ms */
     uint64_t bytes_in, bytes_out;
     char method[24];
     size_t path_len;

@@ -197,3 +197,112 @@ def test_slowloris_closed_after_header_timeout(ctx):
     if got:
         eq(status_of(got), 408, "status sent before closing (%r)" % got[:100])
     eq(o.bytes_received, 0, "bytes reaching the upstream")
+
+
+def _drip_body(port, rate_gap, limit, head=None):
+    """Send a request head announcing a large body, then one byte every rate_gap
+    seconds. Returns (seconds until portico answered or closed, bytes received)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(head or b"POST /?do=sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n")
+    t0 = time.time()
+    got = b""
+    s.settimeout(rate_gap)
+    try:
+        while time.time() - t0 < limit:
+            try:
+                s.sendall(b"x")
+            except OSError:
+                break
+            try:
+                d = s.recv(4096)
+                if not d:
+                    break
+                got += d
+                if b"\r\n\r\n" in got:
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                break
+        else:
+            return None, got
+        return time.time() - t0, got
+    finally:
+        s.close()
+
+
+@test()
+def test_trickled_request_body_gets_408_under_min_rate(ctx):
+    # 1 byte every 0.3 s never trips the idle body_timeout, but it is far
+    # below body_min_rate once the grace has passed.
+    o = ctx.origin("o")
+    p = ctx.portico({"v": svc(o)}, limits={"body_min_rate": 200, "body_rate_grace": "1s"})
+    limit = 1 + 5 * SCALE
+    dt, got = _drip_body(p.port, 0.3, limit)
+    expect(dt is not None, "trickled body still accepted after %.1fs" % limit)
+    expect(dt >= 0.8, "refused before the grace was over (%.2fs)" % dt)
+    eq(status_of(got), 408, "status (%r)" % got[:100])
+    expect(p.wait_line(lambda l: "body_min_rate" in l and "408" in l, 2 * SCALE),
+           "no log line naming the rule: %s" % p.stderr()[-3:])
+
+
+@test()
+def test_slow_but_steady_upload_passes_min_rate(ctx):
+    # 64 KiB at about 16 KiB/s over 4 s, against a minimum of 2 KiB/s after 1 s.
+    o = ctx.origin("o")
+    p = ctx.portico({"v": svc(o)}, limits={"body_min_rate": 2048, "body_rate_grace": "1s"})
+    n = 64 * 1024
+    with RawConn(p.port, timeout=10 * SCALE) as c:
+        c.send(b"POST /?do=sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n" % n)
+        piece = b"\0" * 2048
+        for _ in range(n // len(piece)):
+            c.send(piece)
+            time.sleep(0.125)
+        r = c.read_response()
+        eq(r.status, 200, "status of a slow upload above the minimum rate (%r)" % r.body[:100])
+        eq(r.json()["len"], n, "bytes the upstream received")
+
+
+@test()
+def test_idle_request_body_408_is_logged(ctx):
+    o = ctx.origin("o")
+    p = ctx.portico({"v": svc(o)}, limits={"body_timeout": "1s", "body_min_rate": 0})
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"POST /?do=sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc")
+        eq(c.read_response().status, 408, "status after the body stopped")
+    expect(p.wait_line(lambda l: "limits.body_timeout" in l, 2 * SCALE),
+           "no log line naming the rule: %s" % p.stderr()[-3:])
+
+
+@test()
+def test_upstream_not_reading_does_not_count_against_body_rate(ctx):
+    # The upstream reads nothing for 4 s: the client cannot send meanwhile,
+    # and that time must not be held against its body rate (8 MiB/s here,
+    # which the client easily keeps up whenever it can send).
+    n = 32 * MiB
+
+    def handler(c):
+        f = c.makefile("rb")
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        time.sleep(4)
+        left = n
+        while left:
+            d = f.read(min(left, 65536))
+            if not d:
+                break
+            left -= len(d)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(n - left)), n - left))
+        f.close()
+        c.close()
+    srv = TcpServer(handler)
+    p = ctx.portico({"v": {"hosts": ["a.test"], "upstream": "http://127.0.0.1:%d" % srv.port}},
+                    limits={"body_min_rate": 8 << 20, "body_rate_grace": "1s"})
+    with RawConn(p.port, timeout=20 * SCALE) as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        c.send(b"POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n" % n)
+        c.send(b"\0" * n)
+        r = c.read_response()
+        eq(r.status, 200, "status (%r)" % r.body[:100])
+        eq(r.body, str(n).encode(), "bytes the upstream received")
+    srv.close()

@@ -76,6 +76,8 @@ static void test_config_minimal_uses_defaults(void **state)
     assert_int_equal(c->limits.header_timeout_ms, TIMEOUT_HEADER_MS_DEFAULT);
     assert_int_equal(c->limits.keepalive_timeout_ms, TIMEOUT_KEEPALIVE_MS_DEFAULT);
     assert_int_equal(c->limits.body_timeout_ms, TIMEOUT_BODY_MS_DEFAULT);
+    assert_int_equal(c->limits.body_min_rate, LIMIT_BODY_MIN_RATE_DEFAULT);
+    assert_int_equal(c->limits.body_rate_grace_ms, TIMEOUT_BODY_RATE_GRACE_MS_DEFAULT);
     assert_int_equal(c->limits.send_timeout_ms, TIMEOUT_SEND_MS_DEFAULT);
     assert_int_equal(c->limits.tunnel_timeout_ms, TIMEOUT_TUNNEL_MS_DEFAULT);
     assert_int_equal(c->limits.shutdown_timeout_ms, TIMEOUT_SHUTDOWN_MS_DEFAULT);
@@ -109,6 +111,8 @@ static void test_config_all_keys_parsed(void **state)
                                  "  header_timeout: 250ms\n"
                                  "  keepalive_timeout: 5s\n"
                                  "  body_timeout: 2m\n"
+                                 "  body_min_rate: 256\n"
+                                 "  body_rate_grace: 45s\n"
                                  "  send_timeout: 1h\n"
                                  "  tunnel_timeout: 3h\n"
                                  "  shutdown_timeout: 10s\n"
@@ -129,6 +133,8 @@ static void test_config_all_keys_parsed(void **state)
     assert_int_equal(c->limits.header_timeout_ms, 250);
     assert_int_equal(c->limits.keepalive_timeout_ms, 5000);
     assert_int_equal(c->limits.body_timeout_ms, 120000);
+    assert_int_equal(c->limits.body_min_rate, 256);
+    assert_int_equal(c->limits.body_rate_grace_ms, 45000);
     assert_int_equal(c->limits.send_timeout_ms, 3600000);
     assert_int_equal(c->limits.tunnel_timeout_ms, 3 * 3600000);
     assert_int_equal(c->limits.shutdown_timeout_ms, 10000);
@@ -269,6 +275,11 @@ static void test_config_integers_decimal_and_range_checked(void **state)
                  "portico.yaml:4: limits.max_header_bytes: must be between 1024 and 49152");
     expect_error(LISTEN "limits:\n  upstream_keepalive: 5000\n",
                  "portico.yaml:4: limits.upstream_keepalive: must be between 0 and 4096");
+    expect_error(LISTEN "limits:\n  body_min_rate: -5\n",
+                 "portico.yaml:4: limits.body_min_rate: must be between 0 and 1073741824");
+    expect_error(LISTEN "limits:\n  body_rate_grace: soon\n",
+                 "portico.yaml:4: limits.body_rate_grace: invalid duration \"soon\" "
+                 "(use 250ms, 5s, 2m or 1h)");
 }
 
 static void test_config_request_line_bounded_by_header_bytes(void **state)
