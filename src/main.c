@@ -438,6 +438,9 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGHUP) {
+            /* Says which reload outcome below is this signal's (a certificate
+             * renewal also reloads). */
+            log_msg(LOG_INFO, "SIGHUP received: reloading %s", m->path);
             reload(m);
         } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             log_msg(LOG_INFO, "%s received: draining connections",

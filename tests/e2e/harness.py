@@ -249,21 +249,28 @@ class Portico:
             time.sleep(0.02)
 
     def reload(self, timeout=None):
-        """SIGHUP and wait for the outcome: returns the "configuration
-        reloaded" line (the ports are read again from the lines before it)
-        or the "reload refused" line."""
+        """SIGHUP and wait for the outcome of this signal's reload (the first
+        one after its "SIGHUP received" line, not one a certificate change
+        started): returns the "configuration reloaded" line (the ports are
+        read again from the lines before it) or the "reload refused" line."""
         timeout = timeout or 5 * SCALE
+        end = time.time() + timeout
         n = self.nlines()
         self.hup()
-        l = self.wait_line(lambda l: "configuration reloaded" in l or "reload refused" in l,
-                           timeout, start=n)
-        if l is None:
-            raise AssertionError("no reload outcome logged within %.0fs of SIGHUP; stderr: %s"
-                                 % (timeout, " | ".join(self.stderr()[n:][-8:])))
-        if "configuration reloaded" in l:
-            lines = self.stderr()[n:]
-            self._take_ports(lines[:lines.index(l)])
-        return l
+        while True:
+            lines = self.stderr()
+            got = [i for i in range(n, len(lines)) if 'msg="SIGHUP received' in lines[i]]
+            if got:
+                for i in range(got[0] + 1, len(lines)):
+                    if "configuration reloaded" in lines[i]:
+                        self._take_ports(lines[got[0] + 1:i])
+                        return lines[i]
+                    if "reload refused" in lines[i]:
+                        return lines[i]
+            if time.time() > end:
+                raise AssertionError("no reload outcome logged within %.0fs of SIGHUP; stderr: %s"
+                                     % (timeout, " | ".join(lines[n:][-8:])))
+            time.sleep(0.02)
 
     def stderr(self):
         with self.lock:
