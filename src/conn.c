@@ -373,15 +373,36 @@ static void read_proxy_header(struct conn *c)
     }
 }
 
+/* No certificates (a passthrough-only setup) and a name that matched no
+ * passthrough service: nobody can serve it. Refuse it as a listener with
+ * certificates does, with a fatal unrecognized_name alert. The ClientHello
+ * (peeked, still unread) is read first, so that the close sends a FIN and
+ * not a reset, which could destroy the alert before the client reads it. */
+static void refuse_unknown_name(struct conn *c)
+{
+    /* An alert record (TLS 1.2 framing, 2 bytes long): fatal, unrecognized_name. */
+    static const unsigned char alert[] = {21, 3, 3, 0, 2, 2, 112};
+    char scratch[4096];
+    while (read(c->io.fd, scratch, sizeof scratch) > 0)
+        ;
+    if (write(c->io.fd, alert, sizeof alert) < 0) {
+        /* the client is gone; nothing left to tell it */
+    }
+    metrics_tls_handshake(&c->w->metrics, METRICS_SLOT_NONE, false);
+    conn_close(c);
+}
+
 /* Start the TLS session with the certificate store of the current
  * configuration. */
 static void start_tls(struct conn *c)
 {
     struct tls_store *store = c->w->cfg->tls;
-    c->ssl = store ? tls_store_new_ssl(store) : NULL;
+    if (!store) {
+        refuse_unknown_name(c);
+        return;
+    }
+    c->ssl = tls_store_new_ssl(store);
     if (!c->ssl || SSL_set_fd(c->ssl, c->io.fd) != 1) {
-        /* No certificates (a passthrough-only setup): the name matched no
-         * passthrough service, so nobody can serve it. */
         metrics_tls_handshake(&c->w->metrics, METRICS_SLOT_NONE, false);
         conn_close(c);
         return;
