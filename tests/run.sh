@@ -47,7 +47,11 @@ for t in "$BUILD"/unit/test_*; do
     passed=$((passed + p))
     failed=$((failed + f))
 done
-[ "$found" = 1 ] || echo "no unit test binaries in $BUILD/unit"
+if [ "$found" != 1 ]; then
+    # A stale or empty build directory must not pass as "0 failed".
+    echo "FAIL: no unit test binaries in $BUILD/unit (build them with make unit)" >&2
+    failed=$((failed + 1))
+fi
 
 echo "== end-to-end tests"
 /usr/bin/python3 tests/e2e/run.py --portico "$BUILD/portico" "$@" 2>&1 | tee "$out"

@@ -159,27 +159,31 @@ def _wait_origin(port, name, timeout, host="a.test"):
 
 
 class RssSampler(threading.Thread):
+    """The peak VmRSS of portico while it runs. A sample that cannot be read
+    fails stop() (a peak of 0 would pass any growth check)."""
+
     def __init__(self, p):
         super().__init__(daemon=True)
         self.p = p
         self.max = 0
+        self.error = None
         self.stop_ev = threading.Event()
 
     def run(self):
         while not self.stop_ev.is_set():
             try:
                 self.max = max(self.max, self.p.rss())
-            except Exception:
-                pass
+            except Exception as e:
+                self.error = self.error or e
+                return
             self.stop_ev.wait(0.05)
 
     def stop(self):
         self.stop_ev.set()
         self.join()
-        try:
-            self.max = max(self.max, self.p.rss())
-        except Exception:
-            pass
+        if self.error is not None:
+            raise AssertionError("cannot read portico's VmRSS: %r" % self.error)
+        self.max = max(self.max, self.p.rss())
         return self.max
 
 

@@ -3,7 +3,7 @@
 from common import *  # noqa: F401,F403
 
 
-def _smuggle(ctx, payload, statuses=(400,), must_close=True, strict_upstream=True):
+def _smuggle(ctx, payload, statuses=(400,), must_close=True):
     o = ctx.origin("victim")
     p = ctx.portico({"v": svc(o, ["a.test", "b.test"])}, limits={"header_timeout": "%ds" % int(3 * SCALE)})
     data, closed = raw_exchange(p.port, payload, timeout=4 * SCALE)
@@ -16,13 +16,7 @@ def _smuggle(ctx, payload, statuses=(400,), must_close=True, strict_upstream=Tru
     time.sleep(0.2)
     raw = o.all_raw()
     expect(b"/smuggled" not in raw, "smuggled request reached the upstream: %r" % raw[:300])
-    if strict_upstream:
-        eq(o.bytes_received, 0, "bytes reaching the upstream (%r)" % raw[:300])
-    else:
-        eq(o.completed, 0, "complete requests reaching the upstream (%r)" % raw[:300])
-        if raw:
-            ctx.notes.append("note: the request head reached the upstream before the body "
-                             "framing error was found (%d bytes)" % len(raw))
+    eq(o.bytes_received, 0, "bytes reaching the upstream (%r)" % raw[:300])
     # portico still serves
     eq(get_json(p.port, "/health", host="a.test")["origin"], "victim", "healthy afterwards")
     return o
@@ -55,12 +49,12 @@ def test_smuggling_repeated_identical_content_length_rejected(ctx):
                   b"Content-Length: 5\r\n\r\nhello" + SMUGGLED)
 
 
-def _variants(ctx, make, statuses=(400,), strict_upstream=True):
+def _variants(ctx, make, statuses=(400,)):
     fails = []
     for v in make:
         sub = Ctx(ctx.binary, ctx.name)
         try:
-            _smuggle(sub, v, statuses=statuses, strict_upstream=strict_upstream)
+            _smuggle(sub, v, statuses=statuses)
             ctx.notes += sub.notes
         except AssertionError as e:
             fails.append("%r: %s" % (v[:90], e))
@@ -87,7 +81,7 @@ def test_smuggling_te_chunked_then_identity_rejected(ctx):
 def test_smuggling_te_unknown_coding_rejected(ctx):
     _variants(ctx, [b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: %s\r\n\r\n"
                     b"5\r\nhello\r\n0\r\n\r\n" % v + SMUGGLED
-                    for v in (b"gzip", b"xchunked", b"identity")], statuses=(400, 501))
+                    for v in (b"gzip", b"xchunked", b"identity")])
 
 
 @test(timeout=60)
@@ -173,7 +167,7 @@ def test_slowloris_closed_after_header_timeout(ctx):
     got = b""
     closed_at = None
     s.settimeout(0.2)
-    limit = 1 + 3 * SCALE
+    limit = 1 + 8 * SCALE
     while time.time() - t0 < limit:
         try:
             s.sendall(b"X-Drip: 1\r\n")
@@ -191,11 +185,20 @@ def test_slowloris_closed_after_header_timeout(ctx):
         except OSError:
             closed_at = time.time() - t0
             break
+    # What arrived before the close is still readable after a failed send.
+    s.settimeout(2 * SCALE)
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
     s.close()
     expect(closed_at is not None, "connection still open after %.1fs of dripping headers" % limit)
     expect(closed_at >= 0.8, "closed too early (%.2fs)" % closed_at)
-    if got:
-        eq(status_of(got), 408, "status sent before closing (%r)" % got[:100])
+    eq(status_of(got), 408, "status sent before closing (%r)" % got[:100])
     eq(o.bytes_received, 0, "bytes reaching the upstream")
 
 

@@ -63,6 +63,7 @@ static void test_auth_request_carries_target_and_credentials_only(void **state)
                              "X-Forwarded-For: 203.0.113.5\r\n\r\n");
     t.port = 8443;
     n = auth_build_request(&req_style, &rq, &t, out, sizeof out);
+    assert_true(n > 0);
     out[n] = '\0';
     assert_non_null(strstr(out, "X-Original-Method: POST\r\n"
                                 "X-Original-URL: https://app.example.com:8443/a?b=1\r\n"));

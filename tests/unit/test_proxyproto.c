@@ -182,6 +182,58 @@ static void test_proxyproto_round_trip_v1_and_v2(void **state)
     assert_int_equal(proxyproto_build_v2(&s4, &d4, out, 20), 0);
 }
 
+/* The v2 encoder against bytes written from the specification (section
+ * 2.2 of the PROXY protocol text), not against portico's own parser: a
+ * mistake made the same way in both would pass a round trip. */
+static void test_proxyproto_v2_encoder_matches_bytes_written_by_hand(void **state)
+{
+    static const unsigned char v4[28] = {
+        0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, /* signature */
+        0x21,                   /* version 2, command PROXY */
+        0x11,                   /* AF_INET, STREAM */
+        0x00, 0x0c,             /* 12 address bytes follow */
+        0xc0, 0x00, 0x02, 0x01, /* source 192.0.2.1 */
+        0xc6, 0x33, 0x64, 0x07, /* destination 198.51.100.7 */
+        0x9c, 0x40,             /* source port 40000 */
+        0x01, 0xbb,             /* destination port 443 */
+    };
+    static const unsigned char v6[52] = {
+        0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, /* signature */
+        0x21, 0x21, 0x00, 0x24, /* PROXY, AF_INET6 STREAM, 36 address bytes */
+        0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,    0,    0,    0,    0,    0,
+        0,    0,    0,    0x0a, /* 2001:db8::a */
+        0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,    0,    0,    0,    0,    0,
+        0,    0,    0,    0x0b, /* 2001:db8::b */
+        0x00, 0x01,             /* source port 1 */
+        0x20, 0xfb,             /* destination port 8443 */
+    };
+    static const unsigned char local[16] = {
+        0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55,
+        0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00, /* version 2, command LOCAL, AF_UNSPEC, no
+                                                     addresses */
+    };
+    struct sockaddr_storage s4 = {0}, d4 = {0}, s6 = {0}, d6 = {0};
+    struct sockaddr_in *a = (void *)&s4, *b = (void *)&d4;
+    a->sin_family = b->sin_family = AF_INET;
+    inet_pton(AF_INET, "192.0.2.1", &a->sin_addr);
+    inet_pton(AF_INET, "198.51.100.7", &b->sin_addr);
+    a->sin_port = htons(40000);
+    b->sin_port = htons(443);
+    struct sockaddr_in6 *c = (void *)&s6, *d = (void *)&d6;
+    c->sin6_family = d->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "2001:db8::a", &c->sin6_addr);
+    inet_pton(AF_INET6, "2001:db8::b", &d->sin6_addr);
+    c->sin6_port = htons(1);
+    d->sin6_port = htons(8443);
+    char out[PROXYPROTO_V2_MAX];
+    assert_int_equal(proxyproto_build_v2(&s4, &d4, out, sizeof out), sizeof v4);
+    assert_memory_equal(out, v4, sizeof v4);
+    assert_int_equal(proxyproto_build_v2(&s6, &d6, out, sizeof out), sizeof v6);
+    assert_memory_equal(out, v6, sizeof v6);
+    assert_int_equal(proxyproto_build_v2(&s4, &d6, out, sizeof out), sizeof local);
+    assert_memory_equal(out, local, sizeof local);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_proxyproto_v2_local_and_unspec_are_local),
         cmocka_unit_test(test_proxyproto_v2_malformed_refused),
         cmocka_unit_test(test_proxyproto_round_trip_v1_and_v2),
+        cmocka_unit_test(test_proxyproto_v2_encoder_matches_bytes_written_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
