@@ -50,7 +50,7 @@ def test_pipelined_requests_answered_in_order(ctx):
         d5 = rs[4].json()
         eq((d5["target"], d5["body_len"]), ("/p5?do=echo", 3), "response 5")
         eq(rs[5].json()["target"], "/p6?do=echo", "response 6")
-        expect(c.closed_within(3 * SCALE), "connection not closed after Connection: close")
+        expect(c.closed_within(5 * SCALE), "connection not closed after Connection: close")
     eq([t.split("?")[0] for t in o.seen_paths()], ["/p1", "/p2", "/p3", "/p4", "/p5", "/p6"],
        "upstream order")
 
@@ -64,7 +64,7 @@ def test_http10_client(ctx):
         r = c.read_response()
         eq(r.status, 200, "status")
         eq(r.json()["target"], "/h10?do=echo", "target")
-        expect(c.closed_within(3 * SCALE), "HTTP/1.0 connection without keep-alive not closed")
+        expect(c.closed_within(5 * SCALE), "HTTP/1.0 connection without keep-alive not closed")
     # a chunked upstream response must reach an HTTP/1.0 client unchunked
     with RawConn(p.port) as c:
         c.send(b"GET /h10b?do=download&n=100000&mode=chunked&chunk=3000 HTTP/1.0\r\nHost: a.test\r\n\r\n")

@@ -103,7 +103,7 @@ def test_proxy_protocol_missing_or_malformed_closes(ctx):
     for h in bad:
         with RawConn(p.port) as c:
             c.send(h + b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-            expect(c.closed_within(3 * SCALE), "connection not closed for %r" % h[:40])
+            expect(c.closed_within(5 * SCALE), "connection not closed for %r" % h[:40])
             expect(not c.buf, "bytes answered for %r: %r" % (h[:40], c.buf[:60]))
     eq(len(p.origin.requests), 0, "requests that reached the upstream")
 

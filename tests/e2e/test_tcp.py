@@ -3,9 +3,9 @@
 from common import *  # noqa: F401,F403
 
 
-def _tcp_portico(ctx, upstream_port, limits=None, name="fwd"):
-    p = ctx.portico({name: {"tcp": {"listen": "127.0.0.1:0",
-                                    "upstream": "127.0.0.1:%d" % upstream_port}}},
+def _tcp_portico(ctx, upstream_port, limits=None, name="fwd", **extra):
+    p = ctx.portico({name: dict({"tcp": {"listen": "127.0.0.1:0",
+                                         "upstream": "127.0.0.1:%d" % upstream_port}}, **extra)},
                     limits=limits)
     p.tcp_port = p.tcp_ports[name]
     return p
@@ -59,7 +59,8 @@ def test_tcp_forward_upstream_half_close_keeps_request_direction(ctx):
 
 @test()
 def test_tcp_forward_unreachable_upstream_closes_client(ctx):
-    p = _tcp_portico(ctx, ctx.dead_port())
+    # Refused: the client is closed at once, long before connect_timeout (60 s).
+    p = _tcp_portico(ctx, ctx.dead_port(), connect_timeout="60s")
     s = socket.create_connection(("127.0.0.1", p.tcp_port), timeout=5 * SCALE)
     t0 = time.time()
     try:
@@ -67,7 +68,7 @@ def test_tcp_forward_unreachable_upstream_closes_client(ctx):
     except ConnectionResetError:
         data = b""
     eq(data, b"", "bytes from a forwarder whose upstream refuses")
-    expect(time.time() - t0 < 2 * SCALE, "client not closed quickly")
+    expect(time.time() - t0 < 10 * SCALE, "client not closed quickly (connect_timeout 60s)")
     expect(p.wait_line(lambda l: "method=TCP" in l and "status=502" in l, timeout=5 * SCALE),
            "no status=502 access-log line")
 
@@ -84,7 +85,7 @@ def test_tcp_forward_idle_timeout_closes(ctx):
     t0 = time.time()
     eq(_recv_all(s), b"", "bytes on an idle forwarder")
     dt = time.time() - t0
-    expect(0.8 < dt < 5 * SCALE, "idle forwarder closed after %.2fs, expected about 1s" % dt)
+    expect(0.8 < dt < 1 + 8 * SCALE, "idle forwarder closed after %.2fs, expected about 1s" % dt)
     srv.close()
 
 

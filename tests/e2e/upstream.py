@@ -17,7 +17,9 @@ parameter `do` (so path routing and prefix stripping do not change it):
   do=silent           read the request, never answer
   do=closehead        send a head announcing 100 bytes, 10 bytes, then close
   do=status           code=204|304|...: a response without a body (204/304)
-  do=sse              mode=chunked|close gap=SECONDS: two events, gap between
+  do=sse              mode=chunked|close gap=SECONDS: two events; the second
+                      once the test calls sse_release.set(), or after gap
+                      (sse_second_sent tells whether it went)
   do=ws               WebSocket handshake, then a frame-level echo
   do=upgrade          101 with `Upgrade: echo`, then a raw byte echo
   do=redirect         to=URL: 302 with `Location: URL` and `Refresh: 0; url=URL`
@@ -224,6 +226,8 @@ class Origin:
         self.completed = 0       # requests whose body was read whole
         self.connections = 0     # accepted connections
         self.bytes_received = 0
+        self.sse_release = threading.Event()
+        self.sse_second_sent = False
         self.raw = {}            # conn id -> first 64 KiB received
         self.active = set()
         self.closed = False
@@ -553,13 +557,15 @@ class Origin:
                                       ("Cache-Control", "no-cache"),
                                       ("Transfer-Encoding", "chunked")], b"", keep)
             c.sendall(b"%x\r\n%s\r\n" % (len(ev1), ev1))
-            time.sleep(gap)
+            self.sse_release.wait(gap)
+            self.sse_second_sent = True
             c.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(ev2), ev2))
             return None
         self._send(c, 200, "OK", [("Content-Type", "text/event-stream"),
                                   ("Cache-Control", "no-cache")], b"", False)
         c.sendall(ev1)
-        time.sleep(gap)
+        self.sse_release.wait(gap)
+        self.sse_second_sent = True
         c.sendall(ev2)
         return False
 
