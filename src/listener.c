@@ -120,10 +120,14 @@ bool listener_same_addr(const struct config_addr *a, const struct config_addr *b
     return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
 }
 
-bool listener_serves(const struct listener *l, const struct config_addr *addr, const char *owner)
+bool listener_bound_to(const struct listener *l, const struct config_addr *addr)
 {
-    if (listener_same_addr(&l->bound, addr))
-        return true;
+    return listener_same_addr(&l->bound, addr);
+}
+
+bool listener_any_port_for(const struct listener *l, const struct config_addr *addr,
+                           const char *owner)
+{
     return config_addr_any_port(addr) && listener_same_addr(&l->addr, addr) &&
            strcmp(l->owner, owner) == 0;
 }

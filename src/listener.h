@@ -19,8 +19,8 @@ struct listener {
     int refs;                 /* atomic */
     struct config_addr addr;  /* as configured; the port may be 0 */
     struct config_addr bound; /* as bound: the port the kernel chose for port 0 */
-    /* Which configuration entry owns it ("listen#0", "tcp:NAME", "metrics"):
-     * a reload gives a port-0 listener back to the same entry only. */
+    /* Which kind of configuration entry owns it ("listen", "tcp:NAME",
+     * "metrics"): a reload gives a port-0 listener back to the same kind. */
     char owner[LIMIT_SERVICE_NAME + 8];
 };
 
@@ -35,11 +35,12 @@ void listener_unref(struct listener *l);
 /* Same socket address (so an existing listener can be kept on reload). */
 bool listener_same_addr(const struct config_addr *a, const struct config_addr *b);
 
-/* Whether l can serve the configuration entry owner asking for addr on a
- * reload: its bound address is addr (an unchanged address, or port 0
- * replaced by the port it got), or addr has port 0, l was opened for the
- * same entry with the same address. */
-bool listener_serves(const struct listener *l, const struct config_addr *addr, const char *owner);
+/* On a reload, whether l can stay for an entry asking for addr: l is bound
+ * to addr (an unchanged address, or port 0 replaced by the port it got). */
+bool listener_bound_to(const struct listener *l, const struct config_addr *addr);
+/* Or addr has port 0 and l was opened for the same address and owner. */
+bool listener_any_port_for(const struct listener *l, const struct config_addr *addr,
+                           const char *owner);
 
 /* Write "1.2.3.4", "::1" or "unix:" for a peer address into out. */
 void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap);

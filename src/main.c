@@ -227,22 +227,21 @@ static size_t listener_count(const struct config *c)
     return c->nlistens + c->ntcp;
 }
 
-/* The configuration entry that owns listener i of c: "listen#K" for the
- * K-th listen entry with the same address, "tcp:NAME" for a forwarder. */
+/* The kind of entry that owns listener i of c: "listen", or "tcp:NAME" for
+ * a forwarder. */
 static void listener_owner(const struct config *c, size_t i, char *out, size_t cap)
 {
-    if (i >= c->nlistens) {
+    if (i < c->nlistens)
+        snprintf(out, cap, "listen");
+    else
         snprintf(out, cap, "tcp:%s", c->tcp_services[i - c->nlistens]->name);
-        return;
-    }
-    unsigned k = 0;
-    for (size_t j = 0; j < i; j++)
-        k += listener_same_addr(&c->listens[j].addr, &c->listens[i].addr);
-    snprintf(out, cap, "listen#%u", k);
 }
 
-/* Open the listeners c asks for, keeping each socket from old[] that serves
- * the same entry (listener_serves), each at most once. Returns an array of
+/* Open the listeners c asks for, keeping sockets from old[], each at most
+ * once: first every socket bound to an address asked for (unchanged, or a
+ * port 0 written out as the port it got), then, in order, the K-th port-0
+ * entry of an owner and address takes the K-th remaining port-0 socket of
+ * that owner and address (so its port stays). Returns an array of
  * references, or NULL with err set. */
 static struct listener **open_listeners(const struct config *c, struct listener **old, size_t nold,
                                         char *err, size_t errlen)
@@ -256,27 +255,36 @@ static struct listener **open_listeners(const struct config *c, struct listener 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        const struct config_addr *a = listener_addr(c, i);
-        char owner[sizeof old[0]->owner];
-        listener_owner(c, i, owner, sizeof owner);
-        for (size_t k = 0; k < nold && !ls[i]; k++) {
-            if (!taken[k] && listener_serves(old[k], a, owner)) {
-                taken[k] = true;
-                ls[i] = listener_ref(old[k]);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            const struct config_addr *a = listener_addr(c, i);
+            char owner[sizeof old[0]->owner];
+            listener_owner(c, i, owner, sizeof owner);
+            for (size_t k = 0; k < nold && !ls[i]; k++) {
+                bool keep = pass == 0 ? listener_bound_to(old[k], a)
+                                      : listener_any_port_for(old[k], a, owner);
+                if (!taken[k] && keep) {
+                    taken[k] = true;
+                    ls[i] = listener_ref(old[k]);
+                }
             }
-        }
-        if (!ls[i])
-            ls[i] = listener_open(a, owner, err, errlen);
-        if (!ls[i]) {
-            for (size_t k = 0; k < i; k++)
-                listener_unref(ls[k]);
-            free(ls);
-            free(taken);
-            return NULL;
         }
     }
     free(taken);
+    for (size_t i = 0; i < n; i++) {
+        if (ls[i])
+            continue;
+        char owner[sizeof old[0]->owner];
+        listener_owner(c, i, owner, sizeof owner);
+        ls[i] = listener_open(listener_addr(c, i), owner, err, errlen);
+        if (!ls[i]) {
+            for (size_t k = 0; k < n; k++)
+                if (ls[k])
+                    listener_unref(ls[k]);
+            free(ls);
+            return NULL;
+        }
+    }
     return ls;
 }
 
@@ -292,7 +300,8 @@ static int metrics_open(struct mainctx *m, const struct config *c, char *err, si
         }
         return 0;
     }
-    if (old && listener_serves(old, &c->metrics_listen, "metrics"))
+    if (old && (listener_bound_to(old, &c->metrics_listen) ||
+                listener_any_port_for(old, &c->metrics_listen, "metrics")))
         return 0;
     struct listener *l = listener_open(&c->metrics_listen, "metrics", err, errlen);
     if (!l)

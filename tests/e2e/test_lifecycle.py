@@ -248,4 +248,11 @@ def test_port_zero_listeners_report_their_port_and_keep_it_on_reload(ctx):
     eq(_listening_sockets(p.proc.pid), sorted(every + added), "listening sockets after reload")
     for port in p.ports:
         eq(get_json(port, "/")["origin"], "zero", "answer on listen port %d after reload" % port)
+    # Writing the port it got in place of the 0 keeps the same socket.
+    cfg["listen"] = [dict(cfg["listen"][0], addr="127.0.0.1:%d" % http_ports[0])] + cfg["listen"][1:]
+    p.write_config(cfg)
+    l = p.reload()
+    expect("configuration reloaded" in l, "reload with the port written out: %s" % l)
+    eq(p.ports[0], http_ports[0], "port of the entry written out")
+    eq(_listening_sockets(p.proc.pid), sorted(every + added), "listening sockets after that reload")
     srv.close()
