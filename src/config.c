@@ -463,6 +463,24 @@ static int want_duration(struct parser *p, const yaml_node_t *n, const char *wha
     return 0;
 }
 
+/* A duration, or "off" for none (0). */
+static int want_duration_or_off(struct parser *p, const yaml_node_t *n, const char *what,
+                                uint32_t *out)
+{
+    uint64_t ms;
+    if (n->type == YAML_SCALAR_NODE && strcmp(scalar(n), "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (n->type == YAML_SCALAR_NODE && config_parse_duration(scalar(n), &ms) == -EINVAL &&
+        strspn(scalar(n), "0123456789") != strlen(scalar(n)))
+        return fail(p, n,
+                    "%s: invalid duration \"%s\" (use 250ms, 5s, 2m or 1h, or off for no "
+                    "limit)",
+                    what, show(p, scalar(n)));
+    return want_duration(p, n, what, out);
+}
+
 static int want_sequence(struct parser *p, const yaml_node_t *n, const char *what)
 {
     if (n->type != YAML_SEQUENCE_NODE)
@@ -1257,7 +1275,8 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
                                         "auth_skip",
                                         "auth_bypass_tailnet",
                                         "host_header",
-                                        "rewrite_redirects"};
+                                        "rewrite_redirects",
+                                        "idle_timeout"};
     enum {
         S_HOSTS,
         S_UPSTREAM,
@@ -1275,6 +1294,7 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         S_AUTH_BYPASS,
         S_HOST_HEADER,
         S_REWRITE_REDIRECTS,
+        S_IDLE_TIMEOUT,
         S_N
     };
     yaml_node_t *vals[S_N] = {0};
@@ -1284,6 +1304,7 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
     svc->line = (int)k->start_mark.line + 1;
     svc->connect_timeout_ms = TIMEOUT_CONNECT_MS_DEFAULT;
     svc->timeout_ms = TIMEOUT_RESPONSE_MS_DEFAULT;
+    svc->idle_timeout_ms = TIMEOUT_IDLE_MS_DEFAULT;
     svc->rewrite_redirects = true;
     if (!service_name_valid(name, k->data.scalar.length))
         return fail(p, k,
@@ -1338,7 +1359,10 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
             rc = want_duration(p, val, what, &svc->connect_timeout_ms);
             break;
         case S_TIMEOUT:
-            rc = want_duration(p, val, what, &svc->timeout_ms);
+            rc = want_duration_or_off(p, val, what, &svc->timeout_ms);
+            break;
+        case S_IDLE_TIMEOUT:
+            rc = want_duration_or_off(p, val, what, &svc->idle_timeout_ms);
             break;
         case S_TCP:
             rc = parse_tcp(p, svc, val, what);
@@ -1382,20 +1406,17 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         if (rc < 0)
             return -1;
     }
-    if (svc->passthrough && (vals[S_UPSTREAM] || vals[S_ROUTES] || vals[S_HEADERS] ||
-                             vals[S_TIMEOUT] || vals[S_HOST_HEADER] || vals[S_REWRITE_REDIRECTS])) {
-        const yaml_node_t *http_key = vals[S_UPSTREAM]      ? vals[S_UPSTREAM]
-                                      : vals[S_ROUTES]      ? vals[S_ROUTES]
-                                      : vals[S_HEADERS]     ? vals[S_HEADERS]
-                                      : vals[S_TIMEOUT]     ? vals[S_TIMEOUT]
-                                      : vals[S_HOST_HEADER] ? vals[S_HOST_HEADER]
-                                                            : vals[S_REWRITE_REDIRECTS];
-        return fail(p, http_key,
+    static const int http_only[] = {S_UPSTREAM,     S_ROUTES,      S_HEADERS,          S_TIMEOUT,
+                                    S_IDLE_TIMEOUT, S_HOST_HEADER, S_REWRITE_REDIRECTS};
+    const yaml_node_t *http_set = NULL;
+    for (size_t i = 0; i < sizeof http_only / sizeof http_only[0] && !http_set; i++)
+        http_set = vals[http_only[i]];
+    if (svc->passthrough && http_set)
+        return fail(p, http_set,
                     "service \"%s\" passes TLS through, so it cannot have HTTP settings "
-                    "(upstream, routes, headers, timeout, host_header, rewrite_redirects): portico "
-                    "never sees its requests",
+                    "(upstream, routes, headers, timeout, idle_timeout, host_header, "
+                    "rewrite_redirects): portico never sees its requests",
                     name);
-    }
     if (parse_service_auth(p, svc, vals[S_AUTH], vals[S_AUTH_SKIP]) < 0)
         return -1;
     if (svc->auth && !svc->upstream)

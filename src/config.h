@@ -123,7 +123,8 @@ struct config_service {
     struct config_header *headers; /* extra request headers, in file order */
     size_t nheaders;
     uint32_t connect_timeout_ms;
-    uint32_t timeout_ms; /* response (and upstream read) timeout -> 504 */
+    uint32_t timeout_ms;      /* wait for the response head -> 504; 0: no limit */
+    uint32_t idle_timeout_ms; /* upstream silent in a response body: cut; 0: no limit */
     /* Host sent upstream: the client's (both unset), the upstream's own
      * address ("host_header: upstream"), or this literal host[:port]. */
     bool host_header_upstream;

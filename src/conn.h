@@ -37,6 +37,7 @@ struct conn {
     struct conn *prev, *next; /* worker's list */
     enum conn_state state;
     bool readable, writable, eof, dead;
+    bool rdhup;          /* the client shut its side (EPOLLRDHUP/HUP/ERR seen) */
     bool closing;        /* close once the current response is written */
     bool tls;            /* accepted on a TLS listener */
     bool https;          /* clients use https here (TLS, or a TLS frontend: listen.scheme) */

@@ -35,7 +35,8 @@
 #define TIMEOUT_SHUTDOWN_MS_DEFAULT  30000 /* config limits.shutdown_timeout (drain) */
 #define TIMEOUT_TUNNEL_MS_DEFAULT    3600000 /* config limits.tunnel_timeout: idle WebSocket */
 #define TIMEOUT_CONNECT_MS_DEFAULT   5000    /* config connect_timeout (per service) */
-#define TIMEOUT_RESPONSE_MS_DEFAULT  60000   /* config timeout (per service) -> 504 */
+#define TIMEOUT_RESPONSE_MS_DEFAULT  300000  /* config timeout: wait for the response head -> 504 */
+#define TIMEOUT_IDLE_MS_DEFAULT      0       /* config idle_timeout: silence mid-body; 0: none */
 #define TIMEOUT_POOL_IDLE_MS_DEFAULT 60000   /* config upstream_keepalive_timeout */
 
 /* ---- slow request bodies -------------------------------------------------- */

@@ -149,12 +149,22 @@ void log_access(struct log_buf *lb, const struct access_entry *e)
     size_t o = (size_t)n;
     size_t plen = e->path_len < LIMIT_LOG_PATH_BYTES ? e->path_len : LIMIT_LOG_PATH_BYTES;
     o += log_escape(p + o, cap - o - 200, e->path, plen);
-    n = snprintf(p + o, cap - o, "\" status=%d in=%llu out=%llu ms=%llu.%03llu\n", e->status,
+    n = snprintf(p + o, cap - o, "\" status=%d in=%llu out=%llu ms=%llu.%03llu", e->status,
                  (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out,
                  (unsigned long long)(e->usec / 1000), (unsigned long long)(e->usec % 1000));
     if (n < 0 || (size_t)n >= cap - o)
         return;
-    lb->len += o + (size_t)n;
+    o += (size_t)n;
+    if (e->reason && cap - o > 16) {
+        memcpy(p + o, " reason=\"", 9);
+        o += 9;
+        o += log_escape(p + o, cap - o - 3, e->reason, strlen(e->reason));
+        p[o++] = '"';
+    }
+    if (o >= cap)
+        return;
+    p[o++] = '\n';
+    lb->len += o;
 }
 
 void log_flush(struct log_buf *lb)

@@ -38,6 +38,9 @@ struct access_entry {
     int status;
     uint64_t bytes_in, bytes_out;
     uint64_t usec;
+    /* NULL, or why portico answered itself or cut the response (a fixed
+     * sentence); logged last as reason="...". */
+    const char *reason;
 };
 
 void log_access(struct log_buf *lb, const struct access_entry *e);

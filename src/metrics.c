@@ -189,6 +189,13 @@ void metrics_count_timeout(struct metrics_worker *m, size_t slot)
         bump(&s->timeouts, 1);
 }
 
+void metrics_count_incomplete(struct metrics_worker *m, size_t slot)
+{
+    struct metrics_service *s = metrics_service(m, slot);
+    if (s)
+        bump(&s->incomplete, 1);
+}
+
 void metrics_conn_open(struct metrics_worker *m)
 {
     bump(&m->connections_active, 1);
@@ -299,6 +306,7 @@ static void sum_service(struct metrics_worker *const *workers, size_t nworkers, 
         t->sum_us += get(&s->sum_us);
         t->connect_errors += get(&s->connect_errors);
         t->timeouts += get(&s->timeouts);
+        t->incomplete += get(&s->incomplete);
         t->bytes_in += get(&s->bytes_in);
         t->bytes_out += get(&s->bytes_out);
         t->tls_handshakes[0] += get(&s->tls_handshakes[0]);
@@ -315,8 +323,8 @@ static void sum_service(struct metrics_worker *const *workers, size_t nworkers, 
 
 static bool seen_any(const struct metrics_service *t)
 {
-    return t->count || t->connect_errors || t->timeouts || t->bytes_in || t->bytes_out ||
-           t->auth[0] || t->auth[1] || t->auth[2] || t->auth[3] || t->streams ||
+    return t->count || t->connect_errors || t->timeouts || t->incomplete || t->bytes_in ||
+           t->bytes_out || t->auth[0] || t->auth[1] || t->auth[2] || t->auth[3] || t->streams ||
            t->tls_handshakes[0] || t->tls_handshakes[1];
 }
 
@@ -398,6 +406,9 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
          offsetof(struct metrics_service, connect_errors)},
         {"portico_upstream_timeouts_total", "Upstream connects or responses that timed out.",
          offsetof(struct metrics_service, timeouts)},
+        {"portico_responses_incomplete_total",
+         "Responses cut after they began because the upstream failed or went silent.",
+         offsetof(struct metrics_service, incomplete)},
         {"portico_bytes_received_total", "Bytes received from clients.",
          offsetof(struct metrics_service, bytes_in)},
         {"portico_bytes_sent_total", "Bytes sent to clients.",

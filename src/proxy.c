@@ -270,6 +270,7 @@ static void log_and_count(struct exchange *ex)
         .bytes_in = ex->bytes_in,
         .bytes_out = ex->bytes_out,
         .usec = usec,
+        .reason = ex->reason,
     };
     log_access(&w->log, &e);
 }
@@ -329,12 +330,19 @@ void proxy_abort(struct exchange *ex)
 }
 
 /* Something broke after the client saw part of the response: all we can
- * do is cut the connection so the client knows the response is incomplete. */
-static void fail_hard(struct exchange *ex, int status_if_unsent)
+ * do is cut the connection so the client knows the response is incomplete.
+ * The access log keeps the status the client got and says why it was cut;
+ * a response cut on the upstream's side (status_if_unsent 5xx) is counted
+ * in portico_responses_incomplete_total, never as a clean one. */
+static void fail_hard(struct exchange *ex, int status_if_unsent, const char *why)
 {
     struct conn *c = ex->c;
     if (!ex->resp_started)
         ex->status = status_if_unsent;
+    else if (status_if_unsent >= 500 && ex->svc)
+        metrics_count_incomplete(&ex_worker(ex)->metrics, ex->svc->metrics_slot);
+    if (why)
+        ex->reason = why;
     proxy_abort(ex);
     log_and_count(ex);
     proxy_release(ex);
@@ -345,7 +353,7 @@ void proxy_respond_local(struct exchange *ex, int status, const char *body, bool
 {
     struct worker *w = ex_worker(ex);
     if (ex->resp_started) {
-        fail_hard(ex, status);
+        fail_hard(ex, status, body);
         return;
     }
     if (ex->u) {
@@ -358,12 +366,13 @@ void proxy_respond_local(struct exchange *ex, int status, const char *body, bool
     ex->rs.own = NULL;
     ex->phase = EX_LOCAL;
     ex->status = status;
+    ex->reason = body;
     /* Unread request bytes would be taken for the next request: close. */
     if (close || !ex->rqb.done || w->draining || ex->c->closing || !ex->req.keep_alive)
         ex->close_client = true;
     struct buf *b = buf_get(&w->bufs);
     if (!b) {
-        fail_hard(ex, status);
+        fail_hard(ex, status, "out of buffers");
         return;
     }
     size_t blen = strlen(body);
@@ -377,7 +386,7 @@ void proxy_respond_local(struct exchange *ex, int status, const char *body, bool
                      head ? "" : body);
     if (n < 0 || n >= BUF_SIZE - 1) {
         buf_put(&w->bufs, b);
-        fail_hard(ex, status);
+        fail_hard(ex, status, body);
         return;
     }
     if (!head)
@@ -458,7 +467,7 @@ static void respond_https_redirect(struct exchange *ex, const char *host, size_t
         ex->close_client = true;
     struct buf *b = buf_get(&w->bufs);
     if (!b) {
-        fail_hard(ex, status);
+        fail_hard(ex, status, "out of buffers");
         return;
     }
     /* The path and query as sent (origin-form even for an absolute-form
@@ -472,7 +481,7 @@ static void respond_https_redirect(struct exchange *ex, const char *host, size_t
                                       : (ex->req.minor == 0 ? "Connection: keep-alive\r\n" : ""));
     if (n < 0 || n >= BUF_SIZE) {
         buf_put(&w->bufs, b);
-        fail_hard(ex, status);
+        fail_hard(ex, status, "redirect too long");
         return;
     }
     ex->rs.own = b;
@@ -1076,7 +1085,7 @@ static int send_continue(struct exchange *ex)
     struct iovec v = {(void *)cont, sizeof cont - 1};
     ssize_t n = conn_writev(ex->c, &v, 1);
     if (n != (ssize_t)sizeof cont - 1) {
-        fail_hard(ex, 400);
+        fail_hard(ex, 400, "could not send 100 Continue");
         return -1;
     }
     ex->bytes_out += (uint64_t)n;
@@ -1197,7 +1206,7 @@ static void upstream_failed(struct exchange *ex, const char *what)
         return;
     }
     if (ex->resp_started) {
-        fail_hard(ex, 502);
+        fail_hard(ex, 502, "upstream connection failed mid-response");
         return;
     }
     metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
@@ -1257,6 +1266,7 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
     ex->close_client = ex->close_client || !ex->req.keep_alive || c->closing || w->draining ||
                        out == HTTP_BODY_EOF || !ex->rqb.done || upgrade;
     body_init(&ex->rsb, upgrade ? HTTP_BODY_NONE : resp->body, out, resp->content_length);
+    arm_timer(ex); /* from the head's timeout to the body's idle_timeout */
 
     struct buf *b = buf_get(&w->bufs);
     struct response_rewrite rw = {
@@ -1370,7 +1380,7 @@ static enum pump pump_request(struct exchange *ex)
         if (c->eof) {
             /* The client went away in the middle of its body. */
             ex->close_client = true;
-            fail_hard(ex, 400);
+            fail_hard(ex, 400, "client closed the connection in the middle of its request body");
             return PUMP_GONE;
         }
         if (!c->readable) {
@@ -1433,7 +1443,7 @@ static enum pump splice_body(struct exchange *ex)
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0 && errno != EAGAIN) {
-                fail_hard(ex, 499);
+                fail_hard(ex, 499, "client connection failed while the response was sent");
                 return PUMP_GONE;
             }
             c->writable = false;
@@ -1491,7 +1501,7 @@ static enum pump pump_response(struct exchange *ex)
                 touch(ex);
             }
             if (r < 0) {
-                fail_hard(ex, 499);
+                fail_hard(ex, 499, "client connection failed while the response was sent");
                 return PUMP_GONE;
             }
             if (r == 0) {
@@ -1665,7 +1675,7 @@ static void run_tunnel(struct exchange *ex)
         enum pump a = relay(ex, true);
         enum pump b = a == PUMP_GONE ? PUMP_GONE : relay(ex, false);
         if (a == PUMP_GONE || b == PUMP_GONE) {
-            fail_hard(ex, 101);
+            fail_hard(ex, 101, NULL);
             return;
         }
         if (ex->tunnel_c_shut && ex->tunnel_u_shut) {
@@ -1683,8 +1693,40 @@ static void run_tunnel(struct exchange *ex)
     }
 }
 
+/* Did the client close its side while the exchange waits on the upstream
+ * (a browser tab closed during a long-poll)? Then the exchange ends now,
+ * so the upstream sees EOF at once, and is logged as nginx's 499. Only a
+ * client that asked to keep the connection open counts: one that sent
+ * "Connection: close" (or HTTP/1.0 without keep-alive) may half-close
+ * after its request and still wait for the answer, and a request it
+ * pipelined before its FIN is answered first. */
+static bool client_gone(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    if (!c->rdhup || !ex->rqb.done || !ex->req.keep_alive || ex->phase == EX_TUNNEL ||
+        ex->phase == EX_LOCAL)
+        return false;
+    if (c->in && buf_len(c->in) > 0)
+        return false; /* it pipelined another request first */
+    if (!c->ssl) {
+        char b;
+        ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+            return false;
+    }
+    if (ex->u)
+        log_msg(LOG_INFO,
+                "service %s: client %s closed the connection before the response was "
+                "complete; upstream request aborted",
+                ex->svc ? ex->svc->name : "-", c->addr);
+    fail_hard(ex, 499, "client closed the connection before the response was complete");
+    return true;
+}
+
 void proxy_run(struct exchange *ex)
 {
+    if (client_gone(ex))
+        return;
     if (ex->phase == EX_AUTH) {
         auth_pump(ex);
         return;
@@ -1737,7 +1779,8 @@ void proxy_run(struct exchange *ex)
 /* ---- timeouts ------------------------------------------------------------------------- */
 
 enum wait_on {
-    WAIT_UPSTREAM,
+    WAIT_UPSTREAM,      /* for the response head: the service's timeout */
+    WAIT_UPSTREAM_BODY, /* for more of the response body: its idle_timeout */
     WAIT_CLIENT_BODY,
     WAIT_CLIENT_WRITE,
     WAIT_TUNNEL,
@@ -1763,7 +1806,7 @@ static enum wait_on waiting_on(const struct exchange *ex)
         return WAIT_CLIENT_WRITE;
     if (!ex->rqb.done && !ex->rq.active)
         return WAIT_CLIENT_BODY;
-    return WAIT_UPSTREAM;
+    return ex->resp_head_done ? WAIT_UPSTREAM_BODY : WAIT_UPSTREAM;
 }
 
 static uint32_t timeout_for(const struct exchange *ex, enum wait_on on)
@@ -1780,6 +1823,8 @@ static uint32_t timeout_for(const struct exchange *ex, enum wait_on on)
         return lim->body_timeout_ms;
     case WAIT_AUTH:
         return ex->auth->timeout_ms;
+    case WAIT_UPSTREAM_BODY:
+        return ex->svc ? ex->svc->idle_timeout_ms : lim->send_timeout_ms;
     case WAIT_UPSTREAM:
         break;
     }
@@ -1812,6 +1857,10 @@ static uint64_t body_time_left(const struct exchange *ex, const char **rule)
     return left;
 }
 
+/* Arm the exchange's timer for what it waits on; a limit of 0 ("off")
+ * leaves it unarmed: a long-poll or an event stream may be silent for as
+ * long as the upstream likes, and a client that leaves is noticed on its
+ * own (see client_gone). */
 static void arm_timer(struct exchange *ex)
 {
     struct worker *w = ex_worker(ex);
@@ -1822,7 +1871,10 @@ static void arm_timer(struct exchange *ex)
         ms = body_time_left(ex, &rule);
         ms = ms ? ms : 1;
     }
-    loop_timer_arm(w->loop, &ex->c->timer, ms);
+    if (ms)
+        loop_timer_arm(w->loop, &ex->c->timer, ms);
+    else
+        loop_timer_disarm(w->loop, &ex->c->timer);
 }
 
 /* Waiting for body bytes: make sure the timer fires by the time a body
@@ -1854,7 +1906,7 @@ static void body_too_slow(struct exchange *ex, const char *rule)
                 (unsigned long long)(loop_now_ms(ex_worker(ex)->loop) - ex->body_start_ms),
                 lim->body_min_rate);
     if (ex->resp_started)
-        fail_hard(ex, 408);
+        fail_hard(ex, 408, "client sent its request body too slowly");
     else
         proxy_respond_local(ex, 408, "request timeout: the request body arrived too slowly", true);
 }
@@ -1876,6 +1928,8 @@ void proxy_timeout(struct exchange *ex)
     /* The provider gets timeout in total, not per byte. */
     uint64_t idle = on == WAIT_AUTH ? (now_us() - ex->auth_start_us) / 1000
                                     : loop_now_ms(w->loop) - ex->c->last_activity;
+    if (limit == 0)
+        return; /* armed for an earlier wait; this one has no limit */
     if (idle < limit) {
         loop_timer_arm(w->loop, &ex->c->timer, limit - idle);
         return;
@@ -1892,17 +1946,27 @@ void proxy_timeout(struct exchange *ex)
         return;
     case WAIT_UPSTREAM:
         metrics_count_timeout(&w->metrics, ex->svc->metrics_slot);
-        log_msg(LOG_WARN, "service %s: upstream %s did not answer within %ums", ex->svc->name,
-                ex->up->key, ex->svc->timeout_ms);
+        log_msg(LOG_WARN, "service %s: upstream %s sent no response within %ums (timeout)",
+                ex->svc->name, ex->up->key, ex->svc->timeout_ms);
         if (ex->resp_started)
-            fail_hard(ex, 504);
+            fail_hard(ex, 504, "upstream did not answer in time (timeout)");
         else
             proxy_respond_local(ex, 504, "gateway timeout: upstream did not answer in time", false);
+        return;
+    case WAIT_UPSTREAM_BODY:
+        metrics_count_timeout(&w->metrics, ex->svc->metrics_slot);
+        log_msg(LOG_WARN,
+                "service %s: upstream %s was silent for %ums in the middle of a response "
+                "(idle_timeout); response cut",
+                ex->svc->name, ex->up->key, ex->svc->idle_timeout_ms);
+        fail_hard(ex, 504, "upstream went silent in the middle of the response (idle_timeout)");
         return;
     case WAIT_CLIENT_BODY: /* handled above */
     case WAIT_CLIENT_WRITE:
     case WAIT_TUNNEL:
-        fail_hard(ex, ex->status ? ex->status : 408);
+        fail_hard(ex, ex->status ? ex->status : 408,
+                  on == WAIT_TUNNEL ? "tunnel idle (tunnel_timeout)"
+                                    : "client not reading (send_timeout)");
         return;
     }
 }

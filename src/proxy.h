@@ -81,8 +81,9 @@ struct exchange {
     bool tunnel_c_eof, tunnel_u_eof;   /* tunnel: each side's EOF seen */
     bool tunnel_c_shut, tunnel_u_shut; /* ... and passed on with shutdown() */
     size_t resp_scan;
-    unsigned ninterim; /* 1xx responses seen from the upstream */
-    int status;        /* as logged */
+    unsigned ninterim;  /* 1xx responses seen from the upstream */
+    int status;         /* as logged */
+    const char *reason; /* a fixed sentence for the access log: why portico answered or cut */
     uint64_t start_us;
     /* The request body's clock for limits.body_min_rate (loop ms): time
      * the upstream was not taking bytes is not the client's. */

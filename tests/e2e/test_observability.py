@@ -66,7 +66,7 @@ def test_access_log_line_fields(ctx):
     eq(request(p.port, "POST", "/logpost", body=body).status, 200, "post")
     eq(request(p.port, "GET", "/nowhere", host="nope.test").status, 404, "unknown host")
     rx = re.compile(r'^ts=\S+ service=(\S+) client=(\S+) user=(\S+) method=(\S+) path="([^"]*)" '
-                    r'status=(\d+) in=(\d+) out=(\d+) ms=(\d+(?:\.\d+)?)$')
+                    r'status=(\d+) in=(\d+) out=(\d+) ms=(\d+(?:\.\d+)?)(?: reason="([^"]*)")?$')
     lines = {}
     end = time.time() + 3 * SCALE
     while time.time() < end:
@@ -90,3 +90,5 @@ def test_access_log_line_fields(ctx):
     expect(m2 and m2.group(4) == "POST" and int(m2.group(7)) >= 1000, "POST line %r" % lines["/logpost"][0])
     m3 = rx.match(lines["/nowhere"][0])
     expect(m3 and m3.group(1) == "-" and m3.group(6) == "404", "unknown-host line %r" % lines["/nowhere"][0])
+    eq(m3.group(10), "not found: no service for this host", "reason of a local answer")
+    eq((m.group(10), m2.group(10)), (None, None), "no reason on proxied answers")

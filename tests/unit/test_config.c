@@ -332,7 +332,7 @@ static void test_config_duration_invalid_reports_line(void **state)
     expect_error(LISTEN "services:\n  a:\n    hosts: [a.x]\n    upstream: http://127.0.0.1:1\n"
                         "    timeout: soon\n",
                  "portico.yaml:7: services.a.timeout: invalid duration \"soon\" "
-                 "(use 250ms, 5s, 2m or 1h)");
+                 "(use 250ms, 5s, 2m or 1h, or off for no limit)");
 }
 
 static void test_config_duration_bare_number_suggests_unit(void **state)
@@ -968,8 +968,8 @@ static void test_config_host_header_and_redirects(void **state)
     expect_error(LISTEN "services:\n  a:\n    hosts: [a.test]\n    passthrough: 127.0.0.1:1\n"
                         "    host_header: upstream\n",
                  "portico.yaml:7: service \"a\" passes TLS through, so it cannot have HTTP "
-                 "settings (upstream, routes, headers, timeout, host_header, rewrite_redirects): "
-                 "portico never sees its requests");
+                 "settings (upstream, routes, headers, timeout, idle_timeout, host_header, "
+                 "rewrite_redirects): portico never sees its requests");
 }
 
 static void test_config_listen_redirect_https(void **state)
@@ -1023,6 +1023,25 @@ static void test_config_access_log_query(void **state)
                  "(1 to 64 printable characters without '&', '=' or '#')");
     expect_error("access_log: {format: json}\n" LISTEN,
                  "portico.yaml:1: unknown key \"format\" in access_log");
+}
+
+static void test_config_response_timeouts_default_and_off(void **state)
+{
+    struct config *c =
+        expect_ok(LISTEN "services:\n"
+                         "  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n"
+                         "  b:\n    hosts: [b.test]\n    upstream: http://127.0.0.1:1\n"
+                         "    timeout: \"off\"\n    idle_timeout: 90s\n");
+    const struct config_service *a = lookup(c, "a.test"), *b = lookup(c, "b.test");
+    assert_int_equal(a->timeout_ms, 300000);
+    assert_int_equal(a->idle_timeout_ms, 0);
+    assert_int_equal(b->timeout_ms, 0);
+    assert_int_equal(b->idle_timeout_ms, 90000);
+    config_unref(c);
+    expect_error(LISTEN "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n"
+                        "    idle_timeout: never\n",
+                 "portico.yaml:7: services.a.idle_timeout: invalid duration \"never\" (use 250ms, "
+                 "5s, 2m or 1h, or off for no limit)");
 }
 
 int main(void)
@@ -1088,6 +1107,7 @@ int main(void)
         cmocka_unit_test(test_config_host_header_and_redirects),
         cmocka_unit_test(test_config_listen_redirect_https),
         cmocka_unit_test(test_config_access_log_query),
+        cmocka_unit_test(test_config_response_timeouts_default_and_off),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
