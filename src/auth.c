@@ -156,13 +156,16 @@ static size_t client_response(const struct http_response *resp, int status, cons
 {
     struct out o = {buf, 0, cap, false};
     putf(&o, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-    bool has_type = false;
+    bool has_type = false, has_location = location != NULL;
     for (size_t i = 0; i < resp->nheaders; i++) {
         const struct http_header *h = &resp->headers[i];
-        if (!relayed_to_client(h->name) || (location && http_slice_eq(h->name, "Location")))
+        bool is_location = http_slice_eq(h->name, "Location");
+        /* One Location only: browsers refuse a redirect with several. */
+        if (!relayed_to_client(h->name) || (is_location && has_location))
             continue;
         if (!value_ok(h->value) && !http_slice_eq(h->name, "Set-Cookie"))
             continue;
+        has_location = has_location || is_location;
         has_type = has_type || http_slice_eq(h->name, "Content-Type");
         put(&o, h->name.p, h->name.len);
         puts_(&o, ": ");
@@ -192,8 +195,12 @@ void auth_judge(const struct config_auth *a, const struct http_response *resp, c
                 size_t blen, const struct auth_target *t, bool head_only, bool close,
                 struct auth_verdict *v, char *out, size_t cap, size_t *outlen)
 {
+    /* The verdict is reused: clear everything but the copy[] storage, or
+     * user could still point at an earlier answer's Remote-User. */
     memset(v, 0, offsetof(struct auth_verdict, copy));
     v->ncopy = 0;
+    v->user = NULL;
+    v->error = NULL;
     *outlen = 0;
     int st = resp->status;
     if (st >= 200 && st < 300) {
@@ -374,6 +381,8 @@ bool auth_cache_get(struct auth_cache *c, const unsigned char d[AUTH_DIGEST_BYTE
     if (!e->expires_ms || now_ms >= e->expires_ms || memcmp(e->digest, d, AUTH_DIGEST_BYTES) != 0)
         return false;
     memset(v, 0, offsetof(struct auth_verdict, copy));
+    v->user = NULL;
+    v->error = NULL;
     v->result = AUTH_ALLOWED;
     v->status = 200;
     v->ncopy = e->ncopy;

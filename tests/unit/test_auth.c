@@ -170,6 +170,56 @@ static void test_auth_other_statuses_are_errors(void **state)
     }
 }
 
+/* The proxy reuses one verdict per worker: an answer without a (valid)
+ * Remote-User must not keep the user of an earlier answer, in a judged or a
+ * cached verdict (found by fuzzing). */
+static void test_auth_reused_verdict_forgets_earlier_user(void **state)
+{
+    static struct auth_verdict v;
+    size_t n;
+    judge(&fwd, "HTTP/1.1 200 OK\r\nRemote-User: alice\r\nContent-Length: 0\r\n\r\n", false, &v,
+          &n);
+    assert_string_equal(v.user, "alice");
+    judge(&fwd,
+          "HTTP/1.1 200 OK\r\nRemote-Groups: staff\r\nRemote-User: \r\nContent-Length: "
+          "0\r\n\r\n",
+          false, &v, &n);
+    assert_int_equal(v.result, AUTH_ALLOWED);
+    assert_int_equal(v.ncopy, 1);
+    assert_null(v.user);
+    judge(&fwd, "HTTP/1.1 200 OK\r\nRemote-User: bob\r\nContent-Length: 0\r\n\r\n", false, &v, &n);
+    assert_string_equal(v.user, "bob");
+
+    struct auth_cache *c = auth_cache_new();
+    assert_non_null(c);
+    unsigned char d[AUTH_DIGEST_BYTES] = {1};
+    static struct auth_verdict anon = {.result = AUTH_ALLOWED, .status = 200};
+    auth_cache_put(c, d, 1000, &anon);
+    assert_true(auth_cache_get(c, d, 1, &v));
+    assert_null(v.user);
+    auth_cache_free(c);
+}
+
+/* Browsers refuse a redirect with two Location headers: relay the first. */
+static void test_auth_one_location_relayed(void **state)
+{
+    static struct auth_verdict v;
+    size_t n;
+    judge(&fwd,
+          "HTTP/1.1 302 Found\r\nLocation: https://auth/a\r\nLocation: https://auth/b\r\n"
+          "Content-Length: 0\r\n\r\n",
+          false, &v, &n);
+    assert_int_equal(v.result, AUTH_REDIRECTED);
+    assert_non_null(strstr(out, "Location: https://auth/a\r\n"));
+    assert_null(strstr(out, "https://auth/b"));
+    judge(&req_style,
+          "HTTP/1.1 401 Unauthorized\r\nLocation: https://auth/a\r\nLocation: /b\r\n\r\n", false,
+          &v, &n);
+    assert_int_equal(v.status, 302);
+    assert_non_null(strstr(out, "Location: https://auth/a\r\n"));
+    assert_null(strstr(out, "Location: /b"));
+}
+
 static void test_auth_skip_prefixes(void **state)
 {
     char *skips[] = {"/health", "/hooks/", "/"};
@@ -228,6 +278,8 @@ int main(void)
         cmocka_unit_test(test_auth_request_style_translates),
         cmocka_unit_test(test_auth_other_statuses_are_errors),
         cmocka_unit_test(test_auth_skip_prefixes),
+        cmocka_unit_test(test_auth_reused_verdict_forgets_earlier_user),
+        cmocka_unit_test(test_auth_one_location_relayed),
         cmocka_unit_test(test_auth_cache_keyed_by_every_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
