@@ -87,6 +87,8 @@ static enum sni_result server_name(struct rd *ext, char *name, size_t cap)
             else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
                        c == '_'))
                 return SNI_BAD;
+            if (c == '.' && i > 0 && name[i - 1] == '.')
+                return SNI_BAD; /* an empty label: "a..b", or "a.." that would keep a dot */
             name[i] = (char)c;
         }
         if (len > 1 && name[len - 1] == '.')
