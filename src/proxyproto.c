@@ -64,12 +64,14 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
 /* "PROXY TCP4 src dst sport dport\r\n", single spaces, or "PROXY UNKNOWN...\r\n". */
 static int parse_v1(const char *buf, size_t len, struct proxyproto_result *out)
 {
-    const char *cr = memchr(buf, '\r', len < PROXYPROTO_V1_MAX ? len : PROXYPROTO_V1_MAX);
-    const char *lf = memchr(buf, '\n', len < PROXYPROTO_V1_MAX ? len : PROXYPROTO_V1_MAX);
+    /* The CR of the longest line is its byte PROXYPROTO_V1_MAX - 2. */
+    size_t scan = len < PROXYPROTO_V1_MAX - 1 ? len : PROXYPROTO_V1_MAX - 1;
+    const char *cr = memchr(buf, '\r', scan);
+    const char *lf = memchr(buf, '\n', scan);
     if (lf && (!cr || lf < cr))
         return -1; /* bare LF */
     if (!cr)
-        return len >= PROXYPROTO_V1_MAX ? -1 : 0;
+        return len >= PROXYPROTO_V1_MAX - 1 ? -1 : 0;
     if ((size_t)(cr - buf) + 1 >= len)
         return 0;
     if (cr[1] != '\n')

@@ -84,6 +84,26 @@ static void test_proxyproto_v1_overlong_line_refused(void **state)
     assert_int_equal(proxyproto_parse(buf, sizeof buf, &r), -1);
 }
 
+/* 107 bytes is the longest v1 line, CRLF included (found by fuzzing: a
+ * 108-byte line was accepted). */
+static void test_proxyproto_v1_line_of_108_bytes_refused(void **state)
+{
+    char buf[PROXYPROTO_V1_MAX + 8];
+    const char *head = "PROXY UNKNOWN ";
+    size_t hl = strlen(head);
+    for (size_t total = PROXYPROTO_V1_MAX - 1; total <= PROXYPROTO_V1_MAX + 1; total++) {
+        memcpy(buf, head, hl);
+        memset(buf + hl, 'x', total - 2 - hl);
+        memcpy(buf + total - 2, "\r\n", 2);
+        int want = total <= PROXYPROTO_V1_MAX ? (int)total : -1;
+        assert_int_equal(proxyproto_parse(buf, total, &r), want);
+    }
+    /* Decided as early as the bytes allow: no CR among the first 106. */
+    memset(buf + hl, 'x', PROXYPROTO_V1_MAX - hl);
+    assert_int_equal(proxyproto_parse(buf, PROXYPROTO_V1_MAX - 2, &r), 0);
+    assert_int_equal(proxyproto_parse(buf, PROXYPROTO_V1_MAX - 1, &r), -1);
+}
+
 static size_t v2(unsigned char *b, unsigned cmdver, unsigned fam, const void *addr, size_t alen)
 {
     memcpy(b, "\r\n\r\n\0\r\nQUIT\n", 12);
@@ -247,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_proxyproto_v2_malformed_refused),
         cmocka_unit_test(test_proxyproto_round_trip_v1_and_v2),
         cmocka_unit_test(test_proxyproto_v2_encoder_matches_bytes_written_by_hand),
+        cmocka_unit_test(test_proxyproto_v1_line_of_108_bytes_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
