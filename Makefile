@@ -5,6 +5,8 @@
 #   make test       install what is missing, build, run every test
 #   make test-asan  the same suite against an ASan+UBSan build
 #   make lint       clang-format (check mode) and cppcheck
+#   make fuzz       every fuzz target for FUZZ_SECONDS each (see tests/fuzz/README.md)
+#   make fuzz-smoke every fuzz target over its seeds, then a few seconds each
 #   make bench      portico against nginx and HAProxy (see BENCHMARKS.md)
 
 VERSION := 0.1.0
@@ -12,10 +14,11 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
-CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+WFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter -fno-strict-aliasing -pthread \
-           -D_GNU_SOURCE -DPORTICO_VERSION='"$(VERSION)"' $(SAN)
+           -D_GNU_SOURCE -DPORTICO_VERSION='"$(VERSION)"'
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += $(WFLAGS) $(SAN)
 LDFLAGS += -pthread $(SAN)
 LDLIBS  := -lhttp_parser -lyaml -lssl -lcrypto
 
@@ -26,7 +29,19 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all deps run test test-asan unit e2e lint format bench clean
+# Fuzzing: libFuzzer needs clang, so the fuzz build compiles the library
+# sources itself, instrumented, into its own directory.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -O1 -g $(WFLAGS) -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJS    := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+
+.PHONY: all deps run test test-asan unit e2e lint format bench clean fuzz fuzz-smoke fuzz-build \
+        fuzz-bins
 
 all: $(BUILD)/portico
 
@@ -41,6 +56,30 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) tests/unit/unit.h | $(BUILD)/unit
 
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_OBJS) $(LDLIBS) -ldl
+
+$(FUZZ_BUILD)/obj:
+	mkdir -p $@
+
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz-build:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+	@:
+
+fuzz: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) 4
 
 deps:
 	@scripts/deps.sh build
@@ -65,12 +104,13 @@ test-asan:
 
 lint:
 	@scripts/deps.sh lint
-	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c tests/unit/*.h
+	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c tests/unit/*.h \
+	    tests/fuzz/*.c tests/fuzz/*.h
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE -Isrc src
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
 
 bench:
 	@scripts/deps.sh bench

@@ -1,7 +1,7 @@
 #!/bin/sh
 # deps.sh - install the Debian packages portico needs to build, test or
 # benchmark, when they are missing.
-#   scripts/deps.sh build|test|bench
+#   scripts/deps.sh build|test|bench|lint|fuzz
 # As root, missing packages are installed with apt-get (daemons in them are
 # not started). As another user, the missing packages are listed and the
 # script fails.
@@ -11,13 +11,16 @@ build="gcc make libc6-dev pkg-config libhttp-parser-dev libyaml-dev libssl-dev"
 test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2"
 bench="$test wrk haproxy hyperfine libnginx-mod-stream"
 lint="clang-format cppcheck"
+# libFuzzer ships in libclang-rt-dev; llvm brings llvm-symbolizer for readable reports.
+fuzz="$build clang libclang-rt-dev llvm"
 
 case "${1:-build}" in
 build) want=$build ;;
 test) want=$test ;;
 bench) want=$bench ;;
 lint) want="$build $lint" ;;
-*) echo "usage: $0 build|test|bench|lint" >&2; exit 2 ;;
+fuzz) want=$fuzz ;;
+*) echo "usage: $0 build|test|bench|lint|fuzz" >&2; exit 2 ;;
 esac
 
 missing=""
