@@ -49,6 +49,24 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$made_policy" = 1 ] && rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# Wait (up to 5 minutes) for another apt or dpkg, such as unattended-upgrades
+# on a fresh machine, instead of failing at once on its lock. apt-get install
+# waits by itself with DPkg::Lock::Timeout; apt-get update (apt 2.6) ignores
+# it for the package lists' lock, so it is retried.
+lock_wait=300
+waited=0
+while ! out=$(apt-get -o DPkg::Lock::Timeout=$lock_wait update -qq 2>&1); do
+    case $out in
+    *"Could not get lock"*) ;;
+    *) printf '%s\n' "$out" >&2; exit 1 ;;
+    esac
+    if [ "$waited" -ge "$lock_wait" ]; then
+        printf '%s\n' "$out" >&2
+        exit 1
+    fi
+    [ "$waited" = 0 ] && echo "portico: another apt holds the lock; waiting for it" >&2
+    sleep 5
+    waited=$((waited + 5))
+done
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+apt-get -o DPkg::Lock::Timeout=$lock_wait install -y -qq --no-install-recommends $missing >/dev/null
