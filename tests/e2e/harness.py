@@ -44,7 +44,9 @@ def dead_port_socket():
 
 
 def port_of(addr):
-    """The port of "127.0.0.1:43211" or "[::1]:43211"."""
+    """The port of "127.0.0.1:43211" or "[::1]:43211"; None for "unix:/path"."""
+    if addr.startswith("unix:"):
+        return None
     return int(addr.rsplit(":", 1)[1])
 
 
