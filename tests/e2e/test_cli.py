@@ -51,3 +51,26 @@ def test_version_prints(ctx):
     p = subprocess.run([ctx.binary, "version"], capture_output=True, text=True, timeout=10 * SCALE)
     eq(p.returncode, 0, "exit status")
     expect(re.search(r"\d+\.\d+", p.stdout), "no version number in %r" % p.stdout)
+
+
+@test()
+def test_version_output_names_version_and_libraries(ctx):
+    """`portico version`: the first line is `portico X.Y.Z` (the Makefile's
+    VERSION), then one `NAME VERSION` line per library it was built with,
+    http-parser and libyaml among them, each with a real version number."""
+    p = subprocess.run([ctx.binary, "version"], capture_output=True, text=True, timeout=10 * SCALE)
+    eq(p.returncode, 0, "exit status")
+    lines = p.stdout.strip().split("\n")
+    mk = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Makefile")).read()
+    want = re.search(r"^VERSION\s*:?=\s*(\S+)", mk, re.M).group(1)
+    eq(lines[0], "portico " + want, "first line")
+    libs = {}
+    for l in lines[1:]:
+        m = re.match(r"([A-Za-z][\w.+-]*) (\d+\.\d+[\w.+-]*)(?: .*)?$", l)
+        expect(m, "library line %r is not `NAME VERSION`" % l)
+        libs[m.group(1).lower()] = m.group(2)
+    for name in ("http-parser", "libyaml"):
+        expect(name in libs, "no %s line in %r" % (name, p.stdout))
+    # The numbers are the libraries' own, not placeholders.
+    eq(libs["http-parser"].split(".")[0], "2", "http-parser major version")
+    expect(libs["libyaml"].startswith("0."), "libyaml version %r" % libs["libyaml"])

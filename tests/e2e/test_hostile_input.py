@@ -309,3 +309,33 @@ def test_upstream_not_reading_does_not_count_against_body_rate(ctx):
         eq(r.status, 200, "status (%r)" % r.body[:100])
         eq(r.body, str(n).encode(), "bytes the upstream received")
     srv.close()
+
+
+@test()
+def test_configured_max_header_bytes_and_max_request_line(ctx):
+    """Non-default limits: a request line of max_request_line bytes (CRLF not
+    counted) passes and one byte more is 414; a head of max_header_bytes
+    (everything up to and including the empty line) passes and one byte
+    more is 431. None of the refused ones reaches the upstream."""
+    o = ctx.origin("lim")
+    p = ctx.portico({"v": svc(o)}, limits={"max_header_bytes": 2048, "max_request_line": 512})
+
+    def line(n):   # a request line of exactly n bytes before its CRLF
+        return b"GET /" + b"a" * (n - len(b"GET / HTTP/1.1")) + b" HTTP/1.1\r\n"
+
+    def head(n):   # a whole head of exactly n bytes, final CRLF included
+        base = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\nX-Pad: \r\n\r\n"
+        return base.replace(b"X-Pad: ", b"X-Pad: " + b"p" * (n - len(base)))
+
+    def status(data):
+        got, _ = raw_exchange(p.port, data + (b"" if data.endswith(b"\r\n\r\n") else
+                                               b"Host: a.test\r\nConnection: close\r\n\r\n"),
+                              timeout=3 * SCALE)
+        return status_of(got)
+
+    cases = [(line(512), 200), (line(513), 414), (line(600), 414),
+             (head(2048), 200), (head(2049), 431), (head(3000), 431)]
+    for data, want in cases:
+        before = len(o.requests)
+        eq(status(data), want, "status for %d bytes (%r...)" % (len(data), data[:30]))
+        eq(len(o.requests) - before, 1 if want == 200 else 0, "requests reaching the upstream")

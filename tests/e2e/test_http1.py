@@ -246,3 +246,35 @@ def test_unix_socket_upstream(ctx):
     p = ctx.portico({"v": svc(o)})
     d = get_json(p.port, "/u")
     eq(d["origin"], "unix", "origin")
+
+
+@test()
+def test_trailers_dropped_both_ways(ctx):
+    """Trailers are accepted and dropped: the client's request trailers never
+    reach the upstream, the upstream's response trailers never reach the
+    client, and neither does the Trailer header that announces them."""
+    o = ctx.origin("tr")
+    p = ctx.portico({"v": svc(o)})
+    body = gen_body(3000, seed=11)
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n"
+               b"Trailer: X-Sum, X-Other\r\n\r\n"
+               b"bb8\r\n" + body + b"\r\n0\r\nX-Sum: 1234\r\nX-Other: abc\r\n\r\n")
+        r = c.read_response()
+        eq(r.status, 200, "upload status")
+        d = r.json()
+        eq((d["body_len"], d["body_sha256"]), (len(body), hashlib.sha256(body).hexdigest()),
+           "body at the upstream")
+        eq(d["trailers"], [], "request trailers that reached the upstream")
+        eq(hdrs(d, "trailer"), [], "Trailer header at the upstream")
+        eq(hdrs(d, "x-sum") + hdrs(d, "x-other"), [], "trailer fields moved into the head")
+        c.send(b"GET /t?do=trailers&n=20000&chunk=3000 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        r = c.read_response()
+        eq(r.status, 200, "download status")
+        eq(r.header("transfer-encoding"), "chunked", "re-framed as chunked")
+        eq(r.body, gen_body(20000, seed=7), "body")
+        eq(r.trailers, [], "response trailers that reached the client")
+        eq(r.header("trailer"), None, "Trailer header at the client")
+        eq(r.header("x-body-sha256"), None, "trailer field moved into the head")
+        c.send(b"GET /after HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "next request on the connection")

@@ -256,3 +256,248 @@ def test_port_zero_listeners_report_their_port_and_keep_it_on_reload(ctx):
     eq(p.ports[0], http_ports[0], "port of the entry written out")
     eq(_listening_sockets(p.proc.pid), sorted(every + added), "listening sockets after that reload")
     srv.close()
+
+
+@test()
+def test_sigterm_stops_accepting_new_connections(ctx):
+    """While a request drains, a connection made after SIGTERM is never
+    served: it is refused, or queued and closed unanswered at exit."""
+    o = ctx.origin("drain")
+    p = ctx.portico({"v": svc(o)}, limits={"shutdown_timeout": "20s"})
+    result = {}
+
+    def client():
+        try:
+            with RawConn(p.port, timeout=10 * SCALE) as c:
+                c.send(b"GET /s?do=slow&delay=2 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                result["r"] = c.read_response()
+        except Exception as e:
+            result["e"] = e
+    t = threading.Thread(target=client)
+    t.start()
+    expect(o.wait_requests(1, 5 * SCALE), "request did not reach the upstream")
+    n = p.nlines()
+    p.term()
+    expect(p.wait_line("draining", 3 * SCALE, start=n), "no 'draining' log line after SIGTERM")
+    time.sleep(0.2)   # the workers drop their listeners
+    got = b""
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5 * SCALE)
+    except ConnectionRefusedError:
+        s = None
+    if s:
+        try:
+            s.sendall(b"GET /new HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            s.settimeout(10 * SCALE)
+            got = _recv_all(s)   # until portico exits and the queued connection goes
+        except OSError:
+            pass
+        s.close()
+    eq(got, b"", "answer to a connection made after SIGTERM")
+    t.join(10 * SCALE)
+    expect("r" in result and result["r"].status == 200, "in-flight request: %r" % result)
+    eq(o.seen_paths(), ["/s?do=slow&delay=2"], "requests that reached the upstream")
+    eq(p.wait_exit(10 * SCALE), 0, "exit status")
+
+
+@test()
+def test_shutdown_timeout_forces_exit_with_request_in_flight(ctx):
+    o = ctx.origin("stuck")
+    p = ctx.portico({"v": svc(o, timeout="60s")},
+                    limits={"shutdown_timeout": "1s", "send_timeout": "60s", "body_timeout": "60s"})
+    c = RawConn(p.port, timeout=10 * SCALE)
+    c.send(b"GET /s?do=silent HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    expect(o.wait_requests(1, 5 * SCALE), "request did not reach the upstream")
+    n = p.nlines()
+    t0 = time.time()
+    p.term()
+    rc = p.wait_exit(1 + 4 * SCALE)
+    dt = time.time() - t0
+    expect(rc is not None, "portico still running %.1fs after SIGTERM with shutdown_timeout 1s" % dt)
+    eq(rc, 0, "exit status")
+    expect(dt >= 0.8, "exited after %.2fs, before shutdown_timeout (1s)" % dt)
+    expect(p.wait_line("shutdown_timeout reached", 1, start=n), "no 'shutdown_timeout reached' line")
+    expect(c.closed_within(2 * SCALE), "client connection not closed at exit")
+    c.close()
+
+
+@test()
+def test_reload_inflight_request_finishes_under_old_config(ctx):
+    """A request in flight when its service is removed by a reload finishes
+    with the old service: its upstream, its headers, its name in the log."""
+    o = ctx.origin("old")
+    o2 = ctx.origin("other")
+    p = ctx.portico({"v": svc(o, headers={"X-Gen": "old"})})
+    result = {}
+    reloaded = threading.Event()
+
+    def client():
+        try:
+            with RawConn(p.port, timeout=10 * SCALE) as c:
+                c.send(b"POST /inflight HTTP/1.1\r\nHost: a.test\r\n"
+                       b"Content-Length: 10\r\n\r\n01234")
+                reloaded.wait(10 * SCALE)   # the reload happens in the middle of the body
+                c.send(b"56789")
+                result["r"] = c.read_response()
+        except Exception as e:
+            result["e"] = e
+    n = p.nlines()
+    t = threading.Thread(target=client)
+    t.start()
+    expect(o.wait_requests(1, 5 * SCALE), "the request head did not reach the upstream")
+    cfg = dict(p.cfg)
+    cfg["services"] = {"w": svc(o2, ["b.test"])}
+    p.write_config(cfg)
+    p.hup()
+    expect(p.wait_line("configuration reloaded", 3 * SCALE, start=n), "reload not logged")
+    eq(request(p.port, "GET", "/new").status, 404, "a.test after the reload removed it")
+    reloaded.set()
+    t.join(10 * SCALE)
+    expect("r" in result, "in-flight request failed: %r" % result.get("e"))
+    r = result["r"]
+    eq(r.status, 200, "status of the in-flight request")
+    d = r.json()
+    eq((d["origin"], d["body_len"], hdrs(d, "x-gen")), ("old", 10, ["old"]),
+       "(origin, body length, service header) of the in-flight request")
+    line = p.wait_line(lambda l: 'path="/inflight' in l, 3 * SCALE, start=n)
+    expect(line and logfmt_parse(line).get("service") == "v", "access-log line %r" % line)
+    eq(len(o2.requests), 0, "requests at the new config's upstream")
+
+
+def _refused(port, host="127.0.0.1"):
+    s = socket.socket()
+    s.settimeout(2 * SCALE)
+    try:
+        s.connect((host, port))
+    except ConnectionRefusedError:
+        return True
+    finally:
+        s.close()
+    return False
+
+
+def _target_at(host, port, path):
+    """GET path from host:port (Connection: close); the target the origin saw."""
+    s = socket.create_connection((host, port), timeout=5 * SCALE)
+    try:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n" % path.encode())
+        data = _recv_all(s)
+    finally:
+        s.close()
+    eq(status_of(data), 200, "status from %s:%d (%r)" % (host, port, data[:100]))
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])["target"]
+
+
+@test()
+def test_reload_adds_removes_and_changes_listen_addresses(ctx):
+    o = ctx.origin("ls")
+    p = ctx.portico({"v": svc(o)})
+    a = p.port
+
+    def reload_with(addrs):
+        cfg = dict(p.cfg)
+        cfg["listen"] = [{"addr": x} for x in addrs]
+        p.write_config(cfg)
+        l = p.reload()
+        expect("configuration reloaded" in l, "reload to %s: %s" % (addrs, l))
+        eq(len(p.ports), len(addrs), "listening lines after the reload to %s" % addrs)
+    # add 127.0.0.2, and keep a connection to a open across the reloads
+    keep = http.client.HTTPConnection("127.0.0.1", a, timeout=5 * SCALE)
+    get_json(a, "/a0", conn=keep)
+    reload_with(["127.0.0.1:0", "127.0.0.2:0"])
+    eq(p.ports[0], a, "port of the unchanged entry")
+    b = p.ports[1]
+    eq(_target_at("127.0.0.2", b, "/b1"), "/b1", "added listener 127.0.0.2")
+    eq(_target_at("127.0.0.1", a, "/a1"), "/a1", "kept listener 127.0.0.1")
+    # remove 127.0.0.1
+    reload_with(["127.0.0.2:0"])
+    eq(p.ports[0], b, "port of the unchanged entry")
+    expect(_refused(a), "removed listener 127.0.0.1:%d still accepts connections" % a)
+    eq(_target_at("127.0.0.2", b, "/b2"), "/b2", "listener 127.0.0.2 after the other was removed")
+    eq(get_json(a, "/a2", conn=keep)["target"], "/a2",
+       "a connection accepted on 127.0.0.1 before its listener was removed")
+    keep.close()
+    # change 127.0.0.2 to 127.0.0.3
+    reload_with(["127.0.0.3:0"])
+    c = p.ports[0]
+    expect(_refused(b, "127.0.0.2"), "listener 127.0.0.2 still accepts after it was changed")
+    eq(_target_at("127.0.0.3", c, "/c1"), "/c1", "listener 127.0.0.3")
+
+
+@test()
+def test_reload_changes_and_removes_tcp_forwarder_keeping_open_connections(ctx):
+    def echo(tag):
+        def handler(s):
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    s.sendall(tag + d)
+            except OSError:
+                pass
+            s.close()
+        return handler
+    s1, s2 = TcpServer(echo(b"1:")), TcpServer(echo(b"2:"))
+    o = ctx.origin("http")
+
+    def fwd(up):
+        return {"tcp": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:%d" % up}}
+    p = ctx.portico({"web": svc(o), "fwd": fwd(s1.port)}, limits={"tunnel_timeout": "60s"})
+    lport = p.tcp_ports["fwd"]
+
+    def reload_with(services):
+        cfg = dict(p.cfg)
+        cfg["services"] = services
+        p.write_config(cfg)
+        l = p.reload()
+        expect("configuration reloaded" in l, "reload: %s" % l)
+
+    def say(s, what):
+        s.sendall(what)
+        want = len(what) + 2
+        got = b""
+        while len(got) < want:
+            d = s.recv(want - len(got))
+            if not d:
+                break
+            got += d
+        return got
+    old = socket.create_connection(("127.0.0.1", lport), timeout=5 * SCALE)
+    eq(say(old, b"hi"), b"1:hi", "through the forwarder to upstream 1")
+    reload_with({"web": svc(o), "fwd": fwd(s2.port)})
+    eq(p.tcp_ports.get("fwd"), lport, "the forwarder's port after its upstream changed")
+    new = socket.create_connection(("127.0.0.1", lport), timeout=5 * SCALE)
+    eq(say(new, b"yo"), b"2:yo", "a new connection after the upstream changed")
+    eq(say(old, b"still"), b"1:still", "the connection opened before the change")
+    reload_with({"web": svc(o)})
+    expect(_refused(lport), "removed forwarder's listen address still accepts")
+    eq(say(old, b"old"), b"1:old", "first connection after the forwarder was removed")
+    eq(say(new, b"new"), b"2:new", "second connection after the forwarder was removed")
+    old.close()
+    new.close()
+    eq(request(p.port).status, 200, "HTTP still served")
+    s1.close()
+    s2.close()
+
+
+@test()
+def test_reload_keeps_worker_count_fixed_at_start(ctx):
+    o1, o2 = ctx.origin("w1"), ctx.origin("w2")
+    p = ctx.portico({"v": svc(o1)}, workers=2)
+
+    def threads():
+        return len(os.listdir("/proc/%d/task" % p.proc.pid))
+    before = threads()
+    cfg = dict(p.cfg)
+    cfg["workers"] = 4
+    cfg["services"] = {"v": svc(o2)}
+    n = p.nlines()
+    p.write_config(cfg)
+    p.hup()
+    expect(p.wait_line("configuration reloaded", 3 * SCALE, start=n), "reload not logged")
+    expect(p.wait_line("workers changed from 2 to 4", 1, start=n),
+           "no warning that the worker count applies on restart")
+    expect(_wait_origin(p.port, "w2", 3 * SCALE), "the rest of the new configuration not applied")
+    time.sleep(0.2)
+    eq(threads(), before, "threads after a reload asking for 4 workers")

@@ -92,3 +92,64 @@ def test_access_log_line_fields(ctx):
     expect(m3 and m3.group(1) == "-" and m3.group(6) == "404", "unknown-host line %r" % lines["/nowhere"][0])
     eq(m3.group(10), "not found: no service for this host", "reason of a local answer")
     eq((m.group(10), m2.group(10)), (None, None), "no reason on proxied answers")
+
+
+def _exchange_bytes(port, data):
+    """Send data (one request with Connection: close), read to EOF; returns
+    the bytes received."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+    try:
+        s.sendall(data)
+        return _recv_all(s)
+    finally:
+        s.close()
+
+
+@test()
+def test_access_log_and_metrics_count_exact_bytes(ctx):
+    """in= is every byte of the request (head and body), out= every byte of
+    the response (head, framing and body), for a spliced response, a copied
+    one (chunked, re-framed) and uploads; portico_bytes_*_total add them up."""
+    o = ctx.origin("bytes")
+    p = ctx.portico({"counted": svc(o)}, metrics=True)
+    m0 = _scrape(p.metrics_port)
+    body = gen_body(5000, seed=3)
+    reqs = {
+        # 4 MB: after the first buffer of it, well over the 256 KiB splice threshold
+        "/spliced": b"GET /spliced?do=download&mode=cl&n=4000000 HTTP/1.1\r\nHost: a.test\r\n"
+                    b"Connection: close\r\n\r\n",
+        "/copied": b"GET /copied?do=download&mode=chunked&n=300000&chunk=7777 HTTP/1.1\r\n"
+                   b"Host: a.test\r\nConnection: close\r\n\r\n",
+        "/small": b"GET /small?do=download&mode=cl&n=1000 HTTP/1.1\r\nHost: a.test\r\n"
+                  b"Connection: close\r\n\r\n",
+        "/upload": b"POST /upload HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n"
+                   b"Content-Length: 5000\r\n\r\n" + body,
+        "/chunked-upload": b"POST /chunked-upload HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n7d0\r\n" + body[:2000] +
+                           b"\r\nbb8\r\n" + body[2000:] + b"\r\n0\r\n\r\n",
+    }
+    got = {}
+    for path, data in reqs.items():
+        n0 = p.nlines()
+        out = _exchange_bytes(p.port, data)
+        expect(out.startswith(b"HTTP/1.1 200"), "%s: response %r" % (path, out[:100]))
+        line = p.wait_line(lambda l: 'path="%s' % path in l, 3 * SCALE, start=n0)
+        expect(line, "no access-log line for %s" % path)
+        f = logfmt_parse(line)
+        got[path] = (int(f["in"]), int(f["out"]))
+        eq(got[path], (len(data), len(out)), "%s: (in, out) in the access log vs bytes on the wire"
+           % path)
+    want_in = sum(len(d) for d in reqs.values())
+    want_out = sum(o_ for _, o_ in got.values())
+    end = time.time() + 3 * SCALE
+    while True:
+        m1 = _scrape(p.metrics_port)
+        d_in = (_m(m1, "portico_bytes_received_total", service="counted") or 0) - \
+            (_m(m0, "portico_bytes_received_total", service="counted") or 0)
+        d_out = (_m(m1, "portico_bytes_sent_total", service="counted") or 0) - \
+            (_m(m0, "portico_bytes_sent_total", service="counted") or 0)
+        if (d_in, d_out) == (want_in, want_out) or time.time() > end:
+            break
+        time.sleep(0.1)
+    eq((d_in, d_out), (want_in, want_out),
+       "portico_bytes_received_total and portico_bytes_sent_total growth")

@@ -137,3 +137,53 @@ def test_unknown_host_404_one_line(ctx):
         r2 = c.read_response()
         eq(r2.status, 200, "next request on the same connection")
     eq(len(o.requests), 1, "requests reaching the origin")
+
+
+@test()
+def test_absolute_form_routed_by_authority_and_sent_in_origin_form(ctx):
+    a = ctx.origin("a")
+    b = ctx.origin("b")
+    p = ctx.portico({"a": svc(a, ["a.test"]), "b": svc(b, ["b.test"])})
+    cases = [
+        (b"GET http://b.test/abs?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n", "b", "/abs?q=1", "b.test"),
+        (b"GET http://b.test HTTP/1.1\r\nHost: b.test\r\n\r\n", "b", "/", "b.test"),
+        (b"GET http://b.test?x=1 HTTP/1.1\r\nHost: b.test\r\n\r\n", "b", "/?x=1", "b.test"),
+        (b"GET http://a.test:%d/p HTTP/1.1\r\nHost: b.test\r\n\r\n" % p.port, "a", "/p",
+         "a.test:%d" % p.port),
+    ]
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        for data, origin, target, host in cases:
+            c.send(data)
+            r = c.read_response()
+            eq(r.status, 200, "status for %r" % data[:40])
+            d = r.json()
+            eq((d["origin"], d["target"], hdrs(d, "host")), (origin, target, [host]),
+               "(origin, target, Host) upstream for %r" % data[:40])
+
+
+@test()
+def test_routes_match_the_normalised_path(ctx):
+    main = ctx.origin("main")
+    api = ctx.origin("api")
+    admin = ctx.origin("admin")
+    p = ctx.portico({"app": svc(main, ["a.test"], routes=[
+        {"prefix": "/api/", "upstream": api.url},
+        {"prefix": "/admin/", "upstream": admin.url, "strip_prefix": True},
+    ])})
+    cases = [
+        ("/api/../x", "main", None),          # names /x, not the api route
+        ("/api/./../x", "main", None),
+        ("/%61pi/v1", "api", None),           # %61 is "a"
+        ("/%61%70%69/v1", "api", None),
+        ("/x/../api/v1", "api", None),
+        ("/api/%2e%2e/admin/u", "admin", "/u"),   # an encoded dot-segment is one too
+        ("/admin/./u?q=1", "admin", "/u?q=1"),
+        ("/x/../admin/u", "admin", "/u"),
+    ]
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SCALE)
+    for path, want, target in cases:
+        d = get_json(p.port, path, conn=conn)
+        eq(d["origin"], want, "route for %s" % path)
+        if target:
+            eq(d["target"], target, "target after strip_prefix for %s" % path)
+    conn.close()
