@@ -7,6 +7,8 @@
 #   make lint       clang-format (check mode) and cppcheck
 #   make fuzz       every fuzz target for FUZZ_SECONDS each (see tests/fuzz/README.md)
 #   make fuzz-smoke every fuzz target over its seeds, then a few seconds each
+#   make mutate     plant known bugs in a copy of src/ one at a time; report which the tests
+#                   catch (MUTANTS=B1,B2 for a few; see tests/README.md)
 #   make bench      portico against nginx and HAProxy (see BENCHMARKS.md)
 
 VERSION := 0.1.0
@@ -41,7 +43,7 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_OBJS    := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 
 .PHONY: all deps run test test-asan unit e2e lint format bench clean fuzz fuzz-smoke fuzz-build \
-        fuzz-bins
+        fuzz-bins mutate
 
 all: $(BUILD)/portico
 
@@ -101,6 +103,10 @@ test-asan:
 	@$(MAKE) --no-print-directory unit BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 	@PORTICO_ASAN=1 tests/run.sh build/asan
+
+mutate:
+	@scripts/deps.sh test
+	@/usr/bin/python3 tests/mutate.py $(if $(MUTANTS),--only $(MUTANTS))
 
 lint:
 	@scripts/deps.sh lint
