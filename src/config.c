@@ -1406,6 +1406,15 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         if (rc < 0)
             return -1;
     }
+    /* One service, one way in: a TCP forwarder beside an HTTP upstream or a
+     * passthrough would be a second, unrelated listener under one name. */
+    if (svc->tcp && (vals[S_UPSTREAM] || vals[S_PASSTHROUGH])) {
+        const char *other = vals[S_UPSTREAM] ? "upstream" : "passthrough";
+        return fail(p, vals[S_TCP],
+                    "service \"%s\" has both %s: and tcp:; a service forwards one way, so move "
+                    "tcp: into a service of its own (e.g. \"%.*s-tcp\")",
+                    name, other, LIMIT_SERVICE_NAME - 4, name);
+    }
     static const int http_only[] = {S_UPSTREAM,     S_ROUTES,      S_HEADERS,          S_TIMEOUT,
                                     S_IDLE_TIMEOUT, S_HOST_HEADER, S_REWRITE_REDIRECTS};
     const yaml_node_t *http_set = NULL;

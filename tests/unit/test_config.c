@@ -897,6 +897,28 @@ static void test_config_hosts_without_upstream_rejected(void **state)
                  "requests to");
 }
 
+/* One service forwards one way: a tcp: beside an upstream: or a passthrough:
+ * is refused at the tcp: line, with what to do. */
+static void test_config_service_with_two_ways_in_rejected(void **state)
+{
+    expect_error(LISTEN "services:\n  git:\n    hosts: [a.test]\n    upstream: "
+                        "http://127.0.0.1:3000\n    tcp: {listen: 127.0.0.1:2222, upstream: "
+                        "127.0.0.1:22}\n",
+                 "portico.yaml:7: service \"git\" has both upstream: and tcp:; a service "
+                 "forwards one way, so move tcp: into a service of its own (e.g. \"git-tcp\")");
+    expect_error(LISTEN "  - {addr: 127.0.0.1:8443, tls: true}\nservices:\n  v:\n    tcp: "
+                        "{listen: 127.0.0.1:2222, upstream: 127.0.0.1:22}\n    hosts: "
+                        "[v.test]\n    passthrough: 127.0.0.1:8200\n",
+                 "portico.yaml:6: service \"v\" has both passthrough: and tcp:; a service "
+                 "forwards one way, so move tcp: into a service of its own (e.g. \"v-tcp\")");
+    expect_error(LISTEN "  - {addr: 127.0.0.1:8443, tls: true}\nservices:\n  v:\n    hosts: "
+                        "[v.test]\n    passthrough: 127.0.0.1:8200\n    upstream: "
+                        "http://127.0.0.1:2\n",
+                 "portico.yaml:8: service \"v\" passes TLS through, so it cannot have HTTP "
+                 "settings (upstream, routes, headers, timeout, idle_timeout, host_header, "
+                 "rewrite_redirects): portico never sees its requests");
+}
+
 static void test_config_proxy_protocol_keys(void **state)
 {
     struct config *c = expect_ok("listen:\n  - {addr: 127.0.0.1:8080, proxy_protocol: true}\n"
@@ -1052,6 +1074,7 @@ int main(void)
         cmocka_unit_test(test_config_tcp_only_service_needs_no_upstream_or_hosts),
         cmocka_unit_test(test_config_tcp_listen_clash_rejected),
         cmocka_unit_test(test_config_tcp_missing_and_unknown_keys_rejected),
+        cmocka_unit_test(test_config_service_with_two_ways_in_rejected),
         cmocka_unit_test(test_config_hosts_without_upstream_rejected),
         cmocka_unit_test(test_config_minimal_uses_defaults),
         cmocka_unit_test(test_config_all_keys_parsed),
