@@ -12,12 +12,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <yaml.h>
 
+#include "certwatch.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -72,10 +72,7 @@ struct mainctx {
     bool metrics_on;
     int exit_code;
     /* Certificate files are watched so a renewal applies without a SIGHUP. */
-    struct loop_io certio;
-    struct loop_timer cert_timer; /* debounce: renewals write several files */
-    int *cert_wds;
-    size_t ncert_wds;
+    struct certwatch *certs;
 };
 
 static struct mainctx *g_main; /* for the metrics renderer, which needs the workers */
@@ -343,63 +340,12 @@ static void log_listeners(const struct mainctx *m, const struct config *c)
     }
 }
 
-#define CERT_SETTLE_MS 500 /* quiet time after a certificate file change before reloading */
-
 static void reload(struct mainctx *m);
 
-/* Watch the directories of the configured certificate and key files (a
- * renewal usually replaces a file by renaming, which only the directory
- * sees). Any change there schedules a reload; the reload checks the files
- * and refuses broken ones, so a spurious event costs one re-read. */
-static void cert_watch(struct mainctx *m, const struct config *c)
+static void on_cert_change(void *arg, const char *path)
 {
-    for (size_t i = 0; i < m->ncert_wds; i++)
-        inotify_rm_watch(m->certio.fd, m->cert_wds[i]);
-    free(m->cert_wds);
-    m->cert_wds = NULL;
-    m->ncert_wds = 0;
-    if (m->certio.fd < 0 || !c->tls)
-        return;
-    m->cert_wds = calloc(2 * c->ntls_certs, sizeof *m->cert_wds);
-    if (!m->cert_wds)
-        return;
-    for (size_t i = 0; i < 2 * c->ntls_certs; i++) {
-        const char *f = i % 2 ? c->tls_certs[i / 2].key : c->tls_certs[i / 2].cert;
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", f);
-        char *slash = strrchr(dir, '/');
-        if (slash == dir)
-            dir[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-        int wd = inotify_add_watch(m->certio.fd, dir,
-                                   IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF);
-        if (wd < 0) {
-            log_msg(LOG_WARN, "cannot watch %s for certificate renewals: %s", dir, strerror(errno));
-            continue;
-        }
-        m->cert_wds[m->ncert_wds++] = wd; /* a directory seen twice gives the same wd */
-    }
-}
-
-static void on_cert_event(struct loop *l, struct loop_io *io, uint32_t events)
-{
-    struct mainctx *m = container_of(io, struct mainctx, certio);
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    bool any = false;
-    while (read(io->fd, buf, sizeof buf) > 0)
-        any = true;
-    if (any)
-        loop_timer_arm(l, &m->cert_timer, CERT_SETTLE_MS);
-}
-
-static void on_cert_timer(struct loop *l, struct loop_timer *t)
-{
-    struct mainctx *m = container_of(t, struct mainctx, cert_timer);
-    log_msg(LOG_INFO, "a certificate directory changed: reloading");
-    reload(m);
+    log_msg(LOG_INFO, "certificate file %s changed: reloading", path);
+    reload(arg);
 }
 
 static void reload(struct mainctx *m)
@@ -408,6 +354,7 @@ static void reload(struct mainctx *m)
     struct config *c = config_load(m->path, err, sizeof err);
     if (!c) {
         log_msg(LOG_ERROR, "reload refused: %s", err);
+        certwatch_set(m->certs, m->srv.cfg); /* what failed to load is not a change any more */
         return;
     }
     if (c->workers != m->srv.nworkers)
@@ -417,6 +364,7 @@ static void reload(struct mainctx *m)
     if (!ls) {
         log_msg(LOG_ERROR, "reload refused: %s", err);
         config_unref(c);
+        certwatch_set(m->certs, m->srv.cfg);
         return;
     }
     if (metrics_assign_slots(c) < 0 || metrics_open(m, c, err, sizeof err) < 0) {
@@ -425,6 +373,7 @@ static void reload(struct mainctx *m)
             listener_unref(ls[i]);
         free(ls);
         config_unref(c);
+        certwatch_set(m->certs, m->srv.cfg);
         return;
     }
     for (size_t i = 0; i < m->srv.nlisteners; i++)
@@ -435,7 +384,7 @@ static void reload(struct mainctx *m)
     config_unref(m->srv.cfg);
     m->srv.cfg = c;
     worker_reload_all(&m->srv);
-    cert_watch(m, c);
+    certwatch_set(m->certs, c);
     log_listeners(m, c);
     log_msg(LOG_INFO, "configuration reloaded from %s: %zu services, %zu listeners", m->path,
             c->nservices, listener_count(c));
@@ -472,8 +421,7 @@ static void raise_fd_limit(void)
 static int cmd_run(const char *path)
 {
     char err[1024];
-    struct mainctx m = {
-        .path = path, .sigio = {.fd = -1}, .metrics = {.io = {.fd = -1}}, .certio = {.fd = -1}};
+    struct mainctx m = {.path = path, .sigio = {.fd = -1}, .metrics = {.io = {.fd = -1}}};
     g_main = &m;
 
     sigset_t set;
@@ -519,15 +467,8 @@ static int cmd_run(const char *path)
         fprintf(stderr, "portico: signalfd: %s\n", strerror(errno));
         goto out;
     }
-    loop_timer_init(&m.cert_timer, on_cert_timer);
-    int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (ifd < 0 || loop_io_add(m.loop, &m.certio, ifd, EPOLLIN | EPOLLET, on_cert_event) < 0) {
-        log_msg(LOG_WARN, "inotify: %s; certificate renewals need a SIGHUP", strerror(errno));
-        if (ifd >= 0)
-            close(ifd);
-        m.certio.fd = -1;
-    }
-    cert_watch(&m, c);
+    m.certs = certwatch_new(m.loop, on_cert_change, &m);
+    certwatch_set(m.certs, c);
     if (metrics_open(&m, c, err, sizeof err) < 0) {
         fprintf(stderr, "portico: %s\n", err);
         goto out;
@@ -545,13 +486,7 @@ static int cmd_run(const char *path)
     log_msg(LOG_INFO, "stopped");
     rc = 0;
 out:
-    if (m.certio.fd >= 0) {
-        int fd = m.certio.fd;
-        loop_io_del(m.loop, &m.certio);
-        close(fd);
-    }
-    loop_timer_disarm(m.loop, &m.cert_timer);
-    free(m.cert_wds);
+    certwatch_free(m.certs);
     if (m.metrics_on) {
         loop_io_del(m.loop, &m.metrics.io);
         listener_unref(m.metrics.l);

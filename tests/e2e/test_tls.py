@@ -247,6 +247,64 @@ def test_tls_broken_certificate_refused_on_reload_then_replacement_applied(ctx):
     eq(_tls_get(p.port, "a.test", ca.crt), (200, "second"), "after the renewal")
 
 
+def _cpu_seconds(pid):
+    """utime + stime of the whole process (all threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _reloads(p, start):
+    return sum("configuration reloaded" in l for l in p.stderr()[start:])
+
+
+@test(timeout=60)
+def test_tls_reload_does_not_start_a_reload_loop(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)})
+    n = p.nlines()
+    p.hup()
+    expect(p.wait_line("configuration reloaded", timeout=5 * SCALE, start=n), "SIGHUP reload")
+    # Removing a watch queues IN_IGNORED; that, or any event but a real
+    # change to a certificate or key, must not reload (settle time is 0.5 s).
+    time.sleep(2.5)
+    eq(_reloads(p, n), 1, "reloads after one SIGHUP (%s)" % " | ".join(p.stderr()[n:][-4:]))
+    # Another file in the certificates' directory is not a certificate.
+    with open(os.path.join(ctx.dir, "notes.txt"), "w") as f:
+        f.write("not a certificate\n")
+    p.write_config(p.cfg)   # same directory: renamed into place, unchanged
+    time.sleep(1.5)
+    eq(_reloads(p, n), 1, "reloads after writing other files beside the certificates")
+    # Idle means no CPU: at most a few clock ticks in 2 s, however loaded the machine.
+    t0 = _cpu_seconds(p.proc.pid)
+    time.sleep(2)
+    used = _cpu_seconds(p.proc.pid) - t0
+    expect(used <= 0.05 * SCALE, "idle portico used %.2f s of CPU in 2 s" % used)
+    eq(_tls_get(p.port, "a.test", ca.crt)[0], 200, "still serving")
+
+
+@test(timeout=60)
+def test_tls_renewal_on_disk_reloads_exactly_once(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    crt, key = ca.leaf(["a.test"], tag="first")
+    p = _tls_portico(ctx, [(crt, key)], {"a": svc(o)})
+    c2, k2 = ca.leaf(["a.test"], tag="second")
+    n = p.nlines()
+    # A renewal writes the key, then the certificate: one burst, one reload.
+    os.replace(k2, key)
+    os.replace(c2, crt)
+    expect(p.wait_line("configuration reloaded", timeout=5 * SCALE, start=n),
+           "renewal on disk not picked up")
+    time.sleep(2.5)
+    eq(_reloads(p, n), 1, "reloads for one renewal (%s)" % " | ".join(p.stderr()[n:][-4:]))
+    line = p.wait_line("changed: reloading", start=n)
+    expect(line and (os.path.basename(key) in line or os.path.basename(crt) in line),
+           "the reload names the changed file: %r" % line)
+    eq(_tls_get(p.port, "a.test", ca.crt), (200, "second"), "the renewed certificate")
+
+
 @test(timeout=120)
 def test_tls_certificate_replaced_on_disk_during_download(ctx):
     ca = TestCA(ctx.dir)
