@@ -343,7 +343,7 @@ static ssize_t peek(struct conn *c, void *buf, size_t cap)
  * next stage. A missing or malformed header closes the connection. */
 static void read_proxy_header(struct conn *c)
 {
-    char hdr[PROXYPROTO_V2_MAX];
+    static __thread char hdr[PROXYPROTO_V2_MAX];
     ssize_t n = peek(c, hdr, sizeof hdr);
     if (n <= 0)
         return;

@@ -22,6 +22,13 @@
 #define LIMIT_CHUNK_LINE_BYTES 4096  /* chunk-size line incl. extensions */
 #define LIMIT_TRAILER_BYTES    16384 /* whole trailer section */
 
+/* ---- PROXY protocol ------------------------------------------------------- */
+/* A v2 header may carry up to 65535 bytes of addresses and TLVs. Load
+ * balancers send a few dozen bytes of TLVs (AWS, Azure, GCP link and
+ * endpoint ids, HAProxy's SSL details); this bound is HAProxy's default
+ * buffer. Larger headers close the connection. */
+#define LIMIT_PROXY_HEADER_BYTES 16384
+
 /* ---- connections ---------------------------------------------------------- */
 #define LIMIT_MAX_CONNECTIONS_DEFAULT 16384 /* config limits.max_connections */
 #define LIMIT_ACCEPT_BATCH            1 /* accepts per wake-up: more lets one worker take a burst */

@@ -106,7 +106,7 @@ struct exchange {
     char path[LIMIT_LOG_PATH_BYTES]; /* the target as logged (query redacted) */
     char host[LIMIT_HOST_LEN + 8];   /* the Host the client sent, for rewritten redirects */
     size_t host_len;
-    char pp[PROXYPROTO_V2_MAX]; /* PROXY header opening a fresh upstream connection */
+    char pp[PROXYPROTO_OUT_MAX]; /* PROXY header opening a fresh upstream connection */
     size_t pp_len;
     char auth_host[LIMIT_HOST_LEN + 8]; /* normalised Host, for the provider */
     int auth_port;                      /* port in the Host header, 0 if none */

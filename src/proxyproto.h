@@ -11,8 +11,11 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define PROXYPROTO_V1_MAX 107 /* longest v1 line, CRLF included */
-#define PROXYPROTO_V2_MAX 536 /* longest v2 header portico accepts or sends */
+#include "limits.h"
+
+#define PROXYPROTO_V1_MAX  107                      /* longest v1 line, CRLF included */
+#define PROXYPROTO_V2_MAX  LIMIT_PROXY_HEADER_BYTES /* longest v2 header portico accepts */
+#define PROXYPROTO_OUT_MAX 108 /* longest header portico sends: v1 (v2 has no TLVs, 52) */
 
 struct proxyproto_result {
     /* LOCAL command (v2) or UNKNOWN protocol (v1): the connection's own

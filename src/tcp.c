@@ -55,7 +55,7 @@ struct tcp_fwd {
     char addr[64];
     /* PROXY header for the upstream (send_proxy_protocol), written before
      * any client byte. */
-    char pp[PROXYPROTO_V2_MAX];
+    char pp[PROXYPROTO_OUT_MAX];
     size_t pp_len, pp_off;
 };
 

@@ -88,6 +88,45 @@ def test_proxy_protocol_header_split_byte_by_byte(ctx):
        (["198.51.100.10"], ["198.51.100.10"]), "v2 split")
 
 
+def _tlv(t, value):
+    return bytes([t]) + len(value).to_bytes(2, "big") + value
+
+
+@test()
+def test_proxy_protocol_v2_large_tlvs_accepted_up_to_16k(ctx):
+    p = _pp_portico(ctx)
+    # What load balancers send: an AWS VPC endpoint id (0xEA), an Azure
+    # private link id (0xEE), HAProxy's SSL TLV (0x20), and a large NOOP,
+    # for a header of ~6 KiB (more than 536 bytes used to close it).
+    tlvs = (_tlv(0xEA, b"\x01vpce-0123456789abcdef0") + _tlv(0xEE, b"\x01\x01\x02\x03\x04")
+            + _tlv(0x20, b"\x07\x00\x00\x00\x00" + _tlv(0x21, b"TLSv1.3"))
+            + _tlv(0x04, b"x" * 6000))
+    h = _pp2_inet4("198.51.100.11", "10.0.0.1", 4242, 80, tlvs)
+    expect(len(h) > 6000, "header size %d" % len(h))
+    eq(_pp_client_addr(p, h), (["198.51.100.11"], ["198.51.100.11"]), "v2 with TLVs")
+    # The bound itself, sent in three pieces.
+    pad = 16384 - 16 - 12 - 3
+    h = _pp2_inet4("198.51.100.12", "10.0.0.1", 4242, 80, _tlv(0x04, b"y" * pad))
+    eq(len(h), 16384, "header at the bound")
+    req = b"GET /pp?do=echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+    with RawConn(p.port) as c:
+        for part in (h[:10], h[10:9000], h[9000:]):
+            c.send(part)
+            time.sleep(0.05)
+        c.send(req)
+        r = c.read_response()
+        eq(r.status, 200, "status at the bound")
+        eq(hdrs(r.json(), "x-real-ip"), ["198.51.100.12"], "client address at the bound")
+    # One byte over the bound closes the connection, nothing answered.
+    h = _pp2_inet4("198.51.100.13", "10.0.0.1", 4242, 80, _tlv(0x04, b"z" * (pad + 1)))
+    before = len(p.origin.requests)
+    with RawConn(p.port) as c:
+        c.send(h + req)
+        expect(c.closed_within(3 * SCALE), "connection not closed for a 16385-byte header")
+        expect(not c.buf, "bytes answered: %r" % c.buf[:60])
+    eq(len(p.origin.requests), before, "requests over the bound that reached the upstream")
+
+
 @test()
 def test_proxy_protocol_missing_or_malformed_closes(ctx):
     p = _pp_portico(ctx)

@@ -12,7 +12,8 @@ static struct proxyproto_result r;
  * length, with anything after it left alone. */
 static void parses_whole_and_by_prefix(const char *h, size_t len)
 {
-    char buf[PROXYPROTO_V2_MAX + 16];
+    static char buf[16384 + 16];
+    assert_true(len <= sizeof buf - 5);
     memcpy(buf, h, len);
     memcpy(buf + len, "GET /", 5);
     for (size_t i = 0; i < len; i++)
@@ -155,10 +156,57 @@ static void test_proxyproto_v2_malformed_refused(void **state)
     unsigned char t[15] = {1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2, 0x04, 0, 9}; /* TLV overruns */
     n = v2(b, 0x21, 0x11, t, sizeof t);
     assert_int_equal(proxyproto_parse((const char *)b, n, &r), -1);
-    memset(b, 0, sizeof b);
-    n = v2(b, 0x21, 0x11, a, 12);
-    b[14] = 0x02; /* 512 + 12 bytes of addresses: over the bound */
-    assert_int_equal(proxyproto_parse((const char *)b, sizeof b, &r), -1);
+}
+
+/* TLVs of any type may fill the header up to 16 KiB, the bound README
+ * documents, as load balancers send them (AWS, Azure, GCP ids, HAProxy's
+ * SSL TLVs); one byte more is refused as soon as the length is seen. */
+#define PP2_BOUND 16384
+
+static void test_proxyproto_v2_tlvs_up_to_the_bound_accepted(void **state)
+{
+    static unsigned char b[PP2_BOUND + 16], body[PP2_BOUND];
+    const unsigned char addr[12] = {198, 51, 100, 9, 10, 0, 0, 1, 0x04, 0xd2, 0, 80};
+    memcpy(body, addr, sizeof addr);
+
+    /* 4 KiB of NOOP TLV (well past the 536 bytes once accepted). */
+    const unsigned char noop4k[] = {0x04, 0x0f, 0xf1};
+    memcpy(body + sizeof addr, noop4k, sizeof noop4k);
+    memset(body + sizeof addr + 3, 'x', 0x0ff1);
+    size_t n = v2(b, 0x21, 0x11, body, sizeof addr + 3 + 0x0ff1);
+    assert_int_equal(n, 4112);
+    assert_int_equal(proxyproto_parse((const char *)b, n, &r), (int)n);
+    assert_string_equal(src4(), "198.51.100.9");
+
+    /* An AWS VPC endpoint id, an Azure link id, then a NOOP TLV that pads
+     * the header to exactly the bound. */
+    size_t off = sizeof addr;
+    const char vpce[] = "\x01vpce-0123456789abcdef0";
+    body[off++] = 0xea;
+    body[off++] = 0;
+    body[off++] = (unsigned char)(sizeof vpce - 1);
+    memcpy(body + off, vpce, sizeof vpce - 1);
+    off += sizeof vpce - 1;
+    const unsigned char azure[] = {0xee, 0, 5, 0x01, 1, 2, 3, 4};
+    memcpy(body + off, azure, sizeof azure);
+    off += sizeof azure;
+    size_t pad = PP2_BOUND - 16 - off - 3;
+    body[off++] = 0x04;
+    body[off++] = (unsigned char)(pad >> 8);
+    body[off++] = (unsigned char)pad;
+    memset(body + off, 'x', pad);
+    off += pad;
+    n = v2(b, 0x21, 0x11, body, off);
+    assert_int_equal(n, PP2_BOUND);
+    parses_whole_and_by_prefix((const char *)b, n);
+    assert_false(r.local);
+    assert_string_equal(src4(), "198.51.100.9");
+
+    /* One byte over: refused from the first 16 bytes on. */
+    n = v2(b, 0x21, 0x11, body, PP2_BOUND - 16 + 1);
+    assert_int_equal(proxyproto_parse((const char *)b, 16, &r), -1);
+    b[14] = b[15] = 0xff; /* the largest length the field can carry */
+    assert_int_equal(proxyproto_parse((const char *)b, 16, &r), -1);
 }
 
 static void test_proxyproto_round_trip_v1_and_v2(void **state)
@@ -175,7 +223,7 @@ static void test_proxyproto_round_trip_v1_and_v2(void **state)
     inet_pton(AF_INET6, "2001:db8::1", &c->sin6_addr);
     inet_pton(AF_INET6, "2001:db8::2", &d->sin6_addr);
     c->sin6_port = htons(1);
-    char out[PROXYPROTO_V2_MAX];
+    char out[PROXYPROTO_OUT_MAX];
     size_t n = proxyproto_build_v1(&s4, &d4, out, sizeof out);
     assert_int_equal(n, strlen("PROXY TCP4 192.0.2.1 192.0.2.2 40000 443\r\n"));
     assert_memory_equal(out, "PROXY TCP4 192.0.2.1 192.0.2.2 40000 443\r\n", n);
@@ -265,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_proxyproto_v2_tcp4_with_tlv_accepted),
         cmocka_unit_test(test_proxyproto_v2_local_and_unspec_are_local),
         cmocka_unit_test(test_proxyproto_v2_malformed_refused),
+        cmocka_unit_test(test_proxyproto_v2_tlvs_up_to_the_bound_accepted),
         cmocka_unit_test(test_proxyproto_round_trip_v1_and_v2),
         cmocka_unit_test(test_proxyproto_v2_encoder_matches_bytes_written_by_hand),
         cmocka_unit_test(test_proxyproto_v1_line_of_108_bytes_refused),
