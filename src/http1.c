@@ -14,6 +14,7 @@
 #include "http1.h"
 
 #include <http_parser.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -283,6 +284,60 @@ static enum http_errno tokenise(const char *buf, size_t len, enum http_parser_ty
     return HPE_OK;
 }
 
+/* http-parser refuses a tab after the digits of a Content-Length, although
+ * OWS around a field value is legal (RFC 9110 section 5.5) and the value is
+ * the same number. Such a head is tokenised again from a copy in which the
+ * tabs of Content-Length lines are spaces, which http-parser skips, and the
+ * slices are moved back onto buf; framing() still reads the trimmed value
+ * strictly, so "5\t5" stays refused. Responses can be the larger heads. */
+static enum http_errno tokenise_tab_ows(const char *buf, size_t len, enum http_parser_type type,
+                                        http_parser *p, struct tok *t)
+{
+    enum {
+        CAP = LIMIT_RESPONSE_HEAD_BYTES > LIMIT_HEADER_BYTES_MAX ? LIMIT_RESPONSE_HEAD_BYTES
+                                                                 : LIMIT_HEADER_BYTES_MAX
+    };
+    static __thread char copy[CAP];
+    if (len > CAP)
+        return HPE_INVALID_CONTENT_LENGTH;
+    memcpy(copy, buf, len);
+    bool changed = false;
+    for (char *line = copy, *end = copy + len; line < end;) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        char *eol = nl ? nl : end;
+        if ((size_t)(eol - line) > 15 && strncasecmp(line, "content-length:", 15) == 0)
+            for (char *q = line + 15; q < eol; q++)
+                if (*q == '\t') {
+                    *q = ' ';
+                    changed = true;
+                }
+        line = eol + 1;
+    }
+    if (!changed)
+        return HPE_INVALID_CONTENT_LENGTH;
+    struct http_header *hs = t->hs;
+    *t = (struct tok){.hs = hs};
+    enum http_errno e = tokenise(copy, len, type, p, t);
+    if (e != HPE_OK)
+        return e;
+    ptrdiff_t shift = buf - copy;
+    for (size_t i = 0; i < t->n; i++) {
+        hs[i].name.p += shift;
+        hs[i].value.p += shift;
+    }
+    if (t->url.p)
+        t->url.p += shift;
+    return HPE_OK;
+}
+
+/* Tokenise, accepting a Content-Length whose OWS includes a tab. */
+static enum http_errno tokenise_head(const char *buf, size_t len, enum http_parser_type type,
+                                     http_parser *p, struct tok *t)
+{
+    enum http_errno e = tokenise(buf, len, type, p, t);
+    return e == HPE_INVALID_CONTENT_LENGTH ? tokenise_tab_ows(buf, len, type, p, t) : e;
+}
+
 /* ---- meaning of the fields ------------------------------------------------------ */
 
 static unsigned connection_flags(const struct http_header *h, size_t n)
@@ -505,7 +560,7 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
 
     http_parser p;
     struct tok t = {.hs = req->headers};
-    enum http_errno e = tokenise(buf, len, HTTP_REQUEST, &p, &t);
+    enum http_errno e = tokenise_head(buf, len, HTTP_REQUEST, &p, &t);
     if (e != HPE_OK)
         return map_request_errno(e);
     /* Both passes must have seen the same message. */
@@ -609,7 +664,7 @@ long http1_parse_response(const char *buf, size_t len, int request_method_id,
 
     http_parser p;
     struct tok t = {.hs = resp->headers};
-    if (tokenise(buf, len, HTTP_RESPONSE, &p, &t) != HPE_OK || t.n != nfields ||
+    if (tokenise_head(buf, len, HTTP_RESPONSE, &p, &t) != HPE_OK || t.n != nfields ||
         p.status_code != (unsigned)resp->status || p.http_major != 1 || p.http_minor != resp->minor)
         return HTTP1_BAD_RESPONSE;
     resp->nheaders = t.n;

@@ -72,6 +72,20 @@ def test_smuggling_non_numeric_content_length_rejected(ctx):
 
 
 @test()
+def test_content_length_with_trailing_ows_accepted(ctx):
+    # RFC 9110 5.5: OWS around a value is not part of it; "5 \t" is 5.
+    o = ctx.origin("o")
+    p = ctx.portico({"v": svc(o)})
+    for cl in (b"5 \t", b"5\t", b"\t5\t "):
+        data, _ = raw_exchange(p.port, b"POST /?do=echo HTTP/1.1\r\nHost: a.test\r\nContent-Length:"
+                               + cl + b"\r\nConnection: close\r\n\r\nhello", timeout=3 * SCALE)
+        eq(status_of(data), 200, "status for Content-Length %r (%r)" % (cl, data[:120]))
+        doc = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        eq(hdrs(doc, "content-length"), ["5"], "Content-Length the upstream saw")
+        eq(doc["body_len"], 5, "body bytes the upstream saw")
+
+
+@test()
 def test_smuggling_te_chunked_then_identity_rejected(ctx):
     _smuggle(ctx, b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
                   b"5\r\nhello\r\n0\r\n\r\n" + SMUGGLED)

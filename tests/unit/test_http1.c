@@ -122,6 +122,41 @@ static void test_http1_non_numeric_content_length_rejected(void **state)
     }
 }
 
+/* OWS around a field value is not part of it (RFC 9110 section 5.5), so a
+ * Content-Length with spaces or tabs before or after its digits is the
+ * number; anything else inside stays refused. */
+static void test_http1_content_length_with_surrounding_ows_accepted(void **state)
+{
+    const char *ok[] = {"5 \t", "5\t", "\t5", " \t5\t \t", "5 ", "\t 5 \t "};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char s[256];
+        snprintf(s, sizeof s, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:%s\r\n\r\n", ok[i]);
+        if (parse_req(s, &req) <= 0)
+            fail_msg("Content-Length \"%s\" refused", ok[i]);
+        assert_int_equal(req.body, HTTP_BODY_LENGTH);
+        assert_int_equal(req.content_length, 5);
+        snprintf(s, sizeof s, "HTTP/1.1 200 OK\r\nContent-Length:%s\r\n\r\n", ok[i]);
+        if (parse_resp(s, HTTP_GET, &resp) <= 0)
+            fail_msg("response Content-Length \"%s\" refused", ok[i]);
+        assert_int_equal(resp.content_length, 5);
+    }
+    const char *bad[] = {"5 \t5", "5\t5", "5\t,5", "5\t\v", "\t", "5\t+"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char s[256];
+        snprintf(s, sizeof s, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %s\r\n\r\n", bad[i]);
+        assert_int_equal(parse_req(s, &req), HTTP1_BAD_REQUEST);
+    }
+    /* Repeated, even when only the whitespace differs. */
+    assert_int_equal(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\t\r\n"
+                               "Content-Length: 5\r\n\r\n",
+                               &req),
+                     HTTP1_BAD_REQUEST);
+    assert_int_equal(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\t\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n",
+                               &req),
+                     HTTP1_BAD_REQUEST);
+}
+
 static void test_http1_transfer_encoding_must_end_in_chunked(void **state)
 {
     assert_int_equal(parse_req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity"
@@ -749,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_http1_cl_and_te_rejected),
         cmocka_unit_test(test_http1_repeated_content_length_rejected),
         cmocka_unit_test(test_http1_non_numeric_content_length_rejected),
+        cmocka_unit_test(test_http1_content_length_with_surrounding_ows_accepted),
         cmocka_unit_test(test_http1_transfer_encoding_must_end_in_chunked),
         cmocka_unit_test(test_http1_chunked_request_parses),
         cmocka_unit_test(test_http1_te_in_http10_rejected),
