@@ -97,6 +97,7 @@ struct out {
     char *p;
     size_t len, cap;
     bool over;
+    size_t fields; /* header field lines written */
 };
 
 static void put(struct out *o, const char *s, size_t n)
@@ -114,8 +115,16 @@ static void put_str(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
+/* A whole field line, "Name: value\r\n", as written. */
+static void put_field_line(struct out *o, const char *line)
+{
+    put_str(o, line);
+    o->fields++;
+}
+
 static void put_header(struct out *o, const char *name, size_t nlen, const char *value, size_t vlen)
 {
+    o->fields++;
     put(o, name, nlen);
     put(o, ": ", 2);
     put(o, value, vlen);
@@ -165,6 +174,7 @@ static void put_origin_form(struct out *o, struct http_slice t)
  * in order, joined), then the peer portico saw. */
 static void put_forwarded_for(struct out *o, const struct http_request *req, const char *client)
 {
+    o->fields++;
     put_str(o, "X-Forwarded-For: ");
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *h = &req->headers[i];
@@ -203,6 +213,7 @@ static struct http_slice host_port_of(struct http_slice h)
 static void put_forwarded(struct out *o, const struct http_request *req, const char *client,
                           const char *proto)
 {
+    o->fields++;
     put_str(o, "Forwarded: for=");
     if (strncmp(client, "unix:", 5) == 0) {
         put_str(o, "unknown");
@@ -226,7 +237,7 @@ static void put_forwarded(struct out *o, const struct http_request *req, const c
 long headers_build_request(const struct http_request *req, const struct request_rewrite *rw,
                            char *out, size_t cap)
 {
-    struct out o = {out, 0, cap, false};
+    struct out o = {out, 0, cap, false, 0};
     put(&o, req->method.p, req->method.len);
     put(&o, " ", 1);
     if (rw->target.len)
@@ -275,21 +286,23 @@ long headers_build_request(const struct http_request *req, const struct request_
     if (rw->body == HTTP_BODY_LENGTH)
         put_u64_header(&o, "Content-Length", rw->content_length);
     else if (rw->body == HTTP_BODY_CHUNKED)
-        put_str(&o, "Transfer-Encoding: chunked\r\n");
+        put_field_line(&o, "Transfer-Encoding: chunked\r\n");
     if (rw->upgrade) {
         const struct http_header *up = http_find_header(h, nh, "upgrade");
         if (up)
             put_header(&o, "Upgrade", 7, up->value.p, up->value.len);
-        put_str(&o, "Connection: upgrade\r\n");
+        put_field_line(&o, "Connection: upgrade\r\n");
     }
     put(&o, "\r\n", 2);
-    return o.over ? -1 : (long)o.len;
+    if (o.fields > (rw->max_fields ? rw->max_fields : LIMIT_HEADERS_COUNT))
+        return HEADERS_TOO_MANY;
+    return o.over ? HEADERS_TOO_LONG : (long)o.len;
 }
 
 long headers_build_response(const struct http_response *resp, const struct response_rewrite *rw,
                             char *out, size_t cap)
 {
-    struct out o = {out, 0, cap, false};
+    struct out o = {out, 0, cap, false, 0};
     char line[24];
     int n = snprintf(line, sizeof line, "HTTP/1.1 %03d ", resp->status);
     put(&o, line, (size_t)n);
@@ -394,7 +407,7 @@ long headers_rewrite_redirect(struct http_slice v, bool refresh, const struct re
     }
     if (!hit)
         return 0;
-    struct out o = {out, 0, cap, false};
+    struct out o = {out, 0, cap, false, 0};
     const char *rest = url + flen;
     size_t rlen = ulen - flen;
     put(&o, v.p, us);

@@ -49,10 +49,17 @@ struct request_rewrite {
     enum http_body body; /* framing toward the upstream: NONE, LENGTH or CHUNKED */
     uint64_t content_length;
     bool upgrade; /* forward Upgrade and send "Connection: upgrade" */
+    /* Field lines the head may have, counting the ones portico adds, so an
+     * upstream with portico's own limits never refuses it; 0 means
+     * LIMIT_HEADERS_COUNT. */
+    size_t max_fields;
 };
 
-/* Build the request head for the upstream. Returns its length, or -1 if it
- * does not fit in cap. */
+#define HEADERS_TOO_LONG (-1) /* the head does not fit in cap */
+#define HEADERS_TOO_MANY (-2) /* more field lines than rw->max_fields */
+
+/* Build the request head for the upstream. Returns its length, or
+ * HEADERS_TOO_LONG / HEADERS_TOO_MANY. */
 long headers_build_request(const struct http_request *req, const struct request_rewrite *rw,
                            char *out, size_t cap);
 

@@ -56,3 +56,45 @@ def test_header_forwarding_and_stripping(ctx):
         d2 = c.read_response().json()
         eq([x.strip() for v in hdrs(d2, "x-forwarded-for") for x in v.split(",")], ["127.0.0.1"],
            "X-Forwarded-For without a client value")
+
+
+@test()
+def test_forwarded_head_stays_within_portico_own_limits(ctx):
+    # Whatever portico adds (X-Forwarded-*, X-Real-IP, service headers) counts:
+    # an upstream with portico's own limits (100 lines, max_header_bytes) must
+    # never be sent a head it would refuse.
+    o = ctx.origin("h")
+    p = ctx.portico({"h": svc(o, ["a.test"], headers={"X-Svc": "yes"})})
+
+    def make(lines, pad=0):
+        extra = b"".join(b"X-H%d: v\r\n" % i for i in range(lines - 1))
+        if pad:
+            extra += b"X-Pad: " + b"p" * pad + b"\r\n"
+        return b"GET /lim?do=echo HTTP/1.1\r\nHost: a.test\r\n" + extra + b"Connection: close\r\n\r\n"
+
+    def send(lines, pad=0):
+        head = make(lines, pad)
+        data, _ = raw_exchange(p.port, head, timeout=3 * SCALE)
+        return head, data
+
+    # Host, Connection and 92 more: 94 from the client; Connection goes, 8 are
+    # added (X-Forwarded-For, -Proto, -Host, -Port, X-Real-IP, Forwarded,
+    # X-Svc): 100 upstream.
+    head, data = send(93)
+    eq(status_of(data), 200, "94 client lines (%r)" % data[-200:])
+    doc = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    eq(len(doc["headers"]), 100, "lines the upstream got")
+    n0 = len(o.requests)
+    head, data = send(94)
+    eq(status_of(data), 431, "95 client lines, 101 upstream (%r)" % data[:200])
+    # 100 client lines pass portico's own check, but not with its additions.
+    head, data = send(99)
+    eq(status_of(data), 431, "100 client lines plus portico's (%r)" % data[:200])
+    expect(b"header lines" in data, "the body says which rule: %r" % data[-200:])
+    # Bytes: a head just under max_header_bytes (16384) grows past it.
+    base = len(make(2, pad=1)) - 1
+    head, data = send(2, pad=16384 - 40 - base)
+    eq(len(head), 16384 - 40, "client head size")
+    expect(len(head) <= 16384, "client head %d bytes" % len(head))
+    eq(status_of(data), 431, "a %d-byte head plus portico's headers (%r)" % (len(head), data[:200]))
+    eq(len(o.requests), n0, "requests over the limits that reached the upstream")

@@ -163,6 +163,25 @@ static void test_headers_request_too_big_fails(void **state)
     assert_int_equal(headers_build_request(&req, &rw, out, 40), -1);
 }
 
+/* The lines portico adds count against the limit the client's head met. */
+static void test_headers_request_field_lines_counted(void **state)
+{
+    static char head[8192];
+    size_t o = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; i < 93; i++)
+        o += (size_t)snprintf(head + o, sizeof head - o, "X-H%d: v\r\n", i);
+    snprintf(head + o, sizeof head - o, "\r\n");
+    parse(head); /* 94 lines: Host, 93 more */
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
+    /* + X-Forwarded-For, -Proto, -Host, -Port, X-Real-IP, Forwarded = 100 */
+    assert_true(headers_build_request(&req, &rw, out, sizeof out) > 0);
+    rw.body = HTTP_BODY_CHUNKED; /* Transfer-Encoding makes 101 */
+    assert_int_equal(headers_build_request(&req, &rw, out, sizeof out), HEADERS_TOO_MANY);
+    rw.body = HTTP_BODY_NONE;
+    rw.max_fields = 99; /* room kept for a provider's line */
+    assert_int_equal(headers_build_request(&req, &rw, out, sizeof out), HEADERS_TOO_MANY);
+}
+
 static const char *build_resp(const char *s, int method, const struct response_rewrite *rw)
 {
     size_t scan = 0;
@@ -605,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_headers_absolute_target_becomes_origin_form),
         cmocka_unit_test(test_headers_upgrade_forwarded_when_asked),
         cmocka_unit_test(test_headers_request_too_big_fails),
+        cmocka_unit_test(test_headers_request_field_lines_counted),
         cmocka_unit_test(test_headers_response_hop_by_hop_removed),
         cmocka_unit_test(test_headers_response_framing_for_http10_client),
         cmocka_unit_test(test_headers_head_response_keeps_content_length),
