@@ -103,6 +103,28 @@ __attribute__((format(printf, 3, 4))) static int failat(struct parser *p, size_t
     return -1;
 }
 
+/* A setting that loads but is likely a mistake: noted for `check` and the
+ * log, as "FILE:LINE: warning: message". */
+__attribute__((format(printf, 3, 4))) static void warn(struct parser *p, const yaml_node_t *n,
+                                                       const char *fmt, ...)
+{
+    char msg[768], line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int len = snprintf(line, sizeof line, "%s:%zu: warning: %s\n", p->name,
+                       n ? n->start_mark.line + 1 : 0, msg);
+    if (len < 0)
+        return;
+    size_t have = p->c->warnings ? strlen(p->c->warnings) : 0;
+    char *w = realloc(p->c->warnings, have + (size_t)len + 1);
+    if (!w)
+        return; /* a warning lost to a failed allocation leaves the config valid */
+    memcpy(w + have, line, (size_t)len + 1);
+    p->c->warnings = w;
+}
+
 /* Fail at the line of node n (or with no line when n is NULL). */
 __attribute__((format(printf, 3, 4))) static int fail(struct parser *p, const yaml_node_t *n,
                                                       const char *fmt, ...)
@@ -1139,6 +1161,11 @@ static int parse_auth_provider(struct parser *p, struct config_auth *a, const ya
         return -1;
     if (a->timeout_ms == 0)
         return fail(p, vals[A_TIMEOUT], "%s must be more than 0", what);
+    if (a->timeout_ms < TIMEOUT_AUTH_MS_WARN)
+        warn(p, vals[A_TIMEOUT],
+             "%s is under %ds: Authelia answers a failed Basic login only after at least 2s, "
+             "so those logins would get 504 instead of 401",
+             what, TIMEOUT_AUTH_MS_WARN / 1000);
     snprintf(what, sizeof what, "auth.%s.cache", name);
     if (vals[A_CACHE] && want_duration(p, vals[A_CACHE], what, &a->cache_ms) < 0)
         return -1;
@@ -1994,6 +2021,7 @@ static int load_document(struct parser *p)
 
 static void config_free(struct config *c)
 {
+    free(c->warnings);
     route_table_free(c->routes);
     for (size_t i = 0; i < c->nservices; i++) {
         struct config_service *s = &c->services[i];

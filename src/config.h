@@ -195,6 +195,9 @@ struct config {
     bool metrics_enabled;
     struct config_addr metrics_listen;
     struct route_table *routes; /* host -> service */
+    /* Settings that load but are likely mistakes: "FILE:LINE: warning: ..."
+     * lines, each ending in '\n'; NULL when there are none. */
+    char *warnings;
 };
 
 /* Parse and validate a configuration file. On error returns NULL and writes

@@ -348,6 +348,16 @@ static void on_cert_change(void *arg, const char *path)
     reload(arg);
 }
 
+/* Each "FILE:LINE: warning: ..." line of a configuration, in the log. */
+static void log_config_warnings(const struct config *c)
+{
+    for (const char *w = c->warnings; w && *w;) {
+        size_t n = strcspn(w, "\n");
+        log_msg(LOG_WARN, "%.*s", (int)n, w);
+        w += n + (w[n] == '\n');
+    }
+}
+
 static void reload(struct mainctx *m)
 {
     char err[1024];
@@ -357,6 +367,7 @@ static void reload(struct mainctx *m)
         certwatch_set(m->certs, m->srv.cfg); /* what failed to load is not a change any more */
         return;
     }
+    log_config_warnings(c);
     if (c->workers != m->srv.nworkers)
         log_msg(LOG_WARN, "workers changed from %u to %u; this takes effect on restart",
                 m->srv.nworkers, c->workers);
@@ -440,6 +451,7 @@ static int cmd_run(const char *path)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    log_config_warnings(c);
     m.srv.cfg = c;
     m.srv.nworkers = c->workers;
     if (metrics_assign_slots(c) < 0) {
@@ -513,6 +525,8 @@ static int cmd_check(const char *path)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    if (c->warnings)
+        fputs(c->warnings, stderr);
     printf("ok: %zu services, %zu listeners\n", c->nservices, c->nlistens + c->ntcp);
     config_unref(c);
     return 0;

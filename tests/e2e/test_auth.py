@@ -3,7 +3,8 @@
 from common import *  # noqa: F401,F403
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from authelia_emu import Authelia  # noqa: E402
+from authelia_emu import AUTHELIA_VERSION, Authelia  # noqa: E402,F401
+import urllib.parse  # noqa: E402
 
 ALICE = {"Cookie": "authelia_session=alice-session"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -17,7 +18,8 @@ def _auth_portico(ctx, style="forward-auth", path=None, svc_extra=None, provider
     path = path or ("/api/authz/" + style)
     p = ctx.portico({"app": svc(o, [APP], auth="authelia", **(svc_extra or {}))}, start=False,
                     **kw)
-    prov = {"url": a.url + path, "style": style, "timeout": "2s"}
+    # The default timeout (5s): Authelia answers a failed Basic login after 2s.
+    prov = {"url": a.url + path, "style": style}
     prov.update(provider_extra or {})
     p.cfg["auth"] = {"authelia": prov}
     p.cfg["listen"][0]["scheme"] = "https"   # as behind tailscaled serve
@@ -68,7 +70,9 @@ def test_auth_session_allows_with_copied_headers_and_subrequest_shape(ctx):
 
 @test()
 def test_auth_not_logged_in_relays_redirect_cookies_and_body(ctx):
-    a, o, p = _auth_portico(ctx)
+    # second_cookie: a test hook (Authelia sends one), so that relaying
+    # every Set-Cookie is checked.
+    a, o, p = _auth_portico(ctx, authelia=Authelia(second_cookie=True))
     r = request(p.port, "GET", "/page?x=1", host=APP, headers=BROWSER)
     eq(r.status, 302, "browser without a session")
     loc = r.header("location")
@@ -81,6 +85,10 @@ def test_auth_not_logged_in_relays_redirect_cookies_and_body(ctx):
     r = request(p.port, "GET", "/api", host=APP, headers={"Accept": "application/json"})
     eq(r.status, 401, "API client")
     expect(r.header("location"), "Location on 401")
+    # Accept is matched by media type: text/htmlx is not text/html.
+    r = request(p.port, "GET", "/api", host=APP,
+                headers={"Accept": "application/json, text/htmlx;q=0.9"})
+    eq(r.status, 401, "Accept without text/html itself")
     r = request(p.port, "GET", "/x", host=APP, headers=dict(BROWSER, **{"X-Requested-With": "XMLHttpRequest"}))
     eq(r.status, 401, "XHR")
     r = request(p.port, "POST", "/form", host=APP, headers=BROWSER, body=b"a=b")
@@ -101,9 +109,14 @@ def test_auth_deny_basic_and_bad_basic(ctx):
     eq(hdrs(r.json(), "remote-user"), ["carol"], "Remote-User from Basic")
     bad = "Basic " + base64.b64encode(b"carol:wrong").decode()
     r = request(p.port, "GET", "/x", host=APP, headers={"Authorization": bad})
-    eq(r.status, 401, "wrong password")
+    eq(r.status, 401, "wrong password (answered after Authelia's 2s delay)")
     eq(r.header("www-authenticate"), 'Basic realm="Authorization Required"', "WWW-Authenticate")
     eq(len(o.requests), 1, "requests that reached the upstream")
+    # On a bypass rule Authelia ignores bad credentials.
+    r = request(p.port, "GET", "/public/x?do=echo", host=APP, headers={"Authorization": bad})
+    eq(r.status, 200, "bad Basic credentials on a bypass rule")
+    eq(hdrs(r.json(), "remote-user"), [], "Remote-User after an anonymous bypass")
+    del o.requests[:]
     # Plain http as seen by the provider is a 400 there: refused, as 403.
     q = ctx.portico({"app": svc(o, [APP], auth="authelia")}, start=False)
     q.cfg["auth"] = {"authelia": {"url": a.url + "/api/authz/forward-auth"}}
@@ -111,7 +124,7 @@ def test_auth_deny_basic_and_bad_basic(ctx):
     q.start()
     r = request(q.port, "GET", "/x", host=APP, headers=ALICE)
     eq(r.status, 403, "provider 400 (http target)")
-    eq(len(o.requests), 1, "requests that reached the upstream")
+    eq(len(o.requests), 0, "requests that reached the upstream")
 
 
 @test()
@@ -126,9 +139,28 @@ def test_auth_provider_body_and_cookies_never_pass_on_allow_and_legacy_verify(ct
     eq(d["body_len"], 0, "provider body upstream")
     b, o2, q = _auth_portico(ctx, path="/api/verify", authelia=Authelia())
     eq(request(q.port, "GET", "/x", host=APP, headers=ALICE).status, 200, "legacy, session")
+    # Without rd the legacy endpoint knows no portal: a plain 401.
     r = request(q.port, "GET", "/x", host=APP, headers=BROWSER)
-    eq(r.status, 302, "legacy, no session")
-    eq(len(o2.requests), 1, "requests upstream through /api/verify")
+    eq((r.status, r.header("location"), r.body), (401, None, b"401 Unauthorized"),
+       "legacy without rd, no session")
+    # It reads Basic credentials from Proxy-Authorization.
+    basic = "Basic " + base64.b64encode(b"carol:secret").decode()
+    r = request(q.port, "GET", "/x?do=echo", host=APP,
+                headers={"Proxy-Authorization": basic, "Accept-Language": "fr-CH, fr;q=0.9"})
+    eq(r.status, 200, "legacy, Proxy-Authorization")
+    eq(hdrs(r.json(), "remote-user"), ["carol"], "Remote-User from Proxy-Authorization")
+    _, _, headers, _ = b.last()
+    eq([v for k, v in headers if k.lower() == "accept-language"], ["fr-CH, fr;q=0.9"],
+       "Accept-Language to the provider")
+    eq(len(o2.requests), 2, "requests upstream through /api/verify")
+    c, o3, v = _auth_portico(
+        ctx, authelia=Authelia(),
+        path="/api/verify?rd=" + urllib.parse.quote("https://auth.example.com/", safe=""))
+    r = request(v.port, "GET", "/x", host=APP, headers=BROWSER)
+    eq((r.status, r.header("location")),
+       (302, "https://auth.example.com/?rd=https%3A%2F%2Fapp.example.com%2Fx&rm=GET"),
+       "legacy with rd, no session")
+    eq(len(o3.requests), 0, "requests upstream through /api/verify?rd=")
 
 
 @test()

@@ -234,21 +234,55 @@ static void test_auth_skip_prefixes(void **state)
     assert_true(auth_skipped(&svc, "/anything", 9));
 }
 
+/* The digest of one request with one input changed. */
+static void digest_of(const char *head, struct auth_target t, unsigned char d[AUTH_DIGEST_BYTES])
+{
+    parse_req(head);
+    auth_cache_digest(&fwd, &rq, &t, d);
+}
+
 static void test_auth_cache_keyed_by_every_input(void **state)
 {
     struct auth_cache *c = auth_cache_new();
     assert_non_null(c);
-    parse_req("GET /a HTTP/1.1\r\nHost: x\r\nCookie: s=1\r\n\r\n");
-    struct auth_target t = target();
+    static const char base[] =
+        "GET /a HTTP/1.1\r\nHost: x\r\nCookie: s=1\r\nAuthorization: Basic eDp5\r\n\r\n";
     unsigned char d1[AUTH_DIGEST_BYTES], d2[AUTH_DIGEST_BYTES], d3[AUTH_DIGEST_BYTES];
-    auth_cache_digest(&fwd, &rq, &t, d1);
-    t.client = "203.0.113.6";
-    auth_cache_digest(&fwd, &rq, &t, d2);
-    assert_memory_not_equal(d1, d2, AUTH_DIGEST_BYTES);
+    unsigned char again[AUTH_DIGEST_BYTES], other[AUTH_DIGEST_BYTES];
+    digest_of(base, target(), d1);
+    digest_of(base, target(), again);
+    assert_memory_equal(d1, again, AUTH_DIGEST_BYTES);
+    /* Each input the provider decides on, changed alone, changes the key. */
+    struct auth_target t;
+    const char *what[] = {"method", "scheme", "host", "port", "uri", "client"};
+    for (size_t i = 0; i < sizeof what / sizeof what[0]; i++) {
+        t = target();
+        switch (i) {
+        case 0: t.method = "GET"; break;
+        case 1: t.proto = "http"; break;
+        case 2: t.host = "app2.example.com"; break;
+        case 3: t.port = 8443; break;
+        case 4: t.uri = (struct http_slice){"/a?b=2", 6}; break;
+        case 5: t.client = "203.0.113.6"; break;
+        }
+        digest_of(base, t, other);
+        if (memcmp(d1, other, AUTH_DIGEST_BYTES) == 0)
+            fail_msg("the cache key ignores the %s", what[i]);
+    }
+    digest_of("GET /a HTTP/1.1\r\nHost: x\r\nCookie: s=2\r\nAuthorization: Basic eDp5\r\n\r\n",
+              target(), other);
+    assert_memory_not_equal(d1, other, AUTH_DIGEST_BYTES);
+    digest_of("GET /a HTTP/1.1\r\nHost: x\r\nCookie: s=1\r\nAuthorization: Basic eDp6\r\n\r\n",
+              target(), other);
+    assert_memory_not_equal(d1, other, AUTH_DIGEST_BYTES);
+    digest_of("GET /a HTTP/1.1\r\nHost: x\r\nCookie: s=1\r\nAuthorization: Basic eDp5\r\n"
+              "Proxy-Authorization: Basic eDp5\r\n\r\n",
+              target(), other);
+    assert_memory_not_equal(d1, other, AUTH_DIGEST_BYTES);
     t = target();
-    parse_req("GET /a HTTP/1.1\r\nHost: x\r\nCookie: s=2\r\n\r\n");
-    auth_cache_digest(&fwd, &rq, &t, d3);
-    assert_memory_not_equal(d1, d3, AUTH_DIGEST_BYTES);
+    t.client = "203.0.113.6";
+    digest_of(base, t, d2);
+    digest_of("GET /a HTTP/1.1\r\nHost: x\r\nCookie: s=2\r\n\r\n", target(), d3);
 
     static struct auth_verdict v, got;
     memset(&v, 0, sizeof v);

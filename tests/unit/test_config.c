@@ -806,6 +806,39 @@ static void test_config_non_utf8_rejected(void **state)
 
 /* ---- files and references ---------------------------------------------------------- */
 
+/* Authelia delays a failed Basic login by at least 2 s: a provider timeout
+ * under 3 s loads, with a warning that names the line. */
+static void test_config_auth_short_timeout_warns(void **state)
+{
+    static const char base[] = LISTEN "auth:\n"
+                                      "  authelia:\n"
+                                      "    url: http://127.0.0.1:9091/api/authz/forward-auth\n"
+                                      "%s"
+                                      "services:\n"
+                                      "  app: {hosts: [a.test], upstream: http://127.0.0.1:9000, auth: authelia}\n";
+    char text[1024];
+    const char *quiet[] = {"", "    timeout: 3s\n", "    timeout: 10s\n"};
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++) {
+        snprintf(text, sizeof text, base, quiet[i]);
+        struct config *c = expect_ok(text);
+        if (c->warnings)
+            fail_msg("warning for \"%s\": %s", quiet[i], c->warnings);
+        config_unref(c);
+    }
+    const char *loud[] = {"    timeout: 2s\n", "    timeout: 2999ms\n", "    timeout: 500ms\n"};
+    for (size_t i = 0; i < sizeof loud / sizeof loud[0]; i++) {
+        snprintf(text, sizeof text, base, loud[i]);
+        struct config *c = expect_ok(text);
+        assert_non_null(c->warnings);
+        assert_string_equal(c->warnings,
+                            "portico.yaml:6: warning: auth.authelia.timeout is under 3s: Authelia "
+                            "answers a failed Basic login only after at least 2s, so those logins "
+                            "would get 504 instead of 401\n");
+        assert_int_equal(c->auths[0].timeout_ms, i == 0 ? 2000 : i == 1 ? 2999 : 500);
+        config_unref(c);
+    }
+}
+
 static void test_config_load_missing_file(void **state)
 {
     char e[256];
@@ -1124,6 +1157,7 @@ int main(void)
         cmocka_unit_test(test_config_multiple_documents_rejected),
         cmocka_unit_test(test_config_yaml_syntax_error_reports_line),
         cmocka_unit_test(test_config_non_utf8_rejected),
+        cmocka_unit_test(test_config_auth_short_timeout_warns),
         cmocka_unit_test(test_config_load_missing_file),
         cmocka_unit_test(test_config_load_reads_file_and_names_it),
         cmocka_unit_test(test_config_refcount_frees_at_zero),
