@@ -74,10 +74,10 @@
 #define LIMIT_CLIENT_HELLO_BYTES 16384 /* ClientHello read for passthrough; larger -> closed */
 
 /* ---- forward auth ----------------------------------------------------------- */
-#define TIMEOUT_AUTH_MS_DEFAULT 5000  /* config auth.NAME.timeout: provider silent -> 504 */
 /* Authelia answers a failed Basic login after at least 2 s (plus up to 85 ms
- * of jitter): a shorter provider timeout turns those into 504s. */
-#define TIMEOUT_AUTH_MS_WARN 3000 /* config auth.NAME.timeout below this: check warns */
+ * of jitter): a provider timeout near that turns wrong passwords into 504s. */
+#define TIMEOUT_AUTH_MS_DEFAULT 5000  /* config auth.NAME.timeout: provider silent -> 504 */
+#define TIMEOUT_AUTH_MS_WARN    3000  /* config auth.NAME.timeout below this: check warns */
 #define LIMIT_AUTH_HEAD_BYTES   16384 /* provider response head; larger -> 502 */
 #define LIMIT_AUTH_BODY_BYTES                                                                      \
     16384                             /* provider response body relayed on a denial; larger -> 502 \

@@ -11,13 +11,14 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
 def _auth_portico(ctx, style="forward-auth", path=None, svc_extra=None, provider_extra=None,
-                  authelia=None, **kw):
+                  authelia=None, hosts=None, listen_extra=(), **kw):
     a = authelia or Authelia()
     ctx.notes_cleanup = getattr(ctx, "notes_cleanup", [])
     o = ctx.origin("app")
     path = path or ("/api/authz/" + style)
-    p = ctx.portico({"app": svc(o, [APP], auth="authelia", **(svc_extra or {}))}, start=False,
-                    **kw)
+    p = ctx.portico({"app": svc(o, hosts or [APP], auth="authelia", **(svc_extra or {}))},
+                    start=False, **kw)
+    p.cfg["listen"] += list(listen_extra)
     # The default timeout (5s): Authelia answers a failed Basic login after 2s.
     prov = {"url": a.url + path, "style": style}
     prov.update(provider_extra or {})
@@ -390,3 +391,244 @@ def test_auth_config_errors(ctx):
         rc, out, err = run_check(ctx.binary, q.path)
         expect(rc != 0 and want in out + err, "check of %r %r: %s" % (providers, extra, out + err))
         expect(re.search(r"\.yaml:\d+: ", out + err), "file and line in %r" % (out + err))
+
+
+@test()
+def test_auth_check_warns_on_a_provider_timeout_under_3s(ctx):
+    o = ctx.origin("app")
+    for timeout, warned in (("2s", True), ("2999ms", True), ("3s", False), (None, False)):
+        q = ctx.portico({"app": svc(o, [APP], auth="authelia")}, start=False)
+        prov = {"url": "http://127.0.0.1:9/api/authz/forward-auth"}
+        if timeout:
+            prov["timeout"] = timeout
+        q.cfg["auth"] = {"authelia": prov}
+        q.write_config(q.cfg)
+        rc, out, err = run_check(ctx.binary, q.path)
+        eq(rc, 0, "check with timeout %s: %s" % (timeout, out + err))
+        m = re.search(r"\.yaml:(\d+): warning: auth\.authelia\.timeout is under 3s", err)
+        eq(bool(m), warned, "warning for timeout %s in %r" % (timeout, err))
+        if m:
+            line = q.config_text.split("\n")[int(m.group(1)) - 1]
+            expect("timeout:" in line, "the warning names line %r" % line)
+    # run starts with that configuration and logs the same warning.
+    q.cfg["auth"]["authelia"]["timeout"] = "2s"
+    q.write_config(q.cfg)
+    q.start()
+    line = q.wait_line("warning: auth.authelia.timeout is under 3s", timeout=3 * SCALE)
+    expect(line and "level=warn" in line, "log line %r" % line)
+
+
+@test()
+def test_auth_mixed_case_host_is_lowercased_for_the_provider(ctx):
+    # Authelia compares the cookie domain and domain_regex rules with the host
+    # as sent; only a lower-cased X-Forwarded-Host keeps these rules in force.
+    rules = [{"domain_regex": r"^app\.example\.com$", "resources": [r"^/secret"],
+              "policy": "deny"}]
+    a, o, p = _auth_portico(ctx, authelia=Authelia(rules=rules))
+    r = request(p.port, "GET", "/x?do=echo", host="App.Example.COM", headers=ALICE)
+    eq(r.status, 200, "mixed-case Host with a session")
+    _, _, headers, _ = a.last()
+    eq([v for k, v in headers if k.lower() == "x-forwarded-host"], [APP], "X-Forwarded-Host")
+    r = request(p.port, "GET", "/secret", host="APP.example.com", headers=ALICE)
+    eq(r.status, 403, "a deny rule for app.example.com, asked as APP.example.com")
+    r = request(p.port, "GET", "/secret", host=APP + ":8443", headers=ALICE)
+    eq(r.status, 403, "the same rule with a port")
+    eq(len(o.requests), 1, "requests upstream")
+
+
+@test()
+def test_auth_provider_url_query_kept_as_sent(ctx):
+    path = "/api/authz/forward-auth?authelia_url=" + urllib.parse.quote(
+        "https://login.example.com/", safe="")
+    a, o, p = _auth_portico(ctx, path=path)
+    r = request(p.port, "GET", "/page", host=APP, headers=BROWSER)
+    eq((r.status, r.header("location")),
+       (302, "https://login.example.com/?rd=https%3A%2F%2Fapp.example.com%2Fpage&rm=GET"),
+       "redirect to the authelia_url of the provider URL")
+    eq(a.last()[1], path, "subrequest target")
+    request(p.port, "GET", "/page?x=1&authelia_url=https://evil.test/", host=APP, headers=BROWSER)
+    eq(a.last()[1], path, "subrequest target with a client query")
+    # A portal outside the cookie domain is refused by Authelia (400): 403.
+    foreign = "/api/authz/forward-auth?authelia_url=" + urllib.parse.quote("https://evil.test/", safe="")
+    b, o2, q = _auth_portico(ctx, path=foreign, authelia=Authelia())
+    r = request(q.port, "GET", "/page", host=APP, headers=ALICE)
+    eq(r.status, 403, "an authelia_url outside the cookie domain")
+    eq(len(o.requests) + len(o2.requests), 0, "requests upstream")
+
+
+@test(timeout=60)
+def test_auth_retry_on_a_pooled_connection_the_provider_closed(ctx):
+    # The moment Authelia's idle timeout fires while portico's request is on
+    # the wire: the pooled connection closes without an answer; portico asks
+    # again on a new connection.
+    a, o, p = _auth_portico(ctx, authelia=Authelia(idle_timeout=0.3, idle_race=True), workers=1)
+    eq(request(p.port, "GET", "/x", host=APP, headers=ALICE).status, 200, "first request")
+    time.sleep(0.6)
+    r = request(p.port, "GET", "/x?do=echo", host=APP, headers=ALICE)
+    eq(r.status, 200, "request whose pooled provider connection was closed")
+    eq(hdrs(r.json(), "remote-user"), ["alice"], "Remote-User after the retry")
+    eq((a.connections, a.idle_closed, a.count()), (2, 1, 3),
+       "provider connections, connections closed idle, subrequests")
+    # Authelia's own idle close (30s by default, short here): the pool drops
+    # the closed connection before anything is sent on it.
+    b, o2, q = _auth_portico(ctx, authelia=Authelia(idle_timeout=0.3), workers=1)
+    eq(request(q.port, "GET", "/x", host=APP, headers=ALICE).status, 200, "first request")
+    end = time.time() + 5 * SCALE
+    while b.idle_closed == 0 and time.time() < end:
+        time.sleep(0.05)
+    eq(b.idle_closed, 1, "idle provider connection closed by the provider")
+    time.sleep(0.2)
+    eq(request(q.port, "GET", "/x", host=APP, headers=ALICE).status, 200, "after the idle close")
+    eq((b.connections, b.count()), (2, 2), "provider connections, subrequests")
+    expect(not [l for l in p.stderr() + q.stderr() if "auth provider" in l],
+           "provider errors logged: %r" % [l for l in p.stderr() + q.stderr() if "auth provider" in l])
+
+
+@test()
+def test_auth_provider_body_limit_is_16k(ctx):
+    a = Authelia()
+    for framing in ("length", "chunked", "close"):
+        for n, want in ((16384, 403), (16385, 502)):
+            _, o, p = _auth_portico(ctx, authelia=a, path="/body/403/%d/%s" % (n, framing))
+            r = request(p.port, "GET", "/x", host=APP, headers=ALICE)
+            eq(r.status, want, "a %d-byte provider body, %s" % (n, framing))
+            if want == 403:
+                eq(r.body, b"b" * n, "the provider's body relayed")
+            else:
+                line = p.wait_line("auth provider authelia", timeout=3 * SCALE)
+                expect(line and "too large" in line, "log line %r" % line)
+            eq(len(o.requests), 0, "requests upstream")
+
+
+@test()
+def test_auth_provider_answer_that_does_not_parse_is_502(ctx):
+    a = Authelia()
+    for kind in ("status", "noversion", "header", "length", "chunk"):
+        _, o, p = _auth_portico(ctx, authelia=a, path="/garbage/" + kind)
+        r = request(p.port, "GET", "/x?do=echo", host=APP, headers=ALICE)
+        eq(r.status, 502, "provider answer %s" % kind)
+        eq(len(o.requests), 0, "requests upstream after %s" % kind)
+        expect(p.wait_line("auth provider authelia", timeout=3 * SCALE), "no log line for %s" % kind)
+
+
+@test()
+def test_auth_copy_headers_custom_list_first_value_and_size(ctx):
+    a, o, p = _auth_portico(ctx, path="/allowcustom", provider_extra={
+        "copy_headers": ["X-Team", "X-Big", "X-Fits", "Remote-User", "X-Absent"]})
+    r = request(p.port, "GET", "/x?do=echo", host=APP,
+                headers={"X-Team": "green", "X_Big": "forged", "X-Absent": "forged"})
+    eq(r.status, 200, "allowed")
+    d = r.json()
+    eq(hdrs(d, "x-team"), ["blue"], "X-Team: the first of the provider's values")
+    eq(hdrs(d, "x-big") + hdrs(d, "x_big"), [], "a 4096-byte value is dropped")
+    eq(hdrs(d, "x-fits"), ["f" * 4095], "a 4095-byte value is copied")
+    eq(hdrs(d, "remote-user"), ["erin"], "Remote-User")
+    eq(hdrs(d, "x-absent"), [], "a name the provider did not send (client copy removed)")
+    eq(hdrs(d, "x-not-copied") + hdrs(d, "remote-groups"), [], "names not in copy_headers")
+
+
+@test()
+def test_auth_forwarded_for_after_a_proxy_header(ctx):
+    # Authelia's network rules see the leftmost X-Forwarded-For.
+    rules = [{"networks": ["203.0.113.0/24"], "policy": "deny"}]
+    a = Authelia(rules=rules)
+    o = ctx.origin("app")
+    p = ctx.portico({"app": svc(o, [APP], auth="authelia")}, start=False)
+    p.cfg["auth"] = {"authelia": {"url": a.url + "/api/authz/forward-auth"}}
+    p.cfg["listen"][0].update({"scheme": "https", "proxy_protocol": True})
+    p.write_config(p.cfg)
+    p.start()
+    req = ("GET /x?do=echo HTTP/1.1\r\nHost: %s\r\nCookie: authelia_session=alice-session\r\n"
+           "X-Forwarded-For: 198.51.100.1\r\n\r\n" % APP).encode()
+    with RawConn(p.port) as c:
+        c.send(b"PROXY TCP4 203.0.113.7 10.0.0.1 5555 443\r\n" + req)
+        eq(c.read_response().status, 403, "client 203.0.113.7 (a denied network)")
+    _, _, headers, _ = a.last()
+    eq([v for k, v in headers if k.lower() == "x-forwarded-for"], ["203.0.113.7"],
+       "X-Forwarded-For to the provider")
+    with RawConn(p.port) as c:
+        c.send(b"PROXY TCP4 198.51.100.9 10.0.0.1 5555 443\r\n" + req)
+        r = c.read_response()
+        eq(r.status, 200, "client 198.51.100.9")
+    _, _, headers, _ = a.last()
+    eq([v for k, v in headers if k.lower() == "x-forwarded-for"], ["198.51.100.9"],
+       "X-Forwarded-For to the provider")
+    eq(len(o.requests), 1, "requests upstream")
+
+
+@test(timeout=60)
+def test_auth_https_provider_verified_by_name_with_sni(ctx):
+    ca = TestCA(ctx.dir)
+    # The address a resolver gives portico first for "localhost".
+    addr = socket.getaddrinfo("localhost", None, 0, socket.SOCK_STREAM)[0][4][0]
+    a = Authelia(tls=ca.leaf(["localhost"], tag="authelia"), bind=addr)
+    url = "https://localhost:%d/api/authz/forward-auth" % a.port
+    _, o, p = _auth_portico(ctx, authelia=a, provider_extra={"url": url, "tls_ca": ca.crt})
+    r = request(p.port, "GET", "/x?do=echo", host=APP, headers=ALICE)
+    eq(hdrs(r.json(), "remote-user"), ["alice"], "allowed through https://localhost")
+    eq(sorted(set(a.sni)), ["localhost"], "TLS server names the provider was asked for")
+    b = Authelia(tls=ca.leaf(["auth.example.net"], tag="other"), bind=addr)
+    url = "https://localhost:%d/api/authz/forward-auth" % b.port
+    _, o2, q = _auth_portico(ctx, authelia=b, provider_extra={"url": url, "tls_ca": ca.crt})
+    eq(request(q.port, "GET", "/x", host=APP, headers=ALICE).status, 502,
+       "a certificate from the right CA for another name")
+    eq(len(o2.requests), 0, "requests upstream")
+    line = q.wait_line("auth provider authelia", timeout=3 * SCALE)
+    expect(line and "hostname mismatch" in line, "log line %r" % line)
+
+
+@test()
+def test_auth_cache_keyed_by_every_input(ctx):
+    plain = free_port()
+    a, o, p = _auth_portico(ctx, provider_extra={"cache": "30s"}, workers=1,
+                            hosts=[APP, "two.example.com"],
+                            listen_extra=[{"addr": "127.0.0.1:%d" % plain}])
+    basic = "Basic " + base64.b64encode(b"carol:secret").decode()
+
+    def ask(what, port=None, method="GET", path="/k", host=APP, headers=ALICE, src=None,
+            want=200):
+        n0 = a.count()
+        for i in range(2):
+            conn = http.client.HTTPConnection("127.0.0.1", port or p.port, timeout=5,
+                                              source_address=(src, 0) if src else None)
+            r = request(port or p.port, method, path, host=host, headers=headers,
+                        body=b"" if method == "POST" else None, conn=conn)
+            conn.close()
+            eq(r.status, want, "%s (request %d)" % (what, i + 1))
+        eq(a.count() - n0, 1 if want == 200 else 2, "subrequests for %s (twice)" % what)
+
+    ask("the first request")
+    ask("another method", method="POST")
+    ask("another URI", path="/k?v=2")
+    ask("another host", host="two.example.com")
+    ask("another port", host=APP + ":8443")
+    ask("Authorization", headers=dict(ALICE, Authorization=basic))
+    ask("another cookie", headers={"Cookie": "authelia_session=bob-session"})
+    ask("another client address", src="127.0.0.2")
+    # Plain http is a target Authelia refuses (400 -> 403), never served
+    # from the decision cached for https.
+    ask("another scheme", port=plain, want=403)
+    eq(len(o.requests), 16, "requests upstream")
+
+
+@test()
+def test_auth_cache_emptied_on_reload(ctx):
+    a, o, p = _auth_portico(ctx, provider_extra={"cache": "30s"}, workers=1,
+                            svc_extra={"headers": {"X-Gen": "1"}})
+    for _ in range(3):
+        r = request(p.port, "GET", "/k?do=echo", host=APP, headers=ALICE)
+        eq(hdrs(r.json(), "x-gen"), ["1"], "allowed, first configuration")
+    eq(a.count(), 1, "subrequests with the cache on")
+    p.cfg["services"]["app"]["headers"]["X-Gen"] = "2"
+    p.write_config(p.cfg)
+    p.hup()
+    end = time.time() + 5 * SCALE
+    gen = None
+    while gen != ["2"] and time.time() < end:
+        gen = hdrs(request(p.port, "GET", "/k?do=echo", host=APP, headers=ALICE).json(), "x-gen")
+        if gen != ["2"]:
+            eq(a.count(), 1, "subrequests before the reload took effect")
+    eq(gen, ["2"], "the reloaded configuration")
+    eq(a.count(), 2, "subrequests once the reload took effect")
+    eq(request(p.port, "GET", "/k?do=echo", host=APP, headers=ALICE).status, 200, "allowed")
+    eq(a.count(), 2, "subrequests after the reload, cached again")

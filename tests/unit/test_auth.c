@@ -258,12 +258,24 @@ static void test_auth_cache_keyed_by_every_input(void **state)
     for (size_t i = 0; i < sizeof what / sizeof what[0]; i++) {
         t = target();
         switch (i) {
-        case 0: t.method = "GET"; break;
-        case 1: t.proto = "http"; break;
-        case 2: t.host = "app2.example.com"; break;
-        case 3: t.port = 8443; break;
-        case 4: t.uri = (struct http_slice){"/a?b=2", 6}; break;
-        case 5: t.client = "203.0.113.6"; break;
+        case 0:
+            t.method = "GET";
+            break;
+        case 1:
+            t.proto = "http";
+            break;
+        case 2:
+            t.host = "app2.example.com";
+            break;
+        case 3:
+            t.port = 8443;
+            break;
+        case 4:
+            t.uri = (struct http_slice){"/a?b=2", 6};
+            break;
+        case 5:
+            t.client = "203.0.113.6";
+            break;
         }
         digest_of(base, t, other);
         if (memcmp(d1, other, AUTH_DIGEST_BYTES) == 0)

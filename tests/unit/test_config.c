@@ -810,12 +810,13 @@ static void test_config_non_utf8_rejected(void **state)
  * under 3 s loads, with a warning that names the line. */
 static void test_config_auth_short_timeout_warns(void **state)
 {
-    static const char base[] = LISTEN "auth:\n"
-                                      "  authelia:\n"
-                                      "    url: http://127.0.0.1:9091/api/authz/forward-auth\n"
-                                      "%s"
-                                      "services:\n"
-                                      "  app: {hosts: [a.test], upstream: http://127.0.0.1:9000, auth: authelia}\n";
+    static const char base[] =
+        LISTEN "auth:\n"
+               "  authelia:\n"
+               "    url: http://127.0.0.1:9091/api/authz/forward-auth\n"
+               "%s"
+               "services:\n"
+               "  app: {hosts: [a.test], upstream: http://127.0.0.1:9000, auth: authelia}\n";
     char text[1024];
     const char *quiet[] = {"", "    timeout: 3s\n", "    timeout: 10s\n"};
     for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++) {
