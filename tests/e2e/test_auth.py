@@ -579,10 +579,9 @@ def test_auth_https_provider_verified_by_name_with_sni(ctx):
 
 @test()
 def test_auth_cache_keyed_by_every_input(ctx):
-    plain = free_port()
     a, o, p = _auth_portico(ctx, provider_extra={"cache": "30s"}, workers=1,
-                            hosts=[APP, "two.example.com"],
-                            listen_extra=[{"addr": "127.0.0.1:%d" % plain}])
+                            hosts=[APP, "two.example.com"], listen_extra=[{"addr": "127.0.0.1:0"}])
+    plain = p.ports[1]   # the second listener: plain http, no scheme: https
     basic = "Basic " + base64.b64encode(b"carol:secret").decode()
 
     def ask(what, port=None, method="GET", path="/k", host=APP, headers=ALICE, src=None,
@@ -621,7 +620,7 @@ def test_auth_cache_emptied_on_reload(ctx):
     eq(a.count(), 1, "subrequests with the cache on")
     p.cfg["services"]["app"]["headers"]["X-Gen"] = "2"
     p.write_config(p.cfg)
-    p.hup()
+    expect("configuration reloaded" in p.reload(), "reload")
     end = time.time() + 5 * SCALE
     gen = None
     while gen != ["2"] and time.time() < end:
