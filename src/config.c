@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -292,6 +293,8 @@ static int parse_addr(const char *s, struct config_addr *out, bool any_port, cha
         memcpy(un->sun_path, path, plen + 1);
         out->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1);
         strcpy(out->text, s);
+        out->unix_mode = 0660; /* never world-writable unless asked */
+        out->unix_gid = -1;
         return 0;
     }
 
@@ -1553,10 +1556,54 @@ static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *w
     return 0;
 }
 
+/* "mode" and "group" of a Unix listen entry: who may connect. */
+static int parse_unix_access(struct parser *p, const yaml_node_t *mode, const yaml_node_t *group,
+                             struct config_addr *a)
+{
+    bool is_unix = a->sa.ss_family == AF_UNIX;
+    if (mode) {
+        const char *v;
+        if (want_string(p, mode, "listen.mode", &v) < 0)
+            return -1;
+        if (!is_unix)
+            return fail(p, mode, "listen.mode: only a unix:/path listener has a file mode");
+        unsigned m = 0;
+        size_t i = 0;
+        for (; v[i] >= '0' && v[i] <= '7' && i < 4; i++)
+            m = m * 8 + (unsigned)(v[i] - '0');
+        if (i < 3 || v[i] != '\0' || m > 0777)
+            return fail(p, mode,
+                        "listen.mode: expected octal permission bits such as \"0660\", "
+                        "not \"%s\"",
+                        show(p, v));
+        if ((m & 0600) != 0600)
+            return fail(p, mode,
+                        "listen.mode: \"%s\" leaves portico's own user without read "
+                        "and write (the owner needs 6)",
+                        show(p, v));
+        a->unix_mode = m;
+    }
+    if (group) {
+        const char *v;
+        if (want_string(p, group, "listen.group", &v) < 0)
+            return -1;
+        if (!is_unix)
+            return fail(p, group, "listen.group: only a unix:/path listener has a group");
+        char buf[LIMIT_GETGR_BUF];
+        struct group gr, *res = NULL;
+        int e = getgrnam_r(v, &gr, buf, sizeof buf, &res);
+        if (e != 0 || !res)
+            return fail(p, group, "listen.group: no group named \"%s\"%s%s", show(p, v),
+                        e ? ": " : "", e ? strerror(e) : "");
+        a->unix_gid = (long)res->gr_gid;
+    }
+    return 0;
+}
+
 static int parse_listen(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"addr",   "proxy_protocol", "tls",
-                                        "scheme", "redirect_https", "https_port"};
+    static const char *const names[] = {"addr",           "proxy_protocol", "tls",  "scheme",
+                                        "redirect_https", "https_port",     "mode", "group"};
     struct config *c = p->c;
     if (want_sequence(p, n, "listen") < 0)
         return -1;
@@ -1568,9 +1615,9 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *item = node(p, *it);
-        yaml_node_t *vals[6] = {0};
+        yaml_node_t *vals[8] = {0};
         if (want_mapping(p, item, "listen", false) < 0 ||
-            map_collect(p, item, names, 6, vals, "in a listen entry") < 0)
+            map_collect(p, item, names, 8, vals, "in a listen entry") < 0)
             return -1;
         if (!vals[0])
             return fail(p, item, "listen: entry has no addr");
@@ -1611,6 +1658,8 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
                 return fail(p, vals[5], "listen.https_port applies with redirect_https: true");
             l->https_port = (uint16_t)port;
         }
+        if (parse_unix_access(p, vals[6], vals[7], &l->addr) < 0)
+            return -1;
         for (size_t i = 0; i < c->nlistens; i++)
             if (addr_clash(&c->listens[i].addr, &l->addr))
                 return fail(p, vals[0], "listen: address \"%s\" is the same as \"%s\" on line %d",

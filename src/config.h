@@ -20,6 +20,10 @@ struct config_addr {
     struct sockaddr_storage sa; /* AF_INET, AF_INET6 or AF_UNIX */
     socklen_t salen;
     char text[128]; /* as written ("127.0.0.1:8080", "unix:/run/x.sock"), for messages */
+    /* A Unix socket portico listens on: its permission bits and group
+     * (-1: the process's group). Set to 0660 / -1 by config_parse_addr. */
+    unsigned unix_mode;
+    long unix_gid;
 };
 
 struct config_listen {

@@ -89,6 +89,7 @@
 
 /* ---- configuration -------------------------------------------------------- */
 #define LIMIT_CONFIG_BYTES (64u << 20) /* configuration file size */
+#define LIMIT_GETGR_BUF    65536       /* getgrnam_r buffer (a group's member list) */
 #define LIMIT_WORKERS_MAX  64
 #define LIMIT_SERVICE_NAME 63 /* a DNS label */
 

@@ -43,6 +43,32 @@ static void bound_address(int fd, const struct config_addr *addr, struct config_
     }
 }
 
+int listener_set_access(const struct config_addr *addr, char *err, size_t errlen)
+{
+    if (addr->sa.ss_family != AF_UNIX)
+        return 0;
+    const char *path = ((const struct sockaddr_un *)&addr->sa)->sun_path;
+    /* AT_SYMLINK_NOFOLLOW: if the file was swapped for a link, the link
+     * gets the group, not its target. */
+    if (addr->unix_gid >= 0 &&
+        fchownat(AT_FDCWD, path, (uid_t)-1, (gid_t)addr->unix_gid, AT_SYMLINK_NOFOLLOW) < 0) {
+        snprintf(err, errlen, "listen %s: cannot give the socket group %ld: %s", addr->text,
+                 addr->unix_gid, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "listen %s: %s is no longer our socket", addr->text, path);
+        return -1;
+    }
+    if (chmod(path, (mode_t)addr->unix_mode) < 0) {
+        snprintf(err, errlen, "listen %s: cannot set mode %04o: %s", addr->text, addr->unix_mode,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 struct listener *listener_open(const struct config_addr *addr, const char *owner, char *err,
                                size_t errlen)
 {
@@ -71,14 +97,22 @@ struct listener *listener_open(const struct config_addr *addr, const char *owner
         if (family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
-    if (bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) < 0) {
-        snprintf(err, errlen, "listen %s: cannot bind: %s", addr->text, strerror(errno));
+    /* A Unix socket file is created with the mode asked for, not widened
+     * after: the umask is only changed around bind, in the main thread. */
+    mode_t mask = family == AF_UNIX ? umask(~(mode_t)addr->unix_mode & 0777) : 0;
+    int rc = bind(fd, (const struct sockaddr *)&addr->sa, addr->salen);
+    int bind_errno = errno;
+    if (family == AF_UNIX)
+        umask(mask);
+    if (rc < 0) {
+        snprintf(err, errlen, "listen %s: cannot bind: %s", addr->text, strerror(bind_errno));
         close(fd);
         return NULL;
     }
-    if (family == AF_UNIX) {
-        const struct sockaddr_un *un = (const struct sockaddr_un *)&addr->sa;
-        chmod(un->sun_path, 0666);
+    /* Before listen(): nobody can connect until the access is right. */
+    if (family == AF_UNIX && listener_set_access(addr, err, errlen) < 0) {
+        close(fd);
+        return NULL;
     }
     if (listen(fd, LIMIT_LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "listen %s: %s", addr->text, strerror(errno));

@@ -29,6 +29,10 @@ struct listener {
  * every worker shares this one socket. Returns NULL with a sentence in err. */
 struct listener *listener_open(const struct config_addr *addr, const char *owner, char *err,
                                size_t errlen);
+/* Give a Unix socket file the mode and group of addr (a no-op for other
+ * families): at open, and again when a reload keeps the socket but changes
+ * them. Returns 0 or -1 with a sentence in err. */
+int listener_set_access(const struct config_addr *addr, char *err, size_t errlen);
 struct listener *listener_ref(struct listener *l);
 void listener_unref(struct listener *l);
 

@@ -269,12 +269,14 @@ static struct listener **open_listeners(const struct config *c, struct listener 
     }
     free(taken);
     for (size_t i = 0; i < n; i++) {
-        if (ls[i])
-            continue;
         char owner[sizeof old[0]->owner];
         listener_owner(c, i, owner, sizeof owner);
-        ls[i] = listener_open(listener_addr(c, i), owner, err, errlen);
-        if (!ls[i]) {
+        bool failed;
+        if (ls[i]) /* kept: a reload may change a Unix socket's mode or group */
+            failed = listener_set_access(listener_addr(c, i), err, errlen) < 0;
+        else
+            failed = !(ls[i] = listener_open(listener_addr(c, i), owner, err, errlen));
+        if (failed) {
             for (size_t k = 0; k < n; k++)
                 if (ls[k])
                     listener_unref(ls[k]);

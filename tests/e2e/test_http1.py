@@ -278,3 +278,51 @@ def test_trailers_dropped_both_ways(ctx):
         eq(r.header("x-body-sha256"), None, "trailer field moved into the head")
         c.send(b"GET /after HTTP/1.1\r\nHost: a.test\r\n\r\n")
         eq(c.read_response().status, 200, "next request on the connection")
+
+
+def _unix_get(path, target="/"):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5 * SCALE)
+    s.connect(path)
+    s.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+    got = _recv_all(s)
+    s.close()
+    return status_of(got)
+
+
+@test()
+def test_unix_listener_mode_and_group(ctx):
+    import grp
+    import stat
+    o = ctx.origin("ux")
+    p = ctx.portico({"v": svc(o)}, start=False)
+    plain = os.path.join(ctx.dir, "plain.sock")
+    shared = os.path.join(ctx.dir, "shared.sock")
+    daemon_gid = grp.getgrnam("daemon").gr_gid
+    p.cfg["listen"] += [{"addr": "unix:" + plain},
+                        {"addr": "unix:" + shared, "mode": "0640", "group": "daemon"}]
+    p.write_config(p.cfg)
+    old_umask = os.umask(0)   # portico must not depend on the umask it inherits
+    try:
+        p.start()
+    finally:
+        os.umask(old_umask)
+    st = os.stat(plain)
+    eq((stat.S_ISSOCK(st.st_mode), oct(stat.S_IMODE(st.st_mode)), st.st_gid),
+       (True, oct(0o660), os.getegid()), "default socket: mode and group")
+    st = os.stat(shared)
+    eq((oct(stat.S_IMODE(st.st_mode)), st.st_gid), (oct(0o640), daemon_gid),
+       "socket with mode 0640 and group daemon")
+    eq((_unix_get(plain), _unix_get(shared)), (200, 200), "requests over both sockets")
+    # a reload that keeps the socket applies a changed mode to it
+    p.cfg["listen"][2]["mode"] = "0600"
+    n = p.nlines()
+    p.write_config(p.cfg)
+    p.hup()
+    expect(p.wait_line("configuration reloaded", 5 * SCALE, start=n), "reload not applied: %s" % p.stderr()[n:])
+    end = time.time() + 5 * SCALE
+    while stat.S_IMODE(os.stat(shared).st_mode) != 0o600 and time.time() < end:
+        time.sleep(0.05)
+    st = os.stat(shared)
+    eq((oct(stat.S_IMODE(st.st_mode)), st.st_gid), (oct(0o600), daemon_gid), "after reload")
+    eq(_unix_get(shared), 200, "request over the kept socket")

@@ -449,6 +449,39 @@ static void test_config_listen_error_reports_line(void **state)
     expect_error("listen:\n  - {}\n", "portico.yaml:2: listen: entry has no addr");
 }
 
+static void test_config_unix_listen_mode_and_group(void **state)
+{
+    struct config *c = expect_ok("listen:\n  - addr: unix:/run/p.sock\n"
+                                 "  - {addr: \"unix:/run/q.sock\", mode: \"0640\", group: root}\n"
+                                 "  - {addr: \"unix:/run/r.sock\", mode: 666}\n");
+    assert_int_equal(c->listens[0].addr.unix_mode, 0660); /* the default */
+    assert_int_equal(c->listens[0].addr.unix_gid, -1);
+    assert_int_equal(c->listens[1].addr.unix_mode, 0640);
+    assert_int_equal(c->listens[1].addr.unix_gid, 0);
+    assert_int_equal(c->listens[2].addr.unix_mode, 0666);
+    config_unref(c);
+    expect_error("listen:\n  - addr: unix:/run/p.sock\n    mode: \"0999\"\n",
+                 "portico.yaml:3: listen.mode: expected octal permission bits such as \"0660\", "
+                 "not \"0999\"");
+    expect_error("listen:\n  - addr: unix:/run/p.sock\n    mode: rw\n",
+                 "portico.yaml:3: listen.mode: expected octal permission bits such as \"0660\", "
+                 "not \"rw\"");
+    expect_error("listen:\n  - addr: unix:/run/p.sock\n    mode: \"01777\"\n",
+                 "portico.yaml:3: listen.mode: expected octal permission bits such as \"0660\", "
+                 "not \"01777\"");
+    expect_error("listen:\n  - addr: unix:/run/p.sock\n    mode: \"0460\"\n",
+                 "portico.yaml:3: listen.mode: \"0460\" leaves portico's own user without read "
+                 "and write (the owner needs 6)");
+    expect_error("listen:\n  - addr: unix:/run/p.sock\n    group: no-such-group-here\n",
+                 "portico.yaml:3: listen.group: no group named \"no-such-group-here\"");
+    expect_error("listen:\n  - addr: 127.0.0.1:8080\n    mode: \"0660\"\n",
+                 "portico.yaml:3: listen.mode: only a unix:/path listener has a file mode");
+    expect_error("listen:\n  - addr: 127.0.0.1:8080\n    group: root\n",
+                 "portico.yaml:3: listen.group: only a unix:/path listener has a group");
+    expect_error("listen:\n  - addr: unix:/run/p.sock\n    group: [root]\n",
+                 "portico.yaml:3: listen.group: expected a string");
+}
+
 static void test_config_duplicate_listen_rejected(void **state)
 {
     expect_error("listen:\n  - addr: 127.0.0.1:8080\n  - addr: 127.0.0.1:8081\n"
@@ -1135,6 +1168,7 @@ int main(void)
         cmocka_unit_test(test_config_addr_rejects_bad_port_and_forms),
         cmocka_unit_test(test_config_listen_port_zero),
         cmocka_unit_test(test_config_listen_error_reports_line),
+        cmocka_unit_test(test_config_unix_listen_mode_and_group),
         cmocka_unit_test(test_config_duplicate_listen_rejected),
         cmocka_unit_test(test_config_metrics_listen_must_differ),
         cmocka_unit_test(test_config_service_without_hosts_needs_domain),
