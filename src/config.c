@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -1240,6 +1241,58 @@ static int parse_auth(struct parser *p, const yaml_node_t *n)
     return 0;
 }
 
+/* "upgrade: [websocket, ...]": the protocols a 101 may switch to. Without
+ * the key (n == NULL), WebSocket only. */
+static int parse_upgrade(struct parser *p, struct config_service *svc, const yaml_node_t *n,
+                         const char *what)
+{
+    size_t cap = n ? seq_len(n) : 1;
+    if (n && want_sequence(p, n, what) < 0)
+        return -1;
+    svc->upgrade = calloc(cap ? cap : 1, sizeof *svc->upgrade);
+    if (!svc->upgrade)
+        return fail_oom(p);
+    if (!n) {
+        if (!(svc->upgrade[0] = strdup("websocket")))
+            return fail_oom(p);
+        svc->nupgrade = 1;
+        return 0;
+    }
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *item = node(p, *it);
+        const char *v;
+        if (want_string(p, item, what, &v) < 0)
+            return -1;
+        size_t len = strlen(v);
+        bool token = len > 0 && len <= LIMIT_UPGRADE_NAME;
+        for (size_t i = 0; token && i < len; i++)
+            token = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+                    (v[i] >= '0' && v[i] <= '9') || strchr("!#$%&'*+-.^_`|~", v[i]);
+        if (!token)
+            return fail(p, item,
+                        "%s: \"%s\" is not a protocol name (a token such as websocket, without "
+                        "a /version)",
+                        what, show(p, v));
+        if (strcasecmp(v, "h2c") == 0 || strcasecmp(v, "h2") == 0 || strcasecmp(v, "http") == 0)
+            return fail(p, item,
+                        "%s: \"%s\" is never forwarded: after the switch the client's requests "
+                        "would reach the upstream without forward auth or header rewriting",
+                        what, show(p, v));
+        for (size_t i = 0; i < svc->nupgrade; i++)
+            if (strcasecmp(svc->upgrade[i], v) == 0)
+                return fail(p, item, "%s: \"%s\" is listed twice", what, show(p, v));
+        char *lower = strdup(v);
+        if (!lower)
+            return fail_oom(p);
+        for (char *c = lower; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c + 32);
+        svc->upgrade[svc->nupgrade++] = lower;
+    }
+    return 0;
+}
+
 /* "auth: NAME" and "auth_skip: [/prefix, ...]" on a service. */
 static int parse_service_auth(struct parser *p, struct config_service *svc, const yaml_node_t *auth,
                               const yaml_node_t *skip)
@@ -1306,7 +1359,8 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
                                         "auth_bypass_tailnet",
                                         "host_header",
                                         "rewrite_redirects",
-                                        "idle_timeout"};
+                                        "idle_timeout",
+                                        "upgrade"};
     enum {
         S_HOSTS,
         S_UPSTREAM,
@@ -1325,6 +1379,7 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         S_HOST_HEADER,
         S_REWRITE_REDIRECTS,
         S_IDLE_TIMEOUT,
+        S_UPGRADE,
         S_N
     };
     yaml_node_t *vals[S_N] = {0};
@@ -1403,6 +1458,9 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         case S_REWRITE_REDIRECTS:
             rc = want_bool(p, val, what, &svc->rewrite_redirects);
             break;
+        case S_UPGRADE:
+            rc = parse_upgrade(p, svc, val, what);
+            break;
         case S_TLS_CA:
         case S_INSECURE:
         case S_AUTH:
@@ -1458,6 +1516,13 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
                     name);
     if (parse_service_auth(p, svc, vals[S_AUTH], vals[S_AUTH_SKIP]) < 0)
         return -1;
+    if (!vals[S_UPGRADE] && parse_upgrade(p, svc, NULL, what) < 0)
+        return -1;
+    if (vals[S_UPGRADE] && !svc->upstream)
+        return fail(p, vals[S_UPGRADE],
+                    "services.%s.upgrade applies to HTTP services (with an "
+                    "upstream)",
+                    name);
     if (svc->auth && !svc->upstream)
         return fail(p, vals[S_AUTH], "services.%s.auth applies to HTTP services (with an upstream)",
                     name);
@@ -2095,6 +2160,9 @@ static void config_free(struct config *c)
         for (size_t j = 0; j < s->nauth_skip; j++)
             free(s->auth_skip[j]);
         free(s->auth_skip);
+        for (size_t j = 0; j < s->nupgrade; j++)
+            free(s->upgrade[j]);
+        free(s->upgrade);
     }
     free(c->services);
     free(c->tcp_services);

@@ -141,6 +141,10 @@ struct config_service {
     const struct config_auth *auth; /* forward auth for every request, or NULL; owned by config */
     char **auth_skip;               /* normalised path prefixes that skip auth */
     size_t nauth_skip;
+    /* "upgrade:": protocol names (lower-case) a client may switch to through
+     * a 101; ["websocket"] unless configured. Never h2c. */
+    char **upgrade;
+    size_t nupgrade;
     int send_proxy_protocol; /* 0, or 1 / 2: a PROXY v1 / v2 header opens each upstream connection
                               */
     size_t metrics_slot;     /* stable across reloads; see metrics.h */

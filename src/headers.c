@@ -52,6 +52,81 @@ bool headers_is_identity(struct http_slice name)
            alias_prefix(name, "remote-");
 }
 
+/* ---- Upgrade ------------------------------------------------------------------ */
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The next comma-separated element of an Upgrade value, trimmed; false at the end. */
+static bool upgrade_next(const char **p, const char *end, struct http_slice *out)
+{
+    for (;;) {
+        while (*p < end && (is_ows(**p) || **p == ','))
+            (*p)++;
+        if (*p >= end)
+            return false;
+        const char *s = *p;
+        while (*p < end && **p != ',')
+            (*p)++;
+        const char *e = *p;
+        while (e > s && is_ows(e[-1]))
+            e--;
+        if (e > s) {
+            *out = (struct http_slice){s, (size_t)(e - s)};
+            return true;
+        }
+    }
+}
+
+/* "websocket" and "websocket/13" are both the protocol named websocket. */
+static bool upgrade_protocol_allowed(struct http_slice proto, const char *const *allow,
+                                     size_t nallow)
+{
+    const char *slash = memchr(proto.p, '/', proto.len);
+    struct http_slice name = {proto.p, slash ? (size_t)(slash - proto.p) : proto.len};
+    for (size_t i = 0; i < nallow; i++)
+        if (http_slice_eq(name, allow[i]))
+            return true;
+    return false;
+}
+
+size_t headers_filter_upgrade(struct http_slice offered, const char *const *allow, size_t nallow,
+                              char *out, size_t cap)
+{
+    const char *p = offered.p, *end = offered.p + offered.len;
+    struct http_slice proto;
+    size_t n = 0;
+    while (upgrade_next(&p, end, &proto)) {
+        if (!upgrade_protocol_allowed(proto, allow, nallow))
+            continue;
+        size_t need = proto.len + (n ? 2 : 0);
+        if (n + need > cap)
+            return 0; /* cannot happen with cap >= offered.len; forward nothing rather than half */
+        if (n) {
+            out[n++] = ',';
+            out[n++] = ' ';
+        }
+        memcpy(out + n, proto.p, proto.len);
+        n += proto.len;
+    }
+    return n;
+}
+
+bool headers_upgrade_allowed(struct http_slice chosen, const char *const *allow, size_t nallow)
+{
+    const char *p = chosen.p, *end = chosen.p + chosen.len;
+    struct http_slice proto;
+    bool any = false;
+    while (upgrade_next(&p, end, &proto)) {
+        if (!upgrade_protocol_allowed(proto, allow, nallow))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
 bool headers_is_hop_by_hop(struct http_slice n)
 {
     static const char *const names[] = {"connection", "keep-alive",        "proxy-connection", "te",
@@ -287,10 +362,8 @@ long headers_build_request(const struct http_request *req, const struct request_
         put_u64_header(&o, "Content-Length", rw->content_length);
     else if (rw->body == HTTP_BODY_CHUNKED)
         put_field_line(&o, "Transfer-Encoding: chunked\r\n");
-    if (rw->upgrade) {
-        const struct http_header *up = http_find_header(h, nh, "upgrade");
-        if (up)
-            put_header(&o, "Upgrade", 7, up->value.p, up->value.len);
+    if (rw->upgrade.len) {
+        put_header(&o, "Upgrade", 7, rw->upgrade.p, rw->upgrade.len);
         put_field_line(&o, "Connection: upgrade\r\n");
     }
     put(&o, "\r\n", 2);

@@ -48,7 +48,9 @@ struct request_rewrite {
     size_t nadd;
     enum http_body body; /* framing toward the upstream: NONE, LENGTH or CHUNKED */
     uint64_t content_length;
-    bool upgrade; /* forward Upgrade and send "Connection: upgrade" */
+    /* Non-empty: send this Upgrade value (the protocols the service allows
+     * among those the client offered) with "Connection: upgrade". */
+    struct http_slice upgrade;
     /* Field lines the head may have, counting the ones portico adds, so an
      * upstream with portico's own limits never refuses it; 0 means
      * LIMIT_HEADERS_COUNT. */
@@ -105,6 +107,16 @@ bool headers_is_identity(struct http_slice name);
 
 /* Compare header names case-insensitively with '_' equal to '-'. */
 bool headers_name_alias_eq(struct http_slice a, const char *b);
+
+/* Keep, from a client's Upgrade value, the protocols whose name (before
+ * any "/version") is in allow, case-insensitively. Writes them to out as
+ * "a, b" and returns the length; 0 when none is allowed. */
+size_t headers_filter_upgrade(struct http_slice offered, const char *const *allow, size_t nallow,
+                              char *out, size_t cap);
+
+/* True if an upstream's 101 Upgrade value names at least one protocol and
+ * only protocols in allow. */
+bool headers_upgrade_allowed(struct http_slice chosen, const char *const *allow, size_t nallow);
 
 /* True for hop-by-hop header names (Connection, Keep-Alive, TE, Trailer,
  * Transfer-Encoding, Upgrade, Proxy-Connection). */

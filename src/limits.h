@@ -92,6 +92,7 @@
 #define LIMIT_GETGR_BUF    65536       /* getgrnam_r buffer (a group's member list) */
 #define LIMIT_WORKERS_MAX  64
 #define LIMIT_SERVICE_NAME 63 /* a DNS label */
+#define LIMIT_UPGRADE_NAME 64 /* a protocol name in services.NAME.upgrade */
 
 /* ---- logging and metrics -------------------------------------------------- */
 #define LIMIT_LOG_PATH_BYTES        2048  /* request path as logged (truncated) */

@@ -987,8 +987,20 @@ void proxy_start(struct exchange *ex)
         .nservice_headers = ex->svc->nheaders,
         .body = req->body,
         .content_length = req->content_length,
-        .upgrade = req->upgrade,
     };
+    /* Only the protocols the service allows go upstream (WebSocket unless
+     * configured): a 101 to anything else, h2c above all, would carry the
+     * client's later requests past forward auth and header rewriting. A
+     * request offering none of them is forwarded as a plain request. */
+    static __thread char upgrade[LIMIT_HEADER_BYTES_MAX];
+    const struct http_header *uh =
+        req->upgrade ? http_find_header(req->headers, req->nheaders, "upgrade") : NULL;
+    if (uh) {
+        rw.upgrade.p = upgrade;
+        rw.upgrade.len = headers_filter_upgrade(uh->value, (const char *const *)ex->svc->upgrade,
+                                                ex->svc->nupgrade, upgrade, sizeof upgrade);
+    }
+    ex->upgrade = rw.upgrade.len > 0;
     if (ex->svc->auth) {
         rw.strip_names = (const char *const *)ex->svc->auth->copy_headers;
         rw.nstrip_names = ex->svc->auth->ncopy;
@@ -1274,9 +1286,20 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
         return PUMP_PROGRESS;
     }
 
-    if (resp->status == 101 && !ex->req.upgrade) {
+    if (resp->status == 101 && !ex->upgrade) {
         proxy_respond_local(ex, 502, "bad gateway: upstream switched protocols unasked", true);
         return PUMP_GONE;
+    }
+    if (resp->status == 101) {
+        const struct http_header *uh = http_find_header(resp->headers, resp->nheaders, "upgrade");
+        if (!uh || !headers_upgrade_allowed(uh->value, (const char *const *)ex->svc->upgrade,
+                                            ex->svc->nupgrade)) {
+            proxy_respond_local(ex, 502,
+                                "bad gateway: upstream switched to a protocol the service "
+                                "does not allow",
+                                true);
+            return PUMP_GONE;
+        }
     }
 
     ex->resp_head_done = true;

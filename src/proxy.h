@@ -72,6 +72,7 @@ struct exchange {
     bool resp_started;    /* a response byte reached the client (no retry, no error page) */
     bool upstream_spoke;  /* a response byte arrived from the upstream */
     bool retried;
+    bool upgrade; /* an allowed Upgrade went upstream: a 101 may open a tunnel */
     /* A Content-Length body to a plain client moves upstream -> pipe ->
      * client with splice(2); pipe[0] < 0 until then. */
     int pipe[2];

@@ -350,7 +350,7 @@ def test_auth_expect_continue_only_after_allow(ctx):
 @test()
 def test_auth_websocket_authorised_before_101(ctx):
     a, o, p = _auth_portico(ctx)
-    up = b"GET /?do=upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: echo\r\n" % APP.encode()
+    up = b"GET /?do=upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" % APP.encode()
     with RawConn(p.port) as c:
         c.send(up + b"Accept: text/html\r\n\r\n")
         r = c.read_response()

@@ -67,7 +67,7 @@ def test_websocket_survives_reload(ctx):
 @test()
 def test_upgrade_101_becomes_byte_tunnel(ctx):
     o = ctx.origin("up")
-    p = ctx.portico({"v": svc(o)})
+    p = ctx.portico({"v": svc(o, upgrade=["websocket", "echo"])})   # a protocol beyond the default
     with RawConn(p.port, timeout=5 * SCALE) as c:
         c.send(b"GET /?do=upgrade HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
         r = c.read_head()
@@ -78,6 +78,49 @@ def test_upgrade_101_becomes_byte_tunnel(ctx):
         eq(got == payload, True, "echoed bytes")
         c.sock.shutdown(socket.SHUT_WR)
         expect(c.closed_within(5 * SCALE), "half-close not passed through the tunnel")
+
+
+def _upgrade_head(target, upgrade, extra=b""):
+    return (b"GET %s HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade%s\r\nUpgrade: %s\r\n%s\r\n"
+            % (target.encode(), b", HTTP2-Settings" if b"h2c" in upgrade else b"", upgrade, extra))
+
+
+@test()
+def test_upgrade_only_to_allowed_protocols(ctx):
+    o = ctx.origin("up")
+    p = ctx.portico({"v": svc(o)})   # default: WebSocket only
+    # h2c: forwarded as a plain request, so the origin (which would switch) answers it normally,
+    # and the next request on the connection still has its identity headers stripped.
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(_upgrade_head("/?do=upgrade", b"h2c", b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n"))
+        r = c.read_response()
+        eq(r.status, 200, "h2c offer answered as a plain request")
+        d = r.json()
+        eq((hdrs(d, "upgrade"), hdrs(d, "http2-settings"), hdrs(d, "connection")), ([], [], []),
+           "Upgrade, HTTP2-Settings and Connection at the origin")
+        c.send(b"GET /next HTTP/1.1\r\nHost: a.test\r\nRemote-User: admin\r\n\r\n")
+        r = c.read_response()
+        eq((r.status, hdrs(r.json(), "remote-user")), (200, []), "next request on the connection")
+    # other unknown protocols likewise; of a list only the allowed names go upstream
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(_upgrade_head("/?do=upgrade", b"echo"))
+        r = c.read_response()
+        eq((r.status, hdrs(r.json(), "upgrade")), (200, []), "Upgrade: echo (not allowed)")
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(_upgrade_head("/?do=upgrade", b"h2c, WebSocket/13, foo"))
+        r = c.read_head()
+        eq((r.status, r.header("upgrade")), (101, "WebSocket/13"), "allowed protocol of a list")
+        c.send(b"ping")
+        eq(c.exact(4), b"ping", "tunnel echo")
+    eq([hdrs({"headers": q.headers}, "upgrade") for q in o.requests if "do=upgrade" in q.target][-1],
+       ["WebSocket/13"], "Upgrade value at the origin")
+    # an origin that switches to a protocol the service does not allow gets no tunnel
+    for target, offer in (("/?do=upgrade&proto=h2c", b"websocket"), ("/?do=upgrade&proto=h2c", b"h2c")):
+        with RawConn(p.port, timeout=5 * SCALE) as c:
+            c.send(_upgrade_head(target, offer))
+            r = c.read_response()
+            eq(r.status, 502, "101 to h2c after an offer of %s" % offer.decode())
+            expect(c.closed_within(3 * SCALE), "connection left open after the refused 101")
 
 
 def _sse(ctx, mode):

@@ -385,7 +385,7 @@ def test_tls_upload_and_websocket(ctx):
     expect(doc["len"] == n and doc["pattern_ok"], "upload at the upstream: %r" % doc)
     with _tls_connect(p.port, "a.test", ca.crt) as s:
         s.sendall(b"GET /?do=upgrade HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\n"
-                  b"Upgrade: echo\r\n\r\n")
+                  b"Upgrade: websocket\r\n\r\n")
         buf = b""
         while b"\r\n\r\n" not in buf:
             d = s.recv(4096)

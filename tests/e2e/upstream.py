@@ -21,7 +21,10 @@ parameter `do` (so path routing and prefix stripping do not change it):
                       once the test calls sse_release.set(), or after gap
                       (sse_second_sent tells whether it went)
   do=ws               WebSocket handshake, then a frame-level echo
-  do=upgrade          101 with `Upgrade: echo`, then a raw byte echo
+  do=upgrade          if the request has an Upgrade header (or proto=NAME is
+                      given): 101 with `Upgrade: ` the first protocol offered
+                      (or NAME), then a raw byte echo; otherwise a plain echo,
+                      as an origin that honours h2c or any other offer would
   do=redirect         to=URL: 302 with `Location: URL` and `Refresh: 0; url=URL`
 
 Origin(drop_reused=True): a request that arrives on a connection which
@@ -570,7 +573,12 @@ class Origin:
         return False
 
     def _do_upgrade(self, c, rd, req, keep):
-        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+        offered = (_hget(req.headers, "upgrade") or "").split(",")[0].strip()
+        proto = req.q.get("proto") or offered
+        if not proto:
+            return self._do_echo(c, rd, req, keep)
+        c.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n"
+                   % proto).encode("latin-1"))
         if rd.buf:
             c.sendall(bytes(rd.buf))
             rd.buf.clear()

@@ -482,6 +482,46 @@ static void test_config_unix_listen_mode_and_group(void **state)
                  "portico.yaml:3: listen.group: expected a string");
 }
 
+static void test_config_service_upgrade_list(void **state)
+{
+    struct config *c =
+        expect_ok(LISTEN "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n"
+                         "  b:\n    hosts: [b.test]\n    upstream: http://127.0.0.1:1\n"
+                         "    upgrade: [WebSocket, foo-proto]\n"
+                         "  c:\n    hosts: [c.test]\n    upstream: http://127.0.0.1:1\n"
+                         "    upgrade: []\n");
+    assert_int_equal(c->services[0].nupgrade, 1); /* the default: WebSocket only */
+    assert_string_equal(c->services[0].upgrade[0], "websocket");
+    assert_int_equal(c->services[1].nupgrade, 2);
+    assert_string_equal(c->services[1].upgrade[0], "websocket");
+    assert_string_equal(c->services[1].upgrade[1], "foo-proto");
+    assert_int_equal(c->services[2].nupgrade, 0);
+    config_unref(c);
+#define UPSVC LISTEN "services:\n  a:\n    upstream: http://127.0.0.1:1\n    hosts: [a.test]\n"
+    expect_error(UPSVC "    upgrade: [websocket, h2c]\n",
+                 "portico.yaml:7: services.a.upgrade: \"h2c\" is never forwarded: after the switch "
+                 "the client's requests would reach the upstream without forward auth or header "
+                 "rewriting");
+    expect_error(UPSVC "    upgrade: [H2C]\n",
+                 "portico.yaml:7: services.a.upgrade: \"H2C\" is never forwarded: after the switch "
+                 "the client's requests would reach the upstream without forward auth or header "
+                 "rewriting");
+    expect_error(UPSVC "    upgrade: [websocket/13]\n",
+                 "portico.yaml:7: services.a.upgrade: \"websocket/13\" is not a protocol name (a "
+                 "token such as websocket, without a /version)");
+    expect_error(UPSVC "    upgrade: [\"\"]\n",
+                 "portico.yaml:7: services.a.upgrade: \"\" is not a protocol name (a "
+                 "token such as websocket, without a /version)");
+    expect_error(UPSVC "    upgrade: [websocket, WebSocket]\n",
+                 "portico.yaml:7: services.a.upgrade: \"WebSocket\" is listed twice");
+    expect_error(UPSVC "    upgrade: websocket\n",
+                 "portico.yaml:7: services.a.upgrade: expected a sequence");
+    expect_error(LISTEN "services:\n  pg:\n    tcp: {listen: 127.0.0.1:15432, upstream: "
+                        "127.0.0.1:5432}\n    upgrade: [websocket]\n",
+                 "portico.yaml:6: services.pg.upgrade applies to HTTP services (with an upstream)");
+#undef UPSVC
+}
+
 static void test_config_duplicate_listen_rejected(void **state)
 {
     expect_error("listen:\n  - addr: 127.0.0.1:8080\n  - addr: 127.0.0.1:8081\n"
@@ -1169,6 +1209,7 @@ int main(void)
         cmocka_unit_test(test_config_listen_port_zero),
         cmocka_unit_test(test_config_listen_error_reports_line),
         cmocka_unit_test(test_config_unix_listen_mode_and_group),
+        cmocka_unit_test(test_config_service_upgrade_list),
         cmocka_unit_test(test_config_duplicate_listen_rejected),
         cmocka_unit_test(test_config_metrics_listen_must_differ),
         cmocka_unit_test(test_config_service_without_hosts_needs_domain),

@@ -149,7 +149,8 @@ static void test_headers_upgrade_forwarded_when_asked(void **state)
 {
     parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
           "Sec-WebSocket-Key: k\r\n\r\n");
-    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http", .upgrade = true};
+    struct request_rewrite rw = {
+        .client_addr = "1.2.3.4", .proto = "http", .upgrade = {"websocket", 9}};
     const char *h = build(&rw);
     assert_non_null(strstr(h, "\r\nUpgrade: websocket\r\n"));
     assert_non_null(strstr(h, "\r\nConnection: upgrade\r\n"));
@@ -390,10 +391,46 @@ static void test_headers_content_length_zero_kept(void **state)
 static void test_headers_upgrade_not_forwarded_unless_asked(void **state)
 {
     parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http", .upgrade = false};
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "http"};
     const char *h = build(&rw);
     assert_null(strstr(h, "Upgrade"));
     assert_null(strstr(h, "upgrade"));
+}
+
+static size_t filter(const char *offered, const char *const *allow, size_t n, char *dst)
+{
+    size_t len =
+        headers_filter_upgrade((struct http_slice){offered, strlen(offered)}, allow, n, dst, 64);
+    dst[len] = '\0';
+    return len;
+}
+
+static void test_headers_upgrade_filtered_to_allowed_protocols(void **state)
+{
+    static const char *const ws[] = {"websocket"};
+    static const char *const two[] = {"websocket", "foo"};
+    char got[80];
+    assert_int_equal(filter("websocket", ws, 1, got), 9);
+    assert_string_equal(got, "websocket");
+    assert_int_equal(filter("WebSocket/13", ws, 1, got), 12); /* names are case-insensitive */
+    assert_string_equal(got, "WebSocket/13");
+    assert_int_equal(filter("h2c", ws, 1, got), 0);
+    assert_int_equal(filter("h2c, websocket", ws, 1, got), 9);
+    assert_string_equal(got, "websocket");
+    assert_int_equal(filter(" foo/2 ,, h2c,websocket ", two, 2, got), 16);
+    assert_string_equal(got, "foo/2, websocket");
+    assert_int_equal(filter("websocketx, web, , ", ws, 1, got), 0); /* whole names only */
+    assert_int_equal(filter("", ws, 1, got), 0);
+    assert_int_equal(filter("websocket", ws, 0, got), 0);
+
+    struct http_slice v = {"websocket", 9};
+    assert_true(headers_upgrade_allowed(v, ws, 1));
+    v = (struct http_slice){"h2c", 3};
+    assert_false(headers_upgrade_allowed(v, ws, 1));
+    v = (struct http_slice){"websocket, h2c", 14};
+    assert_false(headers_upgrade_allowed(v, two, 2));
+    v = (struct http_slice){" , ", 3};
+    assert_false(headers_upgrade_allowed(v, ws, 1));
 }
 
 static void test_headers_hop_by_hop_names(void **state)
@@ -644,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_headers_chunked_client_body_framed_once),
         cmocka_unit_test(test_headers_content_length_zero_kept),
         cmocka_unit_test(test_headers_upgrade_not_forwarded_unless_asked),
+        cmocka_unit_test(test_headers_upgrade_filtered_to_allowed_protocols),
         cmocka_unit_test(test_headers_hop_by_hop_names),
         cmocka_unit_test(test_headers_identity_prefixes),
         cmocka_unit_test(test_headers_alias_eq_is_exact_length),
