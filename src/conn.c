@@ -287,11 +287,32 @@ void conn_exchange_done(struct conn *c, bool keep_alive)
     }
 }
 
-void conn_drain(struct conn *c)
+/* Bytes (or EOF) waiting in the socket that no event has delivered yet. */
+static bool input_pending(const struct conn *c)
 {
+    char b;
+    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0;
+}
+
+enum conn_drain_result conn_drain(struct conn *c)
+{
+    struct worker *w = c->w;
     c->closing = true;
-    if (c->state == CONN_HEAD && (!c->in || buf_len(c->in) == 0))
-        conn_close(c);
+    if (c->state == CONN_EXCHANGE && c->ex && proxy_close_tunnel(c->ex))
+        return CONN_DRAIN_TUNNEL;
+    if (c->state != CONN_HEAD || (c->in && buf_len(c->in)) || input_pending(c))
+        return CONN_DRAIN_KEPT;
+    if (c->nrequests == 0) {
+        /* Accepted, its request not read yet: closing now would fail a
+         * request the client has sent or is about to send. */
+        uint64_t now = loop_now_ms(w->loop);
+        if (!loop_timer_armed(&c->timer) || c->timer.deadline > now + LIMIT_DRAIN_FIRST_REQUEST_MS)
+            loop_timer_arm(w->loop, &c->timer, LIMIT_DRAIN_FIRST_REQUEST_MS);
+        return CONN_DRAIN_KEPT;
+    }
+    conn_close(c);
+    return CONN_DRAIN_IDLE;
 }
 
 static void on_timer(struct loop *l, struct loop_timer *t)

@@ -86,7 +86,18 @@ ssize_t conn_writev(struct conn *c, const struct iovec *iov, int n);
 /* No more bytes to the client (a TLS close_notify first, if TLS). */
 void conn_shutdown_write(struct conn *c);
 
-/* Stop accepting new requests on this connection (draining). */
-void conn_drain(struct conn *c);
+/* What draining did to a connection. */
+enum conn_drain_result {
+    CONN_DRAIN_KEPT,   /* a request is in flight or on its way: answered, then closed */
+    CONN_DRAIN_IDLE,   /* an idle keep-alive connection: closed now */
+    CONN_DRAIN_TUNNEL, /* an upgraded tunnel (WebSocket, ...): closed now */
+};
+
+/* The process is shutting down: no new request on this connection after
+ * the current one. Tunnels and idle keep-alive connections close now (a
+ * browser reconnects at once, to the process that takes over); a
+ * connection that has not sent its first request yet gets
+ * LIMIT_DRAIN_FIRST_REQUEST_MS to send it. */
+enum conn_drain_result conn_drain(struct conn *c);
 
 #endif

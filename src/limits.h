@@ -33,6 +33,7 @@
 #define LIMIT_MAX_CONNECTIONS_DEFAULT 16384 /* config limits.max_connections */
 #define LIMIT_ACCEPT_BATCH            1 /* accepts per wake-up: more lets one worker take a burst */
 #define LIMIT_LISTEN_BACKLOG          4096
+#define LIMIT_INHERITED_FDS           1024 /* LISTEN_FDS: sockets taken over on start */
 
 /* ---- timeouts (milliseconds) ---------------------------------------------- */
 #define TIMEOUT_HEADER_MS_DEFAULT    10000 /* config limits.header_timeout (slowloris) */
@@ -40,6 +41,10 @@
 #define TIMEOUT_BODY_MS_DEFAULT      60000 /* config limits.body_timeout: client silent mid-body */
 #define TIMEOUT_SEND_MS_DEFAULT      60000 /* config limits.send_timeout: client not reading */
 #define TIMEOUT_SHUTDOWN_MS_DEFAULT  30000 /* config limits.shutdown_timeout (drain) */
+/* Draining: a connection accepted but whose first request has not been
+ * read gets this long to send it; a TCP stream silent this long closes. */
+#define LIMIT_DRAIN_FIRST_REQUEST_MS 1000
+#define LIMIT_DRAIN_TCP_QUIET_MS     1000
 #define TIMEOUT_TUNNEL_MS_DEFAULT    3600000 /* config limits.tunnel_timeout: idle WebSocket */
 #define TIMEOUT_CONNECT_MS_DEFAULT   5000    /* config connect_timeout (per service) */
 #define TIMEOUT_RESPONSE_MS_DEFAULT  300000  /* config timeout: wait for the response head -> 504 */

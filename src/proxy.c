@@ -349,6 +349,14 @@ static void fail_hard(struct exchange *ex, int status_if_unsent, const char *why
     conn_close(c);
 }
 
+bool proxy_close_tunnel(struct exchange *ex)
+{
+    if (ex->phase != EX_TUNNEL)
+        return false;
+    fail_hard(ex, 101, "tunnel closed: portico is shutting down");
+    return true;
+}
+
 void proxy_respond_local(struct exchange *ex, int status, const char *body, bool close)
 {
     struct worker *w = ex_worker(ex);

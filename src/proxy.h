@@ -129,6 +129,10 @@ void proxy_run(struct exchange *ex);
 /* The exchange's idle timer fired. */
 void proxy_timeout(struct exchange *ex);
 
+/* If ex is an upgraded tunnel, close both sides now, log it, and return
+ * true (the connection is gone); else false. */
+bool proxy_close_tunnel(struct exchange *ex);
+
 /* Abort at once: close the upstream side; the caller closes the client. */
 void proxy_abort(struct exchange *ex);
 

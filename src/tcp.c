@@ -179,10 +179,17 @@ static int pump(struct tcp_dir *d, struct tcp_side *src, struct tcp_side *dst)
     }
 }
 
+/* How long the stream may stay silent: tunnel_timeout, and once the
+ * worker drains, LIMIT_DRAIN_TCP_QUIET_MS. */
+static uint64_t quiet_limit(const struct tcp_fwd *t)
+{
+    uint64_t limit = t->cfg->limits.tunnel_timeout_ms;
+    return t->w->draining && limit > LIMIT_DRAIN_TCP_QUIET_MS ? LIMIT_DRAIN_TCP_QUIET_MS : limit;
+}
+
 static void arm(struct tcp_fwd *t)
 {
-    const struct config *c = t->cfg;
-    uint32_t ms = t->connecting ? t->svc->connect_timeout_ms : c->limits.tunnel_timeout_ms;
+    uint64_t ms = t->connecting ? t->svc->connect_timeout_ms : quiet_limit(t);
     loop_timer_arm(t->w->loop, &t->timer, ms);
 }
 
@@ -259,7 +266,7 @@ static void on_timer(struct loop *l, struct loop_timer *tm)
         return;
     }
     uint64_t idle = loop_now_ms(l) - t->last_activity;
-    uint64_t limit = t->cfg->limits.tunnel_timeout_ms;
+    uint64_t limit = quiet_limit(t);
     if (idle < limit) {
         loop_timer_arm(l, tm, limit - idle);
         return;
@@ -361,6 +368,24 @@ int tcp_passthrough(struct worker *w, int fd, const struct sockaddr_storage *pee
                     const struct sockaddr_storage *local, const struct config_service *svc)
 {
     return start(w, fd, peer, addr, local, svc, svc->passthrough, true);
+}
+
+size_t tcp_drain(struct worker *w)
+{
+    size_t closed = 0;
+    uint64_t now = loop_now_ms(w->loop);
+    for (struct tcp_fwd *t = w->tcps, *next; t; t = next) {
+        next = t->next;
+        if (t->connecting)
+            continue; /* its connect timer ends it, or it starts moving bytes */
+        if (now - t->last_activity >= LIMIT_DRAIN_TCP_QUIET_MS) {
+            tcp_close(t);
+            closed++;
+        } else {
+            arm(t); /* now measured against LIMIT_DRAIN_TCP_QUIET_MS */
+        }
+    }
+    return closed;
 }
 
 void tcp_close_all(struct worker *w)

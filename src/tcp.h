@@ -8,6 +8,7 @@
 #ifndef PORTICO_TCP_H
 #define PORTICO_TCP_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 struct worker;
@@ -27,6 +28,11 @@ int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, sock
  * worker's connection count. 0, or -1 (fd closed) on failure. */
 int tcp_passthrough(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
                     const struct sockaddr_storage *local, const struct config_service *svc);
+
+/* The worker drains (w->draining is set): close the forwarders that have
+ * been silent for LIMIT_DRAIN_TCP_QUIET_MS and return how many; the
+ * others close once they are silent that long (or at shutdown_timeout). */
+size_t tcp_drain(struct worker *w);
 
 /* Close a forwarder now. */
 void tcp_close(struct tcp_fwd *t);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -233,6 +234,7 @@ static void on_drain_timeout(struct loop *l, struct loop_timer *t)
     if (w->nconns)
         log_msg(LOG_WARN, "worker %u: shutdown_timeout reached; closing %zu connections", w->id,
                 w->nconns);
+    w->drained.cut = w->nconns;
     while (w->conns)
         conn_close(w->conns);
     tcp_close_all(w);
@@ -248,8 +250,19 @@ static void on_drain(struct loop *l, void *arg)
     upstream_pools_close_idle(w);
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
-        conn_drain(c);
+        switch (conn_drain(c)) {
+        case CONN_DRAIN_TUNNEL:
+            w->drained.tunnels++;
+            break;
+        case CONN_DRAIN_IDLE:
+            w->drained.idle++;
+            break;
+        case CONN_DRAIN_KEPT:
+            break;
+        }
     }
+    w->drained.tcp = tcp_drain(w);
+    w->drained.finishing = w->nconns;
     if (w->nconns == 0) {
         loop_stop(l);
         return;
@@ -343,16 +356,31 @@ void worker_reload_all(struct server *srv)
 
 void worker_stop_all(struct server *srv)
 {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t tunnels = 0, idle = 0, tcp = 0, finishing = 0, cut = 0;
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (loop_post(srv->workers[i].loop, on_drain, &srv->workers[i]) < 0)
             log_msg(LOG_ERROR, "worker %u: cannot post shutdown", i);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         pthread_join(w->thread, NULL);
+        tunnels += w->drained.tunnels;
+        idle += w->drained.idle;
+        tcp += w->drained.tcp;
+        finishing += w->drained.finishing;
+        cut += w->drained.cut;
         if (w->cfg)
             config_unref(w->cfg);
         w->cfg = NULL;
         loop_free(w->loop);
         metrics_worker_free(&w->metrics);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    log_msg(
+        LOG_INFO,
+        "drained in %ld ms: closed %zu upgraded tunnels, %zu idle connections and %zu quiet TCP "
+        "streams at once; %zu connections finished, %zu cut at shutdown_timeout",
+        ms, tunnels, idle, tcp, finishing - cut, cut);
 }

@@ -68,6 +68,11 @@ struct worker {
     uint64_t auth_serial;
     struct metrics_worker metrics;
     struct log_buf log;
+    /* What draining did: closed at its start, left to finish, cut at
+     * shutdown_timeout (read by the main thread after the join). */
+    struct {
+        size_t tunnels, idle, tcp, finishing, cut;
+    } drained;
 };
 
 struct server {
@@ -84,7 +89,9 @@ struct server {
 int worker_start_all(struct server *srv, char *err, size_t errlen);
 /* Hand every worker a new snapshot and listener set (references are taken). */
 void worker_reload_all(struct server *srv);
-/* Ask every worker to stop accepting, finish in-flight work, and exit; join them. */
+/* Ask every worker to stop accepting, close tunnels and idle connections,
+ * finish in-flight work within shutdown_timeout, and exit; join them and
+ * log one line saying what was closed and how long it took. */
 void worker_stop_all(struct server *srv);
 
 /* Worker side: a client connection closed (counters, paused accepts, drain). */
