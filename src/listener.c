@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "limits.h"
+#include "log.h"
 
 /* The address the kernel bound, as text: "127.0.0.1:43211", "[::1]:43211". */
 static void bound_address(int fd, const struct config_addr *addr, struct config_addr *out)
@@ -144,7 +145,7 @@ void listener_unref(struct listener *l)
     if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     close(l->fd);
-    if (l->addr.sa.ss_family == AF_UNIX)
+    if (l->addr.sa.ss_family == AF_UNIX && !__atomic_load_n(&l->keep_path, __ATOMIC_ACQUIRE))
         unlink(((const struct sockaddr_un *)&l->addr.sa)->sun_path);
     free(l);
 }
@@ -179,4 +180,172 @@ void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char
     } else {
         snprintf(out, cap, "unix:");
     }
+}
+
+/* ---- inherited sockets ------------------------------------------------------ */
+
+static int g_ready_fd = -1;
+
+int listener_ready_fd(void)
+{
+    return g_ready_fd;
+}
+
+/* A whole non-negative decimal number below max, else -1. */
+static long parse_count(const char *s, long max)
+{
+    if (!s || !*s)
+        return -1;
+    long v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > max)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v <= max ? v : -1;
+}
+
+/* The address fd is bound to, in the form the configuration writes it
+ * (only the fields that identify an endpoint), and whether it is a
+ * listening stream socket of a family portico serves. */
+static bool inherited_addr(int fd, struct config_addr *out, char *why, size_t whylen)
+{
+    int type = 0, acc = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+        snprintf(why, whylen, "not a socket (%s)", strerror(errno));
+        return false;
+    }
+    len = sizeof acc;
+    if (type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc) {
+        snprintf(why, whylen, "not a listening stream socket");
+        return false;
+    }
+    struct sockaddr_storage ss;
+    len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        snprintf(why, whylen, "getsockname: %s", strerror(errno));
+        return false;
+    }
+    memset(out, 0, sizeof *out);
+    char ip[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        struct sockaddr_in *o = (struct sockaddr_in *)&out->sa;
+        o->sin_family = AF_INET;
+        o->sin_port = in->sin_port;
+        o->sin_addr = in->sin_addr;
+        out->salen = sizeof *o;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(out->text, sizeof out->text, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        struct sockaddr_in6 *o = (struct sockaddr_in6 *)&out->sa;
+        o->sin6_family = AF_INET6;
+        o->sin6_port = in6->sin6_port;
+        o->sin6_addr = in6->sin6_addr;
+        o->sin6_scope_id = in6->sin6_scope_id;
+        out->salen = sizeof *o;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(out->text, sizeof out->text, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+        size_t max = len > offsetof(struct sockaddr_un, sun_path)
+                         ? len - offsetof(struct sockaddr_un, sun_path)
+                         : 0;
+        size_t plen = strnlen(un->sun_path, max);
+        if (plen == 0 || plen >= sizeof un->sun_path) {
+            snprintf(why, whylen, "an unnamed or abstract Unix socket");
+            return false;
+        }
+        struct sockaddr_un *o = (struct sockaddr_un *)&out->sa;
+        o->sun_family = AF_UNIX;
+        memcpy(o->sun_path, un->sun_path, plen);
+        out->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1);
+        snprintf(out->text, sizeof out->text, "unix:%s", o->sun_path);
+    } else {
+        snprintf(why, whylen, "a socket of address family %d", ss.ss_family);
+        return false;
+    }
+    return true;
+}
+
+size_t listener_inherit(struct listener ***out)
+{
+    *out = NULL;
+    char pid_s[32] = "", fds_s[32] = "", ready_s[32] = "";
+    char *names = NULL;
+    const char *v;
+    if ((v = getenv("LISTEN_PID")))
+        snprintf(pid_s, sizeof pid_s, "%s", v);
+    if ((v = getenv("LISTEN_FDS")))
+        snprintf(fds_s, sizeof fds_s, "%s", v);
+    if ((v = getenv("LISTEN_FDNAMES")))
+        names = strdup(v);
+    if ((v = getenv("PORTICO_READY_FD")))
+        snprintf(ready_s, sizeof ready_s, "%s", v);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    unsetenv("PORTICO_READY_FD");
+    long pid = parse_count(pid_s, 1L << 30);
+    if (pid != (long)getpid()) {
+        if (pid_s[0] && fds_s[0])
+            log_msg(LOG_INFO, "LISTEN_FDS is for process %s, not this one; ignored", pid_s);
+        free(names);
+        return 0;
+    }
+    long ready = parse_count(ready_s, 1L << 20);
+    if (ready >= 3 && fcntl((int)ready, F_SETFD, FD_CLOEXEC) == 0)
+        g_ready_fd = (int)ready;
+    long n = parse_count(fds_s, LIMIT_INHERITED_FDS);
+    if (n < 0) {
+        log_msg(LOG_WARN, "LISTEN_FDS=\"%s\" is not a count up to %d; no socket inherited", fds_s,
+                LIMIT_INHERITED_FDS);
+        free(names);
+        return 0;
+    }
+    struct listener **ls = calloc(n ? (size_t)n : 1, sizeof *ls);
+    size_t k = 0;
+    char *save = NULL;
+    char *name = names ? strtok_r(names, ":", &save) : NULL;
+    for (long i = 0; i < n; i++, name = name ? strtok_r(NULL, ":", &save) : NULL) {
+        int fd = (int)(3 + i);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        struct config_addr a;
+        char why[128];
+        if (!inherited_addr(fd, &a, why, sizeof why)) {
+            log_msg(LOG_WARN, "inherited fd %d is %s; closing it", fd, why);
+            close(fd);
+            continue;
+        }
+        struct listener *l = ls ? calloc(1, sizeof *l) : NULL;
+        if (!l) {
+            log_msg(LOG_ERROR, "inherited socket %s: out of memory; closing it", a.text);
+            close(fd);
+            continue;
+        }
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        l->fd = fd;
+        l->refs = 1;
+        l->keep_path = true;
+        l->bound = a;
+        l->addr = a;
+        if (a.sa.ss_family == AF_INET)
+            ((struct sockaddr_in *)&l->addr.sa)->sin_port = 0;
+        else if (a.sa.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&l->addr.sa)->sin6_port = 0;
+        snprintf(l->owner, sizeof l->owner, "%s", name && strcmp(name, "unknown") ? name : "");
+        ls[k++] = l;
+    }
+    free(names);
+    if (!k) {
+        free(ls);
+        return 0;
+    }
+    *out = ls;
+    return k;
 }

@@ -19,10 +19,34 @@ struct listener {
     int refs;                 /* atomic */
     struct config_addr addr;  /* as configured; the port may be 0 */
     struct config_addr bound; /* as bound: the port the kernel chose for port 0 */
-    /* Which kind of configuration entry owns it ("listen", "tcp:NAME",
-     * "metrics"): a reload gives a port-0 listener back to the same kind. */
+    /* Which kind of configuration entry owns it ("listen", "tcp.NAME",
+     * "metrics"): a reload gives a port-0 listener back to the same kind.
+     * It is also the socket's name in LISTEN_FDNAMES when the sockets are
+     * handed to a new process, so it never contains ':'. */
     char owner[LIMIT_SERVICE_NAME + 8];
+    /* Closing does not unlink a Unix socket's file: the socket was
+     * inherited (its creator owns the file) or handed to a new process that
+     * still listens on it. Atomic. */
+    bool keep_path;
 };
+
+/* The listening sockets this process was given on start (systemd socket
+ * activation, or an upgrading portico), by the sd_listen_fds(3) protocol:
+ * LISTEN_PID is this process and LISTEN_FDS=N means fds 3..3+N-1, named
+ * by the optional LISTEN_FDNAMES. The variables are removed from the
+ * environment whatever they say, so no child inherits them. Each usable
+ * socket becomes a listener (owner: its name, "" without one; addr: the
+ * address it is bound to, with port 0 for an IP socket, so a port-0 entry
+ * of the same owner can take it); an fd that is not a listening stream
+ * socket is closed with a warning. Sets *out (NULL when there are none) and
+ * returns the count. */
+size_t listener_inherit(struct listener ***out);
+
+/* The fd named by PORTICO_READY_FD when this process was started by an
+ * upgrading portico (read and removed from the environment by
+ * listener_inherit, only when LISTEN_PID is this process), else -1. The
+ * process writes one byte to it once it serves. */
+int listener_ready_fd(void);
 
 /* Open, bind and listen (non-blocking) for the entry owner. A stale Unix
  * socket file is replaced. Port 0 binds a port the kernel chooses, once:

@@ -5,6 +5,7 @@
  * code), loading and swapping configuration snapshots, the listening
  * sockets, and the /metrics endpoint. Workers do all request work. */
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -31,7 +33,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: portico run [-c FILE]     serve until SIGTERM/SIGINT; SIGHUP reloads\n"
+    fprintf(f, "usage: portico run [-c FILE]     serve until SIGTERM/SIGINT; SIGHUP reloads;\n"
+               "                                 SIGUSR2 restarts in place on the same sockets\n"
                "       portico check -c FILE     validate a configuration\n"
                "       portico version           version and libraries\n"
                "default FILE: " DEFAULT_CONFIG "\n");
@@ -73,6 +76,13 @@ struct mainctx {
     int exit_code;
     /* Certificate files are watched so a renewal applies without a SIGHUP. */
     struct certwatch *certs;
+    /* SIGUSR2: a new process of this binary takes over the listening
+     * sockets; once it serves, this one drains and exits. */
+    char exe[4096]; /* this binary, as its path read on start */
+    char **argv;
+    pid_t child;            /* the new process while it starts; 0 when none */
+    struct loop_io readyio; /* read end of its ready pipe */
+    bool handed_over;       /* it serves: this process drains and exits */
 };
 
 static struct mainctx *g_main; /* for the metrics renderer, which needs the workers */
@@ -224,14 +234,14 @@ static size_t listener_count(const struct config *c)
     return c->nlistens + c->ntcp;
 }
 
-/* The kind of entry that owns listener i of c: "listen", or "tcp:NAME" for
+/* The kind of entry that owns listener i of c: "listen", or "tcp.NAME" for
  * a forwarder. */
 static void listener_owner(const struct config *c, size_t i, char *out, size_t cap)
 {
     if (i < c->nlistens)
         snprintf(out, cap, "listen");
     else
-        snprintf(out, cap, "tcp:%s", c->tcp_services[i - c->nlistens]->name);
+        snprintf(out, cap, "tcp.%s", c->tcp_services[i - c->nlistens]->name);
 }
 
 /* Open the listeners c asks for, keeping sockets from old[], each at most
@@ -287,7 +297,24 @@ static struct listener **open_listeners(const struct config *c, struct listener 
     return ls;
 }
 
-static int metrics_open(struct mainctx *m, const struct config *c, char *err, size_t errlen)
+/* A socket of pool (inherited on start) not taken yet that c's entry for
+ * addr and owner can use: one bound to addr, else for port 0 one of the
+ * same address and owner. A new reference, or NULL. */
+static struct listener *pool_take(struct listener **pool, size_t npool,
+                                  const struct config_addr *addr, const char *owner)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = 0; k < npool; k++) {
+            bool fits = pass == 0 ? listener_bound_to(pool[k], addr)
+                                  : listener_any_port_for(pool[k], addr, owner);
+            if (fits && __atomic_load_n(&pool[k]->refs, __ATOMIC_RELAXED) == 1)
+                return listener_ref(pool[k]);
+        }
+    return NULL;
+}
+
+static int metrics_open(struct mainctx *m, const struct config *c, struct listener **pool,
+                        size_t npool, char *err, size_t errlen)
 {
     struct listener *old = m->metrics_on ? m->metrics.l : NULL;
     if (!c->metrics_enabled) {
@@ -302,7 +329,9 @@ static int metrics_open(struct mainctx *m, const struct config *c, char *err, si
     if (old && (listener_bound_to(old, &c->metrics_listen) ||
                 listener_any_port_for(old, &c->metrics_listen, "metrics")))
         return 0;
-    struct listener *l = listener_open(&c->metrics_listen, "metrics", err, errlen);
+    struct listener *l = pool_take(pool, npool, &c->metrics_listen, "metrics");
+    if (!l)
+        l = listener_open(&c->metrics_listen, "metrics", err, errlen);
     if (!l)
         return -1;
     if (old) {
@@ -380,7 +409,7 @@ static void reload(struct mainctx *m)
         certwatch_set(m->certs, m->srv.cfg);
         return;
     }
-    if (metrics_assign_slots(c) < 0 || metrics_open(m, c, err, sizeof err) < 0) {
+    if (metrics_assign_slots(c) < 0 || metrics_open(m, c, NULL, 0, err, sizeof err) < 0) {
         log_msg(LOG_ERROR, "reload refused: %s", c->metrics_enabled ? err : "out of memory");
         for (size_t i = 0; i < listener_count(c); i++)
             listener_unref(ls[i]);
@@ -403,6 +432,200 @@ static void reload(struct mainctx *m)
             c->nservices, listener_count(c));
 }
 
+/* ---- upgrades (SIGUSR2) --------------------------------------------------- */
+
+#define ENV_PID_DIGITS 20 /* room for LISTEN_PID's value, filled in by the child */
+
+/* In the child between fork and execve: only async-signal-safe calls. The
+ * n fds go to 3..3+n-1 (through copies above them, so a move never
+ * overwrites a descriptor still to be moved), which clears FD_CLOEXEC on
+ * them alone; pidvar gets this process's pid. */
+static void upgrade_exec_child(const char *exe, char **argv, char **envp, const int *fds, int *tmp,
+                               size_t n, char *pidvar)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    for (size_t i = 0; i < n; i++)
+        if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, (int)(3 + n))) < 0)
+            _exit(126);
+    for (size_t i = 0; i < n; i++)
+        if (dup2(tmp[i], (int)(3 + i)) < 0)
+            _exit(126);
+    char digits[ENV_PID_DIGITS];
+    size_t nd = 0;
+    for (unsigned long v = (unsigned long)getpid(); nd == 0 || v; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    for (size_t i = 0; i < nd; i++)
+        pidvar[i] = digits[nd - 1 - i];
+    pidvar[nd] = '\0';
+    execve(exe, argv, envp);
+    static const char msg[] = "portico: upgrade: cannot execute the new binary\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(127);
+}
+
+static bool env_is_handover(const char *e)
+{
+    static const char *const names[] = {
+        "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "PORTICO_READY_FD="};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(e, names[i], strlen(names[i])) == 0)
+            return true;
+    return false;
+}
+
+static void on_ready(struct loop *l, struct loop_io *io, uint32_t events);
+
+static void upgrade_stop_watching(struct mainctx *m)
+{
+    if (m->readyio.fd < 0)
+        return;
+    int fd = m->readyio.fd;
+    loop_io_del(m->loop, &m->readyio);
+    close(fd);
+    m->readyio.fd = -1;
+}
+
+/* Start this binary again with the listening sockets (the metrics one
+ * last) as fds 3.. by the LISTEN_FDS protocol, plus the write end of a pipe
+ * on which it says that it serves. */
+static void upgrade_start(struct mainctx *m)
+{
+    if (m->child) {
+        log_msg(LOG_WARN, "SIGUSR2 ignored: new process %d is still starting", (int)m->child);
+        return;
+    }
+    if (m->handed_over)
+        return;
+    if (getppid() == 1 && getenv("INVOCATION_ID")) {
+        log_msg(LOG_WARN, "SIGUSR2 ignored: under systemd the unit stops when this process "
+                          "exits; restart through socket activation (systemctl restart) instead");
+        return;
+    }
+    if (!m->exe[0]) {
+        log_msg(LOG_ERROR, "SIGUSR2 ignored: the path of this binary is unknown");
+        return;
+    }
+    size_t n = m->srv.nlisteners + (m->metrics_on ? 1 : 0);
+    size_t envc = 0;
+    while (environ[envc])
+        envc++;
+    int *fds = calloc(n + 1, sizeof *fds);
+    int *tmp = calloc(n + 1, sizeof *tmp);
+    char **envp = calloc(envc + 5, sizeof *envp);
+    size_t namecap = 16 + (n + 1) * sizeof m->srv.listeners[0]->owner;
+    char *names = malloc(namecap);
+    char fdsvar[32], readyvar[48], pidvar[16 + ENV_PID_DIGITS];
+    int p[2] = {-1, -1};
+    if (!fds || !tmp || !envp || !names || pipe2(p, O_CLOEXEC) < 0) {
+        log_msg(LOG_ERROR, "SIGUSR2: cannot start a new process: %s",
+                strerror(errno ? errno : ENOMEM));
+        goto out;
+    }
+    size_t off = (size_t)snprintf(names, namecap, "LISTEN_FDNAMES=");
+    for (size_t i = 0; i < n; i++) {
+        const struct listener *ls = i < m->srv.nlisteners ? m->srv.listeners[i] : m->metrics.l;
+        fds[i] = ls->fd;
+        off += (size_t)snprintf(names + off, namecap - off, "%s%s", i ? ":" : "", ls->owner);
+    }
+    fds[n] = p[1];
+    snprintf(fdsvar, sizeof fdsvar, "LISTEN_FDS=%zu", n);
+    snprintf(readyvar, sizeof readyvar, "PORTICO_READY_FD=%zu", 3 + n);
+    snprintf(pidvar, sizeof pidvar, "LISTEN_PID=");
+    size_t k = 0;
+    for (size_t i = 0; i < envc; i++)
+        if (!env_is_handover(environ[i]))
+            envp[k++] = environ[i];
+    envp[k++] = fdsvar;
+    envp[k++] = names;
+    envp[k++] = readyvar;
+    envp[k++] = pidvar;
+    pid_t pid = fork();
+    if (pid == 0)
+        upgrade_exec_child(m->exe, m->argv, envp, fds, tmp, n + 1, pidvar + strlen("LISTEN_PID="));
+    if (pid < 0) {
+        log_msg(LOG_ERROR, "SIGUSR2: cannot start a new process: fork: %s", strerror(errno));
+        goto out;
+    }
+    close(p[1]);
+    p[1] = -1;
+    if (loop_io_add(m->loop, &m->readyio, p[0], EPOLLIN | EPOLLET, on_ready) < 0) {
+        log_msg(LOG_ERROR, "SIGUSR2: cannot watch the new process: %s", strerror(errno));
+        close(p[0]);
+    }
+    p[0] = -1;
+    m->child = pid;
+    log_msg(LOG_INFO,
+            "SIGUSR2 received: started %s as process %d with %zu listening sockets; this "
+            "process drains once it serves",
+            m->exe, (int)pid, n);
+out:
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    free(fds);
+    free(tmp);
+    free(envp);
+    free(names);
+}
+
+/* The new process wrote to its ready pipe (it serves), or closed it. */
+static void on_ready(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    struct mainctx *m = container_of(io, struct mainctx, readyio);
+    char b[16];
+    ssize_t r;
+    while ((r = read(io->fd, b, sizeof b)) < 0 && errno == EINTR)
+        ;
+    if (r < 0 && errno == EAGAIN)
+        return;
+    upgrade_stop_watching(m);
+    if (r > 0 && m->child) {
+        log_msg(LOG_INFO, "new process %d serves on the same sockets: draining and exiting",
+                (int)m->child);
+        m->handed_over = true;
+        /* The sockets stay open in the new process: leave their files. */
+        for (size_t i = 0; i < m->srv.nlisteners; i++)
+            __atomic_store_n(&m->srv.listeners[i]->keep_path, true, __ATOMIC_RELEASE);
+        if (m->metrics_on)
+            __atomic_store_n(&m->metrics.l->keep_path, true, __ATOMIC_RELEASE);
+        loop_stop(l);
+    }
+    /* EOF without a byte: it failed; SIGCHLD tells how. */
+}
+
+/* Reap children; the new process exiting before it served is a failed
+ * upgrade, and this process goes on serving. */
+static void on_child(struct mainctx *m)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (pid != m->child || m->handed_over)
+            continue;
+        if (m->readyio.fd >= 0)
+            on_ready(m->loop, &m->readyio, EPOLLIN); /* a byte it wrote before it exited */
+        if (m->handed_over)
+            continue;
+        upgrade_stop_watching(m);
+        m->child = 0;
+        if (WIFEXITED(st))
+            log_msg(LOG_ERROR,
+                    "upgrade failed: new process %d exited with status %d before serving (its "
+                    "messages are above); still serving",
+                    (int)pid, WEXITSTATUS(st));
+        else
+            log_msg(LOG_ERROR,
+                    "upgrade failed: new process %d was killed by signal %d before serving; "
+                    "still serving",
+                    (int)pid, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    }
+}
+
 static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
 {
     struct mainctx *m = container_of(io, struct mainctx, sigio);
@@ -417,6 +640,10 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
             log_msg(LOG_INFO, "%s received: draining connections",
                     si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
             loop_stop(l);
+        } else if (si.ssi_signo == SIGUSR2) {
+            upgrade_start(m);
+        } else if (si.ssi_signo == SIGCHLD) {
+            on_child(m);
         }
     }
 }
@@ -431,17 +658,27 @@ static void raise_fd_limit(void)
     }
 }
 
-static int cmd_run(const char *path)
+static int cmd_run(const char *path, char **argv)
 {
     char err[1024];
-    struct mainctx m = {.path = path, .sigio = {.fd = -1}, .metrics = {.io = {.fd = -1}}};
+    struct mainctx m = {.path = path,
+                        .sigio = {.fd = -1},
+                        .metrics = {.io = {.fd = -1}},
+                        .readyio = {.fd = -1},
+                        .argv = argv};
     g_main = &m;
+    /* Read now: an upgrade starts the binary at this path even once a
+     * package has replaced the file. */
+    ssize_t el = readlink("/proc/self/exe", m.exe, sizeof m.exe - 1);
+    m.exe[el > 0 ? el : 0] = '\0';
 
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGCHLD);
     /* Blocked before any thread starts, so workers inherit the mask and
      * only the signalfd ever sees these signals. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
@@ -467,9 +704,16 @@ static int cmd_run(const char *path)
         config_unref(c);
         return 1;
     }
-    m.srv.listeners = open_listeners(c, NULL, 0, err, sizeof err);
+    /* Sockets handed over by systemd or by the portico this one replaces
+     * take the place of binding (so no connection is refused in between). */
+    struct listener **pool = NULL;
+    size_t npool = listener_inherit(&pool);
+    m.srv.listeners = open_listeners(c, pool, npool, err, sizeof err);
     if (!m.srv.listeners) {
         fprintf(stderr, "portico: %s\n", err);
+        for (size_t i = 0; i < npool; i++)
+            listener_unref(pool[i]);
+        free(pool);
         loop_free(m.loop);
         config_unref(c);
         return 1;
@@ -483,24 +727,49 @@ static int cmd_run(const char *path)
     }
     m.certs = certwatch_new(m.loop, on_cert_change, &m);
     certwatch_set(m.certs, c);
-    if (metrics_open(&m, c, err, sizeof err) < 0) {
+    if (metrics_open(&m, c, pool, npool, err, sizeof err) < 0) {
         fprintf(stderr, "portico: %s\n", err);
         goto out;
     }
+    for (size_t i = 0; i < npool; i++) {
+        if (__atomic_load_n(&pool[i]->refs, __ATOMIC_RELAXED) == 1)
+            log_msg(LOG_WARN, "inherited socket %s (fd %d) is not in the configuration; closing it",
+                    pool[i]->bound.text, pool[i]->fd);
+        listener_unref(pool[i]);
+    }
+    free(pool);
+    pool = NULL;
+    npool = 0;
     if (worker_start_all(&m.srv, err, sizeof err) < 0) {
         fprintf(stderr, "portico: %s\n", err);
         goto out;
     }
     log_listeners(&m, c);
     /* Last: once this line is out, every listener above accepts. */
-    log_msg(LOG_INFO, "portico %s serving %zu services on %zu listeners with %u workers",
-            PORTICO_VERSION, c->nservices, listener_count(c), m.srv.nworkers);
+    char serving[160], pidtext[16];
+    snprintf(serving, sizeof serving,
+             "portico %s serving %zu services on %zu listeners with %u workers", PORTICO_VERSION,
+             c->nservices, listener_count(c), m.srv.nworkers);
+    snprintf(pidtext, sizeof pidtext, "%d", (int)getpid());
+    const char *kv[] = {"pid", pidtext};
+    log_fields(LOG_INFO, serving, kv, 1);
+    int ready = listener_ready_fd();
+    if (ready >= 0) {
+        /* Tell the process this one replaces that it may drain now. */
+        ssize_t ignored = write(ready, "1", 1);
+        (void)ignored;
+        close(ready);
+    }
     loop_run(m.loop);
     worker_stop_all(&m.srv);
     log_msg(LOG_INFO, "stopped");
     rc = 0;
 out:
     certwatch_free(m.certs);
+    for (size_t i = 0; i < npool; i++)
+        listener_unref(pool[i]);
+    free(pool);
+    upgrade_stop_watching(&m);
     if (m.metrics_on) {
         loop_io_del(m.loop, &m.metrics.io);
         listener_unref(m.metrics.l);
@@ -566,7 +835,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "run") == 0) {
         const char *path = config_arg(argc, argv, DEFAULT_CONFIG);
-        return path ? cmd_run(path) : 2;
+        return path ? cmd_run(path, argv) : 2;
     }
     if (strcmp(cmd, "check") == 0) {
         const char *path = config_arg(argc, argv, NULL);

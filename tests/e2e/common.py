@@ -61,6 +61,7 @@ class Ctx:
         self.procs = []
         self.socks = []
         self.notes = []
+        self.cleanups = []  # functions run first by cleanup()
 
     def origin(self, name="origin", **kw):
         o = Origin(name, **kw)
@@ -95,6 +96,11 @@ class Ctx:
 
     def cleanup(self):
         problems = []
+        for fn in self.cleanups:
+            try:
+                fn()
+            except Exception as e:
+                problems.append("cleanup: %r" % e)
         for p in self.porticos:
             try:
                 for pr in p.stop():

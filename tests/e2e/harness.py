@@ -17,6 +17,7 @@ Also: a minimal YAML emitter, raw-socket HTTP helpers.
 """
 
 import atexit
+import fcntl
 import http.client
 import json
 import os
@@ -192,12 +193,32 @@ class Portico:
         os.replace(tmp, self.path)
         self.config_text = text
 
-    def start(self, wait=True, timeout=None):
+    def start(self, wait=True, timeout=None, fds=None, fdnames=None):
         """Start portico; with wait, return once it logged that it serves
-        (every listener accepts by then), with the ports it bound."""
-        self.proc = subprocess.Popen([self.binary, "run", "-c", self.path],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=sanitizer_env())
+        (every listener accepts by then), with the ports it bound.
+
+        fds: listening sockets (fd numbers) handed over as systemd does
+        (socket activation): they become fds 3.. in the child, with
+        LISTEN_FDS, optional LISTEN_FDNAMES, and LISTEN_PID set by a shell
+        that then execs portico (so the pid is portico's)."""
+        args = [self.binary, "run", "-c", self.path]
+        env = sanitizer_env()
+        kw = {}
+        if fds is not None:
+            srcs = list(fds)
+            n = len(srcs)
+
+            def move_fds():  # in the child, before exec: fds to 3..3+n-1
+                tmp = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3 + n) for fd in srcs]
+                for i, t in enumerate(tmp):
+                    os.dup2(t, 3 + i)
+            args = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh"] + args
+            env["LISTEN_FDS"] = str(n)
+            if fdnames:
+                env["LISTEN_FDNAMES"] = ":".join(fdnames)
+            kw = {"preexec_fn": move_fds, "pass_fds": tuple(range(3, 3 + n))}
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=env, **kw)
         _ALL.append(self.proc)
         self.reader = threading.Thread(target=self._read_stderr, daemon=True)
         self.reader.start()
