@@ -446,7 +446,8 @@ static void upgrade_exec_child(const char *exe, char **argv, char **envp, const 
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigaction(SIGPIPE, &dfl, NULL); /* signal(2) is not async-signal-safe */
     for (size_t i = 0; i < n; i++)
         if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, (int)(3 + n))) < 0)
             _exit(126);
