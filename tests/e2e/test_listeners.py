@@ -31,12 +31,14 @@ def test_ipv6_and_unix_socket_listeners(ctx):
     eq((d["origin"], d["target"]), ("multi", "/six"), "request over IPv6")
     eq(hdrs(d, "x-forwarded-for"), ["::1"], "X-Forwarded-For of an IPv6 client")
     eq(hdrs(d, "x-real-ip"), ["::1"], "X-Real-IP of an IPv6 client")
+    eq(hdrs(d, "forwarded"), ['for="[::1]";host="a.test";proto=http'], "Forwarded of an IPv6 client")
     u = socket.socket(socket.AF_UNIX)
     u.settimeout(5 * SCALE)
     u.connect(upath)
     d = _get(u, path="/unix")
     eq((d["origin"], d["target"]), ("multi", "/unix"), "request over the Unix socket")
     eq(hdrs(d, "x-forwarded-proto"), ["http"], "X-Forwarded-Proto over the Unix socket")
+    eq(hdrs(d, "forwarded"), ['for=unknown;host="a.test";proto=http'], "Forwarded of a Unix-socket peer")
     eq(get_json(p.port, "/four")["target"], "/four", "the IPv4 listener still serves")
 
 
