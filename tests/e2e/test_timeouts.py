@@ -200,7 +200,8 @@ def test_upstream_pool_keeps_at_most_upstream_keepalive_idle(ctx):
     [t.start() for t in ths]
     [t.join() for t in ths]
     eq(out, [200] * 4, "statuses")
-    eq(o.connections, 4, "upstream connections for 4 concurrent requests")
+    opened = o.connections   # 4, or 3 if a thread started after another request ended
+    expect(opened >= 3, "only %d upstream connections for 4 concurrent requests" % opened)
     end = time.time() + 3 * SCALE
     while len(o.active) > 2 and time.time() < end:
         time.sleep(0.05)
@@ -208,7 +209,7 @@ def test_upstream_pool_keeps_at_most_upstream_keepalive_idle(ctx):
     eq(len(o.active), 2, "upstream connections kept open with upstream_keepalive: 2")
     for i in range(3):
         get_json(p.port, "/again%d" % i)
-    eq(o.connections, 4, "upstream connections after 3 more sequential requests (pooled ones reused)")
+    eq(o.connections, opened, "upstream connections after 3 more sequential requests (pooled ones reused)")
 
 
 @test()
