@@ -171,7 +171,7 @@ def test_send_timeout_closes_client_not_reading_copied(ctx):
 @test()
 def test_tunnel_timeout_closes_idle_upgraded_connection(ctx):
     o = ctx.origin("tun")
-    p = ctx.portico({"v": svc(o, timeout="30s")},
+    p = ctx.portico({"v": svc(o, timeout="30s", upgrade=["echo"])},
                     limits={"tunnel_timeout": "1s", "send_timeout": "30s", "body_timeout": "30s",
                             "keepalive_timeout": "30s"})
     with RawConn(p.port, timeout=5 * SCALE) as c:
