@@ -16,9 +16,11 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
+# libyaml's header has no version macro: `portico version` shows the one built against.
+YAML_BUILT := $(shell pkg-config --modversion yaml-0.1 2>/dev/null || echo unknown)
 WFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter -fno-strict-aliasing -pthread \
-           -D_GNU_SOURCE -DPORTICO_VERSION='"$(VERSION)"'
+           -D_GNU_SOURCE -DPORTICO_VERSION='"$(VERSION)"' -DPORTICO_YAML_BUILT='"$(YAML_BUILT)"'
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += $(WFLAGS) $(SAN)
 LDFLAGS += -pthread $(SAN)

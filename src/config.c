@@ -1884,8 +1884,15 @@ static int load_tls(struct parser *p)
     }
     if (!c->ntls_certs && c->npassthrough)
         return 0; /* passthrough only: unknown names are refused */
-    if (!c->ntls_certs)
-        return failat(p, 0, "a listener has tls: true but no tls.certs are configured");
+    if (!c->ntls_certs) {
+        size_t i = 0;
+        while (!c->listens[i].tls)
+            i++; /* the first TLS listener: one exists (wanted) */
+        return failat(p, (size_t)c->listens[i].line,
+                      "listen %s has tls: true but no tls.certs are configured (add tls: {certs: "
+                      "[{cert: FILE, key: FILE}]}, or a service with passthrough:)",
+                      c->listens[i].addr.text);
+    }
     struct tls_cert_spec *specs = calloc(c->ntls_certs, sizeof *specs);
     if (!specs)
         return fail_oom(p);
@@ -2051,8 +2058,9 @@ static int parse_root(struct parser *p)
         return -1;
     if (vals[K_LIMITS] && parse_limits(p, vals[K_LIMITS]) < 0)
         return -1;
-    if (!vals[K_LISTEN])
-        return failat(p, 0, "no listen addresses (add listen: [{addr: host:port}])");
+    if (!vals[K_LISTEN]) /* the line of the top level, where listen: belongs */
+        return failat(p, root ? root->start_mark.line + 1 : 1,
+                      "no listen addresses (add listen: [{addr: host:port}])");
     if (parse_listen(p, vals[K_LISTEN]) < 0)
         return -1;
     if (vals[K_METRICS] && parse_metrics(p, vals[K_METRICS]) < 0)

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <http_parser.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,10 @@
 #include "metrics.h"
 #include "worker.h"
 
+#ifndef PORTICO_YAML_BUILT
+#define PORTICO_YAML_BUILT "unknown" /* set by the Makefile from pkg-config */
+#endif
+
 #define DEFAULT_CONFIG      "/etc/portico/portico.yaml"
 #define METRICS_TIMEOUT_MS  5000 /* a scrape must send its request within this */
 #define METRICS_CLIENTS_MAX 64   /* concurrent scrapes */
@@ -40,12 +46,25 @@ static void usage(FILE *f)
                "default FILE: " DEFAULT_CONFIG "\n");
 }
 
+/* The libraries portico runs with, and (when it differs) the version it
+ * was built against: a distribution upgrade changes the first. */
 static void print_version(void)
 {
     unsigned long v = http_parser_version();
+    char hp_run[32], hp_built[32];
+    snprintf(hp_run, sizeof hp_run, "%lu.%lu.%lu", (v >> 16) & 255, (v >> 8) & 255, v & 255);
+    snprintf(hp_built, sizeof hp_built, "%d.%d.%d", HTTP_PARSER_VERSION_MAJOR,
+             HTTP_PARSER_VERSION_MINOR, HTTP_PARSER_VERSION_PATCH);
     printf("portico %s\n", PORTICO_VERSION);
-    printf("http-parser %lu.%lu.%lu\n", (v >> 16) & 255, (v >> 8) & 255, v & 255);
-    printf("libyaml %s\n", yaml_get_version_string());
+    printf("%s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
+    printf("libyaml %s (built with %s)\n", yaml_get_version_string(), PORTICO_YAML_BUILT);
+    printf("http-parser %s (built with %s)\n", hp_run, hp_built);
+}
+
+/* "1 service", "2 services". */
+static const char *plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
 }
 
 /* ---- the main thread's own state ----------------------------------------- */
@@ -428,8 +447,9 @@ static void reload(struct mainctx *m)
     worker_reload_all(&m->srv);
     certwatch_set(m->certs, c);
     log_listeners(m, c);
-    log_msg(LOG_INFO, "configuration reloaded from %s: %zu services, %zu listeners", m->path,
-            c->nservices, listener_count(c));
+    log_msg(LOG_INFO, "configuration reloaded from %s: %zu %s, %zu %s", m->path, c->nservices,
+            plural(c->nservices, "service", "services"), listener_count(c),
+            plural(listener_count(c), "listener", "listeners"));
 }
 
 /* ---- upgrades (SIGUSR2) --------------------------------------------------- */
@@ -686,22 +706,24 @@ static int cmd_run(const char *path, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
 
+    /* Start-up errors are log lines like all the others, so whatever
+     * collects the log sees why portico did not start. */
     struct config *c = config_load(path, err, sizeof err);
     if (!c) {
-        fprintf(stderr, "%s\n", err);
+        log_msg(LOG_ERROR, "cannot start: %s", err);
         return 1;
     }
     log_config_warnings(c);
     m.srv.cfg = c;
     m.srv.nworkers = c->workers;
     if (metrics_assign_slots(c) < 0) {
-        fprintf(stderr, "out of memory\n");
+        log_msg(LOG_ERROR, "cannot start: out of memory");
         config_unref(c);
         return 1;
     }
     m.loop = loop_new(err, sizeof err);
     if (!m.loop) {
-        fprintf(stderr, "portico: %s\n", err);
+        log_msg(LOG_ERROR, "cannot start: %s", err);
         config_unref(c);
         return 1;
     }
@@ -711,7 +733,7 @@ static int cmd_run(const char *path, char **argv)
     size_t npool = listener_inherit(&pool);
     m.srv.listeners = open_listeners(c, pool, npool, err, sizeof err);
     if (!m.srv.listeners) {
-        fprintf(stderr, "portico: %s\n", err);
+        log_msg(LOG_ERROR, "cannot start: %s", err);
         for (size_t i = 0; i < npool; i++)
             listener_unref(pool[i]);
         free(pool);
@@ -723,13 +745,13 @@ static int cmd_run(const char *path, char **argv)
     int rc = 1;
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0 || loop_io_add(m.loop, &m.sigio, sfd, EPOLLIN | EPOLLET, on_signal) < 0) {
-        fprintf(stderr, "portico: signalfd: %s\n", strerror(errno));
+        log_msg(LOG_ERROR, "cannot start: signalfd: %s", strerror(errno));
         goto out;
     }
     m.certs = certwatch_new(m.loop, on_cert_change, &m);
     certwatch_set(m.certs, c);
     if (metrics_open(&m, c, pool, npool, err, sizeof err) < 0) {
-        fprintf(stderr, "portico: %s\n", err);
+        log_msg(LOG_ERROR, "cannot start: %s", err);
         goto out;
     }
     for (size_t i = 0; i < npool; i++) {
@@ -742,15 +764,16 @@ static int cmd_run(const char *path, char **argv)
     pool = NULL;
     npool = 0;
     if (worker_start_all(&m.srv, err, sizeof err) < 0) {
-        fprintf(stderr, "portico: %s\n", err);
+        log_msg(LOG_ERROR, "cannot start: %s", err);
         goto out;
     }
     log_listeners(&m, c);
     /* Last: once this line is out, every listener above accepts. */
     char serving[160], pidtext[16];
-    snprintf(serving, sizeof serving,
-             "portico %s serving %zu services on %zu listeners with %u workers", PORTICO_VERSION,
-             c->nservices, listener_count(c), m.srv.nworkers);
+    snprintf(serving, sizeof serving, "portico %s serving %zu %s on %zu %s with %u %s",
+             PORTICO_VERSION, c->nservices, plural(c->nservices, "service", "services"),
+             listener_count(c), plural(listener_count(c), "listener", "listeners"), m.srv.nworkers,
+             plural(m.srv.nworkers, "worker", "workers"));
     snprintf(pidtext, sizeof pidtext, "%d", (int)getpid());
     const char *kv[] = {"pid", pidtext};
     log_fields(LOG_INFO, serving, kv, 1);
@@ -799,22 +822,31 @@ static int cmd_check(const char *path)
     }
     if (c->warnings)
         fputs(c->warnings, stderr);
-    printf("ok: %zu services, %zu listeners\n", c->nservices, c->nlistens + c->ntcp);
+    size_t nl = c->nlistens + c->ntcp;
+    printf("ok: %zu %s, %zu %s\n", c->nservices, plural(c->nservices, "service", "services"), nl,
+           plural(nl, "listener", "listeners"));
     config_unref(c);
     return 0;
 }
 
-/* "-c FILE" after the command; returns the file or def, NULL on bad usage. */
+/* "-c FILE" after the command; returns the file or def, NULL (after a
+ * usage message) on bad usage. */
 static const char *config_arg(int argc, char **argv, const char *def)
 {
     const char *path = def;
     for (int i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+        bool opt = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0;
+        if (opt && i + 1 < argc && argv[i + 1][0] != '\0') {
             path = argv[++i];
-        } else {
-            fprintf(stderr, "portico: unexpected argument \"%s\"\n", argv[i]);
-            return NULL;
+            continue;
         }
+        if (opt)
+            fprintf(stderr, "portico %s: %s needs a file name: portico %s %s FILE\n", argv[1],
+                    argv[i], argv[1], argv[i]);
+        else
+            fprintf(stderr, "portico %s: unexpected argument \"%s\"\n", argv[1], argv[i]);
+        usage(stderr);
+        return NULL;
     }
     return path;
 }
@@ -839,12 +871,14 @@ int main(int argc, char **argv)
         return path ? cmd_run(path, argv) : 2;
     }
     if (strcmp(cmd, "check") == 0) {
-        const char *path = config_arg(argc, argv, NULL);
-        if (!path) {
-            if (argc == 2)
-                fprintf(stderr, "portico: check needs -c FILE\n");
+        if (argc == 2) {
+            fprintf(stderr, "portico check: which file? portico check -c FILE\n");
+            usage(stderr);
             return 2;
         }
+        const char *path = config_arg(argc, argv, NULL);
+        if (!path)
+            return 2;
         return cmd_check(path);
     }
     fprintf(stderr, "portico: unknown command \"%s\"\n", cmd);

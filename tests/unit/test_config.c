@@ -182,9 +182,11 @@ static void test_config_json_error_reports_line(void **state)
 
 static void test_config_empty_document_has_no_listen(void **state)
 {
-    expect_error("", "portico.yaml: no listen addresses (add listen: [{addr: host:port}])");
+    expect_error("", "portico.yaml:1: no listen addresses (add listen: [{addr: host:port}])");
     expect_error("# nothing\n",
-                 "portico.yaml: no listen addresses (add listen: [{addr: host:port}])");
+                 "portico.yaml:1: no listen addresses (add listen: [{addr: host:port}])");
+    expect_error("# a comment\n\nworkers: 2\n",
+                 "portico.yaml:3: no listen addresses (add listen: [{addr: host:port}])");
     expect_error("listen: []\n", "portico.yaml:1: no listen addresses (listen is empty)");
 }
 
@@ -1050,7 +1052,13 @@ static void test_config_tls_keys_checked(void **state)
     expect_error("listen:\n  - {addr: \"unix:/tmp/x.sock\", tls: true}\n",
                  "portico.yaml:2: listen.tls: TLS on a Unix socket is not supported");
     expect_error("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\n",
-                 "portico.yaml: a listener has tls: true but no tls.certs are configured");
+                 "portico.yaml:2: listen 127.0.0.1:8443 has tls: true but no tls.certs are "
+                 "configured (add tls: {certs: [{cert: FILE, key: FILE}]}, or a service with "
+                 "passthrough:)");
+    expect_error("listen:\n  - addr: 127.0.0.1:8080\n  - addr: 127.0.0.1:8443\n    tls: true\n",
+                 "portico.yaml:3: listen 127.0.0.1:8443 has tls: true but no tls.certs are "
+                 "configured (add tls: {certs: [{cert: FILE, key: FILE}]}, or a service with "
+                 "passthrough:)");
     expect_error(LISTEN "tls:\n  certs: []\n", "portico.yaml:4: tls.certs is empty");
     expect_error(LISTEN "tls:\n  certs:\n    - {cert: /x.pem}\n",
                  "portico.yaml:5: tls.certs: an entry needs both cert and key");
