@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -181,7 +182,8 @@ static void reject(struct conn *c, int status, const char *body)
     proxy_respond_local(ex, status, body, true);
 }
 
-static const char *reject_body(int status)
+/* The start of portico's answer to a refused head; the rule follows it. */
+static const char *reject_what(int status)
 {
     switch (status) {
     case 414:
@@ -189,12 +191,26 @@ static const char *reject_body(int status)
     case 431:
         return "request header fields too large";
     case 501:
-        return "not implemented: unsupported method or transfer coding";
+        return "not implemented";
     case 505:
         return "HTTP version not supported";
     default:
         return "bad request";
     }
+}
+
+/* A head over a limit before its end was found: which limit. */
+static void reject_limit(struct conn *c, int status, const struct config_limits *lim)
+{
+    char body[160];
+    if (status == 414)
+        snprintf(body, sizeof body, "%s: longer than limits.max_request_line (%u bytes)",
+                 reject_what(status), lim->max_request_line);
+    else
+        snprintf(body, sizeof body,
+                 "%s: the head is larger than limits.max_header_bytes (%u bytes)",
+                 reject_what(status), lim->max_header_bytes);
+    reject(c, status, body);
 }
 
 static void start_request(struct conn *c, size_t head_len)
@@ -208,8 +224,12 @@ static void start_request(struct conn *c, size_t head_len)
     c->nrequests++;
     long r = http1_parse_request(buf_rptr(c->in), head_len, &ex->req);
     if (r < 0) {
+        /* The body and the access log say which rule refused the head. */
+        char body[LIMIT_LOG_REASON_BYTES];
+        snprintf(body, sizeof body, "%s: %s", reject_what((int)-r),
+                 ex->req.error ? ex->req.error : "malformed head");
         c->in->rpos = c->in->wpos = 0;
-        proxy_respond_local(ex, (int)-r, reject_body((int)-r), true);
+        proxy_respond_local(ex, (int)-r, body, true);
         return;
     }
     proxy_start(ex);
@@ -226,7 +246,7 @@ static void read_heads(struct conn *c)
         if (c->in && buf_len(c->in)) {
             long end = http1_find_head_end(buf_rptr(c->in), buf_len(c->in), &c->head_scan, &hl);
             if (end < 0) {
-                reject(c, (int)-end, reject_body((int)-end));
+                reject_limit(c, (int)-end, lim);
                 return;
             }
             if (end > 0) {
@@ -394,6 +414,43 @@ static void read_proxy_header(struct conn *c)
     }
 }
 
+/* A failed handshake is usually the client's business (an unknown name,
+ * an old protocol, a scanner), but an operator needs to see them: count
+ * each, and log at most one line per second per worker, saying how many
+ * were not logged since. */
+static void handshake_failed(struct conn *c, size_t slot, const char *why)
+{
+    static __thread uint64_t last_ms, quiet;
+    metrics_tls_handshake(&c->w->metrics, slot, false);
+    uint64_t now = now_ms(c);
+    if (last_ms && now - last_ms < 1000) {
+        quiet++;
+    } else {
+        const char *sni = c->ssl ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+        char more[64] = "";
+        if (quiet)
+            snprintf(more, sizeof more, " (%llu more since the last one logged)",
+                     (unsigned long long)quiet);
+        log_msg(LOG_WARN, "TLS handshake with %s%s%s failed: %s%s", c->addr, sni ? " for " : "",
+                sni ? sni : "", why, more);
+        last_ms = now;
+        quiet = 0;
+    }
+    conn_close(c);
+}
+
+/* Why SSL_do_handshake failed, from its result and the first queued error. */
+static const char *handshake_error(int e)
+{
+    unsigned long first = ERR_peek_error();
+    const char *r = first ? ERR_reason_error_string(first) : NULL;
+    if (e == SSL_ERROR_SSL && r)
+        return r; /* "no shared cipher", "unsupported protocol", "http request", ... */
+    if (e == SSL_ERROR_SYSCALL && errno)
+        return strerror(errno);
+    return "the client closed the connection during the handshake";
+}
+
 /* No certificates (a passthrough-only setup) and a name that matched no
  * passthrough service: nobody can serve it. Refuse it as a listener with
  * certificates does, with a fatal unrecognized_name alert. The ClientHello
@@ -409,8 +466,8 @@ static void refuse_unknown_name(struct conn *c)
     if (write(c->io.fd, alert, sizeof alert) < 0) {
         /* the client is gone; nothing left to tell it */
     }
-    metrics_tls_handshake(&c->w->metrics, METRICS_SLOT_NONE, false);
-    conn_close(c);
+    handshake_failed(c, METRICS_SLOT_NONE,
+                     "no certificate and no passthrough service for its name");
 }
 
 /* Start the TLS session with the certificate store of the current
@@ -424,8 +481,7 @@ static void start_tls(struct conn *c)
     }
     c->ssl = tls_store_new_ssl(store);
     if (!c->ssl || SSL_set_fd(c->ssl, c->io.fd) != 1) {
-        metrics_tls_handshake(&c->w->metrics, METRICS_SLOT_NONE, false);
-        conn_close(c);
+        handshake_failed(c, METRICS_SLOT_NONE, "out of memory");
         return;
     }
     c->state = CONN_TLS;
@@ -461,8 +517,7 @@ static void read_client_hello(struct conn *c)
         return;
     }
     if (r == SNI_BAD) {
-        metrics_tls_handshake(&c->w->metrics, METRICS_SLOT_NONE, false);
-        conn_close(c);
+        handshake_failed(c, METRICS_SLOT_NONE, "not a TLS ClientHello, or a malformed one");
         return;
     }
     const struct config_service *svc =
@@ -514,10 +569,7 @@ static void handshake(struct conn *c)
         c->writable = false;
         return;
     }
-    /* A failed handshake is the client's business (unknown name, old
-     * protocol, a scanner): count it, never log a line per attempt. */
-    metrics_tls_handshake(&c->w->metrics, sni_slot(c), false);
-    conn_close(c);
+    handshake_failed(c, sni_slot(c), handshake_error(e));
 }
 
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events)

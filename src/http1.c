@@ -129,7 +129,7 @@ long http1_find_head_end(const char *buf, size_t len, size_t *scan, const struct
  * bytes but HT in a value, an empty line at the very end. first receives
  * the start line (without CRLF), *nfields the number of field lines. */
 static long scan_head(const char *buf, size_t len, struct http_slice *first, size_t *nfields,
-                      long bad)
+                      long bad, const char **why)
 {
     const char *p = buf, *end = buf + len;
     size_t n = 0;
@@ -137,10 +137,10 @@ static long scan_head(const char *buf, size_t len, struct http_slice *first, siz
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl || nl == p || nl[-1] != '\r')
-            return bad; /* bare LF, or no line end at all */
+            return *why = "a line ends in a bare LF, not CRLF", bad;
         const char *eol = nl - 1;
         if (memchr(p, '\r', (size_t)(eol - p)))
-            return bad; /* bare CR */
+            return *why = "a bare CR inside a line", bad;
         if (first_line) {
             first->p = p;
             first->len = (size_t)(eol - p);
@@ -150,28 +150,36 @@ static long scan_head(const char *buf, size_t len, struct http_slice *first, siz
         }
         if (eol == p) { /* the empty line */
             if (nl + 1 != end)
-                return bad;
+                return *why = "bytes after the empty line that ends the head", bad;
             *nfields = n;
             return 0;
         }
         if (is_ows(*p))
-            return bad; /* obs-fold */
+            return *why = "obs-fold: a header line starts with whitespace", bad;
         const char *colon = p;
         while (colon < eol && is_tchar((unsigned char)*colon))
             colon++;
-        if (colon == p || colon == eol || *colon != ':')
-            return bad; /* empty name, bad name byte, space before ':', no colon */
+        if (colon == p)
+            return *why = "a header line without a name", bad;
+        if (colon < eol && is_ows(*colon))
+            return *why = "whitespace between a header name and its colon", bad;
+        if (colon == eol)
+            return *why = "a header line without a colon", bad;
+        if (*colon != ':')
+            return *why = "an invalid character in a header name", bad;
         for (const char *q = colon + 1; q < eol; q++) {
             unsigned char ch = (unsigned char)*q;
             if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                return bad;
+                return *why = "a control character in a header value", bad;
         }
-        if (n == LIMIT_HEADERS_COUNT)
+        if (n == LIMIT_HEADERS_COUNT) {
+            *why = "more than 100 header lines";
             return bad == HTTP1_BAD_REQUEST ? HTTP1_HEADERS_TOO_LARGE : bad;
+        }
         n++;
         p = nl + 1;
     }
-    return bad; /* no empty line */
+    return *why = "no empty line ends the head", bad;
 }
 
 /* "HTTP/1.0" or "HTTP/1.1": the minor version; HTTP1_BAD_VERSION for
@@ -395,14 +403,17 @@ struct framing {
 /* Framing headers shared by requests and responses: refuses repeated or
  * malformed Content-Length, a Transfer-Encoding not ending in a single
  * chunked, and both together. */
-static long framing(const struct http_header *h, size_t n, long bad, struct framing *f)
+static long framing(const struct http_header *h, size_t n, long bad, struct framing *f,
+                    const char **why)
 {
     bool chunked_seen = false, te_seen = false, chunked_last = false;
     memset(f, 0, sizeof *f);
     for (size_t i = 0; i < n; i++) {
         if (http_slice_eq(h[i].name, "content-length")) {
-            if (f->has_cl || !parse_length(h[i].value, &f->cl))
-                return bad; /* repeated (even with the same value) or malformed */
+            if (f->has_cl) /* even with the same value */
+                return *why = "Content-Length given more than once", bad;
+            if (!parse_length(h[i].value, &f->cl))
+                return *why = "a Content-Length that is not a decimal number", bad;
             f->has_cl = true;
         } else if (http_slice_eq(h[i].name, "transfer-encoding")) {
             te_seen = true;
@@ -413,22 +424,24 @@ static long framing(const struct http_header *h, size_t n, long bad, struct fram
                 const char *semi = memchr(tok.p, ';', tok.len);
                 struct http_slice name = semi ? trim_ows(tok.p, semi) : tok;
                 if (!is_token(name))
-                    return bad;
+                    return *why = "an invalid coding in Transfer-Encoding", bad;
                 if (http_slice_eq(tok, "chunked")) {
                     if (chunked_seen)
-                        return bad;
+                        return *why = "chunked given twice in Transfer-Encoding", bad;
                     chunked_seen = chunked_last = true;
                 } else {
                     if (chunked_seen)
-                        return bad; /* a coding after chunked */
+                        return *why = "a coding after chunked in Transfer-Encoding", bad;
                     f->other = true;
                 }
             }
         }
     }
     if (te_seen) {
-        if (f->has_cl || !chunked_last)
-            return bad;
+        if (f->has_cl)
+            return *why = "both Content-Length and Transfer-Encoding", bad;
+        if (!chunked_last)
+            return *why = "a Transfer-Encoding that does not end in chunked", bad;
         f->has_te = true;
     }
     return 0;
@@ -450,6 +463,7 @@ static bool host_value_ok(struct http_slice h)
 /* Split the request-target into path, query and authority. */
 static long parse_target(struct http_request *req, struct http_slice *authority)
 {
+    const char **why = &req->error;
     struct http_slice t = req->target;
     authority->p = NULL;
     authority->len = 0;
@@ -457,12 +471,13 @@ static long parse_target(struct http_request *req, struct http_slice *authority)
     req->query.len = 0;
     for (size_t i = 0; i < t.len; i++) {
         unsigned char ch = (unsigned char)t.p[i];
-        if (ch <= 0x20 || ch >= 0x7f || ch == '#')
-            return HTTP1_BAD_REQUEST; /* spaces, controls; a fragment is never sent */
+        if (ch <= 0x20 || ch >= 0x7f || ch == '#') /* a fragment is never sent */
+            return *why = "a space, control, non-ASCII byte or '#' in the target",
+                   HTTP1_BAD_REQUEST;
     }
     if (t.len == 1 && t.p[0] == '*') {
         if (req->method_id != HTTP_OPTIONS)
-            return HTTP1_BAD_REQUEST;
+            return *why = "the target * with a method other than OPTIONS", HTTP1_BAD_REQUEST;
         req->path.p = "/";
         req->path.len = 1;
         return 0;
@@ -477,15 +492,15 @@ static long parse_target(struct http_request *req, struct http_slice *authority)
         else if (t.len > 8 && strncasecmp(t.p, "https://", 8) == 0)
             sl = 8;
         else
-            return HTTP1_BAD_REQUEST;
+            return *why = "a target that is neither a path nor an http(s) URL", HTTP1_BAD_REQUEST;
         const char *a = t.p + sl;
         path = a;
         while (path < end && *path != '/' && *path != '?')
             path++;
         authority->p = a;
         authority->len = (size_t)(path - a);
-        if (!host_value_ok(*authority))
-            return HTTP1_BAD_REQUEST; /* empty, or with userinfo */
+        if (!host_value_ok(*authority)) /* empty, or with userinfo */
+            return *why = "an invalid host in the target URL", HTTP1_BAD_REQUEST;
     }
     const char *qm = memchr(path, '?', (size_t)(end - path));
     const char *pend = qm ? qm : end;
@@ -508,21 +523,24 @@ static long parse_target(struct http_request *req, struct http_slice *authority)
 /* "METHOD SP target SP HTTP/1.x", single spaces, token method. */
 static long scan_request_line(struct http_slice line, struct http_request *req)
 {
+    const char **why = &req->error;
     const char *end = line.p + line.len;
     const char *sp1 = memchr(line.p, ' ', line.len);
-    if (!sp1)
-        return HTTP1_BAD_REQUEST;
-    const char *rest = sp1 + 1;
-    const char *sp2 = memchr(rest, ' ', (size_t)(end - rest));
+    const char *rest = sp1 ? sp1 + 1 : end;
+    const char *sp2 = sp1 ? memchr(rest, ' ', (size_t)(end - rest)) : NULL;
     if (!sp2)
-        return HTTP1_BAD_REQUEST;
+        return *why = "a request line that is not METHOD TARGET VERSION", HTTP1_BAD_REQUEST;
     req->method = (struct http_slice){line.p, (size_t)(sp1 - line.p)};
     req->target = (struct http_slice){rest, (size_t)(sp2 - rest)};
-    if (!is_token(req->method) || req->target.len == 0)
-        return HTTP1_BAD_REQUEST;
+    if (!is_token(req->method))
+        return *why = "an invalid method name", HTTP1_BAD_REQUEST;
+    if (req->target.len == 0)
+        return *why = "an empty target (two spaces in the request line)", HTTP1_BAD_REQUEST;
     int minor = parse_version(sp2 + 1, (size_t)(end - sp2 - 1));
-    if (minor < 0)
-        return minor; /* a third space lands here as a bad version string */
+    if (minor == HTTP1_BAD_VERSION)
+        return *why = "only HTTP/1.0 and HTTP/1.1 are served", minor;
+    if (minor < 0) /* a third space lands here as a bad version string */
+        return *why = "a malformed HTTP version in the request line", minor;
     req->minor = minor;
     return 0;
 }
@@ -534,14 +552,22 @@ static bool method_is(struct http_slice m, unsigned id)
     return strlen(name) == m.len && memcmp(name, m.p, m.len) == 0;
 }
 
-static long map_request_errno(enum http_errno e)
+static long map_request_errno(enum http_errno e, const char **why)
 {
     switch (e) {
     case HPE_INVALID_METHOD:
-        return HTTP1_NOT_IMPLEMENTED;
+        return *why = "an unknown method", HTTP1_NOT_IMPLEMENTED;
     case HPE_HEADER_OVERFLOW:
-        return HTTP1_HEADERS_TOO_LARGE;
+        return *why = "the head is too large", HTTP1_HEADERS_TOO_LARGE;
+    case HPE_UNEXPECTED_CONTENT_LENGTH: /* http-parser sees these before framing() */
+        return *why = "Content-Length given more than once, or with Transfer-Encoding",
+               HTTP1_BAD_REQUEST;
+    case HPE_INVALID_CONTENT_LENGTH:
+        return *why = "a Content-Length that is not a decimal number", HTTP1_BAD_REQUEST;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return *why = "a Transfer-Encoding that does not end in chunked", HTTP1_BAD_REQUEST;
     default:
+        *why = http_errno_description(e); /* http-parser's own words */
         return HTTP1_BAD_REQUEST;
     }
 }
@@ -551,7 +577,9 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
     struct http_slice line;
     size_t nfields = 0;
     req->nheaders = 0;
-    long r = scan_head(buf, len, &line, &nfields, HTTP1_BAD_REQUEST);
+    req->error = NULL;
+    const char **why = &req->error;
+    long r = scan_head(buf, len, &line, &nfields, HTTP1_BAD_REQUEST, why);
     if (r < 0)
         return r;
     r = scan_request_line(line, req);
@@ -562,15 +590,15 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
     struct tok t = {.hs = req->headers};
     enum http_errno e = tokenise_head(buf, len, HTTP_REQUEST, &p, &t);
     if (e != HPE_OK)
-        return map_request_errno(e);
+        return map_request_errno(e, why);
     /* Both passes must have seen the same message. */
     if (t.n != nfields || t.url.p != req->target.p || t.url.len != req->target.len ||
         p.http_major != 1 || p.http_minor != req->minor || !method_is(req->method, p.method))
-        return HTTP1_BAD_REQUEST;
+        return *why = "an ambiguous head (two parsers read it differently)", HTTP1_BAD_REQUEST;
     req->nheaders = t.n;
     req->method_id = (int)p.method;
     if (req->method_id == HTTP_CONNECT)
-        return HTTP1_NOT_IMPLEMENTED; /* portico is not a forward proxy */
+        return *why = "CONNECT: portico is not a forward proxy", HTTP1_NOT_IMPLEMENTED;
 
     struct http_slice authority;
     r = parse_target(req, &authority);
@@ -581,14 +609,14 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
     for (size_t i = 0; i < req->nheaders; i++) {
         if (http_slice_eq(req->headers[i].name, "host")) {
             if (host)
-                return HTTP1_BAD_REQUEST;
+                return *why = "more than one Host header", HTTP1_BAD_REQUEST;
             host = &req->headers[i];
         }
     }
     if (!host && req->minor == 1)
-        return HTTP1_BAD_REQUEST;
+        return *why = "no Host header (HTTP/1.1 requires one)", HTTP1_BAD_REQUEST;
     if (host && !host_value_ok(host->value))
-        return HTTP1_BAD_REQUEST;
+        return *why = "an invalid Host header", HTTP1_BAD_REQUEST;
     if (authority.len)
         req->host = authority; /* RFC 9112 3.2.2: the target's authority wins */
     else if (host)
@@ -597,13 +625,13 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
         req->host = (struct http_slice){buf, 0};
 
     struct framing f;
-    r = framing(req->headers, req->nheaders, HTTP1_BAD_REQUEST, &f);
+    r = framing(req->headers, req->nheaders, HTTP1_BAD_REQUEST, &f, why);
     if (r < 0)
         return r;
-    if (f.has_te && req->minor == 0)
-        return HTTP1_BAD_REQUEST; /* RFC 9112 6.1: an HTTP/1.0 message cannot be chunked */
-    if (f.other)
-        return HTTP1_NOT_IMPLEMENTED; /* codings portico would have to decode */
+    if (f.has_te && req->minor == 0) /* RFC 9112 6.1 */
+        return *why = "Transfer-Encoding in an HTTP/1.0 request", HTTP1_BAD_REQUEST;
+    if (f.other) /* codings portico would have to decode */
+        return *why = "a transfer coding other than chunked", HTTP1_NOT_IMPLEMENTED;
     if (f.has_te) {
         req->body = HTTP_BODY_CHUNKED;
         req->content_length = 0;
@@ -657,8 +685,9 @@ long http1_parse_response(const char *buf, size_t len, int request_method_id,
 {
     struct http_slice line;
     size_t nfields = 0;
+    const char *why; /* upstream errors are logged by status only */
     resp->nheaders = 0;
-    if (scan_head(buf, len, &line, &nfields, HTTP1_BAD_RESPONSE) < 0 ||
+    if (scan_head(buf, len, &line, &nfields, HTTP1_BAD_RESPONSE, &why) < 0 ||
         scan_status_line(line, resp) < 0)
         return HTTP1_BAD_RESPONSE;
 
@@ -673,7 +702,7 @@ long http1_parse_response(const char *buf, size_t len, int request_method_id,
      * which cannot know the request method. Transfer codings other than
      * chunked are refused: portico re-frames bodies and would lose them. */
     struct framing f;
-    if (framing(resp->headers, resp->nheaders, HTTP1_BAD_RESPONSE, &f) < 0 || f.other)
+    if (framing(resp->headers, resp->nheaders, HTTP1_BAD_RESPONSE, &f, &why) < 0 || f.other)
         return HTTP1_BAD_RESPONSE;
     if (request_method_id == HTTP_CONNECT && resp->status / 100 == 2)
         return HTTP1_BAD_RESPONSE; /* a tunnel portico never asked for */

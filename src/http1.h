@@ -59,6 +59,9 @@ struct http_request {
     bool expect_continue; /* Expect: 100-continue */
     bool upgrade;         /* Connection: upgrade and an Upgrade header */
     size_t head_len;      /* bytes of the head, including the final CRLF */
+    /* When http1_parse_request refuses the head: the rule that fired, a
+     * phrase such as "more than one Host header" (static storage). */
+    const char *error;
 };
 
 struct http_response {

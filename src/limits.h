@@ -101,6 +101,7 @@
 
 /* ---- logging and metrics -------------------------------------------------- */
 #define LIMIT_LOG_PATH_BYTES        2048  /* request path as logged (truncated) */
+#define LIMIT_LOG_REASON_BYTES      256   /* reason= as logged (truncated) */
 #define LIMIT_LOG_BUF               65536 /* per-worker access-log buffer */
 #define LIMIT_METRICS_REQUEST_BYTES 8192
 

@@ -360,6 +360,9 @@ bool proxy_close_tunnel(struct exchange *ex)
 void proxy_respond_local(struct exchange *ex, int status, const char *body, bool close)
 {
     struct worker *w = ex_worker(ex);
+    /* A copy: body may be built on the caller's stack, the log comes later. */
+    snprintf(ex->reason_buf, sizeof ex->reason_buf, "%s", body);
+    body = ex->reason_buf;
     if (ex->resp_started) {
         fail_hard(ex, status, body);
         return;

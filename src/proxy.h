@@ -113,6 +113,9 @@ struct exchange {
     int auth_port;                      /* port in the Host header, 0 if none */
     unsigned char auth_digest[32];      /* decision cache key */
     char user[128];                     /* who the provider said the client is; "" if none */
+    /* portico's own one-line answer, copied: reason points here when the
+     * sentence was built for this request (which rule refused it). */
+    char reason_buf[LIMIT_LOG_REASON_BYTES];
 };
 
 /* A new exchange on c, holding a reference to the worker's configuration.

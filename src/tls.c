@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -139,14 +141,86 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
 
 /* ---- errors -------------------------------------------------------------------- */
 
-/* The most specific OpenSSL reason queued, e.g. "no start line". */
+/* The first OpenSSL reason queued, which says what went wrong (the last
+ * one is a summary such as "PEM lib" or "system lib"). Clears the queue. */
 static const char *ssl_reason(void)
 {
-    unsigned long e, last = 0;
-    while ((e = ERR_get_error()) != 0)
-        last = e;
-    const char *r = last ? ERR_reason_error_string(last) : NULL;
+    unsigned long first = ERR_peek_error();
+    const char *r = first ? ERR_reason_error_string(first) : NULL;
+    if (first && ERR_GET_LIB(first) == ERR_LIB_SYS)
+        r = strerror(ERR_GET_REASON(first)); /* an errno */
+    ERR_clear_error();
     return r ? r : "unknown error";
+}
+
+/* Does the start of the file at path contain s? (A certificate and a key
+ * given the wrong way round is a common mistake worth naming.) */
+static bool file_mentions(const char *path, const char *s)
+{
+    char buf[16384];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return memmem(buf, n, s, strlen(s)) != NULL;
+}
+
+/* Why a PEM file (a certificate chain, or a private key when key) did not
+ * load, in words a user can act on, from the file itself and the FIRST
+ * error OpenSSL queued. Clears the error queue. */
+static const char *load_error(const char *path, bool key, char *buf, size_t cap)
+{
+    unsigned long first = ERR_peek_error(), e;
+    bool password = false;
+    while ((e = ERR_get_error()) != 0)
+        if (ERR_GET_LIB(e) == ERR_LIB_PEM && (ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ ||
+                                              ERR_GET_REASON(e) == PEM_R_PROBLEMS_GETTING_PASSWORD))
+            password = true;
+    int lib = ERR_GET_LIB(first), reason = ERR_GET_REASON(first);
+    if (key && file_mentions(path, "ENCRYPTED"))
+        password = true; /* "BEGIN ENCRYPTED PRIVATE KEY", or "Proc-Type: 4,ENCRYPTED" */
+    struct stat st;
+    if (stat(path, &st) < 0)
+        snprintf(buf, cap, "%s", strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+        snprintf(buf, cap, "it is a directory, not a file");
+    else if (st.st_size == 0)
+        snprintf(buf, cap, "the file is empty");
+    else if (password)
+        snprintf(buf, cap,
+                 "the key is protected by a passphrase; portico needs it unencrypted "
+                 "(openssl pkey -in KEY -out NEWKEY)");
+    else if (lib == ERR_LIB_SYS)
+        snprintf(buf, cap, "%s", strerror(reason));
+    else if (!key && lib == ERR_LIB_PEM && reason == PEM_R_NO_START_LINE)
+        snprintf(buf, cap, "%s",
+                 file_mentions(path, "PRIVATE KEY-----")
+                     ? "it holds a private key, not a certificate (are cert and key swapped?)"
+                     : "no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)");
+    else if (key &&
+             (lib == ERR_LIB_OSSL_DECODER || (lib == ERR_LIB_PEM && reason == PEM_R_NO_START_LINE)))
+        snprintf(buf, cap, "%s",
+                 file_mentions(path, "-----BEGIN CERTIFICATE-----") &&
+                         !file_mentions(path, "PRIVATE KEY-----")
+                     ? "it holds a certificate, not a private key (are cert and key swapped?)"
+                     : "no private key in it that OpenSSL can read (expected PEM: -----BEGIN "
+                       "PRIVATE KEY-----)");
+    else {
+        const char *r = first ? ERR_reason_error_string(first) : NULL;
+        snprintf(buf, cap, "%s%s", lib == ERR_LIB_PEM ? "damaged PEM data: " : "",
+                 r ? r : "unknown error");
+    }
+    return buf;
+}
+
+/* A key is never asked for a passphrase on the terminal: load_error then
+ * says the key is encrypted. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return 0;
 }
 
 /* ---- server contexts ------------------------------------------------------------ */
@@ -192,6 +266,7 @@ static SSL_CTX *server_ctx_new(void)
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     return ctx;
 }
 
@@ -248,18 +323,20 @@ static int load_cert(struct tls_cert *tc, const struct tls_cert_spec *sp, char *
         snprintf(err, errlen, "tls.certs: cannot set up TLS: %s", ssl_reason());
         return -1;
     }
+    char why[256];
     if (SSL_CTX_use_certificate_chain_file(tc->ctx, sp->cert_path) != 1) {
         snprintf(err, errlen, "tls.certs: cannot load certificate %s: %s", sp->cert_path,
-                 ssl_reason());
+                 load_error(sp->cert_path, false, why, sizeof why));
         return -1;
     }
     /* OpenSSL reports a key that does not fit the certificate while loading it. */
     bool fits = SSL_CTX_use_PrivateKey_file(tc->ctx, sp->key_path, SSL_FILETYPE_PEM) == 1;
     if (!fits && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
         snprintf(err, errlen, "tls.certs: cannot load private key %s: %s", sp->key_path,
-                 ssl_reason());
+                 load_error(sp->key_path, true, why, sizeof why));
         return -1;
     }
+    ERR_clear_error();
     if (!fits || SSL_CTX_check_private_key(tc->ctx) != 1) {
         snprintf(err, errlen, "tls.certs: private key %s does not match certificate %s",
                  sp->key_path, sp->cert_path);
@@ -471,8 +548,10 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, bool insecure, char *err, size_
     int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
                      : SSL_CTX_set_default_verify_paths(ctx);
     if (ok != 1) {
+        char why[256];
         snprintf(err, errlen, "cannot load CA certificates%s%s: %s", ca_file ? " from " : "",
-                 ca_file ? ca_file : "", ssl_reason());
+                 ca_file ? ca_file : "",
+                 ca_file ? load_error(ca_file, false, why, sizeof why) : ssl_reason());
         SSL_CTX_free(ctx);
         return NULL;
     }

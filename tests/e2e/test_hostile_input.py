@@ -353,3 +353,41 @@ def test_configured_max_header_bytes_and_max_request_line(ctx):
         got, _ = raw_exchange(p.port, data, timeout=3 * SCALE)
         eq(status_of(got), want, "status for %d bytes (%r...)" % (len(data), data[:30]))
         eq(len(o.requests) - before, 1 if want == 200 else 0, "requests reaching the upstream")
+
+
+@test(timeout=60)
+def test_rejected_requests_say_which_rule_in_body_and_log(ctx):
+    # A 400/414/431/501/505 names the rule that fired, in the one-line body
+    # and as reason= in the access-log line.
+    o = ctx.origin("o")
+    p = ctx.portico({"v": svc(o)}, limits={"max_request_line": 256})
+    cases = [
+        (b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n", 400, "more than one Host header"),
+        (b"GET / HTTP/1.1\r\n\r\n", 400, "no Host header"),
+        (b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A : b\r\n\r\n", 400, "whitespace between a header name and its colon"),
+        (b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A: b\r\n  c\r\n\r\n", 400, "obs-fold"),
+        (b"GET / HTTP/1.1\r\nHost: a.test\nX-A: b\r\n\r\n", 400, "bare LF"),
+        (b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+         400, "Content-Length given more than once"),
+        (b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+         400, "Content-Length given more than once, or with Transfer-Encoding"),
+        (b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: a.test\r\n\r\n", 414, "limits.max_request_line"),
+        (b"GET / HTTP/1.1\r\nHost: a.test\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(100))
+         + b"\r\n", 431, "more than 100 header lines"),
+        (b"BREW /pot HTTP/1.1\r\nHost: a.test\r\n\r\n", 501, "unknown method"),
+        (b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501,
+         "transfer coding other than chunked"),
+        (b"GET / HTTP/2.0\r\nHost: a.test\r\n\r\n", 505, "only HTTP/1.0 and HTTP/1.1"),
+    ]
+    for payload, status, rule in cases:
+        n = p.nlines()
+        data, _ = raw_exchange(p.port, payload, timeout=3 * SCALE)
+        eq(status_of(data), status, "status for %r (%r)" % (payload[:50], data[:150]))
+        body = data.split(b"\r\n\r\n", 1)[1].decode("latin-1")
+        expect(rule in body and body.endswith("\n") and body.count("\n") == 1,
+               "one-line body naming %r: %r" % (rule, body))
+        line = p.wait_line(lambda l: " status=%d " % status in l and "reason=" in l,
+                           timeout=3 * SCALE, start=n)
+        expect(line, "no access-log line with reason= for %r: %s" % (payload[:50], p.stderr()[n:]))
+        eq(logfmt_parse(line).get("reason"), body.rstrip("\n"), "reason= in %r" % line)
+    eq(o.bytes_received, 0, "bytes reaching the upstream")

@@ -222,6 +222,43 @@ def test_tls_config_errors_are_clear(ctx):
 
 
 @test(timeout=60)
+def test_tls_certificate_errors_say_what_went_wrong(ctx):
+    # The first OpenSSL error, the file, and what to do; never only OpenSSL's
+    # summary ("system lib", "PEM lib").
+    ca = TestCA(ctx.dir)
+    crt, key = ca.leaf(["a.test"])
+    junk = os.path.join(ctx.dir, "junk.pem")
+    with open(junk, "w") as f:
+        f.write("not a certificate\n")
+    enc = os.path.join(ctx.dir, "enc.key")
+    subprocess.run(["openssl", "pkey", "-in", key, "-aes128", "-passout", "pass:x", "-out", enc],
+                   check=True, timeout=30)
+    missing = os.path.join(ctx.dir, "nope.key")
+    cases = [
+        ({"cert": crt, "key": missing}, [missing, "No such file or directory"]),
+        ({"cert": key, "key": crt}, [key, "private key, not a certificate", "swapped"]),
+        ({"cert": crt, "key": crt}, [crt, "certificate, not a private key"]),
+        ({"cert": junk, "key": key}, [junk, "no certificate in it", "BEGIN CERTIFICATE"]),
+        ({"cert": crt, "key": enc}, [enc, "passphrase"]),
+        ({"cert": ctx.dir, "key": key}, ["is a directory"]),
+        ({"cert": crt, "key": ca.leaf(["b.test"])[1]}, ["does not match"]),
+    ]
+    for spec, wants in cases:
+        p = _tls_portico(ctx, [(spec["cert"], spec["key"])], {"a": svc("http://127.0.0.1:9")},
+                         start=False)
+        # stdin closed: an encrypted key must not prompt for a passphrase.
+        r = subprocess.run([ctx.binary, "check", "-c", p.path], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=20 * SCALE)
+        out = r.stdout + r.stderr
+        expect(r.returncode == 1, "exit status %d for %r: %r" % (r.returncode, spec, out))
+        expect(out.startswith(p.path + ":"), "FILE:LINE first: %r" % out)
+        for w in wants:
+            expect(w in out, "%r not in %r" % (w, out))
+        for bad in ("system lib", "PEM lib", "pass phrase"):
+            expect(bad not in out, "%r in %r" % (bad, out))
+
+
+@test(timeout=60)
 def test_tls_broken_certificate_refused_on_reload_then_replacement_applied(ctx):
     ca = TestCA(ctx.dir)
     o = ctx.origin("tls")
@@ -427,3 +464,46 @@ def test_tls_listener_with_proxy_protocol(ctx):
             eq(hdrs(doc, "x-real-ip"), ["203.0.113.9"], "client address behind PROXY + TLS")
     expect(b.first and b.first[0].startswith(b"PROXY TCP4 203.0.113.9 10.0.0.1 4444 443"),
            "PROXY header at the passthrough upstream: %r" % b.first)
+
+
+@test(timeout=60)
+def test_tls_failed_handshakes_logged_at_most_once_a_second(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"a": svc(o)}, workers=1)
+
+    def fail_one():
+        with socket.create_connection(("127.0.0.1", p.port), timeout=5 * SCALE) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")   # plain HTTP to TLS
+            try:
+                while s.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+    def logged(start):
+        return [l for l in p.stderr()[start:] if "TLS handshake with" in l]
+
+    n = p.nlines()
+    fail_one()
+    line = p.wait_line("TLS handshake with", timeout=3 * SCALE, start=n)
+    expect(line and "127.0.0.1" in line and "failed: http request" in line,
+           "a failed handshake is logged with the client and why: %r" % line)
+    # A burst: the worker logs at most one line per second of it.
+    n = p.nlines()
+    t0 = time.time()
+    burst = 40
+    for _ in range(burst):
+        fail_one()
+    took = time.time() - t0
+    time.sleep(0.3)
+    during = len(logged(n))
+    expect(during <= int(took) + 1, "%d lines for %d failures in %.1fs" % (during, burst, took))
+    # The next line after a quiet second says how many were not logged.
+    time.sleep(1.1)
+    fail_one()
+    line = p.wait_line(lambda l: "more since the last one logged" in l, timeout=3 * SCALE, start=n)
+    expect(line, "no count of the suppressed lines: %s" % logged(n))
+    m = re.search(r"\((\d+) more since", line)
+    eq(int(m.group(1)), burst - during, "failures not logged during the burst")
+    eq(_tls_get(p.port, "a.test", ca.crt)[0], 200, "still serving")

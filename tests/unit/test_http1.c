@@ -157,6 +157,48 @@ static void test_http1_content_length_with_surrounding_ows_accepted(void **state
                      HTTP1_BAD_REQUEST);
 }
 
+/* Every refusal says which rule fired (for the body and the access log). */
+static void test_http1_refusals_name_the_rule(void **state)
+{
+    static const struct {
+        const char *head;
+        long status;
+        const char *why;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", HTTP1_BAD_REQUEST,
+         "more than one Host header"},
+        {"GET / HTTP/1.1\r\n\r\n", HTTP1_BAD_REQUEST, "no Host header (HTTP/1.1 requires one)"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n", HTTP1_BAD_REQUEST,
+         "whitespace between a header name and its colon"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", HTTP1_BAD_REQUEST,
+         "obs-fold: a header line starts with whitespace"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", HTTP1_BAD_REQUEST,
+         "a header line without a colon"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX-A: \x01\r\n\r\n", HTTP1_BAD_REQUEST,
+         "a control character in a header value"},
+        {"GET /#f HTTP/1.1\r\nHost: a\r\n\r\n", HTTP1_BAD_REQUEST,
+         "a space, control, non-ASCII byte or '#' in the target"},
+        {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP1_BAD_REQUEST,
+         "Transfer-Encoding in an HTTP/1.0 request"},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+         HTTP1_NOT_IMPLEMENTED, "a transfer coding other than chunked"},
+        {"BREW / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP1_NOT_IMPLEMENTED, "an unknown method"},
+        {"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", HTTP1_NOT_IMPLEMENTED,
+         "CONNECT: portico is not a forward proxy"},
+        {"GET / HTTP/2.0\r\nHost: a\r\n\r\n", HTTP1_BAD_VERSION,
+         "only HTTP/1.0 and HTTP/1.1 are served"},
+        {"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP1_BAD_REQUEST,
+         "an empty target (two spaces in the request line)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(parse_req(cases[i].head, &req), cases[i].status);
+        assert_non_null(req.error);
+        assert_string_equal(req.error, cases[i].why);
+    }
+    assert_true(parse_req("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &req) > 0);
+    assert_null(req.error);
+}
+
 static void test_http1_transfer_encoding_must_end_in_chunked(void **state)
 {
     assert_int_equal(parse_req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity"
@@ -785,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_http1_repeated_content_length_rejected),
         cmocka_unit_test(test_http1_non_numeric_content_length_rejected),
         cmocka_unit_test(test_http1_content_length_with_surrounding_ows_accepted),
+        cmocka_unit_test(test_http1_refusals_name_the_rule),
         cmocka_unit_test(test_http1_transfer_encoding_must_end_in_chunked),
         cmocka_unit_test(test_http1_chunked_request_parses),
         cmocka_unit_test(test_http1_te_in_http10_rejected),
