@@ -638,10 +638,10 @@ static void auth_allow(struct exchange *ex, const struct auth_verdict *v)
     size_t len = ex->reqhead_len - 2; /* drop the final CRLF, append, put it back */
     for (size_t i = 0; i < v->ncopy; i++) {
         size_t nl = strlen(v->copy[i].name);
-        if (len + nl + 2 + v->copy[i].len + 2 + 2 > ex->cfg->limits.max_header_bytes) {
+        if (len + nl + 2 + v->copy[i].len + 2 + 2 > BUF_SIZE) {
             proxy_respond_local(ex, 431,
-                                "request header fields too large: over limits.max_header_bytes "
-                                "with the headers the auth provider adds",
+                                "request header fields too large with the headers the auth "
+                                "provider adds",
                                 true);
             return;
         }
@@ -1024,10 +1024,11 @@ void proxy_start(struct exchange *ex)
         rw.host.p = a ? a : "localhost"; /* unix: upstreams have no authority */
         rw.host.len = strlen(rw.host.p);
     }
-    /* The head portico sends must pass the limits it applies itself, room
-     * kept for the lines a provider's answer may add. */
+    /* The head portico sends must have no more lines than portico accepts
+     * itself, room kept for the lines a provider's answer may add. (Its
+     * bytes may exceed max_header_bytes by what portico adds: a client head
+     * of max_header_bytes is served, as documented.) */
     rw.max_fields = LIMIT_HEADERS_COUNT - (auth ? auth->ncopy : 0);
-    size_t max_bytes = ex->cfg->limits.max_header_bytes;
     static __thread char target[LIMIT_HEADER_BYTES_MAX + 8];
     if (route && route->strip_prefix) {
         const char *rest = npath + route->prefix_len;
@@ -1050,7 +1051,7 @@ void proxy_start(struct exchange *ex)
             rw.prefix.len--;
     }
     ex->reqhead = buf_get(&w->bufs);
-    long n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, max_bytes) : -1;
+    long n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, BUF_SIZE) : -1;
     if (n >= 0)
         ex->reqhead_len = (size_t)n;
     bool auth_ok = n < 0 || !auth || auth_prepare(ex, auth, host, req) == 0;
@@ -1064,11 +1065,7 @@ void proxy_start(struct exchange *ex)
         return;
     }
     if (n < 0) {
-        proxy_respond_local(
-            ex, 431,
-            "request header fields too large: over limits.max_header_bytes with "
-            "the headers portico adds (X-Forwarded-*, Forwarded, X-Real-IP, service headers)",
-            true);
+        proxy_respond_local(ex, 431, "request header fields too large", true);
         return;
     }
     if (!auth_ok) {
