@@ -218,3 +218,8 @@ size_t log_target(const char *t, size_t len, bool drop_query, const char *const 
     }
     return o;
 }
+
+const char *log_plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}

@@ -59,6 +59,9 @@ void log_flush(struct log_buf *lb);
  * than cap; the output is cut at a character boundary). */
 size_t log_escape(char *out, size_t cap, const char *s, size_t len);
 
+/* one when n is 1, else many: "1 service", "2 services". */
+const char *log_plural(size_t n, const char *one, const char *many);
+
 /* "2026-11-24T22:46:00.123Z" into out (>= 25 bytes). */
 void log_time(char *out);
 

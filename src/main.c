@@ -61,12 +61,6 @@ static void print_version(void)
     printf("http-parser %s (built with %s)\n", hp_run, hp_built);
 }
 
-/* "1 service", "2 services". */
-static const char *plural(size_t n, const char *one, const char *many)
-{
-    return n == 1 ? one : many;
-}
-
 /* ---- the main thread's own state ----------------------------------------- */
 
 struct metrics_client {
@@ -448,8 +442,8 @@ static void reload(struct mainctx *m)
     certwatch_set(m->certs, c);
     log_listeners(m, c);
     log_msg(LOG_INFO, "configuration reloaded from %s: %zu %s, %zu %s", m->path, c->nservices,
-            plural(c->nservices, "service", "services"), listener_count(c),
-            plural(listener_count(c), "listener", "listeners"));
+            log_plural(c->nservices, "service", "services"), listener_count(c),
+            log_plural(listener_count(c), "listener", "listeners"));
 }
 
 /* ---- upgrades (SIGUSR2) --------------------------------------------------- */
@@ -771,9 +765,9 @@ static int cmd_run(const char *path, char **argv)
     /* Last: once this line is out, every listener above accepts. */
     char serving[160], pidtext[16];
     snprintf(serving, sizeof serving, "portico %s serving %zu %s on %zu %s with %u %s",
-             PORTICO_VERSION, c->nservices, plural(c->nservices, "service", "services"),
-             listener_count(c), plural(listener_count(c), "listener", "listeners"), m.srv.nworkers,
-             plural(m.srv.nworkers, "worker", "workers"));
+             PORTICO_VERSION, c->nservices, log_plural(c->nservices, "service", "services"),
+             listener_count(c), log_plural(listener_count(c), "listener", "listeners"),
+             m.srv.nworkers, log_plural(m.srv.nworkers, "worker", "workers"));
     snprintf(pidtext, sizeof pidtext, "%d", (int)getpid());
     const char *kv[] = {"pid", pidtext};
     log_fields(LOG_INFO, serving, kv, 1);
@@ -823,8 +817,8 @@ static int cmd_check(const char *path)
     if (c->warnings)
         fputs(c->warnings, stderr);
     size_t nl = c->nlistens + c->ntcp;
-    printf("ok: %zu %s, %zu %s\n", c->nservices, plural(c->nservices, "service", "services"), nl,
-           plural(nl, "listener", "listeners"));
+    printf("ok: %zu %s, %zu %s\n", c->nservices, log_plural(c->nservices, "service", "services"),
+           nl, log_plural(nl, "listener", "listeners"));
     config_unref(c);
     return 0;
 }

@@ -232,8 +232,8 @@ static void on_drain_timeout(struct loop *l, struct loop_timer *t)
 {
     struct worker *w = container_of(t, struct worker, drain_timer);
     if (w->nconns)
-        log_msg(LOG_WARN, "worker %u: shutdown_timeout reached; closing %zu connections", w->id,
-                w->nconns);
+        log_msg(LOG_WARN, "worker %u: shutdown_timeout reached; closing %zu %s", w->id, w->nconns,
+                log_plural(w->nconns, "connection", "connections"));
     w->drained.cut = w->nconns;
     while (w->conns)
         conn_close(w->conns);
@@ -378,9 +378,11 @@ void worker_stop_all(struct server *srv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    log_msg(
-        LOG_INFO,
-        "drained in %ld ms: closed %zu upgraded tunnels, %zu idle connections and %zu quiet TCP "
-        "streams at once; %zu connections finished, %zu cut at shutdown_timeout",
-        ms, tunnels, idle, tcp, finishing - cut, cut);
+    log_msg(LOG_INFO,
+            "drained in %ld ms: closed %zu upgraded %s, %zu idle %s and %zu quiet TCP %s at once; "
+            "%zu %s finished, %zu cut at shutdown_timeout",
+            ms, tunnels, log_plural(tunnels, "tunnel", "tunnels"), idle,
+            log_plural(idle, "connection", "connections"), tcp,
+            log_plural(tcp, "stream", "streams"), finishing - cut,
+            log_plural(finishing - cut, "connection", "connections"), cut);
 }

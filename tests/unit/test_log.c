@@ -35,6 +35,13 @@ static void test_log_target_full_and_drop(void **state)
     assert_string_equal(target("http://a.test/x?token=abc", true, 0, 200), "http://a.test/x");
 }
 
+static void test_log_plural_is_singular_for_one(void **state)
+{
+    assert_string_equal(log_plural(1, "service", "services"), "service");
+    assert_string_equal(log_plural(0, "service", "services"), "services");
+    assert_string_equal(log_plural(2, "listener", "listeners"), "listeners");
+}
+
 static void test_log_target_cut_at_capacity(void **state)
 {
     assert_string_equal(target("/abcdef?token=secret", false, 2, 10), "/abcdef?to");
@@ -48,6 +55,7 @@ int main(void)
         cmocka_unit_test(test_log_target_redacts_named_parameters),
         cmocka_unit_test(test_log_target_full_and_drop),
         cmocka_unit_test(test_log_target_cut_at_capacity),
+        cmocka_unit_test(test_log_plural_is_singular_for_one),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
