@@ -69,9 +69,10 @@ MUTANTS = [
     put_str(o, client);""",
       "X-Forwarded-For gets the client address appended", ["header_forwarding"]),
     M("M4", "src/http1.c",
-      "if (f->has_cl || !parse_length(h[i].value, &f->cl))",
+      "if (f->has_cl) /* even with the same value */\n"
+      "                return *why = \"Content-Length given more than once\", bad;",
       "uint64_t v = 0;\n            if (!parse_length(h[i].value, &v) || (f->has_cl && v != f->cl))\n"
-      "                return bad;\n            f->cl = v;\n            if (false)",
+      "                return bad;",
       "a repeated Content-Length (even with the same value) is 400",
       ["repeated_identical_content_length"],
       equivalent="libhttp-parser refuses a second Content-Length before portico's own check runs"),
