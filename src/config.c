@@ -1757,6 +1757,8 @@ static const struct limit_key limit_keys[] = {
     {"shutdown_timeout", LIMIT_FIELD(shutdown_timeout_ms), true, 0, 0},
     {"upstream_keepalive", LIMIT_FIELD(upstream_keepalive), false, 0, LIMIT_POOL_IDLE_MAX},
     {"upstream_keepalive_timeout", LIMIT_FIELD(upstream_keepalive_timeout_ms), true, 0, 0},
+    {"max_connections_per_client", LIMIT_FIELD(max_connections_per_client), false, 0,
+     LIMIT_CONNECTIONS_PER_CLIENT_MAX},
 };
 #define NLIMITS (sizeof limit_keys / sizeof limit_keys[0])
 
@@ -2238,6 +2240,7 @@ struct config *config_parse(const char *name, const char *text, size_t len, char
     c->access_log = true;
     c->limits = (struct config_limits){
         .max_connections = LIMIT_MAX_CONNECTIONS_DEFAULT,
+        .max_connections_per_client = LIMIT_CONNECTIONS_PER_CLIENT_DEFAULT,
         .max_header_bytes = LIMIT_HEADER_BYTES_DEFAULT,
         .max_request_line = LIMIT_REQUEST_LINE_DEFAULT,
         .header_timeout_ms = TIMEOUT_HEADER_MS_DEFAULT,

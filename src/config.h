@@ -153,6 +153,7 @@ struct config_service {
 
 struct config_limits {
     uint32_t max_connections;
+    uint32_t max_connections_per_client; /* 0: no limit */
     uint32_t max_header_bytes;
     uint32_t max_request_line;
     uint32_t header_timeout_ms;

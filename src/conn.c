@@ -19,6 +19,7 @@
 #include "http1.h"
 #include "listener.h"
 #include "metrics.h"
+#include "peers.h"
 #include "proxy.h"
 #include "proxyproto.h"
 #include "route.h"
@@ -46,12 +47,94 @@ static void release_input(struct conn *c)
     }
 }
 
+/* Move c to the tail of reclaim queue q (RECLAIM_NONE: out of any). */
+static void reclaim_set(struct conn *c, enum conn_reclaim q)
+{
+    struct worker *w = c->w;
+    if (c->reclaim == (int)q && q != RECLAIM_NONE)
+        return;
+    if (c->reclaim != RECLAIM_NONE) {
+        struct conn_queue *from = &w->reclaim[c->reclaim];
+        if (c->rprev)
+            c->rprev->rnext = c->rnext;
+        else
+            from->head = c->rnext;
+        if (c->rnext)
+            c->rnext->rprev = c->rprev;
+        else
+            from->tail = c->rprev;
+        c->rprev = c->rnext = NULL;
+    }
+    c->reclaim = q;
+    if (q == RECLAIM_NONE)
+        return;
+    struct conn_queue *to = &w->reclaim[q];
+    c->rprev = to->tail;
+    if (to->tail)
+        to->tail->rnext = c;
+    else
+        to->head = c;
+    to->tail = c;
+}
+
+bool conn_reclaimable(const struct worker *w)
+{
+    return w->reclaim[RECLAIM_IDLE].head || w->reclaim[RECLAIM_WAITING].head;
+}
+
+bool conn_reclaim(struct worker *w)
+{
+    enum conn_reclaim q = w->reclaim[RECLAIM_IDLE].head ? RECLAIM_IDLE : RECLAIM_WAITING;
+    struct conn *c = w->reclaim[q].head;
+    if (!c)
+        return false;
+    metrics_count_reclaim(&w->metrics, q == RECLAIM_IDLE);
+    uint64_t now = now_ms(c);
+    if (!w->warned_full_ms || now - w->warned_full_ms >= LIMIT_WARN_INTERVAL_MS) {
+        w->warned_full_ms = now;
+        log_msg(LOG_WARN,
+                "worker %u: at limits.max_connections (%u); closing the oldest %s connections "
+                "to accept new ones (counted in portico_connections_reclaimed_total)",
+                w->id, w->cfg->limits.max_connections,
+                q == RECLAIM_IDLE ? "idle keep-alive" : "request-less");
+    }
+    conn_close(c);
+    return true;
+}
+
+/* limits.max_connections_per_client: count c under its client address, or
+ * refuse it (false) when that address has as many open already. */
+static bool count_peer(struct conn *c)
+{
+    struct worker *w = c->w;
+    uint32_t limit = w->cfg->limits.max_connections_per_client;
+    if (limit == 0 || !peer_key_of(&c->peer, c->peer_key))
+        return true;
+    if (peer_table_acquire(&w->srv->peers, c->peer_key, limit, &c->peer_counted))
+        return true;
+    metrics_count_refused_peer(&w->metrics);
+    uint64_t now = now_ms(c);
+    if (!w->warned_peer_ms || now - w->warned_peer_ms >= LIMIT_WARN_INTERVAL_MS) {
+        w->warned_peer_ms = now;
+        log_msg(LOG_WARN,
+                "client %s: already has %u connections open (limits.max_connections_per_client); "
+                "new ones are closed (counted in portico_connections_refused_total)",
+                c->addr, limit);
+    }
+    return false;
+}
+
 void conn_close(struct conn *c)
 {
     if (c->dead)
         return;
     struct worker *w = c->w;
     c->dead = true;
+    reclaim_set(c, RECLAIM_NONE);
+    if (c->peer_counted) {
+        peer_table_release(&w->srv->peers, c->peer_key);
+        c->peer_counted = false;
+    }
     if (c->ex)
         proxy_release(c->ex); /* the connection dies under its exchange (shutdown) */
     if (c->io.fd >= 0) {
@@ -97,6 +180,7 @@ static void close_politely(struct conn *c)
     }
     conn_shutdown_write(c);
     c->state = CONN_LINGER;
+    reclaim_set(c, RECLAIM_NONE);
     buf_put(&c->w->bufs, c->in);
     c->in = NULL;
     loop_timer_arm(c->w->loop, &c->timer, LINGER_MS);
@@ -177,6 +261,7 @@ static void reject(struct conn *c, int status, const char *body)
         return;
     }
     c->state = CONN_EXCHANGE;
+    reclaim_set(c, RECLAIM_NONE);
     if (c->in)
         c->in->rpos = c->in->wpos = 0; /* nothing after a bad head can be trusted */
     proxy_respond_local(ex, status, body, true);
@@ -221,6 +306,7 @@ static void start_request(struct conn *c, size_t head_len)
         return;
     }
     c->state = CONN_EXCHANGE;
+    reclaim_set(c, RECLAIM_NONE);
     c->nrequests++;
     long r = http1_parse_request(buf_rptr(c->in), head_len, &ex->req);
     if (r < 0) {
@@ -269,8 +355,11 @@ static void read_heads(struct conn *c)
         if (n > 0) {
             /* A head has begun: it must now arrive whole within header_timeout,
              * however slowly its bytes trickle in. */
-            if (was_empty)
+            if (was_empty) {
                 loop_timer_arm(w->loop, &c->timer, lim->header_timeout_ms);
+                if (c->reclaim == RECLAIM_IDLE)
+                    reclaim_set(c, RECLAIM_WAITING);
+            }
             continue;
         }
         if (n == 0)
@@ -299,9 +388,11 @@ void conn_exchange_done(struct conn *c, bool keep_alive)
     if (c->in && buf_len(c->in)) {
         /* A pipelined request is waiting; its header clock starts now. */
         loop_timer_arm(w->loop, &c->timer, w->cfg->limits.header_timeout_ms);
+        reclaim_set(c, RECLAIM_WAITING);
         loop_task_queue(w->loop, &c->task);
     } else {
         loop_timer_arm(w->loop, &c->timer, w->cfg->limits.keepalive_timeout_ms);
+        reclaim_set(c, RECLAIM_IDLE);
         if (c->readable || c->eof)
             loop_task_queue(w->loop, &c->task);
     }
@@ -405,6 +496,10 @@ static void read_proxy_header(struct conn *c)
         listener_format_peer(&pp.src, pp.srclen, c->addr, sizeof c->addr);
         c->peer = pp.src;
         c->local = pp.dst;
+    }
+    if (!count_peer(c)) {
+        conn_close(c);
+        return;
     }
     if (c->tls)
         begin_tls(c);
@@ -624,6 +719,12 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     c->writable = true;
     listener_format_peer(sa, salen, c->addr, sizeof c->addr);
     memcpy(&c->peer, sa, salen < sizeof c->peer ? salen : sizeof c->peer);
+    /* Behind a PROXY header the client is known once the header is read. */
+    if (!proxy_protocol && !count_peer(c)) {
+        close(fd);
+        free(c);
+        return -1;
+    }
     socklen_t llen = sizeof c->local;
     if (getsockname(fd, (struct sockaddr *)&c->local, &llen) < 0)
         memset(&c->local, 0, sizeof c->local);
@@ -634,6 +735,8 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     loop_timer_init(&c->timer, on_timer);
     loop_task_init(&c->task, on_task);
     if (loop_io_add(w->loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0) {
+        if (c->peer_counted)
+            peer_table_release(&w->srv->peers, c->peer_key);
         close(fd);
         free(c);
         return -1;
@@ -647,5 +750,6 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     c->last_activity = now_ms(c);
     /* A new connection gets header_timeout to deliver its first head. */
     loop_timer_arm(w->loop, &c->timer, w->cfg->limits.header_timeout_ms);
+    reclaim_set(c, RECLAIM_WAITING);
     return 0;
 }

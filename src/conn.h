@@ -57,6 +57,12 @@ struct conn {
     /* The client's address and the address it connected to: from the
      * socket, or from its PROXY header. */
     struct sockaddr_storage peer, local;
+    /* Reclaiming at max_connections: the worker queue it is in (enum
+     * conn_reclaim) and its neighbours there. */
+    int reclaim;
+    struct conn *rprev, *rnext;
+    bool peer_counted; /* counted under peer_key in the server's peer table */
+    uint8_t peer_key[16];
 };
 
 /* Take over an accepted socket (closed on failure), accepted on listener
@@ -99,5 +105,11 @@ enum conn_drain_result {
  * connection that has not sent its first request yet gets
  * LIMIT_DRAIN_FIRST_REQUEST_MS to send it. */
 enum conn_drain_result conn_drain(struct conn *c);
+
+/* At max_connections: close the connection of w that costs least to drop
+ * (the oldest idle keep-alive one, else the oldest still without a
+ * request). false when every connection of w is busy. */
+bool conn_reclaim(struct worker *w);
+bool conn_reclaimable(const struct worker *w);
 
 #endif

@@ -35,6 +35,12 @@
 #define LIMIT_LISTEN_BACKLOG          4096
 #define LIMIT_INHERITED_FDS           1024 /* LISTEN_FDS: sockets taken over on start */
 
+/* config limits.max_connections_per_client: twice what one browser opens at
+ * most (Chrome: 256 sockets in all), so two browsers behind one address fit */
+#define LIMIT_CONNECTIONS_PER_CLIENT_DEFAULT 512
+#define LIMIT_CONNECTIONS_PER_CLIENT_MAX     (1u << 24)
+#define LIMIT_WARN_INTERVAL_MS               10000 /* one log line per worker per flood */
+
 /* ---- timeouts (milliseconds) ---------------------------------------------- */
 #define TIMEOUT_HEADER_MS_DEFAULT    10000 /* config limits.header_timeout (slowloris) */
 #define TIMEOUT_KEEPALIVE_MS_DEFAULT 75000 /* config limits.keepalive_timeout */

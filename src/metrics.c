@@ -207,6 +207,16 @@ void metrics_conn_close(struct metrics_worker *m)
     __atomic_store_n(&m->connections_active, get(&m->connections_active) - 1, __ATOMIC_RELAXED);
 }
 
+void metrics_count_reclaim(struct metrics_worker *m, bool idle)
+{
+    bump(&m->reclaimed[idle], 1);
+}
+
+void metrics_count_refused_peer(struct metrics_worker *m)
+{
+    bump(&m->refused_peer, 1);
+}
+
 void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok)
 {
     struct metrics_service *s = metrics_service(m, slot);
@@ -335,11 +345,14 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
     if (!o.p)
         return NULL;
     o.p[0] = '\0';
-    uint64_t active = 0, total = 0, tls_active = 0;
+    uint64_t active = 0, total = 0, tls_active = 0, reclaimed[2] = {0, 0}, refused = 0;
     for (size_t w = 0; w < nworkers; w++) {
         active += get(&workers[w]->connections_active);
         total += get(&workers[w]->connections_total);
         tls_active += get(&workers[w]->tls_active);
+        reclaimed[0] += get(&workers[w]->reclaimed[0]);
+        reclaimed[1] += get(&workers[w]->reclaimed[1]);
+        refused += get(&workers[w]->refused_peer);
     }
     outf(&o,
          "# HELP portico_connections_active Client connections open now.\n"
@@ -356,6 +369,19 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
          "# TYPE portico_tls_connections_active gauge\n"
          "portico_tls_connections_active %llu\n",
          (unsigned long long)tls_active);
+    outf(&o,
+         "# HELP portico_connections_reclaimed_total Client connections closed at "
+         "max_connections to make room, by what they were doing.\n"
+         "# TYPE portico_connections_reclaimed_total counter\n"
+         "portico_connections_reclaimed_total{state=\"idle\"} %llu\n"
+         "portico_connections_reclaimed_total{state=\"waiting\"} %llu\n",
+         (unsigned long long)reclaimed[1], (unsigned long long)reclaimed[0]);
+    outf(&o,
+         "# HELP portico_connections_refused_total Client connections closed at once, by "
+         "reason.\n"
+         "# TYPE portico_connections_refused_total counter\n"
+         "portico_connections_refused_total{reason=\"per_client_limit\"} %llu\n",
+         (unsigned long long)refused);
 
     /* Services that never saw traffic are left out: 10,000 idle services
      * should not make every scrape 10,000 series long. */

@@ -41,7 +41,9 @@ struct metrics_worker {
     struct metrics_service *chunks[METRICS_CHUNKS_MAX];
     uint64_t connections_active;
     uint64_t connections_total;
-    uint64_t tls_active; /* client connections with TLS terminated here */
+    uint64_t tls_active;   /* client connections with TLS terminated here */
+    uint64_t reclaimed[2]; /* closed at max_connections: [0] request-less, [1] idle */
+    uint64_t refused_peer; /* closed at limits.max_connections_per_client */
 };
 
 /* Main thread only: give every service of c its slot (registering new names). */
@@ -56,6 +58,11 @@ void metrics_count_timeout(struct metrics_worker *m, size_t slot);
 void metrics_count_incomplete(struct metrics_worker *m, size_t slot);
 void metrics_conn_open(struct metrics_worker *m);
 void metrics_conn_close(struct metrics_worker *m);
+/* A connection closed to make room at max_connections (idle: a keep-alive
+ * one between requests; else one that had sent no request yet). */
+void metrics_count_reclaim(struct metrics_worker *m, bool idle);
+/* A connection refused by limits.max_connections_per_client. */
+void metrics_count_refused_peer(struct metrics_worker *m);
 /* A TLS handshake on a TLS listener ended; slot is the service its SNI
  * names (METRICS_SLOT_NONE when none). A completed one counts as active
  * until metrics_tls_close. */

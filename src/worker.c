@@ -102,7 +102,7 @@ static bool at_limit(const struct worker *w)
 static void on_accept_timer(struct loop *l, struct loop_timer *t)
 {
     struct worker *w = container_of(t, struct worker, accept_timer);
-    if (at_limit(w))
+    if (at_limit(w) && !conn_reclaimable(w))
         loop_timer_arm(l, t, ACCEPT_RETRY_MS);
     else
         resume_accepting(w);
@@ -113,7 +113,10 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
     struct worker_listener *wl = container_of(io, struct worker_listener, io);
     struct worker *w = wl->w;
     for (int i = 0; i < LIMIT_ACCEPT_BATCH && !w->draining && !w->accept_paused; i++) {
-        if (at_limit(w)) {
+        /* At the limit, the new connection takes the place of one that
+         * costs least to drop; only when every one is busy do accepts wait
+         * (in the kernel's backlog), and other workers may still have room. */
+        if (at_limit(w) && !conn_reclaimable(w)) {
             pause_accepting(w);
             return;
         }
@@ -135,8 +138,14 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         int rc = idx < w->cfg->nlistens
                      ? conn_accept(w, fd, &sa, salen, &w->cfg->listens[idx])
                      : tcp_accept(w, fd, &sa, salen, w->cfg->tcp_services[idx - w->cfg->nlistens]);
-        if (rc < 0)
+        if (rc < 0) {
             __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        /* Over the limit now (this one, or another worker's at the same
+         * time): make room. The newest connection is last in its queue. */
+        if (__atomic_load_n(&w->srv->nconns, __ATOMIC_RELAXED) > w->cfg->limits.max_connections)
+            conn_reclaim(w);
     }
 }
 
@@ -295,6 +304,10 @@ static void *worker_main(void *arg)
 
 int worker_start_all(struct server *srv, char *err, size_t errlen)
 {
+    if (peer_table_init(&srv->peers) < 0) {
+        snprintf(err, errlen, "cannot create the per-client connection table");
+        return -1;
+    }
     srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
     if (!srv->workers) {
         snprintf(err, errlen, "out of memory");
@@ -376,6 +389,7 @@ void worker_stop_all(struct server *srv)
         loop_free(w->loop);
         metrics_worker_free(&w->metrics);
     }
+    peer_table_free(&srv->peers);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     log_msg(LOG_INFO,

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "peers.h"
 
 struct config;
 struct listener;
@@ -25,6 +26,17 @@ struct upstream_pools;
 struct upconn;
 struct server;
 struct tcp_fwd;
+
+/* Connections that cost least to drop, oldest first (see conn_reclaim). */
+struct conn_queue {
+    struct conn *head, *tail;
+};
+
+enum conn_reclaim {
+    RECLAIM_NONE,    /* in an exchange, lingering, or closed: never dropped */
+    RECLAIM_IDLE,    /* keep-alive between requests: its client reconnects */
+    RECLAIM_WAITING, /* no request yet: PROXY header, TLS handshake, head */
+};
 
 /* A listener as one worker watches it. */
 struct worker_listener {
@@ -47,12 +59,15 @@ struct worker {
     struct config *cfg; /* a reference; rules for new requests */
     struct worker_listener *wls;
     size_t nwls;
-    bool accept_paused; /* at max_connections; retried by accept_timer */
+    bool accept_paused; /* at max_connections with nothing to reclaim; retried by accept_timer */
     bool draining;
     struct loop_timer accept_timer;
     struct loop_timer drain_timer;
     struct conn *conns; /* every open client connection (for draining) */
     size_t nconns;
+    /* by enum conn_reclaim: [RECLAIM_IDLE], [RECLAIM_WAITING] */
+    struct conn_queue reclaim[3];
+    uint64_t warned_full_ms, warned_peer_ms; /* last log line about each (rate-limited) */
     struct conn *dead_conns;     /* closed this iteration; freed before the loop waits */
     struct upconn *dead_upconns; /* likewise */
     struct tcp_fwd *tcps;        /* open TCP forwarders (they count in nconns) */
@@ -82,7 +97,8 @@ struct server {
     size_t nlisteners;
     struct worker *workers;
     unsigned nworkers;
-    uint32_t nconns; /* atomic: client connections in all workers */
+    uint32_t nconns;         /* atomic: client connections in all workers */
+    struct peer_table peers; /* limits.max_connections_per_client */
 };
 
 /* Start n workers on cfg and the given listeners (references are taken). */

@@ -163,29 +163,152 @@ def test_sigint_exits_zero(ctx):
     eq(p.wait_exit(10 * SCALE), 0, "exit status after SIGINT")
 
 
-@test()
-def test_max_connections_pauses_accepting_until_one_closes(ctx):
+def _open_idle(port, n, deadline):
+    """Open up to n connections that send nothing (bounded by count and time)."""
+    socks = []
+    for _ in range(n):
+        if time.time() > deadline:
+            break
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=2 * SCALE))
+        except OSError:
+            break
+    return socks
+
+
+def _alive(s):
+    """False once portico has closed s (EOF or reset); s must have nothing to read."""
+    s.setblocking(False)
+    try:
+        return s.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.setblocking(True)
+
+
+@test(timeout=90)
+def test_max_connections_reclaims_idle_connections_for_new_clients(ctx):
+    # 500 connections that never send a request against max_connections 200:
+    # instead of pausing accepts (everyone locked out), portico drops the
+    # oldest request-less connections, so a normal client is answered at
+    # once, and exchanges in progress are never dropped.
     o = ctx.origin("mc")
-    p = ctx.portico({"v": svc(o)}, limits={"max_connections": 4})
+    p = ctx.portico({"v": svc(o)}, metrics=True,
+                    limits={"max_connections": 200, "max_connections_per_client": 0})
+    busy = []
+    for i in range(4):
+        c = RawConn(p.port, timeout=15 * SCALE)
+        c.send(b"GET /?do=slow&delay=3 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        busy.append(c)
+    flood = _open_idle(p.port, 500, time.time() + 30 * SCALE)
+    try:
+        expect(len(flood) == 500, "opened only %d idle connections" % len(flood))
+        t0 = time.time()
+        r = request(p.port, "GET", "/normal", timeout=10 * SCALE)
+        dt = time.time() - t0
+        eq(r.status, 200, "status of a normal request with 500 idle connections open")
+        expect(dt < 1.0 * SCALE, "normal request answered in %.2fs" % dt)
+        for i, c in enumerate(busy):
+            eq(c.read_response().status, 200, "in-flight request %d during the flood" % i)
+        m = _scrape(p.metrics_port)
+        reclaimed = m.get(("portico_connections_reclaimed_total", (("state", "waiting"),)), 0)
+        expect(reclaimed >= 300, "portico_connections_reclaimed_total{state=waiting} = %r" % reclaimed)
+        expect(m[("portico_connections_active", ())] <= 200, "active %r above max_connections"
+               % m[("portico_connections_active", ())])
+        expect(not _alive(flood[0]), "the oldest idle connection is still open")
+        expect(_alive(flood[-1]), "the newest idle connection was closed")
+    finally:
+        for s in flood:
+            s.close()
+        for c in busy:
+            c.close()
+
+
+@test()
+def test_max_connections_reclaims_keepalive_before_request_less(ctx):
+    # One worker, so one set of queues. At the limit, an idle keep-alive
+    # connection goes first even when it is the newest; then the oldest
+    # connection that never sent a request.
+    o = ctx.origin("mc")
+    p = ctx.portico({"v": svc(o)}, workers=1,
+                    limits={"max_connections": 6, "max_connections_per_client": 0})
+    waiting = _open_idle(p.port, 3, time.time() + 10 * SCALE)
+    time.sleep(0.2)
+    ka = RawConn(p.port, timeout=5 * SCALE)
+    ka.send(b"GET /ka HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    eq(ka.read_response().status, 200, "keep-alive request")
+    waiting += _open_idle(p.port, 2, time.time() + 10 * SCALE)
+    time.sleep(0.2)
+    try:
+        eq(len(waiting), 5, "connections opened")
+        eq(request(p.port, "GET", "/new1", timeout=5 * SCALE).status, 200, "first new client")
+        expect(ka.closed_within(2 * SCALE), "idle keep-alive connection kept at the limit")
+        expect(all(_alive(s) for s in waiting), "a request-less connection was dropped first")
+        waiting += _open_idle(p.port, 1, time.time() + 10 * SCALE)   # at the limit again
+        time.sleep(0.2)
+        eq(request(p.port, "GET", "/new2", timeout=5 * SCALE).status, 200, "second new client")
+        time.sleep(0.2)
+        expect(not _alive(waiting[0]), "the oldest request-less connection is still open")
+        expect(all(_alive(s) for s in waiting[1:]), "a newer request-less connection was dropped")
+    finally:
+        ka.close()
+        for s in waiting:
+            s.close()
+
+
+@test()
+def test_max_connections_per_client_refuses_beyond_the_limit(ctx):
+    o = ctx.origin("pc")
+    p = ctx.portico({"v": svc(o)}, metrics=True, limits={"max_connections_per_client": 5})
     held = []
-    for _ in range(4):
+    for i in range(5):
         c = RawConn(p.port, timeout=5 * SCALE)
         c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        eq(c.read_response().status, 200, "status on a held connection")
+        eq(c.read_response().status, 200, "status on connection %d" % i)
         held.append(c)
-    extra = RawConn(p.port, timeout=5 * SCALE)   # the kernel queues it; portico must not take it
-    extra.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-    extra.sock.settimeout(1.0 * SCALE)
-    try:
-        got = extra.sock.recv(100)
-    except socket.timeout:
-        got = None
-    eq(got, None, "answer while at max_connections")
-    held.pop().close()
-    extra.sock.settimeout(5 * SCALE)
-    eq(extra.read_response().status, 200, "status once a slot is free")
+    extra = RawConn(p.port, timeout=5 * SCALE)
+    expect(extra.closed_within(2 * SCALE), "a sixth connection from the same address was kept")
     extra.close()
+    m = _scrape(p.metrics_port)
+    eq(m.get(("portico_connections_refused_total", (("reason", "per_client_limit"),))), 1.0,
+       "portico_connections_refused_total{reason=per_client_limit}")
+    expect(p.wait_line("limits.max_connections_per_client", 2 * SCALE), "no log line for the refusal")
+    held.pop().close()
+    time.sleep(0.2)
+    eq(get_json(p.port, "/again")["origin"], "pc", "a new connection once one closed")
     for c in held:
+        c.close()
+
+
+@test()
+def test_max_connections_per_client_counts_the_proxy_header_address(ctx):
+    # Behind a frontend that sends PROXY headers, every client has its own
+    # quota even though all connections come from the frontend's address.
+    o = ctx.origin("pp")
+    p = ctx.portico({"h": svc(o)}, start=False, limits={"max_connections_per_client": 2})
+    p.cfg["listen"][0]["proxy_protocol"] = True
+    p.write_config(p.cfg)
+    p.start()
+
+    def conn_as(src):
+        c = RawConn(p.port, timeout=5 * SCALE)
+        c.send(b"PROXY TCP4 %s 10.0.0.1 5555 80\r\n" % src.encode())
+        return c
+
+    held = [conn_as("203.0.113.1"), conn_as("203.0.113.1"), conn_as("203.0.113.2"),
+            conn_as("203.0.113.2")]
+    for c in held:
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "a client within its limit")
+    third = conn_as("203.0.113.1")
+    expect(third.closed_within(2 * SCALE), "a third connection for 203.0.113.1 was kept")
+    other = conn_as("203.0.113.3")
+    other.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    eq(other.read_response().status, 200, "another client behind the same frontend")
+    for c in held + [third, other]:
         c.close()
 
 

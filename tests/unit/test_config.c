@@ -71,6 +71,7 @@ static void test_config_minimal_uses_defaults(void **state)
     assert_true(c->access_log);
     assert_false(c->metrics_enabled);
     assert_int_equal(c->limits.max_connections, LIMIT_MAX_CONNECTIONS_DEFAULT);
+    assert_int_equal(c->limits.max_connections_per_client, LIMIT_CONNECTIONS_PER_CLIENT_DEFAULT);
     assert_int_equal(c->limits.max_header_bytes, LIMIT_HEADER_BYTES_DEFAULT);
     assert_int_equal(c->limits.max_request_line, LIMIT_REQUEST_LINE_DEFAULT);
     assert_int_equal(c->limits.header_timeout_ms, TIMEOUT_HEADER_MS_DEFAULT);
@@ -106,6 +107,7 @@ static void test_config_all_keys_parsed(void **state)
     struct config *c = expect_ok("workers: 3\n"
                                  "access_log: false\n" LISTEN "limits:\n"
                                  "  max_connections: 100\n"
+                                 "  max_connections_per_client: 0\n"
                                  "  max_header_bytes: 4096\n"
                                  "  max_request_line: 2048\n"
                                  "  header_timeout: 250ms\n"
@@ -128,6 +130,7 @@ static void test_config_all_keys_parsed(void **state)
     assert_int_equal(c->workers, 3);
     assert_false(c->access_log);
     assert_int_equal(c->limits.max_connections, 100);
+    assert_int_equal(c->limits.max_connections_per_client, 0);
     assert_int_equal(c->limits.max_header_bytes, 4096);
     assert_int_equal(c->limits.max_request_line, 2048);
     assert_int_equal(c->limits.header_timeout_ms, 250);
@@ -277,6 +280,9 @@ static void test_config_integers_decimal_and_range_checked(void **state)
                  "portico.yaml:4: limits.max_header_bytes: must be between 1024 and 49152");
     expect_error(LISTEN "limits:\n  upstream_keepalive: 5000\n",
                  "portico.yaml:4: limits.upstream_keepalive: must be between 0 and 4096");
+    expect_error(LISTEN "limits:\n  max_connections_per_client: 20000000\n",
+                 "portico.yaml:4: limits.max_connections_per_client: must be between 0 and "
+                 "16777216");
     expect_error(LISTEN "limits:\n  body_min_rate: -5\n",
                  "portico.yaml:4: limits.body_min_rate: must be between 0 and 1073741824");
     expect_error(LISTEN "limits:\n  body_rate_grace: soon\n",
