@@ -102,19 +102,27 @@ long auth_build_request(const struct config_auth *a, const struct http_request *
     return o.full ? -1 : (long)o.len;
 }
 
+bool auth_skip_covers(const char *pre, const char *npath, size_t len)
+{
+    size_t pl = strlen(pre);
+    if (len < pl || memcmp(npath, pre, pl) != 0)
+        return false;
+    /* "/hooks/" covers what is under it; "/health" also "/health" itself
+     * (but not "/healthz"). */
+    return pre[pl - 1] == '/' || len == pl || npath[pl] == '/';
+}
+
+int auth_skip_match(const struct config_service *svc, const char *npath, size_t len)
+{
+    for (size_t i = 0; i < svc->nauth_skip; i++)
+        if (auth_skip_covers(svc->auth_skip[i], npath, len))
+            return (int)i;
+    return -1;
+}
+
 bool auth_skipped(const struct config_service *svc, const char *npath, size_t len)
 {
-    for (size_t i = 0; i < svc->nauth_skip; i++) {
-        const char *pre = svc->auth_skip[i];
-        size_t pl = strlen(pre);
-        if (len < pl || memcmp(npath, pre, pl) != 0)
-            continue;
-        /* "/hooks/" covers what is under it; "/health" also "/health" itself
-         * (but not "/healthz"). */
-        if (pre[pl - 1] == '/' || len == pl || npath[pl] == '/')
-            return true;
-    }
-    return false;
+    return auth_skip_match(svc, npath, len) >= 0;
 }
 
 /* ---- the verdict ----------------------------------------------------------------- */

@@ -38,6 +38,12 @@ long auth_build_request(const struct config_auth *a, const struct http_request *
  * covers "/hooks/..." only. */
 bool auth_skipped(const struct config_service *svc, const char *npath, size_t len);
 
+/* The index of the first auth_skip prefix covering npath, or -1. */
+int auth_skip_match(const struct config_service *svc, const char *npath, size_t len);
+
+/* True if the auth_skip prefix pre covers npath (as auth_skipped). */
+bool auth_skip_covers(const char *pre, const char *npath, size_t len);
+
 enum auth_result {
     AUTH_ALLOWED,    /* 2xx: forward, with the copied headers */
     AUTH_REDIRECTED, /* the client is sent to log in (3xx, or 401 with Location) */

@@ -934,6 +934,40 @@ struct exchange *proxy_new(struct conn *c)
     return ex;
 }
 
+/* auth_skip and routes are decided on the normalised path, but the upstream
+ * gets the raw one, and origins read "%2F", a backslash and ";" differently. A
+ * prefix that let the request through (a skip entry, or a route with its
+ * own upstream) must hold under every common reading, or the request is
+ * refused: "/health/..%2fsecret" would be "/secret" to a server that
+ * decodes before it resolves dot-segments. */
+static bool readings_agree(const struct config_service *svc, struct http_slice raw, int skip,
+                           const struct config_route *route)
+{
+    static const unsigned readings[] = {
+        ROUTE_READ_DECODE,
+        ROUTE_READ_PARAMS,
+        ROUTE_READ_PARAMS | ROUTE_READ_DECODE,
+        ROUTE_READ_PARAMS_RAW | ROUTE_READ_DECODE,
+        ROUTE_READ_BACKSLASH,
+        ROUTE_READ_BACKSLASH | ROUTE_READ_DECODE,
+        ROUTE_READ_BACKSLASH | ROUTE_READ_PARAMS,
+        ROUTE_READ_BACKSLASH | ROUTE_READ_PARAMS | ROUTE_READ_DECODE,
+        ROUTE_READ_BACKSLASH | ROUTE_READ_PARAMS_RAW | ROUTE_READ_DECODE,
+    };
+    static __thread char path[LIMIT_HEADER_BYTES_MAX + 2];
+    for (size_t i = 0; i < sizeof readings / sizeof readings[0]; i++) {
+        int n = route_path_read(raw.p, raw.len, readings[i], path, sizeof path);
+        if (n < 0)
+            return false;
+        if (skip >= 0 && !auth_skip_covers(svc->auth_skip[skip], path, (size_t)n))
+            return false;
+        if (route &&
+            ((size_t)n < route->prefix_len || memcmp(path, route->prefix, route->prefix_len) != 0))
+            return false;
+    }
+    return true;
+}
+
 void proxy_start(struct exchange *ex)
 {
     struct conn *c = ex->c;
@@ -988,7 +1022,18 @@ void proxy_start(struct exchange *ex)
     ex->up = route ? route->upstream : ex->svc->upstream;
     /* Client copies of the provider's headers go even where auth is skipped. */
     const struct config_auth *auth = ex->svc->auth;
-    if (auth && auth_skipped(ex->svc, npath, (size_t)np))
+    int skip = auth ? auth_skip_match(ex->svc, npath, (size_t)np) : -1;
+    if ((skip >= 0 || route) && route_path_ambiguous(req->path.p, req->path.len) &&
+        !readings_agree(ex->svc, req->path, skip, route)) {
+        buf_consume(c->in, req->head_len);
+        proxy_respond_local(ex, 400,
+                            "bad request: ambiguous path (an encoded '/' or '\\', a '\\' or a "
+                            "';' parameter would take it out of its auth_skip or route prefix "
+                            "for some servers)",
+                            true);
+        return;
+    }
+    if (skip >= 0)
         auth = NULL;
 
     struct request_rewrite rw = {

@@ -305,6 +305,118 @@ int route_path_normalize(const char *in, size_t len, char *out, size_t cap)
     return (int)o;
 }
 
+/* One byte of a path as a reading sees it. */
+enum unit_kind { U_CHAR, U_SEP, U_PARAM };
+
+int route_path_read(const char *in, size_t len, unsigned how, char *out, size_t cap)
+{
+    if (len == 0 || in[0] != '/' || cap < 2)
+        return -1;
+    bool decode = how & ROUTE_READ_DECODE;
+    bool params = how & (ROUTE_READ_PARAMS | ROUTE_READ_PARAMS_RAW);
+    bool backslash = how & ROUTE_READ_BACKSLASH;
+    size_t o = 0;   /* out[0..o) holds "/seg/seg" */
+    size_t seg = 0; /* where the current segment starts in out (after its '/') */
+    bool in_param = false, dir = false;
+    out[o++] = '/';
+    seg = o;
+    for (size_t i = 0; i <= len;) {
+        enum unit_kind kind = U_SEP; /* the end of the input closes the last segment */
+        char buf[3];
+        size_t n = 0;
+        bool raw_sep = i == len;
+        if (i < len) {
+            unsigned char c = (unsigned char)in[i];
+            if (c == '%') {
+                int hi = i + 2 < len ? hexval((unsigned char)in[i + 1]) : -1;
+                int lo = i + 2 < len ? hexval((unsigned char)in[i + 2]) : -1;
+                if (hi < 0 || lo < 0)
+                    return -1;
+                unsigned char d = (unsigned char)(hi * 16 + lo);
+                i += 3;
+                if (decode || is_unreserved(d)) {
+                    kind = d == '/' || (d == '\\' && backslash)    ? U_SEP
+                           : d == ';' && (how & ROUTE_READ_PARAMS) ? U_PARAM
+                                                                   : U_CHAR;
+                    buf[n++] = (char)d;
+                } else {
+                    static const char hex[] = "0123456789ABCDEF";
+                    kind = U_CHAR;
+                    buf[n++] = '%';
+                    buf[n++] = hex[d >> 4];
+                    buf[n++] = hex[d & 15];
+                }
+            } else {
+                i++;
+                raw_sep = c == '/' || (c == '\\' && backslash);
+                kind = raw_sep ? U_SEP : c == ';' && params ? U_PARAM : U_CHAR;
+                buf[n++] = (char)c;
+            }
+            /* Tomcat takes parameters off the raw path before it decodes: there
+             * only a raw '/' ends one. */
+            if (kind == U_SEP && in_param && !raw_sep && (how & ROUTE_READ_PARAMS_RAW))
+                kind = U_CHAR;
+        } else {
+            i++;
+        }
+        if (kind == U_PARAM) {
+            in_param = true;
+            continue;
+        }
+        if (kind == U_CHAR) {
+            if (in_param)
+                continue;
+            if (o + n + 1 >= cap)
+                return -1;
+            memcpy(out + o, buf, n);
+            o += n;
+            continue;
+        }
+        /* A separator: settle the segment out[seg..o). */
+        in_param = false;
+        size_t sl = o - seg;
+        if (sl == 0 || (sl == 1 && out[seg] == '.')) {
+            o = seg;
+            dir = true;
+        } else if (sl == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+            /* Back over the previous segment; at the root, stay there (what
+             * origins that resolve dot-segments after decoding do). */
+            o = seg - 1;
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o == 0)
+                o = 1;
+            dir = true;
+        } else {
+            if (o + 1 >= cap)
+                return -1;
+            out[o++] = '/';
+            dir = false;
+        }
+        seg = o;
+    }
+    /* out ends with '/' after every kept segment: keep it only for a directory. */
+    if (!dir && o > 1)
+        o--;
+    out[o] = '\0';
+    return (int)o;
+}
+
+bool route_path_ambiguous(const char *in, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == ';' || c == '\\')
+            return true;
+        if (c == '%' && i + 2 < len) {
+            char a = in[i + 1], b = (char)(in[i + 2] | 0x20);
+            if ((a == '2' && b == 'f') || (a == '5' && b == 'c') || (a == '3' && b == 'b'))
+                return true;
+        }
+    }
+    return false;
+}
+
 const struct config_route *route_match(const struct config_service *svc, const char *path,
                                        size_t len)
 {

@@ -43,6 +43,24 @@ bool route_host_valid(const char *name);
  * root, or does not start with '/'), or if it does not fit in cap. */
 int route_path_normalize(const char *in, size_t len, char *out, size_t cap);
 
+/* How an origin may read a path, beyond RFC 3986 normalisation (which
+ * every reading does: unreserved characters decoded, dot-segments resolved,
+ * empty segments merged). */
+#define ROUTE_READ_DECODE     0x1 /* decode every %XX first: %2F is a '/' (Python, Go) */
+#define ROUTE_READ_PARAMS     0x2 /* ";..." to the next '/' is dropped (Jetty, Spring) */
+#define ROUTE_READ_PARAMS_RAW 0x4 /* the same, taken off before decoding (Tomcat) */
+#define ROUTE_READ_BACKSLASH  0x8 /* '\' is a '/' (IIS, many Windows servers) */
+
+/* Read a raw request path (before '?') the way how says, resolving
+ * dot-segments; ".." at the root stays at the root, as such origins do.
+ * Writes "/a/b" ("/a/b/" for a directory) and returns its length, or -1
+ * for bad percent-encoding or when it does not fit in cap. */
+int route_path_read(const char *in, size_t len, unsigned how, char *out, size_t cap);
+
+/* True if some origin may read the path differently from
+ * route_path_normalize: it has a ';', a '\\' or an encoded '/', '\\' or ';'. */
+bool route_path_ambiguous(const char *in, size_t len);
+
 /* Pick the route for a normalised path: the longest matching prefix among
  * the service's routes, or NULL when the service upstream ("/") applies. */
 const struct config_route *route_match(const struct config_service *svc, const char *path,

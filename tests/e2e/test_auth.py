@@ -11,10 +11,10 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
 def _auth_portico(ctx, style="forward-auth", path=None, svc_extra=None, provider_extra=None,
-                  authelia=None, hosts=None, listen_extra=(), **kw):
+                  authelia=None, hosts=None, listen_extra=(), origin_kw=None, **kw):
     a = authelia or Authelia()
     ctx.notes_cleanup = getattr(ctx, "notes_cleanup", [])
-    o = ctx.origin("app")
+    o = ctx.origin("app", **(origin_kw or {}))
     path = path or ("/api/authz/" + style)
     p = ctx.portico({"app": svc(o, hosts or [APP], auth="authelia", **(svc_extra or {}))},
                     start=False, **kw)
@@ -261,17 +261,75 @@ def test_auth_skip_is_matched_on_the_normalised_path(ctx):
     for path in skipped:
         eq(request(p.port, "GET", path, host=APP).status, 200, "skipped %s" % path)
     eq(a.count(), n0, "subrequests for skipped paths")
-    asked = ["/healthz", "/health/../admin", "/health%2F..%2Fadmin", "/hooks", "/HEALTH",
-             "/%2e%2e/health/../admin", "/health/%2e%2e/admin"]
-    for path in asked:
+    # Each path has one right answer: the provider is asked and says 401 (log in) or 403 (the
+    # deny rule for /admin, which it matches on the decoded, cleaned path); or 400 unasked.
+    asked = {"/healthz": 401, "/health/../admin": 403, "/health%2F..%2Fadmin": 403, "/hooks": 401,
+             "/HEALTH": 401, "/%2e%2e/health/../admin": 400, "/health/%2e%2e/admin": 403}
+    for path, want in asked.items():
         before = a.count()
         r = request(p.port, "GET", path, host=APP, headers={"Accept": "application/json"})
-        if r.status == 400:   # not a valid path at all (".." above the root): nothing to ask
-            eq(a.count(), before, "subrequest for the invalid %s" % path)
-        else:
-            eq((r.status in (401, 403), a.count()), (True, before + 1),
-               "%s: refused after asking the provider (status %d)" % (path, r.status))
+        eq((r.status, a.count()), (want, before + (want != 400)),
+           "%s: (status, subrequests)" % path)
     eq(len([x for x in o.requests if "admin" in x.target]), 0, "admin requests upstream")
+
+
+def _auth_skip_readings(ctx, reading, attacks, fine):
+    a, o, p = _auth_portico(ctx, svc_extra={"auth_skip": ["/health/", "/public/"]},
+                            origin_kw={"reading": reading})
+    anon = {"Accept": "application/json"}
+    for path in attacks:
+        n_auth, n_up = a.count(), len(o.requests)
+        r = request(p.port, "GET", path, host=APP, headers=anon)
+        eq((r.status, a.count() - n_auth, len(o.requests) - n_up), (400, 0, 0),
+           "%s to a %s origin: (status, subrequests, upstream requests)" % (path, reading))
+    for path, resolved in fine:
+        n_auth = a.count()
+        r = request(p.port, "GET", path, host=APP, headers=anon)
+        eq((r.status, a.count() - n_auth), (200, 0), "%s: (status, subrequests)" % path)
+        eq(r.json()["resolved"], resolved, "%s as the %s origin reads it" % (path, reading))
+    # the property: whatever reached the origin without auth, it read under a skip prefix
+    for q in o.requests:
+        expect(q.resolved.startswith(("/health/", "/public/")),
+               "%s reached the origin unauthenticated and it served %s" % (q.target, q.resolved))
+
+
+@test()
+def test_auth_skip_holds_for_an_origin_that_decodes_first(ctx):
+    _auth_skip_readings(ctx, "decode",
+                        ["/health/..%2fsecret.txt", "/public/%2e%2e%2fadmin/",
+                         "/health/%2F/../secret.txt", "/public/x/..%2F..%2F..%2Fadmin",
+                         "/health/..%2F..%2Fhealth/../admin"],
+                        [("/health/a%2Fb", "/health/a/b"), ("/public/x%2F..%2Fy", "/public/y"),
+                         ("/public/%2e%2e%2fpublic/z", "/public/z")])
+
+
+@test()
+def test_auth_skip_holds_for_an_origin_that_splits_parameters(ctx):
+    _auth_skip_readings(ctx, "params",
+                        ["/health/..;/admin", "/health/;x/../admin", "/public/..;a=b/admin/",
+                         "/health/..%3B/admin"],
+                        [("/health/x;jsessionid=1", "/health/x"), ("/public/a;v=1/b", "/public/a/b")])
+
+
+@test()
+def test_auth_skip_holds_for_an_origin_that_reads_backslash_as_slash(ctx):
+    _auth_skip_readings(ctx, "backslash",
+                        ["/health/..%5csecret.txt", "/health/..\\secret.txt",
+                         "/public/%2e%2e%5cadmin/"],
+                        [("/health/a%5Cb", "/health/a/b"), ("/health/a\\b", "/health/a/b")])
+
+
+@test()
+def test_route_prefix_holds_for_an_origin_that_decodes_first(ctx):
+    api = ctx.origin("api", reading="decode")
+    a, o, p = _auth_portico(ctx, svc_extra={"routes": [{"prefix": "/api/", "upstream": api.url}]})
+    for path in ("/api/..%2fsecret.txt", "/api/v1/..%2F..%2Fsecret/"):
+        r = request(p.port, "GET", path, host=APP, headers=ALICE)
+        eq(r.status, 400, "%s: the /api/ upstream would read it outside /api/" % path)
+    r = request(p.port, "GET", "/api/v4/projects/group%2Fproject", host=APP, headers=ALICE)
+    eq((r.status, r.json()["origin"], r.json()["resolved"]), (200, "api", "/api/v4/projects/group/project"),
+       "an encoded slash that stays under the prefix")
+    eq([q.target for q in api.requests], ["/api/v4/projects/group%2Fproject"], "targets at the /api/ upstream")
 
 
 @test()

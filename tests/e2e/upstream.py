@@ -27,6 +27,10 @@ parameter `do` (so path routing and prefix stripping do not change it):
                       as an origin that honours h2c or any other offer would
   do=redirect         to=URL: 302 with `Location: URL` and `Refresh: 0; url=URL`
 
+Origin(reading=...): the origin also works out which path it would serve,
+as some real servers read a target (see read_path), into req.resolved and
+the echo document's "resolved".
+
 Origin(drop_reused=True): a request that arrives on a connection which
 already carried one is read whole and then the connection is closed without
 a response byte (a pooled keep-alive connection the origin dropped).
@@ -36,6 +40,7 @@ import base64
 import hashlib
 import json
 import os
+import posixpath
 import selectors
 import socket
 import threading
@@ -220,9 +225,34 @@ def _hget(headers, name):
     return None
 
 
+def read_path(target, how):
+    """The path a server would serve for target:
+    decode     decode first, then resolve dot-segments (Python's http.server
+               translate_path, Go's net/http, most frameworks)
+    params     drop ";..." from each segment, then decode (Tomcat, Jetty)
+    backslash  decode, and '\\' is a '/' (IIS and many Windows servers)"""
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    trailing = path.endswith("/")
+    if how == "params":
+        path = "/".join(seg.split(";", 1)[0] for seg in path.split("/"))
+        trailing = path.endswith("/")
+    path = urllib.parse.unquote(path)
+    if how == "backslash":
+        path = path.replace("\\", "/")
+    elif how != "params" and how != "decode":
+        raise ValueError("unknown reading %r" % how)
+    path = posixpath.normpath(path)
+    if path.startswith("//"):
+        path = path[1:]
+    if trailing and not path.endswith("/"):
+        path += "/"
+    return path
+
+
 class Origin:
-    def __init__(self, name="origin", nports=1, unix_path=None, drop_reused=False):
+    def __init__(self, name="origin", nports=1, unix_path=None, drop_reused=False, reading=None):
         self.name = name
+        self.reading = reading
         self.drop_reused = drop_reused
         self.lock = threading.Lock()
         self.requests = []       # Request objects with parsed heads (in arrival order)
@@ -367,6 +397,7 @@ class Origin:
                 req = Request()
                 req.method, req.target, req.version, req.headers = method, target, version, headers
                 req.conn, req.idx, req.port, req.head = cid, idx, lport, head
+                req.resolved = read_path(target, self.reading) if self.reading else None
                 with self.lock:
                     self.requests.append(req)
                 q = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query)
@@ -464,6 +495,7 @@ class Origin:
             "body_len": req.body_len,
             "body_sha256": req.body_sha256,
             "trailers": req.trailers,
+            "resolved": req.resolved,
         }
 
     def _do_echo(self, c, rd, req, keep):

@@ -230,8 +230,13 @@ static void test_auth_skip_prefixes(void **state)
     assert_true(auth_skipped(&svc, "/hooks/a", 8));
     assert_false(auth_skipped(&svc, "/hooks", 6));
     assert_false(auth_skipped(&svc, "/", 1));
+    assert_int_equal(auth_skip_match(&svc, "/hooks/a", 8), 1);
+    assert_int_equal(auth_skip_match(&svc, "/hook", 5), -1);
+    assert_true(auth_skip_covers("/health", "/health/x/y", 11));
+    assert_false(auth_skip_covers("/health", "/health%2Fx", 11));
     svc.nauth_skip = 3;
     assert_true(auth_skipped(&svc, "/anything", 9));
+    assert_int_equal(auth_skip_match(&svc, "/anything", 9), 2);
 }
 
 /* The digest of one request with one input changed. */

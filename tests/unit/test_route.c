@@ -127,6 +127,67 @@ static void test_route_path_normalize_percent(void **state)
     check_path("/a%00", NULL);
 }
 
+static void check_read(const char *in, unsigned how, const char *want)
+{
+    char got[256];
+    int n = route_path_read(in, strlen(in), how, got, sizeof got);
+    if (!want) {
+        assert_int_equal(n, -1);
+        return;
+    }
+    if (n < 0)
+        fail_msg("%s (how %u): -1, expected %s", in, how, want);
+    assert_string_equal(got, want);
+    assert_int_equal(n, (int)strlen(want));
+}
+
+static void test_route_path_read_as_origins_do(void **state)
+{
+    /* Without an option a reading is route_path_normalize (minus its refusal
+     * of ".." above the root, which origins clamp). */
+    static const char *const same[] = {"/",       "/a/b/../c", "/a/./b",   "/a/.",   "/a/..",
+                                       "//a///b", "/a/",       "/%61%62c", "/a%2fb", "/a/%2E%2E/b",
+                                       "/a%20b",  "/a;b/c",    "/a\\b"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        char want[256];
+        assert_true(route_path_normalize(same[i], strlen(same[i]), want, sizeof want) > 0);
+        check_read(same[i], 0, want);
+    }
+    check_read("/../a", 0, "/a");
+    /* Decoding first: an encoded '/' separates, so hidden dot-segments resolve. */
+    check_read("/health/..%2fsecret.txt", ROUTE_READ_DECODE, "/secret.txt");
+    check_read("/public/%2e%2e%2fadmin/", ROUTE_READ_DECODE, "/admin/");
+    check_read("/health/..%2f..%2f..%2fx", ROUTE_READ_DECODE, "/x");
+    check_read("/api/group%2Fproject", ROUTE_READ_DECODE, "/api/group/project");
+    check_read("/health/%2F/../admin", ROUTE_READ_DECODE, "/admin"); /* an empty segment merges */
+    check_read("/a%3Bb/c", ROUTE_READ_DECODE, "/a;b/c");
+    check_read("/a%25/b", ROUTE_READ_DECODE, "/a%/b"); /* decoded once, not twice */
+    /* Parameters: ";..." up to the next '/' is not part of the segment. */
+    check_read("/health/..;/admin", ROUTE_READ_PARAMS, "/admin");
+    check_read("/health/;x/../admin", ROUTE_READ_PARAMS, "/admin"); /* ";x" leaves an empty one */
+    check_read("/a;jsessionid=1/b;v=2", ROUTE_READ_PARAMS, "/a/b");
+    check_read("/health/..%3B/admin", ROUTE_READ_PARAMS, "/health/..%3B/admin");
+    check_read("/health/..%3B/admin", ROUTE_READ_PARAMS | ROUTE_READ_DECODE, "/admin");
+    /* Tomcat: parameters come off the raw path first, to the next raw '/'. */
+    check_read("/a;x%2F..%2F/b", ROUTE_READ_PARAMS_RAW | ROUTE_READ_DECODE, "/a/b");
+    check_read("/a;x%2F..%2F/b", ROUTE_READ_PARAMS | ROUTE_READ_DECODE, "/b");
+    check_read("/health/..%3B/admin", ROUTE_READ_PARAMS_RAW | ROUTE_READ_DECODE,
+               "/health/..;/admin");
+    /* Backslash as '/', raw or (when decoding) encoded. */
+    check_read("/health/..\\admin", ROUTE_READ_BACKSLASH, "/admin");
+    check_read("/health/..%5cadmin", ROUTE_READ_BACKSLASH, "/health/..%5Cadmin");
+    check_read("/health/..%5cadmin", ROUTE_READ_BACKSLASH | ROUTE_READ_DECODE, "/admin");
+    check_read("/a%zz", ROUTE_READ_DECODE, NULL);
+    check_read("/a%2", ROUTE_READ_DECODE, NULL);
+
+    assert_false(route_path_ambiguous("/health/../admin/%61%2e", 23));
+    assert_true(route_path_ambiguous("/a%2fb", 6));
+    assert_true(route_path_ambiguous("/a%5Cb", 6));
+    assert_true(route_path_ambiguous("/a%3bb", 6));
+    assert_true(route_path_ambiguous("/a;b", 4));
+    assert_true(route_path_ambiguous("/a\\b", 4));
+}
+
 static void test_route_path_normalize_rejects(void **state)
 {
     check_path("", NULL);
@@ -161,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_route_path_normalize_dot_segments),
         cmocka_unit_test(test_route_path_normalize_percent),
         cmocka_unit_test(test_route_path_normalize_rejects),
+        cmocka_unit_test(test_route_path_read_as_origins_do),
         cmocka_unit_test(test_route_match_longest_prefix),
     };
     return cmocka_run_group_tests_name("route", tests, NULL, NULL);
