@@ -24,6 +24,7 @@
 #include <yaml.h>
 
 #include "limits.h"
+#include "resolve.h"
 #include "route.h"
 #include "tls.h"
 
@@ -51,6 +52,8 @@ struct parser {
     const yaml_node_t *svc_tls_ca_node;
     bool svc_tls_insecure;
     bool svc_has_https;
+    /* The service or auth provider being parsed (see config_addr.owner). */
+    const char *owner_kind, *owner;
 };
 
 /* ---- messages --------------------------------------------------------------- */
@@ -263,8 +266,49 @@ static void addr_set(struct config_addr *out, const struct addrinfo *ai, uint16_
         addr_set6(out, (const struct sockaddr_in6 *)ai->ai_addr, port);
 }
 
-static int parse_addr(const char *s, struct config_addr *out, bool any_port, char *err,
-                      size_t errlen)
+/* A host name as DNS allows it: labels of 1 to 63 letters, digits, '-' and
+ * '_' (service names in container networks use it), not starting or ending
+ * with '-', separated by single dots; one trailing dot is allowed. */
+static bool host_name_valid(const char *h)
+{
+    size_t len = strlen(h), label = 0;
+    if (len == 0 || len > LIMIT_HOST_LEN + 1 || (len == LIMIT_HOST_LEN + 1 && h[len - 1] != '.'))
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        char ch = h[i];
+        if (ch == '.' || ch == '\0') {
+            if (label == 0)
+                return ch == '\0' && i == len && len > 1 && h[len - 1] == '.';
+            if (label > 63 || h[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (label == 0 && ch == '-')
+            return false;
+        label++;
+    }
+    return true;
+}
+
+/* any_port: a listen address, where port 0 asks the kernel for a free one.
+ * resolve: look a host name up now (a listen address) rather than keep it
+ * for the resolver (an upstream). */
+static int parse_addr(const char *s, struct config_addr *out, bool any_port, bool resolve,
+                      char *err, size_t errlen);
+
+int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
+{
+    return parse_addr(s, out, false, true, err, errlen);
+}
+
+int config_parse_target(const char *s, struct config_addr *out, char *err, size_t errlen)
+{
+    return parse_addr(s, out, false, false, err, errlen);
+}
+
+static int parse_addr(const char *s, struct config_addr *out, bool any_port, bool resolve,
+                      char *err, size_t errlen)
 {
     char shown[SHOW_MAX + 8];
     char host[sizeof out->text];
@@ -345,6 +389,21 @@ static int parse_addr(const char *s, struct config_addr *out, bool any_port, cha
             return -EINVAL;
         }
         addr_set4(out, ip, port);
+    } else if (!resolve) {
+        if (!host_name_valid(host)) {
+            snprintf(err, errlen,
+                     "invalid host name \"%s\" (labels of letters, digits, '-' and '_' "
+                     "separated by dots)",
+                     show_into(shown, sizeof shown, host));
+            return -EINVAL;
+        }
+        for (char *q = host; *q; q++)
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q - 'A' + 'a');
+        memcpy(out->host, host, strlen(host) + 1);
+        out->port = port;
+        out->sa.ss_family = AF_UNSPEC;
+        out->salen = 0;
     } else {
         struct addrinfo hints = {
             .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -366,14 +425,9 @@ invalid:
     return -EINVAL;
 }
 
-int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
-{
-    return parse_addr(s, out, false, err, errlen);
-}
-
 int config_parse_listen_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
 {
-    return parse_addr(s, out, true, err, errlen);
+    return parse_addr(s, out, true, true, err, errlen);
 }
 
 bool config_addr_any_port(const struct config_addr *a)
@@ -659,6 +713,14 @@ static struct ssl_ctx_st *client_ctx(struct parser *p)
     return tc->ctx;
 }
 
+/* Record who wrote a target address and where, for messages about its name. */
+static void set_owner(struct parser *p, const yaml_node_t *n, struct config_addr *a)
+{
+    a->owner_kind = p->owner_kind;
+    a->owner = p->owner;
+    a->line = n ? (int)n->start_mark.line + 1 : 0;
+}
+
 /* An upstream URL, read. */
 struct upstream_url {
     enum upstream_kind kind;
@@ -718,12 +780,16 @@ static int read_upstream_url(struct parser *p, const yaml_node_t *n, const char 
         snprintf(o->authority, sizeof o->authority, "%.*s", (int)alen, auth);
         if (strlen(s) >= sizeof addr.text)
             return fail(p, n, "%s: upstream \"%s\" is too long", what, show(p, s));
-        if (config_parse_addr(hostport, &addr, msg, sizeof msg) < 0)
+        if (config_parse_target(hostport, &addr, msg, sizeof msg) < 0)
             return fail(p, n, "%s: %s", what, msg);
         snprintf(addr.text, sizeof addr.text, "%.*s", (int)(auth + alen - s), s);
         char numhost[NI_MAXHOST], numport[NI_MAXSERV];
-        if (getnameinfo((const struct sockaddr *)&addr.sa, addr.salen, numhost, sizeof numhost,
-                        numport, sizeof numport, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        if (addr.host[0]) { /* a name: the pool follows it, whatever it resolves to */
+            snprintf(numhost, sizeof numhost, "%s", addr.host);
+            snprintf(numport, sizeof numport, "%u", addr.port);
+        } else if (getnameinfo((const struct sockaddr *)&addr.sa, addr.salen, numhost,
+                               sizeof numhost, numport, sizeof numport,
+                               NI_NUMERICHOST | NI_NUMERICSERV) != 0)
             return fail(p, n, "%s: invalid upstream \"%s\" " UPSTREAM_HELP, what, show(p, s));
         int kl = addr.sa.ss_family == AF_INET6
                      ? snprintf(key, sizeof o->key, "%s://[%s]:%s", scheme, numhost, numport)
@@ -745,6 +811,7 @@ static int read_upstream_url(struct parser *p, const yaml_node_t *n, const char 
     }
     o->kind = kind;
     o->addr = addr;
+    set_owner(p, n, &o->addr);
     return 0;
 }
 
@@ -1023,6 +1090,8 @@ static int parse_headers(struct parser *p, struct config_service *svc, const yam
 
 static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *what,
                            struct config_addr *out, bool any_port);
+static int parse_target_node(struct parser *p, const yaml_node_t *n, const char *what,
+                             struct config_addr *out);
 
 /* "tcp: {listen: ADDR, upstream: ADDR}". The listen address must not be
  * used by any other listener of the configuration. */
@@ -1049,7 +1118,7 @@ static int parse_tcp(struct parser *p, struct config_service *svc, const yaml_no
     if (parse_addr_node(p, vals[0], sub, &t->listen, true) < 0)
         return -1;
     snprintf(sub, sizeof sub, "%s.upstream", what);
-    if (parse_addr_node(p, vals[1], sub, &t->upstream, false) < 0)
+    if (parse_target_node(p, vals[1], sub, &t->upstream) < 0)
         return -1;
     for (size_t i = 0; i < c->nlistens; i++)
         if (addr_clash(&c->listens[i].addr, &t->listen))
@@ -1099,6 +1168,8 @@ static int parse_auth_provider(struct parser *p, struct config_auth *a, const ya
     a->name = strdup(name);
     if (!a->name)
         return fail_oom(p);
+    p->owner_kind = "auth provider";
+    p->owner = a->name;
     snprintf(where, sizeof where, "in auth provider \"%s\"", name);
     snprintf(what, sizeof what, "auth.%s", name);
     if (want_mapping(p, v, what, false) < 0 || map_collect(p, v, names, A_N, vals, where) < 0)
@@ -1399,6 +1470,8 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
     svc->name = strdup(name);
     if (!svc->name)
         return fail_oom(p);
+    p->owner_kind = "service";
+    p->owner = svc->name;
     snprintf(what, sizeof what, "services.%s", name);
     snprintf(where, sizeof where, "in service \"%s\"", name);
     if (want_mapping(p, v, what, false) < 0 || map_collect(p, v, names, S_N, vals, where) < 0)
@@ -1475,7 +1548,7 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
             svc->passthrough = calloc(1, sizeof *svc->passthrough);
             if (!svc->passthrough)
                 return fail_oom(p);
-            rc = parse_addr_node(p, val, what, svc->passthrough, false);
+            rc = parse_target_node(p, val, what, svc->passthrough);
             p->c->npassthrough++;
             break;
         case S_SENDPP: {
@@ -1616,7 +1689,7 @@ static int parse_addr_node(struct parser *p, const yaml_node_t *n, const char *w
     char msg[512];
     if (want_string(p, n, what, &s) < 0)
         return -1;
-    if (parse_addr(s, out, any_port, msg, sizeof msg) < 0)
+    if (parse_addr(s, out, any_port, true, msg, sizeof msg) < 0)
         return fail(p, n, "%s: %s", what, msg);
     return 0;
 }
@@ -1662,6 +1735,20 @@ static int parse_unix_access(struct parser *p, const yaml_node_t *mode, const ya
                         e ? ": " : "", e ? strerror(e) : "");
         a->unix_gid = (long)res->gr_gid;
     }
+    return 0;
+}
+
+/* An address portico connects to: a host name in it is resolved at run time. */
+static int parse_target_node(struct parser *p, const yaml_node_t *n, const char *what,
+                             struct config_addr *out)
+{
+    const char *s;
+    char msg[512];
+    if (want_string(p, n, what, &s) < 0)
+        return -1;
+    if (config_parse_target(s, out, msg, sizeof msg) < 0)
+        return fail(p, n, "%s: %s", what, msg);
+    set_owner(p, n, out);
     return 0;
 }
 
@@ -1759,6 +1846,7 @@ static const struct limit_key limit_keys[] = {
     {"upstream_keepalive_timeout", LIMIT_FIELD(upstream_keepalive_timeout_ms), true, 0, 0},
     {"max_connections_per_client", LIMIT_FIELD(max_connections_per_client), false, 0,
      LIMIT_CONNECTIONS_PER_CLIENT_MAX},
+    {"resolve_interval", LIMIT_FIELD(resolve_interval_ms), true, 0, 0},
 };
 #define NLIMITS (sizeof limit_keys / sizeof limit_keys[0])
 
@@ -1783,6 +1871,9 @@ static int parse_limits(struct parser *p, const yaml_node_t *n)
                               : want_uint(p, vals[i], what, lk->min, lk->max, field);
         if (rc < 0)
             return -1;
+        if (field == &lim->resolve_interval_ms && *field < LIMIT_RESOLVE_INTERVAL_MIN_MS)
+            return fail(p, vals[i], "limits.resolve_interval: at least %us",
+                        LIMIT_RESOLVE_INTERVAL_MIN_MS / 1000);
     }
     const yaml_node_t *line_node = vals[2]; /* max_request_line, if written */
     if (!line_node && lim->max_request_line > lim->max_header_bytes)
@@ -2143,9 +2234,34 @@ static int load_document(struct parser *p)
     return rc;
 }
 
+void config_each_named(struct config *c, void (*fn)(struct config_addr *a, void *arg), void *arg)
+{
+    for (size_t i = 0; i < c->nupstreams; i++)
+        if (c->upstreams[i].addr.host[0])
+            fn(&c->upstreams[i].addr, arg);
+    for (size_t i = 0; i < c->nauths; i++)
+        if (c->auths[i].up.addr.host[0])
+            fn(&c->auths[i].up.addr, arg);
+    for (size_t i = 0; i < c->nservices; i++) {
+        struct config_service *s = &c->services[i];
+        if (s->tcp && s->tcp->upstream.host[0])
+            fn(&s->tcp->upstream, arg);
+        if (s->passthrough && s->passthrough->host[0])
+            fn(s->passthrough, arg);
+    }
+}
+
+static void drop_name(struct config_addr *a, void *arg)
+{
+    if (a->name)
+        resolve_name_unref(a->name);
+    a->name = NULL;
+}
+
 static void config_free(struct config *c)
 {
     free(c->warnings);
+    config_each_named(c, drop_name, NULL);
     route_table_free(c->routes);
     for (size_t i = 0; i < c->nservices; i++) {
         struct config_service *s = &c->services[i];
@@ -2253,6 +2369,7 @@ struct config *config_parse(const char *name, const char *text, size_t len, char
         .shutdown_timeout_ms = TIMEOUT_SHUTDOWN_MS_DEFAULT,
         .upstream_keepalive = LIMIT_POOL_IDLE_DEFAULT,
         .upstream_keepalive_timeout_ms = TIMEOUT_POOL_IDLE_MS_DEFAULT,
+        .resolve_interval_ms = TIMEOUT_RESOLVE_MS_DEFAULT,
     };
     c->path = strdup(name);
     c->routes = route_table_new(0); /* replaced by parse_services; lookups need a table */

@@ -14,16 +14,31 @@
 #include <sys/socket.h>
 
 struct ssl_ctx_st;
+struct resolve_name;
 
 /* An address to listen on or connect to. */
 struct config_addr {
-    struct sockaddr_storage sa; /* AF_INET, AF_INET6 or AF_UNIX */
+    struct sockaddr_storage sa; /* AF_INET, AF_INET6 or AF_UNIX; AF_UNSPEC for a host name */
     socklen_t salen;
     char text[128]; /* as written ("127.0.0.1:8080", "unix:/run/x.sock"), for messages */
     /* A Unix socket portico listens on: its permission bits and group
      * (-1: the process's group). Set to 0660 / -1 by config_parse_addr. */
     unsigned unix_mode;
     long unix_gid;
+    /* An upstream written with a host name is resolved at run time, in the
+     * background (see resolve.h): host and port say what to resolve, and sa
+     * stays unset. host is empty for literal addresses and Unix sockets. */
+    char host[128];
+    uint16_t port;
+    /* For messages about the name: who wrote it ("service" or "auth
+     * provider", and its name) and where. */
+    const char *owner_kind;
+    const char *owner;
+    int line;
+    /* The resolver's entry for host, set by resolve_bind when the snapshot
+     * is put to use (a reference the snapshot drops when freed); NULL in
+     * "portico check". */
+    struct resolve_name *name;
 };
 
 struct config_listen {
@@ -166,6 +181,7 @@ struct config_limits {
     uint32_t shutdown_timeout_ms;
     uint32_t upstream_keepalive;            /* idle conns per upstream per worker */
     uint32_t upstream_keepalive_timeout_ms; /* idle pooled conn lifetime */
+    uint32_t resolve_interval_ms;           /* how often upstream host names are resolved again */
 };
 
 struct route_table;
@@ -233,5 +249,13 @@ int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t 
 int config_parse_listen_addr(const char *s, struct config_addr *out, char *err, size_t errlen);
 /* An IPv4/IPv6 address with port 0. */
 bool config_addr_any_port(const struct config_addr *a);
+
+/* The same for an upstream: a host name is checked but not resolved (out->host
+ * and out->port say what to resolve later). */
+int config_parse_target(const char *s, struct config_addr *out, char *err, size_t errlen);
+
+/* Call fn once for every upstream address of c that names a host: service
+ * upstreams and routes, tcp.upstream, passthrough and auth provider URLs. */
+void config_each_named(struct config *c, void (*fn)(struct config_addr *a, void *arg), void *arg);
 
 #endif

@@ -71,6 +71,15 @@
           upstream per worker */
 #define LIMIT_POOL_IDLE_MAX 4096
 
+/* ---- upstream host names (resolve.c) ---------------------------------------- */
+#define TIMEOUT_RESOLVE_MS_DEFAULT    30000 /* config limits.resolve_interval: re-resolve names */
+#define LIMIT_RESOLVE_INTERVAL_MIN_MS 1000
+#define TIMEOUT_RESOLVE_RETRY_MS                                                                   \
+    1000                             /* first retry of a failing name; doubles up to the           \
+                                        interval */
+#define TIMEOUT_RESOLVE_WAIT_MS 2000 /* start/reload waits this long for new names */
+#define LIMIT_RESOLVE_THREADS   4    /* lookups in flight at once */
+
 /* ---- buffers -------------------------------------------------------------- */
 #define BUF_SIZE             65536 /* one I/O buffer; bodies stream through it */
 #define BUF_FREELIST_MAX     64    /* cached free buffers per worker */

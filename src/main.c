@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <http_parser.h>
+#include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "resolve.h"
 #include "worker.h"
 
 #ifndef PORTICO_YAML_BUILT
@@ -422,8 +424,9 @@ static void reload(struct mainctx *m)
         certwatch_set(m->certs, m->srv.cfg);
         return;
     }
-    if (metrics_assign_slots(c) < 0 || metrics_open(m, c, NULL, 0, err, sizeof err) < 0) {
-        log_msg(LOG_ERROR, "reload refused: %s", c->metrics_enabled ? err : "out of memory");
+    if (metrics_assign_slots(c) < 0 || metrics_open(m, c, NULL, 0, err, sizeof err) < 0 ||
+        (err[0] = '\0', resolve_bind(c, TIMEOUT_RESOLVE_WAIT_MS) < 0)) {
+        log_msg(LOG_ERROR, "reload refused: %s", err[0] ? err : "out of memory");
         for (size_t i = 0; i < listener_count(c); i++)
             listener_unref(ls[i]);
         free(ls);
@@ -742,6 +745,13 @@ static int cmd_run(const char *path, char **argv)
         log_msg(LOG_ERROR, "cannot start: signalfd: %s", strerror(errno));
         goto out;
     }
+    /* Upstream names are looked up in the background; the first answers are
+     * awaited briefly so that traffic does not start with 502s. */
+    err[0] = '\0';
+    if (resolve_start(err, sizeof err) < 0 || resolve_bind(c, TIMEOUT_RESOLVE_WAIT_MS) < 0) {
+        log_msg(LOG_ERROR, "cannot start: %s", err[0] ? err : "out of memory");
+        goto out;
+    }
     m.certs = certwatch_new(m.loop, on_cert_change, &m);
     certwatch_set(m.certs, c);
     if (metrics_open(&m, c, pool, npool, err, sizeof err) < 0) {
@@ -779,6 +789,7 @@ static int cmd_run(const char *path, char **argv)
         close(ready);
     }
     loop_run(m.loop);
+    resolve_stop();
     worker_stop_all(&m.srv);
     log_msg(LOG_INFO, "stopped");
     rc = 0;
@@ -800,10 +811,34 @@ out:
         listener_unref(m.srv.listeners[i]);
     free(m.srv.listeners);
     free(m.srv.workers);
+    resolve_stop(); /* when start-up failed */
+    resolve_free();
     config_unref(m.srv.cfg);
     loop_free(m.loop);
     metrics_registry_free();
     return rc;
+}
+
+/* check: a name that does not resolve now is a warning, not an error; it
+ * may resolve by the time portico runs, which looks it up again anyway. */
+static void check_name(struct config_addr *a, void *arg)
+{
+    const char *path = arg;
+    char port[8];
+    snprintf(port, sizeof port, "%u", a->port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(a->host, port, &hints, &res);
+    if (rc == 0) {
+        freeaddrinfo(res);
+        return;
+    }
+    fprintf(stderr,
+            "%s:%d: warning: %s %s: upstream host \"%s\" does not resolve now (%s); portico "
+            "starts anyway, answers 502 for it and retries\n",
+            path, a->line, a->owner_kind, a->owner, a->host,
+            rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 }
 
 static int cmd_check(const char *path)
@@ -816,6 +851,7 @@ static int cmd_check(const char *path)
     }
     if (c->warnings)
         fputs(c->warnings, stderr);
+    config_each_named(c, check_name, (void *)path);
     size_t nl = c->nlistens + c->ntcp;
     printf("ok: %zu %s, %zu %s\n", c->nservices, log_plural(c->nservices, "service", "services"),
            nl, log_plural(nl, "listener", "listeners"));

@@ -1,5 +1,6 @@
 /* metrics.c - per-worker counters and their Prometheus rendering. */
 #include "metrics.h"
+#include "resolve.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -507,6 +508,23 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
              (unsigned long long)sums[s].auth_count);
     }
     free(sums);
+    struct resolve_stats rs;
+    resolve_get_stats(&rs);
+    outf(&o,
+         "# HELP portico_resolutions_total Lookups of upstream host names, by result.\n"
+         "# TYPE portico_resolutions_total counter\n"
+         "portico_resolutions_total{result=\"ok\"} %llu\n"
+         "portico_resolutions_total{result=\"error\"} %llu\n"
+         "# HELP portico_resolution_changes_total Upstream host names that moved to a new "
+         "address.\n"
+         "# TYPE portico_resolution_changes_total counter\n"
+         "portico_resolution_changes_total %llu\n"
+         "# HELP portico_upstreams_unresolved Upstream host names in use that have no address "
+         "(their traffic fails).\n"
+         "# TYPE portico_upstreams_unresolved gauge\n"
+         "portico_upstreams_unresolved %llu\n",
+         (unsigned long long)rs.ok, (unsigned long long)rs.failed, (unsigned long long)rs.changes,
+         (unsigned long long)rs.unresolved);
     if (o.oom) {
         free(o.p);
         return NULL;

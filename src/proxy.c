@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "route.h"
+#include "resolve.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -885,7 +886,14 @@ static void auth_begin(struct exchange *ex)
     int err = 0;
     struct upconn *u = upstream_acquire(w, &a->up, !ex->auth_retried, &err);
     if (!u) {
-        auth_error(ex, 502, strerror(-err));
+        if (err == UPSTREAM_UNRESOLVED) {
+            char why[300];
+            snprintf(why, sizeof why, "auth provider name not resolved: \"%s\" (%s)",
+                     a->up.addr.host, resolve_error(&a->up.addr));
+            auth_error(ex, 502, why);
+        } else {
+            auth_error(ex, 502, strerror(-err));
+        }
         return;
     }
     ex->u = u;
@@ -1194,6 +1202,12 @@ static void connect_failed(struct exchange *ex, int err)
 {
     struct worker *w = ex_worker(ex);
     metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+    if (err == UPSTREAM_UNRESOLVED) {
+        log_msg(LOG_WARN, "service %s: upstream name not resolved: \"%s\" (%s)", ex->svc->name,
+                ex->up->addr.host, resolve_error(&ex->up->addr));
+        proxy_respond_local(ex, 502, "bad gateway: upstream name not resolved", false);
+        return;
+    }
     log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", ex->svc->name, ex->up->key,
             strerror(-err));
     proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxyproto.h"
+#include "resolve.h"
 #include "worker.h"
 
 #define TCP_PIPE_BYTES 65536 /* at most this much in flight per direction */
@@ -300,18 +301,27 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
                         ? proxyproto_build_v1(peer, local, t->pp, sizeof t->pp)
                         : proxyproto_build_v2(peer, local, t->pp, sizeof t->pp);
     int ufd = -1;
+    const struct sockaddr *sa;
+    socklen_t salen;
+    uint64_t gen;
+    if (resolve_target(ua, &sa, &salen, &gen) < 0) {
+        metrics_count_connect_error(&w->metrics, svc->metrics_slot);
+        log_msg(LOG_WARN, "service %s: upstream name not resolved: \"%s\" (%s); connection closed",
+                svc->name, ua->host, resolve_error(ua));
+        goto fail;
+    }
     if (pipe2(t->up.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
         pipe2(t->down.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
-        (ufd = socket(ua->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+        (ufd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
         log_msg(LOG_ERROR, "service %s: cannot set up a TCP forwarder: %s", svc->name,
                 strerror(errno));
         goto fail;
     }
-    if (ua->sa.ss_family != AF_UNIX) {
+    if (sa->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    if (connect(ufd, (const struct sockaddr *)&ua->sa, ua->salen) < 0) {
+    if (connect(ufd, sa, salen) < 0) {
         if (errno != EINPROGRESS) {
             metrics_count_connect_error(&w->metrics, svc->metrics_slot);
             log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", svc->name, ua->text,

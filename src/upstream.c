@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "config.h"
 #include "proxy.h"
+#include "resolve.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -27,7 +28,9 @@ struct upstream_pool {
     struct upstream_pool *next; /* hash chain */
     char *key;
     uint64_t hash;
-    struct config_addr addr;
+    /* For an upstream named by host: the address (resolve_addr.gen) its
+     * idle connections go to. When the name moves, they are closed. */
+    uint64_t gen;
     struct upconn *idle; /* most recently used first */
     size_t nidle;
     /* https: the client context of the newest configuration that named
@@ -104,7 +107,6 @@ static struct upstream_pool *pool_for(struct worker *w, const struct config_upst
         return NULL;
     }
     e->hash = h;
-    e->addr = up->addr;
     e->next = p->buckets[h & p->mask];
     p->buckets[h & p->mask] = e;
     p->count++;
@@ -226,10 +228,24 @@ static SSL *tls_session(struct upstream_pool *pool, const struct config_upstream
 struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up, bool allow_idle,
                                 int *err)
 {
+    const struct sockaddr *sa;
+    socklen_t salen;
+    uint64_t gen;
+    int rc = resolve_target(&up->addr, &sa, &salen, &gen);
+    if (rc < 0) {
+        *err = rc;
+        return NULL;
+    }
     struct upstream_pool *pool = pool_for(w, up);
     if (!pool) {
         *err = -ENOMEM;
         return NULL;
+    }
+    if (pool->gen != gen) {
+        /* The name resolves elsewhere now: new requests go there. */
+        while (pool->idle)
+            upstream_close(pool->idle);
+        pool->gen = gen;
     }
     if (allow_idle && pool->idle) {
         struct upconn *u = pool->idle;
@@ -238,17 +254,17 @@ struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *
         u->reused = true;
         return u;
     }
-    int fd = socket(pool->addr.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *err = -errno;
         return NULL;
     }
-    if (pool->addr.sa.ss_family != AF_UNIX) {
+    if (sa->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     bool connecting = false;
-    if (connect(fd, (const struct sockaddr *)&pool->addr.sa, pool->addr.salen) < 0) {
+    if (connect(fd, sa, salen) < 0) {
         if (errno != EINPROGRESS) {
             *err = -errno;
             close(fd);
@@ -274,7 +290,7 @@ struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *
     u->handshaking = false;
     u->writable = !connecting;
     loop_timer_init(&u->idle_timer, on_idle_timeout);
-    int rc = loop_io_add(w->loop, &u->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io);
+    rc = loop_io_add(w->loop, &u->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io);
     if (rc < 0) {
         *err = rc;
         if (u->ssl)

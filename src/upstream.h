@@ -7,6 +7,7 @@
 #ifndef PORTICO_UPSTREAM_H
 #define PORTICO_UPSTREAM_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -41,7 +42,10 @@ struct upconn {
 
 /* An idle pooled connection to up, or a new one being connected (check
  * u->connecting). Returns NULL with -errno in *err when the connect fails
- * at once (a Unix socket with no server, fd exhaustion, ...). */
+ * at once (a Unix socket with no server, fd exhaustion, ...), and with
+ * UPSTREAM_UNRESOLVED when up names a host that has no address yet. */
+#define UPSTREAM_UNRESOLVED (-EDESTADDRREQ)
+
 struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up, bool allow_idle,
                                 int *err);
 

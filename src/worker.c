@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "proxy.h"
+#include "resolve.h"
 #include "tcp.h"
 #include "upstream.h"
 
@@ -334,6 +335,10 @@ int worker_start_all(struct server *srv, char *err, size_t errlen)
         }
         apply_update(w, up);
     }
+    struct loop *loops[LIMIT_WORKERS_MAX];
+    for (unsigned i = 0; i < srv->nworkers && i < LIMIT_WORKERS_MAX; i++)
+        loops[i] = srv->workers[i].loop;
+    resolve_set_loops(loops, srv->nworkers < LIMIT_WORKERS_MAX ? srv->nworkers : LIMIT_WORKERS_MAX);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         int rc = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
         if (rc) {

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "limits.h"
+#include "resolve.h"
 #include "route.h"
 
 #define LISTEN "listen:\n  - addr: 127.0.0.1:8080\n"
@@ -426,6 +427,123 @@ static void test_config_addr_host_name_resolved(void **state)
     assert_string_equal(a.text, "localhost:8080");
     assert_int_equal(config_parse_addr("nohost.invalid:80", &a, e, sizeof e), -EINVAL);
     assert_true(strncmp(e, "cannot resolve \"nohost.invalid\": ", 33) == 0);
+}
+
+/* Upstream targets keep a host name for the resolver: a name that does not
+ * resolve now is not an error, a malformed one is. */
+static void test_config_target_name_deferred(void **state)
+{
+    struct config_addr a;
+    char e[256];
+    assert_int_equal(config_parse_target("NoHost.invalid:80", &a, e, sizeof e), 0);
+    assert_int_equal(a.sa.ss_family, AF_UNSPEC);
+    assert_string_equal(a.host, "nohost.invalid");
+    assert_int_equal(a.port, 80);
+    assert_string_equal(a.text, "NoHost.invalid:80");
+    assert_int_equal(config_parse_target("app.:8080", &a, e, sizeof e), 0);
+    assert_string_equal(a.host, "app.");
+    assert_int_equal(config_parse_target("db_1:5432", &a, e, sizeof e), 0);
+    /* Literals are still addresses, with no name to resolve. */
+    assert_int_equal(config_parse_target("127.0.0.1:80", &a, e, sizeof e), 0);
+    assert_int_equal(a.sa.ss_family, AF_INET);
+    assert_string_equal(a.host, "");
+    assert_int_equal(config_parse_target("[::1]:80", &a, e, sizeof e), 0);
+    assert_int_equal(a.sa.ss_family, AF_INET6);
+    assert_string_equal(a.host, "");
+    char label64[80];
+    snprintf(label64, sizeof label64, "%064d.test:80", 0);
+    const char *bad[] = {"a..b:80", "-a.test:80", "a-.test:80", ".a:80", "a.-b:80", label64};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(config_parse_target(bad[i], &a, e, sizeof e), -EINVAL);
+        if (strncmp(e, "invalid host name", 17) != 0)
+            fail_msg("%s: %s", bad[i], e);
+    }
+    assert_int_equal(config_parse_target("a.test:0", &a, e, sizeof e), -EINVAL);
+    assert_non_null(strstr(e, "invalid port in"));
+}
+
+static void count_named(struct config_addr *a, void *arg)
+{
+    assert_non_null(a->owner);
+    assert_true(a->line > 0);
+    assert_null(a->name); /* bound only when the snapshot runs */
+    (*(int *)arg)++;
+}
+
+static void test_config_upstream_names_not_resolved_at_load(void **state)
+{
+    struct config *c =
+        expect_ok("listen:\n  - addr: 127.0.0.1:8080\n"
+                  "  - {addr: 127.0.0.1:8443, tls: true}\n"
+                  "auth:\n"
+                  "  sso:\n    url: http://sso.invalid:9091/verify\n"
+                  "services:\n"
+                  "  web:\n    hosts: [w.test]\n"
+                  "    upstream: http://Web.invalid:3000\n"
+                  "    routes:\n      - {prefix: /api/, upstream: http://web.invalid:3000}\n"
+                  "    auth: sso\n"
+                  "  db:\n    tcp: {listen: 127.0.0.1:5432, "
+                  "upstream: db.invalid:5432}\n"
+                  "  pt:\n    hosts: [p.test]\n"
+                  "    passthrough: pt.invalid:443\n"
+                  "  lit:\n    hosts: [l.test]\n"
+                  "    upstream: http://127.0.0.1:3000\n");
+    const struct config_service *web = lookup(c, "w.test");
+    assert_non_null(web);
+    /* The pool key names the host: it follows the name wherever it resolves. */
+    assert_string_equal(web->upstream->key, "http://web.invalid:3000");
+    assert_ptr_equal(web->routes[0].upstream, web->upstream); /* one endpoint, one pool */
+    assert_string_equal(web->upstream->addr.host, "web.invalid");
+    assert_string_equal(web->upstream->addr.owner, "web");
+    assert_int_equal(web->upstream->addr.line, 10);
+    assert_string_equal(web->auth->up.addr.host, "sso.invalid");
+    assert_string_equal(web->auth->up.addr.owner_kind, "auth provider");
+    int n = 0;
+    config_each_named(c, count_named, &n);
+    assert_int_equal(n, 4); /* web (shared by the route), sso, db, pt; not the literal */
+    config_unref(c);
+    expect_error(LISTEN "services:\n  web:\n    hosts: [w.test]\n"
+                        "    upstream: http://web..test:3000\n",
+                 "portico.yaml:6: services.web.upstream: invalid host name \"web..test\" "
+                 "(labels of letters, digits, '-' and '_' separated by dots)");
+    expect_error(LISTEN "services:\n  db:\n    tcp: {listen: 127.0.0.1:5432, upstream: "
+                        "\"-db:5432\"}\n",
+                 "portico.yaml:5: services.db.tcp.upstream: invalid host name \"-db\" "
+                 "(labels of letters, digits, '-' and '_' separated by dots)");
+}
+
+static void test_config_resolve_interval(void **state)
+{
+    struct config *c = expect_ok(LISTEN "services:\n  a:\n    hosts: [a.test]\n"
+                                        "    upstream: http://127.0.0.1:1\n");
+    assert_int_equal(c->limits.resolve_interval_ms, TIMEOUT_RESOLVE_MS_DEFAULT);
+    config_unref(c);
+    c = expect_ok(LISTEN
+                  "limits:\n  resolve_interval: 5m\n"
+                  "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n");
+    assert_int_equal(c->limits.resolve_interval_ms, 300000);
+    config_unref(c);
+    expect_error(LISTEN "limits:\n  resolve_interval: 500ms\n"
+                        "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n",
+                 "portico.yaml:4: limits.resolve_interval: at least 1s");
+    expect_error(LISTEN "limits:\n  resolve_interval: 30\n"
+                        "services:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n",
+                 "portico.yaml:4: limits.resolve_interval: duration \"30\" has no unit (write "
+                 "30s, or 30ms for milliseconds)");
+}
+
+/* The retry schedule of a failing name: 1s, 2s, 4s, ... up to the interval. */
+static void test_resolve_next_delay(void **state)
+{
+    assert_int_equal(resolve_next_delay_ms(0, 30000), 30000);
+    assert_int_equal(resolve_next_delay_ms(1, 30000), TIMEOUT_RESOLVE_RETRY_MS);
+    assert_int_equal(resolve_next_delay_ms(2, 30000), 2 * TIMEOUT_RESOLVE_RETRY_MS);
+    assert_int_equal(resolve_next_delay_ms(3, 30000), 4 * TIMEOUT_RESOLVE_RETRY_MS);
+    assert_int_equal(resolve_next_delay_ms(5, 30000), 16 * TIMEOUT_RESOLVE_RETRY_MS);
+    assert_int_equal(resolve_next_delay_ms(6, 30000), 30000);
+    assert_int_equal(resolve_next_delay_ms(4000000000u, 30000), 30000);
+    assert_int_equal(resolve_next_delay_ms(1, 1000), 1000);
+    assert_int_equal(resolve_next_delay_ms(3, 3600000), 4 * TIMEOUT_RESOLVE_RETRY_MS);
 }
 
 static void test_config_addr_rejects_bad_port_and_forms(void **state)
@@ -1219,6 +1337,10 @@ int main(void)
         cmocka_unit_test(test_config_addr_ipv6),
         cmocka_unit_test(test_config_addr_unix),
         cmocka_unit_test(test_config_addr_host_name_resolved),
+        cmocka_unit_test(test_config_target_name_deferred),
+        cmocka_unit_test(test_config_upstream_names_not_resolved_at_load),
+        cmocka_unit_test(test_config_resolve_interval),
+        cmocka_unit_test(test_resolve_next_delay),
         cmocka_unit_test(test_config_addr_rejects_bad_port_and_forms),
         cmocka_unit_test(test_config_listen_port_zero),
         cmocka_unit_test(test_config_listen_error_reports_line),
