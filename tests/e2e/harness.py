@@ -183,6 +183,7 @@ class Portico:
         self.lock = threading.Lock()
         self.rc = None
         self.problems = []
+        self.wrap = []  # a command prefix (e.g. a private mount namespace), exec'ing portico
         self.write_config(config)
 
     def write_config(self, config):
@@ -201,7 +202,7 @@ class Portico:
         (socket activation): they become fds 3.. in the child, with
         LISTEN_FDS, optional LISTEN_FDNAMES, and LISTEN_PID set by a shell
         that then execs portico (so the pid is portico's)."""
-        args = [self.binary, "run", "-c", self.path]
+        args = self.wrap + [self.binary, "run", "-c", self.path]
         env = sanitizer_env()
         kw = {}
         if fds is not None:

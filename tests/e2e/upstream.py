@@ -250,9 +250,11 @@ def read_path(target, how):
 
 
 class Origin:
-    def __init__(self, name="origin", nports=1, unix_path=None, drop_reused=False, reading=None):
+    def __init__(self, name="origin", nports=1, unix_path=None, drop_reused=False, reading=None,
+                 host="127.0.0.1", port=0):
         self.name = name
         self.reading = reading
+        self.host = host
         self.drop_reused = drop_reused
         self.lock = threading.Lock()
         self.requests = []       # Request objects with parsed heads (in arrival order)
@@ -276,7 +278,7 @@ class Origin:
             for _ in range(nports):
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", 0))
+                s.bind((host, port))
                 s.listen(512)
                 self.listeners.append(s)
                 self.ports.append(s.getsockname()[1])
@@ -293,10 +295,10 @@ class Origin:
     def url(self):
         if self.unix_path:
             return "unix:" + self.unix_path
-        return "http://127.0.0.1:%d" % self.port
+        return "http://%s:%d" % (self.host, self.port)
 
     def url_for(self, i):
-        return "http://127.0.0.1:%d" % self.ports[i]
+        return "http://%s:%d" % (self.host, self.ports[i])
 
     # ---- bookkeeping ----
     def _record(self, cid, data):
