@@ -1754,8 +1754,9 @@ static int parse_target_node(struct parser *p, const yaml_node_t *n, const char 
 
 static int parse_listen(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"addr",           "proxy_protocol", "tls",  "scheme",
-                                        "redirect_https", "https_port",     "mode", "group"};
+    static const char *const names[] = {"addr",   "proxy_protocol", "tls",
+                                        "scheme", "redirect_https", "https_port",
+                                        "mode",   "group",          "strict_sni_host"};
     struct config *c = p->c;
     if (want_sequence(p, n, "listen") < 0)
         return -1;
@@ -1767,9 +1768,9 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *item = node(p, *it);
-        yaml_node_t *vals[8] = {0};
+        yaml_node_t *vals[9] = {0};
         if (want_mapping(p, item, "listen", false) < 0 ||
-            map_collect(p, item, names, 8, vals, "in a listen entry") < 0)
+            map_collect(p, item, names, 9, vals, "in a listen entry") < 0)
             return -1;
         if (!vals[0])
             return fail(p, item, "listen: entry has no addr");
@@ -1812,6 +1813,14 @@ static int parse_listen(struct parser *p, const yaml_node_t *n)
         }
         if (parse_unix_access(p, vals[6], vals[7], &l->addr) < 0)
             return -1;
+        l->strict_sni_host = l->tls;
+        if (vals[8]) {
+            if (want_bool(p, vals[8], "listen.strict_sni_host", &l->strict_sni_host) < 0)
+                return -1;
+            if (!l->tls)
+                return fail(p, vals[8],
+                            "listen.strict_sni_host applies to a listener with tls: true");
+        }
         for (size_t i = 0; i < c->nlistens; i++)
             if (addr_clash(&c->listens[i].addr, &l->addr))
                 return fail(p, vals[0], "listen: address \"%s\" is the same as \"%s\" on line %d",

@@ -50,6 +50,9 @@ struct config_listen {
      * redirect to https://host[:https_port]/target (0: the default 443). */
     bool redirect_https;
     uint16_t https_port;
+    /* "strict_sni_host" (TLS listeners, default true): a request whose Host
+     * the certificate chosen for the client's SNI does not cover gets 421. */
+    bool strict_sni_host;
     int line;
 };
 

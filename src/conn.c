@@ -710,6 +710,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     }
     c->w = w;
     c->tls = l->tls;
+    c->strict_sni_host = l->strict_sni_host;
     c->https = l->https;
     c->redirect_https = l->redirect_https;
     c->https_port = l->https_port;

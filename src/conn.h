@@ -37,15 +37,16 @@ struct conn {
     struct conn *prev, *next; /* worker's list */
     enum conn_state state;
     bool readable, writable, eof, dead;
-    bool rdhup;          /* the client shut its side (EPOLLRDHUP/HUP/ERR seen) */
-    bool closing;        /* close once the current response is written */
-    bool tls;            /* accepted on a TLS listener */
-    bool https;          /* clients use https here (TLS, or a TLS frontend: listen.scheme) */
-    bool handed_off;     /* the socket now belongs to a passthrough forwarder */
-    bool tls_active;     /* handshake done: counted in portico_tls_connections_active */
-    bool redirect_https; /* the listener's redirect_https: every request goes to https:// */
-    uint16_t https_port; /* ... on this port (0: 443) */
-    struct buf *in;      /* client -> portico bytes; owned; NULL while idle */
+    bool rdhup;           /* the client shut its side (EPOLLRDHUP/HUP/ERR seen) */
+    bool closing;         /* close once the current response is written */
+    bool tls;             /* accepted on a TLS listener */
+    bool strict_sni_host; /* the listener's strict_sni_host: Host must be in the certificate */
+    bool https;           /* clients use https here (TLS, or a TLS frontend: listen.scheme) */
+    bool handed_off;      /* the socket now belongs to a passthrough forwarder */
+    bool tls_active;      /* handshake done: counted in portico_tls_connections_active */
+    bool redirect_https;  /* the listener's redirect_https: every request goes to https:// */
+    uint16_t https_port;  /* ... on this port (0: 443) */
+    struct buf *in;       /* client -> portico bytes; owned; NULL while idle */
     size_t head_scan;
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
     struct loop_task task;   /* resume parsing (pipelining) outside the current call */

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "route.h"
 #include "resolve.h"
+#include "tls.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -1000,6 +1001,18 @@ void proxy_start(struct exchange *ex)
     if (hl == -1) {
         buf_consume(c->in, req->head_len);
         proxy_respond_local(ex, 400, "bad request: invalid Host header", true);
+        return;
+    }
+    /* A connection is for the names its certificate covers: a handshake for
+     * a.example carrying "Host: b.example" was misdirected (RFC 9110
+     * 15.5.20); the client should open a connection for b.example. */
+    if (hl > 0 && c->ssl && c->strict_sni_host &&
+        !tls_session_covers_host(c->ssl, host, (size_t)hl)) {
+        buf_consume(c->in, req->head_len);
+        proxy_respond_local(ex, 421,
+                            "misdirected request: this connection's certificate does not cover "
+                            "the Host",
+                            true);
         return;
     }
     ex->svc = hl > 0 ? route_table_lookup(ex->cfg->routes, host, (size_t)hl) : NULL;

@@ -50,6 +50,7 @@ struct tls_store {
 /* ---- process-wide state ------------------------------------------------------- */
 
 static int store_index = -1; /* SSL ex_data slot holding the session's store reference */
+static int cert_index = -1;  /* SSL ex_data slot: the struct tls_cert chosen by the ClientHello */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* Session-ticket keys: the newest seals, all of them open. They live for
@@ -75,6 +76,7 @@ static void store_ref_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 static void init_once(void)
 {
     store_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, store_ref_free);
+    cert_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 /* Called with ticket_lock held. A failed RAND leaves the old key in use. */
@@ -407,11 +409,34 @@ static int client_hello_cb(SSL *s, int *al, void *arg)
         *al = SSL_AD_UNRECOGNIZED_NAME;
         return SSL_CLIENT_HELLO_ERROR;
     }
-    if (SSL_set_SSL_CTX(s, tc->ctx) != tc->ctx) {
+    if (SSL_set_SSL_CTX(s, tc->ctx) != tc->ctx || SSL_set_ex_data(s, cert_index, tc) != 1) {
         *al = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
     return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+bool tls_session_covers_host(const struct ssl_st *ssl, const char *host, size_t len)
+{
+    /* No SNI: the client named nothing in TLS, so there is nothing to tie
+     * the Host to (nginx routes such requests by Host alone as well). */
+    if (!SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name))
+        return true;
+    const struct tls_cert *tc = SSL_get_ex_data(ssl, cert_index);
+    if (!tc)
+        return false;
+    const char *dot = memchr(host, '.', len);
+    for (size_t i = 0; i < tc->nnames; i++) {
+        const char *n = tc->names[i];
+        size_t nl = strlen(n);
+        if (nl == len && memcmp(n, host, len) == 0)
+            return true;
+        /* "*.b.c" covers "a.b.c": one whole label, as RFC 6125 6.4.3 allows. */
+        if (nl > 2 && n[0] == '*' && dot && dot > host && (size_t)(host + len - dot) == nl - 1 &&
+            memcmp(n + 1, dot, nl - 1) == 0)
+            return true;
+    }
+    return false;
 }
 
 static void store_free(struct tls_store *s)

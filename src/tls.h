@@ -41,6 +41,11 @@ void tls_store_unref(struct tls_store *s);
  * memory. The session holds a reference to s until SSL_free. */
 struct ssl_st *tls_store_new_ssl(struct tls_store *s);
 
+/* True if the certificate a session presented covers host (normalised:
+ * lower case, no port, no trailing dot) by an exact or a one-label "*."
+ * name in its subjectAltName; also true when the client sent no SNI. */
+bool tls_session_covers_host(const struct ssl_st *ssl, const char *host, size_t len);
+
 /* The number of names the store serves (for the startup line). */
 size_t tls_store_names(const struct tls_store *s);
 

@@ -457,9 +457,11 @@ class Response:
 class RawConn:
     """A client socket with a read buffer and an HTTP/1.1 response parser."""
 
-    def __init__(self, port, timeout=5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, port, timeout=5.0, sock=None):
+        """sock: use this connected socket (a TLS one, say) instead of connecting to port."""
+        self.sock = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if not sock:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.eof = False
         self.timeout = timeout

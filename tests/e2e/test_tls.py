@@ -507,3 +507,53 @@ def test_tls_failed_handshakes_logged_at_most_once_a_second(ctx):
     m = re.search(r"\((\d+) more since", line)
     eq(int(m.group(1)), burst - during, "failures not logged during the burst")
     eq(_tls_get(p.port, "a.test", ca.crt)[0], 200, "still serving")
+
+
+def _tls_ask(port, sni, hosts, ca, verify=True):
+    """Requests for hosts, in order, on one TLS connection with SNI sni (None: no SNI);
+    returns [status, ...] and whether the connection was closed after them."""
+    if sni and verify:
+        cctx = _tls_client_ctx(ca)
+    else:
+        cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        cctx.check_hostname = False
+        cctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+    with cctx.wrap_socket(raw, server_hostname=sni) as s:
+        c = RawConn(None, timeout=10 * SCALE, sock=s)
+        statuses = []
+        for h in hosts:
+            c.send(b"GET /?do=echo HTTP/1.1\r\nHost: %s\r\n\r\n" % h.encode())
+            statuses.append(c.read_response().status)
+        closed = c.closed_within(1 * SCALE)
+    return statuses, closed
+
+
+@test(timeout=60)
+def test_tls_host_outside_the_certificate_gets_421(ctx):
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    certs = [ca.leaf(["a.test"]), ca.leaf(["*.w.test"]), ca.leaf(["d.test"], tag="dflt")]
+    p = _tls_portico(ctx, certs, {"a": svc(o, ["a.test"]), "b": svc(o, ["b.test"]),
+                                  "w": svc(o, ["*.w.test", "w.test"]), "d": svc(o, ["d.test"])},
+                     default="d.test", start=False)
+    p.cfg["listen"].append({"addr": "127.0.0.1:0", "tls": True, "strict_sni_host": False})
+    p.write_config(p.cfg)
+    p.start()
+    strict, lax = p.ports[0], p.ports[1]
+    n0 = len(o.requests)
+    eq(_tls_ask(strict, "a.test", ["b.test"], ca.crt), ([421], True),
+       "SNI a.test, Host b.test: (statuses, closed)")
+    eq(len(o.requests), n0, "misdirected requests that reached the upstream")
+    eq(_tls_ask(strict, "a.test", ["a.test", "A.Test.:443", "b.test"], ca.crt), ([200, 200, 421], True),
+       "SNI a.test: its own name (any case, port, trailing dot), then another one")
+    eq(_tls_ask(strict, "x.w.test", ["y.w.test", "w.test"], ca.crt), ([200, 421], True),
+       "SNI x.w.test: a name *.w.test covers, then its parent")
+    eq(_tls_ask(strict, "x.w.test", ["a.y.w.test"], ca.crt), ([421], True),
+       "*.w.test covers one label only")
+    eq(_tls_ask(strict, "unknown.test", ["d.test", "a.test"], ca.crt, verify=False), ([200, 421], True),
+       "unknown SNI (default certificate): its names only")
+    eq(_tls_ask(strict, None, ["a.test", "b.test", "d.test"], ca.crt), ([200, 200, 200], False),
+       "no SNI: the Host is not tied to the default certificate")
+    eq(_tls_ask(lax, "a.test", ["b.test", "x.w.test"], ca.crt), ([200, 200], False),
+       "strict_sni_host: false")

@@ -1233,6 +1233,24 @@ static void test_config_host_header_and_redirects(void **state)
                  "rewrite_redirects): portico never sees its requests");
 }
 
+static void test_config_listen_strict_sni_host(void **state)
+{
+    /* A passthrough service makes a TLS listener valid without certificates. */
+    struct config *c = expect_ok("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\n"
+                                 "  - {addr: 127.0.0.1:8444, tls: true, strict_sni_host: false}\n"
+                                 "  - {addr: 127.0.0.1:8080}\n"
+                                 "services:\n  v:\n    hosts: [v.test]\n"
+                                 "    passthrough: 127.0.0.1:8200\n");
+    assert_true(c->listens[0].strict_sni_host); /* the default on TLS listeners */
+    assert_false(c->listens[1].strict_sni_host);
+    assert_false(c->listens[2].strict_sni_host); /* no TLS: nothing to tie */
+    config_unref(c);
+    expect_error("listen:\n  - {addr: 127.0.0.1:8080, strict_sni_host: true}\n",
+                 "portico.yaml:2: listen.strict_sni_host applies to a listener with tls: true");
+    expect_error("listen:\n  - {addr: 127.0.0.1:8443, tls: true, strict_sni_host: 0}\n",
+                 "portico.yaml:2: listen.strict_sni_host: expected a boolean (true or false)");
+}
+
 static void test_config_listen_redirect_https(void **state)
 {
     struct config *c = expect_ok("listen:\n  - {addr: 127.0.0.1:8080, redirect_https: true}\n"
@@ -1374,6 +1392,7 @@ int main(void)
         cmocka_unit_test(test_config_load_reads_file_and_names_it),
         cmocka_unit_test(test_config_refcount_frees_at_zero),
         cmocka_unit_test(test_config_host_header_and_redirects),
+        cmocka_unit_test(test_config_listen_strict_sni_host),
         cmocka_unit_test(test_config_listen_redirect_https),
         cmocka_unit_test(test_config_access_log_query),
         cmocka_unit_test(test_config_response_timeouts_default_and_off),
