@@ -289,27 +289,27 @@ MUTANTS = [
       "percent-encoded unreserved characters are decoded for routing", ["routes_match"]),
 
     # ---- apps behind portico, slow bodies, log redaction ------------------------------------
-    M("A1", "src/proxy.c",
+    M("P1", "src/proxy.c",
       "    int status = id == HTTP_GET || id == HTTP_HEAD ? 301 : 308;",
       "    int status = id == HTTP_GET || id == HTTP_HEAD ? 301 : 301;",
       "redirect_https: 308 for methods other than GET and HEAD", ["redirect_https"]),
-    M("A2", "src/log.c",
+    M("P2", "src/log.c",
       '            copy_cut(out, cap, &o, "REDACTED", 8);',
       "            copy_cut(out, cap, &o, eq + 1, (size_t)(pair_end - eq - 1));",
       "credential-like query values are REDACTED in the access log", ["redacts"]),
-    M("A3", "src/headers.c",
+    M("P3", "src/headers.c",
       '        put_str(o, "\\"[");\n        put_str(o, client);\n        put_str(o, "]\\"");',
       "        put_str(o, client);",
       "Forwarded quotes an IPv6 client as \"[addr]\"", ["forwarded_headers", "ipv6"]),
-    M("A4", "src/headers.c",
+    M("P4", "src/headers.c",
       '        put_str(o, "unknown");',
       "        put_str(o, client);",
       "Forwarded names a Unix-socket peer `unknown`", ["forwarded_headers", "unix_socket_listener"]),
-    M("A5", "src/proxy.c",
+    M("P5", "src/proxy.c",
       "    } else if (ex->svc->host_header_upstream) {",
       "    } else if (ex->svc->host_header_upstream && false) {",
       "host_header: upstream sends the app its own address", ["host_header"]),
-    M("A6", "src/proxy.c",
+    M("P6", "src/proxy.c",
       "    if (left == 0 || lim->body_min_rate == 0)\n        return left;",
       "    if (left || !left)\n        return left;",
       "a body under body_min_rate after body_rate_grace gets 408", ["min_rate"]),
@@ -420,6 +420,11 @@ def main():
                     help="only look for stale snippets (no build, no tests)")
     a = ap.parse_args()
 
+    ids = [m["id"] for m in MUTANTS]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        log("mutate: mutant ids used twice in the table: %s" % " ".join(dup))
+        return 2
     sel = MUTANTS
     if a.only:
         want = [x.strip() for x in a.only.split(",") if x.strip()]
