@@ -29,7 +29,15 @@ static void check_client_answer(const struct auth_verdict *v, const char *out, s
     long hl = http1_find_head_end(out, outlen, &scan, &lim);
     FUZZ_CHECK(hl > 0);
     static struct http_response r;
-    FUZZ_CHECK(http1_parse_response(out, (size_t)hl, head_only ? HTTP_HEAD : HTTP_GET, &r) == hl);
+    if (http1_parse_response(out, (size_t)hl, head_only ? HTTP_HEAD : HTTP_GET, &r) != hl) {
+        /* Only the count may exceed portico's own limit (a provider's 100
+         * Set-Cookie lines plus the framing portico adds); clients have none. */
+        size_t lines = 0;
+        for (long i = 1; i < hl; i++)
+            lines += out[i] == '\n' && out[i - 1] == '\r';
+        FUZZ_CHECK(lines - 2 > LIMIT_HEADERS_COUNT);
+        return;
+    }
     FUZZ_CHECK(r.status == v->status);
     FUZZ_CHECK(r.has_content_length);
     size_t locations = 0;
