@@ -309,6 +309,15 @@ static void put_forwarded(struct out *o, const struct http_request *req, const c
     put(o, "\r\n", 2);
 }
 
+/* Whether an Origin value names the origin the client is at: proto, "://"
+ * and the Host it sent, compared case-insensitively. */
+static bool origin_is_public(struct http_slice v, const char *proto, struct http_slice host)
+{
+    size_t plen = strlen(proto);
+    return host.len && v.len == plen + 3 + host.len && strncasecmp(v.p, proto, plen) == 0 &&
+           memcmp(v.p + plen, "://", 3) == 0 && strncasecmp(v.p + plen + 3, host.p, host.len) == 0;
+}
+
 long headers_build_request(const struct http_request *req, const struct request_rewrite *rw,
                            char *out, size_t cap)
 {
@@ -338,6 +347,11 @@ long headers_build_request(const struct http_request *req, const struct request_
             in_service_headers(name, rw->service_headers, rw->nservice_headers) ||
             named_by_connection(h, nh, name))
             continue;
+        if (rw->origin.len && http_slice_eq(name, "origin") &&
+            origin_is_public(h[i].value, rw->proto, req->host)) {
+            put_header(&o, name.p, name.len, rw->origin.p, rw->origin.len);
+            continue;
+        }
         put_header(&o, name.p, name.len, h[i].value.p, h[i].value.len);
     }
 

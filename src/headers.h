@@ -30,6 +30,12 @@ struct request_rewrite {
      * "host_header"); len 0: the client's. X-Forwarded-Host, Forwarded and
      * X-Forwarded-Port always describe what the client sent. */
     struct http_slice host;
+    /* With a Host override: an Origin that names the origin the client is
+     * at (proto://its Host) is sent as this ("scheme://host", the address
+     * the app now sees), so an app that checks Origin against Host (Jupyter,
+     * Tornado) accepts its own pages' requests and WebSockets. Any other
+     * Origin, a cross-site one above all, is sent as it came. len 0: off. */
+    struct http_slice origin;
     /* The path prefix a route's strip_prefix removed (no trailing '/'):
      * sent as X-Forwarded-Prefix; len 0: none. */
     struct http_slice prefix;

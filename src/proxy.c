@@ -1090,6 +1090,15 @@ void proxy_start(struct exchange *ex)
         rw.host.p = a ? a : "localhost"; /* unix: upstreams have no authority */
         rw.host.len = strlen(rw.host.p);
     }
+    static __thread char origin[LIMIT_HEADER_BYTES_MAX + 16];
+    if (rw.host.len) {
+        const char *scheme = ex->up && ex->up->kind == UPSTREAM_HTTPS ? "https" : "http";
+        int on = snprintf(origin, sizeof origin, "%s://%.*s", scheme, (int)rw.host.len, rw.host.p);
+        if (on > 0 && (size_t)on < sizeof origin) {
+            rw.origin.p = origin;
+            rw.origin.len = (size_t)on;
+        }
+    }
     /* The head portico sends must have no more lines than portico accepts
      * itself, room kept for the lines a provider's answer may add. (Its
      * bytes may exceed max_header_bytes by what portico adds: a client head

@@ -38,6 +38,34 @@ def test_host_header_upstream_sends_the_apps_own_address(ctx):
 
 
 @test()
+def test_host_header_sends_the_apps_own_origin_for_its_own_pages(ctx):
+    # Jupyter (Tornado) refuses API calls and WebSockets whose Origin is not
+    # its Host ("Blocking Cross Origin API request"): with host_header, a
+    # request from the public page must carry the app's own origin too.
+    o = ctx.origin("jupyter")
+    p = ctx.portico({"nb": svc(o, ["nb.test"], host_header="upstream"),
+                     "lit": svc(o, ["lit.test"], host_header="localhost:8888"),
+                     "plain": svc(o, ["plain.test"])})
+    own = "http://127.0.0.1:%d" % o.port
+    d = get_json(p.port, "/api/sessions", host="nb.test:8080",
+                 headers={"Origin": "http://nb.test:8080"})
+    eq(hdrs(d, "origin"), [own], "Origin of the public page becomes the app's own")
+    d = get_json(p.port, "/ws", host="nb.test:8080",
+                 headers={"Origin": "http://NB.test:8080", "Upgrade": "websocket",
+                          "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    eq(hdrs(d, "origin"), [own], "a WebSocket handshake from the public page")
+    d = get_json(p.port, "/", host="lit.test", headers={"Origin": "http://lit.test"})
+    eq(hdrs(d, "origin"), ["http://localhost:8888"], "literal host_header")
+    # Cross-site and other origins stay as sent, so the app's check still works.
+    for other in ("http://evil.test", "https://nb.test:8080", "http://nb.test:8081", "null"):
+        d = get_json(p.port, "/", host="nb.test:8080", headers={"Origin": other})
+        eq(hdrs(d, "origin"), [other], "Origin %s" % other)
+    d = get_json(p.port, "/", host="plain.test", headers={"Origin": "http://plain.test"})
+    eq(hdrs(d, "origin"), ["http://plain.test"], "without host_header Origin is untouched")
+
+
+@test()
 def test_redirects_to_the_upstream_address_rewritten_to_public_name(ctx):
     o = ctx.origin("app")
     api = ctx.origin("api")

@@ -587,6 +587,40 @@ static void test_headers_host_override_keeps_forwarded_host(void **state)
     assert_non_null(strstr(h, "\r\nX-Forwarded-Prefix: /api\r\n"));
 }
 
+static void test_headers_host_override_rewrites_same_origin_only(void **state)
+{
+    struct request_rewrite rw = {.client_addr = "1.2.3.4", .proto = "https"};
+    rw.host.p = "127.0.0.1:8888";
+    rw.host.len = strlen(rw.host.p);
+    rw.origin.p = "http://127.0.0.1:8888";
+    rw.origin.len = strlen(rw.origin.p);
+    /* The page's own origin (any case): the app's address, once. */
+    parse("POST /api/sessions HTTP/1.1\r\nHost: nb.example.com\r\n"
+          "Origin: HTTPS://NB.example.com\r\nContent-Length: 0\r\n\r\n");
+    const char *h = build(&rw);
+    assert_non_null(strstr(h, "\r\nOrigin: http://127.0.0.1:8888\r\n"));
+    assert_null(strstr(h, "Origin: HTTPS://NB"));
+    /* Another site, another scheme or port, "null", a longer name: as sent. */
+    static const char *const keep[] = {"https://evil.example", "http://nb.example.com",
+                                       "https://nb.example.com:8443", "null",
+                                       "https://nb.example.com.evil.example"};
+    char head[256];
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: nb.example.com\r\nOrigin: %s\r\n\r\n",
+                 keep[i]);
+        parse(head);
+        h = build(&rw);
+        char want[128];
+        snprintf(want, sizeof want, "\r\nOrigin: %s\r\n", keep[i]);
+        assert_non_null(strstr(h, want));
+    }
+    /* Without a Host override (origin unset) the Origin is never touched. */
+    parse("GET / HTTP/1.1\r\nHost: nb.example.com\r\nOrigin: https://nb.example.com\r\n\r\n");
+    struct request_rewrite plain = {.client_addr = "1.2.3.4", .proto = "https"};
+    h = build(&plain);
+    assert_non_null(strstr(h, "\r\nOrigin: https://nb.example.com\r\n"));
+}
+
 static const char *rewrite(const char *value, bool refresh, const struct redirect_rewrite *rr)
 {
     static char buf[512];
@@ -696,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_headers_client_forwarded_port_prefix_replaced),
         cmocka_unit_test(test_headers_forwarded_quotes_ipv6_and_port_from_host),
         cmocka_unit_test(test_headers_host_override_keeps_forwarded_host),
+        cmocka_unit_test(test_headers_host_override_rewrites_same_origin_only),
         cmocka_unit_test(test_headers_redirect_to_upstream_rewritten),
         cmocka_unit_test(test_headers_redirect_gets_stripped_prefix_back),
         cmocka_unit_test(test_headers_response_location_rewritten_only_when_asked),
