@@ -10,6 +10,8 @@
 #   make mutate     plant known bugs in a copy of src/ one at a time; report which the tests
 #                   catch (MUTANTS=B1,B2 for a few; see tests/README.md)
 #   make bench      portico against nginx and HAProxy (see BENCHMARKS.md)
+#   make realapps   Node-RED, Jupyter and Syncthing behind portico in headless Chromium
+#                   (a few minutes; needs npm; see tests/realapps/run.py)
 
 VERSION := 0.1.0
 CC      ?= gcc
@@ -45,7 +47,7 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_OBJS    := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 
 .PHONY: all deps run test test-asan unit e2e lint format bench clean fuzz fuzz-smoke fuzz-build \
-        fuzz-bins mutate
+        fuzz-bins mutate realapps
 
 all: $(BUILD)/portico
 
@@ -126,6 +128,11 @@ bench:
 	@bench/run.sh $(BUILD)/portico
 	@bench/tls.sh $(BUILD)/portico
 	@bench/auth.sh $(BUILD)/portico
+
+realapps:
+	@scripts/deps.sh realapps
+	@$(MAKE) --no-print-directory all
+	@/usr/bin/python3 tests/realapps/run.py --portico $(BUILD)/portico
 
 clean:
 	rm -rf build

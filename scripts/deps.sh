@@ -1,7 +1,7 @@
 #!/bin/sh
 # deps.sh - install the Debian packages portico needs to build, test or
 # benchmark, when they are missing.
-#   scripts/deps.sh build|test|bench|lint|fuzz
+#   scripts/deps.sh build|test|bench|lint|fuzz|realapps
 # As root, missing packages are installed with apt-get (daemons in them are
 # not started). As another user, the missing packages are listed and the
 # script fails.
@@ -13,6 +13,10 @@ bench="$test wrk haproxy hyperfine libnginx-mod-stream"
 lint="clang-format cppcheck"
 # libFuzzer ships in libclang-rt-dev; llvm brings llvm-symbolizer for readable reports.
 fuzz="$build clang libclang-rt-dev llvm"
+# The real-app check (tests/realapps): headless Chromium driven by Selenium,
+# Jupyter Notebook and Syncthing from Debian; Node-RED comes from npm;
+# certutil (libnss3-tools) puts the test CA into Chromium's certificate store.
+realapps="$build python3 openssl chromium chromium-driver python3-selenium libnss3-tools jupyter-notebook syncthing nodejs"
 
 case "${1:-build}" in
 build) want=$build ;;
@@ -20,7 +24,13 @@ test) want=$test ;;
 bench) want=$bench ;;
 lint) want="$build $lint" ;;
 fuzz) want=$fuzz ;;
-*) echo "usage: $0 build|test|bench|lint|fuzz" >&2; exit 2 ;;
+realapps)
+    want=$realapps
+    # NodeSource's nodejs package carries npm itself and conflicts with
+    # Debian's npm package: ask for npm only when no npm is on the PATH.
+    command -v npm >/dev/null 2>&1 || want="$want npm"
+    ;;
+*) echo "usage: $0 build|test|bench|lint|fuzz|realapps" >&2; exit 2 ;;
 esac
 
 missing=""
