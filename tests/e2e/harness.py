@@ -25,6 +25,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -163,6 +164,21 @@ def kill_all():
 atexit.register(kill_all)
 
 
+# argv[1]: the fds to hand over, comma-separated; argv[2:]: the command.
+_MOVE_FDS_AND_EXEC = """
+import fcntl, os, sys
+src = [int(f) for f in sys.argv[1].split(",")]
+n = len(src)
+tmp = [fcntl.fcntl(f, fcntl.F_DUPFD, 3 + n) for f in src]
+for i, t in enumerate(tmp):
+    os.dup2(t, 3 + i, inheritable=True)
+for t in tmp:
+    os.close(t)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
 class Portico:
     """A portico process. After start() (and reload()), the ports it bound
     are known from its "listening" log lines: port (the first listen
@@ -207,17 +223,15 @@ class Portico:
         kw = {}
         if fds is not None:
             srcs = list(fds)
-            n = len(srcs)
-
-            def move_fds():  # in the child, before exec: fds to 3..3+n-1
-                tmp = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3 + n) for fd in srcs]
-                for i, t in enumerate(tmp):
-                    os.dup2(t, 3 + i)
-            args = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh"] + args
-            env["LISTEN_FDS"] = str(n)
+            # The fds are moved to 3.. by a small Python program that then
+            # execs portico in its own process (so LISTEN_PID is portico's):
+            # moving them in a preexec_fn would race with the fds Popen
+            # itself keeps open in the child (its error pipe, pass_fds).
+            args = [sys.executable, "-c", _MOVE_FDS_AND_EXEC, ",".join(map(str, srcs))] + args
+            env["LISTEN_FDS"] = str(len(srcs))
             if fdnames:
                 env["LISTEN_FDNAMES"] = ":".join(fdnames)
-            kw = {"preexec_fn": move_fds, "pass_fds": tuple(range(3, 3 + n))}
+            kw = {"pass_fds": tuple(srcs)}
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env, **kw)
         _ALL.append(self.proc)
