@@ -359,7 +359,10 @@ bool proxy_close_tunnel(struct exchange *ex)
     return true;
 }
 
-void proxy_respond_local(struct exchange *ex, int status, const char *body, bool close)
+/* portico's own answer: status, a one-line body, and extra header lines
+ * ("Name: value\r\n"..., or NULL). */
+static void respond_local(struct exchange *ex, int status, const char *body, bool close,
+                          const char *extra)
 {
     struct worker *w = ex_worker(ex);
     /* A copy: body may be built on the caller's stack, the log comes later. */
@@ -391,9 +394,9 @@ void proxy_respond_local(struct exchange *ex, int status, const char *body, bool
     size_t blen = strlen(body);
     bool head = ex->method[0] && ex->req.method_id == HTTP_HEAD;
     int n = snprintf(b->data, BUF_SIZE,
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n%s",
-                     status, http_status_reason(status), blen + 1,
+                     status, http_status_reason(status), extra ? extra : "", blen + 1,
                      ex->close_client ? "Connection: close\r\n"
                                       : (ex->req.minor == 0 ? "Connection: keep-alive\r\n" : ""),
                      head ? "" : body);
@@ -410,6 +413,11 @@ void proxy_respond_local(struct exchange *ex, int status, const char *body, bool
     ex->rsb.done = true;
     arm_timer(ex);
     proxy_run(ex);
+}
+
+void proxy_respond_local(struct exchange *ex, int status, const char *body, bool close)
+{
+    respond_local(ex, status, body, close, NULL);
 }
 
 /* The addresses an app may put in an absolute redirect that the client
@@ -467,42 +475,22 @@ static void redirect_origins_of(const struct exchange *ex, struct redirect_origi
 static void respond_https_redirect(struct exchange *ex, const char *host, size_t hlen)
 {
     struct conn *c = ex->c;
-    struct worker *w = ex_worker(ex);
     int id = ex->req.method_id;
     int status = id == HTTP_GET || id == HTTP_HEAD ? 301 : 308;
     char port[8] = "";
     if (c->https_port && c->https_port != 443)
         snprintf(port, sizeof port, ":%u", (unsigned)c->https_port);
-    struct http_slice t = ex->req.path;
-    ex->phase = EX_LOCAL;
-    ex->status = status;
-    if (!ex->rqb.done || w->draining || c->closing || !ex->req.keep_alive)
-        ex->close_client = true;
-    struct buf *b = buf_get(&w->bufs);
-    if (!b) {
-        fail_hard(ex, status, "out of buffers");
-        return;
-    }
     /* The path and query as sent (origin-form even for an absolute-form
      * request); the Host as routed, lower-case and without its port. */
-    int n = snprintf(b->data, BUF_SIZE,
-                     "HTTP/1.1 %d %s\r\nLocation: https://%.*s%s%.*s%s%.*s\r\n"
-                     "Content-Length: 0\r\nCache-Control: no-store\r\n%s\r\n",
-                     status, http_status_reason(status), (int)hlen, host, port, (int)t.len, t.p,
-                     ex->req.query.len ? "?" : "", (int)ex->req.query.len, ex->req.query.p,
-                     ex->close_client ? "Connection: close\r\n"
-                                      : (ex->req.minor == 0 ? "Connection: keep-alive\r\n" : ""));
-    if (n < 0 || n >= BUF_SIZE) {
-        buf_put(&w->bufs, b);
-        fail_hard(ex, status, "redirect too long");
+    struct http_slice t = ex->req.path, q = ex->req.query;
+    static __thread char location[LIMIT_HEADER_BYTES_MAX + LIMIT_HOST_LEN + 32];
+    int n = snprintf(location, sizeof location, "Location: https://%.*s%s%.*s%s%.*s\r\n", (int)hlen,
+                     host, port, (int)t.len, t.p, q.len ? "?" : "", (int)q.len, q.p);
+    if (n < 0 || (size_t)n >= sizeof location) {
+        proxy_respond_local(ex, 414, "URI too long: no room for the https redirect", true);
         return;
     }
-    ex->rs.own = b;
-    flow_push(&ex->rs, b->data, (size_t)n);
-    ex->resp_head_done = true;
-    ex->rsb.done = true;
-    arm_timer(ex);
-    proxy_run(ex);
+    respond_local(ex, status, "redirect: this name is served over https", false, location);
 }
 
 /* ---- forward auth ------------------------------------------------------------------ */
