@@ -460,4 +460,23 @@ def _s_server(ctx, crt, key, *extra):
 APP = "app.example.com"
 
 
+
+def get_in_background(port, path, timeout, host="a.test"):
+    """GET path on a fresh connection from a thread, started at once.
+    Returns (thread, result): result gets "r" (the Response) or "e" (the
+    exception) by the time the thread ends."""
+    result = {}
+
+    def run():
+        try:
+            with RawConn(port, timeout=timeout) as c:
+                c.send(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)).encode())
+                result["r"] = c.read_response()
+        except Exception as e:
+            result["e"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, result
+
+
 __all__ = [n for n in dir() if not n.startswith('__')]

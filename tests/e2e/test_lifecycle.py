@@ -115,17 +115,7 @@ def test_reload_invalid_config_refused_with_check_message(ctx):
 def test_sigterm_drains_inflight_request(ctx):
     o = ctx.origin("slow")
     p = ctx.portico({"v": svc(o)}, limits={"shutdown_timeout": "10s"})
-    result = {}
-
-    def client():
-        try:
-            with RawConn(p.port, timeout=10 * SCALE) as c:
-                c.send(b"GET /s?do=slow&delay=1.5 HTTP/1.1\r\nHost: a.test\r\n\r\n")
-                result["r"] = c.read_response()
-        except Exception as e:
-            result["e"] = e
-    t = threading.Thread(target=client)
-    t.start()
+    t, result = get_in_background(p.port, "/s?do=slow&delay=1.5", 10 * SCALE)
     expect(o.wait_requests(1, 5 * SCALE), "request did not reach the upstream")
     t0 = time.time()
     p.term()
@@ -387,17 +377,7 @@ def test_sigterm_stops_accepting_new_connections(ctx):
     served: it is refused, or queued and closed unanswered at exit."""
     o = ctx.origin("drain")
     p = ctx.portico({"v": svc(o)}, limits={"shutdown_timeout": "20s"})
-    result = {}
-
-    def client():
-        try:
-            with RawConn(p.port, timeout=10 * SCALE) as c:
-                c.send(b"GET /s?do=slow&delay=2 HTTP/1.1\r\nHost: a.test\r\n\r\n")
-                result["r"] = c.read_response()
-        except Exception as e:
-            result["e"] = e
-    t = threading.Thread(target=client)
-    t.start()
+    t, result = get_in_background(p.port, "/s?do=slow&delay=2", 10 * SCALE)
     expect(o.wait_requests(1, 5 * SCALE), "request did not reach the upstream")
     n = p.nlines()
     p.term()

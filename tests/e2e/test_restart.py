@@ -22,21 +22,12 @@ def test_sigterm_closes_websocket_at_once_and_finishes_slow_request(ctx):
     p = ctx.portico({"v": svc(o)}, limits={"shutdown_timeout": "%ds" % int(30 * SCALE)})
     result = {}
 
-    def slow():
-        try:
-            with RawConn(p.port, timeout=20 * SCALE) as c:
-                c.send(b"GET /s?do=slow&delay=2 HTTP/1.1\r\nHost: a.test\r\n\r\n")
-                result["r"] = c.read_response()
-        except Exception as e:
-            result["e"] = e
-
     async def main():
         import websockets
         ws = await _ws_open(p.port)
         await ws.send("hi")
         eq(await asyncio.wait_for(ws.recv(), 5 * SCALE), "hi", "echo before SIGTERM")
-        t = threading.Thread(target=slow)
-        t.start()
+        t, result["slow"] = get_in_background(p.port, "/s?do=slow&delay=2", 20 * SCALE)
         ok = await asyncio.to_thread(o.wait_requests, 2, 5 * SCALE)
         expect(ok, "the slow request did not reach the upstream")
         t0 = time.time()
@@ -59,9 +50,10 @@ def test_sigterm_closes_websocket_at_once_and_finishes_slow_request(ctx):
     expect(result["rc"] is not None, "portico still running %.0fs after SIGTERM with a WebSocket "
            "open (shutdown_timeout %ds)" % (15 * SCALE, 30 * SCALE))
     eq(result["rc"], 0, "exit status")
-    expect("r" in result, "the in-flight slow request failed: %r" % result.get("e"))
-    eq(result["r"].status, 200, "status of the slow request finished during the drain")
-    eq(result["r"].json()["target"], "/s?do=slow&delay=2", "its body")
+    slow = result["slow"]
+    expect("r" in slow, "the in-flight slow request failed: %r" % slow.get("e"))
+    eq(slow["r"].status, 200, "status of the slow request finished during the drain")
+    eq(slow["r"].json()["target"], "/s?do=slow&delay=2", "its body")
     line = _drain_line(p)
     expect(line and "closed 1 upgraded tunnel," in line and "1 connection finished" in line
            and "0 cut" in line, "drain line: %r" % line)
