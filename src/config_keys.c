@@ -1,0 +1,347 @@
+/* config_keys.c - messages, YAML nodes and the typed value readers shared by every
+ * section of the configuration. */
+#include "config_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- messages --------------------------------------------------------------- */
+
+/* Copy user text for a message: printable, bounded, one line, no quotes. */
+const char *cfg_show_into(char *buf, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (size_t i = 0; s[i] && o + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (o >= SHOW_MAX) {
+            while (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
+                o--; /* do not cut a UTF-8 sequence */
+            if (o > 0 && (unsigned char)buf[o - 1] >= 0xc0)
+                o--;
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        buf[o++] = (char)(ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\' ? '?' : ch);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+const char *cfg_show(struct parser *p, const char *s)
+{
+    char *buf = p->shown[p->nshown++ % 4];
+    return cfg_show_into(buf, sizeof p->shown[0], s);
+}
+
+int cfg_vfailat(struct parser *p, size_t line, const char *fmt, va_list ap)
+{
+    char msg[768];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (!p->err || p->errlen == 0)
+        return -1;
+    if (line)
+        snprintf(p->err, p->errlen, "%s:%zu: %s", p->name, line, msg);
+    else
+        snprintf(p->err, p->errlen, "%s: %s", p->name, msg);
+    return -1;
+}
+
+__attribute__((format(printf, 3, 4))) int cfg_failat(struct parser *p, size_t line, const char *fmt,
+                                                     ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cfg_vfailat(p, line, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A setting that loads but is likely a mistake: noted for `check` and the
+ * log, as "FILE:LINE: warning: message". */
+__attribute__((format(printf, 3, 4))) void cfg_warn(struct parser *p, const yaml_node_t *n,
+                                                    const char *fmt, ...)
+{
+    char msg[768], line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int len = snprintf(line, sizeof line, "%s:%zu: warning: %s\n", p->name,
+                       n ? n->start_mark.line + 1 : 0, msg);
+    if (len < 0)
+        return;
+    size_t have = p->c->warnings ? strlen(p->c->warnings) : 0;
+    char *w = realloc(p->c->warnings, have + (size_t)len + 1);
+    if (!w)
+        return; /* a warning lost to a failed allocation leaves the config valid */
+    memcpy(w + have, line, (size_t)len + 1);
+    p->c->warnings = w;
+}
+
+/* Fail at the line of node n (or with no line when n is NULL). */
+__attribute__((format(printf, 3, 4))) int cfg_fail(struct parser *p, const yaml_node_t *n,
+                                                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cfg_vfailat(p, n ? n->start_mark.line + 1 : 0, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int cfg_fail_oom(struct parser *p)
+{
+    return cfg_failat(p, 0, "out of memory");
+}
+
+int cfg_fail_yaml(struct parser *p, const yaml_parser_t *yp)
+{
+    if (yp->error == YAML_MEMORY_ERROR)
+        return cfg_fail_oom(p);
+    const char *problem = yp->problem ? yp->problem : "cannot parse the file";
+    if (yp->error == YAML_READER_ERROR) {
+        /* Reader errors carry a byte offset, not a mark. */
+        size_t line = 1;
+        for (size_t i = 0; i < yp->problem_offset && i < p->len; i++)
+            line += p->text[i] == '\n';
+        return cfg_failat(p, line, "%s (the file must be UTF-8 text)", problem);
+    }
+    if (yp->context)
+        return cfg_failat(p, yp->problem_mark.line + 1, "%s (%s on line %zu)", problem, yp->context,
+                          yp->context_mark.line + 1);
+    return cfg_failat(p, yp->problem_mark.line + 1, "%s", problem);
+}
+/* ---- nodes and scalars -------------------------------------------------------- */
+
+yaml_node_t *cfg_node(struct parser *p, int i)
+{
+    return yaml_document_get_node(&p->doc, i);
+}
+
+const char *cfg_scalar(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+bool cfg_is_plain(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+bool cfg_is_null(const yaml_node_t *n)
+{
+    if (!cfg_is_plain(n))
+        return false;
+    const char *v = cfg_scalar(n);
+    return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+int cfg_want_string(struct parser *p, const yaml_node_t *n, const char *what, const char **out)
+{
+    if (n->type != YAML_SCALAR_NODE || cfg_is_null(n))
+        return cfg_fail(p, n, "%s: expected a string", what);
+    if (strlen(cfg_scalar(n)) != n->data.scalar.length)
+        return cfg_fail(p, n, "%s: contains a NUL byte", what);
+    *out = cfg_scalar(n);
+    return 0;
+}
+
+int cfg_want_bool(struct parser *p, const yaml_node_t *n, const char *what, bool *out)
+{
+    if (cfg_is_plain(n) && strcmp(cfg_scalar(n), "true") == 0)
+        *out = true;
+    else if (cfg_is_plain(n) && strcmp(cfg_scalar(n), "false") == 0)
+        *out = false;
+    else
+        return cfg_fail(p, n, "%s: expected a boolean (true or false)", what);
+    return 0;
+}
+
+int cfg_want_uint(struct parser *p, const yaml_node_t *n, const char *what, uint32_t min,
+                  uint32_t max, uint32_t *out)
+{
+    if (!cfg_is_plain(n))
+        return cfg_fail(p, n, "%s: expected a number", what);
+    const char *v = cfg_scalar(n);
+    bool neg = v[0] == '-';
+    size_t i = neg;
+    uint64_t x = 0;
+    for (; v[i] >= '0' && v[i] <= '9'; i++)
+        if (x <= UINT32_MAX)
+            x = x * 10 + (uint64_t)(v[i] - '0');
+    if (i == (size_t)neg || v[i] != '\0')
+        return cfg_fail(p, n, "%s: expected a whole number, not \"%s\"", what, cfg_show(p, v));
+    if (neg && x != 0)
+        x = UINT64_MAX;
+    if (x < min || x > max) {
+        if (max == UINT32_MAX)
+            return cfg_fail(p, n, "%s: must be at least %u", what, min);
+        return cfg_fail(p, n, "%s: must be between %u and %u", what, min, max);
+    }
+    *out = (uint32_t)x;
+    return 0;
+}
+
+int cfg_want_duration(struct parser *p, const yaml_node_t *n, const char *what, uint32_t *out)
+{
+    const char *v;
+    uint64_t ms;
+    if (n->type != YAML_SCALAR_NODE || cfg_is_null(n))
+        return cfg_fail(p, n, "%s: expected a duration " DURATION_HELP, what);
+    if (cfg_want_string(p, n, what, &v) < 0)
+        return -1;
+    size_t digits = strspn(v, "0123456789");
+    if (digits > 0 && v[digits] == '\0')
+        return cfg_fail(p, n,
+                        "%s: duration \"%s\" has no unit (write %ss, or %sms for milliseconds)",
+                        what, cfg_show(p, v), cfg_show(p, v), cfg_show(p, v));
+    int rc = config_parse_duration(v, &ms);
+    if (rc == -EINVAL)
+        return cfg_fail(p, n, "%s: invalid duration \"%s\" " DURATION_HELP, what, cfg_show(p, v));
+    if (rc < 0 || ms > UINT32_MAX)
+        return cfg_fail(p, n, "%s: duration \"%s\" is too long (at most %uh)", what, cfg_show(p, v),
+                        UINT32_MAX / 3600000u);
+    if (ms == 0)
+        return cfg_fail(p, n, "%s: duration must be greater than 0", what);
+    *out = (uint32_t)ms;
+    return 0;
+}
+
+/* A duration, or "off" for none (0). */
+int cfg_want_duration_or_off(struct parser *p, const yaml_node_t *n, const char *what,
+                             uint32_t *out)
+{
+    uint64_t ms;
+    if (n->type == YAML_SCALAR_NODE && strcmp(cfg_scalar(n), "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (n->type == YAML_SCALAR_NODE && config_parse_duration(cfg_scalar(n), &ms) == -EINVAL &&
+        strspn(cfg_scalar(n), "0123456789") != strlen(cfg_scalar(n)))
+        return cfg_fail(p, n,
+                        "%s: invalid duration \"%s\" (use 250ms, 5s, 2m or 1h, or off for no "
+                        "limit)",
+                        what, cfg_show(p, cfg_scalar(n)));
+    return cfg_want_duration(p, n, what, out);
+}
+
+int cfg_want_sequence(struct parser *p, const yaml_node_t *n, const char *what)
+{
+    if (n->type != YAML_SEQUENCE_NODE)
+        return cfg_fail(p, n, "%s: expected a sequence", what);
+    return 0;
+}
+
+size_t cfg_seq_len(const yaml_node_t *n)
+{
+    return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+size_t cfg_map_len(const yaml_node_t *n)
+{
+    return (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+}
+
+struct key_ref {
+    const yaml_node_t *node;
+    size_t idx;
+};
+
+static int key_names_cmp(const struct key_ref *x, const struct key_ref *y, bool nocase)
+{
+    if (nocase)
+        return strcasecmp(cfg_scalar(x->node), cfg_scalar(y->node));
+    size_t lx = x->node->data.scalar.length, ly = y->node->data.scalar.length;
+    int r = memcmp(x->node->data.scalar.value, y->node->data.scalar.value, lx < ly ? lx : ly);
+    if (r == 0 && lx != ly)
+        r = lx < ly ? -1 : 1;
+    return r;
+}
+
+/* Sort by name, then by position, so the later of two equal keys follows. */
+static int key_cmp(const struct key_ref *x, const struct key_ref *y, bool nocase)
+{
+    int r = key_names_cmp(x, y, nocase);
+    if (r == 0)
+        r = x->idx < y->idx ? -1 : 1;
+    return r;
+}
+
+static int key_cmp_exact(const void *a, const void *b)
+{
+    return key_cmp(a, b, false);
+}
+
+static int key_cmp_nocase(const void *a, const void *b)
+{
+    return key_cmp(a, b, true);
+}
+
+/* A mapping whose keys are strings, none repeated. libyaml keeps repeated
+ * keys, and the schema never means "the last one wins". HTTP header names
+ * compare without case. */
+int cfg_want_mapping(struct parser *p, const yaml_node_t *n, const char *what, bool nocase)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return cfg_fail(p, n, "%s: expected a mapping", what);
+    size_t len = cfg_map_len(n);
+    if (len < 2) {
+        if (len == 1 && cfg_node(p, n->data.mapping.pairs.start->key)->type != YAML_SCALAR_NODE)
+            return cfg_fail(p, cfg_node(p, n->data.mapping.pairs.start->key),
+                            "%s: expected a string as key", what);
+        return 0;
+    }
+    struct key_ref *keys = calloc(len, sizeof *keys);
+    if (!keys)
+        return cfg_fail_oom(p);
+    for (size_t i = 0; i < len; i++) {
+        keys[i].node = cfg_node(p, n->data.mapping.pairs.start[i].key);
+        keys[i].idx = i;
+        if (keys[i].node->type != YAML_SCALAR_NODE) {
+            int rc = cfg_fail(p, keys[i].node, "%s: expected a string as key", what);
+            free(keys);
+            return rc;
+        }
+    }
+    qsort(keys, len, sizeof *keys, nocase ? key_cmp_nocase : key_cmp_exact);
+    const struct key_ref *dup = NULL;
+    for (size_t i = 1; i < len; i++)
+        if (key_names_cmp(&keys[i - 1], &keys[i], nocase) == 0 && (!dup || keys[i].idx < dup->idx))
+            dup = &keys[i]; /* the later of the two, earliest in the file */
+    int rc = 0;
+    if (dup)
+        rc = cfg_fail(p, dup->node, "duplicate key \"%s\" in %s",
+                      cfg_show(p, cfg_scalar(dup->node)), what);
+    free(keys);
+    return rc;
+}
+
+/* Find key among names; returns its index or -1. */
+int cfg_key_index(const yaml_node_t *k, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cfg_scalar(k), names[i]) == 0 && strlen(names[i]) == k->data.scalar.length)
+            return (int)i;
+    return -1;
+}
+
+/* Sort a mapping's values into slots by key name; an unknown key is an error. */
+int cfg_map_collect(struct parser *p, const yaml_node_t *map, const char *const *names, size_t n,
+                    yaml_node_t **vals, const char *where)
+{
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = cfg_node(p, pair->key);
+        int i = cfg_key_index(k, names, n);
+        if (i < 0)
+            return cfg_fail(p, k, "unknown key \"%s\" %s", cfg_show(p, cfg_scalar(k)), where);
+        vals[i] = cfg_node(p, pair->value);
+    }
+    return 0;
+}
