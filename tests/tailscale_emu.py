@@ -38,8 +38,8 @@ TAILSCALE_SOURCE_COMMIT, TAILSCALE_SOURCE_VERSION):
 
 Not emulated (and answered as tailscaled answers an unknown path, 404, so
 a client that needs them fails loudly): every other LocalAPI endpoint
-(watch-ipn-bus, set-dns, ...), peer capability grants beyond a fixed CapMap
-per node (no policy evaluation; svc_name/dst_ip return the same CapMap),
+(watch-ipn-bus, set-dns, ...), policy evaluation (each node has a fixed
+CapMap for this node's IPs and one per Service for whois svc_name=/dst_ip=),
 the data plane (no listener on the VIPs, no serving of the config), ACME
 (certificates come from a local test CA at once; min_validity forces a new
 one), the tailnet policy and the approval flow (approval is a method, or
@@ -54,11 +54,12 @@ Use (see tests/e2e/test_tailscale_emu.py):
     ts = LocalAPI(sockpath, ca=ca, version="1.94.2")
     ts.add_user_node("100.64.0.2", "zoe@example.com", "Zoë Müller")
     ts.add_tagged_node("100.64.0.3", ["tag:monitoring"])
+    ts.approve("svc:grafana")                 # or LocalAPI(..., auto_approve=True, control=ctl)
     ts.delay = 2.0 / ts.fail(503, "busy", endpoint="whois", times=1)
     ts.down() / ts.up() / ts.restart(down_for=1.0)
     ts.count("POST", "serve-config"); ts.requests[-1].headers
     ts.race_serve_config(lambda sc: ...)      # another admin writes between GET and POST
-    ctl = ControlAPI(ca, clients={"id": "secret"})   # https://127.0.0.1:PORT
+    ctl = ControlAPI(ca, clients={"id": "secret"})   # ctl.url, trust ca.root
     ts.close(); ctl.close()
 
 `python3 tests/tailscale_emu.py SOCKET [DIR]` runs the LocalAPI standalone.
@@ -781,6 +782,7 @@ class LocalAPI:
         self._next_id = 10
         self._vip = 0
         self.server = None
+        self.closed = False
         if start:
             self.up()
 
@@ -790,7 +792,7 @@ class LocalAPI:
         """Listen at path (tailscaled started): the socket file is created,
         mode 0666 as tailscaled makes it on Linux."""
         with self.lock:
-            if self.server:
+            if self.server or self.closed:
                 return
             try:
                 os.unlink(self.path)
@@ -834,6 +836,7 @@ class LocalAPI:
         return t
 
     def close(self):
+        self.closed = True      # a restart() under way stays down
         self.down()
 
     def fail(self, status, body="", endpoint=None, times=None):
@@ -932,10 +935,12 @@ class LocalAPI:
         return n
 
     def add_user_node(self, ips, login, display, name=None, user_id=None, pic="", caps=None,
-                      node_caps=None, os_name="linux"):
+                      node_caps=None, os_name="linux", svc_caps=None):
         """A node owned by a user: whois on any of ips (a string or a list)
-        answers it. caps: the peer CapMap ({cap: [values]}); node_caps: the
-        node's own CapMap. Returns the node (a dict)."""
+        answers it. caps: the peer CapMap ({cap: [values]}) granted to this
+        node's own IPs; svc_caps: {"svc:NAME": CapMap} granted to a Service
+        (whois svc_name=, since 1.100.0); node_caps: the node's own CapMap.
+        Returns the node (a dict)."""
         ips = [ips] if isinstance(ips, str) else list(ips)
         name = name or re.sub(r"[^a-z0-9-]", "-", login.split("@")[0].lower()) + "-laptop"
         with self.lock:
@@ -946,10 +951,11 @@ class LocalAPI:
         prof = self._profile(user_id, login, display, pic)
         with self.lock:
             for ip in ips:
-                self.peers[ip] = (node, prof, caps)
+                self.peers[ip] = (node, prof, caps, svc_caps or {})
         return node
 
-    def add_tagged_node(self, ips, tags, name=None, caps=None, node_caps=None, os_name="linux"):
+    def add_tagged_node(self, ips, tags, name=None, caps=None, node_caps=None, os_name="linux",
+                        svc_caps=None):
         """A tagged node: its profile is control's pseudo-user
         "tagged-devices" (DisplayName "Tagged Devices", inferred)."""
         ips = [ips] if isinstance(ips, str) else list(ips)
@@ -958,7 +964,7 @@ class LocalAPI:
         prof = self._profile(TAGGED_USER_ID, TAGGED_LOGIN, "Tagged Devices")
         with self.lock:
             for ip in ips:
-                self.peers[ip] = (node, prof, caps)
+                self.peers[ip] = (node, prof, caps, svc_caps or {})
         return node
 
     def remove_node(self, ip):
@@ -1127,13 +1133,13 @@ class LocalAPI:
             st["ExtraRecords"] = None
             if peers and running:
                 st["Peer"] = {}
-                for ip, (node, prof, _) in self.peers.items():
+                for node, _, _, _ in self.peers.values():
                     st["Peer"].setdefault(node["Key"], self._peer_status(node))
             else:
                 st["Peer"] = None
             users = {TAGGED_USER_ID: self._profile(TAGGED_USER_ID, TAGGED_LOGIN, "Tagged Devices")}
             if peers:
-                for _, prof, _ in self.peers.values():
+                for _, prof, _, _ in self.peers.values():
                     users[prof["ID"]] = prof
             st["User"] = {str(k): v for k, v in users.items()} if running else None
             st["ClientVersion"] = None
@@ -1244,10 +1250,20 @@ class LocalAPI:
                 hit = self.peers.get(key)
         if hit is None:
             return http_error(404, "no match for IP:port")
-        if self._form(req, "svc_name") and not re.fullmatch(
-                r"svc:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", self._form(req, "svc_name")):
-            return http_error(400, "invalid svc_name")
-        node, prof, caps = hit
+        node, prof, caps, svc_caps = hit
+        svc, dst = self._form(req, "svc_name"), self._form(req, "dst_ip")
+        if self.version_at_least(1, 100) and svc:
+            if not re.fullmatch(r"svc:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", svc):
+                return http_error(400, "invalid svc_name")
+            caps = svc_caps.get(svc)           # PeerCapsForService
+        elif self.version_at_least(1, 100) and dst:
+            try:
+                dst = str(ipaddress.ip_address(dst))
+            except ValueError:
+                return http_error(400, "invalid dst_ip")
+            with self.lock:
+                owner = next((n for n, a in self.approved.items() if dst in a), None)
+            caps = svc_caps.get(owner) if owner else (caps if dst in self.self_ips else None)
         res = Struct([("Node", node), ("UserProfile", prof), ("CapMap", caps or None)])
         return Answer(200, go_json(res, "\t"), "application/json")
 
@@ -1268,7 +1284,7 @@ class LocalAPI:
         if not self.permit_write:
             return http_error(403, "serve config denied")
         try:
-            incoming = parse_serve_config(req.body)
+            incoming = self._strip_unknown(parse_serve_config(req.body))
         except GoJSONError as e:
             return self._error_json("decoding config: %s" % e)
         if any(h is None for h, _ in _handlers(incoming)):
@@ -1294,6 +1310,22 @@ class LocalAPI:
             incoming["Foreground"] = None   # no watcher holds a session here
             self.serve_config = incoming
         return Answer(200)
+
+    def version_at_least(self, major, minor):
+        m = re.match(r"(\d+)\.(\d+)", self.version)
+        return (int(m.group(1)), int(m.group(2))) >= (major, minor)
+
+    def _strip_unknown(self, sc):
+        """Fields this tailscaled version does not know are dropped by its
+        JSON decoder: ServeConfig.Services since 1.80.0 (0fa7b4a23),
+        TCPPortHandler.ProxyProtocol since 1.92.0 (3a41c0c58)."""
+        if not self.version_at_least(1, 80):
+            sc["Services"] = None
+        if not self.version_at_least(1, 92):
+            for h, tcp in _handlers(sc):
+                if tcp and h is not None:
+                    h["ProxyProtocol"] = 0
+        return sc
 
     @staticmethod
     def _error_json(msg):
@@ -1346,7 +1378,9 @@ class LocalAPI:
                     self.prefs = new
                     if self.auto_approve:
                         for n in new["AdvertiseServices"] or []:
-                            if n not in self.approved:
+                            # control approves only a Service defined in the tailnet
+                            if n not in self.approved and (
+                                    self.control is None or n in self.control.services):
                                 self.approve(n)
             except GoJSONError as e:
                 return http_error(400, str(e))

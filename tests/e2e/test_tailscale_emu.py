@@ -427,3 +427,46 @@ def test_tsemu_control_api_vip_services_and_oauth(ctx):
     eq(_call(c, "GET", base, headers=auth)[0], 401, "expired token")
     eq(ctl.count("PUT", base), 4, "PUT counter")
     eq(ctl.tokens_issued, 2, "tokens issued")
+
+
+@test(timeout=20)
+def test_tsemu_version_dependent_fields_and_approval(ctx):
+    ca = TestCA(os.path.join(ctx.dir, "ca"))
+    ctl = ControlAPI(ca)
+    ctx.cleanups.append(ctl.close)
+    ctl.define("svc:grafana", addrs=["100.124.7.7", "fd7a:115c:a1e0:ab12::77"])
+    old = LocalAPI(os.path.join(ctx.dir, "old.sock"), ca=ca, version="1.90.1",
+                   auto_approve=True, control=ctl)
+    ctx.cleanups.append(old.close)
+    new = LocalAPI(os.path.join(ctx.dir, "new.sock"), ca=ca, version="1.100.0")
+    ctx.cleanups.append(new.close)
+    tcp = {"Services": {"svc:pg": {"TCP": {"5432": {"TCPForward": "127.0.0.1:5432",
+                                                    "ProxyProtocol": 2}}}}}
+    for ts, want in ((old, {"TCPForward": "127.0.0.1:5432"}),
+                     (new, {"TCPForward": "127.0.0.1:5432", "ProxyProtocol": 2})):
+        c = UnixHTTP(ts.path)
+        eq(_call(c, "POST", "/localapi/v0/serve-config", json.dumps(tcp))[0], 200, ts.version)
+        body = _call(c, "GET", "/localapi/v0/serve-config")[2]
+        eq(json.loads(body)["Services"]["svc:pg"]["TCP"]["5432"], want,
+           "ProxyProtocol kept only by a version that knows it (%s)" % ts.version)
+
+    # whois svc_name= (1.100.0+): the caps granted to that Service
+    for ts in (old, new):
+        ts.add_user_node("100.64.0.2", "zoe@example.com", "Zoe", caps={"node-cap": [1]},
+                         svc_caps={"svc:grafana": {"svc-cap": [2]}})
+    q = "/localapi/v0/whois?addr=100.64.0.2&svc_name=svc:grafana"
+    eq(json.loads(_call(UnixHTTP(new.path), "GET", q)[2])["CapMap"], {"svc-cap": [2]},
+       "svc_name on 1.100")
+    eq(json.loads(_call(UnixHTTP(old.path), "GET", q)[2])["CapMap"], {"node-cap": [1]},
+       "svc_name ignored before 1.100")
+    eq(_call(UnixHTTP(new.path), "GET", "/localapi/v0/whois?addr=100.64.0.2&svc_name=x")[::2],
+       (400, b"invalid svc_name\n"), "bad svc_name")
+
+    # auto-approval with a control API: only Services defined in the tailnet
+    c = UnixHTTP(old.path)
+    _call(c, "PATCH", "/localapi/v0/prefs", json.dumps(
+        {"AdvertiseServicesSet": True, "AdvertiseServices": ["svc:grafana", "svc:wiki"]}))
+    doc = json.loads(_call(c, "GET", "/localapi/v0/status")[2])
+    eq(doc["Self"]["CapMap"]["service-host"],
+       [{"svc:grafana": ["100.124.7.7", "fd7a:115c:a1e0:ab12::77"]}],
+       "the defined Service approved with its control addresses, the other not")
