@@ -295,7 +295,7 @@ void auth_judge(const struct config_auth *a, const struct http_response *resp, c
         v->result = AUTH_DENIED;
     }
     if (!status) {
-        char *why =
+        const char *why =
             st >= 500 ? "the provider failed" : "the provider answered an unexpected status";
         error_verdict(v, why);
         return;

@@ -56,7 +56,8 @@ struct upstream_url {
 const char *cfg_show_into(char *buf, size_t cap, const char *s);
 /* The same into one of the parser's rotating buffers (four per message). */
 const char *cfg_show(struct parser *p, const char *s);
-int cfg_vfailat(struct parser *p, size_t line, const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 0))) int cfg_vfailat(struct parser *p, size_t line,
+                                                      const char *fmt, va_list ap);
 /* Write "FILE:LINE: message" (no line when 0) and return -1. */
 __attribute__((format(printf, 3, 4))) int cfg_failat(struct parser *p, size_t line, const char *fmt,
                                                      ...);

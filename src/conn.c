@@ -65,7 +65,7 @@ static void reclaim_set(struct conn *c, enum conn_reclaim q)
             from->tail = c->rprev;
         c->rprev = c->rnext = NULL;
     }
-    c->reclaim = q;
+    c->reclaim = (int)q;
     if (q == RECLAIM_NONE)
         return;
     struct conn_queue *to = &w->reclaim[q];
