@@ -120,4 +120,12 @@
 #define LIMIT_LOG_BUF               65536 /* per-worker access-log buffer */
 #define LIMIT_METRICS_REQUEST_BYTES 8192
 
+/* ---- tailnet identity (identity.c, access.c) ------------------------------ */
+/* What portico keeps of one caller (login, names, tags, capabilities): real
+ * identities take a few hundred bytes; a larger one is refused (treated as
+ * no identity) rather than cut, so a truncated login can never match. */
+#define LIMIT_IDENTITY_BYTES 8192
+#define LIMIT_IDENTITY_LIST  64   /* node tags, node caps or peer caps per caller */
+#define LIMIT_ACCESS_ENTRIES 1024 /* entries in one service's allow list */
+
 #endif
