@@ -1,0 +1,64 @@
+/* access.h - a service's `allow` list: who on the tailnet may use it.
+ *
+ * Not wired into configuration or the request path yet (a later change adds
+ * services.NAME.allow and answers 403 outside it); the entries, their
+ * checks and the matcher are here so that change only has to call them.
+ *
+ * Entries, as a user writes them:
+ *   alice@example.com   one login. The domain is compared without regard to
+ *                       case (DNS names are case-insensitive); the part
+ *                       before '@' exactly, because Tailscale itself does
+ *                       (tailssh compares LoginName with ==) and keeps
+ *                       logins that differ only in case as different users
+ *                       (tailscale/tailscale#3662).
+ *   *@example.com       every login in that domain.
+ *   tag:monitoring      a tagged node carrying that tag (compared exactly,
+ *                       named as Tailscale's tailcfg.CheckTag allows).
+ *   local               a caller on portico's local listener (hairpin).
+ *
+ * Matching (access_list_allows): a Funnel caller and a caller without an
+ * identity match nothing but `local` when they came in locally; a tagged
+ * node matches only tag: entries (its profile is "tagged-devices", never a
+ * person); a user matches only login and *@domain entries, and only when
+ * the login has exactly one '@' (so "a@evil.example@example.com" is in no
+ * domain). */
+#ifndef PORTICO_ACCESS_H
+#define PORTICO_ACCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "identity.h"
+
+enum access_kind {
+    ACCESS_LOGIN,  /* value: "local@domain", domain lower-cased */
+    ACCESS_DOMAIN, /* value: "domain", lower-cased */
+    ACCESS_TAG,    /* value: "tag:NAME" */
+    ACCESS_LOCAL,  /* value: "local" */
+};
+
+struct access_entry {
+    enum access_kind kind;
+    char *value; /* owned */
+};
+
+struct access_list {
+    struct access_entry *entries; /* owned */
+    size_t n;
+};
+
+/* Check one entry as written. 0, or -1 with a sentence in err naming the
+ * entry (configuration adds FILE:LINE in front). */
+int access_entry_check(const char *entry, char *err, size_t errlen);
+
+/* Check an entry and append it. 0, or -1 with err set (a bad entry, more
+ * than LIMIT_ACCESS_ENTRIES, or out of memory). */
+int access_list_add(struct access_list *l, const char *entry, char *err, size_t errlen);
+
+void access_list_free(struct access_list *l);
+
+/* True if the caller matches an entry of the list (an empty list matches
+ * nobody: "no allow list" is the caller's decision, not this one). */
+bool access_list_allows(const struct access_list *l, const struct identity *id);
+
+#endif

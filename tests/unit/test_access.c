@@ -1,0 +1,227 @@
+/* test_access.c - allow lists: entries checked with a message a user can
+ * act on, and matched against a caller's identity. */
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "access.h"
+#include "identity.h"
+
+static struct access_list list;
+static struct identity id;
+static char err[256];
+
+static int teardown(void **state)
+{
+    access_list_free(&list);
+    return 0;
+}
+
+static void allow(const char *entry)
+{
+    if (access_list_add(&list, entry, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+static void user(const char *login)
+{
+    identity_init(&id);
+    id.source = IDENTITY_WHOIS;
+    assert_int_equal(identity_set(&id, IDENTITY_LOGIN, login, strlen(login)), 0);
+}
+
+static void tagged(const char *tag)
+{
+    identity_init(&id);
+    id.source = IDENTITY_WHOIS;
+    assert_int_equal(identity_set(&id, IDENTITY_LOGIN, "tagged-devices", 14), 0);
+    assert_int_equal(identity_add(&id, IDENTITY_TAGS, "tag:other", 9), 0);
+    assert_int_equal(identity_add(&id, IDENTITY_TAGS, tag, strlen(tag)), 0);
+}
+
+static void test_access_good_entries_accepted(void **state)
+{
+    static const char *const good[] = {
+        "alice@example.com",
+        "*@example.com",
+        "tag:monitoring",
+        "tag:a-1",
+        "local",
+        "bob@github",
+        "zoë@example.com",
+        "Alice.Smith+x@Sub.Example.ORG",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (access_entry_check(good[i], err, sizeof err) != 0)
+            fail_msg("%s", err);
+}
+
+/* Each bad entry names itself and says what is wrong. */
+static void test_access_bad_entries_explained(void **state)
+{
+    static const char *const bad[][2] = {
+        {"bob", "allow entry \"bob\": is not a login (write a login such as alice@example.com, "
+                "*@example.com, tag:NAME or local)"},
+        {"tag:", "allow entry \"tag:\": a tag name must not be empty"},
+        {"tag:1x", "allow entry \"tag:1x\": a tag name must start with a letter after \"tag:\""},
+        {"tag:a_b", "allow entry \"tag:a_b\": a tag name may contain only letters, digits and '-'"},
+        {"*@", "allow entry \"*@\": the domain after '@' is empty"},
+        {"@example.com", "allow entry \"@example.com\": the part before '@' is empty (write a "
+                         "login such as alice@example.com, *@example.com, tag:NAME or local)"},
+        {"a*@example.com",
+         "allow entry \"a*@example.com\": '*' may only stand alone before '@', as in "
+         "*@example.com"},
+        {"*", "allow entry \"*\": is not a login (write a login such as alice@example.com, "
+              "*@example.com, tag:NAME or local)"},
+        {"a@b@example.com", "allow entry \"a@b@example.com\": has more than one '@' (write a "
+                            "login such as alice@example.com, *@example.com, tag:NAME or local)"},
+        {"alice@exa mple.com", "allow entry \"alice@exa mple.com\": the domain after '@' may "
+                               "contain only letters, digits, '-' and '.'"},
+        {"alice@example..com", "allow entry \"alice@example..com\": the domain after '@' has an "
+                               "empty label"},
+        {"alice@-x.com", "allow entry \"alice@-x.com\": a domain label must not start with '-'"},
+        {"al ice@x.com", "allow entry \"al ice@x.com\": a login must not contain spaces"},
+        {"a\r\nb@x.com", "allow entry \"a??b@x.com\": is not UTF-8 text without control "
+                         "characters"},
+        {"group:eng", "allow entry \"group:eng\": tailnet groups are not known to portico; list "
+                      "the logins, or grant the group access to the service in the tailnet "
+                      "policy"},
+        {"Local", "allow entry \"Local\": is not a login (write a login such as "
+                  "alice@example.com, *@example.com, tag:NAME or local)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(access_entry_check(bad[i][0], err, sizeof err), -1);
+        assert_string_equal(err, bad[i][1]);
+        assert_int_equal(access_list_add(&list, bad[i][0], err, sizeof err), -1);
+    }
+    assert_int_equal(list.n, 0);
+}
+
+static void test_access_list_bounded(void **state)
+{
+    char e[32];
+    for (int i = 0; i < LIMIT_ACCESS_ENTRIES; i++) {
+        snprintf(e, sizeof e, "u%d@example.com", i);
+        allow(e);
+    }
+    assert_int_equal(access_list_add(&list, "x@example.com", err, sizeof err), -1);
+    assert_string_equal(err, "allow: more than 1024 entries");
+}
+
+/* The domain without regard to case; the part before '@' exactly, as
+ * Tailscale compares logins. */
+static void test_access_login_match(void **state)
+{
+    allow("Alice@Example.COM");
+    user("Alice@example.com");
+    assert_true(access_list_allows(&list, &id));
+    user("alice@example.com");
+    assert_false(access_list_allows(&list, &id));
+    user("Alice@example.org");
+    assert_false(access_list_allows(&list, &id));
+    user("Alice@example.com.evil");
+    assert_false(access_list_allows(&list, &id));
+    user("xAlice@example.com");
+    assert_false(access_list_allows(&list, &id));
+}
+
+static void test_access_domain_match(void **state)
+{
+    allow("*@Example.com");
+    user("bob@example.com");
+    assert_true(access_list_allows(&list, &id));
+    user("bob@EXAMPLE.COM");
+    assert_true(access_list_allows(&list, &id));
+    user("bob@sub.example.com");
+    assert_false(access_list_allows(&list, &id));
+    user("bob@notexample.com");
+    assert_false(access_list_allows(&list, &id));
+    /* a login with more than one '@' is in no domain */
+    user("bob@evil.example@example.com");
+    assert_false(access_list_allows(&list, &id));
+    user("example.com");
+    assert_false(access_list_allows(&list, &id));
+}
+
+/* Tagged nodes match only tag: entries, and users never match them. */
+static void test_access_tags_only_for_tagged_nodes(void **state)
+{
+    allow("tag:monitoring");
+    allow("*@example.com");
+    tagged("tag:monitoring");
+    assert_true(access_list_allows(&list, &id));
+    tagged("tag:Monitoring");
+    assert_false(access_list_allows(&list, &id));
+    tagged("tag:ci");
+    assert_false(access_list_allows(&list, &id));
+    tagged("tag:monitoring"); /* tags without a source are not trusted */
+    id.source = IDENTITY_NONE;
+    assert_false(access_list_allows(&list, &id));
+
+    access_list_free(&list);
+    allow("*@example.com");
+    allow("tagged-devices@example.com");
+    /* a tagged node whose profile would match a user entry */
+    identity_init(&id);
+    id.source = IDENTITY_WHOIS;
+    assert_int_equal(identity_set(&id, IDENTITY_LOGIN, "tagged-devices@example.com", 26), 0);
+    assert_int_equal(identity_add(&id, IDENTITY_TAGS, "tag:ci", 6), 0);
+    assert_false(access_list_allows(&list, &id));
+}
+
+/* Funnel callers and callers with no identity match no user entry. */
+static void test_access_anonymous_match_nothing(void **state)
+{
+    allow("alice@example.com");
+    allow("*@example.com");
+    allow("tag:monitoring");
+    user("alice@example.com");
+    assert_true(access_list_allows(&list, &id));
+    id.funnel = true;
+    assert_false(access_list_allows(&list, &id));
+    user("alice@example.com");
+    id.source = IDENTITY_NONE; /* a failed whois */
+    assert_false(access_list_allows(&list, &id));
+    tagged("tag:monitoring");
+    id.funnel = true;
+    assert_false(access_list_allows(&list, &id));
+    identity_init(&id);
+    assert_false(access_list_allows(&list, &id));
+}
+
+static void test_access_local_entry(void **state)
+{
+    allow("local");
+    identity_init(&id);
+    assert_false(access_list_allows(&list, &id));
+    id.local = true;
+    assert_true(access_list_allows(&list, &id));
+    id.funnel = true;
+    assert_false(access_list_allows(&list, &id));
+    user("alice@example.com");
+    assert_false(access_list_allows(&list, &id));
+}
+
+static void test_access_empty_list_allows_nobody(void **state)
+{
+    user("alice@example.com");
+    assert_false(access_list_allows(&list, &id));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_access_good_entries_accepted, teardown),
+        cmocka_unit_test_teardown(test_access_bad_entries_explained, teardown),
+        cmocka_unit_test_teardown(test_access_list_bounded, teardown),
+        cmocka_unit_test_teardown(test_access_login_match, teardown),
+        cmocka_unit_test_teardown(test_access_domain_match, teardown),
+        cmocka_unit_test_teardown(test_access_tags_only_for_tagged_nodes, teardown),
+        cmocka_unit_test_teardown(test_access_anonymous_match_nothing, teardown),
+        cmocka_unit_test_teardown(test_access_local_entry, teardown),
+        cmocka_unit_test_teardown(test_access_empty_list_allows_nobody, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
