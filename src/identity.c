@@ -235,7 +235,7 @@ static void hb_put_joined(struct hb *b, const char *name, const struct identity 
 {
     size_t len = 0;
     for (size_t i = 0; i < id->nlist[l]; i++)
-        len += id->list[l][i].len + (i ? 2 : 0);
+        len += id->list[l][i].len + (i ? 2u : 0u);
     char *p = hb_room(b, len);
     if (!p)
         return;
