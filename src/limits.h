@@ -109,7 +109,10 @@
 
 /* ---- configuration -------------------------------------------------------- */
 #define LIMIT_CONFIG_BYTES (64u << 20) /* configuration file size */
-#define LIMIT_GETGR_BUF    65536       /* getgrnam_r buffer (a group's member list) */
+/* Bytes an arena (arena.h) asks malloc for at a time: a typical snapshot fits
+ * in one or two. */
+#define LIMIT_ARENA_CHUNK  (16u << 10)
+#define LIMIT_GETGR_BUF    65536 /* getgrnam_r buffer (a group's member list) */
 #define LIMIT_WORKERS_MAX  64
 #define LIMIT_SERVICE_NAME 63 /* a DNS label */
 #define LIMIT_UPGRADE_NAME 64 /* a protocol name in services.NAME.upgrade */
