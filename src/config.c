@@ -6,15 +6,25 @@
  * the schema. Every error names the file, the line and the key; nothing
  * survives a failed load.
  *
- * This file holds loading, the top level and the snapshot's lifetime; each
- * section of the file has its own config_<section>.c (listen, limits, tls,
- * auth, service, routes), and config_keys.c the messages and value readers
- * they share (declared in config_int.h).
+ * This file holds loading, the top level (the sections[] table below) and
+ * the snapshot's lifetime. Each section has its own config_<section>.c
+ * (listen and metrics, limits, tls, auth, service with routes), whose keys
+ * are one table of struct cfg_key (config_int.h): name, type, the field
+ * (offsetof) and the default. config_keys.c reads any table: unknown keys,
+ * each value's type, FILE:LINE messages. What a table cannot say (keys that
+ * depend on each other) is code after the table is read.
  *
- * Adding a top-level section "foo:": put its fields in struct config
- * (config.h), write cfg_parse_foo() in a new src/config_foo.c, declare it in
- * config_int.h, add "foo" to the names in parse_root() below and call it
- * there at the point in the fixed order where what it needs is parsed. */
+ * Adding a key to a section: one line in its table, plus the field in
+ * config.h. Adding a section "foo:": its fields in struct config, a
+ * src/config_foo.c with its key table and cfg_parse_foo() (usually
+ * cfg_keys_read, then its cross-key checks), the declaration in
+ * config_int.h, and one line in sections[] below, placed after the sections
+ * it depends on (they are read in that order, not the file's).
+ *
+ * Memory: everything a snapshot owns is allocated from its arena (arena.h)
+ * through cfg_calloc/cfg_strdup, so config_free is one arena_free after the
+ * few resources that are not memory (SSL contexts, the TLS store, the host
+ * table, resolver names). */
 #include "config_int.h"
 
 #include <errno.h>
@@ -26,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "limits.h"
 #include "resolve.h"
 #include "route.h"
@@ -36,7 +47,7 @@ static int parse_domain(struct parser *p, const yaml_node_t *n)
     const char *s;
     if (cfg_want_string(p, n, "domain", &s) < 0)
         return -1;
-    char *d = strdup(s);
+    char *d = cfg_strdup(p, s);
     if (!d)
         return cfg_fail_oom(p);
     p->c->domain = d;
@@ -59,139 +70,114 @@ static unsigned default_workers(void)
     return n > LIMIT_WORKERS_MAX ? LIMIT_WORKERS_MAX : (unsigned)n;
 }
 
+static int parse_workers(struct parser *p, const yaml_node_t *n)
+{
+    uint32_t w;
+    if (cfg_want_uint(p, n, "workers", 1, LIMIT_WORKERS_MAX, &w) < 0)
+        return -1;
+    p->c->workers = w;
+    return 0;
+}
+
 /* Query parameters whose values never reach the log unless configured
  * otherwise: the names apps commonly use for credentials in URLs. */
 static const char *const log_redact_default[] = {
     "token",   "access_token", "refresh_token", "id_token", "auth",   "key",
     "api_key", "apikey",       "password",      "passwd",   "secret", "client_secret",
-    "code",    "sig",          "signature",     "session",
+    "code",    "sig",          "signature",     "session",  NULL,
 };
 
-static int add_redact(struct parser *p, const char *name)
+static int check_redact(struct parser *p, const yaml_node_t *n, const char *what, char *v,
+                        char *const *prev, size_t nprev)
 {
-    char **r = realloc(p->c->log_redact, (p->c->nlog_redact + 1) * sizeof *r);
-    if (!r)
-        return cfg_fail_oom(p);
-    p->c->log_redact = r;
-    if (!(r[p->c->nlog_redact] = strdup(name)))
-        return cfg_fail_oom(p);
-    p->c->nlog_redact++;
+    bool ok = v[0] != '\0' && strlen(v) <= 64;
+    for (const char *q = v; ok && *q; q++)
+        ok = (unsigned char)*q > 0x20 && (unsigned char)*q < 0x7f && !strchr("&=#", *q);
+    if (!ok)
+        return cfg_fail(p, n,
+                        "%s: \"%s\" is not a query parameter name (1 to 64 printable characters "
+                        "without '&', '=' or '#')",
+                        what, cfg_show(p, v));
     return 0;
 }
+
+static const struct cfg_choice log_queries[] = {
+    {"redact", LOG_QUERY_REDACT}, {"full", LOG_QUERY_FULL}, {"drop", LOG_QUERY_DROP}, {NULL, 0}};
+static const struct cfg_key access_log_keys[] = {
+    {"enabled", CFG_BOOL, CFG_AT(struct config, access_log), true},
+    {"query", CFG_ENUM, CFG_AT(struct config, log_query), LOG_QUERY_REDACT, .choices = log_queries},
+    {"redact_params", CFG_STRINGS, CFG_AT(struct config, log_redact),
+     .off_n = offsetof(struct config, nlog_redact), .def_list = log_redact_default,
+     .item = check_redact},
+};
 
 /* "access_log: true|false", or a mapping {enabled, query, redact_params}. */
 static int parse_access_log(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"enabled", "query", "redact_params"};
     struct config *c = p->c;
-    yaml_node_t *vals[3] = {0};
-    if (n && n->type == YAML_SCALAR_NODE) {
-        if (cfg_want_bool(p, n, "access_log", &c->access_log) < 0)
+    struct cfg_seen seen;
+    if (!n || n->type == YAML_SCALAR_NODE) {
+        if (cfg_keys_defaults(p, access_log_keys, CFG_NKEYS(access_log_keys), c) < 0)
             return -1;
-    } else if (n && (cfg_want_mapping(p, n, "access_log", false) < 0 ||
-                     cfg_map_collect(p, n, names, 3, vals, "in access_log") < 0))
-        return -1;
-    if (vals[0] && cfg_want_bool(p, vals[0], "access_log.enabled", &c->access_log) < 0)
-        return -1;
-    if (vals[1]) {
-        const char *q;
-        if (cfg_want_string(p, vals[1], "access_log.query", &q) < 0)
-            return -1;
-        if (strcmp(q, "redact") == 0)
-            c->log_query = LOG_QUERY_REDACT;
-        else if (strcmp(q, "full") == 0)
-            c->log_query = LOG_QUERY_FULL;
-        else if (strcmp(q, "drop") == 0)
-            c->log_query = LOG_QUERY_DROP;
-        else
-            return cfg_fail(p, vals[1],
-                            "access_log.query: expected redact, full or drop, not \"%s\"",
-                            cfg_show(p, q));
+        return n ? cfg_want_bool(p, n, "access_log", &c->access_log) : 0;
     }
-    if (!vals[2]) {
-        for (size_t i = 0; i < sizeof log_redact_default / sizeof log_redact_default[0]; i++)
-            if (add_redact(p, log_redact_default[i]) < 0)
-                return -1;
-        return 0;
-    }
-    if (cfg_want_sequence(p, vals[2], "access_log.redact_params") < 0)
+    if (cfg_keys_read(p, n, access_log_keys, CFG_NKEYS(access_log_keys), c, "access_log",
+                      "in access_log", &seen) < 0)
         return -1;
-    if (c->log_query != LOG_QUERY_REDACT)
-        return cfg_fail(p, vals[2], "access_log.redact_params applies with query: redact");
-    for (yaml_node_item_t *it = vals[2]->data.sequence.items.start;
-         it < vals[2]->data.sequence.items.top; it++) {
-        const yaml_node_t *item = cfg_node(p, *it);
-        const char *name;
-        if (cfg_want_string(p, item, "access_log.redact_params", &name) < 0)
-            return -1;
-        bool ok = name[0] != '\0' && strlen(name) <= 64;
-        for (const char *q = name; ok && *q; q++)
-            ok = (unsigned char)*q > 0x20 && (unsigned char)*q < 0x7f && !strchr("&=#", *q);
-        if (!ok)
-            return cfg_fail(
-                p, item,
-                "access_log.redact_params: \"%s\" is not a query parameter name (1 to 64 "
-                "printable characters without '&', '=' or '#')",
-                cfg_show(p, name));
-        if (add_redact(p, name) < 0)
-            return -1;
-    }
+    const yaml_node_t *redact = cfg_seen_node(&seen, "redact_params");
+    if (redact && c->log_query != LOG_QUERY_REDACT)
+        return cfg_fail(p, redact, "access_log.redact_params applies with query: redact");
     return 0;
 }
 
+static int parse_listen(struct parser *p, const yaml_node_t *n)
+{
+    if (!n) /* the line of the top level, where listen: belongs */
+        return cfg_failat(p, p->root_line, "no listen addresses (add listen: [{addr: host:port}])");
+    return cfg_parse_listen(p, n);
+}
+
+/* The top-level keys, in the order they are read (not the file's): services
+ * need the domain, the listen addresses and the auth providers first, and
+ * tls is read once it is known whether any listener needs certificates. */
+static const struct section {
+    const char *name;
+    int (*parse)(struct parser *p, const yaml_node_t *n);
+    bool always; /* called with n == NULL when the key is absent: defaults, or an error */
+} sections[] = {
+    {"domain", parse_domain, false},        {"workers", parse_workers, false},
+    {"access_log", parse_access_log, true}, {"limits", cfg_parse_limits, true},
+    {"listen", parse_listen, true},         {"metrics", cfg_parse_metrics, false},
+    {"auth", cfg_parse_auth, false},        {"services", cfg_parse_services, false},
+    {"tls", cfg_parse_tls, false},
+};
+#define NSECTIONS (sizeof sections / sizeof sections[0])
+
 static int parse_root(struct parser *p)
 {
-    static const char *const names[] = {"domain",  "workers",  "access_log", "listen", "limits",
-                                        "metrics", "services", "tls",        "auth"};
-    enum {
-        K_DOMAIN,
-        K_WORKERS,
-        K_ACCESS_LOG,
-        K_LISTEN,
-        K_LIMITS,
-        K_METRICS,
-        K_SERVICES,
-        K_TLS,
-        K_AUTH,
-        K_N
-    };
-    yaml_node_t *vals[K_N] = {0};
-    struct config *c = p->c;
+    const yaml_node_t *vals[NSECTIONS] = {0};
     const yaml_node_t *root = p->have_doc ? yaml_document_get_root_node(&p->doc) : NULL;
-
+    p->root_line = root ? root->start_mark.line + 1 : 1;
     if (root) {
         if (root->type != YAML_MAPPING_NODE)
             return cfg_fail(p, root, "expected a mapping at the top level");
-        if (cfg_want_mapping(p, root, "the top level", false) < 0 ||
-            cfg_map_collect(p, root, names, K_N, vals, "at the top level") < 0)
+        if (cfg_want_mapping(p, root, "the top level", false) < 0)
             return -1;
+        for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+             pair < root->data.mapping.pairs.top; pair++) {
+            const yaml_node_t *k = cfg_node(p, pair->key);
+            size_t i = 0;
+            while (i < NSECTIONS && !cfg_key_is(k, sections[i].name))
+                i++;
+            if (i == NSECTIONS)
+                return cfg_fail(p, k, "unknown key \"%s\" at the top level",
+                                cfg_show(p, cfg_scalar(k)));
+            vals[i] = cfg_node(p, pair->value);
+        }
     }
-    /* Fixed order: services need the domain and the listen addresses first. */
-    if (vals[K_DOMAIN] && parse_domain(p, vals[K_DOMAIN]) < 0)
-        return -1;
-    if (vals[K_WORKERS]) {
-        uint32_t w;
-        if (cfg_want_uint(p, vals[K_WORKERS], "workers", 1, LIMIT_WORKERS_MAX, &w) < 0)
+    for (size_t i = 0; i < NSECTIONS; i++)
+        if ((vals[i] || sections[i].always) && sections[i].parse(p, vals[i]) < 0)
             return -1;
-        c->workers = w;
-    }
-    if (parse_access_log(p, vals[K_ACCESS_LOG]) < 0)
-        return -1;
-    if (vals[K_LIMITS] && cfg_parse_limits(p, vals[K_LIMITS]) < 0)
-        return -1;
-    if (!vals[K_LISTEN]) /* the line of the top level, where listen: belongs */
-        return cfg_failat(p, root ? root->start_mark.line + 1 : 1,
-                          "no listen addresses (add listen: [{addr: host:port}])");
-    if (cfg_parse_listen(p, vals[K_LISTEN]) < 0)
-        return -1;
-    if (vals[K_METRICS] && cfg_parse_metrics(p, vals[K_METRICS]) < 0)
-        return -1;
-    if (vals[K_AUTH] && cfg_parse_auth(p, vals[K_AUTH]) < 0)
-        return -1;
-    if (vals[K_SERVICES] && cfg_parse_services(p, vals[K_SERVICES]) < 0)
-        return -1;
-    if (vals[K_TLS] && cfg_parse_tls(p, vals[K_TLS]) < 0)
-        return -1;
     return cfg_load_tls(p);
 }
 
@@ -286,79 +272,18 @@ static void drop_name(struct config_addr *a, void *arg)
     a->name = NULL;
 }
 
+/* Everything the snapshot owns is in its arena, c itself included; what
+ * is not memory (contexts, tables and names other modules own) is let go
+ * first. */
 static void config_free(struct config *c)
 {
-    free(c->warnings);
     config_each_named(c, drop_name, NULL);
     route_table_free(c->routes);
-    for (size_t i = 0; i < c->nservices; i++) {
-        struct config_service *s = &c->services[i];
-        free(s->name);
-        for (size_t j = 0; j < s->nhosts; j++)
-            free(s->hosts[j]);
-        free(s->hosts);
-        for (size_t j = 0; j < s->nroutes; j++) {
-            free(s->routes[j].prefix);
-            free(s->routes[j].authority);
-        }
-        free(s->routes);
-        for (size_t j = 0; j < s->nheaders; j++) {
-            free(s->headers[j].name);
-            free(s->headers[j].value);
-        }
-        free(s->headers);
-        free(s->tcp);
-        free(s->passthrough);
-        free(s->authority);
-        free(s->host_header);
-        for (size_t j = 0; j < s->nauth_skip; j++)
-            free(s->auth_skip[j]);
-        free(s->auth_skip);
-        for (size_t j = 0; j < s->nupgrade; j++)
-            free(s->upgrade[j]);
-        free(s->upgrade);
-    }
-    free(c->services);
-    free(c->tcp_services);
-    for (size_t i = 0; i < c->nupstreams; i++) {
-        free(c->upstreams[i].key);
-        free(c->upstreams[i].tls_name);
-    }
-    for (size_t i = 0; i < c->ntls_clients; i++) {
+    for (size_t i = 0; i < c->ntls_clients; i++)
         tls_client_ctx_free(c->tls_clients[i].ctx);
-        free(c->tls_clients[i].ca);
-    }
-    free(c->tls_clients);
-    for (size_t i = 0; i < c->nauths; i++) {
-        struct config_auth *a = &c->auths[i];
-        free(a->name);
-        free(a->url);
-        free(a->path);
-        free(a->host);
-        free(a->up.key);
-        free(a->up.tls_name);
-        for (size_t j = 0; j < a->ncopy; j++)
-            free(a->copy_headers[j]);
-        free(a->copy_headers);
-        free(a->portal);
-    }
-    free(c->auths);
-    free(c->upstreams);
-    free(c->listens);
-    for (size_t i = 0; i < c->ntls_certs; i++) {
-        free(c->tls_certs[i].cert);
-        free(c->tls_certs[i].key);
-    }
-    free(c->tls_certs);
-    free(c->tls_default);
     if (c->tls)
         tls_store_unref(c->tls);
-    for (size_t i = 0; i < c->nlog_redact; i++)
-        free(c->log_redact[i]);
-    free(c->log_redact);
-    free(c->domain);
-    free(c->path);
-    free(c);
+    arena_free(c->arena);
 }
 
 struct config *config_parse(const char *name, const char *text, size_t len, char *err,
@@ -371,35 +296,20 @@ struct config *config_parse(const char *name, const char *text, size_t len, char
         cfg_failat(&p, 0, "the file is larger than %u MiB", LIMIT_CONFIG_BYTES >> 20);
         return NULL;
     }
-    struct config *c = calloc(1, sizeof *c);
+    struct arena *arena = arena_new();
+    struct config *c = arena ? arena_alloc(arena, sizeof *c) : NULL;
     if (!c) {
+        arena_free(arena);
         cfg_fail_oom(&p);
         return NULL;
     }
+    c->arena = arena;
     p.c = c;
     c->refs = 1;
     static uint64_t serials;
     c->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
     c->workers = default_workers();
-    c->access_log = true;
-    c->limits = (struct config_limits){
-        .max_connections = LIMIT_MAX_CONNECTIONS_DEFAULT,
-        .max_connections_per_client = LIMIT_CONNECTIONS_PER_CLIENT_DEFAULT,
-        .max_header_bytes = LIMIT_HEADER_BYTES_DEFAULT,
-        .max_request_line = LIMIT_REQUEST_LINE_DEFAULT,
-        .header_timeout_ms = TIMEOUT_HEADER_MS_DEFAULT,
-        .keepalive_timeout_ms = TIMEOUT_KEEPALIVE_MS_DEFAULT,
-        .body_timeout_ms = TIMEOUT_BODY_MS_DEFAULT,
-        .body_min_rate = LIMIT_BODY_MIN_RATE_DEFAULT,
-        .body_rate_grace_ms = TIMEOUT_BODY_RATE_GRACE_MS_DEFAULT,
-        .send_timeout_ms = TIMEOUT_SEND_MS_DEFAULT,
-        .tunnel_timeout_ms = TIMEOUT_TUNNEL_MS_DEFAULT,
-        .shutdown_timeout_ms = TIMEOUT_SHUTDOWN_MS_DEFAULT,
-        .upstream_keepalive = LIMIT_POOL_IDLE_DEFAULT,
-        .upstream_keepalive_timeout_ms = TIMEOUT_POOL_IDLE_MS_DEFAULT,
-        .resolve_interval_ms = TIMEOUT_RESOLVE_MS_DEFAULT,
-    };
-    c->path = strdup(name);
+    c->path = cfg_strdup(&p, name);
     c->routes = route_table_new(0); /* replaced by parse_services; lookups need a table */
     int rc = !c->path || !c->routes ? cfg_fail_oom(&p) : 0;
     if (rc == 0)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct arena;
 struct ssl_ctx_st;
 struct resolve_name;
 
@@ -190,7 +191,11 @@ struct config_limits {
 struct route_table;
 struct tls_store;
 
+/* Every string and array below, and the struct itself, live in arena and
+ * go with it; SSL contexts, the TLS store, the route table and resolver
+ * names are released on their own. */
 struct config {
+    struct arena *arena;
     int refs;        /* atomic; see config_ref/config_unref */
     uint64_t serial; /* unique per snapshot loaded in this process */
     char *path;

@@ -323,3 +323,15 @@ void cfg_set_owner(struct parser *p, const yaml_node_t *n, struct config_addr *a
     a->owner = p->owner;
     a->line = n ? (int)n->start_mark.line + 1 : 0;
 }
+
+int cfg_fn_listen_addr(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                       void *target)
+{
+    return cfg_read_addr(p, n, what, field, true);
+}
+
+int cfg_fn_target(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                  void *target)
+{
+    return cfg_read_target(p, n, what, field);
+}

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <yaml.h>
 
+#include "arena.h"
 #include "config.h"
 
 #define ADDR_HELP     "(use host:port, [v6]:port or unix:/path)"
@@ -27,8 +28,10 @@ struct parser {
     struct config *c;
     struct route_table *upstream_keys; /* key -> struct config_upstream *; keys owned by c */
     size_t upstream_cap;               /* c->upstreams never moves: pointers into it are kept */
+    size_t tls_clients_cap;            /* room in c->tls_clients */
     char shown[4][SHOW_MAX + 8];
     unsigned nshown;
+    size_t root_line;               /* where the top-level mapping starts */
     int tls_line, tls_default_line; /* where "tls:" and its default_cert are */
     /* The service being parsed: its https:// upstreams are verified with these. */
     const char *svc_tls_ca;
@@ -49,6 +52,22 @@ struct upstream_url {
     char
         authority[sizeof((struct config_addr *)0)->text]; /* host[:port] as written; "" for unix: */
 };
+
+/* Memory the snapshot owns: from its arena, released with it. */
+static inline void *cfg_calloc(struct parser *p, size_t n, size_t size)
+{
+    return arena_calloc(p->c->arena, n, size);
+}
+
+static inline char *cfg_strdup(struct parser *p, const char *s)
+{
+    return arena_strdup(p->c->arena, s);
+}
+
+static inline char *cfg_strndup(struct parser *p, const char *s, size_t n)
+{
+    return arena_strndup(p->c->arena, s, n);
+}
 
 /* ---- messages (config_keys.c) ---- */
 
@@ -87,10 +106,77 @@ int cfg_want_duration_or_off(struct parser *p, const yaml_node_t *n, const char 
 int cfg_want_sequence(struct parser *p, const yaml_node_t *n, const char *what);
 /* A mapping with string keys, none repeated (compared without case when nocase). */
 int cfg_want_mapping(struct parser *p, const yaml_node_t *n, const char *what, bool nocase);
-int cfg_key_index(const yaml_node_t *k, const char *const *names, size_t n);
-/* Sort a mapping's values into slots by key name; an unknown key is an error. */
-int cfg_map_collect(struct parser *p, const yaml_node_t *map, const char *const *names, size_t n,
-                    yaml_node_t **vals, const char *where);
+
+/* ---- key tables (config_keys.c) ---- */
+
+/* How a key's value is read and where it goes. */
+enum cfg_type {
+    CFG_BOOL,         /* true or false, into a bool */
+    CFG_UINT,         /* a whole number from min to max, into an unsigned field of any width */
+    CFG_DURATION,     /* "250ms", "5s", "2m", "1h", more than 0: milliseconds into a uint32_t */
+    CFG_DURATION_OFF, /* the same, or "off" for 0 (no limit) */
+    CFG_STRING,       /* a string, copied into the arena: a char * */
+    CFG_ENUM,         /* one of choices[].name: its value (not negative) into an integer field */
+    CFG_STRINGS,      /* a list of strings: char ** at off, its length (size_t) at off_n */
+    CFG_FUNC,         /* read by fn */
+    CFG_LATER,        /* a known key the section reads itself, once others are known */
+};
+
+struct cfg_choice {
+    const char *name;
+    int value;
+};
+
+struct parser;
+
+/* One key of a section. Numbers, bools and enums take def when the key is
+ * absent; a string list takes def_list (NULL: empty). */
+struct cfg_key {
+    const char *name;
+    enum cfg_type type;
+    size_t off, size; /* the field in the section's struct: CFG_AT(struct, field) */
+    uint64_t def;
+    uint32_t min, max;                /* CFG_UINT; CFG_STRINGS: max items (0: any) */
+    const struct cfg_choice *choices; /* CFG_ENUM: ended by {NULL, 0} */
+    size_t off_n;                     /* CFG_STRINGS: the size_t count */
+    const char *const *def_list;      /* CFG_STRINGS: default items, ended by NULL */
+    bool bare;                        /* messages name the section ("listen"), not the key */
+    /* CFG_STRINGS: check one item (a copy in the arena, may be normalised in
+     * place) against the ones before it. */
+    int (*item)(struct parser *p, const yaml_node_t *n, const char *what, char *v,
+                char *const *prev, size_t nprev);
+    /* CFG_FUNC: read n; field is target + off, target the section's struct. */
+    int (*fn)(struct parser *p, const yaml_node_t *n, const char *what, void *field, void *target);
+};
+
+#define CFG_AT(type, field) .off = offsetof(type, field), .size = sizeof(((type *)0)->field)
+#define CFG_NKEYS(keys)     (sizeof(keys) / sizeof((keys)[0]))
+#define CFG_KEYS_MAX        32 /* keys in one table */
+
+/* The keys a mapping has, by position in its table. */
+struct cfg_seen {
+    const struct cfg_key *keys;
+    size_t nkeys;
+    const yaml_node_t *map;
+    const yaml_node_t *vals[CFG_KEYS_MAX];
+};
+
+/* Key node k is name, byte for byte (a key with a NUL byte in it is not). */
+bool cfg_key_is(const yaml_node_t *k, const char *name);
+/* Check that n is a mapping (messages name it what) whose keys are all in
+ * keys; an unknown key is "unknown key \"K\" WHERE". */
+int cfg_keys_collect(struct parser *p, const yaml_node_t *n, const struct cfg_key *keys,
+                     size_t nkeys, const char *what, const char *where, struct cfg_seen *seen);
+/* Set every key's default in target. */
+int cfg_keys_defaults(struct parser *p, const struct cfg_key *keys, size_t nkeys, void *target);
+/* Defaults, then every key present read into target in file order (so that
+ * of two mistakes the first is reported), named "PREFIX.KEY" in messages. */
+int cfg_keys_apply(struct parser *p, const struct cfg_seen *seen, void *target, const char *prefix);
+/* Both: the usual way to read a section. */
+int cfg_keys_read(struct parser *p, const yaml_node_t *n, const struct cfg_key *keys, size_t nkeys,
+                  void *target, const char *prefix, const char *where, struct cfg_seen *seen);
+/* The node of key name, NULL when absent (name must be in the table). */
+const yaml_node_t *cfg_seen_node(const struct cfg_seen *seen, const char *name);
 
 /* ---- addresses (config_addr.c) ---- */
 
@@ -105,6 +191,11 @@ int cfg_read_addr(struct parser *p, const yaml_node_t *n, const char *what, stru
 int cfg_read_target(struct parser *p, const yaml_node_t *n, const char *what,
                     struct config_addr *out);
 void cfg_set_owner(struct parser *p, const yaml_node_t *n, struct config_addr *a);
+/* CFG_FUNC readers of a struct config_addr: one to listen on, one to connect to. */
+int cfg_fn_listen_addr(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                       void *target);
+int cfg_fn_target(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                  void *target);
 
 /* ---- upstreams (config_upstream.c) ---- */
 
@@ -118,14 +209,15 @@ int cfg_parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
 
 bool cfg_name_valid(const char *s, size_t len);                 /* config_service.c */
 int cfg_parse_services(struct parser *p, const yaml_node_t *n); /* config_service.c */
-int cfg_parse_routes(struct parser *p, struct config_service *svc, const yaml_node_t *n,
-                     const char *what); /* config_routes.c, and the three below */
-int cfg_parse_host_header(struct parser *p, struct config_service *svc, const yaml_node_t *n,
-                          const char *what);
-int cfg_parse_headers(struct parser *p, struct config_service *svc, const yaml_node_t *n,
-                      const char *what);
-int cfg_parse_tcp(struct parser *p, struct config_service *svc, const yaml_node_t *n,
-                  const char *what);
+/* config_routes.c: CFG_FUNC readers of a service's keys (target: the service). */
+int cfg_read_routes(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                    void *target);
+int cfg_read_host_header(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                         void *target);
+int cfg_read_headers(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                     void *target);
+int cfg_read_tcp(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                 void *target);
 int cfg_parse_auth(struct parser *p, const yaml_node_t *n);    /* config_auth.c */
 int cfg_parse_listen(struct parser *p, const yaml_node_t *n);  /* config_listen.c */
 int cfg_parse_metrics(struct parser *p, const yaml_node_t *n); /* config_listen.c */

@@ -75,10 +75,13 @@ __attribute__((format(printf, 3, 4))) void cfg_warn(struct parser *p, const yaml
                        n ? n->start_mark.line + 1 : 0, msg);
     if (len < 0)
         return;
+    /* A new copy per warning: they are few, and the old copies stay in the arena. */
     size_t have = p->c->warnings ? strlen(p->c->warnings) : 0;
-    char *w = realloc(p->c->warnings, have + (size_t)len + 1);
+    char *w = arena_alloc(p->c->arena, have + (size_t)len + 1);
     if (!w)
         return; /* a warning lost to a failed allocation leaves the config valid */
+    if (have)
+        memcpy(w, p->c->warnings, have);
     memcpy(w + have, line, (size_t)len + 1);
     p->c->warnings = w;
 }
@@ -322,26 +325,206 @@ int cfg_want_mapping(struct parser *p, const yaml_node_t *n, const char *what, b
     return rc;
 }
 
-/* Find key among names; returns its index or -1. */
-int cfg_key_index(const yaml_node_t *k, const char *const *names, size_t n)
+/* ---- key tables ------------------------------------------------------------------ */
+
+bool cfg_key_is(const yaml_node_t *k, const char *name)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(cfg_scalar(k), names[i]) == 0 && strlen(names[i]) == k->data.scalar.length)
-            return (int)i;
-    return -1;
+    return strlen(name) == k->data.scalar.length && strcmp(cfg_scalar(k), name) == 0;
 }
 
-/* Sort a mapping's values into slots by key name; an unknown key is an error. */
-int cfg_map_collect(struct parser *p, const yaml_node_t *map, const char *const *names, size_t n,
-                    yaml_node_t **vals, const char *where)
+int cfg_keys_collect(struct parser *p, const yaml_node_t *n, const struct cfg_key *keys,
+                     size_t nkeys, const char *what, const char *where, struct cfg_seen *seen)
 {
-    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+    memset(seen, 0, sizeof *seen);
+    seen->keys = keys;
+    seen->nkeys = nkeys;
+    seen->map = n;
+    if (nkeys > CFG_KEYS_MAX) /* a table grew past the bound: caught by any test loading it */
+        return cfg_fail(p, n, "%s: more than %d keys in the schema", what, CFG_KEYS_MAX);
+    if (cfg_want_mapping(p, n, what, false) < 0)
+        return -1;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
          pair++) {
-        yaml_node_t *k = cfg_node(p, pair->key);
-        int i = cfg_key_index(k, names, n);
-        if (i < 0)
+        const yaml_node_t *k = cfg_node(p, pair->key);
+        size_t i = 0;
+        while (i < nkeys && !cfg_key_is(k, keys[i].name))
+            i++;
+        if (i == nkeys)
             return cfg_fail(p, k, "unknown key \"%s\" %s", cfg_show(p, cfg_scalar(k)), where);
-        vals[i] = cfg_node(p, pair->value);
+        seen->vals[i] = cfg_node(p, pair->value);
     }
     return 0;
+}
+
+const yaml_node_t *cfg_seen_node(const struct cfg_seen *seen, const char *name)
+{
+    for (size_t i = 0; i < seen->nkeys; i++)
+        if (strcmp(seen->keys[i].name, name) == 0)
+            return seen->vals[i];
+    return NULL;
+}
+
+/* An unsigned value into a field of the width the table gives. */
+static void store_uint(void *field, size_t size, uint64_t v)
+{
+    if (size == sizeof(uint8_t))
+        *(uint8_t *)field = (uint8_t)v;
+    else if (size == sizeof(uint16_t))
+        *(uint16_t *)field = (uint16_t)v;
+    else if (size == sizeof(uint32_t))
+        *(uint32_t *)field = (uint32_t)v;
+    else
+        *(uint64_t *)field = v;
+}
+
+static int read_strings(struct parser *p, const struct cfg_key *k, const yaml_node_t *n,
+                        const char *what, char ***list, size_t *count)
+{
+    size_t cap = 0;
+    if (n) {
+        if (cfg_want_sequence(p, n, what) < 0)
+            return -1;
+        cap = cfg_seq_len(n);
+        if (k->max && cap > k->max)
+            return cfg_fail(p, n, "%s: at most %u names", what, k->max);
+    } else {
+        while (k->def_list && k->def_list[cap])
+            cap++;
+    }
+    char **items = cfg_calloc(p, cap, sizeof *items);
+    if (!items)
+        return cfg_fail_oom(p);
+    *list = items;
+    *count = 0;
+    for (size_t i = 0; i < cap; i++) {
+        const yaml_node_t *item = n ? cfg_node(p, n->data.sequence.items.start[i]) : NULL;
+        const char *v = n ? NULL : k->def_list[i];
+        if (item && cfg_want_string(p, item, what, &v) < 0)
+            return -1;
+        char *copy = cfg_strdup(p, v);
+        if (!copy)
+            return cfg_fail_oom(p);
+        if (item && k->item && k->item(p, item, what, copy, items, *count) < 0)
+            return -1;
+        items[(*count)++] = copy;
+    }
+    return 0;
+}
+
+int cfg_keys_defaults(struct parser *p, const struct cfg_key *keys, size_t nkeys, void *target)
+{
+    for (size_t i = 0; i < nkeys; i++) {
+        const struct cfg_key *k = &keys[i];
+        void *field = (char *)target + k->off;
+        switch (k->type) {
+        case CFG_BOOL:
+            *(bool *)field = k->def != 0;
+            break;
+        case CFG_UINT:
+        case CFG_DURATION:
+        case CFG_DURATION_OFF:
+        case CFG_ENUM:
+            store_uint(field, k->size, k->def);
+            break;
+        case CFG_STRINGS:
+            if (read_strings(p, k, NULL, k->name, (char ***)field,
+                             (size_t *)((char *)target + k->off_n)) < 0)
+                return -1;
+            break;
+        case CFG_STRING:
+        case CFG_FUNC:
+        case CFG_LATER:
+            break;
+        }
+    }
+    return 0;
+}
+
+/* "WHAT: expected A, B or C, not \"V\"" */
+static int read_enum(struct parser *p, const struct cfg_key *k, const yaml_node_t *n,
+                     const char *what, void *field)
+{
+    const char *v;
+    char names[256];
+    size_t o = 0, count = 0;
+    if (cfg_want_string(p, n, what, &v) < 0)
+        return -1;
+    for (const struct cfg_choice *c = k->choices; c->name; c++, count++)
+        if (strcmp(v, c->name) == 0) {
+            store_uint(field, k->size, (uint64_t)c->value);
+            return 0;
+        }
+    for (size_t i = 0; i < count && o < sizeof names; i++)
+        o += (size_t)snprintf(names + o, sizeof names - o, "%s%s",
+                              i == 0           ? ""
+                              : i + 1 == count ? " or "
+                                               : ", ",
+                              k->choices[i].name);
+    return cfg_fail(p, n, "%s: expected %s, not \"%s\"", what, names, cfg_show(p, v));
+}
+
+static int read_key(struct parser *p, const struct cfg_key *k, const yaml_node_t *n,
+                    const char *what, void *target)
+{
+    void *field = (char *)target + k->off;
+    uint32_t u;
+    const char *s;
+    int rc = 0;
+    switch (k->type) {
+    case CFG_BOOL:
+        return cfg_want_bool(p, n, what, (bool *)field);
+    case CFG_UINT:
+        if ((rc = cfg_want_uint(p, n, what, k->min, k->max, &u)) == 0)
+            store_uint(field, k->size, u);
+        return rc;
+    case CFG_DURATION:
+        return cfg_want_duration(p, n, what, (uint32_t *)field);
+    case CFG_DURATION_OFF:
+        return cfg_want_duration_or_off(p, n, what, (uint32_t *)field);
+    case CFG_STRING:
+        if (cfg_want_string(p, n, what, &s) < 0)
+            return -1;
+        if (!(*(char **)field = cfg_strdup(p, s)))
+            return cfg_fail_oom(p);
+        return 0;
+    case CFG_ENUM:
+        return read_enum(p, k, n, what, field);
+    case CFG_STRINGS:
+        return read_strings(p, k, n, what, (char ***)field, (size_t *)((char *)target + k->off_n));
+    case CFG_FUNC:
+        return k->fn(p, n, what, field, target);
+    case CFG_LATER:
+        return 0;
+    }
+    return 0;
+}
+
+int cfg_keys_apply(struct parser *p, const struct cfg_seen *seen, void *target, const char *prefix)
+{
+    if (cfg_keys_defaults(p, seen->keys, seen->nkeys, target) < 0)
+        return -1;
+    const yaml_node_t *n = seen->map;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        const yaml_node_t *key = cfg_node(p, pair->key);
+        const struct cfg_key *k = seen->keys;
+        while (strcmp(k->name, cfg_scalar(key)) != 0)
+            k++; /* present: cfg_keys_collect found it */
+        char what[256];
+        if (k->bare || !prefix[0])
+            snprintf(what, sizeof what, "%s", prefix[0] ? prefix : k->name);
+        else
+            snprintf(what, sizeof what, "%s.%s", prefix, k->name);
+        if (read_key(p, k, cfg_node(p, pair->value), what, target) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int cfg_keys_read(struct parser *p, const yaml_node_t *n, const struct cfg_key *keys, size_t nkeys,
+                  void *target, const char *prefix, const char *where, struct cfg_seen *seen)
+{
+    if (cfg_keys_collect(p, n, keys, nkeys, prefix, where, seen) < 0)
+        return -1;
+    return cfg_keys_apply(p, seen, target, prefix);
 }

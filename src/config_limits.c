@@ -1,66 +1,52 @@
-/* config_limits.c - the "limits:" section. */
+/* config_limits.c - the "limits:" section: one table, one line per key. */
 #include "config_int.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "limits.h"
 
-struct limit_key {
-    const char *name;
-    size_t off;
-    bool duration;
-    uint32_t min, max;
+#define AT(f) CFG_AT(struct config_limits, f)
+static const struct cfg_key limit_keys[] = {
+    {"max_connections", CFG_UINT, AT(max_connections), LIMIT_MAX_CONNECTIONS_DEFAULT, 1,
+     UINT32_MAX},
+    {"max_header_bytes", CFG_UINT, AT(max_header_bytes), LIMIT_HEADER_BYTES_DEFAULT, 1024,
+     LIMIT_HEADER_BYTES_MAX},
+    {"max_request_line", CFG_UINT, AT(max_request_line), LIMIT_REQUEST_LINE_DEFAULT, 256,
+     LIMIT_HEADER_BYTES_MAX},
+    {"header_timeout", CFG_DURATION, AT(header_timeout_ms), TIMEOUT_HEADER_MS_DEFAULT},
+    {"keepalive_timeout", CFG_DURATION, AT(keepalive_timeout_ms), TIMEOUT_KEEPALIVE_MS_DEFAULT},
+    {"body_timeout", CFG_DURATION, AT(body_timeout_ms), TIMEOUT_BODY_MS_DEFAULT},
+    {"body_min_rate", CFG_UINT, AT(body_min_rate), LIMIT_BODY_MIN_RATE_DEFAULT, 0,
+     LIMIT_BODY_MIN_RATE_MAX},
+    {"body_rate_grace", CFG_DURATION, AT(body_rate_grace_ms), TIMEOUT_BODY_RATE_GRACE_MS_DEFAULT},
+    {"send_timeout", CFG_DURATION, AT(send_timeout_ms), TIMEOUT_SEND_MS_DEFAULT},
+    {"tunnel_timeout", CFG_DURATION, AT(tunnel_timeout_ms), TIMEOUT_TUNNEL_MS_DEFAULT},
+    {"shutdown_timeout", CFG_DURATION, AT(shutdown_timeout_ms), TIMEOUT_SHUTDOWN_MS_DEFAULT},
+    {"upstream_keepalive", CFG_UINT, AT(upstream_keepalive), LIMIT_POOL_IDLE_DEFAULT, 0,
+     LIMIT_POOL_IDLE_MAX},
+    {"upstream_keepalive_timeout", CFG_DURATION, AT(upstream_keepalive_timeout_ms),
+     TIMEOUT_POOL_IDLE_MS_DEFAULT},
+    {"max_connections_per_client", CFG_UINT, AT(max_connections_per_client),
+     LIMIT_CONNECTIONS_PER_CLIENT_DEFAULT, 0, LIMIT_CONNECTIONS_PER_CLIENT_MAX},
+    {"resolve_interval", CFG_DURATION, AT(resolve_interval_ms), TIMEOUT_RESOLVE_MS_DEFAULT},
 };
 
-#define LIMIT_FIELD(f) offsetof(struct config_limits, f)
-static const struct limit_key limit_keys[] = {
-    {"max_connections", LIMIT_FIELD(max_connections), false, 1, UINT32_MAX},
-    {"max_header_bytes", LIMIT_FIELD(max_header_bytes), false, 1024, LIMIT_HEADER_BYTES_MAX},
-    {"max_request_line", LIMIT_FIELD(max_request_line), false, 256, LIMIT_HEADER_BYTES_MAX},
-    {"header_timeout", LIMIT_FIELD(header_timeout_ms), true, 0, 0},
-    {"keepalive_timeout", LIMIT_FIELD(keepalive_timeout_ms), true, 0, 0},
-    {"body_timeout", LIMIT_FIELD(body_timeout_ms), true, 0, 0},
-    {"body_min_rate", LIMIT_FIELD(body_min_rate), false, 0, LIMIT_BODY_MIN_RATE_MAX},
-    {"body_rate_grace", LIMIT_FIELD(body_rate_grace_ms), true, 0, 0},
-    {"send_timeout", LIMIT_FIELD(send_timeout_ms), true, 0, 0},
-    {"tunnel_timeout", LIMIT_FIELD(tunnel_timeout_ms), true, 0, 0},
-    {"shutdown_timeout", LIMIT_FIELD(shutdown_timeout_ms), true, 0, 0},
-    {"upstream_keepalive", LIMIT_FIELD(upstream_keepalive), false, 0, LIMIT_POOL_IDLE_MAX},
-    {"upstream_keepalive_timeout", LIMIT_FIELD(upstream_keepalive_timeout_ms), true, 0, 0},
-    {"max_connections_per_client", LIMIT_FIELD(max_connections_per_client), false, 0,
-     LIMIT_CONNECTIONS_PER_CLIENT_MAX},
-    {"resolve_interval", LIMIT_FIELD(resolve_interval_ms), true, 0, 0},
-};
-#define NLIMITS (sizeof limit_keys / sizeof limit_keys[0])
-
+/* n is NULL without "limits:": the defaults. */
 int cfg_parse_limits(struct parser *p, const yaml_node_t *n)
 {
-    const char *names[NLIMITS];
-    yaml_node_t *vals[NLIMITS] = {0};
     struct config_limits *lim = &p->c->limits;
-    for (size_t i = 0; i < NLIMITS; i++)
-        names[i] = limit_keys[i].name;
-    if (cfg_want_mapping(p, n, "limits", false) < 0 ||
-        cfg_map_collect(p, n, names, NLIMITS, vals, "in limits") < 0)
+    struct cfg_seen seen;
+    if (!n)
+        return cfg_keys_defaults(p, limit_keys, CFG_NKEYS(limit_keys), lim);
+    if (cfg_keys_read(p, n, limit_keys, CFG_NKEYS(limit_keys), lim, "limits", "in limits", &seen) <
+        0)
         return -1;
-    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
-         pair++) {
-        int i = cfg_key_index(cfg_node(p, pair->key), names, NLIMITS);
-        const struct limit_key *lk = &limit_keys[i];
-        uint32_t *field = (uint32_t *)((char *)lim + lk->off);
-        char what[64];
-        snprintf(what, sizeof what, "limits.%s", lk->name);
-        int rc = lk->duration ? cfg_want_duration(p, vals[i], what, field)
-                              : cfg_want_uint(p, vals[i], what, lk->min, lk->max, field);
-        if (rc < 0)
-            return -1;
-        if (field == &lim->resolve_interval_ms && *field < LIMIT_RESOLVE_INTERVAL_MIN_MS)
-            return cfg_fail(p, vals[i], "limits.resolve_interval: at least %us",
-                            LIMIT_RESOLVE_INTERVAL_MIN_MS / 1000);
-    }
-    const yaml_node_t *line_node = vals[2]; /* max_request_line, if written */
+    const yaml_node_t *resolve = cfg_seen_node(&seen, "resolve_interval");
+    if (resolve && lim->resolve_interval_ms < LIMIT_RESOLVE_INTERVAL_MIN_MS)
+        return cfg_fail(p, resolve, "limits.resolve_interval: at least %us",
+                        LIMIT_RESOLVE_INTERVAL_MIN_MS / 1000);
+    const yaml_node_t *line_node = cfg_seen_node(&seen, "max_request_line");
     if (!line_node && lim->max_request_line > lim->max_header_bytes)
         lim->max_request_line = lim->max_header_bytes; /* the default yields to a smaller head */
     if (line_node && lim->max_request_line > lim->max_header_bytes)

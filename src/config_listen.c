@@ -53,80 +53,76 @@ static int parse_unix_access(struct parser *p, const yaml_node_t *mode, const ya
     return 0;
 }
 
+#define AT(f) CFG_AT(struct config_listen, f)
+static const struct cfg_choice schemes[] = {{"http", 0}, {"https", 1}, {NULL, 0}};
+static const struct cfg_key listen_keys[] = {
+    {"addr", CFG_FUNC, AT(addr), .bare = true, .fn = cfg_fn_listen_addr},
+    {"proxy_protocol", CFG_BOOL, AT(proxy_protocol)},
+    {"tls", CFG_BOOL, AT(tls)},
+    {"scheme", CFG_ENUM, AT(https), .choices = schemes},
+    {"redirect_https", CFG_BOOL, AT(redirect_https)},
+    {"https_port", CFG_UINT, AT(https_port), 0, 1, 65535},
+    {"mode", CFG_LATER,
+     .off = 0}, /* parse_unix_access, once addr says whether it is a Unix socket */
+    {"group", CFG_LATER, .off = 0}, /* the same */
+    {"strict_sni_host", CFG_BOOL, AT(strict_sni_host)},
+};
+
+/* What one listen entry's keys say together. */
+static int check_listen(struct parser *p, struct config_listen *l, const struct cfg_seen *seen)
+{
+    const yaml_node_t *tls = cfg_seen_node(seen, "tls"), *scheme = cfg_seen_node(seen, "scheme");
+    const yaml_node_t *redirect = cfg_seen_node(seen, "redirect_https");
+    const yaml_node_t *port = cfg_seen_node(seen, "https_port");
+    const yaml_node_t *strict = cfg_seen_node(seen, "strict_sni_host");
+    if (l->tls && l->addr.sa.ss_family == AF_UNIX)
+        return cfg_fail(p, tls, "listen.tls: TLS on a Unix socket is not supported");
+    if (l->tls && scheme && !l->https)
+        return cfg_fail(p, scheme, "listen.scheme: a listener with tls: true is https");
+    l->https = l->https || l->tls;
+    if (l->redirect_https && l->https)
+        return cfg_fail(p, redirect,
+                        "listen.redirect_https: this listener already serves https; the redirect "
+                        "belongs on a plain-HTTP listener");
+    if (port && !l->redirect_https)
+        return cfg_fail(p, port, "listen.https_port applies with redirect_https: true");
+    if (parse_unix_access(p, cfg_seen_node(seen, "mode"), cfg_seen_node(seen, "group"), &l->addr) <
+        0)
+        return -1;
+    if (strict && !l->tls)
+        return cfg_fail(p, strict, "listen.strict_sni_host applies to a listener with tls: true");
+    if (!strict)
+        l->strict_sni_host = l->tls;
+    return 0;
+}
+
 int cfg_parse_listen(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"addr",   "proxy_protocol", "tls",
-                                        "scheme", "redirect_https", "https_port",
-                                        "mode",   "group",          "strict_sni_host"};
     struct config *c = p->c;
     if (cfg_want_sequence(p, n, "listen") < 0)
         return -1;
     if (cfg_seq_len(n) == 0)
         return cfg_fail(p, n, "no listen addresses (listen is empty)");
-    c->listens = calloc(cfg_seq_len(n), sizeof *c->listens);
+    c->listens = cfg_calloc(p, cfg_seq_len(n), sizeof *c->listens);
     if (!c->listens)
         return cfg_fail_oom(p);
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *item = cfg_node(p, *it);
-        yaml_node_t *vals[9] = {0};
-        if (cfg_want_mapping(p, item, "listen", false) < 0 ||
-            cfg_map_collect(p, item, names, 9, vals, "in a listen entry") < 0)
-            return -1;
-        if (!vals[0])
-            return cfg_fail(p, item, "listen: entry has no addr");
         struct config_listen *l = &c->listens[c->nlistens];
-        if (cfg_read_addr(p, vals[0], "listen", &l->addr, true) < 0)
+        struct cfg_seen seen;
+        if (cfg_keys_collect(p, item, listen_keys, CFG_NKEYS(listen_keys), "listen",
+                             "in a listen entry", &seen) < 0)
             return -1;
-        l->line = (int)vals[0]->start_mark.line + 1;
-        if (vals[1] && cfg_want_bool(p, vals[1], "listen.proxy_protocol", &l->proxy_protocol) < 0)
+        const yaml_node_t *addr = cfg_seen_node(&seen, "addr");
+        if (!addr)
+            return cfg_fail(p, item, "listen: entry has no addr");
+        if (cfg_keys_apply(p, &seen, l, "listen") < 0 || check_listen(p, l, &seen) < 0)
             return -1;
-        if (vals[2] && cfg_want_bool(p, vals[2], "listen.tls", &l->tls) < 0)
-            return -1;
-        if (l->tls && l->addr.sa.ss_family == AF_UNIX)
-            return cfg_fail(p, vals[2], "listen.tls: TLS on a Unix socket is not supported");
-        l->https = l->tls;
-        if (vals[3]) {
-            const char *sch;
-            if (cfg_want_string(p, vals[3], "listen.scheme", &sch) < 0)
-                return -1;
-            if (strcmp(sch, "https") == 0)
-                l->https = true;
-            else if (strcmp(sch, "http") != 0)
-                return cfg_fail(p, vals[3], "listen.scheme: expected http or https, not \"%s\"",
-                                cfg_show(p, sch));
-            else if (l->tls)
-                return cfg_fail(p, vals[3], "listen.scheme: a listener with tls: true is https");
-        }
-        if (vals[4] && cfg_want_bool(p, vals[4], "listen.redirect_https", &l->redirect_https) < 0)
-            return -1;
-        if (l->redirect_https && l->https)
-            return cfg_fail(
-                p, vals[4],
-                "listen.redirect_https: this listener already serves https; the redirect "
-                "belongs on a plain-HTTP listener");
-        if (vals[5]) {
-            uint32_t port;
-            if (cfg_want_uint(p, vals[5], "listen.https_port", 1, 65535, &port) < 0)
-                return -1;
-            if (!l->redirect_https)
-                return cfg_fail(p, vals[5], "listen.https_port applies with redirect_https: true");
-            l->https_port = (uint16_t)port;
-        }
-        if (parse_unix_access(p, vals[6], vals[7], &l->addr) < 0)
-            return -1;
-        l->strict_sni_host = l->tls;
-        if (vals[8]) {
-            if (cfg_want_bool(p, vals[8], "listen.strict_sni_host", &l->strict_sni_host) < 0)
-                return -1;
-            if (!l->tls)
-                return cfg_fail(p, vals[8],
-                                "listen.strict_sni_host applies to a listener with tls: true");
-        }
+        l->line = (int)addr->start_mark.line + 1;
         for (size_t i = 0; i < c->nlistens; i++)
             if (cfg_addr_clash(&c->listens[i].addr, &l->addr))
-                return cfg_fail(p, vals[0],
-                                "listen: address \"%s\" is the same as \"%s\" on line %d",
+                return cfg_fail(p, addr, "listen: address \"%s\" is the same as \"%s\" on line %d",
                                 cfg_show(p, l->addr.text), cfg_show(p, c->listens[i].addr.text),
                                 c->listens[i].line);
         c->nlistens++;
@@ -134,21 +130,25 @@ int cfg_parse_listen(struct parser *p, const yaml_node_t *n)
     return 0;
 }
 
+static const struct cfg_key metrics_keys[] = {
+    {"listen", CFG_FUNC, CFG_AT(struct config, metrics_listen), .fn = cfg_fn_listen_addr},
+};
+
 int cfg_parse_metrics(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"listen"};
     struct config *c = p->c;
-    yaml_node_t *vals[1] = {0};
-    if (cfg_want_mapping(p, n, "metrics", false) < 0 ||
-        cfg_map_collect(p, n, names, 1, vals, "in metrics") < 0)
+    struct cfg_seen seen;
+    if (cfg_keys_collect(p, n, metrics_keys, CFG_NKEYS(metrics_keys), "metrics", "in metrics",
+                         &seen) < 0)
         return -1;
-    if (!vals[0])
+    const yaml_node_t *listen = cfg_seen_node(&seen, "listen");
+    if (!listen)
         return cfg_fail(p, n, "metrics: no listen address");
-    if (cfg_read_addr(p, vals[0], "metrics.listen", &c->metrics_listen, true) < 0)
+    if (cfg_keys_apply(p, &seen, c, "metrics") < 0)
         return -1;
     for (size_t i = 0; i < c->nlistens; i++)
         if (cfg_addr_clash(&c->listens[i].addr, &c->metrics_listen))
-            return cfg_fail(p, vals[0],
+            return cfg_fail(p, listen,
                             "metrics.listen: \"%s\" is also a listen address (line %d); use "
                             "another port",
                             cfg_show(p, c->metrics_listen.text), c->listens[i].line);

@@ -30,48 +30,66 @@ static int parse_prefix(struct parser *p, const yaml_node_t *n, const char *what
         return cfg_fail(p, n,
                         "%s: prefix \"/\" is the whole service; set the service's upstream instead",
                         what);
-    *out = strdup(norm);
+    *out = cfg_strdup(p, norm);
     if (!*out)
         return cfg_fail_oom(p);
     return 0;
 }
 
-int cfg_parse_routes(struct parser *p, struct config_service *svc, const yaml_node_t *n,
-                     const char *what)
+static int read_prefix(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                       void *target)
 {
-    static const char *const names[] = {"prefix", "upstream", "strip_prefix"};
+    struct config_route *r = target;
+    if (parse_prefix(p, n, what, &r->prefix) < 0)
+        return -1;
+    r->prefix_len = strlen(r->prefix);
+    return 0;
+}
+
+static int read_route_upstream(struct parser *p, const yaml_node_t *n, const char *what,
+                               void *field, void *target)
+{
+    struct config_route *r = target;
+    return cfg_parse_upstream(p, n, what, &r->upstream, &r->authority);
+}
+
+/* Messages name the list ("services.NAME.routes"), as they always have. */
+static const struct cfg_key route_keys[] = {
+    {"prefix", CFG_FUNC, .bare = true, .fn = read_prefix},
+    {"upstream", CFG_FUNC, .bare = true, .fn = read_route_upstream},
+    {"strip_prefix", CFG_BOOL, CFG_AT(struct config_route, strip_prefix), .bare = true},
+};
+
+int cfg_read_routes(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                    void *target)
+{
+    struct config_service *svc = target;
     char where[128];
     snprintf(where, sizeof where, "in a route of service \"%s\"", svc->name);
     if (cfg_want_sequence(p, n, what) < 0)
         return -1;
-    svc->routes = calloc(cfg_seq_len(n) ? cfg_seq_len(n) : 1, sizeof *svc->routes);
+    svc->routes = cfg_calloc(p, cfg_seq_len(n), sizeof *svc->routes);
     if (!svc->routes)
         return cfg_fail_oom(p);
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *item = cfg_node(p, *it);
-        yaml_node_t *vals[3] = {0};
-        if (cfg_want_mapping(p, item, what, false) < 0 ||
-            cfg_map_collect(p, item, names, 3, vals, where) < 0)
+        struct cfg_seen seen;
+        if (cfg_keys_collect(p, item, route_keys, CFG_NKEYS(route_keys), what, where, &seen) < 0)
             return -1;
-        if (!vals[0])
+        const yaml_node_t *prefix = cfg_seen_node(&seen, "prefix");
+        if (!prefix)
             return cfg_fail(p, item, "%s: route has no prefix", what);
-        if (!vals[1])
+        if (!cfg_seen_node(&seen, "upstream"))
             return cfg_fail(p, item, "%s: route has no upstream", what);
-        struct config_route *r = &svc->routes[svc->nroutes];
-        if (parse_prefix(p, vals[0], what, &r->prefix) < 0)
-            return -1;
-        r->prefix_len = strlen(r->prefix);
+        struct config_route *r = &svc->routes[svc->nroutes++];
         r->line = (int)item->start_mark.line + 1;
-        svc->nroutes++;
+        if (cfg_keys_apply(p, &seen, r, what) < 0)
+            return -1;
         for (size_t i = 0; i + 1 < svc->nroutes; i++)
             if (strcmp(svc->routes[i].prefix, r->prefix) == 0)
-                return cfg_fail(p, vals[0], "%s: prefix \"%s\" is listed twice", what,
+                return cfg_fail(p, prefix, "%s: prefix \"%s\" is listed twice", what,
                                 cfg_show(p, r->prefix));
-        if (cfg_parse_upstream(p, vals[1], what, &r->upstream, &r->authority) < 0)
-            return -1;
-        if (vals[2] && cfg_want_bool(p, vals[2], what, &r->strip_prefix) < 0)
-            return -1;
     }
     /* Longest prefix first, equal lengths in file order (insertion sort is stable). */
     for (size_t i = 1; i < svc->nroutes; i++) {
@@ -100,9 +118,10 @@ static const char *const reserved_headers[] = {
 
 /* "host_header: upstream" (the upstream's host[:port] as written) or a
  * host[:port] to send in place of the client's Host. */
-int cfg_parse_host_header(struct parser *p, struct config_service *svc, const yaml_node_t *n,
-                          const char *what)
+int cfg_read_host_header(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                         void *target)
 {
+    struct config_service *svc = target;
     const char *v;
     char norm[LIMIT_HOST_LEN + 8];
     if (cfg_want_string(p, n, what, &v) < 0)
@@ -121,16 +140,17 @@ int cfg_parse_host_header(struct parser *p, struct config_service *svc, const ya
                         "%s: \"%s\" is neither \"upstream\" nor a host name with an optional port "
                         "(e.g. localhost:8888)",
                         what, cfg_show(p, v));
-    svc->host_header = strdup(v);
+    svc->host_header = cfg_strdup(p, v);
     return svc->host_header ? 0 : cfg_fail_oom(p);
 }
 
-int cfg_parse_headers(struct parser *p, struct config_service *svc, const yaml_node_t *n,
-                      const char *what)
+int cfg_read_headers(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                     void *target)
 {
+    struct config_service *svc = target;
     if (cfg_want_mapping(p, n, what, true) < 0)
         return -1;
-    svc->headers = calloc(cfg_map_len(n) ? cfg_map_len(n) : 1, sizeof *svc->headers);
+    svc->headers = cfg_calloc(p, cfg_map_len(n) ? cfg_map_len(n) : 1, sizeof *svc->headers);
     if (!svc->headers)
         return cfg_fail_oom(p);
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
@@ -154,8 +174,8 @@ int cfg_parse_headers(struct parser *p, struct config_service *svc, const yaml_n
                 return cfg_fail(p, v, "%s: value of \"%s\" contains a control character", what,
                                 cfg_show(p, name));
         struct config_header *h = &svc->headers[svc->nheaders];
-        h->name = strdup(name);
-        h->value = strdup(value);
+        h->name = cfg_strdup(p, name);
+        h->value = cfg_strdup(p, value);
         svc->nheaders++;
         if (!h->name || !h->value)
             return cfg_fail_oom(p);
@@ -163,43 +183,44 @@ int cfg_parse_headers(struct parser *p, struct config_service *svc, const yaml_n
     return 0;
 }
 
+static const struct cfg_key tcp_keys[] = {
+    {"listen", CFG_FUNC, CFG_AT(struct config_tcp, listen), .fn = cfg_fn_listen_addr},
+    {"upstream", CFG_FUNC, CFG_AT(struct config_tcp, upstream), .fn = cfg_fn_target},
+};
+
 /* "tcp: {listen: ADDR, upstream: ADDR}". The listen address must not be
  * used by any other listener of the configuration. */
-int cfg_parse_tcp(struct parser *p, struct config_service *svc, const yaml_node_t *n,
-                  const char *what)
+int cfg_read_tcp(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                 void *target)
 {
-    static const char *const names[] = {"listen", "upstream"};
+    struct config_service *svc = target;
     struct config *c = p->c;
-    yaml_node_t *vals[2] = {0};
-    char sub[LIMIT_SERVICE_NAME + 160], where[LIMIT_SERVICE_NAME + 160];
+    char where[LIMIT_SERVICE_NAME + 160];
+    struct cfg_seen seen;
     snprintf(where, sizeof where, "in %s", what);
-    if (cfg_want_mapping(p, n, what, false) < 0 || cfg_map_collect(p, n, names, 2, vals, where) < 0)
+    if (cfg_keys_collect(p, n, tcp_keys, CFG_NKEYS(tcp_keys), what, where, &seen) < 0)
         return -1;
-    if (!vals[0])
+    const yaml_node_t *listen = cfg_seen_node(&seen, "listen");
+    if (!listen)
         return cfg_fail(p, n, "%s: no listen address", what);
-    if (!vals[1])
+    if (!cfg_seen_node(&seen, "upstream"))
         return cfg_fail(p, n, "%s: no upstream address", what);
-    svc->tcp = calloc(1, sizeof *svc->tcp);
-    if (!svc->tcp)
+    struct config_tcp *t = svc->tcp = cfg_calloc(p, 1, sizeof *svc->tcp);
+    if (!t)
         return cfg_fail_oom(p);
-    struct config_tcp *t = svc->tcp;
     t->line = (int)n->start_mark.line + 1;
-    snprintf(sub, sizeof sub, "%s.listen", what);
-    if (cfg_read_addr(p, vals[0], sub, &t->listen, true) < 0)
-        return -1;
-    snprintf(sub, sizeof sub, "%s.upstream", what);
-    if (cfg_read_target(p, vals[1], sub, &t->upstream) < 0)
+    if (cfg_keys_apply(p, &seen, t, what) < 0)
         return -1;
     for (size_t i = 0; i < c->nlistens; i++)
         if (cfg_addr_clash(&c->listens[i].addr, &t->listen))
-            return cfg_fail(p, vals[0], "%s.listen: \"%s\" is also a listen address (line %d)",
-                            what, cfg_show(p, t->listen.text), c->listens[i].line);
+            return cfg_fail(p, listen, "%s.listen: \"%s\" is also a listen address (line %d)", what,
+                            cfg_show(p, t->listen.text), c->listens[i].line);
     if (c->metrics_enabled && cfg_addr_clash(&c->metrics_listen, &t->listen))
-        return cfg_fail(p, vals[0], "%s.listen: \"%s\" is also the metrics address", what,
+        return cfg_fail(p, listen, "%s.listen: \"%s\" is also the metrics address", what,
                         cfg_show(p, t->listen.text));
     for (size_t i = 0; i < c->ntcp; i++)
         if (cfg_addr_clash(&c->tcp_services[i]->tcp->listen, &t->listen))
-            return cfg_fail(p, vals[0], "%s.listen: \"%s\" is already used by service \"%s\"", what,
+            return cfg_fail(p, listen, "%s.listen: \"%s\" is already used by service \"%s\"", what,
                             cfg_show(p, t->listen.text), c->tcp_services[i]->name);
     c->tcp_services[c->ntcp++] = svc;
     return 0;

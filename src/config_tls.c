@@ -7,56 +7,59 @@
 
 #include "tls.h"
 
+static const struct cfg_key cert_keys[] = {
+    {"cert", CFG_STRING, CFG_AT(struct config_tls_cert, cert)},
+    {"key", CFG_STRING, CFG_AT(struct config_tls_cert, key)},
+};
+
+static int read_certs(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                      void *target)
+{
+    struct config *c = p->c;
+    if (cfg_want_sequence(p, n, "tls.certs") < 0)
+        return -1;
+    if (cfg_seq_len(n) == 0)
+        return cfg_fail(p, n, "tls.certs is empty");
+    c->tls_certs = cfg_calloc(p, cfg_seq_len(n), sizeof *c->tls_certs);
+    if (!c->tls_certs)
+        return cfg_fail_oom(p);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *item = cfg_node(p, *it);
+        struct cfg_seen seen;
+        if (cfg_keys_collect(p, item, cert_keys, CFG_NKEYS(cert_keys), "tls.certs",
+                             "in a tls.certs entry", &seen) < 0)
+            return -1;
+        if (!cfg_seen_node(&seen, "cert") || !cfg_seen_node(&seen, "key"))
+            return cfg_fail(p, item, "tls.certs: an entry needs both cert and key");
+        struct config_tls_cert *tc = &c->tls_certs[c->ntls_certs++];
+        tc->line = (int)item->start_mark.line + 1;
+        if (cfg_keys_apply(p, &seen, tc, "tls.certs") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const struct cfg_key tls_keys[] = {
+    {"certs", CFG_FUNC, .fn = read_certs},
+    {"default_cert", CFG_STRING, CFG_AT(struct config, tls_default)},
+};
+
 /* "tls: {certs: [{cert, key}], default_cert: NAME}". The files are read
- * once every key is known (load_tls), so that check reports broken
+ * once every key is known (cfg_load_tls), so that check reports broken
  * certificates too. */
 int cfg_parse_tls(struct parser *p, const yaml_node_t *n)
 {
-    static const char *const names[] = {"certs", "default_cert"};
-    static const char *const cert_names[] = {"cert", "key"};
-    struct config *c = p->c;
-    yaml_node_t *vals[2] = {0};
-    if (cfg_want_mapping(p, n, "tls", false) < 0 ||
-        cfg_map_collect(p, n, names, 2, vals, "in tls") < 0)
+    struct cfg_seen seen;
+    if (cfg_keys_collect(p, n, tls_keys, CFG_NKEYS(tls_keys), "tls", "in tls", &seen) < 0)
         return -1;
-    if (!vals[0])
+    if (!cfg_seen_node(&seen, "certs"))
         return cfg_fail(p, n, "tls: no certs");
-    if (cfg_want_sequence(p, vals[0], "tls.certs") < 0)
+    if (cfg_keys_apply(p, &seen, p->c, "tls") < 0)
         return -1;
-    if (cfg_seq_len(vals[0]) == 0)
-        return cfg_fail(p, vals[0], "tls.certs is empty");
-    c->tls_certs = calloc(cfg_seq_len(vals[0]), sizeof *c->tls_certs);
-    if (!c->tls_certs)
-        return cfg_fail_oom(p);
-    for (yaml_node_item_t *it = vals[0]->data.sequence.items.start;
-         it < vals[0]->data.sequence.items.top; it++) {
-        const yaml_node_t *item = cfg_node(p, *it);
-        yaml_node_t *cv[2] = {0};
-        if (cfg_want_mapping(p, item, "tls.certs", false) < 0 ||
-            cfg_map_collect(p, item, cert_names, 2, cv, "in a tls.certs entry") < 0)
-            return -1;
-        if (!cv[0] || !cv[1])
-            return cfg_fail(p, item, "tls.certs: an entry needs both cert and key");
-        struct config_tls_cert *tc = &c->tls_certs[c->ntls_certs++];
-        const char *cert, *key;
-        if (cfg_want_string(p, cv[0], "tls.certs.cert", &cert) < 0 ||
-            cfg_want_string(p, cv[1], "tls.certs.key", &key) < 0)
-            return -1;
-        tc->line = (int)item->start_mark.line + 1;
-        tc->cert = strdup(cert);
-        tc->key = strdup(key);
-        if (!tc->cert || !tc->key)
-            return cfg_fail_oom(p);
-    }
-    if (vals[1]) {
-        const char *d;
-        if (cfg_want_string(p, vals[1], "tls.default_cert", &d) < 0)
-            return -1;
-        c->tls_default = strdup(d);
-        if (!c->tls_default)
-            return cfg_fail_oom(p);
-        p->tls_default_line = (int)vals[1]->start_mark.line + 1;
-    }
+    const yaml_node_t *d = cfg_seen_node(&seen, "default_cert");
+    if (d)
+        p->tls_default_line = (int)d->start_mark.line + 1;
     p->tls_line = (int)n->start_mark.line + 1;
     return 0;
 }

@@ -24,13 +24,19 @@ struct ssl_ctx_st *cfg_client_ctx(struct parser *p)
             (tc->ca == ca || (tc->ca && ca && strcmp(tc->ca, ca) == 0)))
             return tc->ctx;
     }
-    struct config_tls_client *grown =
-        realloc(c->tls_clients, (c->ntls_clients + 1) * sizeof *c->tls_clients);
-    if (!grown) {
-        cfg_fail_oom(p);
-        return NULL;
+    if (c->ntls_clients == p->tls_clients_cap) {
+        /* Doubling: the arrays left behind stay in the arena, a few entries in all. */
+        size_t cap = p->tls_clients_cap ? p->tls_clients_cap * 2 : 4;
+        struct config_tls_client *grown = cfg_calloc(p, cap, sizeof *grown);
+        if (!grown) {
+            cfg_fail_oom(p);
+            return NULL;
+        }
+        if (c->ntls_clients)
+            memcpy(grown, c->tls_clients, c->ntls_clients * sizeof *grown);
+        c->tls_clients = grown;
+        p->tls_clients_cap = cap;
     }
-    c->tls_clients = grown;
     struct config_tls_client *tc = &c->tls_clients[c->ntls_clients];
     char msg[600];
     tc->ctx = tls_client_ctx_new(ca, p->svc_tls_insecure, msg, sizeof msg);
@@ -38,7 +44,7 @@ struct ssl_ctx_st *cfg_client_ctx(struct parser *p)
         cfg_fail(p, ca ? p->svc_tls_ca_node : NULL, "%s%s", ca ? "tls_ca: " : "", msg);
         return NULL;
     }
-    tc->ca = ca ? strdup(ca) : NULL;
+    tc->ca = ca ? cfg_strdup(p, ca) : NULL;
     tc->insecure = p->svc_tls_insecure;
     c->ntls_clients++;
     if (ca && !tc->ca) {
@@ -149,24 +155,22 @@ int cfg_parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
         return -1;
     const char *key = url.key, *tls_name = url.tls_name;
     enum upstream_kind kind = url.kind;
-    if (authority && url.authority[0] && !(*authority = strdup(url.authority)))
+    if (authority && url.authority[0] && !(*authority = cfg_strdup(p, url.authority)))
         return cfg_fail_oom(p);
     if (c->nupstreams >= p->upstream_cap)
         return cfg_fail(p, n, "%s: too many upstreams", what); /* the count pass missed one */
     struct config_upstream *u = &c->upstreams[c->nupstreams];
-    u->key = strdup(key);
+    u->key = cfg_strdup(p, key);
     if (!u->key)
         return cfg_fail_oom(p);
     void *prev = NULL;
     int rc = route_table_add(p->upstream_keys, u->key, u, &prev);
-    if (rc == -EEXIST) {
-        free(u->key);
+    if (rc == -EEXIST) { /* the copy of the key stays in the arena, unused */
         u->key = NULL;
         *out = prev;
         return 0;
     }
     if (rc < 0) {
-        free(u->key);
         u->key = NULL;
         return cfg_fail_oom(p);
     }
@@ -175,7 +179,7 @@ int cfg_parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
     u->idx = c->nupstreams++;
     if (kind == UPSTREAM_HTTPS) {
         p->svc_has_https = true;
-        u->tls_name = strdup(tls_name);
+        u->tls_name = cfg_strdup(p, tls_name);
         if (!u->tls_name)
             return cfg_fail_oom(p);
         if (!(u->tls_ctx = cfg_client_ctx(p)))
