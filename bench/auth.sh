@@ -35,18 +35,10 @@ start_origin "${ORIGIN##*:}" "  server { listen $ORIGIN; location = /small { ret
   }"
 
 portico_config() { # port, with auth (1/0)
-    {
-        echo "workers: 2"
-        echo "access_log: false"
-        echo "listen: [{addr: 127.0.0.1:$1, scheme: https}]"
-        echo "limits: {max_connections: 16000, upstream_keepalive: 64}"
-        echo "auth: {authelia: {url: \"http://$PROVIDER/api/authz/forward-auth\"}}"
-        echo "services:"
-        for i in $(seq 0 $((NVHOST - 1))); do
-            if [ "$2" = 1 ]; then auth=", auth: authelia"; else auth=""; fi
-            printf '  svc%02d: {hosts: [svc%02d.example.test], upstream: "http://%s"%s}\n' "$i" "$i" "$ORIGIN" "$auth"
-        done
-    } >"$T/portico-$1.yaml"
+    local auth=""
+    [ "$2" = 1 ] && auth=", auth: authelia"
+    portico_bench_config "$T/portico-$1.yaml" "$NVHOST" "$ORIGIN" "[{addr: 127.0.0.1:$1, scheme: https}]" \
+        "$auth" "auth: {authelia: {url: \"http://$PROVIDER/api/authz/forward-auth\"}}"
 }
 
 nginx_config() {
@@ -76,29 +68,11 @@ nginx_config() {
     } >"$T/nginx/nginx.conf"
 }
 
-cat >"$T/hosts.lua" <<'LUA'
-local i = 0
-request = function()
-  i = (i + 1) % 64
-  return wrk.format("GET", "/small", { ["Host"] = string.format("svc%02d.example.test", i),
-                                        ["Cookie"] = "authelia_session=bench" })
-end
-LUA
+write_hosts_lua "$T/hosts.lua" '["Cookie"] = "authelia_session=bench"'
 
-declare -A RPS P99 USREQ
 run_wrk() { # name, port, pid
-    local before after total
-    before=$(cpu_ticks "$3")
-    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$T/hosts.lua" "http://127.0.0.1:$2/small" >"$T/wrk-$1.txt"
-    after=$(cpu_ticks "$3")
-    RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$T/wrk-$1.txt")
-    P99[$1]=$(awk '$1 == "99%" {print $2}' "$T/wrk-$1.txt")
-    total=$(awk '/requests in/ {print $1}' "$T/wrk-$1.txt")
-    USREQ[$1]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
-        'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
-    if grep -q "Non-2xx" "$T/wrk-$1.txt"; then
-        echo "bench: $1: $(grep Non-2xx "$T/wrk-$1.txt")" >&2
-    fi
+    wrk_measure "$1" "$3" "http://127.0.0.1:$2/small" "$T/hosts.lua"
+    if [ -n "${ERRS[$1]}" ]; then echo "bench: $1: ${ERRS[$1]}" >&2; fi
 }
 
 echo "bench: forward auth, $DURATION s per row" >&2

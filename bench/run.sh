@@ -25,47 +25,16 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 bench_init bench
 
 # ---- the origin: nginx, 2 workers, /small from memory, /1g from a sparse file ----
-start_origin "${ORIGIN##*:}" "  server {
-    listen $ORIGIN;
-    root $T/origin/www;
-    location = /small { return 200 \"hello from the origin\\n\"; }
-  }"
-truncate -s 1G "$T/origin/www/1g"
-curl -s -o /dev/null "http://$ORIGIN/1g" # page the file in before anything is measured
+start_bench_origin "$ORIGIN"
 
-hosts() { for i in $(seq 0 $((NVHOST - 1))); do printf 'svc%02d.example.test\n' "$i"; done; }
-
-# ---- portico ----
+# ---- portico and nginx as proxies ----
 portico_config() { # $1 = number of services
-    {
-        echo "workers: 2"
-        echo "access_log: false"
-        echo "listen: [{addr: 127.0.0.1:$P_PORTICO}]"
-        echo "limits: {max_connections: 16000, upstream_keepalive: 64}"
-        echo "services:"
-        for i in $(seq 0 $(($1 - 1))); do
-            printf '  svc%02d: {hosts: [svc%02d.example.test], upstream: "http://%s"}\n' "$i" "$i" "$ORIGIN"
-        done
-    } >"$T/portico.yaml"
+    portico_bench_config "$T/portico.yaml" "$1" "$ORIGIN" "[{addr: 127.0.0.1:$P_PORTICO}]" ""
 }
 
-# ---- nginx as a proxy ----
-nginx_config() {
-    mkdir -p "$T/nginx/tmp"
-    {
-        echo "$user_line"
-        echo "worker_processes 2; pid $T/nginx/nginx.pid; error_log $T/nginx/error.log;"
-        echo "events { worker_connections 16000; }"
-        echo "http { access_log off; $(nginx_temp_paths "$T/nginx/tmp")"
-        echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_max_temp_file_size 0;"
-        echo "  keepalive_requests 1000000; server_names_hash_max_size 65536; server_names_hash_bucket_size 128;"
-        echo "  server { listen 127.0.0.1:$P_NGINX default_server; return 404; }"
-        for i in $(seq 0 $(($1 - 1))); do
-            printf '  upstream u%02d { server %s; keepalive 64; }\n' "$i" "$ORIGIN"
-            printf '  server { listen 127.0.0.1:%s; server_name svc%02d.example.test; location / { proxy_pass http://u%02d; } }\n' "$P_NGINX" "$i" "$i"
-        done
-        echo "}"
-    } >"$T/nginx/nginx.conf"
+nginx_config() { # $1 = number of services
+    nginx_bench_config "$T/nginx" "$1" "$ORIGIN" "127.0.0.1:$P_NGINX" \
+        "server_names_hash_max_size 65536; server_names_hash_bucket_size 128;"
 }
 
 # ---- HAProxy ----
@@ -121,53 +90,23 @@ start_proxy() { # $1 = name, $2 = number of services; sets PID
     wait_port "$PORT"
 }
 
-stop_proxy() {
-    [ -n "$PID" ] || return 0
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-}
-
 HZ=$(getconf CLK_TCK)
-cat >"$T/hosts.lua" <<'LUA'
-local i = 0
-request = function()
-  i = (i + 1) % 64
-  return wrk.format("GET", "/small", { ["Host"] = string.format("svc%02d.example.test", i) })
-end
-LUA
+write_hosts_lua "$T/hosts.lua"
 cat >"$T/direct.lua" <<'LUA'
 request = function() return wrk.format("GET", "/small") end
 LUA
 
-declare -A RPS P99 GBS IDLE64 IDLE10K RSS64 RSS10K RSSLOAD USREQ ERRS
+declare -A GBS IDLE64 IDLE10K RSS64 RSS10K RSSLOAD
 
 small() { # name
     local lua=$T/hosts.lua
     [ "$1" = direct ] && lua=$T/direct.lua
-    local before=0
-    [ -n "$PID" ] && before=$(cpu_ticks "$PID")
-    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$lua" "http://127.0.0.1:$PORT/small" >"$T/wrk-$1.txt"
-    local after=0
-    [ -n "$PID" ] && after=$(cpu_ticks "$PID")
-    RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$T/wrk-$1.txt")
-    P99[$1]=$(awk '$1 == "99%" {print $2}' "$T/wrk-$1.txt")
-    local total
-    total=$(awk '/requests in/ {print $1}' "$T/wrk-$1.txt")
-    ERRS[$1]=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$T/wrk-$1.txt")
-    if [ -n "$PID" ] && [ "$total" -gt 0 ]; then
-        USREQ[$1]=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$total" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
-    else
-        USREQ[$1]="-"
-    fi
+    wrk_measure "$1" "$PID" "http://127.0.0.1:$PORT/small" "$lua"
     [ -n "$PID" ] && RSSLOAD[$1]=$(rss_kib "$PID") || RSSLOAD[$1]="-"
 }
 
 big() { # name: median GB/s of REPS downloads of 1 GiB
-    local host=svc00.example.test v=()
-    for _ in $(seq 1 "$REPS"); do
-        v+=("$(curl -s -o /dev/null -H "Host: $host" -w '%{speed_download}' "http://127.0.0.1:$PORT/1g")")
-    done
-    GBS[$1]=$(printf '%s\n' "${v[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)] / 1e9}')
+    GBS[$1]=$(median_gbs "http://127.0.0.1:$PORT/1g" -H "Host: svc00.example.test")
 }
 
 idle() { # name -> percent of one core over IDLE_SECS

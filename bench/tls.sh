@@ -27,26 +27,10 @@ bench_init tlsbench
 STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 
 # ---- one ECDSA P-256 certificate for *.example.test, from a throwaway CA ----
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=bench CA" -keyout "$T/ca.key" -out "$T/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=*.example.test" \
-    -keyout "$T/key.pem" -out "$T/csr.pem" 2>/dev/null
-printf 'subjectAltName=DNS:*.example.test\n' >"$T/ext"
-openssl x509 -req -in "$T/csr.pem" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-    -days 2 -extfile "$T/ext" -out "$T/cert.pem" 2>/dev/null
-cat "$T/cert.pem" "$T/key.pem" >"$T/haproxy.pem"
+make_cert
 
 # ---- the origin: plain HTTP for termination, TLS for passthrough ----
-start_origin "${ORIGIN##*:}" "  server {
-    listen $ORIGIN;
-    listen $ORIGIN_TLS ssl;
-    ssl_certificate $T/cert.pem;
-    ssl_certificate_key $T/key.pem;
-    root $T/origin/www;
-    location = /small { return 200 \"hello from the origin\\n\"; }
-  }"
-truncate -s 1G "$T/origin/www/1g"
-curl -s -o /dev/null "http://$ORIGIN/1g"
+start_bench_origin "$ORIGIN" "listen $ORIGIN_TLS ssl; ssl_certificate $T/cert.pem; ssl_certificate_key $T/key.pem;"
 
 # Each proxy: TLS termination on one port (64 names, default certificate
 # for clients without SNI) and passthrough of pt.example.test to the TLS
@@ -59,43 +43,20 @@ P_HAPROXY=18187
 P_HAPROXY_PT=18188
 
 portico_config() {
-    {
-        echo "workers: 2"
-        echo "access_log: false"
-        echo "listen: [{addr: 127.0.0.1:$P_PORTICO, tls: true}]"
-        echo "limits: {max_connections: 16000, upstream_keepalive: 64}"
-        echo "tls: {certs: [{cert: $T/cert.pem, key: $T/key.pem}], default_cert: svc00.example.test}"
-        echo "services:"
-        echo "  pt: {hosts: [pt.example.test], passthrough: \"$ORIGIN_TLS\"}"
-        for i in $(seq 0 $((NVHOST - 1))); do
-            printf '  svc%02d: {hosts: [svc%02d.example.test], upstream: "http://%s"}\n' "$i" "$i" "$ORIGIN"
-        done
-    } >"$T/portico.yaml"
+    portico_bench_config "$T/portico.yaml" "$NVHOST" "$ORIGIN" "[{addr: 127.0.0.1:$P_PORTICO, tls: true}]" "" \
+        "tls: {certs: [{cert: $T/cert.pem, key: $T/key.pem}], default_cert: svc00.example.test}"
+    echo "  pt: {hosts: [pt.example.test], passthrough: \"$ORIGIN_TLS\"}" >>"$T/portico.yaml"
 }
 
 nginx_config() {
-    mkdir -p "$T/nginx/tmp"
-    {
-        [ -f "$STREAM_MOD" ] && echo "load_module $STREAM_MOD;"
-        echo "$user_line"
-        echo "worker_processes 2; pid $T/nginx/nginx.pid; error_log $T/nginx/error.log;"
-        echo "events { worker_connections 16000; }"
-        echo "http { access_log off; $(nginx_temp_paths "$T/nginx/tmp")"
-        echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_max_temp_file_size 0;"
-        echo "  keepalive_requests 1000000;"
-        echo "  ssl_certificate $T/cert.pem; ssl_certificate_key $T/key.pem;"
-        echo "  ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets on; ssl_session_timeout 2h;"
-        echo "  server { listen 127.0.0.1:$P_NGINX ssl default_server; return 404; }"
-        for i in $(seq 0 $((NVHOST - 1))); do
-            printf '  upstream u%02d { server %s; keepalive 64; }\n' "$i" "$ORIGIN"
-            printf '  server { listen 127.0.0.1:%s ssl; server_name svc%02d.example.test; location / { proxy_pass http://u%02d; } }\n' "$P_NGINX" "$i" "$i"
-        done
-        echo "}"
-        if [ -f "$STREAM_MOD" ]; then
-            echo "stream { map \$ssl_preread_server_name \$b { pt.example.test $ORIGIN_TLS; default 127.0.0.1:1; }"
-            echo "  server { listen 127.0.0.1:$P_NGINX_PT; ssl_preread on; proxy_pass \$b; } }"
-        fi
-    } >"$T/nginx/nginx.conf"
+    local pre="" post=""
+    if [ -f "$STREAM_MOD" ]; then
+        pre="load_module $STREAM_MOD;"
+        post="stream { map \$ssl_preread_server_name \$b { pt.example.test $ORIGIN_TLS; default 127.0.0.1:1; }
+  server { listen 127.0.0.1:$P_NGINX_PT; ssl_preread on; proxy_pass \$b; } }"
+    fi
+    nginx_bench_config "$T/nginx" "$NVHOST" "$ORIGIN" "127.0.0.1:$P_NGINX ssl" "$(nginx_tls_directives)" \
+        "$pre" "$post"
 }
 
 haproxy_config() {
@@ -165,55 +126,12 @@ start_proxy() { # name; sets PID, PORT (termination) and PT (passthrough)
     wait_port "$PORT" https
 }
 
-stop_proxy() {
-    [ -n "$PID" ] || return 0
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-}
+write_hosts_lua "$T/hosts.lua"
 
-cat >"$T/hosts.lua" <<'LUA'
-local i = 0
-request = function()
-  i = (i + 1) % 64
-  return wrk.format("GET", "/small", { ["Host"] = string.format("svc%02d.example.test", i) })
-end
-LUA
-
-declare -A FULL RESUMED RPS USREQ TERM PASS
-
-# New connections per second: two openssl s_time clients at once (one per
-# core), each fetching a page per connection so that TLS 1.3 tickets are
-# read; -reuse resumes with the ticket of the first connection.
-conns_per_sec() { # port, -new|-reuse
-    local t0 t1 n
-    t0=$(date +%s.%N)
-    openssl s_time -connect "127.0.0.1:$1" "$2" -time "$DURATION" -www /small >"$T/st1" 2>&1 &
-    local a=$!
-    openssl s_time -connect "127.0.0.1:$1" "$2" -time "$DURATION" -www /small >"$T/st2" 2>&1
-    wait "$a" || true
-    t1=$(date +%s.%N)
-    n=$(cat "$T/st1" "$T/st2" | awk '/connections in .* real seconds/ {s += $1} END {print s + 0}')
-    awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}'
-}
+declare -A FULL RESUMED TERM PASS
 
 keepalive() { # name
-    local before after total
-    before=$(cpu_ticks "$PID")
-    wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$T/hosts.lua" "https://127.0.0.1:$PORT/small" >"$T/wrk-$1.txt"
-    after=$(cpu_ticks "$PID")
-    RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$T/wrk-$1.txt")
-    total=$(awk '/requests in/ {print $1}' "$T/wrk-$1.txt")
-    USREQ[$1]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
-        'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
-}
-
-gbs() { # url, [curl args...]: median GB/s of REPS downloads
-    local url=$1 v=()
-    shift
-    for _ in $(seq 1 "$REPS"); do
-        v+=("$(curl -sk -o /dev/null "$@" -w '%{speed_download}' "$url")")
-    done
-    printf '%s\n' "${v[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)] / 1e9}'
+    wrk_measure "$1" "$PID" "https://127.0.0.1:$PORT/small" "$T/hosts.lua"
 }
 
 echo "bench: TLS, $DURATION s per row, ECDSA P-256 certificate" >&2
@@ -225,10 +143,10 @@ for name in direct portico nginx haproxy; do
         FULL[$name]=$(conns_per_sec "$PORT" -new)
         RESUMED[$name]=$(conns_per_sec "$PORT" -reuse)
         keepalive "$name"
-        TERM[$name]=$(gbs "https://127.0.0.1:$PORT/1g" -H "Host: svc00.example.test")
+        TERM[$name]=$(median_gbs "https://127.0.0.1:$PORT/1g" -H "Host: svc00.example.test")
     fi
     if [ -n "$PT" ]; then
-        PASS[$name]=$(gbs "https://pt.example.test:$PT/1g" --resolve "pt.example.test:$PT:127.0.0.1")
+        PASS[$name]=$(median_gbs "https://pt.example.test:$PT/1g" --resolve "pt.example.test:$PT:127.0.0.1")
     else
         PASS[$name]="-"
     fi
