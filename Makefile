@@ -10,6 +10,8 @@
 #   make mutate     plant known bugs in a copy of src/ one at a time; report which the tests
 #                   catch (MUTANTS=B1,B2 for a few; see tests/README.md)
 #   make bench      portico against nginx and HAProxy (see BENCHMARKS.md)
+#   make bench-ab BASE=path/to/previous/portico
+#                   that binary against this build, in one run (see BENCHMARKS.md)
 #   make realapps   Node-RED, Jupyter and Syncthing behind portico in headless Chromium
 #                   (a few minutes; needs npm; see tests/realapps/run.py)
 
@@ -66,7 +68,7 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_OBJS    := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 
 .PHONY: all deps run test test-asan unit e2e lint format bench clean fuzz fuzz-smoke fuzz-build \
-        fuzz-bins mutate realapps structure bench-ab FORCE
+        fuzz-bins mutate realapps bench-ab FORCE
 
 all: $(BUILD)/portico
 
@@ -163,6 +165,12 @@ bench:
 	@bench/run.sh $(BUILD)/portico
 	@bench/tls.sh $(BUILD)/portico
 	@bench/auth.sh $(BUILD)/portico
+
+bench-ab:
+	@if [ -z "$(BASE)" ]; then echo "usage: make bench-ab BASE=path/to/previous/portico" >&2; exit 2; fi
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bench/ab.sh $(BASE) $(BUILD)/portico
 
 realapps:
 	@scripts/deps.sh realapps
