@@ -12,6 +12,7 @@
 #   make bench      portico against nginx and HAProxy (see BENCHMARKS.md)
 #   make bench-ab BASE=path/to/previous/portico
 #                   that binary against this build, in one run (see BENCHMARKS.md)
+#   make structure  fail when a file in src/ is over 800 lines
 #   make realapps   Node-RED, Jupyter and Syncthing behind portico in headless Chromium
 #                   (a few minutes; needs npm; see tests/realapps/run.py)
 
@@ -68,7 +69,7 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_OBJS    := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 
 .PHONY: all deps run test test-asan unit e2e lint format bench clean fuzz fuzz-smoke fuzz-build \
-        fuzz-bins mutate realapps bench-ab FORCE
+        fuzz-bins mutate realapps structure bench-ab FORCE
 
 all: $(BUILD)/portico
 
@@ -171,6 +172,9 @@ bench-ab:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/ab.sh $(BASE) $(BUILD)/portico
+
+structure:
+	@scripts/check-structure.sh
 
 realapps:
 	@scripts/deps.sh realapps
