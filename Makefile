@@ -92,7 +92,8 @@ $(BUILD)/portico: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) $(BUILD)/flags | $(BUILD)/unit
-	$(CC) $(CFLAGS) $(TEST_WFLAGS) $(DEPFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(TEST_WFLAGS) $(DEPFLAGS) -MF $(BUILD)/obj/$(@F).d -Isrc $(LDFLAGS) -o $@ $< \
+	    $(LIB_OBJS) $(LDLIBS) -lcmocka
 
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
@@ -101,14 +102,17 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c $(FUZZ_BUILD)/flags | $(FUZZ_BUILD)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(SRC_WFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_BUILD)/flags
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WFLAGS) -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_OBJS) $(LDLIBS) -ldl
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WFLAGS) -MF $(FUZZ_BUILD)/obj/$(@F).d -fsanitize=fuzzer -Isrc \
+	    -o $@ $< $(FUZZ_OBJS) $(LDLIBS) -ldl
 
 $(FUZZ_BUILD)/obj:
 	mkdir -p $@
 
 FORCE:
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/unit/*.d $(FUZZ_BUILD)/obj/*.d $(FUZZ_BUILD)/*.d)
+# (The unit and fuzz binaries' .d files go to obj/ too: unit/ and the fuzz
+# directory hold only the binaries, which scripts run by name pattern.)
+-include $(wildcard $(BUILD)/obj/*.d $(FUZZ_BUILD)/obj/*.d)
 
 .SECONDARY: $(FUZZ_OBJS)
 
