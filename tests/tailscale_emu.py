@@ -18,7 +18,10 @@ TAILSCALE_SOURCE_COMMIT, TAILSCALE_SOURCE_VERSION):
                             JSON body, If-Match, 412 "etag mismatch",
                             401 for path/unix handlers without local admin
   ipn/ipnlocal/serve.go     generateServeConfigETag, setServeConfigLocked,
-                            validateServeConfigUpdate, reloadServeConfigLocked
+                            validateServeConfigUpdate, reloadServeConfigLocked,
+                            reverseProxy.ServeHTTP, addProxyForwardedHeaders,
+                            addTailscaleIdentityHeaders, encTailscaleHeaderValue
+                            (serve_proxy_headers; Go's mime.QEncoding rules)
   ipn/serve.go              ServeConfig, ServiceConfig, TCPPortHandler,
                             WebServerConfig, HTTPHandler (names, omitempty)
   ipn/prefs.go              Prefs, MaskedPrefs (PATCH applies FieldSet fields)
@@ -60,6 +63,8 @@ Use (see tests/e2e/test_tailscale_emu.py):
     ts.count("POST", "serve-config"); ts.requests[-1].headers
     ts.race_serve_config(lambda sc: ...)      # another admin writes between GET and POST
     ctl = ControlAPI(ca, clients={"id": "secret"})   # ctl.url, trust ca.root
+    host, hdrs = serve_proxy_headers(ts, "100.64.0.2", "grafana.tail1234.ts.net")
+                                              # what tailscaled's serve proxy sends a backend
     ts.close(); ctl.close()
 
 `python3 tests/tailscale_emu.py SOCKET [DIR]` runs the LocalAPI standalone.
@@ -1427,6 +1432,86 @@ class LocalAPI:
         if t == "pair":
             return Answer(200, key_pem + cert_pem, "text/plain")
         return http_error(400, 'invalid type; want "cert" (default), "key", or "pair"')
+
+
+# ---- what tailscaled's serve proxy sends to a backend ---------------------------------
+
+def q_encode(v):
+    """encTailscaleHeaderValue: "" for invalid UTF-8 (a str with lone
+    surrogates here), v itself when it has only printable ASCII and tabs,
+    else Go's mime.QEncoding.Encode("utf-8", v): =?utf-8?q?...?= words of at
+    most 75 bytes, a space between words, runes never split."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    if all(" " <= ch <= "~" or ch == "\t" for ch in v):
+        return v
+    words, cur, cur_len = [], [], 0
+    for ch in v:
+        b = ch.encode("utf-8")
+        plain = len(b) == 1 and " " <= ch <= "~" and ch not in "=?_"
+        enc_len = 1 if plain else 3 * len(b)
+        if cur_len + enc_len > 75 - len("=?UTF-8?q?") - len("?="):
+            words.append("".join(cur))
+            cur, cur_len = [], 0
+        for x in b:
+            c = chr(x)
+            if c == " ":
+                cur.append("_")
+            elif "!" <= c <= "~" and c not in "=?_":
+                cur.append(c)
+            else:
+                cur.append("=%02X" % x)
+        cur_len += enc_len
+    words.append("".join(cur))
+    return " ".join("=?utf-8?q?%s?=" % w for w in words)
+
+
+HOP_BY_HOP = ("connection", "proxy-connection", "keep-alive", "proxy-authenticate",
+              "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade")
+
+
+def serve_proxy_headers(ts, src_ip, host, headers=(), tls=True, funnel=False, unix_backend=True):
+    """The Host and headers tailscaled's serve reverse proxy sends to a Proxy
+    backend for a request from src_ip (ipn/ipnlocal/serve.go
+    reverseProxy.ServeHTTP with httputil.ReverseProxy's Rewrite):
+    hop-by-hop headers and the client's Forwarded / X-Forwarded-* are
+    dropped; Host is "localhost" for a unix: backend, else the caller's;
+    X-Forwarded-Host = the caller's Host, X-Forwarded-Proto https on TLS,
+    X-Forwarded-For = src_ip; the client's Tailscale-User-*, -Funnel-Request,
+    -Headers-Info and -App-Capabilities are removed; then Funnel traffic
+    gets Tailscale-Funnel-Request: ?1, a user node found by whois gets
+    Tailscale-User-Login/-Name (Q-encoded), -Profile-Pic and -Headers-Info,
+    a tagged node or an unknown address nothing. Returns (host, [(name,
+    value)]) with names sorted, as Go writes a Header. The Upgrade of a
+    WebSocket request is not modelled."""
+    conn_named = set()
+    for k, v in headers:
+        if k.lower() == "connection":
+            conn_named |= {x.strip().lower() for x in v.split(",")}
+    drop = set(HOP_BY_HOP) | conn_named | {
+        "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+        "tailscale-user-login", "tailscale-user-name", "tailscale-user-profile-pic",
+        "tailscale-funnel-request", "tailscale-headers-info", "tailscale-app-capabilities"}
+    out = [(k, v) for k, v in headers if k.lower() not in drop and k.lower() != "host"]
+    out.append(("X-Forwarded-Host", host))
+    if tls:
+        out.append(("X-Forwarded-Proto", "https"))
+    out.append(("X-Forwarded-For", src_ip))
+    if funnel:
+        out.append(("Tailscale-Funnel-Request", "?1"))
+    else:
+        with ts.lock:
+            hit = ts.peers.get(src_ip)
+        if hit is not None and not hit[0].get("Tags"):
+            prof = hit[1]
+            out += [("Tailscale-User-Login", q_encode(prof["LoginName"])),
+                    ("Tailscale-User-Name", q_encode(prof["DisplayName"])),
+                    ("Tailscale-User-Profile-Pic", prof.get("ProfilePicURL", "")),
+                    ("Tailscale-Headers-Info", "https://tailscale.com/s/serve-headers")]
+    out.sort(key=lambda kv: kv[0].lower())
+    return ("localhost" if unix_backend else host), out
 
 
 # ---- control API (api.tailscale.com) -------------------------------------------------

@@ -9,7 +9,10 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from common import *  # noqa: E402,F401,F403
-from tailscale_emu import LOCALAPI_HOST, ControlAPI, LocalAPI, TestCA  # noqa: E402
+import email.header  # noqa: E402
+
+from tailscale_emu import (LOCALAPI_HOST, ControlAPI, LocalAPI, TestCA,  # noqa: E402
+                           q_encode, serve_proxy_headers)
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -470,3 +473,39 @@ def test_tsemu_version_dependent_fields_and_approval(ctx):
     eq(doc["Self"]["CapMap"]["service-host"],
        [{"svc:grafana": ["100.124.7.7", "fd7a:115c:a1e0:ab12::77"]}],
        "the defined Service approved with its control addresses, the other not")
+
+
+@test(timeout=10)
+def test_tsemu_serve_proxy_headers_as_tailscaled_sends_them(ctx):
+    ts = LocalAPI(os.path.join(ctx.dir, "ts.sock"), start=False)
+    ts.add_user_node("100.64.0.2", "zoe@example.com", "Zoë Müller",
+                     pic="https://example.com/z.png")
+    ts.add_tagged_node("100.64.0.3", ["tag:ci"])
+    eq(q_encode("Zoë Müller"), "=?utf-8?q?Zo=C3=AB_M=C3=BCller?=", "Q-encoding")
+    eq(q_encode("alice@example.com"), "alice@example.com", "ASCII unchanged")
+    long_name = "Ünïcödé Nàmé " * 5
+    words = q_encode(long_name).split(" ")
+    expect(len(words) > 1 and all(len(w) <= 75 for w in words), "words of 75 bytes at most")
+    eq(str(email.header.make_header(email.header.decode_header(q_encode(long_name)))),
+       long_name, "an independent RFC 2047 decoder reads it back")
+
+    forged = [("Host", "grafana.tail1234.ts.net"), ("Tailscale-User-Login", "admin@example.com"),
+              ("X-Forwarded-For", "1.2.3.4"), ("Connection", "keep-alive, X-Drop"),
+              ("X-Drop", "1"), ("Accept", "*/*")]
+    host, h = serve_proxy_headers(ts, "100.64.0.2", "grafana.tail1234.ts.net", forged)
+    eq(host, "localhost", "Host for a unix: backend")
+    eq(h, [("Accept", "*/*"), ("Tailscale-Headers-Info", "https://tailscale.com/s/serve-headers"),
+           ("Tailscale-User-Login", "zoe@example.com"),
+           ("Tailscale-User-Name", "=?utf-8?q?Zo=C3=AB_M=C3=BCller?="),
+           ("Tailscale-User-Profile-Pic", "https://example.com/z.png"),
+           ("X-Forwarded-For", "100.64.0.2"), ("X-Forwarded-Host", "grafana.tail1234.ts.net"),
+           ("X-Forwarded-Proto", "https")], "headers for a user node")
+    host, h = serve_proxy_headers(ts, "100.64.0.3", "grafana.tail1234.ts.net", forged,
+                                  tls=False, unix_backend=False)
+    eq(host, "grafana.tail1234.ts.net", "Host kept for a TCP backend")
+    expect(not [k for k, _ in h if k.startswith("Tailscale-")], "nothing for a tagged node: %r" % h)
+    _, h = serve_proxy_headers(ts, "100.64.0.9", "x", forged)
+    expect(not [k for k, _ in h if k.startswith("Tailscale-")], "nothing for an unknown address")
+    _, h = serve_proxy_headers(ts, "100.64.0.2", "x", forged, funnel=True)
+    eq([kv for kv in h if kv[0].startswith("Tailscale-")], [("Tailscale-Funnel-Request", "?1")],
+       "Funnel: only the Funnel marker")
