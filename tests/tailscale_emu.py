@@ -426,7 +426,8 @@ class TestCA:
             f.write("01\n")
         self.conf = os.path.join(d, "ca.cnf")
         with open(self.conf, "w") as f:
-            f.write("[ca]\ndefault_ca = emu\n[emu]\ndatabase = %s\nnew_certs_dir = %s\nserial = %s\n"
+            f.write("[ca]\ndefault_ca = emu\n[emu]\ndatabase = %s\nnew_certs_dir = %s\n"
+                    "serial = %s\n"
                     "default_md = sha256\npolicy = pol\nunique_subject = no\n"
                     "copy_extensions = none\n[pol]\ncommonName = supplied\n"
                     "[v3_ca]\nbasicConstraints = critical,CA:true\n"
@@ -750,7 +751,8 @@ class LocalAPI:
     """
 
     def __init__(self, path, ca=None, version="1.103.0", hostname="portico",
-                 suffix=SUFFIX, tailnet="example.com", self_ips=("100.100.1.1", "fd7a:115c:a1e0::1"),
+                 suffix=SUFFIX, tailnet="example.com",
+                 self_ips=("100.100.1.1", "fd7a:115c:a1e0::1"),
                  self_tags=("tag:portico",), https=True, auto_approve=False, control=None,
                  cert_seconds=90 * 86400, start=True):
         self.path = path
@@ -1472,7 +1474,8 @@ HOP_BY_HOP = ("connection", "proxy-connection", "keep-alive", "proxy-authenticat
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade")
 
 
-def serve_proxy_headers(ts, src_ip, host, headers=(), tls=True, funnel=False, unix_backend=True):
+def serve_proxy_headers(ts, src_ip, host, headers=(), tls=True, funnel=False,
+                        unix_backend=True):
     """The Host and headers tailscaled's serve reverse proxy sends to a Proxy
     backend for a request from src_ip (ipn/ipnlocal/serve.go
     reverseProxy.ServeHTTP with httputil.ReverseProxy's Rewrite):

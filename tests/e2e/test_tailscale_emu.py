@@ -44,7 +44,8 @@ def _emu(ctx, **kw):
 
 SVC = {"Services": {"svc:grafana": {
     "TCP": {"443": {"HTTPS": True}},
-    "Web": {"grafana.tail1234.ts.net:443": {"Handlers": {"/": {"Proxy": "http://127.0.0.1:3000"}}}}}}}
+    "Web": {"grafana.tail1234.ts.net:443": {
+        "Handlers": {"/": {"Proxy": "http://127.0.0.1:3000"}}}}}}}
 
 
 @test(timeout=20)
@@ -127,7 +128,8 @@ def test_tsemu_whois_user_tagged_unknown(ctx):
     st, h, body = _call(c, "GET", "/localapi/v0/whois?addr=100.64.0.2:51234")
     eq(st, 200, "whois of a user node")
     expect("Zoë Müller".encode() in body, "raw UTF-8 in the JSON body")
-    expect(body.startswith(b'{\n\t"Node": {\n\t\t"ID": '), "MarshalIndent with tabs: %r" % body[:40])
+    expect(body.startswith(b'{\n\t"Node": {\n\t\t"ID": '),
+           "MarshalIndent with tabs: %r" % body[:40])
     w = json.loads(body)
     eq(list(w), ["Node", "UserProfile", "CapMap"], "WhoIsResponse fields")
     eq(w["UserProfile"], {"ID": w["Node"]["User"], "LoginName": "zoe@example.com",
@@ -203,7 +205,8 @@ def test_tsemu_prefs_patch_is_masked(ctx):
     st, _, body = _call(c, "PATCH", "/localapi/v0/prefs",
                         json.dumps({"AdvertiseServices": ["svc:c"]}))
     eq(json.loads(body)["AdvertiseServices"], ["svc:a", "svc:b"], "without the Set flag: ignored")
-    st, _, body = _call(c, "PATCH", "/localapi/v0/prefs", json.dumps({"AdvertiseServicesSet": True}))
+    st, _, body = _call(c, "PATCH", "/localapi/v0/prefs",
+                        json.dumps({"AdvertiseServicesSet": True}))
     eq(json.loads(body)["AdvertiseServices"], None, "Set flag alone: cleared")
     st, _, body = _call(c, "PATCH", "/localapi/v0/prefs",
                         json.dumps({"InternalExitNodePriorSet": True}))
