@@ -303,7 +303,7 @@ def test_tsemu_down_restart_slow_and_failing(ctx):
     ts.up()
     eq(_call(UnixHTTP(ts.path), "GET", "/localapi/v0/status")[0], 200, "up again")
 
-    t = ts.restart(down_for=0.5 * SCALE, starting_for=0.5 * SCALE)
+    t = ts.restart(down_for=0.5 * SCALE, starting_for=1.5 * SCALE)
     expect(not os.path.exists(ts.path), "down during a restart")
     saw_starting = False
     end = time.time() + 10 * SCALE
@@ -317,7 +317,9 @@ def test_tsemu_down_restart_slow_and_failing(ctx):
         if doc["BackendState"] == "Starting":
             saw_starting = True
             eq(doc["Self"], None, "no netmap while starting")
-            st, _, body = _call(UnixHTTP(ts.path), "POST", "/localapi/v0/serve-config", "{}")
+            # the same config: if Starting ended meanwhile, the POST changes nothing
+            st, _, body = _call(UnixHTTP(ts.path), "POST", "/localapi/v0/serve-config",
+                                json.dumps(SVC))
             if ts.backend_state == "Starting":
                 eq((st, json.loads(body)), (500, {"error": "updating config: netMap is nil"}),
                    "POST while starting")
