@@ -3,7 +3,7 @@
  *
  * The pure half of forward auth: building the subrequest head, judging
  * the provider's response, and the opt-in decision cache. The exchange
- * (proxy.c) does the I/O on a pooled provider connection in its event
+ * (authreq.c) does the I/O on a pooled provider connection in its event
  * loop. Fail closed: only a clear 2xx lets a request through. */
 #ifndef PORTICO_AUTH_H
 #define PORTICO_AUTH_H

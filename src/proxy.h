@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "chunked.h"
+#include "body.h"
 #include "http1.h"
 #include "proxyproto.h"
 
@@ -25,26 +25,6 @@ struct config_upstream;
 struct config_route;
 struct config_auth;
 struct buf;
-
-/* A batch of bytes on its way to one socket. */
-struct flow {
-    /* PROXY header, request head, chunk-size line, body segments, CRLF, last chunk */
-    struct iovec iov[LIMIT_BODY_IOVS + 6];
-    unsigned niov, idx; /* iov[idx..niov) is still to be written */
-    size_t consumed;    /* source bytes to release once the batch is written */
-    bool active;
-    char pre[24];    /* chunk-size line */
-    struct buf *own; /* a head buffer this batch carries; returned once written */
-};
-
-/* How a body is read from one side and written to the other. */
-struct body {
-    enum http_body in;  /* framing on the wire we read */
-    enum http_body out; /* framing we write */
-    uint64_t remaining; /* LENGTH: bytes still to come */
-    struct chunked_decoder dec;
-    bool done; /* the whole body has been read */
-};
 
 enum exchange_phase {
     EX_CONNECTING, /* upstream connect in progress */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
 #include "limits.h"
 
@@ -427,4 +428,99 @@ const struct config_route *route_match(const struct config_service *svc, const c
             return r;
     }
     return NULL;
+}
+
+/* auth_skip and routes are decided on the normalised path, but the upstream
+ * gets the raw one, and origins read "%2F", a backslash and ";" differently. A
+ * prefix that let the request through (a skip entry, or a route with its
+ * own upstream) must hold under every common reading, or the request is
+ * refused: "/health/..%2fsecret" would be "/secret" to a server that
+ * decodes before it resolves dot-segments. */
+static bool readings_agree(const struct config_service *svc, struct http_slice raw, int skip,
+                           const struct config_route *route)
+{
+    static const unsigned readings[] = {
+        ROUTE_READ_DECODE,
+        ROUTE_READ_PARAMS,
+        ROUTE_READ_PARAMS | ROUTE_READ_DECODE,
+        ROUTE_READ_PARAMS_RAW | ROUTE_READ_DECODE,
+        ROUTE_READ_BACKSLASH,
+        ROUTE_READ_BACKSLASH | ROUTE_READ_DECODE,
+        ROUTE_READ_BACKSLASH | ROUTE_READ_PARAMS,
+        ROUTE_READ_BACKSLASH | ROUTE_READ_PARAMS | ROUTE_READ_DECODE,
+        ROUTE_READ_BACKSLASH | ROUTE_READ_PARAMS_RAW | ROUTE_READ_DECODE,
+    };
+    static __thread char path[LIMIT_HEADER_BYTES_MAX + 2];
+    for (size_t i = 0; i < sizeof readings / sizeof readings[0]; i++) {
+        int n = route_path_read(raw.p, raw.len, readings[i], path, sizeof path);
+        if (n < 0)
+            return false;
+        if (skip >= 0 && !auth_skip_covers(svc->auth_skip[skip], path, (size_t)n))
+            return false;
+        if (route &&
+            ((size_t)n < route->prefix_len || memcmp(path, route->prefix, route->prefix_len) != 0))
+            return false;
+    }
+    return true;
+}
+
+enum route_outcome route_resolve(const struct route_table *t, const struct route_request *rq,
+                                 struct route_result *res)
+{
+    res->svc = NULL;
+    res->route = NULL;
+    res->up = NULL;
+    res->auth = NULL;
+    res->npath_len = 0;
+    res->target.len = res->prefix.len = 0;
+    int hl = rq->host.len
+                 ? route_host_normalize(rq->host.p, rq->host.len, res->host, sizeof res->host)
+                 : -2;
+    res->host_len = hl > 0 ? hl : 0;
+    if (hl == -1)
+        return ROUTE_BAD_HOST;
+    const struct config_service *svc = hl > 0 ? route_table_lookup(t, res->host, (size_t)hl) : NULL;
+    if (!svc || svc->passthrough)
+        return ROUTE_NO_SERVICE; /* passthrough names are TLS only; no HTTP upstream to ask */
+    res->svc = svc;
+
+    /* Route on the normalised path, so "/api/../admin" and "/%61pi/" cannot
+     * pick a route that the path does not really name. */
+    int np = route_path_normalize(rq->path.p, rq->path.len, res->npath, sizeof res->npath);
+    if (np < 0)
+        return ROUTE_BAD_PATH;
+    res->npath_len = (size_t)np;
+    const struct config_route *route = route_match(svc, res->npath, res->npath_len);
+    res->route = route;
+    res->up = route ? route->upstream : svc->upstream;
+    /* Client copies of the provider's headers go even where auth is skipped. */
+    const struct config_auth *auth = svc->auth;
+    int skip = auth ? auth_skip_match(svc, res->npath, res->npath_len) : -1;
+    if ((skip >= 0 || route) && route_path_ambiguous(rq->path.p, rq->path.len) &&
+        !readings_agree(svc, rq->path, skip, route))
+        return ROUTE_AMBIGUOUS;
+    res->auth = skip >= 0 ? NULL : auth;
+
+    if (route && route->strip_prefix) {
+        char *target = res->target_buf;
+        const char *rest = res->npath + route->prefix_len;
+        size_t rlen = res->npath_len - route->prefix_len;
+        size_t n = 0;
+        if (rlen == 0 || rest[0] != '/')
+            target[n++] = '/';
+        memcpy(target + n, rest, rlen);
+        n += rlen;
+        if (rq->query.len) {
+            target[n++] = '?';
+            memcpy(target + n, rq->query.p, rq->query.len);
+            n += rq->query.len;
+        }
+        res->target.p = target;
+        res->target.len = n;
+        res->prefix.p = route->prefix;
+        res->prefix.len = route->prefix_len;
+        while (res->prefix.len && res->prefix.p[res->prefix.len - 1] == '/')
+            res->prefix.len--;
+    }
+    return ROUTE_OK;
 }

@@ -9,9 +9,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "http1.h"
+#include "limits.h"
+
 struct config_service;
 struct config_route;
 struct config_upstream;
+struct config_auth;
 struct route_table;
 
 struct route_table *route_table_new(size_t expected);
@@ -65,5 +69,47 @@ bool route_path_ambiguous(const char *in, size_t len);
  * the service's routes, or NULL when the service upstream ("/") applies. */
 const struct config_route *route_match(const struct config_service *svc, const char *path,
                                        size_t len);
+
+/* What routing needs from a request head. */
+struct route_request {
+    struct http_slice host;  /* the Host header as sent; len 0 when absent */
+    struct http_slice path;  /* the path as sent, before '?' */
+    struct http_slice query; /* after '?'; len 0 when none */
+};
+
+/* The first check a request failed in route_resolve, in the order they are
+ * made; each later check needs the earlier ones to have passed. */
+enum route_outcome {
+    ROUTE_OK,
+    ROUTE_BAD_HOST,   /* the Host header is not a valid host */
+    ROUTE_NO_SERVICE, /* no HTTP service has this name (or no Host) */
+    ROUTE_BAD_PATH,   /* the path cannot be normalised */
+    ROUTE_AMBIGUOUS,  /* a server may read the path out of its auth_skip or route prefix */
+};
+
+/* Where a request goes and what it looks like there. Large (it holds the
+ * normalised path and the rewritten target): keep one per thread. */
+struct route_result {
+    char host[LIMIT_HOST_LEN + 8];          /* normalised Host, NUL-terminated */
+    int host_len;                           /* 0: no Host header; valid from ROUTE_NO_SERVICE on */
+    const struct config_service *svc;       /* valid from ROUTE_BAD_PATH on */
+    const struct config_route *route;       /* the path route; NULL: the service's upstream */
+    const struct config_upstream *up;       /* valid from ROUTE_AMBIGUOUS on */
+    const struct config_auth *auth;         /* the provider to ask; NULL: none, or auth_skip */
+    char npath[LIMIT_HEADER_BYTES_MAX + 2]; /* normalised path */
+    size_t npath_len;
+    /* The target sent upstream when the route strips its prefix (len 0:
+     * the client's target goes as it is), and the prefix taken off it,
+     * without its trailing '/'. */
+    char target_buf[LIMIT_HEADER_BYTES_MAX + 8];
+    struct http_slice target, prefix;
+};
+
+/* Route a request head: normalise its Host, find the service (names that
+ * are TLS passthrough only have none for HTTP), normalise the path, pick
+ * the route, its upstream and whether forward auth applies, and build the
+ * target without a stripped prefix. Reads only the configuration. */
+enum route_outcome route_resolve(const struct route_table *t, const struct route_request *rq,
+                                 struct route_result *res);
 
 #endif

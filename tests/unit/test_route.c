@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 #include "route.h"
@@ -211,6 +212,119 @@ static void test_route_match_longest_prefix(void **state)
     assert_null(route_match(&svc, "/b", 2));
 }
 
+/* One service with a stripped /api/ route, an auth provider skipped under
+ * /health, and a passthrough-only name. */
+struct resolve_fixture {
+    struct config_upstream up_svc, up_api;
+    struct config_route routes[1];
+    struct config_auth auth;
+    char *skip[1];
+    struct config_service svc, tls_only;
+    struct route_table *t;
+};
+
+static void resolve_fixture_init(struct resolve_fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->routes[0] = (struct config_route){
+        .prefix = "/api/", .prefix_len = 5, .upstream = &f->up_api, .strip_prefix = true};
+    f->skip[0] = "/health";
+    f->svc = (struct config_service){.upstream = &f->up_svc,
+                                     .routes = f->routes,
+                                     .nroutes = 1,
+                                     .auth = &f->auth,
+                                     .auth_skip = f->skip,
+                                     .nauth_skip = 1};
+    static struct config_addr pass;
+    f->tls_only.passthrough = &pass;
+    f->t = route_table_new(2);
+    assert_int_equal(route_table_add(f->t, "app.example", &f->svc, NULL), 0);
+    assert_int_equal(route_table_add(f->t, "tls.example", &f->tls_only, NULL), 0);
+}
+
+static enum route_outcome resolve(struct resolve_fixture *f, const char *host, const char *path,
+                                  const char *query, struct route_result *res)
+{
+    struct route_request rq = {
+        .host = {host, strlen(host)},
+        .path = {path, strlen(path)},
+        .query = {query, strlen(query)},
+    };
+    return route_resolve(f->t, &rq, res);
+}
+
+static void test_route_resolve_service_route_and_target(void **state)
+{
+    struct resolve_fixture f;
+    resolve_fixture_init(&f);
+    static struct route_result res;
+    /* Host normalised (case, port, trailing dot); the path normalised before
+     * the route is picked; the prefix stripped from the target, query kept. */
+    assert_int_equal(resolve(&f, "App.Example.:8443", "/x/../api/%61b", "q=1", &res), ROUTE_OK);
+    assert_string_equal(res.host, "app.example");
+    assert_int_equal(res.host_len, 11);
+    assert_ptr_equal(res.svc, &f.svc);
+    assert_ptr_equal(res.route, &f.routes[0]);
+    assert_ptr_equal(res.up, &f.up_api);
+    assert_ptr_equal(res.auth, &f.auth);
+    assert_int_equal(res.target.len, strlen("/ab?q=1"));
+    assert_memory_equal(res.target.p, "/ab?q=1", res.target.len);
+    assert_int_equal(res.prefix.len, 4);
+    assert_memory_equal(res.prefix.p, "/api", 4);
+    /* The bare prefix becomes "/". */
+    assert_int_equal(resolve(&f, "app.example", "/api/", "", &res), ROUTE_OK);
+    assert_int_equal(res.target.len, 1);
+    assert_memory_equal(res.target.p, "/", 1);
+    /* Outside every route: the service's upstream, the target unchanged. */
+    assert_int_equal(resolve(&f, "app.example", "/other", "", &res), ROUTE_OK);
+    assert_null(res.route);
+    assert_ptr_equal(res.up, &f.up_svc);
+    assert_int_equal(res.target.len, 0);
+    assert_int_equal(res.prefix.len, 0);
+    route_table_free(f.t);
+}
+
+static void test_route_resolve_auth_skip(void **state)
+{
+    struct resolve_fixture f;
+    resolve_fixture_init(&f);
+    static struct route_result res;
+    assert_int_equal(resolve(&f, "app.example", "/health", "", &res), ROUTE_OK);
+    assert_null(res.auth);
+    assert_int_equal(resolve(&f, "app.example", "/health/live", "", &res), ROUTE_OK);
+    assert_null(res.auth);
+    assert_int_equal(resolve(&f, "app.example", "/healthz", "", &res), ROUTE_OK);
+    assert_ptr_equal(res.auth, &f.auth);
+    route_table_free(f.t);
+}
+
+static void test_route_resolve_refusals_in_order(void **state)
+{
+    struct resolve_fixture f;
+    resolve_fixture_init(&f);
+    static struct route_result res;
+    assert_int_equal(resolve(&f, "bad host", "/", "", &res), ROUTE_BAD_HOST);
+    assert_null(res.svc);
+    /* No Host, an unknown one, and a name that is TLS passthrough only. */
+    assert_int_equal(resolve(&f, "", "/", "", &res), ROUTE_NO_SERVICE);
+    assert_int_equal(res.host_len, 0);
+    assert_int_equal(resolve(&f, "nope.example", "/", "", &res), ROUTE_NO_SERVICE);
+    assert_int_equal(res.host_len, 12);
+    assert_null(res.svc);
+    assert_int_equal(resolve(&f, "tls.example", "/", "", &res), ROUTE_NO_SERVICE);
+    assert_null(res.svc);
+    /* A bad path is found after the service (a redirect may still apply). */
+    assert_int_equal(resolve(&f, "app.example", "/../x", "", &res), ROUTE_BAD_PATH);
+    assert_ptr_equal(res.svc, &f.svc);
+    assert_null(res.up);
+    /* "/health/..%2fsecret" is "/secret" to a server that decodes first. */
+    assert_int_equal(resolve(&f, "app.example", "/health/..%2fsecret", "", &res), ROUTE_AMBIGUOUS);
+    assert_int_equal(resolve(&f, "app.example", "/api/..%2fadmin", "", &res), ROUTE_AMBIGUOUS);
+    /* An encoded '/' that stays inside the prefix under every reading is fine. */
+    assert_int_equal(resolve(&f, "app.example", "/api/a%2fb", "", &res), ROUTE_OK);
+    route_table_free(f.t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +338,9 @@ int main(void)
         cmocka_unit_test(test_route_path_normalize_rejects),
         cmocka_unit_test(test_route_path_read_as_origins_do),
         cmocka_unit_test(test_route_match_longest_prefix),
+        cmocka_unit_test(test_route_resolve_service_route_and_target),
+        cmocka_unit_test(test_route_resolve_auth_skip),
+        cmocka_unit_test(test_route_resolve_refusals_in_order),
     };
     return cmocka_run_group_tests_name("route", tests, NULL, NULL);
 }

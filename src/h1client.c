@@ -1,0 +1,503 @@
+/* h1client.c - the upstream side of HTTP/1 for an exchange: connect (and
+ * retry a reused connection the upstream had closed), send the request
+ * head and body, read and parse the response head, pump the response. */
+#include <errno.h>
+#include <http_parser.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "exchange_int.h"
+#include "headers.h"
+#include "log.h"
+#include "metrics.h"
+#include "resolve.h"
+#include "upstream.h"
+#include "worker.h"
+
+/* Read from an upstream into its buffer. Bytes read, 0 on EAGAIN (or no
+ * room), -1 on EOF or error. */
+long h1client_read(struct upconn *u, bool may_compact)
+{
+    struct worker *w = u->w;
+    if (!u->in) {
+        u->in = buf_get(&w->bufs);
+        if (!u->in)
+            return 0;
+    }
+    if (buf_space(u->in) == 0 && may_compact)
+        buf_compact(u->in);
+    if (buf_space(u->in) == 0)
+        return 0;
+    for (;;) {
+        ssize_t n = upstream_recv(u, u->in->data + u->in->wpos, buf_space(u->in));
+        if (n > 0) {
+            u->in->wpos += (size_t)n;
+            return n;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            u->readable = false;
+            return 0;
+        }
+        u->eof = true;
+        u->readable = false;
+        return -1;
+    }
+}
+
+static bool idempotent(int method_id)
+{
+    switch (method_id) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+        return true;
+    }
+    return false;
+}
+
+/* The upstream broke its response body. Until the response head has
+ * reached the client, the client still gets a real 502; after it, only a
+ * cut connection can say the response is incomplete. */
+void h1client_bad_body(struct exchange *ex, const char *what)
+{
+    log_msg(LOG_WARN, "service %s: upstream %s %s%s", ex->svc->name, ex->up->key, what,
+            ex->resp_started ? "; client connection cut" : "; 502 sent");
+    proxy_respond_local(ex, 502, "bad gateway: upstream response broken", false);
+}
+
+/* The upstream could not be reached (err: negative errno): 502 at once. */
+void h1client_connect_failed(struct exchange *ex, int err)
+{
+    struct worker *w = ex_worker(ex);
+    metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+    if (err == UPSTREAM_UNRESOLVED) {
+        log_msg(LOG_WARN, "service %s: upstream name not resolved: \"%s\" (%s)", ex->svc->name,
+                ex->up->addr.host, resolve_error(&ex->up->addr));
+        proxy_respond_local(ex, 502, "bad gateway: upstream name not resolved", false);
+        return;
+    }
+    log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", ex->svc->name, ex->up->key,
+            strerror(-err));
+    proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);
+}
+
+/* The TLS handshake with an https upstream failed: 502, and a log line
+ * that says why (an untrusted or mismatched certificate, usually). */
+void h1client_tls_failed(struct exchange *ex, const char *why)
+{
+    struct worker *w = ex_worker(ex);
+    metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+    log_msg(LOG_WARN, "service %s: TLS handshake with %s failed: %s", ex->svc->name,
+            ex->up->addr.text, why);
+    proxy_respond_local(ex, 502, "bad gateway: upstream TLS handshake failed", false);
+}
+
+/* The upstream went away in the middle of a response body. */
+void h1client_body_cut(struct exchange *ex)
+{
+    h1client_bad_body(ex, "closed the connection mid-response");
+}
+
+void h1client_connect(struct exchange *ex, bool allow_idle)
+{
+    struct worker *w = ex_worker(ex);
+    int err = 0;
+    if (ex->svc->send_proxy_protocol)
+        allow_idle = false;
+    struct upconn *u = upstream_acquire(w, ex->up, allow_idle, &err);
+    if (!u) {
+        h1client_connect_failed(ex, err);
+        return;
+    }
+    ex->u = u;
+    u->ex = ex;
+    ex->upstream_spoke = false;
+    ex->resp_scan = 0;
+    ex->pp_len = 0;
+    if (ex->svc->send_proxy_protocol) {
+        const struct conn *c = ex->c;
+        ex->pp_len = ex->svc->send_proxy_protocol == 1
+                         ? proxyproto_build_v1(&c->peer, &c->local, ex->pp, sizeof ex->pp)
+                         : proxyproto_build_v2(&c->peer, &c->local, ex->pp, sizeof ex->pp);
+        if (u->ssl) {
+            /* The PROXY header precedes the TLS handshake, in the clear. */
+            u->prefix = ex->pp;
+            u->prefix_len = ex->pp_len;
+        }
+    }
+    if (u->connecting) {
+        ex->phase = EX_CONNECTING;
+        ex_touch(ex);
+        ex_arm_timer(ex);
+        return; /* on_io calls proxy_run when the socket becomes writable */
+    }
+    h1client_start(ex);
+}
+
+void h1client_start(struct exchange *ex)
+{
+    ex->phase = EX_SENDING;
+    /* The body is read from now on: its rate clock starts here, after any
+     * connect or forward-auth wait, which are not the client's doing. */
+    ex->body_start_ms = loop_now_ms(ex_worker(ex)->loop);
+    ex->body_paused_ms = ex->body_paused_at = 0;
+    ex->body_read = ex->c->in ? buf_len(ex->c->in) : 0;
+    flow_reset(&ex->rq);
+    if (ex->pp_len && !ex->u->ssl)
+        flow_push(&ex->rq, ex->pp, ex->pp_len);
+    flow_push(&ex->rq, ex->reqhead->data, ex->reqhead_len);
+    body_produce(&ex->rqb, ex->c->in, false, &ex->rq);
+    ex_touch(ex);
+    ex_arm_timer(ex);
+    proxy_run(ex);
+}
+
+static bool may_retry(const struct exchange *ex)
+{
+    return ex->u && ex->u->reused && !ex->retried && !ex->upstream_spoke &&
+           idempotent(ex->req.method_id) &&
+           (ex->req.body == HTTP_BODY_NONE ||
+            (ex->req.body == HTTP_BODY_LENGTH && ex->req.content_length == 0));
+}
+
+/* The upstream failed before answering. A request sent on a reused
+ * connection that the upstream closed meanwhile is retried once on a new
+ * connection when it is safe to send again. */
+static void upstream_failed(struct exchange *ex, const char *what)
+{
+    struct worker *w = ex_worker(ex);
+    if (may_retry(ex)) {
+        upstream_close(ex->u);
+        ex->u = NULL;
+        ex->retried = true;
+        body_init(&ex->rqb, ex->req.body, ex->req.body, ex->req.content_length);
+        h1client_connect(ex, false);
+        return;
+    }
+    if (ex->resp_started) {
+        ex_fail_hard(ex, 502, "upstream connection failed mid-response");
+        return;
+    }
+    metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
+    log_msg(LOG_WARN, "service %s: upstream %s %s", ex->svc->name, ex->up->key, what);
+    proxy_respond_local(ex, 502, "bad gateway: upstream closed the connection", false);
+}
+
+/* ---- the response head -------------------------------------------------------------- */
+
+/* The upstream's response head, rewritten for the client, goes first in
+ * the client flow, and its head_len bytes are released once it is
+ * written. False: it does not fit, and the exchange answered 502. */
+static bool queue_response_head(struct exchange *ex, const struct response_rewrite *rw,
+                                size_t head_len)
+{
+    struct worker *w = ex_worker(ex);
+    struct buf *b = buf_get(&w->bufs);
+    long n = b ? headers_build_response(&ex->resp, rw, b->data, BUF_SIZE) : -1;
+    if (n < 0) {
+        buf_put(&w->bufs, b);
+        proxy_respond_local(ex, 502, "bad gateway: upstream response head too large", true);
+        return false;
+    }
+    ex->rs.own = b;
+    flow_push(&ex->rs, b->data, (size_t)n);
+    ex->rs.consumed = head_len;
+    return true;
+}
+
+static enum pump on_response_head(struct exchange *ex, size_t head_len)
+{
+    struct worker *w = ex_worker(ex);
+    struct conn *c = ex->c;
+    struct upconn *u = ex->u;
+    struct http_response *resp = &ex->resp;
+    ex->resp_scan = 0;
+
+    if (resp->status < 200 && resp->status != 101) {
+        /* Interim (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients,
+         * a few of them: an endless stream would hold the client forever. */
+        if (++ex->ninterim > LIMIT_INTERIM_RESPONSES) {
+            log_msg(LOG_WARN, "service %s: upstream %s sent more than %d interim (1xx) responses",
+                    ex->svc->name, ex->up->key, LIMIT_INTERIM_RESPONSES);
+            proxy_respond_local(ex, 502, "bad gateway: too many interim responses from upstream",
+                                false);
+            return PUMP_GONE;
+        }
+        if (ex->req.minor == 0) {
+            buf_consume(u->in, head_len);
+            return PUMP_PROGRESS;
+        }
+        struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_NONE};
+        return queue_response_head(ex, &rw, head_len) ? PUMP_PROGRESS : PUMP_GONE;
+    }
+
+    if (resp->status == 101 && !ex->upgrade) {
+        proxy_respond_local(ex, 502, "bad gateway: upstream switched protocols unasked", true);
+        return PUMP_GONE;
+    }
+    if (resp->status == 101) {
+        const struct http_header *uh = http_find_header(resp->headers, resp->nheaders, "upgrade");
+        if (!uh || !headers_upgrade_allowed(uh->value, (const char *const *)ex->svc->upgrade,
+                                            ex->svc->nupgrade)) {
+            proxy_respond_local(ex, 502,
+                                "bad gateway: upstream switched to a protocol the service "
+                                "does not allow",
+                                true);
+            return PUMP_GONE;
+        }
+    }
+
+    ex->resp_head_done = true;
+    ex->status = resp->status;
+    enum http_body out = resp->body;
+    if (out == HTTP_BODY_CHUNKED || out == HTTP_BODY_EOF)
+        out = ex->req.minor >= 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_EOF;
+    bool upgrade = resp->status == 101;
+    ex->close_client = ex->close_client || !ex->req.keep_alive || c->closing || w->draining ||
+                       out == HTTP_BODY_EOF || !ex->rqb.done || upgrade;
+    body_init(&ex->rsb, upgrade ? HTTP_BODY_NONE : resp->body, out, resp->content_length);
+    ex_arm_timer(ex); /* from the head's timeout to the body's idle_timeout */
+
+    struct response_rewrite rw = {
+        .close = ex->close_client && !upgrade,
+        .client_minor = ex->req.minor,
+        .body = out,
+        .upgrade = upgrade,
+    };
+    struct redirect_origins ro;
+    struct redirect_rewrite rr;
+    if (ex->svc->rewrite_redirects && ex->host_len &&
+        (http_find_header(resp->headers, resp->nheaders, "location") ||
+         http_find_header(resp->headers, resp->nheaders, "refresh"))) {
+        respond_redirect_origins(ex, &ro, &rr);
+        rw.redirect = &rr;
+    }
+    if (!queue_response_head(ex, &rw, head_len))
+        return PUMP_GONE;
+    if (upgrade) {
+        ex->phase = EX_TUNNEL;
+        ex_arm_timer(ex);
+        return PUMP_PROGRESS;
+    }
+    if (body_produce(&ex->rsb, u->in, false, &ex->rs) < 0) {
+        h1client_bad_body(ex, "sent a malformed chunked body");
+        return PUMP_GONE;
+    }
+    return PUMP_PROGRESS;
+}
+
+/* ---- pumps ---------------------------------------------------------------------------- */
+
+/* The upstream stopped (paused) or resumed taking request bytes: a
+ * paused body clock does not count against the client's body rate. */
+static void body_pause(struct exchange *ex, bool paused)
+{
+    uint64_t now = loop_now_ms(ex_worker(ex)->loop);
+    if (paused && !ex->body_paused_at)
+        ex->body_paused_at = now;
+    else if (!paused && ex->body_paused_at) {
+        ex->body_paused_ms += now - ex->body_paused_at;
+        ex->body_paused_at = 0;
+    }
+}
+
+enum pump h1client_pump_request(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    struct worker *w = c->w;
+    enum pump progress = PUMP_IDLE;
+    for (;;) {
+        struct upconn *u = ex->u;
+        if (ex->rq.active) {
+            if (!u->writable) {
+                body_pause(ex, true);
+                return progress;
+            }
+            uint64_t wrote = 0;
+            int r = sink_write((struct sink){.u = u}, &ex->rq, &wrote);
+            if (wrote) {
+                progress = PUMP_PROGRESS;
+                ex_touch(ex);
+            }
+            body_pause(ex, r == 0);
+            if (r < 0) {
+                if (ex->upstream_spoke) {
+                    /* It answered and stopped reading (an early 413, say):
+                     * the rest of the body has nowhere to go. */
+                    flow_finish(&w->bufs, &ex->rq, NULL);
+                    ex->rqb.done = true;
+                    ex->close_client = true;
+                    return PUMP_PROGRESS;
+                }
+                upstream_failed(ex, "closed the connection while the request was sent");
+                return PUMP_GONE;
+            }
+            if (r == 0) {
+                u->writable = false;
+                return progress;
+            }
+            ex->bytes_in += ex->rq.consumed;
+            flow_finish(&w->bufs, &ex->rq, c->in);
+        }
+        if (ex->rqb.done) {
+            if (!ex->req_sent) {
+                ex->req_sent = true;
+                ex_arm_timer(ex); /* now waiting on the upstream */
+            }
+            return progress;
+        }
+        if (c->in && buf_len(c->in)) {
+            int r = body_produce(&ex->rqb, c->in, false, &ex->rq);
+            if (r < 0) {
+                proxy_respond_local(ex, 400, "bad request: malformed chunked body", true);
+                return PUMP_GONE;
+            }
+            if (!ex->rq.active && ex->rq.consumed) {
+                ex->bytes_in += ex->rq.consumed;
+                flow_finish(&w->bufs, &ex->rq, c->in);
+            }
+            if (ex->rq.active || ex->rqb.done)
+                continue;
+        }
+        if (c->eof) {
+            /* The client went away in the middle of its body. */
+            ex->close_client = true;
+            ex_fail_hard(ex, 400, "client closed the connection in the middle of its request body");
+            return PUMP_GONE;
+        }
+        if (!c->readable) {
+            ex_arm_body_timer(ex);
+            return progress;
+        }
+        long n = conn_read(c);
+        if (n > 0) {
+            ex->body_read += (uint64_t)n;
+            progress = PUMP_PROGRESS;
+            ex_touch(ex);
+        } else if (n == 0 && !c->eof) {
+            ex_arm_body_timer(ex);
+            return progress;
+        }
+    }
+}
+
+enum pump h1client_pump_response(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    struct worker *w = c->w;
+    enum pump progress = PUMP_IDLE;
+    for (;;) {
+        struct upconn *u = ex->u;
+        if (ex->rs.active) {
+            if (!c->writable)
+                return progress;
+            uint64_t wrote = 0;
+            int r = sink_write((struct sink){.c = c}, &ex->rs, &wrote);
+            if (wrote) {
+                ex->bytes_out += wrote;
+                /* Whole interim responses (1xx) may still be followed by
+                 * portico's own final answer; anything else may not. */
+                if (ex->resp_head_done || r != 1)
+                    ex->resp_started = true;
+                progress = PUMP_PROGRESS;
+                ex_touch(ex);
+            }
+            if (r < 0) {
+                ex_fail_hard(ex, 499, "client connection failed while the response was sent");
+                return PUMP_GONE;
+            }
+            if (r == 0) {
+                c->writable = false;
+                ex_arm_timer(ex);
+                return progress;
+            }
+            flow_finish(&w->bufs, &ex->rs, u ? u->in : NULL);
+        }
+        if (ex->phase == EX_TUNNEL)
+            return PUMP_PROGRESS;
+        if (ex->phase == EX_LOCAL || (ex->resp_head_done && ex->rsb.done)) {
+            if (ex->phase == EX_SENDING && !ex->req_sent && !ex->close_client)
+                return progress; /* the request is still going up */
+            ex_finish(ex);
+            return PUMP_GONE;
+        }
+        if (ex->resp_head_done && tunnel_splice_eligible(ex)) {
+            enum pump p = tunnel_splice_body(ex);
+            if (p == PUMP_GONE)
+                return p;
+            if (p == PUMP_PROGRESS) {
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+            if (ex->pipe[0] >= 0)
+                return progress; /* waiting on one of the sockets */
+        }
+        if (u->in && buf_len(u->in)) {
+            if (!ex->resp_head_done) {
+                struct http1_limits lim = {LIMIT_RESPONSE_HEAD_BYTES, LIMIT_RESPONSE_HEAD_BYTES};
+                long end =
+                    http1_find_head_end(buf_rptr(u->in), buf_len(u->in), &ex->resp_scan, &lim);
+                if (end < 0) {
+                    proxy_respond_local(ex, 502, "bad gateway: upstream response head too large",
+                                        false);
+                    return PUMP_GONE;
+                }
+                if (end > 0) {
+                    long r = http1_parse_response(buf_rptr(u->in), (size_t)end, ex->req.method_id,
+                                                  &ex->resp);
+                    if (r < 0) {
+                        log_msg(LOG_WARN, "service %s: malformed response from %s", ex->svc->name,
+                                ex->up->key);
+                        proxy_respond_local(ex, 502, "bad gateway: malformed upstream response",
+                                            false);
+                        return PUMP_GONE;
+                    }
+                    enum pump p = on_response_head(ex, (size_t)end);
+                    if (p == PUMP_GONE)
+                        return p;
+                    progress = PUMP_PROGRESS;
+                    continue;
+                }
+            } else {
+                int r = body_produce(&ex->rsb, u->in, false, &ex->rs);
+                if (r < 0) {
+                    h1client_bad_body(ex, "sent a malformed chunked body");
+                    return PUMP_GONE;
+                }
+                if (!ex->rs.active && ex->rs.consumed)
+                    flow_finish(&w->bufs, &ex->rs, u->in);
+                if (ex->rs.active || ex->rsb.done)
+                    continue;
+            }
+        }
+        if (u->eof) {
+            if (!ex->resp_head_done) {
+                upstream_failed(ex, "closed the connection before answering");
+                return PUMP_GONE;
+            }
+            if (ex->rsb.in == HTTP_BODY_EOF) {
+                body_produce(&ex->rsb, u->in, true, &ex->rs);
+                continue;
+            }
+            h1client_body_cut(ex);
+            return PUMP_GONE;
+        }
+        if (!u->readable)
+            return progress;
+        long n = h1client_read(u, !ex->rs.active);
+        if (n > 0) {
+            ex->upstream_spoke = true;
+            progress = PUMP_PROGRESS;
+            ex_touch(ex);
+        } else if (n == 0 && !u->eof) {
+            return progress;
+        }
+    }
+}

@@ -1,0 +1,191 @@
+/* tunnel.c - bytes between the two sockets of an exchange without HTTP
+ * framing: a Content-Length response body through a pipe with splice(2),
+ * and the two-way relay after a 101 upgrade. */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "exchange_int.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define SPLICE_MIN_BODY   (256u << 10) /* smaller bodies are not worth a pipe */
+#define SPLICE_PIPE_BYTES (256u << 10) /* pipe capacity asked for; 64 KiB if refused */
+
+/* Whether the rest of the response body can bypass user space: a
+ * Content-Length body sent on as it is, to a client without TLS, with no
+ * body bytes already read into the buffer. */
+bool tunnel_splice_eligible(const struct exchange *ex)
+{
+    const struct upconn *u = ex->u;
+    return ex->rsb.in == HTTP_BODY_LENGTH && ex->rsb.out == HTTP_BODY_LENGTH && !ex->rsb.done &&
+           !ex->c->ssl && !u->ssl && !ex->rs.active && (!u->in || buf_len(u->in) == 0) &&
+           (ex->pipe[0] >= 0 || ex->rsb.remaining >= SPLICE_MIN_BODY);
+}
+
+/* Move body bytes upstream -> pipe -> client. Returns PUMP_GONE when the
+ * exchange ended badly, else whether anything moved. */
+enum pump tunnel_splice_body(struct exchange *ex)
+{
+    struct conn *c = ex->c;
+    struct upconn *u = ex->u;
+    enum pump progress = PUMP_IDLE;
+    if (ex->pipe[0] < 0) {
+        if (pipe2(ex->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+            ex->pipe[0] = ex->pipe[1] = -1;
+            return PUMP_IDLE; /* no pipe: the copying path takes over */
+        }
+        int sz = fcntl(ex->pipe[1], F_SETPIPE_SZ, (int)SPLICE_PIPE_BYTES);
+        ex->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+    }
+    for (;;) {
+        if (ex->piped && c->writable) {
+            ssize_t n = splice(ex->pipe[0], NULL, c->io.fd, NULL, ex->piped,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                ex->piped -= (size_t)n;
+                ex->bytes_out += (uint64_t)n;
+                ex->resp_started = true;
+                progress = PUMP_PROGRESS;
+                ex_touch(ex);
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno != EAGAIN) {
+                ex_fail_hard(ex, 499, "client connection failed while the response was sent");
+                return PUMP_GONE;
+            }
+            c->writable = false;
+            ex_arm_timer(ex);
+        }
+        if (ex->rsb.remaining && u->readable && ex->piped < ex->pipe_cap) {
+            size_t want = ex->pipe_cap - ex->piped;
+            if (want > ex->rsb.remaining)
+                want = (size_t)ex->rsb.remaining;
+            ssize_t n =
+                splice(u->io.fd, NULL, ex->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                ex->piped += (size_t)n;
+                ex->rsb.remaining -= (uint64_t)n;
+                progress = PUMP_PROGRESS;
+                ex_touch(ex);
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0 || errno != EAGAIN) {
+                h1client_body_cut(ex);
+                return PUMP_GONE;
+            }
+            if (ex->piped == 0) /* else the pipe may be what is full */
+                u->readable = false;
+        }
+        if (ex->rsb.remaining == 0 && ex->piped == 0) {
+            ex->rsb.done = true;
+            return PUMP_PROGRESS;
+        }
+        return progress;
+    }
+}
+
+/* One direction of a tunnel: src bytes to dst, then propagate its EOF. */
+static enum pump relay(struct exchange *ex, bool up_to_client)
+{
+    struct conn *c = ex->c;
+    struct worker *w = c->w;
+    struct upconn *u = ex->u;
+    struct flow *f = up_to_client ? &ex->rs : &ex->rq;
+    bool *src_eof = up_to_client ? &ex->tunnel_u_eof : &ex->tunnel_c_eof;
+    bool *shut = up_to_client ? &ex->tunnel_c_shut : &ex->tunnel_u_shut;
+    enum pump progress = PUMP_IDLE;
+    for (;;) {
+        struct buf *src = up_to_client ? u->in : c->in;
+        if (f->active) {
+            bool *writable = up_to_client ? &c->writable : &u->writable;
+            if (!*writable)
+                return progress;
+            uint64_t wrote = 0;
+            struct sink to = {.c = up_to_client ? c : NULL, .u = up_to_client ? NULL : u};
+            int r = sink_write(to, f, &wrote);
+            if (wrote) {
+                if (up_to_client) {
+                    ex->bytes_out += wrote;
+                    ex->resp_started = true;
+                }
+                progress = PUMP_PROGRESS;
+                ex_touch(ex);
+            }
+            if (r < 0)
+                return PUMP_GONE;
+            if (r == 0) {
+                *writable = false;
+                return progress;
+            }
+            if (!up_to_client)
+                ex->bytes_in += f->consumed;
+            flow_finish(&w->bufs, f, src);
+        }
+        if (src && buf_len(src)) {
+            flow_push(f, buf_rptr(src), buf_len(src));
+            f->consumed = buf_len(src);
+            continue;
+        }
+        if (*src_eof) {
+            if (!*shut) {
+                if (up_to_client)
+                    conn_shutdown_write(c);
+                else
+                    upstream_shutdown_write(u);
+                *shut = true;
+                progress = PUMP_PROGRESS;
+            }
+            return progress;
+        }
+        long n;
+        if (up_to_client) {
+            if (!u->readable)
+                return progress;
+            n = h1client_read(u, true);
+            if (n < 0)
+                *src_eof = true;
+        } else {
+            if (!c->readable)
+                return progress;
+            n = conn_read(c);
+            if (n < 0)
+                *src_eof = true;
+        }
+        if (n > 0) {
+            progress = PUMP_PROGRESS;
+            ex_touch(ex);
+        } else if (n == 0) {
+            return progress;
+        }
+    }
+}
+
+void tunnel_run(struct exchange *ex)
+{
+    for (;;) {
+        enum pump a = relay(ex, true);
+        enum pump b = a == PUMP_GONE ? PUMP_GONE : relay(ex, false);
+        if (a == PUMP_GONE || b == PUMP_GONE) {
+            ex_fail_hard(ex, 101, NULL);
+            return;
+        }
+        if (ex->tunnel_c_shut && ex->tunnel_u_shut) {
+            /* Both sides said all they had to say. */
+            ex->close_client = true;
+            proxy_abort(ex);
+            ex_log_and_count(ex);
+            struct conn *c = ex->c;
+            proxy_release(ex);
+            conn_close(c);
+            return;
+        }
+        if (a == PUMP_IDLE && b == PUMP_IDLE)
+            return;
+    }
+}
