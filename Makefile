@@ -43,7 +43,7 @@ HARDEN   := $(FORTIFY) -fstack-protector-strong -fPIE
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += $(WFLAGS) $(HARDEN) $(SAN)
 LDFLAGS += -pthread -pie -Wl,-z,relro,-z,now $(SAN)
-LDLIBS  := -lhttp_parser -lyaml -lssl -lcrypto
+LDLIBS  := -lhttp_parser -lyaml -lssl -lcrypto -ljansson
 # Each compile writes a .d file listing the headers it read (-MP adds an
 # empty rule per header, so deleting a header does not break the build).
 DEPFLAGS := -MMD -MP

@@ -7,7 +7,7 @@
 # script fails.
 set -eu
 
-build="gcc make libc6-dev pkg-config libhttp-parser-dev libyaml-dev libssl-dev"
+build="gcc make libc6-dev pkg-config libhttp-parser-dev libyaml-dev libssl-dev libjansson-dev"
 test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2"
 bench="$test wrk haproxy hyperfine libnginx-mod-stream"
 lint="clang-format cppcheck"

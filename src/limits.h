@@ -131,4 +131,16 @@
 #define LIMIT_IDENTITY_LIST  64   /* node tags, node caps or peer caps per caller */
 #define LIMIT_ACCESS_ENTRIES 1024 /* entries in one service's allow list */
 
+/* ---- Tailscale LocalAPI answers (tsjson.c, servecfg.c) --------------------- */
+/* tailscaled is local but its answers are still checked: a status without
+ * peers, a whois or a serve config for thousands of services is far below
+ * these; larger answers are refused with a message. */
+#define LIMIT_TS_JSON_BYTES   (8u << 20) /* one JSON answer or serve config */
+#define LIMIT_TS_STRING_BYTES 2048       /* one name, login, URL or capability */
+#define LIMIT_TS_ADDRS        16         /* tailnet addresses of one node or service */
+#define LIMIT_TS_TAGS         64         /* tags of one node */
+#define LIMIT_TS_CAPS         256        /* capability names kept from one answer */
+#define LIMIT_TS_CERT_DOMAINS 8192       /* CertDomains: the node's name and its services' */
+#define LIMIT_TS_SERVICES     8192       /* services in a serve config, prefs or service-host */
+
 #endif
