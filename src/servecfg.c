@@ -3,30 +3,11 @@
  * rules are in servecfg.h. */
 #include "servecfg.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-        /* names quoted from the input must not split or colour a log line */
-        for (char *p = err; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
-    }
-    return -1;
-}
 
 static const char *const kind_names[] = {"https", "tcp", "passthrough"};
 
@@ -63,43 +44,46 @@ static bool host_port_ok(const char *s)
 static int check_service(const struct servecfg_service *s, char *err, size_t errlen)
 {
     if (!s->name || !tsjson_service_label_valid(s->name))
-        return fail(err, errlen,
-                    "service \"%.80s\": a Tailscale service name must be a lower-case DNS label "
-                    "(letters, digits and '-', 1 to 63, not starting or ending with '-')",
-                    s->name ? s->name : "");
+        return tsjson_errorf(
+            err, errlen,
+            "service \"%.80s\": a Tailscale service name must be a lower-case DNS label "
+            "(letters, digits and '-', 1 to 63, not starting or ending with '-')",
+            s->name ? s->name : "");
     if ((unsigned)s->kind > SERVECFG_PASSTHROUGH)
-        return fail(err, errlen, "service %s: unknown kind", s->name);
+        return tsjson_errorf(err, errlen, "service %s: unknown kind", s->name);
     if (s->port == 0)
-        return fail(err, errlen, "service %s: port 0 cannot be published", s->name);
+        return tsjson_errorf(err, errlen, "service %s: port 0 cannot be published", s->name);
     const char *b = s->backend ? s->backend : "";
     if (!plain_text(b))
-        return fail(err, errlen,
-                    "service %s: the backend \"%.80s\" is empty, too long or has "
-                    "spaces or control characters",
-                    s->name, b);
+        return tsjson_errorf(err, errlen,
+                             "service %s: the backend \"%.80s\" is empty, too long or has "
+                             "spaces or control characters",
+                             s->name, b);
     bool unix_path = starts(b, "unix:/") && b[6];
     if (s->kind == SERVECFG_HTTP) {
         if (!unix_path && !starts(b, "http://") && !starts(b, "https://") &&
             !starts(b, "https+insecure://"))
-            return fail(err, errlen,
-                        "service %s: an HTTP backend is unix:/PATH or http://HOST:PORT, not "
-                        "\"%.80s\"",
-                        s->name, b);
+            return tsjson_errorf(
+                err, errlen,
+                "service %s: an HTTP backend is unix:/PATH or http://HOST:PORT, not "
+                "\"%.80s\"",
+                s->name, b);
         if (s->proxy_protocol)
-            return fail(err, errlen,
-                        "service %s: tailscaled sends a PROXY header only to TCP backends",
-                        s->name);
+            return tsjson_errorf(err, errlen,
+                                 "service %s: tailscaled sends a PROXY header only to TCP backends",
+                                 s->name);
         return 0;
     }
     if (!unix_path && !host_port_ok(b))
-        return fail(err, errlen,
-                    "service %s: a TCP backend is HOST:PORT or unix:/PATH, not \"%.80s\"", s->name,
-                    b);
+        return tsjson_errorf(err, errlen,
+                             "service %s: a TCP backend is HOST:PORT or unix:/PATH, not \"%.80s\"",
+                             s->name, b);
     if (s->proxy_protocol && unix_path)
-        return fail(err, errlen,
-                    "service %s: tailscaled does not send a PROXY header to a unix: backend; use "
-                    "a HOST:PORT backend",
-                    s->name);
+        return tsjson_errorf(
+            err, errlen,
+            "service %s: tailscaled does not send a PROXY header to a unix: backend; use "
+            "a HOST:PORT backend",
+            s->name);
     return 0;
 }
 
@@ -428,8 +412,8 @@ static void describe_new(struct sbuf *b, const struct servecfg_service *s,
 static json_t *load_current(const char *buf, size_t len, char *err, size_t errlen)
 {
     if (len > LIMIT_TS_JSON_BYTES) {
-        fail(err, errlen, "serve config: %zu bytes is more than the %u accepted", len,
-             LIMIT_TS_JSON_BYTES);
+        tsjson_errorf(err, errlen, "serve config: %zu bytes is more than the %u accepted", len,
+                      LIMIT_TS_JSON_BYTES);
         return NULL;
     }
     size_t i = 0;
@@ -439,9 +423,9 @@ static json_t *load_current(const char *buf, size_t len, char *err, size_t errle
     json_t *root = i == len ? json_object()
                             : json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root) {
-        fail(err, errlen, "serve config: not valid JSON: %s (line %d, column %d)",
-             i == len ? "out of memory" : je.text, i == len ? 0 : je.line,
-             i == len ? 0 : je.column);
+        tsjson_errorf(err, errlen, "serve config: not valid JSON: %s (line %d, column %d)",
+                      i == len ? "out of memory" : je.text, i == len ? 0 : je.line,
+                      i == len ? 0 : je.column);
         return NULL;
     }
     if (json_is_null(root)) {
@@ -450,7 +434,7 @@ static json_t *load_current(const char *buf, size_t len, char *err, size_t errle
     }
     if (!json_is_object(root)) {
         json_decref(root);
-        fail(err, errlen, "serve config: not a JSON object");
+        tsjson_errorf(err, errlen, "serve config: not a JSON object");
         return NULL;
     }
     const json_t *svcs = json_object_get(root, "Services");
@@ -459,18 +443,18 @@ static json_t *load_current(const char *buf, size_t len, char *err, size_t errle
         json_t *v;
         if (!json_is_object(svcs)) {
             json_decref(root);
-            fail(err, errlen, "serve config: Services is not an object");
+            tsjson_errorf(err, errlen, "serve config: Services is not an object");
             return NULL;
         }
         if (json_object_size(svcs) > LIMIT_TS_SERVICES) {
             json_decref(root);
-            fail(err, errlen, "serve config: more than %d services", LIMIT_TS_SERVICES);
+            tsjson_errorf(err, errlen, "serve config: more than %d services", LIMIT_TS_SERVICES);
             return NULL;
         }
         json_object_foreach((json_t *)svcs, k, v)
         {
             if (!json_is_object(v) && !json_is_null(v)) {
-                fail(err, errlen, "serve config: Services[\"%.80s\"] is not an object", k);
+                tsjson_errorf(err, errlen, "serve config: Services[\"%.80s\"] is not an object", k);
                 json_decref(root); /* after the message: k is root's */
                 return NULL;
             }
@@ -493,7 +477,7 @@ static int merge_one(struct merge *m, const struct servecfg_service *s, char *er
     snprintf(svc, sizeof svc, "svc:%s", s->name);
     json_t *entry = build_entry(s, m->in);
     if (!entry)
-        return fail(err, errlen, "service %s: out of memory", s->name);
+        return tsjson_errorf(err, errlen, "service %s: out of memory", s->name);
     const json_t *old = m->cur_svcs ? json_object_get(m->cur_svcs, svc) : NULL;
     bool ours = in_list(m->in->owned, m->in->n_owned, svc);
     struct sbuf line = {0};
@@ -513,7 +497,7 @@ static int merge_one(struct merge *m, const struct servecfg_service *s, char *er
         if (type_conflict(old, entry, &port, &from, &to)) {
             if (!m->interim && !(m->interim = json_deep_copy(m->cur))) {
                 json_decref(entry);
-                return fail(err, errlen, "serve config: out of memory");
+                return tsjson_errorf(err, errlen, "serve config: out of memory");
             }
             json_object_del(json_object_get(m->interim, "Services"), svc);
             if (port)
@@ -530,7 +514,7 @@ static int merge_one(struct merge *m, const struct servecfg_service *s, char *er
         }
     }
     if (json_object_set_new(m->new_svcs, svc, entry) < 0)
-        return fail(err, errlen, "serve config: out of memory");
+        return tsjson_errorf(err, errlen, "serve config: out of memory");
     if (old && !json_is_null(old) && json_equal((json_t *)old, entry) &&
         !in_list(m->in->advertised, m->in->n_advertised, svc)) {
         sb_printf(&line, "+ %s  advertise", svc);
@@ -545,11 +529,11 @@ static int merge_all(struct merge *m, struct servecfg_result *out, char *err, si
     json_t *svcs = json_object_get(m->cur, "Services");
     m->cur_svcs = json_is_object(svcs) ? svcs : NULL;
     if (!(m->new = json_deep_copy(m->cur)))
-        return fail(err, errlen, "serve config: out of memory");
+        return tsjson_errorf(err, errlen, "serve config: out of memory");
     m->new_svcs = json_object_get(m->new, "Services");
     if (!json_is_object(m->new_svcs)) {
         if (json_object_set_new(m->new, "Services", json_object()) < 0)
-            return fail(err, errlen, "serve config: out of memory");
+            return tsjson_errorf(err, errlen, "serve config: out of memory");
         m->new_svcs = json_object_get(m->new, "Services");
     }
     for (size_t i = 0; i < in->n_services; i++)
@@ -600,7 +584,7 @@ static int merge_all(struct merge *m, struct servecfg_result *out, char *err, si
     if (m->interim)
         out->interim = json_dumps(m->interim, JSON_COMPACT | JSON_SORT_KEYS);
     if (!out->json || (m->interim && !out->interim) || m->plan.oom)
-        return fail(err, errlen, "serve config: out of memory");
+        return tsjson_errorf(err, errlen, "serve config: out of memory");
     return 0;
 }
 
@@ -612,18 +596,18 @@ static int merge_advertise(const struct servecfg_input *in, struct servecfg_resu
     struct tsjson_strlist *a = &out->advertise;
     size_t cap = in->n_advertised + in->n_services;
     if (cap && !(a->v = calloc(cap, sizeof *a->v)))
-        return fail(err, errlen, "advertise: out of memory");
+        return tsjson_errorf(err, errlen, "advertise: out of memory");
     for (size_t i = 0; i < in->n_advertised; i++) {
         const char *svc = in->advertised[i];
         if ((in_list(in->owned, in->n_owned, svc) && !configured(in, svc)) ||
             in_list((const char *const *)a->v, a->n, svc))
             continue;
         if (!(a->v[a->n++] = strdup(svc)))
-            return fail(err, errlen, "advertise: out of memory");
+            return tsjson_errorf(err, errlen, "advertise: out of memory");
     }
     for (size_t i = 0; i < in->n_services; i++) {
         if (!(out->owned.v[i] = malloc(4 + strlen(in->services[i].name) + 1)))
-            return fail(err, errlen, "advertise: out of memory");
+            return tsjson_errorf(err, errlen, "advertise: out of memory");
         sprintf(out->owned.v[i], "svc:%s", in->services[i].name);
         out->owned.n++;
     }
@@ -633,7 +617,7 @@ static int merge_advertise(const struct servecfg_input *in, struct servecfg_resu
         if (in_list((const char *const *)a->v, a->n, out->owned.v[i]))
             continue;
         if (!(a->v[a->n++] = strdup(out->owned.v[i])))
-            return fail(err, errlen, "advertise: out of memory");
+            return tsjson_errorf(err, errlen, "advertise: out of memory");
     }
     out->advertise_changed = a->n != in->n_advertised;
     for (size_t i = 0; !out->advertise_changed && i < a->n; i++)
@@ -644,31 +628,34 @@ static int merge_advertise(const struct servecfg_input *in, struct servecfg_resu
 static int check_input(const struct servecfg_input *in, char *err, size_t errlen)
 {
     if (in->n_services > LIMIT_TS_SERVICES)
-        return fail(err, errlen, "more than %d services to publish", LIMIT_TS_SERVICES);
+        return tsjson_errorf(err, errlen, "more than %d services to publish", LIMIT_TS_SERVICES);
     if (in->n_services && (!in->suffix || !in->suffix[0]))
-        return fail(err, errlen,
-                    "the tailnet's MagicDNS suffix is unknown (is tailscaled "
-                    "logged in? status has no CurrentTailnet.MagicDNSSuffix)");
+        return tsjson_errorf(err, errlen,
+                             "the tailnet's MagicDNS suffix is unknown (is tailscaled "
+                             "logged in? status has no CurrentTailnet.MagicDNSSuffix)");
     for (const char *p = in->suffix ? in->suffix : ""; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
-            return fail(err, errlen, "the MagicDNS suffix \"%.80s\" is not a lower-case DNS name",
-                        in->suffix);
+            return tsjson_errorf(err, errlen,
+                                 "the MagicDNS suffix \"%.80s\" is not a lower-case DNS name",
+                                 in->suffix);
     if (in->suffix && strlen(in->suffix) > 253 - LIMIT_SERVICE_NAME - 1)
-        return fail(err, errlen, "the MagicDNS suffix \"%.80s...\" is too long for service names",
-                    in->suffix);
+        return tsjson_errorf(err, errlen,
+                             "the MagicDNS suffix \"%.80s...\" is too long for service names",
+                             in->suffix);
     for (size_t i = 0; i < in->n_services; i++) {
         if (check_service(&in->services[i], err, errlen) < 0)
             return -1;
         for (size_t j = 0; j < i; j++)
             if (strcmp(in->services[i].name, in->services[j].name) == 0)
-                return fail(err, errlen, "service %s is published twice", in->services[i].name);
+                return tsjson_errorf(err, errlen, "service %s is published twice",
+                                     in->services[i].name);
     }
     for (size_t i = 0; i < in->n_owned; i++)
         if (!tsjson_service_name_valid(in->owned[i]))
-            return fail(err, errlen,
-                        "the list of published services names \"%.80s\", which is "
-                        "not a service name",
-                        in->owned[i]);
+            return tsjson_errorf(err, errlen,
+                                 "the list of published services names \"%.80s\", which is "
+                                 "not a service name",
+                                 in->owned[i]);
     return 0;
 }
 
@@ -683,7 +670,7 @@ int servecfg_merge(const char *current, size_t len, const struct servecfg_input 
         return -1;
     int rc = -1;
     if (in->n_services && !(out->owned.v = calloc(in->n_services, sizeof *out->owned.v))) {
-        fail(err, errlen, "out of memory");
+        tsjson_errorf(err, errlen, "out of memory");
         goto done;
     }
     if (merge_all(&m, out, err, errlen) < 0 || merge_advertise(in, out, err, errlen) < 0)
@@ -696,7 +683,7 @@ int servecfg_merge(const char *current, size_t len, const struct servecfg_input 
         sb_printf(&plan, "%s\n", m.plan.v[i].text);
     if (plan.oom) {
         free(plan.s);
-        fail(err, errlen, "plan: out of memory");
+        tsjson_errorf(err, errlen, "plan: out of memory");
         goto done;
     }
     out->plan = plan.s;

@@ -12,10 +12,7 @@
 
 #include <jansson.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int tsjson_errorf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -34,15 +31,15 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 static json_t *load(const char *what, const char *buf, size_t len, char *err, size_t errlen)
 {
     if (len > LIMIT_TS_JSON_BYTES) {
-        fail(err, errlen, "%s: answer of %zu bytes is larger than the %u bytes accepted", what, len,
-             LIMIT_TS_JSON_BYTES);
+        tsjson_errorf(err, errlen, "%s: answer of %zu bytes is larger than the %u bytes accepted",
+                      what, len, LIMIT_TS_JSON_BYTES);
         return NULL;
     }
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root)
-        fail(err, errlen, "%s: not valid JSON: %s (line %d, column %d)", what, je.text, je.line,
-             je.column);
+        tsjson_errorf(err, errlen, "%s: not valid JSON: %s (line %d, column %d)", what, je.text,
+                      je.line, je.column);
     return root;
 }
 
@@ -157,7 +154,7 @@ static char *dup_or_oom(const char *s, const char *what, char *err, size_t errle
 {
     char *d = strdup(s);
     if (!d)
-        fail(err, errlen, "%s: out of memory", what);
+        tsjson_errorf(err, errlen, "%s: out of memory", what);
     return d;
 }
 
@@ -170,17 +167,17 @@ static int get_string(const json_t *obj, const char *what, const char *key, bool
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
         if (required)
-            return fail(err, errlen, "%s: %s is missing", what, key);
+            return tsjson_errorf(err, errlen, "%s: %s is missing", what, key);
         *out = dup_or_oom("", what, err, errlen);
         return *out ? 0 : -1;
     }
     if (!json_is_string(v))
-        return fail(err, errlen, "%s: %s is not a string", what, key);
+        return tsjson_errorf(err, errlen, "%s: %s is not a string", what, key);
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (n > LIMIT_TS_STRING_BYTES)
-        return fail(err, errlen, "%s: %s is longer than %d bytes", what, key,
-                    LIMIT_TS_STRING_BYTES);
+        return tsjson_errorf(err, errlen, "%s: %s is longer than %d bytes", what, key,
+                             LIMIT_TS_STRING_BYTES);
     char *d = dup_or_oom(s, what, err, errlen);
     if (!d)
         return -1;
@@ -188,7 +185,7 @@ static int get_string(const json_t *obj, const char *what, const char *key, bool
         d[n - 1] = '\0';
     if (d[0] && !check_ok(c, d)) {
         free(d);
-        return fail(err, errlen, "%s: %s is not %s", what, key, check_what(c));
+        return tsjson_errorf(err, errlen, "%s: %s is not %s", what, key, check_what(c));
     }
     *out = d;
     return 0;
@@ -198,10 +195,10 @@ static int list_push(struct tsjson_strlist *l, const char *s, size_t max, const 
                      char *err, size_t errlen)
 {
     if (l->n >= max)
-        return fail(err, errlen, "%s has more than %zu entries", what, max);
+        return tsjson_errorf(err, errlen, "%s has more than %zu entries", what, max);
     char **v = realloc(l->v, (l->n + 1) * sizeof *v);
     if (!v)
-        return fail(err, errlen, "%s: out of memory", what);
+        return tsjson_errorf(err, errlen, "%s: out of memory", what);
     l->v = v;
     if (!(l->v[l->n] = dup_or_oom(s, what, err, errlen)))
         return -1;
@@ -217,13 +214,13 @@ static int get_list(const json_t *obj, const char *what, const char *key, enum c
     if (!arr || json_is_null(arr))
         return 0;
     if (!json_is_array(arr))
-        return fail(err, errlen, "%s: %s is not a list", what, key);
+        return tsjson_errorf(err, errlen, "%s: %s is not a list", what, key);
     size_t i;
     const json_t *v;
     json_array_foreach(arr, i, v)
     {
         if (!json_is_string(v) || !check_ok(c, json_string_value(v)))
-            return fail(err, errlen, "%s: %s[%zu] is not %s", what, key, i, check_what(c));
+            return tsjson_errorf(err, errlen, "%s: %s[%zu] is not %s", what, key, i, check_what(c));
         char name[128];
         snprintf(name, sizeof name, "%s: %s", what, key);
         if (list_push(out, json_string_value(v), max, name, err, errlen) < 0)
@@ -240,14 +237,14 @@ static int get_keys(const json_t *obj, const char *what, const char *key,
     if (!map || json_is_null(map))
         return 0;
     if (!json_is_object(map))
-        return fail(err, errlen, "%s: %s is not an object", what, key);
+        return tsjson_errorf(err, errlen, "%s: %s is not an object", what, key);
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)map, k, v)
     {
         if (!k[0] || !text_ok(k))
-            return fail(err, errlen, "%s: %s has a key that is empty, too long or not text", what,
-                        key);
+            return tsjson_errorf(err, errlen,
+                                 "%s: %s has a key that is empty, too long or not text", what, key);
         char name[128];
         snprintf(name, sizeof name, "%s: %s", what, key);
         if (list_push(out, k, LIMIT_TS_CAPS, name, err, errlen) < 0)
@@ -263,13 +260,13 @@ static int get_int(const json_t *obj, const char *what, const char *key, int64_t
 {
     const json_t *v = json_object_get(obj, key);
     if (!v)
-        return fail(err, errlen, "%s: %s is missing", what, key);
+        return tsjson_errorf(err, errlen, "%s: %s is missing", what, key);
     if (!json_is_integer(v))
-        return fail(err, errlen, "%s: %s is not an integer", what, key);
+        return tsjson_errorf(err, errlen, "%s: %s is not an integer", what, key);
     json_int_t i = json_integer_value(v);
     if (i < min)
-        return fail(err, errlen, "%s: %s is %lld, below %lld", what, key, (long long)i,
-                    (long long)min);
+        return tsjson_errorf(err, errlen, "%s: %s is %lld, below %lld", what, key, (long long)i,
+                             (long long)min);
     *out = (int64_t)i;
     return 0;
 }
@@ -281,11 +278,11 @@ static const json_t *get_object(const json_t *obj, const char *what, const char 
     *rc = 0;
     if (!v || json_is_null(v)) {
         if (required)
-            *rc = fail(err, errlen, "%s: %s is missing", what, key);
+            *rc = tsjson_errorf(err, errlen, "%s: %s is missing", what, key);
         return NULL;
     }
     if (!json_is_object(v)) {
-        *rc = fail(err, errlen, "%s: %s is not an object", what, key);
+        *rc = tsjson_errorf(err, errlen, "%s: %s is not an object", what, key);
         return NULL;
     }
     return v;
@@ -337,19 +334,20 @@ static int parse_service_host(const json_t *vals, struct tsjson_status *st, char
     if (json_is_null(vals))
         return 0;
     if (!json_is_array(vals))
-        return fail(err, errlen, "%s is not a list", what);
+        return tsjson_errorf(err, errlen, "%s is not a list", what);
     size_t i;
     const json_t *m;
     json_array_foreach(vals, i, m)
     {
         if (!json_is_object(m))
-            return fail(err, errlen, "%s[%zu] is not an object of service names", what, i);
+            return tsjson_errorf(err, errlen, "%s[%zu] is not an object of service names", what, i);
         const char *name;
         const json_t *addrs;
         json_object_foreach((json_t *)m, name, addrs)
         {
             if (!tsjson_service_name_valid(name))
-                return fail(err, errlen, "%s[%zu]: \"%.80s\" is not a service name", what, i, name);
+                return tsjson_errorf(err, errlen, "%s[%zu]: \"%.80s\" is not a service name", what,
+                                     i, name);
             struct tsjson_service_ips *h = NULL;
             for (size_t k = 0; k < st->n_hosts; k++)
                 if (strcmp(st->hosts[k].name, name) == 0)
@@ -358,12 +356,12 @@ static int parse_service_host(const json_t *vals, struct tsjson_status *st, char
                 tsjson_strlist_free(&h->addrs);
             } else {
                 if (st->n_hosts >= LIMIT_TS_SERVICES)
-                    return fail(err, errlen, "%s lists more than %d services", what,
-                                LIMIT_TS_SERVICES);
+                    return tsjson_errorf(err, errlen, "%s lists more than %d services", what,
+                                         LIMIT_TS_SERVICES);
                 struct tsjson_service_ips *nh =
                     realloc(st->hosts, (st->n_hosts + 1) * sizeof *st->hosts);
                 if (!nh)
-                    return fail(err, errlen, "%s: out of memory", what);
+                    return tsjson_errorf(err, errlen, "%s: out of memory", what);
                 st->hosts = nh;
                 h = &st->hosts[st->n_hosts];
                 memset(h, 0, sizeof *h);
@@ -374,13 +372,14 @@ static int parse_service_host(const json_t *vals, struct tsjson_status *st, char
             if (json_is_null(addrs))
                 continue;
             if (!json_is_array(addrs))
-                return fail(err, errlen, "%s: %s is not a list of addresses", what, name);
+                return tsjson_errorf(err, errlen, "%s: %s is not a list of addresses", what, name);
             size_t j;
             const json_t *a;
             json_array_foreach(addrs, j, a)
             {
                 if (!json_is_string(a) || !ip_ok(json_string_value(a)))
-                    return fail(err, errlen, "%s: %s[%zu] is not an IP address", what, name, j);
+                    return tsjson_errorf(err, errlen, "%s: %s[%zu] is not an IP address", what,
+                                         name, j);
                 if (list_push(&h->addrs, json_string_value(a), LIMIT_TS_ADDRS, what, err, errlen) <
                     0)
                     return -1;
@@ -397,7 +396,7 @@ static int status_fill(const json_t *root, struct tsjson_status *st, char *err, 
     const char *w = "status";
     int rc;
     if (!json_is_object(root))
-        return fail(err, errlen, "status: the answer is not a JSON object");
+        return tsjson_errorf(err, errlen, "status: the answer is not a JSON object");
     if (get_string(root, w, "Version", true, CHECK_TEXT, false, &st->version, err, errlen) < 0 ||
         get_string(root, w, "BackendState", false, CHECK_TEXT, false, &st->backend_state, err,
                    errlen) < 0)
@@ -494,7 +493,7 @@ static int whois_fill(const json_t *root, struct tsjson_whois *wh, char *err, si
 {
     int rc;
     if (!json_is_object(root))
-        return fail(err, errlen, "whois: the answer is not a JSON object");
+        return tsjson_errorf(err, errlen, "whois: the answer is not a JSON object");
     const json_t *node = get_object(root, "whois", "Node", true, &rc, err, errlen);
     if (!node)
         return -1;
@@ -555,9 +554,10 @@ int tsjson_parse_advertised(const char *buf, size_t len, struct tsjson_strlist *
     json_t *root = load("prefs", buf, len, err, errlen);
     if (!root)
         return -1;
-    int rc = json_is_object(root) ? get_list(root, "prefs", "AdvertiseServices", CHECK_SERVICE,
-                                             LIMIT_TS_SERVICES, out, err, errlen)
-                                  : fail(err, errlen, "prefs: the answer is not a JSON object");
+    int rc = json_is_object(root)
+                 ? get_list(root, "prefs", "AdvertiseServices", CHECK_SERVICE, LIMIT_TS_SERVICES,
+                            out, err, errlen)
+                 : tsjson_errorf(err, errlen, "prefs: the answer is not a JSON object");
     json_decref(root);
     return rc;
 }

@@ -111,6 +111,11 @@ bool tsjson_version_at_least(int have_major, int have_minor, int major, int mino
  * a malloc'ed string, or NULL when out of memory. */
 char *tsjson_advertise_body(const char *const *names, size_t n);
 
+/* Write a message to err (control characters shown as '?', so that names
+ * quoted from an answer cannot split a log line) and return -1. */
+int tsjson_errorf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Tailscale's service name rules (tailcfg.ServiceName.Validate): "svc:"
  * followed by a DNS label of 1 to 63 letters, digits and '-', starting and
  * ending with a letter or digit. portico also requires lower case, since

@@ -2,30 +2,14 @@
  * services, as text; see tspolicy.h for where each shape comes from. */
 #include "tspolicy.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-static char *fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static char *fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-        /* names quoted from the input must not split or colour a log line */
-        for (char *p = err; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
-    }
-    return NULL;
-}
+/* tsjson_errorf, for functions that return a pointer */
+#define fail_null(...) (tsjson_errorf(__VA_ARGS__), (char *)NULL)
 
 /* "tag:" and a name of letters, digits and '-' (the policy file's rule for
  * tag names). */
@@ -108,27 +92,27 @@ static bool print_fragment(FILE *f, const struct tspolicy_input *in)
 char *tspolicy_print(const struct tspolicy_input *in, char *err, size_t errlen)
 {
     if (!tag_valid(in->host_tag) || !tag_valid(in->service_tag))
-        return fail(err, errlen,
-                    "the node tag \"%.80s\" and the service tag \"%.80s\" must "
-                    "both be tag:NAME (letters, digits, '-')",
-                    in->host_tag ? in->host_tag : "", in->service_tag ? in->service_tag : "");
+        return fail_null(err, errlen,
+                         "the node tag \"%.80s\" and the service tag \"%.80s\" must "
+                         "both be tag:NAME (letters, digits, '-')",
+                         in->host_tag ? in->host_tag : "", in->service_tag ? in->service_tag : "");
     if (strcmp(in->host_tag, in->service_tag) == 0)
-        return fail(err, errlen,
-                    "the node tag and the service tag are both %s: auto-approval "
-                    "needs the services to carry a tag of their own",
-                    in->host_tag);
+        return fail_null(err, errlen,
+                         "the node tag and the service tag are both %s: auto-approval "
+                         "needs the services to carry a tag of their own",
+                         in->host_tag);
     for (size_t i = 0; i < in->n_services; i++)
         if (!in->services[i].name || !tsjson_service_label_valid(in->services[i].name) ||
             !in->services[i].port)
-            return fail(err, errlen,
-                        "service \"%.80s\" cannot be defined: its name must be a "
-                        "lower-case DNS label and its port not 0",
-                        in->services[i].name ? in->services[i].name : "");
+            return fail_null(err, errlen,
+                             "service \"%.80s\" cannot be defined: its name must be a "
+                             "lower-case DNS label and its port not 0",
+                             in->services[i].name ? in->services[i].name : "");
     size_t len = 0;
     char *text = NULL;
     FILE *f = open_memstream(&text, &len);
     if (!f)
-        return fail(err, errlen, "policy: out of memory");
+        return fail_null(err, errlen, "policy: out of memory");
     fprintf(f, "// Service definitions: add each in the admin console (Services), or\n"
                "// PUT https://api.tailscale.com/api/v2/tailnet/-/vip-services/svc:NAME\n"
                "// with its line as the body.\n");
@@ -150,7 +134,8 @@ char *tspolicy_print(const struct tspolicy_input *in, char *err, size_t errlen)
     }
     if (fclose(f) != 0 || !ok) {
         free(text);
-        return fail(err, errlen, "policy: out of memory, or an owner or source that is not UTF-8");
+        return fail_null(err, errlen,
+                         "policy: out of memory, or an owner or source that is not UTF-8");
     }
     return text;
 }
