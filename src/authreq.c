@@ -111,7 +111,7 @@ static void auth_release_provider(struct exchange *ex, bool reusable)
 }
 
 /* The provider failed: fail closed, nothing reaches the upstream. */
-void authreq_error(struct exchange *ex, int status, const char *why)
+enum ex_result authreq_error(struct exchange *ex, int status, const char *why)
 {
     struct worker *w = ex_worker(ex);
     if (ex->u) {
@@ -122,39 +122,36 @@ void authreq_error(struct exchange *ex, int status, const char *why)
             ex->auth->name, ex->auth->url, why);
     metrics_count_auth(&w->metrics, ex->svc->metrics_slot, AUTH_ERROR,
                        (int64_t)(ex_now_us() - ex->auth_start_us));
-    proxy_respond_local(ex, status,
-                        status == 504 ? "gateway timeout: the auth provider did not answer"
-                                      : "bad gateway: the auth provider failed",
-                        false);
+    return ex_respond(ex, status,
+                      status == 504 ? "gateway timeout: the auth provider did not answer"
+                                    : "bad gateway: the auth provider failed",
+                      false);
 }
 
 /* A pooled connection the provider had closed: try once more on a new one. */
-static void auth_lost(struct exchange *ex, const char *why)
+EX_MUST_USE static enum ex_result auth_lost(struct exchange *ex, const char *why)
 {
     if (ex->u && ex->u->reused && !ex->auth_retried && !ex->auth_head_len) {
         upstream_close(ex->u);
         ex->u = NULL;
         ex->auth_retried = true;
-        authreq_begin(ex);
-        return;
+        return authreq_begin(ex);
     }
-    authreq_error(ex, 502, why);
+    return authreq_error(ex, 502, why);
 }
 
 /* A 2xx: the copied headers go into the upstream head, before its blank line. */
-static void auth_allow(struct exchange *ex, const struct auth_verdict *v)
+EX_MUST_USE static enum ex_result auth_allow(struct exchange *ex, const struct auth_verdict *v)
 {
     char *head = ex->reqhead->data;
     size_t len = ex->reqhead_len - 2; /* drop the final CRLF, append, put it back */
     for (size_t i = 0; i < v->ncopy; i++) {
         size_t nl = strlen(v->copy[i].name);
-        if (len + nl + 2 + v->copy[i].len + 2 + 2 > BUF_SIZE) {
-            proxy_respond_local(ex, 431,
-                                "request header fields too large with the headers the auth "
-                                "provider adds",
-                                true);
-            return;
-        }
+        if (len + nl + 2 + v->copy[i].len + 2 + 2 > BUF_SIZE)
+            return ex_respond(ex, 431,
+                              "request header fields too large with the headers the auth "
+                              "provider adds",
+                              true);
         memcpy(head + len, v->copy[i].name, nl);
         len += nl;
         memcpy(head + len, ": ", 2);
@@ -174,11 +171,12 @@ static void auth_allow(struct exchange *ex, const struct auth_verdict *v)
                 (*p > ' ' && *p < 0x7f && *p != '"' && *p != '\\' && *p != '=') ? *p : '?';
         ex->user[n] = '\0';
     }
-    ex->phase = EX_SENDING;
-    ex_proceed(ex);
+    ex_set_state(ex, EX_ROUTING);
+    return ex_proceed(ex);
 }
 
-static void auth_done(struct exchange *ex, const char *body, size_t blen, bool reusable)
+EX_MUST_USE static enum ex_result auth_done(struct exchange *ex, const char *body, size_t blen,
+                                            bool reusable)
 {
     struct worker *w = ex_worker(ex);
     const struct config_auth *a = ex->auth;
@@ -191,18 +189,15 @@ static void auth_done(struct exchange *ex, const char *body, size_t blen, bool r
         !ex->rqb.done || w->draining || ex->c->closing || !ex->req.keep_alive || ex->req.minor == 0;
     struct buf *out = buf_get(&w->bufs);
     size_t outlen = 0;
-    if (!out) {
-        authreq_error(ex, 502, "out of buffers");
-        return;
-    }
+    if (!out)
+        return authreq_error(ex, 502, "out of buffers");
     auth_judge(a, &ex->resp, body, blen, &t, head, close, &v, out->data, BUF_SIZE, &outlen);
     auth_release_provider(ex, reusable);
     if (v.result == AUTH_ERROR) {
         buf_put(&w->bufs, out);
         char why[128];
         snprintf(why, sizeof why, "%s (status %d)", v.error, ex->resp.status);
-        authreq_error(ex, v.status, why);
-        return;
+        return authreq_error(ex, v.status, why);
     }
     metrics_count_auth(&w->metrics, ex->svc->metrics_slot, (int)v.result, usec);
     if (v.result == AUTH_ALLOWED) {
@@ -212,26 +207,18 @@ static void auth_done(struct exchange *ex, const char *body, size_t blen, bool r
             if (cache)
                 auth_cache_put(cache, ex->auth_digest, loop_now_ms(w->loop) + a->cache_ms, &v);
         }
-        auth_allow(ex, &v);
-        return;
+        return auth_allow(ex, &v);
     }
     /* Redirected or denied: the provider's answer (or its translation) goes
      * to the client, and nothing to the upstream. */
-    ex->phase = EX_LOCAL;
     ex->status = v.status;
     ex->close_client = close;
-    flow_reset(&ex->rs);
-    ex->rs.own = out;
-    flow_push(&ex->rs, out->data, outlen);
-    ex->resp_head_done = true;
-    ex->rsb.done = true;
-    ex_arm_timer(ex);
-    proxy_run(ex);
+    return respond_send(ex, out, outlen);
 }
 
-/* The provider's answer so far: 0 while more is needed, 1 when the exchange
- * has moved on (decided, failed or retried). */
-static int auth_parse(struct exchange *ex)
+/* The provider's answer so far: PUMP_IDLE while more is needed; else the
+ * exchange has moved on (decided, failed or retried) and may have ended. */
+EX_MUST_USE static enum pump auth_parse(struct exchange *ex)
 {
     struct upconn *u = ex->u;
     size_t have = u->in ? buf_len(u->in) : 0;
@@ -239,23 +226,18 @@ static int auth_parse(struct exchange *ex)
     if (!ex->auth_head_len) {
         struct http1_limits lim = {LIMIT_AUTH_HEAD_BYTES, LIMIT_AUTH_HEAD_BYTES};
         long hl = have ? http1_find_head_end(d, have, &ex->auth_scan, &lim) : 0;
-        if (hl < 0) {
-            authreq_error(ex, 502, "its answer's head is too large");
-            return 1;
-        }
+        if (hl < 0)
+            return ex_pump_result(authreq_error(ex, 502, "its answer's head is too large"));
         if (hl == 0) {
             if (!u->eof)
-                return 0;
+                return PUMP_IDLE;
             if (have == 0)
-                auth_lost(ex, "it closed the connection without answering");
-            else
-                authreq_error(ex, 502, "it closed the connection in the middle of its answer");
-            return 1;
+                return ex_pump_result(auth_lost(ex, "it closed the connection without answering"));
+            return ex_pump_result(
+                authreq_error(ex, 502, "it closed the connection in the middle of its answer"));
         }
-        if (http1_parse_response(d, (size_t)hl, HTTP_GET, &ex->resp) < 0 || ex->resp.status < 200) {
-            authreq_error(ex, 502, "its answer is malformed");
-            return 1;
-        }
+        if (http1_parse_response(d, (size_t)hl, HTTP_GET, &ex->resp) < 0 || ex->resp.status < 200)
+            return ex_pump_result(authreq_error(ex, 502, "its answer is malformed"));
         ex->auth_head_len = (size_t)hl;
     }
     const char *body = d + ex->auth_head_len;
@@ -265,10 +247,8 @@ static int auth_parse(struct exchange *ex)
     case HTTP_BODY_NONE:
         break;
     case HTTP_BODY_LENGTH:
-        if (ex->resp.content_length > LIMIT_AUTH_BODY_BYTES) {
-            authreq_error(ex, 502, "its answer's body is too large");
-            return 1;
-        }
+        if (ex->resp.content_length > LIMIT_AUTH_BODY_BYTES)
+            return ex_pump_result(authreq_error(ex, 502, "its answer's body is too large"));
         blen = wire = (size_t)ex->resp.content_length;
         if (avail < blen)
             goto more;
@@ -281,15 +261,12 @@ static int auth_parse(struct exchange *ex)
             size_t nsegs = 0, used = 0;
             int r = chunked_decode(&dec, body + wire, avail - wire, &used, segs, &nsegs,
                                    LIMIT_BODY_IOVS);
-            if (r == CHUNKED_ERROR) {
-                authreq_error(ex, 502, "its answer's chunked body is malformed");
-                return 1;
-            }
+            if (r == CHUNKED_ERROR)
+                return ex_pump_result(
+                    authreq_error(ex, 502, "its answer's chunked body is malformed"));
             for (size_t i = 0; i < nsegs; i++) {
-                if (blen + segs[i].iov_len > sizeof dechunked) {
-                    authreq_error(ex, 502, "its answer's body is too large");
-                    return 1;
-                }
+                if (blen + segs[i].iov_len > sizeof dechunked)
+                    return ex_pump_result(authreq_error(ex, 502, "its answer's body is too large"));
                 memcpy(dechunked + blen, segs[i].iov_base, segs[i].iov_len);
                 blen += segs[i].iov_len;
             }
@@ -303,45 +280,39 @@ static int auth_parse(struct exchange *ex)
         break;
     }
     case HTTP_BODY_EOF:
-        if (avail > LIMIT_AUTH_BODY_BYTES) {
-            authreq_error(ex, 502, "its answer's body is too large");
-            return 1;
-        }
+        if (avail > LIMIT_AUTH_BODY_BYTES)
+            return ex_pump_result(authreq_error(ex, 502, "its answer's body is too large"));
         if (!u->eof)
-            return 0;
+            return PUMP_IDLE;
         blen = wire = avail;
         break;
     }
     bool reusable = ex->resp.keep_alive && ex->resp.body != HTTP_BODY_EOF && wire == avail;
     /* The bytes stay where they are until auth_done has judged them. */
     buf_consume(u->in, ex->auth_head_len + wire);
-    auth_done(ex, body, blen, reusable);
-    return 1;
+    return ex_pump_result(auth_done(ex, body, blen, reusable));
 more:
-    if (u->eof) {
-        authreq_error(ex, 502, "it closed the connection in the middle of its answer");
-        return 1;
-    }
-    return 0;
+    if (u->eof)
+        return ex_pump_result(
+            authreq_error(ex, 502, "it closed the connection in the middle of its answer"));
+    return PUMP_IDLE;
 }
 
-void authreq_pump(struct exchange *ex)
+enum ex_result authreq_pump(struct exchange *ex)
 {
     struct upconn *u = ex->u;
     if (u->connecting) {
         const char *why;
         int err = upstream_connect_result(u, &why);
         if (err == -EINPROGRESS)
-            return;
-        if (err < 0) {
-            authreq_error(ex, 502, why ? why : strerror(-err));
-            return;
-        }
+            return EX_CONTINUE;
+        if (err < 0)
+            return authreq_error(ex, 502, why ? why : strerror(-err));
         ex_touch(ex);
     }
     while (ex->authreq_off < ex->authreq_len) {
         if (!u->writable)
-            return;
+            return EX_CONTINUE;
         struct iovec v = {ex->authreq->data + ex->authreq_off, ex->authreq_len - ex->authreq_off};
         ssize_t n = upstream_writev(u, &v, 1);
         if (n > 0) {
@@ -352,32 +323,30 @@ void authreq_pump(struct exchange *ex)
             continue;
         if (n < 0 && errno == EAGAIN) {
             u->writable = false;
-            return;
+            return EX_CONTINUE;
         }
-        auth_lost(ex, "the connection broke while sending the subrequest");
-        return;
+        return auth_lost(ex, "the connection broke while sending the subrequest");
     }
     for (;;) {
-        if (auth_parse(ex))
-            return;
+        enum pump p = auth_parse(ex);
+        if (p != PUMP_IDLE)
+            return pump_ex_result(p);
         long n = h1client_read(u, true);
         if (n > 0)
             continue;
-        if (n == 0 && u->in && buf_space(u->in) == 0) {
-            authreq_error(ex, 502, "its answer is too large");
-            return;
-        }
+        if (n == 0 && u->in && buf_space(u->in) == 0)
+            return authreq_error(ex, 502, "its answer is too large");
         if (n == 0)
-            return;
+            return EX_CONTINUE;
         /* EOF or error: auth_parse decides with u->eof set. */
-        if (auth_parse(ex))
-            return;
-        authreq_error(ex, 502, "the connection broke");
-        return;
+        p = auth_parse(ex);
+        if (p != PUMP_IDLE)
+            return pump_ex_result(p);
+        return authreq_error(ex, 502, "the connection broke");
     }
 }
 
-void authreq_begin(struct exchange *ex)
+enum ex_result authreq_begin(struct exchange *ex)
 {
     struct worker *w = ex_worker(ex);
     const struct config_auth *a = ex->auth;
@@ -386,8 +355,7 @@ void authreq_begin(struct exchange *ex)
         static __thread struct auth_verdict v;
         if (cache && auth_cache_get(cache, ex->auth_digest, loop_now_ms(w->loop), &v)) {
             metrics_count_auth(&w->metrics, ex->svc->metrics_slot, AUTH_ALLOWED, -1);
-            auth_allow(ex, &v);
-            return;
+            return auth_allow(ex, &v);
         }
     }
     if (!ex->auth_retried)
@@ -399,19 +367,16 @@ void authreq_begin(struct exchange *ex)
             char why[300];
             snprintf(why, sizeof why, "auth provider name not resolved: \"%s\" (%s)",
                      a->up.addr.host, resolve_error(&a->up.addr));
-            authreq_error(ex, 502, why);
-        } else {
-            authreq_error(ex, 502, strerror(-err));
+            return authreq_error(ex, 502, why);
         }
-        return;
+        return authreq_error(ex, 502, strerror(-err));
     }
     ex->u = u;
     u->ex = ex;
-    ex->phase = EX_AUTH;
     ex->authreq_off = 0;
     ex->auth_scan = 0;
     ex->auth_head_len = 0;
     ex_touch(ex);
-    ex_arm_timer(ex);
-    authreq_pump(ex);
+    ex_set_state(ex, EX_AUTH);
+    return authreq_pump(ex);
 }

@@ -1,9 +1,11 @@
 /* exchange_int.h - what the files of the exchange share among themselves
- * (exchange.c, h1client.c, authreq.c, tunnel.c, respond.c); proxy.h is
- * what the rest of portico sees.
+ * (exchange.c, exstate.c, h1client.c, authreq.c, tunnel.c, respond.c);
+ * proxy.h is what the rest of portico sees.
  *
- * A call that may end the exchange (answer, fail, finish) leaves ex freed
- * or recycled: its caller returns at once and touches ex no more. */
+ * Every call that may end the exchange says so in what it returns (enum
+ * ex_result, or PUMP_GONE from a pump), and the compiler insists the
+ * caller looks: after EX_ENDED ex is released, and debug and ASan builds
+ * have poisoned it. */
 #ifndef PORTICO_EXCHANGE_INT_H
 #define PORTICO_EXCHANGE_INT_H
 
@@ -19,9 +21,38 @@
 struct upconn;
 struct redirect_rewrite;
 
-/* What a pump achieved: nothing to do, bytes moved, or the exchange ended
- * (ex is gone). */
-enum pump { PUMP_IDLE, PUMP_PROGRESS, PUMP_GONE };
+/* A call whose result must be looked at: it may have ended the exchange. */
+#define EX_MUST_USE __attribute__((warn_unused_result))
+
+/* What a pump achieved: nothing to do; bytes moved; the exchange took
+ * another course inside the call (portico's own answer, a retry on a new
+ * connection), so the pumping stops and its caller returns; or the
+ * exchange ended (ex is gone). */
+enum pump { PUMP_IDLE, PUMP_PROGRESS, PUMP_STOP, PUMP_GONE };
+
+static inline bool pump_stopped(enum pump p)
+{
+    return p == PUMP_STOP || p == PUMP_GONE;
+}
+
+/* A pump's result after a call that may end the exchange. */
+static inline enum pump ex_pump_result(enum ex_result r)
+{
+    return r == EX_ENDED ? PUMP_GONE : PUMP_STOP;
+}
+
+/* The exchange's result after a pump that stopped. */
+static inline enum ex_result pump_ex_result(enum pump p)
+{
+    return p == PUMP_GONE ? EX_ENDED : EX_CONTINUE;
+}
+
+/* Whether the final response head is in (parsed, or portico's own). */
+static inline bool ex_resp_head_done(const struct exchange *ex)
+{
+    return ex->state == EX_STREAMING || ex->state == EX_RESPONDING || ex->state == EX_LOCAL ||
+           ex->state == EX_TUNNEL;
+}
 
 static inline struct worker *ex_worker(const struct exchange *ex)
 {
@@ -48,15 +79,26 @@ void ex_log_and_count(struct exchange *ex);
 
 /* The response is complete: pool the upstream, log, hand the client back.
  * Ends the exchange. */
-void ex_finish(struct exchange *ex);
+EX_MUST_USE enum ex_result ex_finish(struct exchange *ex);
 
 /* Cut the client connection (see exchange.c). Ends the exchange. */
-void ex_fail_hard(struct exchange *ex, int status_if_unsent, const char *why);
+EX_MUST_USE enum ex_result ex_fail_hard(struct exchange *ex, int status_if_unsent, const char *why);
+
+/* Make all the progress possible (proxy_run for the exchange's own files). */
+EX_MUST_USE enum ex_result ex_run(struct exchange *ex);
 
 /* The request may go upstream (after forward auth, if any). */
-void ex_proceed(struct exchange *ex);
+EX_MUST_USE enum ex_result ex_proceed(struct exchange *ex);
 
-/* Arm the exchange's timer for what it waits on now. */
+/* ---- exstate.c: states and timeouts ---- */
+
+/* Move ex to state st and arm its timer for what st waits on (a state that
+ * waits on nothing leaves the timer as it is). The only writer of
+ * ex->state after proxy_new. */
+void ex_set_state(struct exchange *ex, enum exchange_state st);
+
+/* Arm the exchange's timer again for what it waits on now, within its
+ * state (the client stopped reading, say). */
 void ex_arm_timer(struct exchange *ex);
 
 /* Waiting for request body bytes: fire by the time a body rule breaks. */
@@ -70,25 +112,25 @@ long h1client_read(struct upconn *u, bool may_compact);
 
 /* Take an upstream connection (an idle pooled one if allow_idle) and send
  * the request once it is connected. May end the exchange. */
-void h1client_connect(struct exchange *ex, bool allow_idle);
+EX_MUST_USE enum ex_result h1client_connect(struct exchange *ex, bool allow_idle);
 
 /* The upstream is connected: send the request head and body. */
-void h1client_start(struct exchange *ex);
+EX_MUST_USE enum ex_result h1client_start(struct exchange *ex);
 
 /* The upstream could not be reached (err: negative errno): 502. */
-void h1client_connect_failed(struct exchange *ex, int err);
+EX_MUST_USE enum ex_result h1client_connect_failed(struct exchange *ex, int err);
 
 /* The TLS handshake with an https upstream failed: 502. */
-void h1client_tls_failed(struct exchange *ex, const char *why);
+EX_MUST_USE enum ex_result h1client_tls_failed(struct exchange *ex, const char *why);
 
 /* The upstream broke its response body: 502 or a cut connection. */
-void h1client_bad_body(struct exchange *ex, const char *what);
+EX_MUST_USE enum ex_result h1client_bad_body(struct exchange *ex, const char *what);
 
 /* The upstream went away in the middle of a response body. */
-void h1client_body_cut(struct exchange *ex);
+EX_MUST_USE enum ex_result h1client_body_cut(struct exchange *ex);
 
-enum pump h1client_pump_request(struct exchange *ex);
-enum pump h1client_pump_response(struct exchange *ex);
+EX_MUST_USE enum pump h1client_pump_request(struct exchange *ex);
+EX_MUST_USE enum pump h1client_pump_response(struct exchange *ex);
 
 /* ---- tunnel.c: splice and the 101 tunnel ---- */
 
@@ -96,10 +138,10 @@ enum pump h1client_pump_response(struct exchange *ex);
 bool tunnel_splice_eligible(const struct exchange *ex);
 
 /* Move body bytes upstream -> pipe -> client. */
-enum pump tunnel_splice_body(struct exchange *ex);
+EX_MUST_USE enum pump tunnel_splice_body(struct exchange *ex);
 
 /* After a 101: bytes both ways until both sides close. May end the exchange. */
-void tunnel_run(struct exchange *ex);
+EX_MUST_USE enum ex_result tunnel_run(struct exchange *ex);
 
 /* ---- authreq.c: the forward-auth subrequest ---- */
 
@@ -108,24 +150,33 @@ int authreq_prepare(struct exchange *ex, const struct config_auth *a, const char
                     const struct http_request *req);
 
 /* Ask the provider (or the decision cache). May end the exchange. */
-void authreq_begin(struct exchange *ex);
+EX_MUST_USE enum ex_result authreq_begin(struct exchange *ex);
 
 /* Readiness on the provider connection. May end the exchange. */
-void authreq_pump(struct exchange *ex);
+EX_MUST_USE enum ex_result authreq_pump(struct exchange *ex);
 
 /* The provider failed: fail closed. Ends the exchange's forwarding. */
-void authreq_error(struct exchange *ex, int status, const char *why);
+EX_MUST_USE enum ex_result authreq_error(struct exchange *ex, int status, const char *why);
 
 /* ---- respond.c: portico's own answers ---- */
 
 /* portico's own answer: status, a one-line body, and extra header lines
  * ("Name: value\r\n"..., or NULL). May end the exchange. */
-void respond_local(struct exchange *ex, int status, const char *body, bool close,
-                   const char *extra);
+EX_MUST_USE enum ex_result respond_local(struct exchange *ex, int status, const char *body,
+                                         bool close, const char *extra);
+
+/* Send b (given to the exchange), len bytes of a whole response, as the
+ * exchange's answer. */
+EX_MUST_USE enum ex_result respond_send(struct exchange *ex, struct buf *b, size_t len);
+
+/* respond_local without extra header lines. */
+EX_MUST_USE enum ex_result ex_respond(struct exchange *ex, int status, const char *body,
+                                      bool close);
 
 /* A plain-HTTP listener with redirect_https: the same name and target over
  * https. May end the exchange. */
-void respond_https_redirect(struct exchange *ex, const char *host, size_t hlen);
+EX_MUST_USE enum ex_result respond_https_redirect(struct exchange *ex, const char *host,
+                                                  size_t hlen);
 
 /* The addresses an app may put in an absolute redirect that the client
  * cannot reach: its upstream's own origin (with and without a default

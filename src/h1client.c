@@ -65,47 +65,46 @@ static bool idempotent(int method_id)
 /* The upstream broke its response body. Until the response head has
  * reached the client, the client still gets a real 502; after it, only a
  * cut connection can say the response is incomplete. */
-void h1client_bad_body(struct exchange *ex, const char *what)
+enum ex_result h1client_bad_body(struct exchange *ex, const char *what)
 {
     log_msg(LOG_WARN, "service %s: upstream %s %s%s", ex->svc->name, ex->up->key, what,
             ex->resp_started ? "; client connection cut" : "; 502 sent");
-    proxy_respond_local(ex, 502, "bad gateway: upstream response broken", false);
+    return ex_respond(ex, 502, "bad gateway: upstream response broken", false);
 }
 
 /* The upstream could not be reached (err: negative errno): 502 at once. */
-void h1client_connect_failed(struct exchange *ex, int err)
+enum ex_result h1client_connect_failed(struct exchange *ex, int err)
 {
     struct worker *w = ex_worker(ex);
     metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
     if (err == UPSTREAM_UNRESOLVED) {
         log_msg(LOG_WARN, "service %s: upstream name not resolved: \"%s\" (%s)", ex->svc->name,
                 ex->up->addr.host, resolve_error(&ex->up->addr));
-        proxy_respond_local(ex, 502, "bad gateway: upstream name not resolved", false);
-        return;
+        return ex_respond(ex, 502, "bad gateway: upstream name not resolved", false);
     }
     log_msg(LOG_WARN, "service %s: cannot connect to %s: %s", ex->svc->name, ex->up->key,
             strerror(-err));
-    proxy_respond_local(ex, 502, "bad gateway: upstream unreachable", false);
+    return ex_respond(ex, 502, "bad gateway: upstream unreachable", false);
 }
 
 /* The TLS handshake with an https upstream failed: 502, and a log line
  * that says why (an untrusted or mismatched certificate, usually). */
-void h1client_tls_failed(struct exchange *ex, const char *why)
+enum ex_result h1client_tls_failed(struct exchange *ex, const char *why)
 {
     struct worker *w = ex_worker(ex);
     metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
     log_msg(LOG_WARN, "service %s: TLS handshake with %s failed: %s", ex->svc->name,
             ex->up->addr.text, why);
-    proxy_respond_local(ex, 502, "bad gateway: upstream TLS handshake failed", false);
+    return ex_respond(ex, 502, "bad gateway: upstream TLS handshake failed", false);
 }
 
 /* The upstream went away in the middle of a response body. */
-void h1client_body_cut(struct exchange *ex)
+enum ex_result h1client_body_cut(struct exchange *ex)
 {
-    h1client_bad_body(ex, "closed the connection mid-response");
+    return h1client_bad_body(ex, "closed the connection mid-response");
 }
 
-void h1client_connect(struct exchange *ex, bool allow_idle)
+enum ex_result h1client_connect(struct exchange *ex, bool allow_idle)
 {
     struct worker *w = ex_worker(ex);
     int err = 0;
@@ -113,8 +112,7 @@ void h1client_connect(struct exchange *ex, bool allow_idle)
         allow_idle = false;
     struct upconn *u = upstream_acquire(w, ex->up, allow_idle, &err);
     if (!u) {
-        h1client_connect_failed(ex, err);
-        return;
+        return h1client_connect_failed(ex, err);
     }
     ex->u = u;
     u->ex = ex;
@@ -133,17 +131,15 @@ void h1client_connect(struct exchange *ex, bool allow_idle)
         }
     }
     if (u->connecting) {
-        ex->phase = EX_CONNECTING;
         ex_touch(ex);
-        ex_arm_timer(ex);
-        return; /* on_io calls proxy_run when the socket becomes writable */
+        ex_set_state(ex, EX_CONNECTING);
+        return EX_CONTINUE; /* on_io calls proxy_run when the socket becomes writable */
     }
-    h1client_start(ex);
+    return h1client_start(ex);
 }
 
-void h1client_start(struct exchange *ex)
+enum ex_result h1client_start(struct exchange *ex)
 {
-    ex->phase = EX_SENDING;
     /* The body is read from now on: its rate clock starts here, after any
      * connect or forward-auth wait, which are not the client's doing. */
     ex->body_start_ms = loop_now_ms(ex_worker(ex)->loop);
@@ -155,8 +151,8 @@ void h1client_start(struct exchange *ex)
     flow_push(&ex->rq, ex->reqhead->data, ex->reqhead_len);
     body_produce(&ex->rqb, ex->c->in, false, &ex->rq);
     ex_touch(ex);
-    ex_arm_timer(ex);
-    proxy_run(ex);
+    ex_set_state(ex, EX_SENDING);
+    return ex_run(ex);
 }
 
 static bool may_retry(const struct exchange *ex)
@@ -170,7 +166,7 @@ static bool may_retry(const struct exchange *ex)
 /* The upstream failed before answering. A request sent on a reused
  * connection that the upstream closed meanwhile is retried once on a new
  * connection when it is safe to send again. */
-static void upstream_failed(struct exchange *ex, const char *what)
+EX_MUST_USE static enum ex_result upstream_failed(struct exchange *ex, const char *what)
 {
     struct worker *w = ex_worker(ex);
     if (may_retry(ex)) {
@@ -178,41 +174,39 @@ static void upstream_failed(struct exchange *ex, const char *what)
         ex->u = NULL;
         ex->retried = true;
         body_init(&ex->rqb, ex->req.body, ex->req.body, ex->req.content_length);
-        h1client_connect(ex, false);
-        return;
+        return h1client_connect(ex, false);
     }
     if (ex->resp_started) {
-        ex_fail_hard(ex, 502, "upstream connection failed mid-response");
-        return;
+        return ex_fail_hard(ex, 502, "upstream connection failed mid-response");
     }
     metrics_count_connect_error(&w->metrics, ex->svc->metrics_slot);
     log_msg(LOG_WARN, "service %s: upstream %s %s", ex->svc->name, ex->up->key, what);
-    proxy_respond_local(ex, 502, "bad gateway: upstream closed the connection", false);
+    return ex_respond(ex, 502, "bad gateway: upstream closed the connection", false);
 }
 
 /* ---- the response head -------------------------------------------------------------- */
 
 /* The upstream's response head, rewritten for the client, goes first in
  * the client flow, and its head_len bytes are released once it is
- * written. False: it does not fit, and the exchange answered 502. */
-static bool queue_response_head(struct exchange *ex, const struct response_rewrite *rw,
-                                size_t head_len)
+ * written. PUMP_PROGRESS, or what answering 502 did when it does not fit. */
+EX_MUST_USE static enum pump queue_response_head(struct exchange *ex,
+                                                 const struct response_rewrite *rw, size_t head_len)
 {
     struct worker *w = ex_worker(ex);
     struct buf *b = buf_get(&w->bufs);
     long n = b ? headers_build_response(&ex->resp, rw, b->data, BUF_SIZE) : -1;
     if (n < 0) {
         buf_put(&w->bufs, b);
-        proxy_respond_local(ex, 502, "bad gateway: upstream response head too large", true);
-        return false;
+        return ex_pump_result(
+            ex_respond(ex, 502, "bad gateway: upstream response head too large", true));
     }
     ex->rs.own = b;
     flow_push(&ex->rs, b->data, (size_t)n);
     ex->rs.consumed = head_len;
-    return true;
+    return PUMP_PROGRESS;
 }
 
-static enum pump on_response_head(struct exchange *ex, size_t head_len)
+EX_MUST_USE static enum pump on_response_head(struct exchange *ex, size_t head_len)
 {
     struct worker *w = ex_worker(ex);
     struct conn *c = ex->c;
@@ -226,35 +220,31 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
         if (++ex->ninterim > LIMIT_INTERIM_RESPONSES) {
             log_msg(LOG_WARN, "service %s: upstream %s sent more than %d interim (1xx) responses",
                     ex->svc->name, ex->up->key, LIMIT_INTERIM_RESPONSES);
-            proxy_respond_local(ex, 502, "bad gateway: too many interim responses from upstream",
-                                false);
-            return PUMP_GONE;
+            return ex_pump_result(ex_respond(
+                ex, 502, "bad gateway: too many interim responses from upstream", false));
         }
         if (ex->req.minor == 0) {
             buf_consume(u->in, head_len);
             return PUMP_PROGRESS;
         }
         struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_NONE};
-        return queue_response_head(ex, &rw, head_len) ? PUMP_PROGRESS : PUMP_GONE;
+        return queue_response_head(ex, &rw, head_len);
     }
 
-    if (resp->status == 101 && !ex->upgrade) {
-        proxy_respond_local(ex, 502, "bad gateway: upstream switched protocols unasked", true);
-        return PUMP_GONE;
-    }
+    if (resp->status == 101 && !ex->upgrade)
+        return ex_pump_result(
+            ex_respond(ex, 502, "bad gateway: upstream switched protocols unasked", true));
     if (resp->status == 101) {
         const struct http_header *uh = http_find_header(resp->headers, resp->nheaders, "upgrade");
         if (!uh || !headers_upgrade_allowed(uh->value, (const char *const *)ex->svc->upgrade,
-                                            ex->svc->nupgrade)) {
-            proxy_respond_local(ex, 502,
-                                "bad gateway: upstream switched to a protocol the service "
-                                "does not allow",
-                                true);
-            return PUMP_GONE;
-        }
+                                            ex->svc->nupgrade))
+            return ex_pump_result(
+                ex_respond(ex, 502,
+                           "bad gateway: upstream switched to a protocol the service "
+                           "does not allow",
+                           true));
     }
 
-    ex->resp_head_done = true;
     ex->status = resp->status;
     enum http_body out = resp->body;
     if (out == HTTP_BODY_CHUNKED || out == HTTP_BODY_EOF)
@@ -263,7 +253,8 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
     ex->close_client = ex->close_client || !ex->req.keep_alive || c->closing || w->draining ||
                        out == HTTP_BODY_EOF || !ex->rqb.done || upgrade;
     body_init(&ex->rsb, upgrade ? HTTP_BODY_NONE : resp->body, out, resp->content_length);
-    ex_arm_timer(ex); /* from the head's timeout to the body's idle_timeout */
+    /* From the head's timeout to the body's idle_timeout. */
+    ex_set_state(ex, ex->state == EX_SENDING ? EX_STREAMING : EX_RESPONDING);
 
     struct response_rewrite rw = {
         .close = ex->close_client && !upgrade,
@@ -279,17 +270,15 @@ static enum pump on_response_head(struct exchange *ex, size_t head_len)
         respond_redirect_origins(ex, &ro, &rr);
         rw.redirect = &rr;
     }
-    if (!queue_response_head(ex, &rw, head_len))
-        return PUMP_GONE;
+    enum pump p = queue_response_head(ex, &rw, head_len);
+    if (p != PUMP_PROGRESS)
+        return p;
     if (upgrade) {
-        ex->phase = EX_TUNNEL;
-        ex_arm_timer(ex);
+        ex_set_state(ex, EX_TUNNEL);
         return PUMP_PROGRESS;
     }
-    if (body_produce(&ex->rsb, u->in, false, &ex->rs) < 0) {
-        h1client_bad_body(ex, "sent a malformed chunked body");
-        return PUMP_GONE;
-    }
+    if (body_produce(&ex->rsb, u->in, false, &ex->rs) < 0)
+        return ex_pump_result(h1client_bad_body(ex, "sent a malformed chunked body"));
     return PUMP_PROGRESS;
 }
 
@@ -336,8 +325,8 @@ enum pump h1client_pump_request(struct exchange *ex)
                     ex->close_client = true;
                     return PUMP_PROGRESS;
                 }
-                upstream_failed(ex, "closed the connection while the request was sent");
-                return PUMP_GONE;
+                return ex_pump_result(
+                    upstream_failed(ex, "closed the connection while the request was sent"));
             }
             if (r == 0) {
                 u->writable = false;
@@ -347,18 +336,18 @@ enum pump h1client_pump_request(struct exchange *ex)
             flow_finish(&w->bufs, &ex->rq, c->in);
         }
         if (ex->rqb.done) {
-            if (!ex->req_sent) {
-                ex->req_sent = true;
-                ex_arm_timer(ex); /* now waiting on the upstream */
-            }
+            /* The whole request is upstream: now waiting on the upstream. */
+            if (ex->state == EX_SENDING)
+                ex_set_state(ex, EX_WAITING);
+            else if (ex->state == EX_STREAMING)
+                ex_set_state(ex, EX_RESPONDING);
             return progress;
         }
         if (c->in && buf_len(c->in)) {
             int r = body_produce(&ex->rqb, c->in, false, &ex->rq);
-            if (r < 0) {
-                proxy_respond_local(ex, 400, "bad request: malformed chunked body", true);
-                return PUMP_GONE;
-            }
+            if (r < 0)
+                return ex_pump_result(
+                    ex_respond(ex, 400, "bad request: malformed chunked body", true));
             if (!ex->rq.active && ex->rq.consumed) {
                 ex->bytes_in += ex->rq.consumed;
                 flow_finish(&w->bufs, &ex->rq, c->in);
@@ -369,8 +358,8 @@ enum pump h1client_pump_request(struct exchange *ex)
         if (c->eof) {
             /* The client went away in the middle of its body. */
             ex->close_client = true;
-            ex_fail_hard(ex, 400, "client closed the connection in the middle of its request body");
-            return PUMP_GONE;
+            return ex_pump_result(ex_fail_hard(
+                ex, 400, "client closed the connection in the middle of its request body"));
         }
         if (!c->readable) {
             ex_arm_body_timer(ex);
@@ -404,15 +393,14 @@ enum pump h1client_pump_response(struct exchange *ex)
                 ex->bytes_out += wrote;
                 /* Whole interim responses (1xx) may still be followed by
                  * portico's own final answer; anything else may not. */
-                if (ex->resp_head_done || r != 1)
+                if (ex_resp_head_done(ex) || r != 1)
                     ex->resp_started = true;
                 progress = PUMP_PROGRESS;
                 ex_touch(ex);
             }
-            if (r < 0) {
-                ex_fail_hard(ex, 499, "client connection failed while the response was sent");
-                return PUMP_GONE;
-            }
+            if (r < 0)
+                return ex_pump_result(
+                    ex_fail_hard(ex, 499, "client connection failed while the response was sent"));
             if (r == 0) {
                 c->writable = false;
                 ex_arm_timer(ex);
@@ -420,17 +408,16 @@ enum pump h1client_pump_response(struct exchange *ex)
             }
             flow_finish(&w->bufs, &ex->rs, u ? u->in : NULL);
         }
-        if (ex->phase == EX_TUNNEL)
+        if (ex->state == EX_TUNNEL)
             return PUMP_PROGRESS;
-        if (ex->phase == EX_LOCAL || (ex->resp_head_done && ex->rsb.done)) {
-            if (ex->phase == EX_SENDING && !ex->req_sent && !ex->close_client)
+        if (ex->state == EX_LOCAL || (ex_resp_head_done(ex) && ex->rsb.done)) {
+            if (ex->state == EX_STREAMING && !ex->close_client)
                 return progress; /* the request is still going up */
-            ex_finish(ex);
-            return PUMP_GONE;
+            return ex_pump_result(ex_finish(ex));
         }
-        if (ex->resp_head_done && tunnel_splice_eligible(ex)) {
+        if (ex_resp_head_done(ex) && tunnel_splice_eligible(ex)) {
             enum pump p = tunnel_splice_body(ex);
-            if (p == PUMP_GONE)
+            if (pump_stopped(p))
                 return p;
             if (p == PUMP_PROGRESS) {
                 progress = PUMP_PROGRESS;
@@ -440,37 +427,32 @@ enum pump h1client_pump_response(struct exchange *ex)
                 return progress; /* waiting on one of the sockets */
         }
         if (u->in && buf_len(u->in)) {
-            if (!ex->resp_head_done) {
+            if (!ex_resp_head_done(ex)) {
                 struct http1_limits lim = {LIMIT_RESPONSE_HEAD_BYTES, LIMIT_RESPONSE_HEAD_BYTES};
                 long end =
                     http1_find_head_end(buf_rptr(u->in), buf_len(u->in), &ex->resp_scan, &lim);
-                if (end < 0) {
-                    proxy_respond_local(ex, 502, "bad gateway: upstream response head too large",
-                                        false);
-                    return PUMP_GONE;
-                }
+                if (end < 0)
+                    return ex_pump_result(ex_respond(
+                        ex, 502, "bad gateway: upstream response head too large", false));
                 if (end > 0) {
                     long r = http1_parse_response(buf_rptr(u->in), (size_t)end, ex->req.method_id,
                                                   &ex->resp);
                     if (r < 0) {
                         log_msg(LOG_WARN, "service %s: malformed response from %s", ex->svc->name,
                                 ex->up->key);
-                        proxy_respond_local(ex, 502, "bad gateway: malformed upstream response",
-                                            false);
-                        return PUMP_GONE;
+                        return ex_pump_result(
+                            ex_respond(ex, 502, "bad gateway: malformed upstream response", false));
                     }
                     enum pump p = on_response_head(ex, (size_t)end);
-                    if (p == PUMP_GONE)
+                    if (pump_stopped(p))
                         return p;
                     progress = PUMP_PROGRESS;
                     continue;
                 }
             } else {
                 int r = body_produce(&ex->rsb, u->in, false, &ex->rs);
-                if (r < 0) {
-                    h1client_bad_body(ex, "sent a malformed chunked body");
-                    return PUMP_GONE;
-                }
+                if (r < 0)
+                    return ex_pump_result(h1client_bad_body(ex, "sent a malformed chunked body"));
                 if (!ex->rs.active && ex->rs.consumed)
                     flow_finish(&w->bufs, &ex->rs, u->in);
                 if (ex->rs.active || ex->rsb.done)
@@ -478,16 +460,14 @@ enum pump h1client_pump_response(struct exchange *ex)
             }
         }
         if (u->eof) {
-            if (!ex->resp_head_done) {
-                upstream_failed(ex, "closed the connection before answering");
-                return PUMP_GONE;
-            }
+            if (!ex_resp_head_done(ex))
+                return ex_pump_result(
+                    upstream_failed(ex, "closed the connection before answering"));
             if (ex->rsb.in == HTTP_BODY_EOF) {
                 body_produce(&ex->rsb, u->in, true, &ex->rs);
                 continue;
             }
-            h1client_body_cut(ex);
-            return PUMP_GONE;
+            return ex_pump_result(h1client_body_cut(ex));
         }
         if (!u->readable)
             return progress;

@@ -26,29 +26,73 @@ struct config_route;
 struct config_auth;
 struct buf;
 
-enum exchange_phase {
-    EX_CONNECTING, /* upstream connect in progress */
-    EX_SENDING,    /* request going upstream; response may already be coming */
-    EX_TUNNEL,     /* after 101: bytes both ways until both sides close */
-    EX_LOCAL,      /* portico's own answer is being written */
-    EX_AUTH,       /* asking the auth provider (ex->u is the provider connection) */
+/* The exchange's states. Each says which of its pointers and fields hold
+ * something meaningful; ex_set_state (exchange.c) is the one place that
+ * moves an exchange from one to the next, and arms its timer for what the
+ * new state waits on. A released exchange has no state: it is on the
+ * worker's free list, and debug and ASan builds poison it there.
+ *
+ *   ROUTING    -> AUTH, CONNECTING or SENDING; LOCAL (refused, or 404 ...)
+ *   AUTH       -> ROUTING (allowed); LOCAL (denied, redirected, failed)
+ *   CONNECTING -> SENDING; LOCAL
+ *   SENDING    -> WAITING (request sent), STREAMING (early response head);
+ *                 CONNECTING or SENDING (a retry on a new connection); LOCAL
+ *   WAITING    -> RESPONDING; CONNECTING or SENDING (retry); LOCAL
+ *   STREAMING  -> RESPONDING; TUNNEL (101); LOCAL (only before the client
+ *                 saw a byte; after it, the exchange ends cut)
+ *   RESPONDING -> TUNNEL (101); LOCAL (likewise)
+ * and from any state the exchange may end: finished, or cut. */
+enum exchange_state {
+    /* The head is parsed into req and being routed and checked, or forward
+     * auth has just let it through. svc, route, up are set once routing
+     * found them; u is NULL; nothing is in flight. Waits on nothing. */
+    EX_ROUTING,
+    /* Asking the auth provider. u is the provider connection, authreq the
+     * subrequest (authreq_off of it written), reqhead the request waiting
+     * for the verdict; resp holds the provider's answer once parsed. Waits
+     * on the provider: its timeout, counted from auth_start_us. */
+    EX_AUTH,
+    /* Connecting to the upstream (TCP, then TLS for https). u, reqhead; pp
+     * if a PROXY header goes first. Waits on connect_timeout. */
+    EX_CONNECTING,
+    /* The request head and body go up, no final response head yet (1xx
+     * may come and go). u, reqhead, rq, rqb; the upstream's bytes
+     * collect in u->in. Waits on the client's body (body_timeout,
+     * body_min_rate) when out of bytes to send, else the service timeout. */
+    EX_SENDING,
+    /* The whole request is upstream; waiting for the final response head.
+     * u; rq is empty. Waits on the service timeout. */
+    EX_WAITING,
+    /* The final response head came while the request body still goes up
+     * (an upstream that answers early, or streams). As EX_SENDING, plus
+     * resp, rsb and rs. Waits on the client's body or the upstream's. */
+    EX_STREAMING,
+    /* The whole request is upstream and the response body comes down. u,
+     * resp, rsb, rs; pipe when the body is spliced. Waits on idle_timeout,
+     * or send_timeout while the client does not read. */
+    EX_RESPONDING,
+    /* portico's own answer, whole in rs (rs.own holds it); u is NULL. Waits
+     * on the client to read it: send_timeout. */
+    EX_LOCAL,
+    /* After a 101: bytes both ways until both sides close. u; rs may still
+     * hold the 101 head; tunnel says what each side has ended. Waits on
+     * tunnel_timeout. */
+    EX_TUNNEL,
 };
 
 struct exchange {
+    struct exchange *next_free; /* on the worker's free list; stays readable while released */
     struct conn *c;
     struct upconn *u;
     struct config *cfg; /* reference held for the exchange's lifetime */
     const struct config_service *svc;
     const struct config_upstream *up;
     const struct config_route *route; /* the path route taken; NULL: the service's upstream */
-    struct exchange *next_free;
-    enum exchange_phase phase;
+    enum exchange_state state;
     struct buf *reqhead; /* serialised upstream request head, kept for a retry */
     size_t reqhead_len;
     struct flow rq, rs;   /* to upstream, to client */
     struct body rqb, rsb; /* request body, response body */
-    bool req_sent;        /* head and whole body written upstream */
-    bool resp_head_done;  /* final response head parsed */
     bool resp_started;    /* a response byte reached the client (no retry, no error page) */
     bool upstream_spoke;  /* a response byte arrived from the upstream */
     bool retried;
@@ -56,11 +100,13 @@ struct exchange {
     /* A Content-Length body to a plain client moves upstream -> pipe ->
      * client with splice(2); pipe[0] < 0 until then. */
     int pipe[2];
-    size_t piped;                      /* bytes in the pipe */
-    size_t pipe_cap;                   /* its capacity */
-    bool close_client;                 /* the client connection closes after this response */
-    bool tunnel_c_eof, tunnel_u_eof;   /* tunnel: each side's EOF seen */
-    bool tunnel_c_shut, tunnel_u_shut; /* ... and passed on with shutdown() */
+    size_t piped;      /* bytes in the pipe */
+    size_t pipe_cap;   /* its capacity */
+    bool close_client; /* the client connection closes after this response */
+    struct {
+        bool c_eof, u_eof;   /* each side's EOF seen */
+        bool c_shut, u_shut; /* ... and passed on with shutdown() */
+    } tunnel;                /* EX_TUNNEL only */
     size_t resp_scan;
     unsigned ninterim;  /* 1xx responses seen from the upstream */
     int status;         /* as logged */
@@ -98,32 +144,44 @@ struct exchange {
     char reason_buf[LIMIT_LOG_REASON_BYTES];
 };
 
+/* What a call that may end the exchange did. EX_ENDED: the exchange is
+ * released (logged, its upstream pooled or closed, c->ex cleared; the
+ * client connection may be closed too) and ex must not be touched again. */
+enum ex_result { EX_CONTINUE, EX_ENDED };
+
 /* A new exchange on c, holding a reference to the worker's configuration.
  * NULL when out of memory. */
 struct exchange *proxy_new(struct conn *c);
 
 /* Route and forward the request parsed into ex->req, whose head starts
  * c->in. */
-void proxy_start(struct exchange *ex);
+enum ex_result proxy_start(struct exchange *ex);
 
 /* Readiness changed on either side: make all the progress possible. */
-void proxy_run(struct exchange *ex);
+enum ex_result proxy_run(struct exchange *ex);
 
 /* The exchange's idle timer fired. */
-void proxy_timeout(struct exchange *ex);
+enum ex_result proxy_timeout(struct exchange *ex);
 
 /* If ex is an upgraded tunnel, close both sides now, log it, and return
- * true (the connection is gone); else false. */
+ * true (the exchange and the connection are gone); else false. */
 bool proxy_close_tunnel(struct exchange *ex);
 
 /* Abort at once: close the upstream side; the caller closes the client. */
 void proxy_abort(struct exchange *ex);
 
 /* Return everything the exchange holds (upstream, buffers, configuration
- * reference) and detach it from its connection. */
+ * reference) and detach it from its connection. Ends the exchange. */
 void proxy_release(struct exchange *ex);
 
+/* The name of a state, for logs and tests. */
+const char *proxy_state_name(enum exchange_state st);
+
+/* Whether this build poisons released exchanges (ASan builds, and builds
+ * with -DPORTICO_DEBUG). */
+bool proxy_poisons_released(void);
+
 /* Answer from portico itself (404, 400, ...) with a one-line body. */
-void proxy_respond_local(struct exchange *ex, int status, const char *body, bool close);
+enum ex_result proxy_respond_local(struct exchange *ex, int status, const char *body, bool close);
 
 #endif

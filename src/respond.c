@@ -12,16 +12,28 @@
 #include "upstream.h"
 #include "worker.h"
 
-void respond_local(struct exchange *ex, int status, const char *body, bool close, const char *extra)
+enum ex_result respond_send(struct exchange *ex, struct buf *b, size_t len)
+{
+    struct worker *w = ex_worker(ex);
+    if (ex->rs.own)
+        buf_put(&w->bufs, ex->rs.own);
+    flow_reset(&ex->rs);
+    ex->rs.own = b;
+    flow_push(&ex->rs, b->data, len);
+    ex->rsb.done = true;
+    ex_set_state(ex, EX_LOCAL);
+    return ex_run(ex);
+}
+
+enum ex_result respond_local(struct exchange *ex, int status, const char *body, bool close,
+                             const char *extra)
 {
     struct worker *w = ex_worker(ex);
     /* A copy: body may be built on the caller's stack, the log comes later. */
     snprintf(ex->reason_buf, sizeof ex->reason_buf, "%s", body);
     body = ex->reason_buf;
-    if (ex->resp_started) {
-        ex_fail_hard(ex, status, body);
-        return;
-    }
+    if (ex->resp_started)
+        return ex_fail_hard(ex, status, body);
     if (ex->u) {
         upstream_close(ex->u);
         ex->u = NULL;
@@ -30,17 +42,14 @@ void respond_local(struct exchange *ex, int status, const char *body, bool close
         buf_put(&w->bufs, ex->rs.own);
     flow_reset(&ex->rs);
     ex->rs.own = NULL;
-    ex->phase = EX_LOCAL;
     ex->status = status;
     ex->reason = body;
     /* Unread request bytes would be taken for the next request: close. */
     if (close || !ex->rqb.done || w->draining || ex->c->closing || !ex->req.keep_alive)
         ex->close_client = true;
     struct buf *b = buf_get(&w->bufs);
-    if (!b) {
-        ex_fail_hard(ex, status, "out of buffers");
-        return;
-    }
+    if (!b)
+        return ex_fail_hard(ex, status, "out of buffers");
     size_t blen = strlen(body);
     bool head = ex->method[0] && ex->req.method_id == HTTP_HEAD;
     int n = snprintf(b->data, BUF_SIZE,
@@ -52,22 +61,21 @@ void respond_local(struct exchange *ex, int status, const char *body, bool close
                      head ? "" : body);
     if (n < 0 || n >= BUF_SIZE - 1) {
         buf_put(&w->bufs, b);
-        ex_fail_hard(ex, status, body);
-        return;
+        return ex_fail_hard(ex, status, body);
     }
     if (!head)
         b->data[n++] = '\n';
-    ex->rs.own = b;
-    flow_push(&ex->rs, b->data, (size_t)n);
-    ex->resp_head_done = true;
-    ex->rsb.done = true;
-    ex_arm_timer(ex);
-    proxy_run(ex);
+    return respond_send(ex, b, (size_t)n);
 }
 
-void proxy_respond_local(struct exchange *ex, int status, const char *body, bool close)
+enum ex_result ex_respond(struct exchange *ex, int status, const char *body, bool close)
 {
-    respond_local(ex, status, body, close, NULL);
+    return respond_local(ex, status, body, close, NULL);
+}
+
+enum ex_result proxy_respond_local(struct exchange *ex, int status, const char *body, bool close)
+{
+    return respond_local(ex, status, body, close, NULL);
 }
 
 void respond_redirect_origins(const struct exchange *ex, struct redirect_origins *ro,
@@ -114,7 +122,7 @@ void respond_redirect_origins(const struct exchange *ex, struct redirect_origins
 /* A plain-HTTP listener with redirect_https: send the client to the same
  * name and target over https. 301 keeps GET and HEAD simple for old
  * clients; 308 makes other methods repeat themselves with their body. */
-void respond_https_redirect(struct exchange *ex, const char *host, size_t hlen)
+enum ex_result respond_https_redirect(struct exchange *ex, const char *host, size_t hlen)
 {
     struct conn *c = ex->c;
     int id = ex->req.method_id;
@@ -128,9 +136,7 @@ void respond_https_redirect(struct exchange *ex, const char *host, size_t hlen)
     static __thread char location[LIMIT_HEADER_BYTES_MAX + LIMIT_HOST_LEN + 32];
     int n = snprintf(location, sizeof location, "Location: https://%.*s%s%.*s%s%.*s\r\n", (int)hlen,
                      host, port, (int)t.len, t.p, q.len ? "?" : "", (int)q.len, q.p);
-    if (n < 0 || (size_t)n >= sizeof location) {
-        proxy_respond_local(ex, 414, "URI too long: no room for the https redirect", true);
-        return;
-    }
-    respond_local(ex, status, "redirect: this name is served over https", false, location);
+    if (n < 0 || (size_t)n >= sizeof location)
+        return ex_respond(ex, 414, "URI too long: no room for the https redirect", true);
+    return respond_local(ex, status, "redirect: this name is served over https", false, location);
 }

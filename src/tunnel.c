@@ -24,8 +24,6 @@ bool tunnel_splice_eligible(const struct exchange *ex)
            (ex->pipe[0] >= 0 || ex->rsb.remaining >= SPLICE_MIN_BODY);
 }
 
-/* Move body bytes upstream -> pipe -> client. Returns PUMP_GONE when the
- * exchange ended badly, else whether anything moved. */
 enum pump tunnel_splice_body(struct exchange *ex)
 {
     struct conn *c = ex->c;
@@ -53,10 +51,9 @@ enum pump tunnel_splice_body(struct exchange *ex)
             }
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n < 0 && errno != EAGAIN) {
-                ex_fail_hard(ex, 499, "client connection failed while the response was sent");
-                return PUMP_GONE;
-            }
+            if (n < 0 && errno != EAGAIN)
+                return ex_pump_result(
+                    ex_fail_hard(ex, 499, "client connection failed while the response was sent"));
             c->writable = false;
             ex_arm_timer(ex);
         }
@@ -75,10 +72,8 @@ enum pump tunnel_splice_body(struct exchange *ex)
             }
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n == 0 || errno != EAGAIN) {
-                h1client_body_cut(ex);
-                return PUMP_GONE;
-            }
+            if (n == 0 || errno != EAGAIN)
+                return ex_pump_result(h1client_body_cut(ex));
             if (ex->piped == 0) /* else the pipe may be what is full */
                 u->readable = false;
         }
@@ -90,16 +85,19 @@ enum pump tunnel_splice_body(struct exchange *ex)
     }
 }
 
+/* What one direction of a tunnel did. */
+enum relay { RELAY_IDLE, RELAY_PROGRESS, RELAY_BROKEN };
+
 /* One direction of a tunnel: src bytes to dst, then propagate its EOF. */
-static enum pump relay(struct exchange *ex, bool up_to_client)
+static enum relay relay(struct exchange *ex, bool up_to_client)
 {
     struct conn *c = ex->c;
     struct worker *w = c->w;
     struct upconn *u = ex->u;
     struct flow *f = up_to_client ? &ex->rs : &ex->rq;
-    bool *src_eof = up_to_client ? &ex->tunnel_u_eof : &ex->tunnel_c_eof;
-    bool *shut = up_to_client ? &ex->tunnel_c_shut : &ex->tunnel_u_shut;
-    enum pump progress = PUMP_IDLE;
+    bool *src_eof = up_to_client ? &ex->tunnel.u_eof : &ex->tunnel.c_eof;
+    bool *shut = up_to_client ? &ex->tunnel.c_shut : &ex->tunnel.u_shut;
+    enum relay progress = RELAY_IDLE;
     for (;;) {
         struct buf *src = up_to_client ? u->in : c->in;
         if (f->active) {
@@ -114,11 +112,11 @@ static enum pump relay(struct exchange *ex, bool up_to_client)
                     ex->bytes_out += wrote;
                     ex->resp_started = true;
                 }
-                progress = PUMP_PROGRESS;
+                progress = RELAY_PROGRESS;
                 ex_touch(ex);
             }
             if (r < 0)
-                return PUMP_GONE;
+                return RELAY_BROKEN;
             if (r == 0) {
                 *writable = false;
                 return progress;
@@ -139,7 +137,7 @@ static enum pump relay(struct exchange *ex, bool up_to_client)
                 else
                     upstream_shutdown_write(u);
                 *shut = true;
-                progress = PUMP_PROGRESS;
+                progress = RELAY_PROGRESS;
             }
             return progress;
         }
@@ -158,7 +156,7 @@ static enum pump relay(struct exchange *ex, bool up_to_client)
                 *src_eof = true;
         }
         if (n > 0) {
-            progress = PUMP_PROGRESS;
+            progress = RELAY_PROGRESS;
             ex_touch(ex);
         } else if (n == 0) {
             return progress;
@@ -166,16 +164,14 @@ static enum pump relay(struct exchange *ex, bool up_to_client)
     }
 }
 
-void tunnel_run(struct exchange *ex)
+enum ex_result tunnel_run(struct exchange *ex)
 {
     for (;;) {
-        enum pump a = relay(ex, true);
-        enum pump b = a == PUMP_GONE ? PUMP_GONE : relay(ex, false);
-        if (a == PUMP_GONE || b == PUMP_GONE) {
-            ex_fail_hard(ex, 101, NULL);
-            return;
-        }
-        if (ex->tunnel_c_shut && ex->tunnel_u_shut) {
+        enum relay a = relay(ex, true);
+        enum relay b = a == RELAY_BROKEN ? RELAY_BROKEN : relay(ex, false);
+        if (a == RELAY_BROKEN || b == RELAY_BROKEN)
+            return ex_fail_hard(ex, 101, NULL);
+        if (ex->tunnel.c_shut && ex->tunnel.u_shut) {
             /* Both sides said all they had to say. */
             ex->close_client = true;
             proxy_abort(ex);
@@ -183,9 +179,9 @@ void tunnel_run(struct exchange *ex)
             struct conn *c = ex->c;
             proxy_release(ex);
             conn_close(c);
-            return;
+            return EX_ENDED;
         }
-        if (a == PUMP_IDLE && b == PUMP_IDLE)
-            return;
+        if (a == RELAY_IDLE && b == RELAY_IDLE)
+            return EX_CONTINUE;
     }
 }
