@@ -1,4 +1,5 @@
-/* listener.c - listening sockets (see listener.h). */
+/* listener.c - listening sockets, and the set a configuration asks for,
+ * opened or kept across reloads (see listener.h). */
 #include "listener.h"
 
 #include <arpa/inet.h>
@@ -348,4 +349,87 @@ size_t listener_inherit(struct listener ***out)
     }
     *out = ls;
     return k;
+}
+
+/* ---- the set of sockets a configuration asks for ------------------------------ */
+
+size_t listener_config_count(const struct config *c)
+{
+    return c->nlistens + c->ntcp;
+}
+
+/* The address of socket i of c. */
+static const struct config_addr *config_addr_at(const struct config *c, size_t i)
+{
+    return i < c->nlistens ? &c->listens[i].addr : &c->tcp_services[i - c->nlistens]->tcp->listen;
+}
+
+/* The kind of entry that owns listener i of c: "listen", or "tcp.NAME" for
+ * a forwarder. */
+static void config_owner(const struct config *c, size_t i, char *out, size_t cap)
+{
+    if (i < c->nlistens)
+        snprintf(out, cap, "listen");
+    else
+        snprintf(out, cap, "tcp.%s", c->tcp_services[i - c->nlistens]->name);
+}
+
+struct listener **listener_open_all(const struct config *c, struct listener **old, size_t nold,
+                                    char *err, size_t errlen)
+{
+    size_t n = listener_config_count(c);
+    struct listener **ls = calloc(n ? n : 1, sizeof *ls);
+    bool *taken = calloc(nold ? nold : 1, sizeof *taken);
+    if (!ls || !taken) {
+        free(ls);
+        free(taken);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            const struct config_addr *a = config_addr_at(c, i);
+            char owner[sizeof old[0]->owner];
+            config_owner(c, i, owner, sizeof owner);
+            for (size_t k = 0; k < nold && !ls[i]; k++) {
+                bool keep = pass == 0 ? listener_bound_to(old[k], a)
+                                      : listener_any_port_for(old[k], a, owner);
+                if (!taken[k] && keep) {
+                    taken[k] = true;
+                    ls[i] = listener_ref(old[k]);
+                }
+            }
+        }
+    }
+    free(taken);
+    for (size_t i = 0; i < n; i++) {
+        char owner[sizeof old[0]->owner];
+        config_owner(c, i, owner, sizeof owner);
+        bool failed;
+        if (ls[i]) /* kept: a reload may change a Unix socket's mode or group */
+            failed = listener_set_access(config_addr_at(c, i), err, errlen) < 0;
+        else
+            failed = !(ls[i] = listener_open(config_addr_at(c, i), owner, err, errlen));
+        if (failed) {
+            for (size_t k = 0; k < n; k++)
+                if (ls[k])
+                    listener_unref(ls[k]);
+            free(ls);
+            return NULL;
+        }
+    }
+    return ls;
+}
+
+struct listener *listener_pool_take(struct listener **pool, size_t npool,
+                                    const struct config_addr *addr, const char *owner)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = 0; k < npool; k++) {
+            bool fits = pass == 0 ? listener_bound_to(pool[k], addr)
+                                  : listener_any_port_for(pool[k], addr, owner);
+            if (fits && __atomic_load_n(&pool[k]->refs, __ATOMIC_RELAXED) == 1)
+                return listener_ref(pool[k]);
+        }
+    return NULL;
 }

@@ -70,6 +70,25 @@ bool listener_bound_to(const struct listener *l, const struct config_addr *addr)
 bool listener_any_port_for(const struct listener *l, const struct config_addr *addr,
                            const char *owner);
 
+/* The sockets a configuration asks for: its listen addresses, then its TCP
+ * forwarders' (the order struct server keeps). */
+size_t listener_config_count(const struct config *c);
+
+/* Open the sockets c asks for, keeping sockets from old[], each at most
+ * once: first every socket bound to an address asked for (unchanged, or a
+ * port 0 written out as the port it got), then, in order, the K-th port-0
+ * entry of an owner and address takes the K-th remaining port-0 socket of
+ * that owner and address (so its port stays). Returns an array of
+ * listener_config_count(c) references, or NULL with err set. */
+struct listener **listener_open_all(const struct config *c, struct listener **old, size_t nold,
+                                    char *err, size_t errlen);
+
+/* A socket of pool (inherited on start) not taken yet that the entry for
+ * addr and owner can use: one bound to addr, else for port 0 one of the
+ * same address and owner. A new reference, or NULL. */
+struct listener *listener_pool_take(struct listener **pool, size_t npool,
+                                    const struct config_addr *addr, const char *owner);
+
 /* Write "1.2.3.4", "::1" or "unix:" for a peer address into out. */
 void listener_format_peer(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap);
 
