@@ -6,7 +6,6 @@
  * `commands` below, plus its line in usage(). */
 #include <errno.h>
 #include <http_parser.h>
-#include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <stdbool.h>
@@ -18,6 +17,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "resolve.h"
 #include "run.h"
 
 #ifndef PORTICO_YAML_BUILT
@@ -92,21 +92,15 @@ static int cmd_run(int argc, char **argv)
 static void check_name(struct config_addr *a, void *arg)
 {
     const char *path = arg;
-    char port[8];
-    snprintf(port, sizeof port, "%u", a->port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(a->host, port, &hints, &res);
-    if (rc == 0) {
-        freeaddrinfo(res);
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    const char *why = resolve_lookup(a->host, a->port, &sa, &salen);
+    if (!why)
         return;
-    }
     fprintf(stderr,
             "%s:%d: warning: %s %s: upstream host \"%s\" does not resolve now (%s); portico "
             "starts anyway, answers 502 for it and retries\n",
-            path, a->line, a->owner_kind, a->owner, a->host,
-            rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+            path, a->line, a->owner_kind, a->owner, a->host, why);
 }
 
 static int cmd_check(int argc, char **argv)

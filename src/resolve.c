@@ -162,16 +162,15 @@ void resolve_set_loops(struct loop *const *loops, size_t n)
 
 /* ---- lookups ------------------------------------------------------------------ */
 
-/* getaddrinfo for n; returns NULL with the first address in *out, or why not. */
-static const char *lookup(const struct resolve_name *n, struct sockaddr_storage *out,
-                          socklen_t *outlen)
+const char *resolve_lookup(const char *host, uint16_t portnum, struct sockaddr_storage *out,
+                           socklen_t *outlen)
 {
     char port[8];
-    snprintf(port, sizeof port, "%u", n->port);
+    snprintf(port, sizeof port, "%u", portnum);
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    int rc = getaddrinfo(n->host, port, &hints, &res);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0)
         return rc == EAI_SYSTEM ? strerrordesc_np(errno) : gai_strerror(rc);
     const char *why = "no IPv4 or IPv6 address";
@@ -277,7 +276,7 @@ static void *resolver_main(void *arg)
         pthread_mutex_unlock(&R.mu);
         struct sockaddr_storage sa;
         socklen_t salen = 0;
-        const char *why = lookup(n, &sa, &salen);
+        const char *why = resolve_lookup(n->host, n->port, &sa, &salen);
         pthread_mutex_lock(&R.mu);
         n->busy = false;
         if (!R.stopping)

@@ -46,6 +46,13 @@ void resolve_set_loops(struct loop *const *loops, size_t n);
  * longer refreshed. Returns 0, or -1 when out of memory. */
 int resolve_bind(struct config *c, uint32_t wait_ms);
 
+/* One blocking lookup of host and port (getaddrinfo, TCP): returns NULL
+ * with the first IPv4 or IPv6 address in *out, or why there is none, as a
+ * phrase ("Name or service not known"). For `portico check`, and the
+ * resolver threads. */
+const char *resolve_lookup(const char *host, uint16_t port, struct sockaddr_storage *out,
+                           socklen_t *outlen);
+
 /* Stop the resolver threads (before the workers stop). */
 void resolve_stop(void);
 /* Free what the resolver still holds (after the workers stopped). */
