@@ -46,9 +46,11 @@ static bool alias_in(struct http_slice name, const char *const *names, size_t n)
     return false;
 }
 
+/* Every Tailscale-* name is tailscaled's (user, profile, app capabilities, Funnel marker,
+ * headers info): a client's copy is never an identity portico or tailscaled vouched for. */
 bool headers_is_identity(struct http_slice name)
 {
-    return alias_prefix(name, "x-tailscale-") || alias_prefix(name, "tailscale-user-") ||
+    return alias_prefix(name, "x-tailscale-") || alias_prefix(name, "tailscale-") ||
            alias_prefix(name, "remote-");
 }
 

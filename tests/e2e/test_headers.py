@@ -15,6 +15,9 @@ def test_header_forwarding_and_stripping(ctx):
            b"X-Tailscale-User-LoginName: evil@example.com\r\n"
            b"Tailscale-User-Login: evil\r\n"
            b"Tailscale-User-Name: Evil\r\n"
+           b"Tailscale-Headers-Info: https://tailscale.com/s/serve-headers\r\n"
+           b"Tailscale-App-Capabilities: {\"example.com/cap/admin\":[{}]}\r\n"
+           b"Tailscale-Funnel-Request: ?1\r\n"
            b"Remote-User: evil\r\n"
            b"Remote-Groups: admins\r\n"
            b"Remote_Email: evil@example.com\r\n"
@@ -45,7 +48,8 @@ def test_header_forwarding_and_stripping(ctx):
         eq(hdrs(d, "user-agent"), ["e2e/1"], "User-Agent passed on")
         names = [k.lower() for k, _ in d["headers"]]
         for bad in ["x-tailscale-user", "x-tailscale-user-loginname", "tailscale-user-login",
-                    "tailscale-user-name", "remote-user", "remote-groups", "remote_email",
+                    "tailscale-user-name", "tailscale-headers-info", "tailscale-app-capabilities",
+                    "tailscale-funnel-request", "remote-user", "remote-groups", "remote_email",
                     "x_tailscale_user", "x-hop-secret", "keep-alive", "te", "trailer",
                     "proxy-connection"]:
             expect(bad not in names, "%s reached the upstream: %r" % (bad, d["headers"]))

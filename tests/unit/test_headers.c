@@ -446,9 +446,16 @@ static void test_headers_hop_by_hop_names(void **state)
 
 static void test_headers_identity_prefixes(void **state)
 {
-    const char *yes[] = {"X-Tailscale-User",           "x_tailscale_login", "Tailscale-User-Name",
-                         "TAILSCALE_USER_PROFILE_PIC", "Remote-Email",      "remote_name"};
-    const char *no[] = {"X-Tailscale", "Tailscale-User", "Remote", "X-Remote-User", "Tailscale"};
+    const char *yes[] = {"X-Tailscale-User",
+                         "x_tailscale_login",
+                         "Tailscale-User-Name",
+                         "TAILSCALE_USER_PROFILE_PIC",
+                         "Remote-Email",
+                         "remote_name",
+                         "Tailscale-Headers-Info",
+                         "Tailscale-App-Capabilities",
+                         "tailscale_funnel_request"};
+    const char *no[] = {"X-Tailscale", "Tailscale", "Remote", "X-Remote-User", "Tailscalex-User"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         assert_true(headers_is_identity((struct http_slice){yes[i], strlen(yes[i])}));
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
