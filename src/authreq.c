@@ -3,7 +3,6 @@
  * answer, and let the request through, redirect or refuse it. The pure
  * half (building the subrequest, judging the answer) is in auth.c. */
 #include <errno.h>
-#include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +183,7 @@ EX_MUST_USE static enum ex_result auth_done(struct exchange *ex, const char *bod
     static __thread struct auth_verdict v;
     struct auth_target t;
     auth_target_of(ex, &t);
-    bool head = ex->req.method_id == HTTP_HEAD;
+    bool head = ex->req.method_id == METHOD_HEAD;
     bool close =
         !ex->rqb.done || w->draining || ex->c->closing || !ex->req.keep_alive || ex->req.minor == 0;
     struct buf *out = buf_get(&w->bufs);
@@ -236,7 +235,7 @@ EX_MUST_USE static enum pump auth_parse(struct exchange *ex)
             return ex_pump_result(
                 authreq_error(ex, 502, "it closed the connection in the middle of its answer"));
         }
-        if (http1_parse_response(d, (size_t)hl, HTTP_GET, &ex->resp) < 0 || ex->resp.status < 200)
+        if (http1_parse_response(d, (size_t)hl, METHOD_GET, &ex->resp) < 0 || ex->resp.status < 200)
             return ex_pump_result(authreq_error(ex, 502, "its answer is malformed"));
         ex->auth_head_len = (size_t)hl;
     }

@@ -2,7 +2,6 @@
  * retry a reused connection the upstream had closed), send the request
  * head and body, read and parse the response head, pump the response. */
 #include <errno.h>
-#include <http_parser.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,16 +47,21 @@ long h1client_read(struct upconn *u, bool may_compact)
     }
 }
 
-static bool idempotent(int method_id)
+static bool idempotent(enum http1_method method_id)
 {
     switch (method_id) {
-    case HTTP_GET:
-    case HTTP_HEAD:
-    case HTTP_PUT:
-    case HTTP_DELETE:
-    case HTTP_OPTIONS:
-    case HTTP_TRACE:
+    case METHOD_GET:
+    case METHOD_HEAD:
+    case METHOD_PUT:
+    case METHOD_DELETE:
+    case METHOD_OPTIONS:
+    case METHOD_TRACE:
         return true;
+    case METHOD_OTHER:
+    case METHOD_POST:
+    case METHOD_CONNECT:
+    case METHOD_PATCH:
+        break;
     }
     return false;
 }

@@ -15,6 +15,7 @@
 
 #include <http_parser.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -476,7 +477,7 @@ static long parse_target(struct http_request *req, struct http_slice *authority)
                    HTTP1_BAD_REQUEST;
     }
     if (t.len == 1 && t.p[0] == '*') {
-        if (req->method_id != HTTP_OPTIONS)
+        if (req->method_id != METHOD_OPTIONS)
             return *why = "the target * with a method other than OPTIONS", HTTP1_BAD_REQUEST;
         req->path.p = "/";
         req->path.len = 1;
@@ -572,6 +573,28 @@ static long map_request_errno(enum http_errno e, const char **why)
     }
 }
 
+/* http-parser's method, as portico tells methods apart; http-parser's
+ * constants stay in this file. */
+static enum http1_method method_of(unsigned m)
+{
+    static const enum http1_method methods[] = {
+        [HTTP_GET] = METHOD_GET,       [HTTP_HEAD] = METHOD_HEAD,
+        [HTTP_POST] = METHOD_POST,     [HTTP_PUT] = METHOD_PUT,
+        [HTTP_DELETE] = METHOD_DELETE, [HTTP_OPTIONS] = METHOD_OPTIONS,
+        [HTTP_TRACE] = METHOD_TRACE,   [HTTP_CONNECT] = METHOD_CONNECT,
+        [HTTP_PATCH] = METHOD_PATCH,
+    }; /* the rest: METHOD_OTHER (0) */
+    return m < sizeof methods / sizeof methods[0] ? methods[m] : METHOD_OTHER;
+}
+
+void http1_parser_version(char *run, size_t run_cap, char *built, size_t built_cap)
+{
+    unsigned long v = http_parser_version();
+    snprintf(run, run_cap, "%lu.%lu.%lu", (v >> 16) & 255, (v >> 8) & 255, v & 255);
+    snprintf(built, built_cap, "%d.%d.%d", HTTP_PARSER_VERSION_MAJOR, HTTP_PARSER_VERSION_MINOR,
+             HTTP_PARSER_VERSION_PATCH);
+}
+
 long http1_parse_request(const char *buf, size_t len, struct http_request *req)
 {
     struct http_slice line;
@@ -596,8 +619,8 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
         p.http_major != 1 || p.http_minor != req->minor || !method_is(req->method, p.method))
         return *why = "an ambiguous head (two parsers read it differently)", HTTP1_BAD_REQUEST;
     req->nheaders = t.n;
-    req->method_id = (int)p.method;
-    if (req->method_id == HTTP_CONNECT)
+    req->method_id = method_of(p.method);
+    if (req->method_id == METHOD_CONNECT)
         return *why = "CONNECT: portico is not a forward proxy", HTTP1_NOT_IMPLEMENTED;
 
     struct http_slice authority;
@@ -680,7 +703,7 @@ static long scan_status_line(struct http_slice line, struct http_response *resp)
     return 0;
 }
 
-long http1_parse_response(const char *buf, size_t len, int request_method_id,
+long http1_parse_response(const char *buf, size_t len, enum http1_method request_method,
                           struct http_response *resp)
 {
     struct http_slice line;
@@ -704,13 +727,13 @@ long http1_parse_response(const char *buf, size_t len, int request_method_id,
     struct framing f;
     if (framing(resp->headers, resp->nheaders, HTTP1_BAD_RESPONSE, &f, &why) < 0 || f.other)
         return HTTP1_BAD_RESPONSE;
-    if (request_method_id == HTTP_CONNECT && resp->status / 100 == 2)
+    if (request_method == METHOD_CONNECT && resp->status / 100 == 2)
         return HTTP1_BAD_RESPONSE; /* a tunnel portico never asked for */
     resp->has_content_length = f.has_cl;
     resp->content_length = f.has_cl ? f.cl : 0;
     resp->conn_flags = connection_flags(resp->headers, resp->nheaders);
     resp->keep_alive = keep_alive(resp->minor, resp->conn_flags);
-    if (request_method_id == HTTP_HEAD || resp->status < 200 || resp->status == 204 ||
+    if (request_method == METHOD_HEAD || resp->status < 200 || resp->status == 204 ||
         resp->status == 304) {
         resp->body = HTTP_BODY_NONE;
     } else if (f.has_te) {
@@ -727,95 +750,57 @@ long http1_parse_response(const char *buf, size_t len, int request_method_id,
 
 const char *http_status_reason(int status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 203:
-        return "Non-Authoritative Information";
-    case 204:
-        return "No Content";
-    case 205:
-        return "Reset Content";
-    case 206:
-        return "Partial Content";
-    case 300:
-        return "Multiple Choices";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 304:
-        return "Not Modified";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 411:
-        return "Length Required";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 416:
-        return "Range Not Satisfiable";
-    case 417:
-        return "Expectation Failed";
-    case 421:
-        return "Misdirected Request";
-    case 422:
-        return "Unprocessable Content";
-    case 426:
-        return "Upgrade Required";
-    case 428:
-        return "Precondition Required";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    }
+    static const struct {
+        int status;
+        const char *reason;
+    } reasons[] = {
+        {100, "Continue"},
+        {101, "Switching Protocols"},
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {203, "Non-Authoritative Information"},
+        {204, "No Content"},
+        {205, "Reset Content"},
+        {206, "Partial Content"},
+        {300, "Multiple Choices"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {303, "See Other"},
+        {304, "Not Modified"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {406, "Not Acceptable"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {410, "Gone"},
+        {411, "Length Required"},
+        {412, "Precondition Failed"},
+        {413, "Content Too Large"},
+        {414, "URI Too Long"},
+        {415, "Unsupported Media Type"},
+        {416, "Range Not Satisfiable"},
+        {417, "Expectation Failed"},
+        {421, "Misdirected Request"},
+        {422, "Unprocessable Content"},
+        {426, "Upgrade Required"},
+        {428, "Precondition Required"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+        {505, "HTTP Version Not Supported"},
+    };
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
     return "Unknown";
 }

@@ -41,13 +41,29 @@ enum http_body {
 #define HTTP_CONN_KEEP_ALIVE 0x2
 #define HTTP_CONN_UPGRADE    0x4
 
+/* The request methods portico tells apart. Any other token is a valid
+ * method too (WebDAV's PROPFIND, say): METHOD_OTHER, forwarded by its
+ * name as sent. */
+enum http1_method {
+    METHOD_OTHER,
+    METHOD_GET,
+    METHOD_HEAD,
+    METHOD_POST,
+    METHOD_PUT,
+    METHOD_DELETE,
+    METHOD_OPTIONS,
+    METHOD_TRACE,
+    METHOD_CONNECT,
+    METHOD_PATCH,
+};
+
 struct http_request {
-    struct http_slice method; /* as sent, e.g. "GET" */
-    int method_id;            /* enum http_method from http_parser.h */
-    struct http_slice target; /* request-target as sent */
-    struct http_slice path;   /* path part of target ("/" for "*" or an authority-only URI) */
-    struct http_slice query;  /* after '?', without it; len 0 if none */
-    int minor;                /* HTTP/1.<minor>: 0 or 1 */
+    struct http_slice method;    /* as sent, e.g. "GET" */
+    enum http1_method method_id; /* METHOD_OTHER for one portico does not tell apart */
+    struct http_slice target;    /* request-target as sent */
+    struct http_slice path;      /* path part of target ("/" for "*" or an authority-only URI) */
+    struct http_slice query;     /* after '?', without it; len 0 if none */
+    int minor;                   /* HTTP/1.<minor>: 0 or 1 */
     struct http_header headers[LIMIT_HEADERS_COUNT];
     size_t nheaders;
     struct http_slice host; /* authority of an absolute-form target, else the Host
@@ -106,11 +122,11 @@ long http1_find_head_end(const char *buf, size_t len, size_t *scan, const struct
  * http1_find_head_end). Returns head length or a negative enum http1_error. */
 long http1_parse_request(const char *buf, size_t len, struct http_request *req);
 
-/* Parse and validate a complete response head. request_method_id is the
+/* Parse and validate a complete response head. request_method is the
  * method the response answers (a HEAD response has no body; a 2xx to
  * CONNECT is a tunnel and is refused). Returns head length or
  * HTTP1_BAD_RESPONSE. 1xx heads parse with body NONE. */
-long http1_parse_response(const char *buf, size_t len, int request_method_id,
+long http1_parse_response(const char *buf, size_t len, enum http1_method request_method,
                           struct http_response *resp);
 
 /* Case-insensitive comparison of a slice with a NUL-terminated name. */
@@ -122,6 +138,10 @@ const struct http_header *http_find_header(const struct http_header *h, size_t n
 /* Step through a comma-separated list such as a Connection value: the next
  * non-empty token from *p (before end) into tok. False when none is left. */
 bool http_next_token(const char **p, const char *end, struct http_slice *tok);
+
+/* The version of the HTTP/1 tokeniser (http-parser) portico runs with, and
+ * the one it was built against, "MAJOR.MINOR.PATCH" each. */
+void http1_parser_version(char *run, size_t run_cap, char *built, size_t built_cap);
 
 /* The reason phrase portico uses for its own responses. */
 const char *http_status_reason(int status);

@@ -5,7 +5,6 @@
  * command returns it. A new command is a function and one row of
  * `commands` below, plus its line in usage(). */
 #include <errno.h>
-#include <http_parser.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <stdbool.h>
@@ -16,6 +15,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "http1.h"
 #include "log.h"
 #include "resolve.h"
 #include "run.h"
@@ -63,11 +63,8 @@ static const char *config_arg(int argc, char **argv, const char *def)
  * was built against: a distribution upgrade changes the first. */
 static int cmd_version(int argc, char **argv)
 {
-    unsigned long v = http_parser_version();
     char hp_run[32], hp_built[32];
-    snprintf(hp_run, sizeof hp_run, "%lu.%lu.%lu", (v >> 16) & 255, (v >> 8) & 255, v & 255);
-    snprintf(hp_built, sizeof hp_built, "%d.%d.%d", HTTP_PARSER_VERSION_MAJOR,
-             HTTP_PARSER_VERSION_MINOR, HTTP_PARSER_VERSION_PATCH);
+    http1_parser_version(hp_run, sizeof hp_run, hp_built, sizeof hp_built);
     printf("portico %s\n", PORTICO_VERSION);
     printf("%s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
     printf("libyaml %s (built with %s)\n", yaml_get_version_string(), PORTICO_YAML_BUILT);

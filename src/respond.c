@@ -1,7 +1,6 @@
 /* respond.c - portico's own answers on an exchange (404, 400, 502, ...),
  * the https redirect, and the origins an upstream's redirects are
  * rewritten from. */
-#include <http_parser.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,7 +50,7 @@ enum ex_result respond_local(struct exchange *ex, int status, const char *body, 
     if (!b)
         return ex_fail_hard(ex, status, "out of buffers");
     size_t blen = strlen(body);
-    bool head = ex->method[0] && ex->req.method_id == HTTP_HEAD;
+    bool head = ex->method[0] && ex->req.method_id == METHOD_HEAD;
     int n = snprintf(b->data, BUF_SIZE,
                      "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n%s",
@@ -125,8 +124,8 @@ void respond_redirect_origins(const struct exchange *ex, struct redirect_origins
 enum ex_result respond_https_redirect(struct exchange *ex, const char *host, size_t hlen)
 {
     struct conn *c = ex->c;
-    int id = ex->req.method_id;
-    int status = id == HTTP_GET || id == HTTP_HEAD ? 301 : 308;
+    enum http1_method id = ex->req.method_id;
+    int status = id == METHOD_GET || id == METHOD_HEAD ? 301 : 308;
     char port[8] = "";
     if (c->https_port && c->https_port != 443)
         snprintf(port, sizeof port, ":%u", (unsigned)c->https_port);

@@ -146,8 +146,8 @@ MUTANTS = [
       "    a->path = strndup(u.path, strcspn(u.path, \"?\"));",
       "the provider url's query is sent as written", ["url_query", "legacy_verify"]),
     M("A5", "src/authreq.c",
-      "        if (http1_parse_response(d, (size_t)hl, HTTP_GET, &ex->resp) < 0 || ex->resp.status < 200)\n",
-      "        if ((http1_parse_response(d, (size_t)hl, HTTP_GET, &ex->resp), 0) || ex->resp.status < 200)\n",
+      "        if (http1_parse_response(d, (size_t)hl, METHOD_GET, &ex->resp) < 0 || ex->resp.status < 200)\n",
+      "        if ((http1_parse_response(d, (size_t)hl, METHOD_GET, &ex->resp), 0) || ex->resp.status < 200)\n",
       "a provider answer that does not parse is 502", ["does_not_parse"]),
     M("A6", "src/authreq.c",
       "    t->client = ex->c->addr;",
@@ -290,8 +290,8 @@ MUTANTS = [
 
     # ---- apps behind portico, slow bodies, log redaction ------------------------------------
     M("P1", "src/respond.c",
-      "    int status = id == HTTP_GET || id == HTTP_HEAD ? 301 : 308;",
-      "    int status = id == HTTP_GET || id == HTTP_HEAD ? 301 : 301;",
+      "    int status = id == METHOD_GET || id == METHOD_HEAD ? 301 : 308;",
+      "    int status = id == METHOD_GET || id == METHOD_HEAD ? 301 : 301;",
       "redirect_https: 308 for methods other than GET and HEAD", ["redirect_https"]),
     M("P2", "src/log.c",
       '            copy_cut(out, cap, &o, "REDACTED", 8);',

@@ -11,7 +11,6 @@
  * verdict's status, one Location at most and the declared body length. */
 #include "fuzz.h"
 
-#include <http_parser.h>
 #include <string.h>
 #include <strings.h>
 
@@ -29,7 +28,7 @@ static void check_client_answer(const struct auth_verdict *v, const char *out, s
     long hl = http1_find_head_end(out, outlen, &scan, &lim);
     FUZZ_CHECK(hl > 0);
     static struct http_response r;
-    if (http1_parse_response(out, (size_t)hl, head_only ? HTTP_HEAD : HTTP_GET, &r) != hl) {
+    if (http1_parse_response(out, (size_t)hl, head_only ? METHOD_HEAD : METHOD_GET, &r) != hl) {
         /* Only the count may exceed portico's own limit (a provider's 100
          * Set-Cookie lines plus the framing portico adds); clients have none. */
         size_t lines = 0;
@@ -72,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hl <= 0)
         return 0;
     static struct http_response resp;
-    if (http1_parse_response(in, (size_t)hl, HTTP_GET, &resp) < 0)
+    if (http1_parse_response(in, (size_t)hl, METHOD_GET, &resp) < 0)
         return 0;
     const char *body = in + hl;
     size_t blen = size - (size_t)hl;

@@ -9,7 +9,6 @@
  * from an accepted head parses back with the same header count. */
 #include "fuzz.h"
 
-#include <http_parser.h>
 #include <string.h>
 
 #include "auth.h"
@@ -45,7 +44,7 @@ static void check_request(const struct http_request *req, const char *buf, size_
     check_slice(req->query, buf, len);
     FUZZ_CHECK(req->minor == 0 || req->minor == 1);
     FUZZ_CHECK(req->nheaders <= LIMIT_HEADERS_COUNT);
-    FUZZ_CHECK(req->method_id != HTTP_CONNECT);
+    FUZZ_CHECK(req->method_id != METHOD_CONNECT);
     size_t hosts = 0, cls = 0, tes = 0;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *h = &req->headers[i];

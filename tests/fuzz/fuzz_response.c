@@ -7,14 +7,14 @@
  * Content-Length with Transfer-Encoding), and a 2xx to CONNECT is refused. */
 #include "fuzz.h"
 
-#include <http_parser.h>
 #include <string.h>
 
 #include "http1.h"
 
 #define MAX_HEADS 8 /* interim responses and pipelined answers from one input */
 
-static void check_response(const struct http_response *r, int method, const char *buf, size_t len)
+static void check_response(const struct http_response *r, enum http1_method method, const char *buf,
+                           size_t len)
 {
     FUZZ_CHECK(r->head_len == len);
     FUZZ_CHECK(r->status >= 100 && r->status <= 599);
@@ -39,8 +39,9 @@ static void check_response(const struct http_response *r, int method, const char
     }
     FUZZ_CHECK(!(cls && tes));
     FUZZ_CHECK(r->has_content_length == (cls > 0));
-    FUZZ_CHECK(!(method == HTTP_CONNECT && r->status / 100 == 2));
-    bool bodiless = method == HTTP_HEAD || r->status < 200 || r->status == 204 || r->status == 304;
+    FUZZ_CHECK(!(method == METHOD_CONNECT && r->status / 100 == 2));
+    bool bodiless =
+        method == METHOD_HEAD || r->status < 200 || r->status == 204 || r->status == 304;
     if (bodiless)
         FUZZ_CHECK(r->body == HTTP_BODY_NONE);
     else if (tes)
@@ -53,10 +54,11 @@ static void check_response(const struct http_response *r, int method, const char
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const int methods[] = {HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_CONNECT};
+    static const enum http1_method methods[] = {METHOD_GET, METHOD_HEAD, METHOD_POST,
+                                                METHOD_CONNECT};
     if (size < 1)
         return 0;
-    int method = methods[data[0] % 4];
+    enum http1_method method = methods[data[0] % 4];
     const char *in = (const char *)data + 1;
     size--;
     const struct http1_limits lim = {LIMIT_RESPONSE_HEAD_BYTES, LIMIT_RESPONSE_HEAD_BYTES};
