@@ -220,15 +220,15 @@ EX_MUST_USE static enum ex_result auth_done(struct exchange *ex, const char *bod
 EX_MUST_USE static enum pump auth_parse(struct exchange *ex)
 {
     struct upconn *u = ex->u;
-    size_t have = u->in ? buf_len(u->in) : 0;
-    const char *d = have ? u->in->data + u->in->rpos : "";
+    size_t have = u->s.in ? buf_len(u->s.in) : 0;
+    const char *d = have ? u->s.in->data + u->s.in->rpos : "";
     if (!ex->auth_head_len) {
         struct http1_limits lim = {LIMIT_AUTH_HEAD_BYTES, LIMIT_AUTH_HEAD_BYTES};
         long hl = have ? http1_find_head_end(d, have, &ex->auth_scan, &lim) : 0;
         if (hl < 0)
             return ex_pump_result(authreq_error(ex, 502, "its answer's head is too large"));
         if (hl == 0) {
-            if (!u->eof)
+            if (!u->s.eof)
                 return PUMP_IDLE;
             if (have == 0)
                 return ex_pump_result(auth_lost(ex, "it closed the connection without answering"));
@@ -281,17 +281,17 @@ EX_MUST_USE static enum pump auth_parse(struct exchange *ex)
     case HTTP_BODY_EOF:
         if (avail > LIMIT_AUTH_BODY_BYTES)
             return ex_pump_result(authreq_error(ex, 502, "its answer's body is too large"));
-        if (!u->eof)
+        if (!u->s.eof)
             return PUMP_IDLE;
         blen = wire = avail;
         break;
     }
     bool reusable = ex->resp.keep_alive && ex->resp.body != HTTP_BODY_EOF && wire == avail;
     /* The bytes stay where they are until auth_done has judged them. */
-    buf_consume(u->in, ex->auth_head_len + wire);
+    buf_consume(u->s.in, ex->auth_head_len + wire);
     return ex_pump_result(auth_done(ex, body, blen, reusable));
 more:
-    if (u->eof)
+    if (u->s.eof)
         return ex_pump_result(
             authreq_error(ex, 502, "it closed the connection in the middle of its answer"));
     return PUMP_IDLE;
@@ -310,7 +310,7 @@ enum ex_result authreq_pump(struct exchange *ex)
         ex_touch(ex);
     }
     while (ex->authreq_off < ex->authreq_len) {
-        if (!u->writable)
+        if (!u->s.writable)
             return EX_CONTINUE;
         struct iovec v = {ex->authreq->data + ex->authreq_off, ex->authreq_len - ex->authreq_off};
         ssize_t n = upstream_writev(u, &v, 1);
@@ -321,7 +321,7 @@ enum ex_result authreq_pump(struct exchange *ex)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
-            u->writable = false;
+            u->s.writable = false;
             return EX_CONTINUE;
         }
         return auth_lost(ex, "the connection broke while sending the subrequest");
@@ -333,11 +333,11 @@ enum ex_result authreq_pump(struct exchange *ex)
         long n = h1client_read(u, true);
         if (n > 0)
             continue;
-        if (n == 0 && u->in && buf_space(u->in) == 0)
+        if (n == 0 && u->s.in && buf_space(u->s.in) == 0)
             return authreq_error(ex, 502, "its answer is too large");
         if (n == 0)
             return EX_CONTINUE;
-        /* EOF or error: auth_parse decides with u->eof set. */
+        /* EOF or error: auth_parse decides with u->s.eof set. */
         p = auth_parse(ex);
         if (p != PUMP_IDLE)
             return pump_ex_result(p);

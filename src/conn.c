@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -41,9 +40,9 @@ static uint64_t now_ms(const struct conn *c)
 
 static void release_input(struct conn *c)
 {
-    if (c->in && buf_len(c->in) == 0) {
-        buf_put(&c->w->bufs, c->in);
-        c->in = NULL;
+    if (c->s.in && buf_len(c->s.in) == 0) {
+        buf_put(&c->w->bufs, c->s.in);
+        c->s.in = NULL;
     }
 }
 
@@ -137,21 +136,11 @@ void conn_close(struct conn *c)
     }
     if (c->ex)
         proxy_release(c->ex); /* the connection dies under its exchange (shutdown) */
-    if (c->io.fd >= 0) {
-        loop_io_del(w->loop, &c->io);
-        close(c->io.fd);
-        c->io.fd = -1;
-    }
+    sock_close(&c->s, w->loop, &w->bufs);
     if (c->tls_active)
         metrics_tls_close(&w->metrics);
-    if (c->ssl) {
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-    }
     loop_timer_disarm(w->loop, &c->timer);
     loop_task_cancel(w->loop, &c->task);
-    buf_put(&w->bufs, c->in);
-    c->in = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -173,97 +162,65 @@ void conn_close(struct conn *c)
  * client reads it. So shut the write side and drain input for a moment. */
 static void close_politely(struct conn *c)
 {
-    bool pending = (c->in && buf_len(c->in)) || c->readable;
-    if (!pending || c->eof) {
+    bool pending = (c->s.in && buf_len(c->s.in)) || c->s.readable;
+    if (!pending || c->s.eof) {
         conn_close(c);
         return;
     }
-    conn_shutdown_write(c);
+    sock_shutdown(&c->s);
     c->state = CONN_LINGER;
     reclaim_set(c, RECLAIM_NONE);
-    buf_put(&c->w->bufs, c->in);
-    c->in = NULL;
+    buf_put(&c->w->bufs, c->s.in);
+    c->s.in = NULL;
     loop_timer_arm(c->w->loop, &c->timer, LINGER_MS);
 }
 
 static void linger_drain(struct conn *c)
 {
-    char scratch[16384];
-    while (c->readable) {
-        ssize_t n = read(c->io.fd, scratch, sizeof scratch);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            c->readable = false;
-            return;
-        }
+    if (c->s.readable && sock_discard(&c->s) < 0)
         conn_close(c);
-        return;
-    }
 }
 
 ssize_t conn_writev(struct conn *c, const struct iovec *iov, int n)
 {
-    return c->ssl ? tls_writev(c->ssl, iov, n) : writev(c->io.fd, iov, n);
+    return sock_writev(&c->s, iov, n);
 }
 
 void conn_shutdown_write(struct conn *c)
 {
-    if (c->ssl)
-        tls_shutdown_write(c->ssl);
-    shutdown(c->io.fd, SHUT_WR);
-}
-
-/* read(2) from the client, through TLS when the connection has it. */
-static ssize_t conn_recv(struct conn *c, void *p, size_t n)
-{
-    return c->ssl ? tls_read(c->ssl, p, n) : read(c->io.fd, p, n);
+    sock_shutdown(&c->s);
 }
 
 long conn_read(struct conn *c)
 {
-    if (!c->in) {
-        c->in = buf_get(&c->w->bufs);
-        if (!c->in)
-            return 0;
+    long n = sock_read(&c->s, &c->w->bufs, true);
+    if (n > 0)
+        c->last_activity = now_ms(c);
+    return n;
+}
+
+/* Hand the connection to a new exchange; NULL (and c closed) when out of
+ * memory. */
+static struct exchange *begin_exchange(struct conn *c)
+{
+    struct exchange *ex = proxy_new(c);
+    if (!ex) {
+        conn_close(c);
+        return NULL;
     }
-    if (buf_space(c->in) == 0)
-        buf_compact(c->in);
-    if (buf_space(c->in) == 0)
-        return 0;
-    for (;;) {
-        ssize_t n = conn_recv(c, c->in->data + c->in->wpos, buf_space(c->in));
-        if (n > 0) {
-            c->in->wpos += (size_t)n;
-            c->last_activity = now_ms(c);
-            return n;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            c->readable = false;
-            return 0;
-        }
-        c->eof = true;
-        c->readable = false;
-        return -1;
-    }
+    c->state = CONN_EXCHANGE;
+    reclaim_set(c, RECLAIM_NONE);
+    return ex;
 }
 
 /* Answer a request head that could not be parsed, then close. */
 static void reject(struct conn *c, int status, const char *body)
 {
-    struct exchange *ex = proxy_new(c);
-    if (!ex) {
-        conn_close(c);
+    struct exchange *ex = begin_exchange(c);
+    if (!ex)
         return;
-    }
-    c->state = CONN_EXCHANGE;
-    reclaim_set(c, RECLAIM_NONE);
-    if (c->in)
-        c->in->rpos = c->in->wpos = 0; /* nothing after a bad head can be trusted */
+    if (c->s.in)
+        c->s.in->rpos = c->s.in->wpos = 0; /* nothing after a bad head can be trusted */
     proxy_respond_local(ex, status, body, true);
 }
 
@@ -300,21 +257,17 @@ static void reject_limit(struct conn *c, int status, const struct config_limits 
 
 static void start_request(struct conn *c, size_t head_len)
 {
-    struct exchange *ex = proxy_new(c);
-    if (!ex) {
-        conn_close(c);
+    struct exchange *ex = begin_exchange(c);
+    if (!ex)
         return;
-    }
-    c->state = CONN_EXCHANGE;
-    reclaim_set(c, RECLAIM_NONE);
     c->nrequests++;
-    long r = http1_parse_request(buf_rptr(c->in), head_len, &ex->req);
+    long r = http1_parse_request(buf_rptr(c->s.in), head_len, &ex->req);
     if (r < 0) {
         /* The body and the access log say which rule refused the head. */
         char body[LIMIT_LOG_REASON_BYTES];
         snprintf(body, sizeof body, "%s: %s", reject_what((int)-r),
                  ex->req.error ? ex->req.error : "malformed head");
-        c->in->rpos = c->in->wpos = 0;
+        c->s.in->rpos = c->s.in->wpos = 0;
         proxy_respond_local(ex, (int)-r, body, true);
         return;
     }
@@ -329,8 +282,8 @@ static void read_heads(struct conn *c)
     for (;;) {
         if (c->dead || c->state != CONN_HEAD)
             return;
-        if (c->in && buf_len(c->in)) {
-            long end = http1_find_head_end(buf_rptr(c->in), buf_len(c->in), &c->head_scan, &hl);
+        if (c->s.in && buf_len(c->s.in)) {
+            long end = http1_find_head_end(buf_rptr(c->s.in), buf_len(c->s.in), &c->head_scan, &hl);
             if (end < 0) {
                 reject_limit(c, (int)-end, lim);
                 return;
@@ -341,16 +294,16 @@ static void read_heads(struct conn *c)
                 return;
             }
         }
-        if (c->eof) {
+        if (c->s.eof) {
             /* The client closed between requests, or gave up mid-head. */
             conn_close(c);
             return;
         }
-        if (!c->readable) {
+        if (!c->s.readable) {
             release_input(c);
             return;
         }
-        bool was_empty = !c->in || buf_len(c->in) == 0;
+        bool was_empty = !c->s.in || buf_len(c->s.in) == 0;
         long n = conn_read(c);
         if (n > 0) {
             /* A head has begun: it must now arrive whole within header_timeout,
@@ -385,7 +338,7 @@ void conn_exchange_done(struct conn *c, bool keep_alive)
     c->state = CONN_HEAD;
     c->head_scan = 0;
     release_input(c);
-    if (c->in && buf_len(c->in)) {
+    if (c->s.in && buf_len(c->s.in)) {
         /* A pipelined request is waiting; its header clock starts now. */
         loop_timer_arm(w->loop, &c->timer, w->cfg->limits.header_timeout_ms);
         reclaim_set(c, RECLAIM_WAITING);
@@ -393,17 +346,9 @@ void conn_exchange_done(struct conn *c, bool keep_alive)
     } else {
         loop_timer_arm(w->loop, &c->timer, w->cfg->limits.keepalive_timeout_ms);
         reclaim_set(c, RECLAIM_IDLE);
-        if (c->readable || c->eof)
+        if (c->s.readable || c->s.eof)
             loop_task_queue(w->loop, &c->task);
     }
-}
-
-/* Bytes (or EOF) waiting in the socket that no event has delivered yet. */
-static bool input_pending(const struct conn *c)
-{
-    char b;
-    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n > 0;
 }
 
 enum conn_drain_result conn_drain(struct conn *c)
@@ -412,7 +357,7 @@ enum conn_drain_result conn_drain(struct conn *c)
     c->closing = true;
     if (c->state == CONN_EXCHANGE && c->ex && proxy_close_tunnel(c->ex))
         return CONN_DRAIN_TUNNEL;
-    if (c->state != CONN_HEAD || (c->in && buf_len(c->in)) || input_pending(c))
+    if (c->state != CONN_HEAD || (c->s.in && buf_len(c->s.in)) || sock_input_pending(&c->s))
         return CONN_DRAIN_KEPT;
     if (c->nrequests == 0) {
         /* Accepted, its request not read yet: closing now would fail a
@@ -434,7 +379,7 @@ static void on_timer(struct loop *l, struct loop_timer *t)
         proxy_timeout(c->ex);
         return;
     case CONN_HEAD:
-        if (c->in && buf_len(c->in)) {
+        if (c->s.in && buf_len(c->s.in)) {
             reject(c, 408, "request timeout: the request head did not arrive in time");
             return;
         }
@@ -456,11 +401,11 @@ static void on_timer(struct loop *l, struct loop_timer *t)
  * readable); -1 when the client is gone, and the connection is closed. */
 static ssize_t peek(struct conn *c, void *buf, size_t cap)
 {
-    if (!c->readable)
+    if (!c->s.readable)
         return 0;
-    ssize_t n = recv(c->io.fd, buf, cap, MSG_PEEK);
+    ssize_t n = recv(c->s.io.fd, buf, cap, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        c->readable = false;
+        c->s.readable = false;
         return 0;
     }
     if (n <= 0) {
@@ -483,10 +428,10 @@ static void read_proxy_header(struct conn *c)
     int len = proxyproto_parse(hdr, (size_t)n, &pp);
     if (len == 0) {
         /* Incomplete: the next bytes raise a new edge. */
-        c->readable = false;
+        c->s.readable = false;
         return;
     }
-    if (len < 0 || recv(c->io.fd, hdr, (size_t)len, 0) != len) {
+    if (len < 0 || recv(c->s.io.fd, hdr, (size_t)len, 0) != len) {
         log_msg(LOG_WARN, "client %s: %s PROXY protocol header; connection closed", c->addr,
                 len < 0 ? "malformed or missing" : "unreadable");
         conn_close(c);
@@ -521,7 +466,7 @@ static void handshake_failed(struct conn *c, size_t slot, const char *why)
     if (last_ms && now - last_ms < 1000) {
         quiet++;
     } else {
-        const char *sni = c->ssl ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+        const char *sni = c->s.ssl ? SSL_get_servername(c->s.ssl, TLSEXT_NAMETYPE_host_name) : NULL;
         char more[64] = "";
         if (quiet)
             snprintf(more, sizeof more, " (%llu more since the last one logged)",
@@ -556,9 +501,9 @@ static void refuse_unknown_name(struct conn *c)
     /* An alert record (TLS 1.2 framing, 2 bytes long): fatal, unrecognized_name. */
     static const unsigned char alert[] = {21, 3, 3, 0, 2, 2, 112};
     char scratch[4096];
-    while (read(c->io.fd, scratch, sizeof scratch) > 0)
+    while (read(c->s.io.fd, scratch, sizeof scratch) > 0)
         ;
-    if (write(c->io.fd, alert, sizeof alert) < 0) {
+    if (write(c->s.io.fd, alert, sizeof alert) < 0) {
         /* the client is gone; nothing left to tell it */
     }
     handshake_failed(c, METRICS_SLOT_NONE,
@@ -574,8 +519,8 @@ static void start_tls(struct conn *c)
         refuse_unknown_name(c);
         return;
     }
-    c->ssl = tls_store_new_ssl(store);
-    if (!c->ssl || SSL_set_fd(c->ssl, c->io.fd) != 1) {
+    c->s.ssl = tls_store_new_ssl(store);
+    if (!c->s.ssl || SSL_set_fd(c->s.ssl, c->s.io.fd) != 1) {
         handshake_failed(c, METRICS_SLOT_NONE, "out of memory");
         return;
     }
@@ -587,9 +532,9 @@ static void start_tls(struct conn *c)
 static void pass_through(struct conn *c, const struct config_service *svc)
 {
     struct worker *w = c->w;
-    int fd = c->io.fd;
-    loop_io_del(w->loop, &c->io);
-    c->io.fd = -1;
+    int fd = c->s.io.fd;
+    loop_io_del(w->loop, &c->s.io);
+    c->s.io.fd = -1;
     c->handed_off = tcp_passthrough(w, fd, &c->peer, c->addr, &c->local, svc) == 0;
     conn_close(c);
 }
@@ -608,7 +553,7 @@ static void read_client_hello(struct conn *c)
     char name[LIMIT_HOST_LEN + 8];
     enum sni_result r = sni_parse(hello, (size_t)n, name, sizeof name);
     if (r == SNI_MORE) {
-        c->readable = false; /* the next bytes raise a new edge */
+        c->s.readable = false; /* the next bytes raise a new edge */
         return;
     }
     if (r == SNI_BAD) {
@@ -635,7 +580,7 @@ static void begin_tls(struct conn *c)
 /* The metrics slot of the service the client's SNI names. */
 static size_t sni_slot(const struct conn *c)
 {
-    const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+    const char *sni = SSL_get_servername(c->s.ssl, TLSEXT_NAMETYPE_host_name);
     char host[LIMIT_HOST_LEN + 8];
     int hl = sni ? route_host_normalize(sni, strlen(sni), host, sizeof host) : -1;
     const struct config_service *svc =
@@ -646,8 +591,7 @@ static size_t sni_slot(const struct conn *c)
 /* Drive the TLS handshake; on success the connection reads request heads. */
 static void handshake(struct conn *c)
 {
-    ERR_clear_error();
-    int r = SSL_do_handshake(c->ssl);
+    int r = sock_handshake(&c->s);
     if (r == 1) {
         metrics_tls_handshake(&c->w->metrics, sni_slot(c), true);
         c->tls_active = true;
@@ -655,29 +599,15 @@ static void handshake(struct conn *c)
         read_heads(c);
         return;
     }
-    int e = SSL_get_error(c->ssl, r);
-    if (e == SSL_ERROR_WANT_READ) {
-        c->readable = false;
-        return;
-    }
-    if (e == SSL_ERROR_WANT_WRITE) {
-        c->writable = false;
-        return;
-    }
-    handshake_failed(c, sni_slot(c), handshake_error(e));
+    if (r < 0)
+        handshake_failed(c, sni_slot(c), handshake_error(-r));
 }
 
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
 {
-    struct conn *c = container_of(io, struct conn, io);
-    if (c->dead)
+    struct conn *c = container_of(io, struct conn, s.io);
+    if (c->dead || !sock_note_events(&c->s, events))
         return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->readable = true;
-    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->rdhup = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        c->writable = true;
     switch (c->state) {
     case CONN_HEAD:
         read_heads(c);
@@ -708,6 +638,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
         close(fd);
         return -1;
     }
+    c->s.io.fd = -1;
     c->w = w;
     c->tls = l->tls;
     c->strict_sni_host = l->strict_sni_host;
@@ -717,7 +648,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     bool tls = l->tls, proxy_protocol = l->proxy_protocol;
     /* CONN_SNI waits for the first bytes; begin_tls decides on them. */
     c->state = proxy_protocol ? CONN_PROXY : tls ? CONN_SNI : CONN_HEAD;
-    c->writable = true;
+    c->s.writable = true;
     listener_format_peer(sa, salen, c->addr, sizeof c->addr);
     memcpy(&c->peer, sa, salen < sizeof c->peer ? salen : sizeof c->peer);
     /* Behind a PROXY header the client is known once the header is read. */
@@ -735,7 +666,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     }
     loop_timer_init(&c->timer, on_timer);
     loop_task_init(&c->task, on_task);
-    if (loop_io_add(w->loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0) {
+    if (sock_open(&c->s, w->loop, fd, on_io) < 0) {
         if (c->peer_counted)
             peer_table_release(&w->srv->peers, c->peer_key);
         close(fd);

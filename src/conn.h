@@ -14,12 +14,11 @@
 #include <sys/uio.h>
 
 #include "loop.h"
+#include "sock.h"
 
 struct worker;
 struct listener;
-struct buf;
 struct exchange;
-struct ssl_st;
 struct config_listen;
 
 enum conn_state {
@@ -32,12 +31,14 @@ enum conn_state {
 };
 
 struct conn {
-    struct loop_io io;
+    /* The client socket: its TLS session on a TLS listener, and client ->
+     * portico bytes in s.in (NULL while idle). */
+    struct sock s;
     struct worker *w;
     struct conn *prev, *next; /* worker's list */
     enum conn_state state;
-    bool readable, writable, eof, dead;
-    bool rdhup;           /* the client shut its side (EPOLLRDHUP/HUP/ERR seen) */
+    bool dead;
+    bool peer_counted;    /* counted under peer_key in the server's peer table */
     bool closing;         /* close once the current response is written */
     bool tls;             /* accepted on a TLS listener */
     bool strict_sni_host; /* the listener's strict_sni_host: Host must be in the certificate */
@@ -46,12 +47,10 @@ struct conn {
     bool tls_active;      /* handshake done: counted in portico_tls_connections_active */
     bool redirect_https;  /* the listener's redirect_https: every request goes to https:// */
     uint16_t https_port;  /* ... on this port (0: 443) */
-    struct buf *in;       /* client -> portico bytes; owned; NULL while idle */
     size_t head_scan;
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
     struct loop_task task;   /* resume parsing (pipelining) outside the current call */
     struct exchange *ex;
-    struct ssl_st *ssl; /* TLS session on a TLS listener, else NULL; owned */
     uint64_t nrequests;
     uint64_t last_activity; /* loop time of the last byte moved */
     char addr[64];          /* client address for logs and X-Forwarded-For */
@@ -61,9 +60,8 @@ struct conn {
     /* Reclaiming at max_connections: the worker queue it is in (enum
      * conn_reclaim) and its neighbours there. */
     int reclaim;
-    struct conn *rprev, *rnext;
-    bool peer_counted; /* counted under peer_key in the server's peer table */
     uint8_t peer_key[16];
+    struct conn *rprev, *rnext;
 };
 
 /* Take over an accepted socket (closed on failure), accepted on listener
@@ -82,8 +80,8 @@ void conn_exchange_done(struct conn *c, bool keep_alive);
 /* Close now (errors, client gone). */
 void conn_close(struct conn *c);
 
-/* Read what is available into c->in. Returns bytes read, 0 on EAGAIN or a
- * full buffer, -1 on EOF or error (c->eof is set). */
+/* Read what is available into c->s.in. Returns bytes read, 0 on EAGAIN or a
+ * full buffer, -1 on EOF or error (c->s.eof is set). */
 long conn_read(struct conn *c);
 
 /* writev(2) to the client, through TLS when the connection has it: bytes

@@ -338,15 +338,15 @@ enum ex_result proxy_start(struct exchange *ex)
     struct route_request rq = {.host = req->host, .path = req->path, .query = req->query};
     enum route_outcome o = route_resolve(ex->cfg->routes, &rq, &rt);
     if (o == ROUTE_BAD_HOST) {
-        buf_consume(c->in, req->head_len);
+        buf_consume(c->s.in, req->head_len);
         return ex_respond(ex, 400, "bad request: invalid Host header", true);
     }
     /* A connection is for the names its certificate covers: a handshake for
      * a.example carrying "Host: b.example" was misdirected (RFC 9110
      * 15.5.20); the client should open a connection for b.example. */
-    if (rt.host_len > 0 && c->ssl && c->strict_sni_host &&
-        !tls_session_covers_host(c->ssl, rt.host, (size_t)rt.host_len)) {
-        buf_consume(c->in, req->head_len);
+    if (rt.host_len > 0 && c->s.ssl && c->strict_sni_host &&
+        !tls_session_covers_host(c->s.ssl, rt.host, (size_t)rt.host_len)) {
+        buf_consume(c->s.in, req->head_len);
         return ex_respond(ex, 421,
                           "misdirected request: this connection's certificate does not cover "
                           "the Host",
@@ -354,21 +354,21 @@ enum ex_result proxy_start(struct exchange *ex)
     }
     ex->svc = rt.svc;
     if (o == ROUTE_NO_SERVICE) {
-        buf_consume(c->in, req->head_len);
+        buf_consume(c->s.in, req->head_len);
         return ex_respond(ex, 404, "not found: no service for this host", false);
     }
     if (c->redirect_https) {
-        buf_consume(c->in, req->head_len);
+        buf_consume(c->s.in, req->head_len);
         return respond_https_redirect(ex, rt.host, (size_t)rt.host_len);
     }
     if (o == ROUTE_BAD_PATH) {
-        buf_consume(c->in, req->head_len);
+        buf_consume(c->s.in, req->head_len);
         return ex_respond(ex, 400, "bad request: invalid path", true);
     }
     ex->route = rt.route;
     ex->up = rt.up;
     if (o == ROUTE_AMBIGUOUS) {
-        buf_consume(c->in, req->head_len);
+        buf_consume(c->s.in, req->head_len);
         return ex_respond(ex, 400,
                           "bad request: ambiguous path (an encoded '/' or '\\', a '\\' or a "
                           "';' parameter would take it out of its auth_skip or route prefix "
@@ -378,7 +378,7 @@ enum ex_result proxy_start(struct exchange *ex)
     const struct config_auth *auth = rt.auth;
     long n = build_request_head(ex, &rt);
     bool auth_ok = n < 0 || !auth || authreq_prepare(ex, auth, rt.host, req) == 0;
-    buf_consume(c->in, req->head_len);
+    buf_consume(c->s.in, req->head_len);
     if (n == HEADERS_TOO_MANY) {
         return ex_respond(
             ex, 431,
@@ -392,7 +392,7 @@ enum ex_result proxy_start(struct exchange *ex)
     if (!auth_ok) {
         return ex_respond(ex, 431, "request header fields too large for the auth request", true);
     }
-    if (req->body == HTTP_BODY_CHUNKED && !body_chunked_prefix_ok(c->in)) {
+    if (req->body == HTTP_BODY_CHUNKED && !body_chunked_prefix_ok(c->s.in)) {
         return ex_respond(ex, 400, "bad request: malformed chunked body", true);
     }
     if (auth)
@@ -418,7 +418,7 @@ enum ex_result ex_proceed(struct exchange *ex)
 {
     struct conn *c = ex->c;
     const struct http_request *req = &ex->req;
-    if (req->expect_continue && req->minor >= 1 && !ex->rqb.done && buf_len(c->in) == 0 &&
+    if (req->expect_continue && req->minor >= 1 && !ex->rqb.done && buf_len(c->s.in) == 0 &&
         send_continue(ex) == EX_ENDED)
         return EX_ENDED;
     return h1client_connect(ex, true);
@@ -434,14 +434,14 @@ enum ex_result ex_proceed(struct exchange *ex)
 EX_MUST_USE static enum ex_result client_gone(struct exchange *ex)
 {
     struct conn *c = ex->c;
-    if (!c->rdhup || !ex->rqb.done || !ex->req.keep_alive || ex->state == EX_TUNNEL ||
+    if (!c->s.rdhup || !ex->rqb.done || !ex->req.keep_alive || ex->state == EX_TUNNEL ||
         ex->state == EX_LOCAL)
         return EX_CONTINUE;
-    if (c->in && buf_len(c->in) > 0)
+    if (c->s.in && buf_len(c->s.in) > 0)
         return EX_CONTINUE; /* it pipelined another request first */
-    if (!c->ssl) {
+    if (!c->s.ssl) {
         char b;
-        ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        ssize_t n = recv(c->s.io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
             return EX_CONTINUE;
     }

@@ -20,29 +20,29 @@
 long h1client_read(struct upconn *u, bool may_compact)
 {
     struct worker *w = u->w;
-    if (!u->in) {
-        u->in = buf_get(&w->bufs);
-        if (!u->in)
+    if (!u->s.in) {
+        u->s.in = buf_get(&w->bufs);
+        if (!u->s.in)
             return 0;
     }
-    if (buf_space(u->in) == 0 && may_compact)
-        buf_compact(u->in);
-    if (buf_space(u->in) == 0)
+    if (buf_space(u->s.in) == 0 && may_compact)
+        buf_compact(u->s.in);
+    if (buf_space(u->s.in) == 0)
         return 0;
     for (;;) {
-        ssize_t n = upstream_recv(u, u->in->data + u->in->wpos, buf_space(u->in));
+        ssize_t n = upstream_recv(u, u->s.in->data + u->s.in->wpos, buf_space(u->s.in));
         if (n > 0) {
-            u->in->wpos += (size_t)n;
+            u->s.in->wpos += (size_t)n;
             return n;
         }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
-            u->readable = false;
+            u->s.readable = false;
             return 0;
         }
-        u->eof = true;
-        u->readable = false;
+        u->s.eof = true;
+        u->s.readable = false;
         return -1;
     }
 }
@@ -128,10 +128,9 @@ enum ex_result h1client_connect(struct exchange *ex, bool allow_idle)
         ex->pp_len = ex->svc->send_proxy_protocol == 1
                          ? proxyproto_build_v1(&c->peer, &c->local, ex->pp, sizeof ex->pp)
                          : proxyproto_build_v2(&c->peer, &c->local, ex->pp, sizeof ex->pp);
-        if (u->ssl) {
+        if (u->s.ssl) {
             /* The PROXY header precedes the TLS handshake, in the clear. */
-            u->prefix = ex->pp;
-            u->prefix_len = ex->pp_len;
+            upstream_set_prefix(u, ex->pp, ex->pp_len);
         }
     }
     if (u->connecting) {
@@ -148,12 +147,12 @@ enum ex_result h1client_start(struct exchange *ex)
      * connect or forward-auth wait, which are not the client's doing. */
     ex->body_start_ms = loop_now_ms(ex_worker(ex)->loop);
     ex->body_paused_ms = ex->body_paused_at = 0;
-    ex->body_read = ex->c->in ? buf_len(ex->c->in) : 0;
+    ex->body_read = ex->c->s.in ? buf_len(ex->c->s.in) : 0;
     flow_reset(&ex->rq);
-    if (ex->pp_len && !ex->u->ssl)
+    if (ex->pp_len && !ex->u->s.ssl)
         flow_push(&ex->rq, ex->pp, ex->pp_len);
     flow_push(&ex->rq, ex->reqhead->data, ex->reqhead_len);
-    body_produce(&ex->rqb, ex->c->in, false, &ex->rq);
+    body_produce(&ex->rqb, ex->c->s.in, false, &ex->rq);
     ex_touch(ex);
     ex_set_state(ex, EX_SENDING);
     return ex_run(ex);
@@ -228,7 +227,7 @@ EX_MUST_USE static enum pump on_response_head(struct exchange *ex, size_t head_l
                 ex, 502, "bad gateway: too many interim responses from upstream", false));
         }
         if (ex->req.minor == 0) {
-            buf_consume(u->in, head_len);
+            buf_consume(u->s.in, head_len);
             return PUMP_PROGRESS;
         }
         struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_NONE};
@@ -281,7 +280,7 @@ EX_MUST_USE static enum pump on_response_head(struct exchange *ex, size_t head_l
         ex_set_state(ex, EX_TUNNEL);
         return PUMP_PROGRESS;
     }
-    if (body_produce(&ex->rsb, u->in, false, &ex->rs) < 0)
+    if (body_produce(&ex->rsb, u->s.in, false, &ex->rs) < 0)
         return ex_pump_result(h1client_bad_body(ex, "sent a malformed chunked body"));
     return PUMP_PROGRESS;
 }
@@ -309,7 +308,7 @@ enum pump h1client_pump_request(struct exchange *ex)
     for (;;) {
         struct upconn *u = ex->u;
         if (ex->rq.active) {
-            if (!u->writable) {
+            if (!u->s.writable) {
                 body_pause(ex, true);
                 return progress;
             }
@@ -333,11 +332,11 @@ enum pump h1client_pump_request(struct exchange *ex)
                     upstream_failed(ex, "closed the connection while the request was sent"));
             }
             if (r == 0) {
-                u->writable = false;
+                u->s.writable = false;
                 return progress;
             }
             ex->bytes_in += ex->rq.consumed;
-            flow_finish(&w->bufs, &ex->rq, c->in);
+            flow_finish(&w->bufs, &ex->rq, c->s.in);
         }
         if (ex->rqb.done) {
             /* The whole request is upstream: now waiting on the upstream. */
@@ -347,25 +346,25 @@ enum pump h1client_pump_request(struct exchange *ex)
                 ex_set_state(ex, EX_RESPONDING);
             return progress;
         }
-        if (c->in && buf_len(c->in)) {
-            int r = body_produce(&ex->rqb, c->in, false, &ex->rq);
+        if (c->s.in && buf_len(c->s.in)) {
+            int r = body_produce(&ex->rqb, c->s.in, false, &ex->rq);
             if (r < 0)
                 return ex_pump_result(
                     ex_respond(ex, 400, "bad request: malformed chunked body", true));
             if (!ex->rq.active && ex->rq.consumed) {
                 ex->bytes_in += ex->rq.consumed;
-                flow_finish(&w->bufs, &ex->rq, c->in);
+                flow_finish(&w->bufs, &ex->rq, c->s.in);
             }
             if (ex->rq.active || ex->rqb.done)
                 continue;
         }
-        if (c->eof) {
+        if (c->s.eof) {
             /* The client went away in the middle of its body. */
             ex->close_client = true;
             return ex_pump_result(ex_fail_hard(
                 ex, 400, "client closed the connection in the middle of its request body"));
         }
-        if (!c->readable) {
+        if (!c->s.readable) {
             ex_arm_body_timer(ex);
             return progress;
         }
@@ -374,7 +373,7 @@ enum pump h1client_pump_request(struct exchange *ex)
             ex->body_read += (uint64_t)n;
             progress = PUMP_PROGRESS;
             ex_touch(ex);
-        } else if (n == 0 && !c->eof) {
+        } else if (n == 0 && !c->s.eof) {
             ex_arm_body_timer(ex);
             return progress;
         }
@@ -389,7 +388,7 @@ enum pump h1client_pump_response(struct exchange *ex)
     for (;;) {
         struct upconn *u = ex->u;
         if (ex->rs.active) {
-            if (!c->writable)
+            if (!c->s.writable)
                 return progress;
             uint64_t wrote = 0;
             int r = sink_write((struct sink){.c = c}, &ex->rs, &wrote);
@@ -406,11 +405,11 @@ enum pump h1client_pump_response(struct exchange *ex)
                 return ex_pump_result(
                     ex_fail_hard(ex, 499, "client connection failed while the response was sent"));
             if (r == 0) {
-                c->writable = false;
+                c->s.writable = false;
                 ex_arm_timer(ex);
                 return progress;
             }
-            flow_finish(&w->bufs, &ex->rs, u ? u->in : NULL);
+            flow_finish(&w->bufs, &ex->rs, u ? u->s.in : NULL);
         }
         if (ex->state == EX_TUNNEL)
             return PUMP_PROGRESS;
@@ -430,16 +429,16 @@ enum pump h1client_pump_response(struct exchange *ex)
             if (ex->pipe[0] >= 0)
                 return progress; /* waiting on one of the sockets */
         }
-        if (u->in && buf_len(u->in)) {
+        if (u->s.in && buf_len(u->s.in)) {
             if (!ex_resp_head_done(ex)) {
                 struct http1_limits lim = {LIMIT_RESPONSE_HEAD_BYTES, LIMIT_RESPONSE_HEAD_BYTES};
                 long end =
-                    http1_find_head_end(buf_rptr(u->in), buf_len(u->in), &ex->resp_scan, &lim);
+                    http1_find_head_end(buf_rptr(u->s.in), buf_len(u->s.in), &ex->resp_scan, &lim);
                 if (end < 0)
                     return ex_pump_result(ex_respond(
                         ex, 502, "bad gateway: upstream response head too large", false));
                 if (end > 0) {
-                    long r = http1_parse_response(buf_rptr(u->in), (size_t)end, ex->req.method_id,
+                    long r = http1_parse_response(buf_rptr(u->s.in), (size_t)end, ex->req.method_id,
                                                   &ex->resp);
                     if (r < 0) {
                         log_msg(LOG_WARN, "service %s: malformed response from %s", ex->svc->name,
@@ -454,33 +453,33 @@ enum pump h1client_pump_response(struct exchange *ex)
                     continue;
                 }
             } else {
-                int r = body_produce(&ex->rsb, u->in, false, &ex->rs);
+                int r = body_produce(&ex->rsb, u->s.in, false, &ex->rs);
                 if (r < 0)
                     return ex_pump_result(h1client_bad_body(ex, "sent a malformed chunked body"));
                 if (!ex->rs.active && ex->rs.consumed)
-                    flow_finish(&w->bufs, &ex->rs, u->in);
+                    flow_finish(&w->bufs, &ex->rs, u->s.in);
                 if (ex->rs.active || ex->rsb.done)
                     continue;
             }
         }
-        if (u->eof) {
+        if (u->s.eof) {
             if (!ex_resp_head_done(ex))
                 return ex_pump_result(
                     upstream_failed(ex, "closed the connection before answering"));
             if (ex->rsb.in == HTTP_BODY_EOF) {
-                body_produce(&ex->rsb, u->in, true, &ex->rs);
+                body_produce(&ex->rsb, u->s.in, true, &ex->rs);
                 continue;
             }
             return ex_pump_result(h1client_body_cut(ex));
         }
-        if (!u->readable)
+        if (!u->s.readable)
             return progress;
         long n = h1client_read(u, !ex->rs.active);
         if (n > 0) {
             ex->upstream_spoke = true;
             progress = PUMP_PROGRESS;
             ex_touch(ex);
-        } else if (n == 0 && !u->eof) {
+        } else if (n == 0 && !u->s.eof) {
             return progress;
         }
     }

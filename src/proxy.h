@@ -57,7 +57,7 @@ enum exchange_state {
     EX_CONNECTING,
     /* The request head and body go up, no final response head yet (1xx
      * may come and go). u, reqhead, rq, rqb; the upstream's bytes
-     * collect in u->in. Waits on the client's body (body_timeout,
+     * collect in u->s.in. Waits on the client's body (body_timeout,
      * body_min_rate) when out of bytes to send, else the service timeout. */
     EX_SENDING,
     /* The whole request is upstream; waiting for the final response head.
@@ -154,7 +154,7 @@ enum ex_result { EX_CONTINUE, EX_ENDED };
 struct exchange *proxy_new(struct conn *c);
 
 /* Route and forward the request parsed into ex->req, whose head starts
- * c->in. */
+ * c->s.in. */
 enum ex_result proxy_start(struct exchange *ex);
 
 /* Readiness changed on either side: make all the progress possible. */

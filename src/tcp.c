@@ -2,7 +2,6 @@
 #include "tcp.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -10,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,23 +18,22 @@
 #include "metrics.h"
 #include "proxyproto.h"
 #include "resolve.h"
+#include "sock.h"
 #include "worker.h"
 
-#define TCP_PIPE_BYTES 65536 /* at most this much in flight per direction */
+#define TCP_PIPE_BYTES 65536 /* pipe size asked for: at most this much in flight per direction */
 
 /* One direction: src -> pipe -> dst. */
 struct tcp_dir {
-    int pipe[2];
-    size_t queued; /* bytes in the pipe */
-    bool src_eof;  /* splice from src returned 0 */
-    bool shut;     /* dst's write side has been shut down */
+    struct sock_pipe pipe;
+    bool src_eof; /* splice from src returned 0 */
+    bool shut;    /* dst's write side has been shut down */
     uint64_t bytes;
 };
 
 struct tcp_side {
-    struct loop_io io;
+    struct sock s;
     struct tcp_fwd *t;
-    bool readable, writable;
 };
 
 struct tcp_fwd {
@@ -67,13 +64,6 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 void tcp_close(struct tcp_fwd *t)
 {
     if (t->dead)
@@ -101,14 +91,10 @@ void tcp_close(struct tcp_fwd *t)
         };
         log_access(&w->log, &e);
     }
-    loop_io_del(w->loop, &t->c.io);
-    loop_io_del(w->loop, &t->u.io);
-    close_fd(&t->c.io.fd);
-    close_fd(&t->u.io.fd);
-    close_fd(&t->up.pipe[0]);
-    close_fd(&t->up.pipe[1]);
-    close_fd(&t->down.pipe[0]);
-    close_fd(&t->down.pipe[1]);
+    sock_close(&t->c.s, w->loop, &w->bufs);
+    sock_close(&t->u.s, w->loop, &w->bufs);
+    sock_pipe_close(&t->up.pipe);
+    sock_pipe_close(&t->down.pipe);
     loop_timer_disarm(w->loop, &t->timer);
     if (t->prev)
         t->prev->next = t->next;
@@ -133,46 +119,31 @@ static int pump(struct tcp_dir *d, struct tcp_side *src, struct tcp_side *dst)
 {
     int progress = PUMP_IDLE;
     for (;;) {
-        if (d->queued && dst->writable) {
-            ssize_t n = splice(d->pipe[0], NULL, dst->io.fd, NULL, d->queued,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (d->pipe.queued && dst->s.writable) {
+            ssize_t n = sock_splice_out(&d->pipe, &dst->s);
             if (n > 0) {
-                d->queued -= (size_t)n;
                 d->bytes += (uint64_t)n;
                 progress = PUMP_PROGRESS;
                 continue;
             }
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && errno == EAGAIN)
-                dst->writable = false;
-            else
+            if (n == 0 || errno != EAGAIN)
                 return PUMP_ERROR;
         }
-        if (!d->src_eof && src->readable && d->queued < TCP_PIPE_BYTES) {
-            ssize_t n = splice(src->io.fd, NULL, d->pipe[1], NULL, TCP_PIPE_BYTES - d->queued,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (!d->src_eof && src->s.readable && d->pipe.queued < d->pipe.cap) {
+            ssize_t n = sock_splice_in(&src->s, &d->pipe, d->pipe.cap - d->pipe.queued);
             if (n > 0) {
-                d->queued += (size_t)n;
                 progress = PUMP_PROGRESS;
                 continue;
             }
             if (n == 0) {
                 d->src_eof = true;
                 progress = PUMP_PROGRESS;
-            } else if (errno == EINTR) {
-                continue;
-            } else if (errno == EAGAIN) {
-                /* With bytes queued the pipe itself may be what is full:
-                 * the socket then stays marked readable for the next try. */
-                if (d->queued == 0)
-                    src->readable = false;
-            } else {
+            } else if (errno != EAGAIN) {
                 return PUMP_ERROR;
             }
         }
-        if (d->src_eof && d->queued == 0 && !d->shut) {
-            shutdown(dst->io.fd, SHUT_WR);
+        if (d->src_eof && d->pipe.queued == 0 && !d->shut) {
+            sock_shutdown(&dst->s);
             d->shut = true;
             progress = PUMP_PROGRESS;
         }
@@ -198,11 +169,11 @@ static void run(struct tcp_fwd *t)
 {
     struct worker *w = t->w;
     if (t->connecting) {
-        if (!t->u.writable)
+        if (!t->u.s.writable)
             return;
         int soerr = 0;
         socklen_t len = sizeof soerr;
-        if (getsockopt(t->u.io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        if (getsockopt(t->u.s.io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
             soerr = errno;
         if (soerr) {
             metrics_count_connect_error(&w->metrics, t->svc->metrics_slot);
@@ -216,18 +187,14 @@ static void run(struct tcp_fwd *t)
         t->status = 200;
         arm(t);
     }
-    while (t->pp_off < t->pp_len) {
-        if (!t->u.writable)
+    if (t->pp_off < t->pp_len) {
+        if (!t->u.s.writable)
             return;
-        ssize_t n = send(t->u.io.fd, t->pp + t->pp_off, t->pp_len - t->pp_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            t->pp_off += (size_t)n;
-        } else if (n < 0 && errno == EAGAIN) {
-            t->u.writable = false;
-        } else if (!(n < 0 && errno == EINTR)) {
+        int r = sock_write_rest(&t->u.s, t->pp, t->pp_len, &t->pp_off, true);
+        if (r < 0)
             tcp_close(t);
+        if (r <= 0)
             return;
-        }
     }
     for (;;) {
         int a = pump(&t->up, &t->c, &t->u);
@@ -244,14 +211,10 @@ static void run(struct tcp_fwd *t)
 
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
 {
-    struct tcp_side *s = container_of(io, struct tcp_side, io);
-    struct tcp_fwd *t = s->t;
-    if (t->dead)
+    struct tcp_side *side = container_of(io, struct tcp_side, s.io);
+    struct tcp_fwd *t = side->t;
+    if (t->dead || !sock_note_events(&side->s, events))
         return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        s->readable = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        s->writable = true;
     run(t);
 }
 
@@ -292,8 +255,9 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
     t->passthrough = passthrough;
     t->start_us = now_us();
     t->c.t = t->u.t = t;
-    t->c.io.fd = t->u.io.fd = -1;
-    t->up.pipe[0] = t->up.pipe[1] = t->down.pipe[0] = t->down.pipe[1] = -1;
+    t->c.s.io.fd = t->u.s.io.fd = -1;
+    sock_pipe_init(&t->up.pipe);
+    sock_pipe_init(&t->down.pipe);
     snprintf(t->addr, sizeof t->addr, "%s", addr);
     loop_timer_init(&t->timer, on_timer);
     if (svc->send_proxy_protocol)
@@ -310,8 +274,8 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
                 svc->name, ua->host, resolve_error(ua));
         goto fail;
     }
-    if (pipe2(t->up.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
-        pipe2(t->down.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
+    if (sock_pipe_open(&t->up.pipe, TCP_PIPE_BYTES) < 0 ||
+        sock_pipe_open(&t->down.pipe, TCP_PIPE_BYTES) < 0 ||
         (ufd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
         log_msg(LOG_ERROR, "service %s: cannot set up a TCP forwarder: %s", svc->name,
                 strerror(errno));
@@ -330,10 +294,10 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
         }
         t->connecting = true;
     }
-    if (loop_io_add(w->loop, &t->c.io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0)
+    if (sock_open(&t->c.s, w->loop, fd, on_io) < 0)
         goto fail;
-    if (loop_io_add(w->loop, &t->u.io, ufd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io) < 0) {
-        loop_io_del(w->loop, &t->c.io);
+    if (sock_open(&t->u.s, w->loop, ufd, on_io) < 0) {
+        loop_io_del(w->loop, &t->c.s.io);
         goto fail;
     }
     t->cfg = config_ref(w->cfg);
@@ -354,10 +318,8 @@ fail:
     close(fd);
     if (ufd >= 0)
         close(ufd);
-    close_fd(&t->up.pipe[0]);
-    close_fd(&t->up.pipe[1]);
-    close_fd(&t->down.pipe[0]);
-    close_fd(&t->down.pipe[1]);
+    sock_pipe_close(&t->up.pipe);
+    sock_pipe_close(&t->down.pipe);
     free(t);
     return -1;
 }

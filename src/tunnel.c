@@ -20,7 +20,7 @@ bool tunnel_splice_eligible(const struct exchange *ex)
 {
     const struct upconn *u = ex->u;
     return ex->rsb.in == HTTP_BODY_LENGTH && ex->rsb.out == HTTP_BODY_LENGTH && !ex->rsb.done &&
-           !ex->c->ssl && !u->ssl && !ex->rs.active && (!u->in || buf_len(u->in) == 0) &&
+           !ex->c->s.ssl && !u->s.ssl && !ex->rs.active && (!u->s.in || buf_len(u->s.in) == 0) &&
            (ex->pipe[0] >= 0 || ex->rsb.remaining >= SPLICE_MIN_BODY);
 }
 
@@ -38,8 +38,8 @@ enum pump tunnel_splice_body(struct exchange *ex)
         ex->pipe_cap = sz > 0 ? (size_t)sz : 65536;
     }
     for (;;) {
-        if (ex->piped && c->writable) {
-            ssize_t n = splice(ex->pipe[0], NULL, c->io.fd, NULL, ex->piped,
+        if (ex->piped && c->s.writable) {
+            ssize_t n = splice(ex->pipe[0], NULL, c->s.io.fd, NULL, ex->piped,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 ex->piped -= (size_t)n;
@@ -54,15 +54,15 @@ enum pump tunnel_splice_body(struct exchange *ex)
             if (n < 0 && errno != EAGAIN)
                 return ex_pump_result(
                     ex_fail_hard(ex, 499, "client connection failed while the response was sent"));
-            c->writable = false;
+            c->s.writable = false;
             ex_arm_timer(ex);
         }
-        if (ex->rsb.remaining && u->readable && ex->piped < ex->pipe_cap) {
+        if (ex->rsb.remaining && u->s.readable && ex->piped < ex->pipe_cap) {
             size_t want = ex->pipe_cap - ex->piped;
             if (want > ex->rsb.remaining)
                 want = (size_t)ex->rsb.remaining;
-            ssize_t n =
-                splice(u->io.fd, NULL, ex->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            ssize_t n = splice(u->s.io.fd, NULL, ex->pipe[1], NULL, want,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 ex->piped += (size_t)n;
                 ex->rsb.remaining -= (uint64_t)n;
@@ -75,7 +75,7 @@ enum pump tunnel_splice_body(struct exchange *ex)
             if (n == 0 || errno != EAGAIN)
                 return ex_pump_result(h1client_body_cut(ex));
             if (ex->piped == 0) /* else the pipe may be what is full */
-                u->readable = false;
+                u->s.readable = false;
         }
         if (ex->rsb.remaining == 0 && ex->piped == 0) {
             ex->rsb.done = true;
@@ -99,9 +99,9 @@ static enum relay relay(struct exchange *ex, bool up_to_client)
     bool *shut = up_to_client ? &ex->tunnel.c_shut : &ex->tunnel.u_shut;
     enum relay progress = RELAY_IDLE;
     for (;;) {
-        struct buf *src = up_to_client ? u->in : c->in;
+        struct buf *src = up_to_client ? u->s.in : c->s.in;
         if (f->active) {
-            bool *writable = up_to_client ? &c->writable : &u->writable;
+            bool *writable = up_to_client ? &c->s.writable : &u->s.writable;
             if (!*writable)
                 return progress;
             uint64_t wrote = 0;
@@ -143,13 +143,13 @@ static enum relay relay(struct exchange *ex, bool up_to_client)
         }
         long n;
         if (up_to_client) {
-            if (!u->readable)
+            if (!u->s.readable)
                 return progress;
             n = h1client_read(u, true);
             if (n < 0)
                 *src_eof = true;
         } else {
-            if (!c->readable)
+            if (!c->s.readable)
                 return progress;
             n = conn_read(c);
             if (n < 0)

@@ -134,20 +134,12 @@ void upstream_close(struct upconn *u)
     if (!u->ex && u->pool && (u->prev || u->pool->idle == u))
         idle_unlink(u);
     u->dead = true;
-    if (u->ssl) {
-        /* No close_notify (the socket closes next), but marked as shut down
-         * so that OpenSSL keeps the session resumable for the pool. */
-        if (SSL_is_init_finished(u->ssl))
-            SSL_set_shutdown(u->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-        SSL_free(u->ssl);
-        u->ssl = NULL;
-    }
-    loop_io_del(w->loop, &u->io);
-    close(u->io.fd);
-    u->io.fd = -1;
+    /* No close_notify (the socket closes next), but marked as shut down
+     * so that OpenSSL keeps the session resumable for the pool. */
+    if (u->s.ssl && SSL_is_init_finished(u->s.ssl))
+        SSL_set_shutdown(u->s.ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    sock_close(&u->s, w->loop, &w->bufs);
     loop_timer_disarm(w->loop, &u->idle_timer);
-    buf_put(&w->bufs, u->in);
-    u->in = NULL;
     u->ex = NULL;
     /* Freed after this loop iteration: an event for it may still be queued. */
     u->next = w->dead_upconns;
@@ -161,13 +153,9 @@ static void on_idle_timeout(struct loop *l, struct loop_timer *t)
 
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
 {
-    struct upconn *u = container_of(io, struct upconn, io);
-    if (u->dead)
+    struct upconn *u = container_of(io, struct upconn, s.io);
+    if (u->dead || !sock_note_events(&u->s, events))
         return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        u->readable = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        u->writable = true;
     if (u->ex) {
         proxy_run(u->ex);
         return;
@@ -177,12 +165,12 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
      * data); those leave the connection usable. */
     if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         return;
-    if (u->ssl && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    if (u->s.ssl && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
         char b;
         ERR_clear_error();
-        int r = SSL_read(u->ssl, &b, 1);
-        if (r <= 0 && SSL_get_error(u->ssl, r) == SSL_ERROR_WANT_READ) {
-            u->readable = false;
+        int r = SSL_read(u->s.ssl, &b, 1);
+        if (r <= 0 && SSL_get_error(u->s.ssl, r) == SSL_ERROR_WANT_READ) {
+            u->s.readable = false;
             return;
         }
     }
@@ -280,21 +268,21 @@ struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *
     }
     u->w = w;
     u->pool = pool;
-    if (up->kind == UPSTREAM_HTTPS && !(u->ssl = tls_session(pool, up, fd))) {
+    if (up->kind == UPSTREAM_HTTPS && !(u->s.ssl = tls_session(pool, up, fd))) {
         *err = -ENOMEM;
         close(fd);
         free(u);
         return NULL;
     }
-    u->connecting = connecting || u->ssl;
+    u->connecting = connecting || u->s.ssl;
     u->handshaking = false;
-    u->writable = !connecting;
+    u->s.writable = !connecting;
     loop_timer_init(&u->idle_timer, on_idle_timeout);
-    rc = loop_io_add(w->loop, &u->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_io);
+    rc = sock_open(&u->s, w->loop, fd, on_io);
     if (rc < 0) {
         *err = rc;
-        if (u->ssl)
-            SSL_free(u->ssl);
+        if (u->s.ssl)
+            SSL_free(u->s.ssl);
         close(fd);
         free(u);
         return NULL;
@@ -306,52 +294,34 @@ int upstream_connect_result(struct upconn *u, const char **why)
 {
     *why = NULL;
     if (!u->handshaking) {
-        if (!u->writable)
+        if (!u->s.writable)
             return -EINPROGRESS;
         int soerr = 0;
         socklen_t len = sizeof soerr;
-        if (getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        if (getsockopt(u->s.io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
             return -errno;
         if (soerr)
             return -soerr;
-        if (!u->ssl) {
+        if (!u->s.ssl) {
             u->connecting = false;
             return 0;
         }
-        while (u->prefix_off < u->prefix_len) {
-            ssize_t n = send(u->io.fd, u->prefix + u->prefix_off, u->prefix_len - u->prefix_off,
-                             MSG_NOSIGNAL);
-            if (n > 0) {
-                u->prefix_off += (size_t)n;
-                continue;
-            }
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && errno == EAGAIN) {
-                u->writable = false;
-                return -EINPROGRESS;
-            }
-            return n < 0 ? -errno : -EPIPE;
-        }
+        size_t off = u->prefix_off;
+        int sent = sock_write_rest(&u->s, u->prefix, u->prefix_len, &off, true);
+        u->prefix_off = (uint32_t)off;
+        if (sent <= 0)
+            return sent < 0 ? sent : -EINPROGRESS;
         u->handshaking = true;
     }
-    ERR_clear_error();
-    int r = SSL_do_handshake(u->ssl);
+    int r = sock_handshake(&u->s);
     if (r == 1) {
         u->handshaking = false;
         u->connecting = false;
         return 0;
     }
-    int e = SSL_get_error(u->ssl, r);
-    if (e == SSL_ERROR_WANT_READ) {
-        u->readable = false;
+    if (r == 0)
         return -EINPROGRESS;
-    }
-    if (e == SSL_ERROR_WANT_WRITE) {
-        u->writable = false;
-        return -EINPROGRESS;
-    }
-    long v = SSL_get_verify_result(u->ssl);
+    long v = SSL_get_verify_result(u->s.ssl);
     if (v != X509_V_OK)
         *why = X509_verify_cert_error_string(v);
     else {
@@ -363,21 +333,26 @@ int upstream_connect_result(struct upconn *u, const char **why)
     return -EPROTO;
 }
 
+void upstream_set_prefix(struct upconn *u, const char *p, size_t len)
+{
+    u->prefix = p;
+    u->prefix_len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+    u->prefix_off = 0;
+}
+
 ssize_t upstream_recv(struct upconn *u, void *p, size_t n)
 {
-    return u->ssl ? tls_read(u->ssl, p, n) : read(u->io.fd, p, n);
+    return sock_recv(&u->s, p, n);
 }
 
 ssize_t upstream_writev(struct upconn *u, const struct iovec *iov, int n)
 {
-    return u->ssl ? tls_writev(u->ssl, iov, n) : writev(u->io.fd, iov, n);
+    return sock_writev(&u->s, iov, n);
 }
 
 void upstream_shutdown_write(struct upconn *u)
 {
-    if (u->ssl)
-        tls_shutdown_write(u->ssl);
-    shutdown(u->io.fd, SHUT_WR);
+    sock_shutdown(&u->s);
 }
 
 void upstream_release(struct upconn *u, bool reusable)
@@ -385,10 +360,10 @@ void upstream_release(struct upconn *u, bool reusable)
     struct worker *w = u->w;
     u->ex = NULL;
     u->requests++;
-    if (u->ssl && SSL_is_init_finished(u->ssl)) {
+    if (u->s.ssl && SSL_is_init_finished(u->s.ssl)) {
         /* By now a TLS 1.3 upstream has sent its tickets: keep the newest
          * resumable session for the next new connection. */
-        SSL_SESSION *s = SSL_get1_session(u->ssl);
+        SSL_SESSION *s = SSL_get1_session(u->s.ssl);
         if (s && SSL_SESSION_is_resumable(s) && s != u->pool->session) {
             SSL_SESSION_free(u->pool->session);
             u->pool->session = s;
@@ -396,13 +371,13 @@ void upstream_release(struct upconn *u, bool reusable)
             SSL_SESSION_free(s);
     }
     const struct config_limits *lim = &w->cfg->limits;
-    if (!reusable || u->eof || (u->in && buf_len(u->in)) || w->draining ||
+    if (!reusable || u->s.eof || (u->s.in && buf_len(u->s.in)) || w->draining ||
         u->pool->nidle >= lim->upstream_keepalive) {
         upstream_close(u);
         return;
     }
-    buf_put(&w->bufs, u->in);
-    u->in = NULL;
+    buf_put(&w->bufs, u->s.in);
+    u->s.in = NULL;
     u->next = u->pool->idle;
     u->prev = NULL;
     if (u->next)

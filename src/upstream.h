@@ -14,26 +14,25 @@
 #include <sys/uio.h>
 
 #include "loop.h"
+#include "sock.h"
 
 struct worker;
-struct buf;
 struct exchange;
 struct config_upstream;
 struct upstream_pool;
-struct ssl_st;
 
 struct upconn {
-    struct loop_io io;
+    /* The socket: a TLS session for https upstreams, and upstream ->
+     * portico bytes in s.in. */
+    struct sock s;
     struct worker *w;
     struct upstream_pool *pool;
-    bool readable, writable, eof, connecting, reused, dead;
-    bool handshaking;   /* https: connected, TLS handshake not done */
-    struct ssl_st *ssl; /* https upstreams; owned */
+    bool connecting, reused, dead;
+    bool handshaking; /* https: connected, TLS handshake not done */
     /* Bytes sent in the clear before the TLS handshake (a PROXY header to
      * an https upstream); owned by the exchange that set them. */
+    uint32_t prefix_len, prefix_off;
     const char *prefix;
-    size_t prefix_len, prefix_off;
-    struct buf *in;      /* upstream -> portico bytes; owned */
     struct exchange *ex; /* the exchange using it; NULL while idle */
     struct loop_timer idle_timer;
     struct upconn *next, *prev; /* idle list */
@@ -61,6 +60,10 @@ void upstream_close(struct upconn *u);
  * the socket, or -errno on failure. For a failed TLS handshake the error is
  * -EPROTO and *why says what went wrong (certificate verification, ...). */
 int upstream_connect_result(struct upconn *u, const char **why);
+
+/* Send p[0..len) in the clear before the TLS handshake of a new https
+ * connection (a PROXY header); p must outlive the handshake. */
+void upstream_set_prefix(struct upconn *u, const char *p, size_t len);
 
 /* read(2) / writev(2) / shutdown(SHUT_WR) through TLS when the connection
  * has it; errno as for the plain calls (EAGAIN when it would block). */

@@ -1,0 +1,241 @@
+/* sock.c - one stream socket, plain or TLS (see sock.h). */
+#include "sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "tls.h"
+
+int sock_open(struct sock *s, struct loop *l, int fd, loop_io_fn fn)
+{
+    return loop_io_add(l, &s->io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, fn);
+}
+
+bool sock_note_events(struct sock *s, uint32_t events)
+{
+    if (s->io.fd < 0)
+        return false;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->rdhup = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        s->writable = true;
+    return true;
+}
+
+void sock_close(struct sock *s, struct loop *l, struct buf_pool *bufs)
+{
+    if (s->io.fd >= 0) {
+        loop_io_del(l, &s->io);
+        close(s->io.fd);
+        s->io.fd = -1;
+    }
+    if (s->ssl) {
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
+    buf_put(bufs, s->in);
+    s->in = NULL;
+}
+
+int sock_handshake(struct sock *s)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(s->ssl);
+    if (r == 1)
+        return 1;
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        s->readable = false;
+        return 0;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        s->writable = false;
+        return 0;
+    }
+    return e ? -e : -SSL_ERROR_SYSCALL;
+}
+
+ssize_t sock_recv(struct sock *s, void *p, size_t n)
+{
+    return s->ssl ? tls_read(s->ssl, p, n) : read(s->io.fd, p, n);
+}
+
+ssize_t sock_writev(struct sock *s, const struct iovec *iov, int n)
+{
+    return s->ssl ? tls_writev(s->ssl, iov, n) : writev(s->io.fd, iov, n);
+}
+
+long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact)
+{
+    if (!s->in) {
+        s->in = buf_get(bufs);
+        if (!s->in)
+            return 0;
+    }
+    if (buf_space(s->in) == 0 && may_compact)
+        buf_compact(s->in);
+    if (buf_space(s->in) == 0)
+        return 0;
+    for (;;) {
+        ssize_t n = sock_recv(s, s->in->data + s->in->wpos, buf_space(s->in));
+        if (n > 0) {
+            s->in->wpos += (size_t)n;
+            return n;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            s->readable = false;
+            return 0;
+        }
+        s->eof = true;
+        s->readable = false;
+        return -1;
+    }
+}
+
+int sock_write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool clear)
+{
+    while (*off < len) {
+        const char *from = (const char *)p + *off;
+        ssize_t n;
+        if (clear || !s->ssl) {
+            n = send(s->io.fd, from, len - *off, MSG_NOSIGNAL);
+        } else {
+            struct iovec v = {(void *)from, len - *off};
+            n = tls_writev(s->ssl, &v, 1);
+        }
+        if (n > 0) {
+            *off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            s->writable = false;
+            return 0;
+        }
+        return n < 0 ? -errno : -EPIPE;
+    }
+    return 1;
+}
+
+int sock_writev_rest(struct sock *s, struct iovec *iov, unsigned n, unsigned *idx, uint64_t *wrote)
+{
+    while (*idx < n) {
+        /* Callers keep n - *idx far below IOV_MAX. */
+        ssize_t w = sock_writev(s, iov + *idx, (int)(n - *idx));
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return 0;
+            return -errno;
+        }
+        *wrote += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (left > 0) {
+            struct iovec *v = &iov[*idx];
+            if (left >= v->iov_len) {
+                left -= v->iov_len;
+                (*idx)++;
+            } else {
+                v->iov_base = (char *)v->iov_base + left;
+                v->iov_len -= left;
+                left = 0;
+            }
+        }
+    }
+    return 1;
+}
+
+int sock_discard(struct sock *s)
+{
+    char scratch[16384];
+    for (;;) {
+        ssize_t n = read(s->io.fd, scratch, sizeof scratch);
+        if (n > 0 || (n < 0 && errno == EINTR))
+            continue;
+        s->readable = false;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        s->eof = true;
+        return -1;
+    }
+}
+
+void sock_shutdown(struct sock *s)
+{
+    if (s->ssl)
+        tls_shutdown_write(s->ssl);
+    shutdown(s->io.fd, SHUT_WR);
+}
+
+bool sock_input_pending(const struct sock *s)
+{
+    char b;
+    return recv(s->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+int sock_pipe_open(struct sock_pipe *p, size_t want)
+{
+    p->queued = 0;
+    if (pipe2(p->fd, O_NONBLOCK | O_CLOEXEC) < 0) {
+        p->fd[0] = p->fd[1] = -1;
+        return -1;
+    }
+    /* Linux's default pipe holds 64 KiB; a larger one may be refused
+     * (fs.pipe-max-size, or the user's pipe quota), which is no error. */
+    int sz = want ? fcntl(p->fd[1], F_SETPIPE_SZ, (int)want) : -1;
+    p->cap = sz > 0 ? (size_t)sz : 65536;
+    return 0;
+}
+
+void sock_pipe_close(struct sock_pipe *p)
+{
+    for (int i = 0; i < 2; i++) {
+        if (p->fd[i] >= 0)
+            close(p->fd[i]);
+        p->fd[i] = -1;
+    }
+    p->queued = 0;
+}
+
+ssize_t sock_splice_in(struct sock *src, struct sock_pipe *p, size_t max)
+{
+    for (;;) {
+        ssize_t n =
+            splice(src->io.fd, NULL, p->fd[1], NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0)
+            p->queued += (size_t)n;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN && p->queued == 0)
+            src->readable = false;
+        return n;
+    }
+}
+
+ssize_t sock_splice_out(struct sock_pipe *p, struct sock *dst)
+{
+    for (;;) {
+        ssize_t n =
+            splice(p->fd[0], NULL, dst->io.fd, NULL, p->queued, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0)
+            p->queued -= (size_t)n;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            dst->writable = false;
+        return n;
+    }
+}
