@@ -4,7 +4,7 @@
 #   make run        install what is missing, build, start the demo
 #   make test       install what is missing, build, run every test
 #   make test-asan  the same suite against an ASan+UBSan build
-#   make lint       clang-format (check mode) and cppcheck
+#   make lint       clang-format (check mode), cppcheck, and no include cycle among src/*.h
 #   make fuzz       every fuzz target for FUZZ_SECONDS each (see tests/fuzz/README.md)
 #   make fuzz-smoke every fuzz target over its seeds, then a few seconds each
 #   make mutate     plant known bugs in a copy of src/ one at a time; report which the tests
@@ -160,6 +160,7 @@ lint:
 	    tests/fuzz/*.c tests/fuzz/*.h
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE -Isrc src
+	/usr/bin/python3 scripts/check-includes.py
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
