@@ -16,6 +16,7 @@
 #include "limits.h"
 #include "config.h"
 #include "http1.h"
+#include "list.h"
 #include "listener.h"
 #include "metrics.h"
 #include "peers.h"
@@ -54,31 +55,29 @@ static void reclaim_set(struct conn *c, enum conn_reclaim q)
         return;
     if (c->reclaim != RECLAIM_NONE) {
         struct conn_queue *from = &w->reclaim[c->reclaim];
-        if (c->rprev)
-            c->rprev->rnext = c->rnext;
-        else
-            from->head = c->rnext;
-        if (c->rnext)
-            c->rnext->rprev = c->rprev;
-        else
-            from->tail = c->rprev;
-        c->rprev = c->rnext = NULL;
+        LIST_UNLINK_QUEUE(from->head, from->tail, c, rprev, rnext);
     }
     c->reclaim = (int)q;
     if (q == RECLAIM_NONE)
         return;
     struct conn_queue *to = &w->reclaim[q];
-    c->rprev = to->tail;
-    if (to->tail)
-        to->tail->rnext = c;
-    else
-        to->head = c;
-    to->tail = c;
+    LIST_APPEND_QUEUE(to->head, to->tail, c, rprev, rnext);
 }
 
 bool conn_reclaimable(const struct worker *w)
 {
     return w->reclaim[RECLAIM_IDLE].head || w->reclaim[RECLAIM_WAITING].head;
+}
+
+/* A warning the worker may repeat is logged at most once per
+ * LIMIT_WARN_INTERVAL_MS: true (and *last_ms updated) when it is due. */
+static bool warn_due(const struct conn *c, uint64_t *last_ms)
+{
+    uint64_t now = now_ms(c);
+    if (*last_ms && now - *last_ms < LIMIT_WARN_INTERVAL_MS)
+        return false;
+    *last_ms = now;
+    return true;
 }
 
 bool conn_reclaim(struct worker *w)
@@ -88,15 +87,12 @@ bool conn_reclaim(struct worker *w)
     if (!c)
         return false;
     metrics_count_reclaim(&w->metrics, q == RECLAIM_IDLE);
-    uint64_t now = now_ms(c);
-    if (!w->warned_full_ms || now - w->warned_full_ms >= LIMIT_WARN_INTERVAL_MS) {
-        w->warned_full_ms = now;
+    if (warn_due(c, &w->warned_full_ms))
         log_msg(LOG_WARN,
                 "worker %u: at limits.max_connections (%u); closing the oldest %s connections "
                 "to accept new ones (counted in portico_connections_reclaimed_total)",
                 w->id, w->cfg->limits.max_connections,
                 q == RECLAIM_IDLE ? "idle keep-alive" : "request-less");
-    }
     conn_close(c);
     return true;
 }
@@ -112,14 +108,11 @@ static bool count_peer(struct conn *c)
     if (peer_table_acquire(&w->srv->peers, c->peer_key, limit, &c->peer_counted))
         return true;
     metrics_count_refused_peer(&w->metrics);
-    uint64_t now = now_ms(c);
-    if (!w->warned_peer_ms || now - w->warned_peer_ms >= LIMIT_WARN_INTERVAL_MS) {
-        w->warned_peer_ms = now;
+    if (warn_due(c, &w->warned_peer_ms))
         log_msg(LOG_WARN,
                 "client %s: already has %u connections open (limits.max_connections_per_client); "
                 "new ones are closed (counted in portico_connections_refused_total)",
                 c->addr, limit);
-    }
     return false;
 }
 
@@ -141,16 +134,10 @@ void conn_close(struct conn *c)
         metrics_tls_close(&w->metrics);
     loop_timer_disarm(w->loop, &c->timer);
     loop_task_cancel(w->loop, &c->task);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_UNLINK(w->conns, c, prev, next);
     /* Freed before the loop next waits: an event for it may still be queued. */
     c->next = w->dead_conns;
     w->dead_conns = c;
-    c->prev = NULL;
     if (c->handed_off)
         return; /* counted as open until its forwarder closes */
     metrics_conn_close(&w->metrics);
@@ -673,10 +660,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
         free(c);
         return -1;
     }
-    c->next = w->conns;
-    if (c->next)
-        c->next->prev = c;
-    w->conns = c;
+    LIST_PUSH(w->conns, c, prev, next);
     w->nconns++;
     metrics_conn_open(&w->metrics);
     c->last_activity = now_ms(c);

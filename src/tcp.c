@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "list.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -96,16 +97,10 @@ void tcp_close(struct tcp_fwd *t)
     sock_pipe_close(&t->up.pipe);
     sock_pipe_close(&t->down.pipe);
     loop_timer_disarm(w->loop, &t->timer);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        w->tcps = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    LIST_UNLINK(w->tcps, t, prev, next);
     /* Freed before the loop next waits: an event for it may still be queued. */
     t->next = w->dead_tcps;
     w->dead_tcps = t;
-    t->prev = NULL;
     config_unref(t->cfg);
     t->cfg = NULL;
     metrics_conn_close(&w->metrics);
@@ -303,10 +298,7 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
     t->cfg = config_ref(w->cfg);
     t->status = t->connecting ? 0 : 200;
     metrics_count_stream(&w->metrics, svc->metrics_slot);
-    t->next = w->tcps;
-    if (t->next)
-        t->next->prev = t;
-    w->tcps = t;
+    LIST_PUSH(w->tcps, t, prev, next);
     if (!passthrough) {
         w->nconns++;
         metrics_conn_open(&w->metrics);

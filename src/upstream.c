@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "list.h"
 #include "proxy.h"
 #include "resolve.h"
 #include "tls.h"
@@ -115,15 +116,8 @@ static struct upstream_pool *pool_for(struct worker *w, const struct config_upst
 
 static void idle_unlink(struct upconn *u)
 {
-    struct upstream_pool *pool = u->pool;
-    if (u->prev)
-        u->prev->next = u->next;
-    else
-        pool->idle = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
-    u->next = u->prev = NULL;
-    pool->nidle--;
+    LIST_UNLINK(u->pool->idle, u, prev, next);
+    u->pool->nidle--;
 }
 
 void upstream_close(struct upconn *u)
@@ -378,11 +372,7 @@ void upstream_release(struct upconn *u, bool reusable)
     }
     buf_put(&w->bufs, u->s.in);
     u->s.in = NULL;
-    u->next = u->pool->idle;
-    u->prev = NULL;
-    if (u->next)
-        u->next->prev = u;
-    u->pool->idle = u;
+    LIST_PUSH(u->pool->idle, u, prev, next);
     u->pool->nidle++;
     loop_timer_arm(w->loop, &u->idle_timer, lim->upstream_keepalive_timeout_ms);
 }
