@@ -18,19 +18,12 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxyproto.h"
+#include "relay.h"
 #include "resolve.h"
 #include "sock.h"
 #include "worker.h"
 
 #define TCP_PIPE_BYTES 65536 /* pipe size asked for: at most this much in flight per direction */
-
-/* One direction: src -> pipe -> dst. */
-struct tcp_dir {
-    struct sock_pipe pipe;
-    bool src_eof; /* splice from src returned 0 */
-    bool shut;    /* dst's write side has been shut down */
-    uint64_t bytes;
-};
 
 struct tcp_side {
     struct sock s;
@@ -45,7 +38,7 @@ struct tcp_fwd {
     const struct config_service *svc;
     const struct config_addr *ua; /* svc's tcp.upstream or passthrough */
     bool passthrough;
-    struct tcp_dir up, down; /* client -> upstream, upstream -> client */
+    struct relay up, down; /* client -> upstream, upstream -> client */
     struct loop_timer timer;
     uint64_t last_activity;
     uint64_t start_us;
@@ -94,8 +87,8 @@ void tcp_close(struct tcp_fwd *t)
     }
     sock_close(&t->c.s, w->loop, &w->bufs);
     sock_close(&t->u.s, w->loop, &w->bufs);
-    sock_pipe_close(&t->up.pipe);
-    sock_pipe_close(&t->down.pipe);
+    relay_close(&t->up);
+    relay_close(&t->down);
     loop_timer_disarm(w->loop, &t->timer);
     LIST_UNLINK(w->tcps, t, prev, next);
     /* Freed before the loop next waits: an event for it may still be queued. */
@@ -105,45 +98,6 @@ void tcp_close(struct tcp_fwd *t)
     t->cfg = NULL;
     metrics_conn_close(&w->metrics);
     worker_conn_closed(w);
-}
-
-enum { PUMP_IDLE, PUMP_PROGRESS, PUMP_ERROR };
-
-/* Move what can be moved in one direction without blocking. */
-static int pump(struct tcp_dir *d, struct tcp_side *src, struct tcp_side *dst)
-{
-    int progress = PUMP_IDLE;
-    for (;;) {
-        if (d->pipe.queued && dst->s.writable) {
-            ssize_t n = sock_splice_out(&d->pipe, &dst->s);
-            if (n > 0) {
-                d->bytes += (uint64_t)n;
-                progress = PUMP_PROGRESS;
-                continue;
-            }
-            if (n == 0 || errno != EAGAIN)
-                return PUMP_ERROR;
-        }
-        if (!d->src_eof && src->s.readable && d->pipe.queued < d->pipe.cap) {
-            ssize_t n = sock_splice_in(&src->s, &d->pipe, d->pipe.cap - d->pipe.queued);
-            if (n > 0) {
-                progress = PUMP_PROGRESS;
-                continue;
-            }
-            if (n == 0) {
-                d->src_eof = true;
-                progress = PUMP_PROGRESS;
-            } else if (errno != EAGAIN) {
-                return PUMP_ERROR;
-            }
-        }
-        if (d->src_eof && d->pipe.queued == 0 && !d->shut) {
-            sock_shutdown(&dst->s);
-            d->shut = true;
-            progress = PUMP_PROGRESS;
-        }
-        return progress;
-    }
 }
 
 /* How long the stream may stay silent: tunnel_timeout, and once the
@@ -192,13 +146,14 @@ static void run(struct tcp_fwd *t)
             return;
     }
     for (;;) {
-        int a = pump(&t->up, &t->c, &t->u);
-        int b = a == PUMP_ERROR ? PUMP_ERROR : pump(&t->down, &t->u, &t->c);
-        if (a == PUMP_ERROR || b == PUMP_ERROR || (t->up.shut && t->down.shut)) {
+        enum relay_result a = relay_pump(&t->up, &t->c.s, &t->u.s, &w->bufs);
+        enum relay_result b =
+            a == RELAY_ERROR ? RELAY_ERROR : relay_pump(&t->down, &t->u.s, &t->c.s, &w->bufs);
+        if (a == RELAY_ERROR || b == RELAY_ERROR || (t->up.shut && t->down.shut)) {
             tcp_close(t);
             return;
         }
-        if (a == PUMP_IDLE && b == PUMP_IDLE)
+        if (a == RELAY_IDLE && b == RELAY_IDLE)
             return;
         t->last_activity = loop_now_ms(w->loop);
     }
@@ -251,8 +206,8 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
     t->start_us = now_us();
     t->c.t = t->u.t = t;
     t->c.s.io.fd = t->u.s.io.fd = -1;
-    sock_pipe_init(&t->up.pipe);
-    sock_pipe_init(&t->down.pipe);
+    relay_init(&t->up);
+    relay_init(&t->down);
     snprintf(t->addr, sizeof t->addr, "%s", addr);
     loop_timer_init(&t->timer, on_timer);
     if (svc->send_proxy_protocol)
@@ -269,8 +224,8 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
                 svc->name, ua->host, resolve_error(ua));
         goto fail;
     }
-    if (sock_pipe_open(&t->up.pipe, TCP_PIPE_BYTES) < 0 ||
-        sock_pipe_open(&t->down.pipe, TCP_PIPE_BYTES) < 0 ||
+    if (relay_use_pipe(&t->up, TCP_PIPE_BYTES) < 0 ||
+        relay_use_pipe(&t->down, TCP_PIPE_BYTES) < 0 ||
         (ufd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
         log_msg(LOG_ERROR, "service %s: cannot set up a TCP forwarder: %s", svc->name,
                 strerror(errno));
@@ -310,8 +265,8 @@ fail:
     close(fd);
     if (ufd >= 0)
         close(ufd);
-    sock_pipe_close(&t->up.pipe);
-    sock_pipe_close(&t->down.pipe);
+    relay_close(&t->up);
+    relay_close(&t->down);
     free(t);
     return -1;
 }
