@@ -309,22 +309,14 @@ enum ex_result authreq_pump(struct exchange *ex)
             return authreq_error(ex, 502, why ? why : strerror(-err));
         ex_touch(ex);
     }
-    while (ex->authreq_off < ex->authreq_len) {
+    if (ex->authreq_off < ex->authreq_len) {
         if (!u->s.writable)
             return EX_CONTINUE;
-        struct iovec v = {ex->authreq->data + ex->authreq_off, ex->authreq_len - ex->authreq_off};
-        ssize_t n = upstream_writev(u, &v, 1);
-        if (n > 0) {
-            ex->authreq_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            u->s.writable = false;
+        int r = sock_write_rest(&u->s, ex->authreq->data, ex->authreq_len, &ex->authreq_off, false);
+        if (r < 0)
+            return auth_lost(ex, "the connection broke while sending the subrequest");
+        if (r == 0)
             return EX_CONTINUE;
-        }
-        return auth_lost(ex, "the connection broke while sending the subrequest");
     }
     for (;;) {
         enum pump p = auth_parse(ex);
@@ -370,8 +362,7 @@ enum ex_result authreq_begin(struct exchange *ex)
         }
         return authreq_error(ex, 502, strerror(-err));
     }
-    ex->u = u;
-    u->ex = ex;
+    ex_attach_upstream(ex, u);
     ex->authreq_off = 0;
     ex->auth_scan = 0;
     ex->auth_head_len = 0;

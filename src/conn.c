@@ -168,16 +168,6 @@ static void linger_drain(struct conn *c)
         conn_close(c);
 }
 
-ssize_t conn_writev(struct conn *c, const struct iovec *iov, int n)
-{
-    return sock_writev(&c->s, iov, n);
-}
-
-void conn_shutdown_write(struct conn *c)
-{
-    sock_shutdown(&c->s);
-}
-
 long conn_read(struct conn *c)
 {
     long n = sock_read(&c->s, &c->w->bufs, true);
@@ -344,7 +334,7 @@ enum conn_drain_result conn_drain(struct conn *c)
     c->closing = true;
     if (c->state == CONN_EXCHANGE && c->ex && proxy_close_tunnel(c->ex))
         return CONN_DRAIN_TUNNEL;
-    if (c->state != CONN_HEAD || (c->s.in && buf_len(c->s.in)) || sock_input_pending(&c->s))
+    if (c->state != CONN_HEAD || (c->s.in && buf_len(c->s.in)) || sock_peek(&c->s) > 0)
         return CONN_DRAIN_KEPT;
     if (c->nrequests == 0) {
         /* Accepted, its request not read yet: closing now would fail a

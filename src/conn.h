@@ -84,13 +84,6 @@ void conn_close(struct conn *c);
  * full buffer, -1 on EOF or error (c->s.eof is set). */
 long conn_read(struct conn *c);
 
-/* writev(2) to the client, through TLS when the connection has it: bytes
- * written, or -1 with errno (EAGAIN when it would block). */
-ssize_t conn_writev(struct conn *c, const struct iovec *iov, int n);
-
-/* No more bytes to the client (a TLS close_notify first, if TLS). */
-void conn_shutdown_write(struct conn *c);
-
 /* What draining did to a connection. */
 enum conn_drain_result {
     CONN_DRAIN_KEPT,   /* a request is in flight or on its way: answered, then closed */

@@ -42,22 +42,12 @@ void ex_touch(struct exchange *ex)
     ex->c->last_activity = loop_now_ms(ex_worker(ex)->loop);
 }
 
-static ssize_t sink_writev(struct sink to, const struct iovec *iov, int n)
-{
-    if (to.u)
-        return upstream_writev(to.u, iov, n);
-    if (to.c)
-        return conn_writev(to.c, iov, n);
-    errno = EBADF;
-    return -1;
-}
-
-int sink_write(struct sink to, struct flow *f, uint64_t *wrote)
+int sink_write(struct sock *to, struct flow *f, uint64_t *wrote)
 {
     while (f->idx < f->niov) {
         unsigned n = f->niov - f->idx;
         /* n <= LIMIT_BODY_IOVS + 6 < IOV_MAX */
-        ssize_t w = sink_writev(to, f->iov + f->idx, (int)n);
+        ssize_t w = sock_writev(to, f->iov + f->idx, (int)n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -69,6 +59,19 @@ int sink_write(struct sink to, struct flow *f, uint64_t *wrote)
         flow_advance(f, (size_t)w);
     }
     return 1;
+}
+
+/* Events on the upstream connection run the exchange; whether that ended
+ * it is no business of the pool's. */
+static void on_upstream_event(struct exchange *ex)
+{
+    (void)proxy_run(ex);
+}
+
+void ex_attach_upstream(struct exchange *ex, struct upconn *u)
+{
+    ex->u = u;
+    upstream_attach(u, ex, on_upstream_event);
 }
 
 /* ---- ending ---------------------------------------------------------------------- */
@@ -165,11 +168,7 @@ void proxy_release(struct exchange *ex)
     if (ex->rs.own)
         buf_put(&w->bufs, ex->rs.own);
     ex->rq.own = ex->rs.own = NULL;
-    if (ex->pipe[0] >= 0) {
-        close(ex->pipe[0]);
-        close(ex->pipe[1]);
-        ex->pipe[0] = ex->pipe[1] = -1;
-    }
+    sock_pipe_close(&ex->pipe);
     if (ex->cfg)
         config_unref(ex->cfg);
     ex->cfg = NULL;
@@ -244,7 +243,9 @@ struct exchange *proxy_new(struct conn *c)
         return NULL;
     ex_unpoison(ex);
     memset(ex, 0, offsetof(struct exchange, req));
-    ex->pipe[0] = ex->pipe[1] = -1;
+    sock_pipe_init(&ex->pipe);
+    relay_init(&ex->tunnel_up);
+    relay_init(&ex->tunnel_down);
     ex->c = c;
     ex->cfg = config_ref(w->cfg);
     ex->start_us = ex_now_us();
@@ -407,7 +408,7 @@ EX_MUST_USE static enum ex_result send_continue(struct exchange *ex)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     struct iovec v = {(void *)cont, sizeof cont - 1};
-    ssize_t n = conn_writev(ex->c, &v, 1);
+    ssize_t n = sock_writev(&ex->c->s, &v, 1);
     if (n != (ssize_t)sizeof cont - 1)
         return ex_fail_hard(ex, 400, "could not send 100 Continue");
     ex->bytes_out += (uint64_t)n;
@@ -439,12 +440,8 @@ EX_MUST_USE static enum ex_result client_gone(struct exchange *ex)
         return EX_CONTINUE;
     if (c->s.in && buf_len(c->s.in) > 0)
         return EX_CONTINUE; /* it pipelined another request first */
-    if (!c->s.ssl) {
-        char b;
-        ssize_t n = recv(c->s.io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
-            return EX_CONTINUE;
-    }
+    if (!c->s.ssl && sock_peek(&c->s) >= 0)
+        return EX_CONTINUE;
     if (ex->u)
         log_msg(LOG_INFO,
                 "service %s: client %s closed the connection before the response was "

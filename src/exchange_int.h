@@ -66,14 +66,13 @@ uint64_t ex_now_us(void);
 /* Bytes moved: the idle clock restarts. */
 void ex_touch(struct exchange *ex);
 
-/* A peer a flow is written to: the client or an upstream connection. */
-struct sink {
-    struct conn *c;
-    struct upconn *u;
-};
+/* Write what the flow holds to a socket (the client's or an upstream's).
+ * 1: all written; 0: would block; -errno. */
+int sink_write(struct sock *to, struct flow *f, uint64_t *wrote);
 
-/* Write what the flow holds. 1: all written; 0: would block; -errno. */
-int sink_write(struct sink to, struct flow *f, uint64_t *wrote);
+/* u becomes the exchange's upstream connection: its events run the
+ * exchange. */
+void ex_attach_upstream(struct exchange *ex, struct upconn *u);
 
 void ex_log_and_count(struct exchange *ex);
 

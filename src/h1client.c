@@ -19,32 +19,7 @@
  * room), -1 on EOF or error. */
 long h1client_read(struct upconn *u, bool may_compact)
 {
-    struct worker *w = u->w;
-    if (!u->s.in) {
-        u->s.in = buf_get(&w->bufs);
-        if (!u->s.in)
-            return 0;
-    }
-    if (buf_space(u->s.in) == 0 && may_compact)
-        buf_compact(u->s.in);
-    if (buf_space(u->s.in) == 0)
-        return 0;
-    for (;;) {
-        ssize_t n = upstream_recv(u, u->s.in->data + u->s.in->wpos, buf_space(u->s.in));
-        if (n > 0) {
-            u->s.in->wpos += (size_t)n;
-            return n;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            u->s.readable = false;
-            return 0;
-        }
-        u->s.eof = true;
-        u->s.readable = false;
-        return -1;
-    }
+    return sock_read(&u->s, &u->w->bufs, may_compact);
 }
 
 static bool idempotent(enum http1_method method_id)
@@ -118,8 +93,7 @@ enum ex_result h1client_connect(struct exchange *ex, bool allow_idle)
     if (!u) {
         return h1client_connect_failed(ex, err);
     }
-    ex->u = u;
-    u->ex = ex;
+    ex_attach_upstream(ex, u);
     ex->upstream_spoke = false;
     ex->resp_scan = 0;
     ex->pp_len = 0;
@@ -313,7 +287,7 @@ enum pump h1client_pump_request(struct exchange *ex)
                 return progress;
             }
             uint64_t wrote = 0;
-            int r = sink_write((struct sink){.u = u}, &ex->rq, &wrote);
+            int r = sink_write(&u->s, &ex->rq, &wrote);
             if (wrote) {
                 progress = PUMP_PROGRESS;
                 ex_touch(ex);
@@ -391,7 +365,7 @@ enum pump h1client_pump_response(struct exchange *ex)
             if (!c->s.writable)
                 return progress;
             uint64_t wrote = 0;
-            int r = sink_write((struct sink){.c = c}, &ex->rs, &wrote);
+            int r = sink_write(&c->s, &ex->rs, &wrote);
             if (wrote) {
                 ex->bytes_out += wrote;
                 /* Whole interim responses (1xx) may still be followed by
@@ -426,7 +400,7 @@ enum pump h1client_pump_response(struct exchange *ex)
                 progress = PUMP_PROGRESS;
                 continue;
             }
-            if (ex->pipe[0] >= 0)
+            if (ex->pipe.fd[0] >= 0)
                 return progress; /* waiting on one of the sockets */
         }
         if (u->s.in && buf_len(u->s.in)) {

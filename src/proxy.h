@@ -16,6 +16,8 @@
 #include "body.h"
 #include "http1.h"
 #include "proxyproto.h"
+#include "relay.h"
+#include "sock.h"
 
 struct conn;
 struct upconn;
@@ -75,8 +77,8 @@ enum exchange_state {
      * on the client to read it: send_timeout. */
     EX_LOCAL,
     /* After a 101: bytes both ways until both sides close. u; rs may still
-     * hold the 101 head; tunnel says what each side has ended. Waits on
-     * tunnel_timeout. */
+     * hold the 101 head; tunnel_up and tunnel_down say what each side has
+     * ended. Waits on tunnel_timeout. */
     EX_TUNNEL,
 };
 
@@ -98,15 +100,11 @@ struct exchange {
     bool retried;
     bool upgrade; /* an allowed Upgrade went upstream: a 101 may open a tunnel */
     /* A Content-Length body to a plain client moves upstream -> pipe ->
-     * client with splice(2); pipe[0] < 0 until then. */
-    int pipe[2];
-    size_t piped;      /* bytes in the pipe */
-    size_t pipe_cap;   /* its capacity */
+     * client with splice(2); pipe.fd[0] < 0 until then. */
+    struct sock_pipe pipe;
     bool close_client; /* the client connection closes after this response */
-    struct {
-        bool c_eof, u_eof;   /* each side's EOF seen */
-        bool c_shut, u_shut; /* ... and passed on with shutdown() */
-    } tunnel;                /* EX_TUNNEL only */
+    /* EX_TUNNEL only: client -> upstream and upstream -> client. */
+    struct relay tunnel_up, tunnel_down;
     size_t resp_scan;
     unsigned ninterim;  /* 1xx responses seen from the upstream */
     int status;         /* as logged */

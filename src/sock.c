@@ -129,35 +129,6 @@ int sock_write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool
     return 1;
 }
 
-int sock_writev_rest(struct sock *s, struct iovec *iov, unsigned n, unsigned *idx, uint64_t *wrote)
-{
-    while (*idx < n) {
-        /* Callers keep n - *idx far below IOV_MAX. */
-        ssize_t w = sock_writev(s, iov + *idx, (int)(n - *idx));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return 0;
-            return -errno;
-        }
-        *wrote += (uint64_t)w;
-        size_t left = (size_t)w;
-        while (left > 0) {
-            struct iovec *v = &iov[*idx];
-            if (left >= v->iov_len) {
-                left -= v->iov_len;
-                (*idx)++;
-            } else {
-                v->iov_base = (char *)v->iov_base + left;
-                v->iov_len -= left;
-                left = 0;
-            }
-        }
-    }
-    return 1;
-}
-
 int sock_discard(struct sock *s)
 {
     char scratch[16384];
@@ -180,10 +151,13 @@ void sock_shutdown(struct sock *s)
     shutdown(s->io.fd, SHUT_WR);
 }
 
-bool sock_input_pending(const struct sock *s)
+int sock_peek(const struct sock *s)
 {
     char b;
-    return recv(s->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    ssize_t n = recv(s->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return 1;
+    return n < 0 && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
 }
 
 int sock_pipe_open(struct sock_pipe *p, size_t want)

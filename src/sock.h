@@ -73,12 +73,6 @@ long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact);
  * 1: all written; 0: it would block (writable is cleared); -errno. */
 int sock_write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool clear);
 
-/* Write iov[*idx..n) until done or blocked, advancing *idx and trimming
- * the iovec written in part; *wrote grows by the bytes written. 1: all
- * written; 0: it would block (writable is NOT cleared: the caller decides
- * what blocking means); -errno. */
-int sock_writev_rest(struct sock *s, struct iovec *iov, unsigned n, unsigned *idx, uint64_t *wrote);
-
 /* Read and drop what the socket holds, raw (the input of a connection
  * that is closing). 0 when it would block (readable is cleared), -1 at
  * end of stream or on an error (eof is set). */
@@ -87,9 +81,11 @@ int sock_discard(struct sock *s);
 /* No more bytes to the peer: a TLS close_notify first, if TLS. */
 void sock_shutdown(struct sock *s);
 
-/* Whether bytes (or the end of stream) wait in the socket that no event
- * has announced; plain sockets only (TLS records cannot be peeked). */
-bool sock_input_pending(const struct sock *s);
+/* Look into the socket without reading, whatever the events said: 1 when
+ * bytes wait, 0 when nothing has come, -1 when the peer has closed its
+ * side or the socket failed. Plain sockets only (TLS records cannot be
+ * peeked for data). */
+int sock_peek(const struct sock *s);
 
 /* A pipe for moving bytes between two plain sockets with splice(2),
  * so they never enter user space. */

@@ -2,11 +2,10 @@
  * framing: a Content-Length response body through a pipe with splice(2),
  * and the two-way relay after a 101 upgrade. */
 #include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "buf.h"
 #include "exchange_int.h"
+#include "relay.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -21,63 +20,47 @@ bool tunnel_splice_eligible(const struct exchange *ex)
     const struct upconn *u = ex->u;
     return ex->rsb.in == HTTP_BODY_LENGTH && ex->rsb.out == HTTP_BODY_LENGTH && !ex->rsb.done &&
            !ex->c->s.ssl && !u->s.ssl && !ex->rs.active && (!u->s.in || buf_len(u->s.in) == 0) &&
-           (ex->pipe[0] >= 0 || ex->rsb.remaining >= SPLICE_MIN_BODY);
+           (ex->pipe.fd[0] >= 0 || ex->rsb.remaining >= SPLICE_MIN_BODY);
 }
 
 enum pump tunnel_splice_body(struct exchange *ex)
 {
-    struct conn *c = ex->c;
-    struct upconn *u = ex->u;
+    struct sock *c = &ex->c->s, *u = &ex->u->s;
+    struct sock_pipe *p = &ex->pipe;
     enum pump progress = PUMP_IDLE;
-    if (ex->pipe[0] < 0) {
-        if (pipe2(ex->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-            ex->pipe[0] = ex->pipe[1] = -1;
-            return PUMP_IDLE; /* no pipe: the copying path takes over */
-        }
-        int sz = fcntl(ex->pipe[1], F_SETPIPE_SZ, (int)SPLICE_PIPE_BYTES);
-        ex->pipe_cap = sz > 0 ? (size_t)sz : 65536;
-    }
+    if (p->fd[0] < 0 && sock_pipe_open(p, SPLICE_PIPE_BYTES) < 0)
+        return PUMP_IDLE; /* no pipe: the copying path takes over */
     for (;;) {
-        if (ex->piped && c->s.writable) {
-            ssize_t n = splice(ex->pipe[0], NULL, c->s.io.fd, NULL, ex->piped,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (p->queued && c->writable) {
+            ssize_t n = sock_splice_out(p, c);
             if (n > 0) {
-                ex->piped -= (size_t)n;
                 ex->bytes_out += (uint64_t)n;
                 ex->resp_started = true;
                 progress = PUMP_PROGRESS;
                 ex_touch(ex);
                 continue;
             }
-            if (n < 0 && errno == EINTR)
-                continue;
             if (n < 0 && errno != EAGAIN)
                 return ex_pump_result(
                     ex_fail_hard(ex, 499, "client connection failed while the response was sent"));
-            c->s.writable = false;
+            c->writable = false;
             ex_arm_timer(ex);
         }
-        if (ex->rsb.remaining && u->s.readable && ex->piped < ex->pipe_cap) {
-            size_t want = ex->pipe_cap - ex->piped;
+        if (ex->rsb.remaining && u->readable && p->queued < p->cap) {
+            size_t want = p->cap - p->queued;
             if (want > ex->rsb.remaining)
                 want = (size_t)ex->rsb.remaining;
-            ssize_t n = splice(u->s.io.fd, NULL, ex->pipe[1], NULL, want,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            ssize_t n = sock_splice_in(u, p, want);
             if (n > 0) {
-                ex->piped += (size_t)n;
                 ex->rsb.remaining -= (uint64_t)n;
                 progress = PUMP_PROGRESS;
                 ex_touch(ex);
                 continue;
             }
-            if (n < 0 && errno == EINTR)
-                continue;
             if (n == 0 || errno != EAGAIN)
                 return ex_pump_result(h1client_body_cut(ex));
-            if (ex->piped == 0) /* else the pipe may be what is full */
-                u->s.readable = false;
         }
-        if (ex->rsb.remaining == 0 && ex->piped == 0) {
+        if (ex->rsb.remaining == 0 && p->queued == 0) {
             ex->rsb.done = true;
             return PUMP_PROGRESS;
         }
@@ -85,100 +68,59 @@ enum pump tunnel_splice_body(struct exchange *ex)
     }
 }
 
-/* What one direction of a tunnel did. */
-enum relay { RELAY_IDLE, RELAY_PROGRESS, RELAY_BROKEN };
-
-/* One direction of a tunnel: src bytes to dst, then propagate its EOF. */
-static enum relay relay(struct exchange *ex, bool up_to_client)
+/* Request bytes queued before the upgrade (should the upstream have
+ * answered 101 before reading the whole request) go before any tunnel
+ * byte. 1: none left; 0: waiting for the upstream; -1: it broke. */
+static int flush_request(struct exchange *ex)
 {
-    struct conn *c = ex->c;
-    struct worker *w = c->w;
-    struct upconn *u = ex->u;
-    struct flow *f = up_to_client ? &ex->rs : &ex->rq;
-    bool *src_eof = up_to_client ? &ex->tunnel.u_eof : &ex->tunnel.c_eof;
-    bool *shut = up_to_client ? &ex->tunnel.c_shut : &ex->tunnel.u_shut;
-    enum relay progress = RELAY_IDLE;
-    for (;;) {
-        struct buf *src = up_to_client ? u->s.in : c->s.in;
-        if (f->active) {
-            bool *writable = up_to_client ? &c->s.writable : &u->s.writable;
-            if (!*writable)
-                return progress;
-            uint64_t wrote = 0;
-            struct sink to = {.c = up_to_client ? c : NULL, .u = up_to_client ? NULL : u};
-            int r = sink_write(to, f, &wrote);
-            if (wrote) {
-                if (up_to_client) {
-                    ex->bytes_out += wrote;
-                    ex->resp_started = true;
-                }
-                progress = RELAY_PROGRESS;
-                ex_touch(ex);
-            }
-            if (r < 0)
-                return RELAY_BROKEN;
-            if (r == 0) {
-                *writable = false;
-                return progress;
-            }
-            if (!up_to_client)
-                ex->bytes_in += f->consumed;
-            flow_finish(&w->bufs, f, src);
-        }
-        if (src && buf_len(src)) {
-            flow_push(f, buf_rptr(src), buf_len(src));
-            f->consumed = buf_len(src);
-            continue;
-        }
-        if (*src_eof) {
-            if (!*shut) {
-                if (up_to_client)
-                    conn_shutdown_write(c);
-                else
-                    upstream_shutdown_write(u);
-                *shut = true;
-                progress = RELAY_PROGRESS;
-            }
-            return progress;
-        }
-        long n;
-        if (up_to_client) {
-            if (!u->s.readable)
-                return progress;
-            n = h1client_read(u, true);
-            if (n < 0)
-                *src_eof = true;
-        } else {
-            if (!c->s.readable)
-                return progress;
-            n = conn_read(c);
-            if (n < 0)
-                *src_eof = true;
-        }
-        if (n > 0) {
-            progress = RELAY_PROGRESS;
-            ex_touch(ex);
-        } else if (n == 0) {
-            return progress;
-        }
+    struct flow *f = &ex->rq;
+    struct sock *u = &ex->u->s;
+    if (!f->active)
+        return 1;
+    if (!u->writable)
+        return 0;
+    uint64_t wrote = 0;
+    int r = sink_write(u, f, &wrote);
+    if (wrote)
+        ex_touch(ex);
+    if (r < 0)
+        return -1;
+    if (r == 0) {
+        u->writable = false;
+        return 0;
     }
+    ex->bytes_in += f->consumed;
+    flow_finish(&ex_worker(ex)->bufs, f, ex->c->s.in);
+    return 1;
 }
 
 enum ex_result tunnel_run(struct exchange *ex)
 {
+    struct worker *w = ex_worker(ex);
+    struct sock *c = &ex->c->s, *u = &ex->u->s;
     for (;;) {
-        enum relay a = relay(ex, true);
-        enum relay b = a == RELAY_BROKEN ? RELAY_BROKEN : relay(ex, false);
-        if (a == RELAY_BROKEN || b == RELAY_BROKEN)
+        uint64_t out = ex->tunnel_down.bytes, in = ex->tunnel_up.bytes;
+        enum relay_result a = relay_pump(&ex->tunnel_down, u, c, &w->bufs);
+        int q = a == RELAY_ERROR ? -1 : flush_request(ex);
+        enum relay_result b = q < 0    ? RELAY_ERROR
+                              : q == 0 ? RELAY_IDLE
+                                       : relay_pump(&ex->tunnel_up, c, u, &w->bufs);
+        ex->bytes_out += ex->tunnel_down.bytes - out;
+        ex->bytes_in += ex->tunnel_up.bytes - in;
+        if (ex->tunnel_down.bytes != out)
+            ex->resp_started = true;
+        if (a == RELAY_PROGRESS || b == RELAY_PROGRESS)
+            ex_touch(ex);
+        if (a == RELAY_ERROR || b == RELAY_ERROR)
             return ex_fail_hard(ex, 101, NULL);
-        if (ex->tunnel.c_shut && ex->tunnel.u_shut) {
+        if (ex->tunnel_up.shut && ex->tunnel_down.shut) {
             /* Both sides said all they had to say. */
             ex->close_client = true;
             proxy_abort(ex);
             ex_log_and_count(ex);
-            struct conn *c = ex->c;
+            struct conn *cn = ex->c;
             proxy_release(ex);
-            conn_close(c);
+            conn_close(cn);
             return EX_ENDED;
         }
         if (a == RELAY_IDLE && b == RELAY_IDLE)

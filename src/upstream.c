@@ -18,7 +18,6 @@
 #include "buf.h"
 #include "config.h"
 #include "list.h"
-#include "proxy.h"
 #include "resolve.h"
 #include "tls.h"
 #include "worker.h"
@@ -151,7 +150,7 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
     if (u->dead || !sock_note_events(&u->s, events))
         return;
     if (u->ex) {
-        proxy_run(u->ex);
+        u->on_event(u->ex);
         return;
     }
     /* Idle: the upstream closed it or sent bytes nobody asked for. A TLS
@@ -334,26 +333,16 @@ void upstream_set_prefix(struct upconn *u, const char *p, size_t len)
     u->prefix_off = 0;
 }
 
-ssize_t upstream_recv(struct upconn *u, void *p, size_t n)
+void upstream_attach(struct upconn *u, struct exchange *ex, void (*on_event)(struct exchange *ex))
 {
-    return sock_recv(&u->s, p, n);
-}
-
-ssize_t upstream_writev(struct upconn *u, const struct iovec *iov, int n)
-{
-    return sock_writev(&u->s, iov, n);
-}
-
-void upstream_shutdown_write(struct upconn *u)
-{
-    sock_shutdown(&u->s);
+    u->ex = ex;
+    u->on_event = on_event;
 }
 
 void upstream_release(struct upconn *u, bool reusable)
 {
     struct worker *w = u->w;
     u->ex = NULL;
-    u->requests++;
     if (u->s.ssl && SSL_is_init_finished(u->s.ssl)) {
         /* By now a TLS 1.3 upstream has sent its tickets: keep the newest
          * resumable session for the next new connection. */

@@ -34,9 +34,11 @@ struct upconn {
     uint32_t prefix_len, prefix_off;
     const char *prefix;
     struct exchange *ex; /* the exchange using it; NULL while idle */
+    /* What runs when the socket has news while ex is set: the pool does not
+     * know what its connections carry. */
+    void (*on_event)(struct exchange *ex);
     struct loop_timer idle_timer;
     struct upconn *next, *prev; /* idle list */
-    uint64_t requests;          /* exchanges served so far */
 };
 
 /* An idle pooled connection to up, or a new one being connected (check
@@ -47,6 +49,10 @@ struct upconn {
 
 struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up, bool allow_idle,
                                 int *err);
+
+/* u now works for ex: its socket's events go to on_event(ex) until
+ * upstream_release or upstream_close. */
+void upstream_attach(struct upconn *u, struct exchange *ex, void (*on_event)(struct exchange *ex));
 
 /* Finish an exchange's use of u: pool it if reusable (and the pool has
  * room), else close it. */
@@ -64,12 +70,6 @@ int upstream_connect_result(struct upconn *u, const char **why);
 /* Send p[0..len) in the clear before the TLS handshake of a new https
  * connection (a PROXY header); p must outlive the handshake. */
 void upstream_set_prefix(struct upconn *u, const char *p, size_t len);
-
-/* read(2) / writev(2) / shutdown(SHUT_WR) through TLS when the connection
- * has it; errno as for the plain calls (EAGAIN when it would block). */
-ssize_t upstream_recv(struct upconn *u, void *p, size_t n);
-ssize_t upstream_writev(struct upconn *u, const struct iovec *iov, int n);
-void upstream_shutdown_write(struct upconn *u);
 
 int upstream_pools_init(struct worker *w);
 /* Close every idle connection (drain, exit). */
