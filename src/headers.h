@@ -128,4 +128,7 @@ bool headers_upgrade_allowed(struct http_slice chosen, const char *const *allow,
  * Transfer-Encoding, Upgrade, Proxy-Connection). */
 bool headers_is_hop_by_hop(struct http_slice name);
 
+/* The reason phrase portico writes in the status lines it composes. */
+const char *http_status_reason(int status);
+
 #endif

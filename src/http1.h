@@ -143,7 +143,4 @@ bool http_next_token(const char **p, const char *end, struct http_slice *tok);
  * the one it was built against, "MAJOR.MINOR.PATCH" each. */
 void http1_parser_version(char *run, size_t run_cap, char *built, size_t built_cap);
 
-/* The reason phrase portico uses for its own responses. */
-const char *http_status_reason(int status);
-
 #endif

@@ -688,6 +688,14 @@ static void test_headers_response_location_rewritten_only_when_asked(void **stat
     assert_null(strstr(h, "10.0.0.5"));
 }
 
+static void test_headers_status_reasons(void **state)
+{
+    assert_string_equal(http_status_reason(404), "Not Found");
+    assert_string_equal(http_status_reason(431), "Request Header Fields Too Large");
+    assert_string_equal(http_status_reason(504), "Gateway Timeout");
+    assert_string_equal(http_status_reason(599), "Unknown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_headers_upgrade_filtered_to_allowed_protocols),
         cmocka_unit_test(test_headers_hop_by_hop_names),
         cmocka_unit_test(test_headers_identity_prefixes),
+        cmocka_unit_test(test_headers_status_reasons),
         cmocka_unit_test(test_headers_alias_eq_is_exact_length),
         cmocka_unit_test(test_headers_response_reason_defaulted_when_empty),
         cmocka_unit_test(test_headers_response_length_reframed_from_parsed_value),

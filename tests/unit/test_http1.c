@@ -357,13 +357,6 @@ static void test_http1_malformed_responses_rejected(void **state)
         assert_int_equal(parse_resp(bad[i], METHOD_GET, &resp), HTTP1_BAD_RESPONSE);
 }
 
-static void test_http1_status_reasons(void **state)
-{
-    assert_string_equal(http_status_reason(404), "Not Found");
-    assert_string_equal(http_status_reason(431), "Request Header Fields Too Large");
-    assert_string_equal(http_status_reason(504), "Gateway Timeout");
-}
-
 static void test_http1_head_end_bytes_after_are_not_part_of_head(void **state)
 {
     const char *s = "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n";
@@ -850,7 +843,6 @@ int main(void)
         cmocka_unit_test(test_http1_bad_host_value_rejected),
         cmocka_unit_test(test_http1_control_bytes_in_value_rejected),
         cmocka_unit_test(test_http1_malformed_responses_rejected),
-        cmocka_unit_test(test_http1_status_reasons),
         cmocka_unit_test(test_http1_head_end_bytes_after_are_not_part_of_head),
         cmocka_unit_test(test_http1_head_end_found_for_bare_lf_so_parse_refuses),
         cmocka_unit_test(test_http1_request_line_at_limit_accepted),
