@@ -4,7 +4,8 @@
 #   make run        install what is missing, build, start the demo
 #   make test       install what is missing, build, run every test
 #   make test-asan  the same suite against an ASan+UBSan build
-#   make lint       clang-format (check mode), cppcheck, and no include cycle among src/*.h
+#   make lint       clang-format (check mode), cppcheck, no include cycle among src/*.h,
+#                   no file in src/ over 800 lines (make structure runs only that)
 #   make fuzz       every fuzz target for FUZZ_SECONDS each (see tests/fuzz/README.md)
 #   make fuzz-smoke every fuzz target over its seeds, then a few seconds each
 #   make mutate     plant known bugs in a copy of src/ one at a time; report which the tests
@@ -161,6 +162,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE -Isrc src
 	/usr/bin/python3 scripts/check-includes.py
+	scripts/check-structure.sh
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
