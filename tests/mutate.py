@@ -52,9 +52,9 @@ MUTANTS = [
       "d->remaining >= (UINT64_C(0x7fffffffffffffff) >> 4)",
       "the largest legal chunk size is accepted", ["chunked"]),
     M("M2", "src/headers.c",
-      'alias_prefix(name, "x-tailscale-") || alias_prefix(name, "tailscale-user-") ||',
+      'alias_prefix(name, "x-tailscale-") || alias_prefix(name, "tailscale-") ||',
       'alias_prefix(name, "x-tailscale-") ||',
-      "client-sent Tailscale-User-* headers are removed", ["header_forwarding"]),
+      "client-sent Tailscale-* headers are removed", ["header_forwarding"]),
     M("M3", "src/headers.c",
       """            put(o, h->value.p, h->value.len);
             put(o, ", ", 2);
@@ -141,9 +141,9 @@ MUTANTS = [
       '                                        "Accept-Language"};',
       "};",
       "Accept-Language is passed to the provider", ["legacy_verify"]),
-    M("A4", "src/config.c",
-      "    a->path = strdup(u.path[0] == '?' ? \"/\" : u.path);",
-      "    a->path = strndup(u.path, strcspn(u.path, \"?\"));",
+    M("A4", "src/config_auth.c",
+      "    a->path = cfg_strdup(p, u.path[0] == '?' ? \"/\" : u.path);",
+      "    a->path = cfg_strndup(p, u.path, strcspn(u.path, \"?\"));",
       "the provider url's query is sent as written", ["url_query", "legacy_verify"]),
     M("A5", "src/authreq.c",
       "        if (http1_parse_response(d, (size_t)hl, METHOD_GET, &ex->resp) < 0 || ex->resp.status < 200)\n",
@@ -174,7 +174,7 @@ MUTANTS = [
       "&&\n                 SSL_set1_host(ssl, up->tls_name) == 1;",
       ";",
       "an https provider's certificate is checked against the name in the url", ["with_sni"]),
-    M("A11", "src/config.c",
+    M("A11", "src/config_auth.c",
       "    if (a->timeout_ms < TIMEOUT_AUTH_MS_WARN)",
       "    if (a->timeout_ms < 2000)",
       "check warns about a provider timeout under 3s", ["timeout_under_3s"]),
@@ -230,14 +230,14 @@ MUTANTS = [
       "        if (now - t->last_activity >= LIMIT_DRAIN_TCP_QUIET_MS) {",
       "        if (now - t->last_activity >= LIMIT_DRAIN_TCP_QUIET_MS && 0) {",
       "a quiet TCP stream closes at drain start", ["quiet_tcp_stream"]),
-    M("D4", "src/main.c",
-      "            __atomic_store_n(&m->srv.listeners[i]->keep_path, true, __ATOMIC_RELEASE);",
+    M("D4", "src/upgrade.c",
+      "            __atomic_store_n(&u->srv->listeners[i]->keep_path, true, __ATOMIC_RELEASE);",
       "            ;",
       "after SIGUSR2 the old process leaves the Unix socket file to the new one",
       ["unix_socket_file"]),
-    M("D5", "src/main.c",
-      "    if (r > 0 && m->child) {",
-      "    if (r >= 0 && m->child) {",
+    M("D5", "src/upgrade.c",
+      "    if (r > 0 && u->child) {",
+      "    if (r >= 0 && u->child) {",
       "a new process that fails at SIGUSR2 leaves the old one serving",
       ["sigusr2_broken_config"]),
     M("D6", "src/listener.c",
@@ -248,9 +248,9 @@ MUTANTS = [
 
     # ---- header stripping and forwarding ---------------------------------------------------
     M("H1", "src/headers.c",
-      '    return alias_prefix(name, "x-tailscale-") || alias_prefix(name, "tailscale-user-") ||\n'
+      '    return alias_prefix(name, "x-tailscale-") || alias_prefix(name, "tailscale-") ||\n'
       '           alias_prefix(name, "remote-");',
-      '    return alias_prefix(name, "x-tailscale-") || alias_prefix(name, "tailscale-user-");',
+      '    return alias_prefix(name, "x-tailscale-") || alias_prefix(name, "tailscale-");',
       "client-sent Remote-* headers are removed", ["header_forwarding", "identity"]),
     M("H2", "src/headers.c",
       '"connection", "keep-alive",        "proxy-connection", "te",',
@@ -366,7 +366,7 @@ class Tree:
     def __init__(self, keep):
         self.dir = tempfile.mkdtemp(prefix="portico-mutate-")
         self.keep = keep
-        for d in ("src", "tests/unit"):
+        for d in ("src", "tests/unit", "tests/fixtures"):
             shutil.copytree(os.path.join(ROOT, d), os.path.join(self.dir, d))
         shutil.copy2(os.path.join(ROOT, "Makefile"), self.dir)
         self.jobs = os.environ.get("MUTATE_JOBS", "2")
