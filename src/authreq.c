@@ -27,12 +27,12 @@ static void auth_target_of(const struct exchange *ex, struct auth_target *t)
     const char *uri = sp ? sp + 1 : "/";
     const char *end = sp ? memchr(uri, ' ', ex->reqhead_len - (size_t)(uri - line)) : NULL;
     t->method = ex->method;
-    t->proto = ex->c->https ? "https" : "http";
+    t->proto = conn_https(ex->c) ? "https" : "http";
     t->host = ex->auth_host;
     t->port = ex->auth_port;
     t->uri.p = uri;
     t->uri.len = end ? (size_t)(end - uri) : 1;
-    t->client = ex->c->addr;
+    t->client = conn_addr(ex->c);
 }
 
 /* The port in a Host header value ("h:8443", "[::1]:8443"), or 0. */
@@ -184,8 +184,8 @@ EX_MUST_USE static enum ex_result auth_done(struct exchange *ex, const char *bod
     struct auth_target t;
     auth_target_of(ex, &t);
     bool head = ex->req.method_id == METHOD_HEAD;
-    bool close =
-        !ex->rqb.done || w->draining || ex->c->closing || !ex->req.keep_alive || ex->req.minor == 0;
+    bool close = !ex->rqb.done || w->draining || conn_closing(ex->c) || !ex->req.keep_alive ||
+                 ex->req.minor == 0;
     struct buf *out = buf_get(&w->bufs);
     size_t outlen = 0;
     if (!out)

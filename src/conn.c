@@ -39,6 +39,75 @@ static uint64_t now_ms(const struct conn *c)
     return loop_now_ms(c->w->loop);
 }
 
+/* What a state's timer measures. */
+enum conn_clock {
+    CLOCK_NONE,   /* the exchange arms it (ex_set_state) */
+    CLOCK_HEAD,   /* header_timeout; keepalive_timeout between requests */
+    CLOCK_LINGER, /* LINGER_MS */
+};
+
+/* The clock of each state. Entering a state arms its clock; states that
+ * share one keep its deadline running, so the PROXY header, the TLS
+ * handshake and the first request head all come within one header_timeout
+ * of accept. Two arms stay outside the table, as they happen within a
+ * state: read_heads restarts header_timeout when a head's first byte
+ * arrives, and conn_drain shortens the wait for a first request. */
+static const enum conn_clock state_clock[] = {
+    [CONN_PROXY] = CLOCK_HEAD, [CONN_SNI] = CLOCK_HEAD,      [CONN_TLS] = CLOCK_HEAD,
+    [CONN_HEAD] = CLOCK_HEAD,  [CONN_EXCHANGE] = CLOCK_NONE, [CONN_LINGER] = CLOCK_LINGER,
+};
+
+/* Arm c's timer for its state's clock. */
+static void arm_clock(struct conn *c)
+{
+    const struct config_limits *lim = &c->w->cfg->limits;
+    uint64_t ms;
+    switch (state_clock[c->state]) {
+    case CLOCK_HEAD:
+        /* Until the first request, and once a head has begun, the head
+         * must arrive whole; otherwise the connection idles between
+         * requests. */
+        ms = c->nrequests == 0 || (c->s.in && buf_len(c->s.in)) ? lim->header_timeout_ms
+                                                                : lim->keepalive_timeout_ms;
+        break;
+    case CLOCK_LINGER:
+        ms = LINGER_MS;
+        break;
+    case CLOCK_NONE:
+    default:
+        return;
+    }
+    loop_timer_arm(c->w->loop, &c->timer, ms);
+}
+
+/* The only writer of c->state after conn_accept. */
+static void conn_set_state(struct conn *c, enum conn_state st)
+{
+    bool same_clock = state_clock[st] == state_clock[c->state];
+    c->state = st;
+    if (!same_clock)
+        arm_clock(c);
+}
+
+void conn_touch(struct conn *c)
+{
+    c->last_activity = now_ms(c);
+}
+
+void conn_arm_timer(struct conn *c, uint64_t ms)
+{
+    if (ms)
+        loop_timer_arm(c->w->loop, &c->timer, ms);
+    else
+        loop_timer_disarm(c->w->loop, &c->timer);
+}
+
+void conn_arm_timer_within(struct conn *c, uint64_t ms)
+{
+    if (!loop_timer_armed(&c->timer) || c->timer.deadline > now_ms(c) + ms)
+        loop_timer_arm(c->w->loop, &c->timer, ms);
+}
+
 static void release_input(struct conn *c)
 {
     if (c->s.in && buf_len(c->s.in) == 0) {
@@ -127,8 +196,12 @@ void conn_close(struct conn *c)
         peer_table_release(&w->srv->peers, c->peer_key);
         c->peer_counted = false;
     }
-    if (c->ex)
-        proxy_release(c->ex); /* the connection dies under its exchange (shutdown) */
+    if (c->ex) {
+        /* The exchange ended with an error, or the connection dies under
+         * it (shutdown). */
+        proxy_release(c->ex);
+        c->ex = NULL;
+    }
     sock_close(&c->s, w->loop, &w->bufs);
     if (c->tls_active)
         metrics_tls_close(&w->metrics);
@@ -155,11 +228,10 @@ static void close_politely(struct conn *c)
         return;
     }
     sock_shutdown(&c->s);
-    c->state = CONN_LINGER;
     reclaim_set(c, RECLAIM_NONE);
     buf_put(&c->w->bufs, c->s.in);
     c->s.in = NULL;
-    loop_timer_arm(c->w->loop, &c->timer, LINGER_MS);
+    conn_set_state(c, CONN_LINGER);
 }
 
 static void linger_drain(struct conn *c)
@@ -172,7 +244,7 @@ long conn_read(struct conn *c)
 {
     long n = sock_read(&c->s, &c->w->bufs, true);
     if (n > 0)
-        c->last_activity = now_ms(c);
+        conn_touch(c);
     return n;
 }
 
@@ -185,7 +257,8 @@ static struct exchange *begin_exchange(struct conn *c)
         conn_close(c);
         return NULL;
     }
-    c->state = CONN_EXCHANGE;
+    c->ex = ex;
+    conn_set_state(c, CONN_EXCHANGE);
     reclaim_set(c, RECLAIM_NONE);
     return ex;
 }
@@ -286,7 +359,7 @@ static void read_heads(struct conn *c)
             /* A head has begun: it must now arrive whole within header_timeout,
              * however slowly its bytes trickle in. */
             if (was_empty) {
-                loop_timer_arm(w->loop, &c->timer, lim->header_timeout_ms);
+                arm_clock(c);
                 if (c->reclaim == RECLAIM_IDLE)
                     reclaim_set(c, RECLAIM_WAITING);
             }
@@ -308,20 +381,18 @@ void conn_exchange_done(struct conn *c, bool keep_alive)
     struct worker *w = c->w;
     c->ex = NULL;
     if (!keep_alive || c->closing || w->draining) {
-        c->state = CONN_HEAD;
-        close_politely(c);
+        close_politely(c); /* to CONN_LINGER, or closed */
         return;
     }
-    c->state = CONN_HEAD;
     c->head_scan = 0;
     release_input(c);
+    /* A pipelined request waiting gets header_timeout from now, an idle
+     * connection keepalive_timeout. */
+    conn_set_state(c, CONN_HEAD);
     if (c->s.in && buf_len(c->s.in)) {
-        /* A pipelined request is waiting; its header clock starts now. */
-        loop_timer_arm(w->loop, &c->timer, w->cfg->limits.header_timeout_ms);
         reclaim_set(c, RECLAIM_WAITING);
         loop_task_queue(w->loop, &c->task);
     } else {
-        loop_timer_arm(w->loop, &c->timer, w->cfg->limits.keepalive_timeout_ms);
         reclaim_set(c, RECLAIM_IDLE);
         if (c->s.readable || c->s.eof)
             loop_task_queue(w->loop, &c->task);
@@ -330,7 +401,6 @@ void conn_exchange_done(struct conn *c, bool keep_alive)
 
 enum conn_drain_result conn_drain(struct conn *c)
 {
-    struct worker *w = c->w;
     c->closing = true;
     if (c->state == CONN_EXCHANGE && c->ex && proxy_close_tunnel(c->ex))
         return CONN_DRAIN_TUNNEL;
@@ -339,9 +409,7 @@ enum conn_drain_result conn_drain(struct conn *c)
     if (c->nrequests == 0) {
         /* Accepted, its request not read yet: closing now would fail a
          * request the client has sent or is about to send. */
-        uint64_t now = loop_now_ms(w->loop);
-        if (!loop_timer_armed(&c->timer) || c->timer.deadline > now + LIMIT_DRAIN_FIRST_REQUEST_MS)
-            loop_timer_arm(w->loop, &c->timer, LIMIT_DRAIN_FIRST_REQUEST_MS);
+        conn_arm_timer_within(c, LIMIT_DRAIN_FIRST_REQUEST_MS);
         return CONN_DRAIN_KEPT;
     }
     conn_close(c);
@@ -426,7 +494,7 @@ static void read_proxy_header(struct conn *c)
     if (c->tls)
         begin_tls(c);
     else {
-        c->state = CONN_HEAD;
+        conn_set_state(c, CONN_HEAD);
         read_heads(c);
     }
 }
@@ -501,7 +569,7 @@ static void start_tls(struct conn *c)
         handshake_failed(c, METRICS_SLOT_NONE, "out of memory");
         return;
     }
-    c->state = CONN_TLS;
+    conn_set_state(c, CONN_TLS);
     handshake(c);
 }
 
@@ -548,7 +616,7 @@ static void read_client_hello(struct conn *c)
 static void begin_tls(struct conn *c)
 {
     if (c->w->cfg->npassthrough) {
-        c->state = CONN_SNI;
+        conn_set_state(c, CONN_SNI);
         read_client_hello(c);
     } else
         start_tls(c);
@@ -572,7 +640,7 @@ static void handshake(struct conn *c)
     if (r == 1) {
         metrics_tls_handshake(&c->w->metrics, sni_slot(c), true);
         c->tls_active = true;
-        c->state = CONN_HEAD;
+        conn_set_state(c, CONN_HEAD);
         read_heads(c);
         return;
     }
@@ -653,9 +721,9 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     LIST_PUSH(w->conns, c, prev, next);
     w->nconns++;
     metrics_conn_open(&w->metrics);
-    c->last_activity = now_ms(c);
+    conn_touch(c);
     /* A new connection gets header_timeout to deliver its first head. */
-    loop_timer_arm(w->loop, &c->timer, w->cfg->limits.header_timeout_ms);
+    arm_clock(c);
     reclaim_set(c, RECLAIM_WAITING);
     return 0;
 }

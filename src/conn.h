@@ -21,13 +21,35 @@ struct listener;
 struct exchange;
 struct config_listen;
 
+/* A connection's states. conn_set_state (conn.c) is the only writer of
+ * state after conn_accept, and arms timer for the state it enters (see
+ * state_clock there). In every state: w, s.io, tls, strict_sni_host, https,
+ * redirect_https, https_port; peer_counted, peer_key once counted. */
 enum conn_state {
-    CONN_PROXY,    /* waiting for the PROXY protocol header */
-    CONN_SNI,      /* TLS listener with passthrough services: reading the ClientHello */
-    CONN_TLS,      /* TLS handshake in progress */
-    CONN_HEAD,     /* waiting for (the rest of) a request head */
-    CONN_EXCHANGE, /* an exchange owns the connection */
-    CONN_LINGER,   /* write side shut; discarding input until EOF or timeout */
+    /* Waiting for the PROXY protocol header; nothing read yet. addr, peer
+     * and local are the socket's until the header replaces them; peer is
+     * not counted yet. s.in and ex are NULL. Waits on header_timeout from
+     * accept. */
+    CONN_PROXY,
+    /* TLS listener with passthrough services: the ClientHello is peeked at,
+     * still unread. addr, peer, local final; s.ssl, s.in and ex are NULL.
+     * Waits on header_timeout from accept. */
+    CONN_SNI,
+    /* TLS handshake in progress: s.ssl set, tls_active false; s.in and ex
+     * NULL. Waits on header_timeout from accept. */
+    CONN_TLS,
+    /* Waiting for (the rest of) a request head: s.in holds its bytes (NULL
+     * while idle), head_scan how far the end was looked for; ex is NULL.
+     * Waits on header_timeout (from accept, or from the head's first
+     * byte), or keepalive_timeout between requests. */
+    CONN_HEAD,
+    /* An exchange owns the connection: ex set; s.in is the request (its
+     * body, then any pipelined request); timer is the exchange's
+     * (ex_set_state arms it); last_activity moves with every byte. */
+    CONN_EXCHANGE,
+    /* Write side shut after the last response; input is discarded until
+     * EOF. s.in and ex are NULL. Waits on LINGER_MS. */
+    CONN_LINGER,
 };
 
 struct conn {
@@ -73,11 +95,12 @@ struct conn {
 int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
                 const struct config_listen *l);
 
-/* Called by the exchange when it is done with the connection. keep_alive
- * false closes it (politely if input may be pending). */
+/* Called by the exchange when it is done with the connection (it has
+ * released itself). keep_alive false closes it (politely if input may be
+ * pending). */
 void conn_exchange_done(struct conn *c, bool keep_alive);
 
-/* Close now (errors, client gone). */
+/* Close now (errors, client gone); an exchange still on it is released. */
 void conn_close(struct conn *c);
 
 /* Read what is available into c->s.in. Returns bytes read, 0 on EAGAIN or a
@@ -103,5 +126,79 @@ enum conn_drain_result conn_drain(struct conn *c);
  * request). false when every connection of w is busy. */
 bool conn_reclaim(struct worker *w);
 bool conn_reclaimable(const struct worker *w);
+
+/* ---- what an exchange may use of its connection ----
+ * The exchange reads the per-connection facts below and moves the
+ * connection's clock only through these calls; it never writes a field of
+ * struct conn (c->s, the socket, is shared on purpose). */
+
+/* A byte moved: the idle timeouts count from now. */
+void conn_touch(struct conn *c);
+
+/* Arm the connection's timer to fire in ms (0: disarm, the limit is off). */
+void conn_arm_timer(struct conn *c, uint64_t ms);
+
+/* Make sure the timer fires within ms: arm it unless it is armed to fire
+ * sooner already. */
+void conn_arm_timer_within(struct conn *c, uint64_t ms);
+
+static inline struct worker *conn_worker(const struct conn *c)
+{
+    return c->w;
+}
+
+/* Loop time of the last byte moved (conn_touch). */
+static inline uint64_t conn_last_activity(const struct conn *c)
+{
+    return c->last_activity;
+}
+
+/* Close once the current response is written (the process drains). */
+static inline bool conn_closing(const struct conn *c)
+{
+    return c->closing;
+}
+
+/* The client's address as logged and sent in X-Forwarded-For. */
+static inline const char *conn_addr(const struct conn *c)
+{
+    return c->addr;
+}
+
+/* The client's address and the one it connected to (from the socket, or
+ * its PROXY header). */
+static inline const struct sockaddr_storage *conn_peer(const struct conn *c)
+{
+    return &c->peer;
+}
+
+static inline const struct sockaddr_storage *conn_local(const struct conn *c)
+{
+    return &c->local;
+}
+
+/* Clients use https here (TLS, or a TLS frontend: listen.scheme). */
+static inline bool conn_https(const struct conn *c)
+{
+    return c->https;
+}
+
+/* The listener's strict_sni_host: Host must be in the certificate. */
+static inline bool conn_strict_sni_host(const struct conn *c)
+{
+    return c->strict_sni_host;
+}
+
+/* The listener's redirect_https: every request goes to https://, on
+ * conn_https_port (0: 443). */
+static inline bool conn_redirect_https(const struct conn *c)
+{
+    return c->redirect_https;
+}
+
+static inline uint16_t conn_https_port(const struct conn *c)
+{
+    return c->https_port;
+}
 
 #endif

@@ -39,7 +39,7 @@ uint64_t ex_now_us(void)
 
 void ex_touch(struct exchange *ex)
 {
-    ex->c->last_activity = loop_now_ms(ex_worker(ex)->loop);
+    conn_touch(ex->c);
 }
 
 int sink_write(struct sock *to, struct flow *f, uint64_t *wrote)
@@ -86,7 +86,7 @@ void ex_log_and_count(struct exchange *ex)
         return;
     struct access_entry e = {
         .service = ex->svc ? ex->svc->name : "-",
-        .client = ex->c->addr,
+        .client = conn_addr(ex->c),
         .user = ex->user[0] ? ex->user : "-",
         .method = ex->method[0] ? ex->method : "-",
         .path = ex->path_len ? ex->path : "-",
@@ -172,7 +172,6 @@ void proxy_release(struct exchange *ex)
     if (ex->cfg)
         config_unref(ex->cfg);
     ex->cfg = NULL;
-    ex->c->ex = NULL;
     ex->next_free = w->free_exchanges;
     w->free_exchanges = ex;
     ex_poison(ex);
@@ -219,8 +218,7 @@ enum ex_result ex_fail_hard(struct exchange *ex, int status_if_unsent, const cha
         ex->reason = why;
     proxy_abort(ex);
     ex_log_and_count(ex);
-    proxy_release(ex);
-    conn_close(c);
+    conn_close(c); /* releases ex */
     return EX_ENDED;
 }
 
@@ -235,7 +233,7 @@ bool proxy_close_tunnel(struct exchange *ex)
 
 struct exchange *proxy_new(struct conn *c)
 {
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     struct exchange *ex = w->free_exchanges;
     if (ex)
         w->free_exchanges = ex->next_free;
@@ -251,7 +249,6 @@ struct exchange *proxy_new(struct conn *c)
     ex->start_us = ex_now_us();
     ex->state = EX_ROUTING;
     ex->user[0] = '\0';
-    c->ex = ex;
     return ex;
 }
 
@@ -263,8 +260,8 @@ static long build_request_head(struct exchange *ex, const struct route_result *r
     const struct http_request *req = &ex->req;
     const struct config_route *route = rt->route;
     struct request_rewrite rw = {
-        .client_addr = c->addr,
-        .proto = c->https ? "https" : "http",
+        .client_addr = conn_addr(c),
+        .proto = conn_https(c) ? "https" : "http",
         .service_headers = ex->svc->headers,
         .nservice_headers = ex->svc->nheaders,
         .body = req->body,
@@ -345,7 +342,7 @@ enum ex_result proxy_start(struct exchange *ex)
     /* A connection is for the names its certificate covers: a handshake for
      * a.example carrying "Host: b.example" was misdirected (RFC 9110
      * 15.5.20); the client should open a connection for b.example. */
-    if (rt.host_len > 0 && c->s.ssl && c->strict_sni_host &&
+    if (rt.host_len > 0 && c->s.ssl && conn_strict_sni_host(c) &&
         !tls_session_covers_host(c->s.ssl, rt.host, (size_t)rt.host_len)) {
         buf_consume(c->s.in, req->head_len);
         return ex_respond(ex, 421,
@@ -358,7 +355,7 @@ enum ex_result proxy_start(struct exchange *ex)
         buf_consume(c->s.in, req->head_len);
         return ex_respond(ex, 404, "not found: no service for this host", false);
     }
-    if (c->redirect_https) {
+    if (conn_redirect_https(c)) {
         buf_consume(c->s.in, req->head_len);
         return respond_https_redirect(ex, rt.host, (size_t)rt.host_len);
     }
@@ -446,7 +443,7 @@ EX_MUST_USE static enum ex_result client_gone(struct exchange *ex)
         log_msg(LOG_INFO,
                 "service %s: client %s closed the connection before the response was "
                 "complete; upstream request aborted",
-                ex->svc ? ex->svc->name : "-", c->addr);
+                ex->svc ? ex->svc->name : "-", conn_addr(c));
     return ex_fail_hard(ex, 499, "client closed the connection before the response was complete");
 }
 

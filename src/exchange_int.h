@@ -56,7 +56,7 @@ static inline bool ex_resp_head_done(const struct exchange *ex)
 
 static inline struct worker *ex_worker(const struct exchange *ex)
 {
-    return ex->c->w;
+    return conn_worker(ex->c);
 }
 
 /* ---- exchange.c ---- */

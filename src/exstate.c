@@ -110,7 +110,7 @@ static uint64_t body_time_left(const struct exchange *ex, const char **rule)
 {
     const struct config_limits *lim = &ex->cfg->limits;
     uint64_t now = loop_now_ms(ex_worker(ex)->loop);
-    uint64_t idle = now - ex->c->last_activity;
+    uint64_t idle = now - conn_last_activity(ex->c);
     uint64_t left = idle < lim->body_timeout_ms ? lim->body_timeout_ms - idle : 0;
     *rule = "body_timeout";
     if (left == 0 || lim->body_min_rate == 0)
@@ -133,7 +133,6 @@ static uint64_t body_time_left(const struct exchange *ex, const char **rule)
  * own (see client_gone). */
 void ex_arm_timer(struct exchange *ex)
 {
-    struct worker *w = ex_worker(ex);
     enum wait_on on = waiting_on(ex);
     if (on == WAIT_NONE)
         return;
@@ -143,22 +142,16 @@ void ex_arm_timer(struct exchange *ex)
         ms = body_time_left(ex, &rule);
         ms = ms ? ms : 1;
     }
-    if (ms)
-        loop_timer_arm(w->loop, &ex->c->timer, ms);
-    else
-        loop_timer_disarm(w->loop, &ex->c->timer);
+    conn_arm_timer(ex->c, ms); /* 0: disarmed */
 }
 
 /* Waiting for body bytes: make sure the timer fires by the time a body
  * rule would break (it may be armed for a later, upstream deadline). */
 void ex_arm_body_timer(struct exchange *ex)
 {
-    struct loop *l = ex_worker(ex)->loop;
     const char *rule;
     uint64_t left = body_time_left(ex, &rule);
-    uint64_t at = loop_now_ms(l) + (left ? left : 1);
-    if (!loop_timer_armed(&ex->c->timer) || ex->c->timer.deadline > at)
-        loop_timer_arm(l, &ex->c->timer, left ? left : 1);
+    conn_arm_timer_within(ex->c, left ? left : 1);
 }
 
 /* The client's request body broke a rule of body_time_left: 408. */
@@ -169,12 +162,12 @@ EX_MUST_USE static enum ex_result body_too_slow(struct exchange *ex, const char 
         log_msg(LOG_WARN,
                 "service %s: client %s sent no request body bytes for %ums "
                 "(limits.body_timeout); 408",
-                ex->svc->name, ex->c->addr, lim->body_timeout_ms);
+                ex->svc->name, conn_addr(ex->c), lim->body_timeout_ms);
     else
         log_msg(LOG_WARN,
                 "service %s: client %s sent its request body too slowly: %llu bytes "
                 "in %llums, under limits.body_min_rate (%u bytes/s); 408",
-                ex->svc->name, ex->c->addr, (unsigned long long)ex->body_read,
+                ex->svc->name, conn_addr(ex->c), (unsigned long long)ex->body_read,
                 (unsigned long long)(loop_now_ms(ex_worker(ex)->loop) - ex->body_start_ms),
                 lim->body_min_rate);
     if (ex->resp_started)
@@ -193,17 +186,17 @@ enum ex_result proxy_timeout(struct exchange *ex)
         uint64_t left = body_time_left(ex, &rule);
         if (left == 0)
             return body_too_slow(ex, rule);
-        loop_timer_arm(w->loop, &ex->c->timer, left);
+        conn_arm_timer(ex->c, left);
         return EX_CONTINUE;
     }
     uint64_t limit = timeout_for(ex, on);
     /* The provider gets timeout in total, not per byte. */
     uint64_t idle = on == WAIT_AUTH ? (ex_now_us() - ex->auth_start_us) / 1000
-                                    : loop_now_ms(w->loop) - ex->c->last_activity;
+                                    : loop_now_ms(w->loop) - conn_last_activity(ex->c);
     if (limit == 0)
         return EX_CONTINUE; /* armed for an earlier wait; this one has no limit */
     if (idle < limit) {
-        loop_timer_arm(w->loop, &ex->c->timer, limit - idle);
+        conn_arm_timer(ex->c, limit - idle);
         return EX_CONTINUE;
     }
     switch (on) {

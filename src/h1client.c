@@ -100,8 +100,8 @@ enum ex_result h1client_connect(struct exchange *ex, bool allow_idle)
     if (ex->svc->send_proxy_protocol) {
         const struct conn *c = ex->c;
         ex->pp_len = ex->svc->send_proxy_protocol == 1
-                         ? proxyproto_build_v1(&c->peer, &c->local, ex->pp, sizeof ex->pp)
-                         : proxyproto_build_v2(&c->peer, &c->local, ex->pp, sizeof ex->pp);
+                         ? proxyproto_build_v1(conn_peer(c), conn_local(c), ex->pp, sizeof ex->pp)
+                         : proxyproto_build_v2(conn_peer(c), conn_local(c), ex->pp, sizeof ex->pp);
         if (u->s.ssl) {
             /* The PROXY header precedes the TLS handshake, in the clear. */
             upstream_set_prefix(u, ex->pp, ex->pp_len);
@@ -227,7 +227,7 @@ EX_MUST_USE static enum pump on_response_head(struct exchange *ex, size_t head_l
     if (out == HTTP_BODY_CHUNKED || out == HTTP_BODY_EOF)
         out = ex->req.minor >= 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_EOF;
     bool upgrade = resp->status == 101;
-    ex->close_client = ex->close_client || !ex->req.keep_alive || c->closing || w->draining ||
+    ex->close_client = ex->close_client || !ex->req.keep_alive || conn_closing(c) || w->draining ||
                        out == HTTP_BODY_EOF || !ex->rqb.done || upgrade;
     body_init(&ex->rsb, upgrade ? HTTP_BODY_NONE : resp->body, out, resp->content_length);
     /* From the head's timeout to the body's idle_timeout. */
@@ -277,7 +277,7 @@ static void body_pause(struct exchange *ex, bool paused)
 enum pump h1client_pump_request(struct exchange *ex)
 {
     struct conn *c = ex->c;
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     enum pump progress = PUMP_IDLE;
     for (;;) {
         struct upconn *u = ex->u;
@@ -357,7 +357,7 @@ enum pump h1client_pump_request(struct exchange *ex)
 enum pump h1client_pump_response(struct exchange *ex)
 {
     struct conn *c = ex->c;
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     enum pump progress = PUMP_IDLE;
     for (;;) {
         struct upconn *u = ex->u;

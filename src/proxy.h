@@ -147,8 +147,8 @@ struct exchange {
  * client connection may be closed too) and ex must not be touched again. */
 enum ex_result { EX_CONTINUE, EX_ENDED };
 
-/* A new exchange on c, holding a reference to the worker's configuration.
- * NULL when out of memory. */
+/* A new exchange on c, holding a reference to the worker's configuration
+ * (the connection records it as its c->ex). NULL when out of memory. */
 struct exchange *proxy_new(struct conn *c);
 
 /* Route and forward the request parsed into ex->req, whose head starts
@@ -169,7 +169,9 @@ bool proxy_close_tunnel(struct exchange *ex);
 void proxy_abort(struct exchange *ex);
 
 /* Return everything the exchange holds (upstream, buffers, configuration
- * reference) and detach it from its connection. Ends the exchange. */
+ * reference). Ends the exchange; the connection forgets it in the
+ * conn_exchange_done or conn_close that follows (conn_close releases an
+ * exchange still on it itself). */
 void proxy_release(struct exchange *ex);
 
 /* The name of a state, for logs and tests. */

@@ -44,7 +44,7 @@ enum ex_result respond_local(struct exchange *ex, int status, const char *body, 
     ex->status = status;
     ex->reason = body;
     /* Unread request bytes would be taken for the next request: close. */
-    if (close || !ex->rqb.done || w->draining || ex->c->closing || !ex->req.keep_alive)
+    if (close || !ex->rqb.done || w->draining || conn_closing(ex->c) || !ex->req.keep_alive)
         ex->close_client = true;
     struct buf *b = buf_get(&w->bufs);
     if (!b)
@@ -106,7 +106,7 @@ void respond_redirect_origins(const struct exchange *ex, struct redirect_origins
         ro->from[i] = ro->buf[i];
     rr->from = ro->from;
     rr->nfrom = n;
-    rr->scheme = ex->c->https ? "https" : "http";
+    rr->scheme = conn_https(ex->c) ? "https" : "http";
     rr->host.p = ex->host;
     rr->host.len = ex->host_len;
     rr->prefix.len = 0;
@@ -127,8 +127,9 @@ enum ex_result respond_https_redirect(struct exchange *ex, const char *host, siz
     enum http1_method id = ex->req.method_id;
     int status = id == METHOD_GET || id == METHOD_HEAD ? 301 : 308;
     char port[8] = "";
-    if (c->https_port && c->https_port != 443)
-        snprintf(port, sizeof port, ":%u", (unsigned)c->https_port);
+    uint16_t p = conn_https_port(c);
+    if (p && p != 443)
+        snprintf(port, sizeof port, ":%u", (unsigned)p);
     /* The path and query as sent (origin-form even for an absolute-form
      * request); the Host as routed, lower-case and without its port. */
     struct http_slice t = ex->req.path, q = ex->req.query;

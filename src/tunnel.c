@@ -118,9 +118,7 @@ enum ex_result tunnel_run(struct exchange *ex)
             ex->close_client = true;
             proxy_abort(ex);
             ex_log_and_count(ex);
-            struct conn *cn = ex->c;
-            proxy_release(ex);
-            conn_close(cn);
+            conn_close(ex->c); /* releases ex */
             return EX_ENDED;
         }
         if (a == RELAY_IDLE && b == RELAY_IDLE)

@@ -88,8 +88,8 @@ MUTANTS = [
       "    uint64_t left = idle < lim->tunnel_timeout_ms ? lim->tunnel_timeout_ms - idle : 0;",
       "body_timeout: a client silent mid-body gets 408", ["body_timeout"]),
     M("B2", "src/conn.c",
-      "loop_timer_arm(w->loop, &c->timer, w->cfg->limits.keepalive_timeout_ms);",
-      "loop_timer_arm(w->loop, &c->timer, w->cfg->limits.tunnel_timeout_ms);",
+      ": lim->keepalive_timeout_ms;",
+      ": lim->tunnel_timeout_ms;",
       "keepalive_timeout closes an idle client connection", ["keepalive_timeout"]),
     M("B3", "src/auth.c",
       "    digest_part(md, t->method, strlen(t->method));\n",
@@ -150,11 +150,11 @@ MUTANTS = [
       "        if ((http1_parse_response(d, (size_t)hl, METHOD_GET, &ex->resp), 0) || ex->resp.status < 200)\n",
       "a provider answer that does not parse is 502", ["does_not_parse"]),
     M("A6", "src/authreq.c",
-      "    t->client = ex->c->addr;",
+      "    t->client = conn_addr(ex->c);",
       "    static __thread char peer[64];\n"
       "    void listener_format_peer(const struct sockaddr_storage *, socklen_t, char *, size_t);\n"
       "    struct sockaddr_storage ss;\n    socklen_t sl = sizeof ss;\n"
-      "    getpeername(ex->c->io.fd, (struct sockaddr *)&ss, &sl);\n"
+      "    getpeername(ex->c->s.io.fd, (struct sockaddr *)&ss, &sl);\n"
       "    listener_format_peer(&ss, sl, peer, sizeof peer);\n    t->client = peer;",
       "X-Forwarded-For to the provider is the client after any PROXY header",
       ["forwarded_for_after_a_proxy"]),
@@ -209,9 +209,8 @@ MUTANTS = [
       "loop_timer_arm(l, &w->drain_timer, w->cfg->limits.send_timeout_ms);",
       "shutdown_timeout ends the drain", ["shutdown_timeout", "sigterm"]),
     M("T8", "src/exstate.c",
-      "    if (!loop_timer_armed(&ex->c->timer) || ex->c->timer.deadline > at)\n"
-      "        loop_timer_arm(l, &ex->c->timer, left ? left : 1);",
-      "    (void)at;",
+      "    conn_arm_timer_within(ex->c, left ? left : 1);",
+      "    (void)left;",
       "body_timeout fires on time after the head went upstream", ["body_timeout"]),
 
     # ---- draining and restarts ----------------------------------------------------------------
@@ -261,7 +260,7 @@ MUTANTS = [
       '"transfer-encoding", "upgrade"};',
       "Trailer is hop-by-hop; trailers are dropped", ["trailers", "header_forwarding"]),
     M("H4", "src/exchange.c",
-      '        .proto = c->https ? "https" : "http",',
+      '        .proto = conn_https(c) ? "https" : "http",',
       '        .proto = "http",',
       "X-Forwarded-Proto is https on scheme: https and TLS listeners",
       ["scheme_https", "forwarded_proto"]),

@@ -39,15 +39,18 @@ static void setup_worker(void)
 static void test_exchange_recycled_clean(void **state)
 {
     setup_worker();
+    struct conn before = c;
     struct exchange *ex = proxy_new(&c);
     assert_non_null(ex);
-    assert_ptr_equal(c.ex, ex);
+    assert_ptr_equal(ex->c, &c);
     assert_int_equal(ex->state, EX_ROUTING);
     assert_int_equal(cfg.refs, 2);
     ex->status = 502;
     ex->close_client = true;
     proxy_release(ex);
-    assert_null(c.ex);
+    /* The connection records its exchange itself; the exchange never
+     * writes a field of it. */
+    assert_memory_equal(&before, &c, sizeof c);
     assert_int_equal(cfg.refs, 1);
     assert_ptr_equal(w.free_exchanges, ex);
     /* The next request gets the same memory, with nothing of the last one. */
