@@ -188,6 +188,22 @@ struct config_limits {
     uint32_t resolve_interval_ms;           /* how often upstream host names are resolved again */
 };
 
+/* "tailscale:": publishing portico's services on the local tailscaled node
+ * as Tailscale Services (see docs/tailscale.md). */
+struct config_tailscale {
+    bool enabled;  /* the section is present */
+    char *socket;  /* tailscaled's LocalAPI socket */
+    bool services; /* publish every HTTP service as svc:NAME */
+    char *backend; /* where tailscaled forwards: "unix:/path" or "http://LOOPBACK:PORT" */
+    bool insecure_loopback_backend; /* allow an http:// backend (any local user can reach it) */
+    char **service_tags;            /* the tags the service definitions carry */
+    size_t nservice_tags;
+    char **host_tags; /* the tags of the node running tailscaled (autoApprovers) */
+    size_t nhost_tags;
+    char *state_dir; /* where the list of services portico published is kept */
+    int line;
+};
+
 struct route_table;
 struct tls_store;
 
@@ -212,6 +228,7 @@ struct config {
     struct config_upstream *upstreams;
     size_t nupstreams;
     struct config_limits limits;
+    struct config_tailscale tailscale;
     /* Services with a TCP forwarder, in file order: the listeners the
      * process opens are listens[] followed by these services' tcp.listen. */
     const struct config_service **tcp_services;

@@ -11,9 +11,7 @@
 /* tsjson_errorf, for functions that return a pointer */
 #define fail_null(...) (tsjson_errorf(__VA_ARGS__), (char *)NULL)
 
-/* "tag:" and a name of letters, digits and '-' (the policy file's rule for
- * tag names). */
-static bool tag_valid(const char *t)
+bool tspolicy_tag_valid(const char *t)
 {
     if (!t || strncmp(t, "tag:", 4) != 0 || !t[4] || strlen(t) > LIMIT_TS_STRING_BYTES)
         return false;
@@ -91,7 +89,7 @@ static bool print_fragment(FILE *f, const struct tspolicy_input *in)
 
 char *tspolicy_print(const struct tspolicy_input *in, char *err, size_t errlen)
 {
-    if (!tag_valid(in->host_tag) || !tag_valid(in->service_tag))
+    if (!tspolicy_tag_valid(in->host_tag) || !tspolicy_tag_valid(in->service_tag))
         return fail_null(err, errlen,
                          "the node tag \"%.80s\" and the service tag \"%.80s\" must "
                          "both be tag:NAME (letters, digits, '-')",

@@ -36,6 +36,10 @@ struct tspolicy_input {
     size_t n_sources;
 };
 
+/* "tag:" and a name of letters, digits and '-' (the policy file's rule for
+ * tag names). */
+bool tspolicy_tag_valid(const char *t);
+
 /* The body of PUT .../vip-services/svc:NAME for one service (compact JSON),
  * or NULL when out of memory. */
 char *tspolicy_service_body(const struct servecfg_service *s, const char *service_tag);

@@ -219,8 +219,8 @@ static void test_config_unknown_key_reports_line(void **state)
                  "    upstream: http://127.0.0.1:3000\n"
                  "    upstrem: http://127.0.0.1:3001\n",
                  "portico.yaml:7: unknown key \"upstrem\" in service \"grafana\"");
-    expect_error(LISTEN "tailscale: {}\n",
-                 "portico.yaml:3: unknown key \"tailscale\" at the top level");
+    expect_error(LISTEN "tailnet: {}\n",
+                 "portico.yaml:3: unknown key \"tailnet\" at the top level");
     expect_error(LISTEN "limits:\n  header_timout: 5s\n",
                  "portico.yaml:4: unknown key \"header_timout\" in limits");
     expect_error("listen:\n  - addr: 127.0.0.1:8080\n    tsl: true\n",
@@ -1323,6 +1323,113 @@ static void test_config_response_timeouts_default_and_off(void **state)
                  "5s, 2m or 1h, or off for no limit)");
 }
 
+#define TSVC                                                                                       \
+    LISTEN "services:\n  grafana:\n    upstream: http://127.0.0.1:3000\n    hosts: [g.test]\n"
+
+static void test_config_tailscale_defaults(void **state)
+{
+    struct config *c = expect_ok(TSVC);
+    assert_false(c->tailscale.enabled);
+    config_unref(c);
+    c = expect_ok(TSVC "tailscale: {}\n");
+    const struct config_tailscale *ts = &c->tailscale;
+    assert_true(ts->enabled);
+    assert_int_equal(ts->line, 7);
+    assert_string_equal(ts->socket, "/var/run/tailscale/tailscaled.sock");
+    assert_false(ts->services);
+    assert_string_equal(ts->backend, "unix:/run/portico/tailnet.sock");
+    assert_false(ts->insecure_loopback_backend);
+    assert_int_equal(ts->nservice_tags, 1);
+    assert_string_equal(ts->service_tags[0], "tag:portico-svc");
+    assert_int_equal(ts->nhost_tags, 1);
+    assert_string_equal(ts->host_tags[0], "tag:portico");
+    assert_string_equal(ts->state_dir, "/var/lib/portico");
+    assert_null(c->warnings);
+    config_unref(c);
+}
+
+static void test_config_tailscale_keys(void **state)
+{
+    struct config *c = expect_ok(TSVC "tailscale:\n  socket: /run/ts/ts.sock\n  services: true\n"
+                                      "  backend: unix:/run/p/ts.sock\n"
+                                      "  service_tags: [tag:apps]\n  host_tags: [tag:proxy]\n"
+                                      "  state_dir: /srv/portico\n");
+    const struct config_tailscale *ts = &c->tailscale;
+    assert_string_equal(ts->socket, "/run/ts/ts.sock");
+    assert_true(ts->services);
+    assert_string_equal(ts->backend, "unix:/run/p/ts.sock");
+    assert_string_equal(ts->service_tags[0], "tag:apps");
+    assert_string_equal(ts->host_tags[0], "tag:proxy");
+    assert_string_equal(ts->state_dir, "/srv/portico");
+    config_unref(c);
+    /* A loopback TCP backend only when asked for, and with a warning. */
+    c = expect_ok(TSVC "tailscale:\n  backend: http://127.0.0.1:8443\n"
+                       "  insecure_loopback_backend: true\n");
+    assert_string_equal(c->tailscale.backend, "http://127.0.0.1:8443");
+    assert_non_null(c->warnings);
+    assert_string_equal(c->warnings,
+                        "portico.yaml:8: warning: tailscale.backend: http://127.0.0.1:8443 can be "
+                        "reached by every local user, who could forge tailnet identity; a unix: "
+                        "socket cannot\n");
+    config_unref(c);
+    c = expect_ok(TSVC "tailscale: {backend: \"http://[::1]:8443\", insecure_loopback_backend: "
+                       "true}\n");
+    assert_string_equal(c->tailscale.backend, "http://[::1]:8443");
+    config_unref(c);
+}
+
+static void test_config_tailscale_errors(void **state)
+{
+    expect_error(TSVC "tailscale:\n  sockets: /x\n",
+                 "portico.yaml:8: unknown key \"sockets\" in tailscale");
+    expect_error(TSVC "tailscale:\n  services: yes please\n",
+                 "portico.yaml:8: tailscale.services: expected a boolean (true or false)");
+    expect_error(TSVC "tailscale:\n  socket: run/ts.sock\n",
+                 "portico.yaml:8: tailscale.socket: \"run/ts.sock\" must be an absolute path");
+    expect_error(TSVC "tailscale:\n  state_dir: var/lib\n",
+                 "portico.yaml:8: tailscale.state_dir: \"var/lib\" must be an absolute path");
+    expect_error(TSVC "tailscale:\n  backend: /run/p.sock\n",
+                 "portico.yaml:8: tailscale.backend: \"/run/p.sock\" is not a backend (use "
+                 "unix:/path, or http://127.0.0.1:PORT with insecure_loopback_backend)");
+    expect_error(TSVC "tailscale:\n  backend: unix:run/p.sock\n",
+                 "portico.yaml:8: tailscale.backend: unix socket path in \"unix:run/p.sock\" must "
+                 "be absolute (use unix:/path, or http://127.0.0.1:PORT with "
+                 "insecure_loopback_backend)");
+    expect_error(TSVC "tailscale:\n  backend: http://10.0.0.1:80\n"
+                      "  insecure_loopback_backend: true\n",
+                 "portico.yaml:8: tailscale.backend: \"http://10.0.0.1:80\" is not a loopback "
+                 "address; tailscaled forwards to this machine only (use unix:/path, or "
+                 "http://127.0.0.1:PORT with insecure_loopback_backend)");
+    expect_error(TSVC "tailscale:\n  backend: http://localhost:80\n"
+                      "  insecure_loopback_backend: true\n",
+                 "portico.yaml:8: tailscale.backend: \"http://localhost:80\" is not a loopback "
+                 "address; tailscaled forwards to this machine only (use unix:/path, or "
+                 "http://127.0.0.1:PORT with insecure_loopback_backend)");
+    expect_error(TSVC "tailscale:\n  backend: http://127.0.0.1:8443\n",
+                 "portico.yaml:8: tailscale.backend: \"http://127.0.0.1:8443\" is a TCP port any "
+                 "local user can connect to and send forged identity headers; use unix:/path, or "
+                 "set insecure_loopback_backend: true if you accept that");
+    expect_error(TSVC "tailscale:\n  service_tags: [portico-svc]\n",
+                 "portico.yaml:8: tailscale.service_tags: \"portico-svc\" is not a tag (use "
+                 "tag:NAME, letters, digits and '-')");
+    expect_error(TSVC "tailscale:\n  host_tags: [\"tag:a b\"]\n",
+                 "portico.yaml:8: tailscale.host_tags: \"tag:a b\" is not a tag (use tag:NAME, "
+                 "letters, digits and '-')");
+    expect_error(TSVC "tailscale:\n  service_tags: [tag:a, tag:a]\n",
+                 "portico.yaml:8: tailscale.service_tags: \"tag:a\" is listed twice");
+    expect_error(TSVC "tailscale:\n  service_tags: [tag:a, tag:b]\n",
+                 "portico.yaml:8: tailscale.service_tags: more than one tag; portico supports "
+                 "exactly one tag here for now");
+    expect_error(TSVC "tailscale:\n  host_tags: []\n",
+                 "portico.yaml:8: tailscale.host_tags: the list is empty; portico supports "
+                 "exactly one tag here for now");
+    expect_error(TSVC "tailscale:\n  host_tags: [tag:portico-svc]\n",
+                 "portico.yaml:8: tailscale: service_tags and host_tags are both tag:portico-svc; "
+                 "auto-approval needs the services to carry a tag of their own");
+    expect_error(TSVC "tailscale: [socket]\n", "portico.yaml:7: tailscale: expected a mapping");
+}
+#undef TSVC
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1396,6 +1503,9 @@ int main(void)
         cmocka_unit_test(test_config_listen_redirect_https),
         cmocka_unit_test(test_config_access_log_query),
         cmocka_unit_test(test_config_response_timeouts_default_and_off),
+        cmocka_unit_test(test_config_tailscale_defaults),
+        cmocka_unit_test(test_config_tailscale_keys),
+        cmocka_unit_test(test_config_tailscale_errors),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,0 +1,167 @@
+/* config_tailscale.c - the "tailscale:" section: publishing portico's HTTP
+ * services as Tailscale Services on the local tailscaled node.
+ *
+ * Read after "services:" (config.c), since "services: true" checks that
+ * every HTTP service's name can be a Tailscale Service name. */
+#include "config_int.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "tsjson.h"
+#include "tspolicy.h"
+
+#define TS_SOCKET_DEFAULT    "/var/run/tailscale/tailscaled.sock"
+#define TS_BACKEND_DEFAULT   "unix:/run/portico/tailnet.sock"
+#define TS_STATE_DIR_DEFAULT "/var/lib/portico"
+#define BACKEND_HELP         "(use unix:/path, or http://127.0.0.1:PORT with insecure_loopback_backend)"
+
+static const char *const service_tags_default[] = {"tag:portico-svc", NULL};
+static const char *const host_tags_default[] = {"tag:portico", NULL};
+
+/* A tag in service_tags or host_tags: "tag:NAME", each once. */
+static int read_tag(struct parser *p, const yaml_node_t *n, const char *what, char *v,
+                    char *const *prev, size_t nprev)
+{
+    if (!tspolicy_tag_valid(v))
+        return cfg_fail(p, n, "%s: \"%s\" is not a tag (use tag:NAME, letters, digits and '-')",
+                        what, cfg_show(p, v));
+    for (size_t i = 0; i < nprev; i++)
+        if (strcmp(prev[i], v) == 0)
+            return cfg_fail(p, n, "%s: \"%s\" is listed twice", what, cfg_show(p, v));
+    return 0;
+}
+
+/* An absolute path (the socket, the state directory). */
+static int read_path(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                     void *target)
+{
+    const char *s;
+    if (cfg_want_string(p, n, what, &s) < 0)
+        return -1;
+    if (s[0] != '/')
+        return cfg_fail(p, n, "%s: \"%s\" must be an absolute path", what, cfg_show(p, s));
+    if (strlen(s) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return cfg_fail(p, n, "%s: \"%s\" is too long (at most %zu bytes)", what, cfg_show(p, s),
+                        sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    if (!(*(char **)field = cfg_strdup(p, s)))
+        return cfg_fail_oom(p);
+    return 0;
+}
+
+static bool addr_loopback(const struct config_addr *a)
+{
+    if (a->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->sa;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return false;
+}
+
+/* "unix:/path", or "http://" and a loopback address with a port: what
+ * tailscaled's serve config accepts as a proxy target, limited to what
+ * only this machine can reach. */
+static int read_backend(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                        void *target)
+{
+    const char *s;
+    char msg[300];
+    struct config_addr a;
+    if (cfg_want_string(p, n, what, &s) < 0)
+        return -1;
+    bool is_unix = strncmp(s, "unix:", 5) == 0, is_http = strncmp(s, "http://", 7) == 0;
+    if (!is_unix && !is_http)
+        return cfg_fail(p, n, "%s: \"%s\" is not a backend " BACKEND_HELP, what, cfg_show(p, s));
+    if (cfg_parse_addr(is_unix ? s : s + 7, &a, false, false, msg, sizeof msg) < 0)
+        return cfg_fail(p, n, "%s: %s " BACKEND_HELP, what, msg);
+    if (is_http && (a.host[0] || !addr_loopback(&a)))
+        return cfg_fail(p, n,
+                        "%s: \"%s\" is not a loopback address; tailscaled forwards to this "
+                        "machine only " BACKEND_HELP,
+                        what, cfg_show(p, s));
+    if (!(*(char **)field = cfg_strdup(p, s)))
+        return cfg_fail_oom(p);
+    return 0;
+}
+
+#define AT(f) CFG_AT(struct config_tailscale, f)
+static const struct cfg_key ts_keys[] = {
+    {"socket", CFG_FUNC, AT(socket), .fn = read_path},
+    {"services", CFG_BOOL, AT(services), false},
+    {"backend", CFG_FUNC, AT(backend), .fn = read_backend},
+    {"insecure_loopback_backend", CFG_BOOL, AT(insecure_loopback_backend), false},
+    {"service_tags", CFG_STRINGS, AT(service_tags),
+     .off_n = offsetof(struct config_tailscale, nservice_tags), .def_list = service_tags_default,
+     .item = read_tag},
+    {"host_tags", CFG_STRINGS, AT(host_tags),
+     .off_n = offsetof(struct config_tailscale, nhost_tags), .def_list = host_tags_default,
+     .item = read_tag},
+    {"state_dir", CFG_FUNC, AT(state_dir), .fn = read_path},
+};
+
+/* One tag for now: the printed policy names one service tag and one node
+ * tag (a list, so that the key need not change when more are supported). */
+static int one_tag(struct parser *p, const struct cfg_seen *seen, const char *key, size_t n)
+{
+    const yaml_node_t *node = cfg_seen_node(seen, key);
+    if (n == 1)
+        return 0;
+    return cfg_fail(p, node, "tailscale.%s: %s; portico supports exactly one tag here for now", key,
+                    n ? "more than one tag" : "the list is empty");
+}
+
+int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n)
+{
+    struct config_tailscale *ts = &p->c->tailscale;
+    struct cfg_seen seen;
+    if (cfg_keys_read(p, n, ts_keys, CFG_NKEYS(ts_keys), ts, "tailscale", "in tailscale", &seen) <
+        0)
+        return -1;
+    ts->enabled = true;
+    ts->line = (int)n->start_mark.line + 1;
+    if ((!ts->socket && !(ts->socket = cfg_strdup(p, TS_SOCKET_DEFAULT))) ||
+        (!ts->backend && !(ts->backend = cfg_strdup(p, TS_BACKEND_DEFAULT))) ||
+        (!ts->state_dir && !(ts->state_dir = cfg_strdup(p, TS_STATE_DIR_DEFAULT))))
+        return cfg_fail_oom(p);
+    if (one_tag(p, &seen, "service_tags", ts->nservice_tags) < 0 ||
+        one_tag(p, &seen, "host_tags", ts->nhost_tags) < 0)
+        return -1;
+    if (strcmp(ts->service_tags[0], ts->host_tags[0]) == 0)
+        return cfg_fail(p,
+                        cfg_seen_node(&seen, "service_tags") ? cfg_seen_node(&seen, "service_tags")
+                                                             : cfg_seen_node(&seen, "host_tags"),
+                        "tailscale: service_tags and host_tags are both %s; auto-approval needs "
+                        "the services to carry a tag of their own",
+                        ts->service_tags[0]);
+    const yaml_node_t *backend = cfg_seen_node(&seen, "backend");
+    if (strncmp(ts->backend, "http://", 7) == 0) {
+        if (!ts->insecure_loopback_backend)
+            return cfg_fail(p, backend,
+                            "tailscale.backend: \"%s\" is a TCP port any local user can connect "
+                            "to and send forged identity headers; use unix:/path, or set "
+                            "insecure_loopback_backend: true if you accept that",
+                            cfg_show(p, ts->backend));
+        cfg_warn(p, backend,
+                 "tailscale.backend: %s can be reached by every local user, who could forge "
+                 "tailnet identity; a unix: socket cannot",
+                 ts->backend);
+    }
+    if (!ts->services)
+        return 0;
+    for (size_t i = 0; i < p->c->nservices; i++) {
+        const struct config_service *svc = &p->c->services[i];
+        if (svc->upstream && !tsjson_service_label_valid(svc->name))
+            return cfg_failat(p, (size_t)svc->line,
+                              "service \"%s\" cannot be published as a Tailscale Service "
+                              "(svc:%s): the name must be a DNS label",
+                              cfg_show(p, svc->name), cfg_show(p, svc->name));
+    }
+    return 0;
+}
