@@ -1,5 +1,5 @@
 /* main.c - the portico command: reads the command line and runs one
- * command (run, check, version, help).
+ * command (run, check, tailscale, version, help).
  *
  * This is the only file that decides the process's exit status; every
  * command returns it. A new command is a function and one row of
@@ -19,6 +19,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "run.h"
+#include "tscli.h"
 
 #ifndef PORTICO_YAML_BUILT
 #define PORTICO_YAML_BUILT "unknown" /* set by the Makefile from pkg-config */
@@ -31,6 +32,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: portico run [-c FILE]     serve until SIGTERM/SIGINT; SIGHUP reloads;\n"
                "                                 SIGUSR2 restarts in place on the same sockets\n"
                "       portico check -c FILE     validate a configuration\n"
+               "       portico tailscale plan|apply|status|policy [-c FILE]\n"
+               "                                 publish the HTTP services as Tailscale Services\n"
+               "                                 on the local tailscaled (plan: show what would\n"
+               "                                 change; policy: what the tailnet must define)\n"
                "       portico version           version and libraries\n"
                "default FILE: " DEFAULT_CONFIG "\n");
 }
@@ -126,6 +131,20 @@ static int cmd_check(int argc, char **argv)
     return 0;
 }
 
+static int cmd_tailscale(int argc, char **argv)
+{
+    if (argc < 3 || !tscli_known(argv[2])) {
+        if (argc >= 3)
+            fprintf(stderr, "portico tailscale: unknown command \"%s\"\n", argv[2]);
+        else
+            fprintf(stderr, "portico tailscale: which command? plan, apply, status or policy\n");
+        usage(stderr);
+        return 2;
+    }
+    const char *path = config_arg(argc - 1, argv + 1, DEFAULT_CONFIG);
+    return path ? tscli_run(argv[2], path) : 2;
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 struct command {
@@ -136,6 +155,7 @@ struct command {
 static const struct command commands[] = {
     {{"run", NULL}, cmd_run},
     {{"check", NULL}, cmd_check},
+    {{"tailscale", NULL}, cmd_tailscale},
     {{"version", "--version", NULL}, cmd_version},
     {{"help", "--help", "-h", NULL}, cmd_help},
 };
