@@ -109,6 +109,11 @@ static int read_head(struct localapi_reader *r, char *err, size_t errlen)
         snprintf(err, errlen, "the answer is not a valid HTTP/1.1 response");
         return -1;
     }
+    if (resp.status < 200) { /* only sent for Expect or an upgrade, neither asked for */
+        snprintf(err, errlen, "an interim %d answer, which the request did not ask for",
+                 resp.status);
+        return -1;
+    }
     r->out->status = resp.status;
     const struct http_header *etag = http_find_header(resp.headers, resp.nheaders, "Etag");
     if (etag && etag->value.len < sizeof r->out->etag) {
@@ -154,6 +159,8 @@ int localapi_reader_feed(struct localapi_reader *r, size_t n, char *err, size_t 
         if (nsegs == 0)
             break; /* all input used: wait for more */
     }
+    if (r->framing == HTTP_BODY_NONE)
+        return 1;
     if (r->framing != HTTP_BODY_CHUNKED) {
         size_t avail = r->rawlen - r->pos;
         if (r->framing == HTTP_BODY_LENGTH && avail > r->left)
@@ -163,7 +170,7 @@ int localapi_reader_feed(struct localapi_reader *r, size_t n, char *err, size_t 
         r->pos += avail;
         if (r->framing == HTTP_BODY_LENGTH)
             r->left -= avail;
-        if (r->framing == HTTP_BODY_NONE || (r->framing == HTTP_BODY_LENGTH && r->left == 0) ||
+        if ((r->framing == HTTP_BODY_LENGTH && r->left == 0) ||
             (r->framing == HTTP_BODY_EOF && eof))
             return 1;
     }

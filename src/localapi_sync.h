@@ -51,7 +51,7 @@ struct localapi_reader {
     char *raw; /* bytes received; the head, then the body's framing */
     size_t rawlen, rawcap, pos, scan;
     bool have_head;
-    int framing; /* enum http_body of the answer */
+    enum http_body framing; /* of the answer */
     unsigned long long left;
     struct chunked_decoder chunk;
     struct localapi_answer *out;

@@ -70,9 +70,28 @@ static void test_localapi_answer_any_split(void **state)
         }
 }
 
+/* A 204 has no body, whatever follows its head in the same read. */
+static void test_localapi_answer_without_body(void **state)
+{
+    static const char text[] = "HTTP/1.1 204 No Content\r\nEtag: e1\r\n\r\nnot a body";
+    for (size_t step = 1; step <= sizeof text - 1; step++) {
+        struct localapi_answer a;
+        if (feed(text, step, true, &a) != 1)
+            fail_msg("steps of %zu: %s", step, err);
+        assert_int_equal(a.status, 204);
+        assert_int_equal(a.len, 0);
+        assert_string_equal(a.body, "");
+        assert_string_equal(a.etag, "e1");
+        localapi_answer_free(&a);
+    }
+}
+
 static void test_localapi_answer_broken(void **state)
 {
     struct localapi_answer a;
+    assert_int_equal(feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 64, true, &a), -1);
+    assert_string_equal(err, "an interim 100 answer, which the request did not ask for");
+    localapi_answer_free(&a);
     assert_int_equal(feed("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nshort", 7, true, &a), -1);
     assert_string_equal(err, "the connection closed in the middle of the answer");
     localapi_answer_free(&a);
@@ -91,7 +110,7 @@ static void test_localapi_answer_broken(void **state)
 static void test_localapi_error_text(void **state)
 {
     char out[LOCALAPI_ERROR_SHOWN + 8], big[1000];
-    struct localapi_answer a = {500, "{\"error\":\"updating config: netMap is nil\"}\n", 44, ""};
+    struct localapi_answer a = {500, "{\"error\":\"updating config: netMap is nil\"}\n", 43, ""};
     localapi_error_text(&a, out, sizeof out);
     assert_string_equal(out, "updating config: netMap is nil");
     a = (struct localapi_answer){412, "etag mismatch\n", 14, ""};
@@ -112,6 +131,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_localapi_request_head),
         cmocka_unit_test(test_localapi_answer_any_split),
+        cmocka_unit_test(test_localapi_answer_without_body),
         cmocka_unit_test(test_localapi_answer_broken),
         cmocka_unit_test(test_localapi_error_text),
     };
