@@ -88,23 +88,27 @@ static void test_localapi_answer_without_body(void **state)
 
 static void test_localapi_answer_broken(void **state)
 {
-    struct localapi_answer a;
-    assert_int_equal(feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 64, true, &a), -1);
-    assert_string_equal(err, "an interim 100 answer, which the request did not ask for");
-    localapi_answer_free(&a);
-    assert_int_equal(feed("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nshort", 7, true, &a), -1);
-    assert_string_equal(err, "the connection closed in the middle of the answer");
-    localapi_answer_free(&a);
-    assert_int_equal(feed("HTTP/1.1 200 OK\r\nContent-", 5, true, &a), -1);
-    assert_string_equal(err, "the connection closed before an answer");
-    localapi_answer_free(&a);
-    assert_int_equal(feed("SSH-2.0-OpenSSH\r\n\r\n", 64, false, &a), -1);
-    assert_string_equal(err, "the answer is not a valid HTTP/1.1 response");
-    localapi_answer_free(&a);
-    assert_int_equal(
-        feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 64, false, &a), -1);
-    assert_string_equal(err, "the answer's chunked body is malformed");
-    localapi_answer_free(&a);
+    static const struct {
+        const char *text;
+        size_t step;
+        bool eof;
+        const char *err;
+    } cases[] = {
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 64, true,
+         "an interim 100 answer, which the request did not ask for"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nshort", 7, true,
+         "the connection closed in the middle of the answer"},
+        {"HTTP/1.1 200 OK\r\nContent-", 5, true, "the connection closed before an answer"},
+        {"SSH-2.0-OpenSSH\r\n\r\n", 64, false, "the answer is not a valid HTTP/1.1 response"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 64, false,
+         "the answer's chunked body is malformed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct localapi_answer a;
+        assert_int_equal(feed(cases[i].text, cases[i].step, cases[i].eof, &a), -1);
+        assert_string_equal(err, cases[i].err);
+        localapi_answer_free(&a);
+    }
 }
 
 static void test_localapi_error_text(void **state)
