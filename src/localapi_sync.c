@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "limits.h"
 
 #define HEAD_MAX (64u << 10) /* an answer's head: tailscaled's are a few hundred bytes */
@@ -326,16 +328,12 @@ void localapi_error_text(const struct localapi_answer *a, char *out, size_t cap)
 {
     const char *s = a->body ? a->body : "";
     size_t n = a->len;
-    /* WriteErrorJSON: {"error":"..."}; the message has no escapes worth
-     * decoding for one line of text, so it is cut out as it stands. */
-    const char *key = a->body ? strstr(s, "\"error\"") : NULL;
-    if (key && s[0] == '{') {
-        const char *q = strchr(key + 7, '"');
-        const char *e = q ? strchr(q + 1, '"') : NULL;
-        if (q && e) {
-            s = q + 1;
-            n = (size_t)(e - s);
-        }
+    /* WriteErrorJSON: {"error":"..."} */
+    json_t *j = a->body ? json_loadb(a->body, a->len, 0, NULL) : NULL;
+    const json_t *e = json_is_object(j) ? json_object_get(j, "error") : NULL;
+    if (json_is_string(e)) {
+        s = json_string_value(e);
+        n = json_string_length(e);
     }
     while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
         n--;
@@ -346,4 +344,5 @@ void localapi_error_text(const struct localapi_answer *a, char *out, size_t cap)
         out[o++] = (s[i] >= 0 && s[i] < 32) || s[i] == 127 ? '?' : s[i];
     if (cap)
         out[o] = '\0';
+    json_decref(j);
 }

@@ -117,6 +117,10 @@ static void test_localapi_error_text(void **state)
     struct localapi_answer a = {500, "{\"error\":\"updating config: netMap is nil\"}\n", 43, ""};
     localapi_error_text(&a, out, sizeof out);
     assert_string_equal(out, "updating config: netMap is nil");
+    static const char quoted[] = "{\"error\":\"want to serve \\\"x\\\"\\n\"}";
+    a = (struct localapi_answer){500, (char *)quoted, sizeof quoted - 1, ""};
+    localapi_error_text(&a, out, sizeof out);
+    assert_string_equal(out, "want to serve \"x\"");
     a = (struct localapi_answer){412, "etag mismatch\n", 14, ""};
     localapi_error_text(&a, out, sizeof out);
     assert_string_equal(out, "etag mismatch");
