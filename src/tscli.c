@@ -299,7 +299,7 @@ static int cmd_apply(struct tsctx *x)
                             "reading it again\n");
             continue;
         }
-        written = written || !r.interim;
+        written = true;
         if (!r.interim)
             break; /* else: the interim step is written, merge again from it */
     }

@@ -233,6 +233,11 @@ def test_tscli_plan_changes_nothing(ctx):
     rc, out, err = _cli(ctx, "plan", _config(ctx, ["grafana", "wiki"]))
     eq((rc, out), (0, "nothing to change: 2 services published as configured\n"),
        "plan after apply")
+    ts.self_tags = []
+    rc, out, err = _cli(ctx, "plan", _config(ctx, ["grafana", "wiki"]))
+    eq((rc, err), (0, "portico tailscale plan: warning: this node does not carry tag:portico "
+                      "(tailscale.host_tags); Tailscale Services need a tagged host, and "
+                      "auto-approval names that tag\n"), "plan on an untagged node")
 
 
 @test(timeout=40)
@@ -290,3 +295,18 @@ def test_tscli_needs_a_tailscale_section(ctx):
     rc, out, err = _cli(ctx, "plan", path)
     eq((rc, err), (1, "portico tailscale plan: %s has no tailscale: section (add one; see "
                       "docs/tailscale.md)\n" % path), "plan without the section")
+
+
+@test(timeout=40)
+def test_tscli_apply_changes_a_port_type_in_two_writes(ctx):
+    ts = _emu(ctx)
+    # svc:grafana was a raw TCP forward; tailscaled refuses to turn a port's
+    # type into another in one write, so apply removes it first.
+    ts.set_serve_config({"Services": {"svc:grafana": {"TCP": {"443": {
+        "TCPForward": "127.0.0.1:9"}}}}})
+    rc, out, err = _cli(ctx, "apply", _config(ctx, ["grafana"]))
+    eq(rc, 0, "exit status (stderr %r)" % err)
+    eq([a for a, r in zip(ts.answers, ts.requests) if r.method == "POST"], [200, 200],
+       "two writes: without the entry, then with its new type")
+    eq(ts.serve_config_doc(), {"Services": {"svc:grafana": _entry("grafana")}}, "serve config")
+    expect("applied: serve config written" in out, "summary: %r" % out)
