@@ -142,6 +142,10 @@ static void test_localapi_reader_until_close_and_truncation(void **state)
     assert_int_equal(feed_all(&r, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP", 64, false),
                      1);
     assert_true(r.extra);
+    assert_int_equal(
+        feed_all(&r, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX", 64, false),
+        1);
+    assert_true(r.extra);
     localapi_reader_free(&r);
 }
 

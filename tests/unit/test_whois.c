@@ -141,17 +141,21 @@ static void test_whois_detached_waiter_is_not_called_and_answer_is_cached(void *
 {
     struct whois_cache *c = new_cache();
     struct heard *gone = calloc(1, sizeof *gone);
-    struct heard stays = {0};
+    struct heard stays = {0}, left = {0};
     struct identity id;
     assert_int_equal(look(c, "100.64.0.2", gone, &id), WHOIS_PENDING);
+    assert_int_equal(look(c, "100.64.0.2", &left, &id), WHOIS_PENDING);
     assert_int_equal(look(c, "100.64.0.2", &stays, &id), WHOIS_PENDING);
-    /* The exchange that owned `gone` ends: detach, free (ASan would see a
-     * later write), and detaching twice is harmless. */
+    /* The exchanges that owned `gone` and `left` end: detach, free (ASan
+     * would see a later write), and detaching twice is harmless. */
     whois_detach(&gone->w);
     whois_detach(&gone->w);
     free(gone);
+    whois_detach(&left.w);
+    assert_null(left.w.entry);
     answer_user(c, 0);
     assert_int_equal(stays.calls, 1);
+    assert_int_equal(left.calls, 0);
     /* Every waiter gone before the answer: the answer still fills the cache. */
     struct heard lone = {0};
     assert_int_equal(look(c, "100.64.0.9", &lone, &id), WHOIS_PENDING);
@@ -285,6 +289,42 @@ static void test_whois_never_evicts_entries_in_flight(void **state)
     free(h);
 }
 
+/* A waiter's callback may look up again (here: another address, which
+ * starts a call) while the cache is telling the other waiters. */
+static struct whois_cache *reentry_cache;
+static struct heard reentry_other;
+static void on_done_lookup(struct whois_waiter *w, const struct identity *id, const char *err)
+{
+    on_done(w, id, err);
+    struct identity tmp;
+    look(reentry_cache, "100.64.0.50", &reentry_other, &tmp);
+}
+
+/* The entry being answered is the only evictable one while its waiters
+ * hear the answer; a lookup made from a callback then must not take it
+ * from under the waiters still to be told. */
+static void test_whois_entry_being_answered_is_not_evicted(void **state)
+{
+    struct whois_cache *c = reentry_cache = new_cache();
+    struct heard *h = calloc(LIMIT_WHOIS_ENTRIES, sizeof *h);
+    struct heard a = {0}, b = {0};
+    struct identity id;
+    char addr[64];
+    for (int i = 0; i < LIMIT_WHOIS_ENTRIES - 1; i++) {
+        snprintf(addr, sizeof addr, "100.65.%d.%d", i / 250, i % 250 + 1);
+        assert_int_equal(look(c, addr, &h[i], &id), WHOIS_PENDING);
+    }
+    look(c, "100.64.0.2", &a, &id);
+    look(c, "100.64.0.2", &b, &id);
+    a.w.fn = b.w.fn = on_done_lookup;
+    answer_user(c, LIMIT_WHOIS_ENTRIES - 1);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(fk.asks, LIMIT_WHOIS_ENTRIES);
+    whois_cache_free(c);
+    free(h);
+}
+
 static void test_whois_mapped_ipv6_is_the_ipv4_entry(void **state)
 {
     struct whois_cache *c = new_cache();
@@ -302,17 +342,6 @@ static void test_whois_mapped_ipv6_is_the_ipv4_entry(void **state)
     assert_string_equal(fk.addrs[1], "fd7a:115c:a1e0::2");
     whois_detach(&h.w);
     whois_cache_free(c);
-}
-
-/* A waiter's callback may look up again (here: another address, which
- * starts a call) while the cache is telling the other waiters. */
-static struct whois_cache *reentry_cache;
-static struct heard reentry_other;
-static void on_done_lookup(struct whois_waiter *w, const struct identity *id, const char *err)
-{
-    on_done(w, id, err);
-    struct identity tmp;
-    look(reentry_cache, "100.64.0.50", &reentry_other, &tmp);
 }
 
 static void test_whois_callback_may_look_up_again(void **state)
@@ -397,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_whois_refused_ask_fails_at_once_and_is_cached),
         cmocka_unit_test(test_whois_evicts_least_recently_used),
         cmocka_unit_test(test_whois_never_evicts_entries_in_flight),
+        cmocka_unit_test(test_whois_entry_being_answered_is_not_evicted),
         cmocka_unit_test(test_whois_mapped_ipv6_is_the_ipv4_entry),
         cmocka_unit_test(test_whois_callback_may_look_up_again),
         cmocka_unit_test(test_whois_answer_with_too_many_caps_gives_no_identity),
