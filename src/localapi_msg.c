@@ -16,6 +16,8 @@
 
 #include "limits.h"
 
+#define READ_CHUNK 16384 /* bytes asked of each read */
+
 static const char *const endpoint_names[LOCALAPI_NENDPOINTS] = {
     "status", "whois", "serve-config", "prefs", "cert", "other",
 };
@@ -141,10 +143,14 @@ long localapi_query_escape(const char *s, char *out, size_t cap)
 
 void localapi_reader_init(struct localapi_reader *r, enum http1_method method)
 {
+    /* The buffer is reused across calls on one client (no allocation per
+     * whois), unless a large answer (a serve config) grew it. */
+    if (r->cap > 4 * READ_CHUNK)
+        localapi_reader_free(r);
     char *keep = r->buf;
     size_t cap = r->cap;
     memset(r, 0, sizeof *r);
-    r->buf = keep; /* reused across calls on one client: no allocation per call */
+    r->buf = keep;
     r->cap = cap;
     r->method = method;
     chunked_decoder_init(&r->dec);
@@ -156,8 +162,6 @@ void localapi_reader_free(struct localapi_reader *r)
     r->buf = NULL;
     r->cap = r->len = 0;
 }
-
-#define READ_CHUNK 16384
 
 char *localapi_reader_space(struct localapi_reader *r, size_t *avail, char *err, size_t errlen)
 {
