@@ -83,6 +83,7 @@ static void deliver(struct localapi_client *c, struct localapi_answer *a)
     struct call k = *front(c);
     front(c)->msg = NULL;
     pop(c);
+    c->retried = false;
     count(c, k.ep, a->result);
     if (k.fn)
         k.fn(k.arg, a);
@@ -296,11 +297,8 @@ static void pump(struct localapi_client *c)
         on_writable(c);
         return;
     }
-    if (!c->busy && !c->count) {
-        c->retried = false;
-        if (c->s.io.fd >= 0)
-            loop_timer_arm(c->loop, &c->timer, TIMEOUT_LOCALAPI_IDLE_MS);
-    }
+    if (!c->busy && !c->count && c->s.io.fd >= 0)
+        loop_timer_arm(c->loop, &c->timer, TIMEOUT_LOCALAPI_IDLE_MS);
 }
 
 struct localapi_client *localapi_client_new(struct loop *l, const char *path, uint32_t timeout_ms,
