@@ -74,7 +74,7 @@ static void pop(struct localapi_client *c)
 static void count(struct localapi_client *c, enum localapi_endpoint ep, enum localapi_result r)
 {
     if (c->metrics)
-        metrics_count_localapi(c->metrics, ep, r);
+        metrics_count_localapi(c->metrics, (int)ep, (int)r);
 }
 
 /* End the front call with a, count it, and call it back (unless cancelled). */

@@ -60,7 +60,7 @@ const char *whois_outcome_name(enum whois_outcome o)
 static void count(struct whois_cache *c, enum whois_outcome o)
 {
     if (c->metrics)
-        metrics_count_whois(c->metrics, o);
+        metrics_count_whois(c->metrics, (int)o);
 }
 
 /* The key of an address, and its text as whois is asked for it. */
