@@ -217,6 +217,17 @@ static void test_localapi_client_reuses_one_connection(void **state)
     assert_int_equal(mw.localapi[LOCALAPI_EP_WHOIS][LOCALAPI_OK], 1);
     assert_int_equal(mw.localapi[LOCALAPI_EP_STATUS][LOCALAPI_OK], 1);
     assert_int_equal(localapi_pending(c), 0);
+    struct metrics_worker *w = &mw;
+    size_t len;
+    char *text = metrics_render(&w, 1, &len);
+    assert_non_null(
+        strstr(text, "\nportico_localapi_calls_total{endpoint=\"whois\",result=\"ok\"} 1\n"));
+    assert_null(strstr(text, "result=\"timeout\""));
+    free(text);
+    memset(&mw, 0, sizeof mw); /* before any call: the families are left out */
+    text = metrics_render(&w, 1, &len);
+    assert_null(strstr(text, "portico_localapi_calls_total"));
+    free(text);
     localapi_client_free(c);
     server_stop();
 }
