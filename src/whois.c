@@ -112,7 +112,8 @@ static void evict(struct whois_cache *c, struct whois_entry *e)
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
-    LIST_UNLINK_QUEUE(c->lru_head, c->lru_tail, e, prev, next);
+    if (e->state != E_PENDING) /* only answered entries are on the LRU list */
+        LIST_UNLINK_QUEUE(c->lru_head, c->lru_tail, e, prev, next);
     clear_value(e);
     e->state = E_FREE;
     e->hnext = c->free;
@@ -248,8 +249,12 @@ enum whois_status whois_lookup(struct whois_cache *c, const char *addr, struct w
     e->state = E_PENDING;
     char why[400];
     if (c->be.ask(c->be.ctx, e, text, why, sizeof why) < 0) {
-        fail_entry(c, e, text, why);
-        snprintf(err, errlen, "%s", failure_text(e));
+        /* The call could not even be queued (the client's queue is full):
+         * a matter of this moment, not an answer about the address, so
+         * nothing is cached and the next request asks again. */
+        evict(c, e);
+        count(c, WHOIS_OUT_FAILED);
+        snprintf(err, errlen, "whois %s: %s", text, why);
         return WHOIS_UNKNOWN;
     }
     count(c, WHOIS_OUT_MISS);

@@ -220,21 +220,29 @@ static void test_whois_failure_cached_for_fail_ttl(void **state)
     whois_cache_free(c);
 }
 
-static void test_whois_refused_ask_fails_at_once_and_is_cached(void **state)
+/* A call that cannot be queued (the LocalAPI client's queue is full) says
+ * nothing about the address: the lookup fails, nothing is cached. */
+static void test_whois_refused_ask_fails_at_once_and_is_not_cached(void **state)
 {
     struct whois_cache *c = new_cache();
-    struct heard h = {0};
+    struct heard h = {0}, later = {0};
     struct identity id;
     char err[256];
-    fk.fail_ask = "cannot connect to tailscaled at /x: No such file or directory";
+    look(c, "100.64.0.7", &later, &id);
+    fk.fail_ask = "64 LocalAPI calls are waiting for tailscaled already";
     h.w.fn = on_done;
     assert_int_equal(whois_lookup(c, "100.64.0.2", &h.w, &id, err, sizeof err), WHOIS_UNKNOWN);
-    assert_non_null(strstr(err, "No such file"));
+    assert_string_equal(err, "whois 100.64.0.2: 64 LocalAPI calls are waiting for tailscaled "
+                             "already");
     assert_null(h.w.entry);
+    assert_int_equal(whois_cache_size(c), 1);
     fk.fail_ask = NULL;
-    assert_int_equal(whois_lookup(c, "100.64.0.2", &h.w, &id, err, sizeof err), WHOIS_UNKNOWN);
-    assert_int_equal(fk.asks, 0);
-    assert_int_equal(h.calls, 0);
+    assert_int_equal(whois_lookup(c, "100.64.0.2", &h.w, &id, err, sizeof err), WHOIS_PENDING);
+    assert_int_equal(fk.asks, 2);
+    answer_user(c, 0);
+    answer_user(c, 1);
+    assert_int_equal(h.calls + later.calls, 2);
+    assert_int_equal(mw.whois[WHOIS_OUT_FAILED], 1);
     whois_cache_free(c);
 }
 
@@ -423,7 +431,7 @@ int main(void)
         cmocka_unit_test(test_whois_free_with_call_in_flight_cancels_it),
         cmocka_unit_test(test_whois_hit_expires_after_ttl),
         cmocka_unit_test(test_whois_failure_cached_for_fail_ttl),
-        cmocka_unit_test(test_whois_refused_ask_fails_at_once_and_is_cached),
+        cmocka_unit_test(test_whois_refused_ask_fails_at_once_and_is_not_cached),
         cmocka_unit_test(test_whois_evicts_least_recently_used),
         cmocka_unit_test(test_whois_never_evicts_entries_in_flight),
         cmocka_unit_test(test_whois_entry_being_answered_is_not_evicted),
