@@ -143,4 +143,36 @@
 #define LIMIT_TS_CERT_DOMAINS 8192       /* CertDomains: the node's name and its services' */
 #define LIMIT_TS_SERVICES     8192       /* services in a serve config, prefs or service-host */
 
+/* ---- LocalAPI client and whois cache (localapi.c, whois.c) ---------------- */
+#define LIMIT_LOCALAPI_HEAD_BYTES 16384 /* one response head from tailscaled */
+#define LIMIT_LOCALAPI_QUEUE      64    /* calls waiting per worker; more fail at once */
+#define LIMIT_LOCALAPI_PATH_BYTES 512   /* "/localapi/v0/..." with its query */
+#define TIMEOUT_LOCALAPI_MS       5000  /* one call, queueing included */
+#define TIMEOUT_LOCALAPI_IDLE_MS  30000 /* a kept-alive connection unused this long closes */
+#define LIMIT_LOCALAPI_ETAG_BYTES 128   /* an Etag kept for If-Match (tailscaled's: 64 hex) */
+/* One call of the `portico tailscale` commands: a serve-config write makes
+ * tailscaled reconfigure its listeners before it answers. */
+#define TIMEOUT_LOCALAPI_CLI_MS 10000
+/* After a failed connect, a dropped connection or a garbled answer the
+ * client waits before it dials again, doubling up to the maximum, so a
+ * stopped tailscaled costs one failed connect per interval, not one per
+ * request; calls made meanwhile fail at once with the last error. */
+#define TIMEOUT_LOCALAPI_BACKOFF_MS     250
+#define TIMEOUT_LOCALAPI_BACKOFF_MAX_MS 10000
+/* Whois answers per worker. An entry holds one compact identity (a few
+ * hundred bytes; LIMIT_IDENTITY_BYTES at most), so 1024 entries stay under
+ * a megabyte for real tailnets while covering far more active callers than
+ * one worker sees within a TTL. Entries with a call in flight are never
+ * evicted; when every entry is in flight a lookup fails at once. */
+#define LIMIT_WHOIS_ENTRIES 1024
+/* An answer is reused for 60 s: tags and capabilities change rarely, and a
+ * minute bounds how long a removed grant or a re-tagged node is still seen
+ * (tailscaled itself applies netmap changes within seconds). A failure
+ * (unknown address, tailscaled down) is remembered for 5 s: short enough
+ * that a node that just joined, or a restarted tailscaled, is seen almost
+ * at once, long enough that a burst of requests from one address costs one
+ * LocalAPI call per worker instead of one each. */
+#define TIMEOUT_WHOIS_TTL_MS      60000
+#define TIMEOUT_WHOIS_FAIL_TTL_MS 5000
+
 #endif

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "localapi.h"
+#include "whois.h"
 
 static const uint64_t bucket_us[METRICS_BUCKETS] = {
     1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
@@ -218,6 +220,19 @@ void metrics_count_refused_peer(struct metrics_worker *m)
     bump(&m->refused_peer, 1);
 }
 
+void metrics_count_localapi(struct metrics_worker *m, int endpoint, int result)
+{
+    if (endpoint >= 0 && endpoint < METRICS_LOCALAPI_ENDPOINTS && result >= 0 &&
+        result < METRICS_LOCALAPI_RESULTS)
+        bump(&m->localapi[endpoint][result], 1);
+}
+
+void metrics_count_whois(struct metrics_worker *m, int outcome)
+{
+    if (outcome >= 0 && outcome < METRICS_WHOIS_OUTCOMES)
+        bump(&m->whois[outcome], 1);
+}
+
 void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok)
 {
     struct metrics_service *s = metrics_service(m, slot);
@@ -339,6 +354,44 @@ static bool seen_any(const struct metrics_service *t)
            t->tls_handshakes[0] || t->tls_handshakes[1];
 }
 
+/* LocalAPI calls and whois lookups, summed over the workers; series that
+ * stayed at zero are left out, and both families until a call was made. */
+static void render_tailscale(struct out *o, struct metrics_worker *const *workers, size_t nworkers)
+{
+    uint64_t calls[METRICS_LOCALAPI_ENDPOINTS][METRICS_LOCALAPI_RESULTS] = {{0}};
+    uint64_t whois[METRICS_WHOIS_OUTCOMES] = {0};
+    for (size_t w = 0; w < nworkers; w++) {
+        for (int e = 0; e < METRICS_LOCALAPI_ENDPOINTS; e++)
+            for (int r = 0; r < METRICS_LOCALAPI_RESULTS; r++)
+                calls[e][r] += get(&workers[w]->localapi[e][r]);
+        for (int k = 0; k < METRICS_WHOIS_OUTCOMES; k++)
+            whois[k] += get(&workers[w]->whois[k]);
+    }
+    uint64_t any = 0;
+    for (int e = 0; e < METRICS_LOCALAPI_ENDPOINTS; e++)
+        for (int r = 0; r < METRICS_LOCALAPI_RESULTS; r++)
+            any |= calls[e][r];
+    if (!any) /* no tailnet configured: the scrape stays as it was */
+        return;
+    outf(o, "# HELP portico_localapi_calls_total Calls to tailscaled's LocalAPI, by endpoint "
+            "and result.\n"
+            "# TYPE portico_localapi_calls_total counter\n");
+    for (int e = 0; e < METRICS_LOCALAPI_ENDPOINTS; e++)
+        for (int r = 0; r < METRICS_LOCALAPI_RESULTS; r++)
+            if (calls[e][r])
+                outf(o, "portico_localapi_calls_total{endpoint=\"%s\",result=\"%s\"} %llu\n",
+                     localapi_endpoint_name((enum localapi_endpoint)e),
+                     localapi_result_name((enum localapi_result)r),
+                     (unsigned long long)calls[e][r]);
+    outf(o, "# HELP portico_whois_lookups_total Tailnet caller lookups, by outcome (failed: "
+            "a whois call that gave no identity).\n"
+            "# TYPE portico_whois_lookups_total counter\n");
+    for (int k = 0; k < METRICS_WHOIS_OUTCOMES; k++)
+        if (whois[k])
+            outf(o, "portico_whois_lookups_total{outcome=\"%s\"} %llu\n",
+                 whois_outcome_name((enum whois_outcome)k), (unsigned long long)whois[k]);
+}
+
 char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, size_t *len)
 {
     struct out o = {.cap = 16384};
@@ -383,6 +436,7 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
          "# TYPE portico_connections_refused_total counter\n"
          "portico_connections_refused_total{reason=\"per_client_limit\"} %llu\n",
          (unsigned long long)refused);
+    render_tailscale(&o, workers, nworkers);
 
     /* Services that never saw traffic are left out: 10,000 idle services
      * should not make every scrape 10,000 series long. */

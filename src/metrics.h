@@ -35,6 +35,13 @@ struct metrics_service {
     uint64_t auth_count, auth_sum_us; /* subrequests made (cache hits excluded) */
 };
 
+/* LocalAPI calls by endpoint and result (enum localapi_endpoint and enum
+ * localapi_result: localapi.c checks the counts), and whois cache lookups
+ * by outcome (enum whois_outcome in whois.h). */
+#define METRICS_LOCALAPI_ENDPOINTS 6
+#define METRICS_LOCALAPI_RESULTS   6
+#define METRICS_WHOIS_OUTCOMES     5
+
 struct metrics_worker {
     /* chunks[i] holds slots i*METRICS_CHUNK ...; allocated by the worker,
      * published with a release store, read by the main thread. */
@@ -44,6 +51,8 @@ struct metrics_worker {
     uint64_t tls_active;   /* client connections with TLS terminated here */
     uint64_t reclaimed[2]; /* closed at max_connections: [0] request-less, [1] idle */
     uint64_t refused_peer; /* closed at limits.max_connections_per_client */
+    uint64_t localapi[METRICS_LOCALAPI_ENDPOINTS][METRICS_LOCALAPI_RESULTS];
+    uint64_t whois[METRICS_WHOIS_OUTCOMES];
 };
 
 /* Main thread only: give every service of c its slot (registering new names). */
@@ -71,6 +80,10 @@ void metrics_tls_close(struct metrics_worker *m);
 /* A forward-auth decision (result: enum auth_result) for the service in
  * slot; usec is the subrequest's duration, or -1 for a cached decision. */
 void metrics_count_auth(struct metrics_worker *m, size_t slot, int result, int64_t usec);
+/* A LocalAPI call ended (endpoint, result: the localapi.h enums). */
+void metrics_count_localapi(struct metrics_worker *m, int endpoint, int result);
+/* A whois cache lookup (outcome: enum whois_outcome). */
+void metrics_count_whois(struct metrics_worker *m, int outcome);
 /* A TCP forwarder or TLS passthrough connection of the service in slot. */
 void metrics_count_stream(struct metrics_worker *m, size_t slot);
 void metrics_worker_free(struct metrics_worker *m);

@@ -3,7 +3,7 @@
  * tailscaled node, once, from the command line.
  *
  * plan and apply read status, prefs and the serve configuration from the
- * LocalAPI (blocking, localapi_sync.c) and merge portico's services into
+ * LocalAPI (localapi_call_blocking, localapi_msg.c) and merge portico's services into
  * it (servecfg.c). apply then writes the serve configuration with If-Match
  * (another client writing in between gives 412: read again and merge
  * again, a bounded number of times), sets AdvertiseServices when it
@@ -29,7 +29,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "localapi_sync.h"
+#include "limits.h"
+#include "localapi.h"
 #include "log.h"
 #include "servecfg.h"
 #include "tsjson.h"
@@ -50,7 +51,7 @@ struct tsctx {
     struct tsjson_status st;
     struct tsjson_strlist adv;   /* AdvertiseServices now */
     struct tsjson_strlist owned; /* from the state file */
-    struct localapi_answer sc;   /* the serve config as read last */
+    struct localapi_reader sc;   /* the serve config as read last */
     char state[PATH_MAX];
 };
 
@@ -66,24 +67,23 @@ static int fail(const struct tsctx *x, const char *fmt, ...)
     return -1;
 }
 
-/* One LocalAPI call that must answer want (or 412 when allow_412). */
-static int call(struct tsctx *x, const char *method, const char *path, const char *if_match,
-                const char *body, struct localapi_answer *a, int want, bool allow_412)
+/* One LocalAPI call that must answer want (or 412 when allow_412); the
+ * answer stays in a (free it with localapi_reader_free). */
+static int call(struct tsctx *x, enum http1_method method, const char *path, const char *if_match,
+                const char *body, struct localapi_reader *a, int want, bool allow_412)
 {
     char err[700], msg[LOCALAPI_ERROR_SHOWN + 8];
-    localapi_answer_free(a);
-    enum localapi_fail f = localapi_sync_call(x->ts->socket, method, path, if_match, body,
-                                              body ? strlen(body) : 0, a, err, sizeof err);
-    if (f == LOCALAPI_DENIED)
-        return fail(x, "%s" OPERATOR_HINT, err);
-    if (f != LOCALAPI_OK)
-        return fail(x, "%s", err);
-    if (a->status == want || (allow_412 && a->status == 412))
+    const struct localapi_request req = {method, path, if_match, body, body ? strlen(body) : 0};
+    localapi_reader_free(a);
+    if (localapi_call_blocking(x->ts->socket, &req, TIMEOUT_LOCALAPI_CLI_MS, a, err, sizeof err) <
+        0)
+        return fail(x, "%s%s", err, errno == EACCES || errno == EPERM ? OPERATOR_HINT : "");
+    if (a->resp.status == want || (allow_412 && a->resp.status == 412))
         return 0;
     localapi_error_text(a, msg, sizeof msg);
-    bool perm = a->status == 401 || a->status == 403;
-    return fail(x, "tailscaled refused %s %s with %d: %s%s", method, path, a->status,
-                msg[0] ? msg : "(no message)", perm ? OPERATOR_HINT : "");
+    bool perm = a->resp.status == 401 || a->resp.status == 403;
+    return fail(x, "tailscaled refused %s %s with %d: %s%s", localapi_method_name(method), path,
+                a->resp.status, msg[0] ? msg : "(no message)", perm ? OPERATOR_HINT : "");
 }
 
 /* ---- the owned list (state file) ------------------------------------------- */
@@ -171,11 +171,13 @@ static int get_parsed(struct tsctx *x, const char *path, const char *what,
                       int (*parse)(const char *, size_t, void *, char *, size_t), void *out)
 {
     char err[512];
-    struct localapi_answer a = {0};
-    int rc = call(x, "GET", path, NULL, NULL, &a, 200, false);
-    if (rc == 0 && parse(a.body, a.len, out, err, sizeof err) < 0)
+    struct localapi_reader a = {0};
+    int rc = call(x, METHOD_GET, path, NULL, NULL, &a, 200, false);
+    size_t len;
+    const char *body = rc == 0 ? localapi_reader_body(&a, &len) : NULL;
+    if (body && parse(body, len, out, err, sizeof err) < 0)
         rc = fail(x, "tailscaled's %s: %s", what, err);
-    localapi_answer_free(&a);
+    localapi_reader_free(&a);
     return rc;
 }
 
@@ -225,7 +227,9 @@ static int merge(struct tsctx *x, struct servecfg_result *r)
                                 x->adv.n};
     servecfg_result_free(r);
     memset(r, 0, sizeof *r);
-    if (servecfg_merge(x->sc.body, x->sc.len, &in, r, err, sizeof err) < 0)
+    size_t sclen;
+    const char *sc = localapi_reader_body(&x->sc, &sclen);
+    if (servecfg_merge(sc, sclen, &in, r, err, sizeof err) < 0)
         return fail(x, "%s", err);
     return 0;
 }
@@ -246,12 +250,12 @@ static void print_advertise(const struct tsctx *x, const struct servecfg_result 
 static int cmd_plan(struct tsctx *x)
 {
     struct servecfg_result r = {0};
-    int rc =
-        read_status(x) < 0 || read_prefs(x) < 0 || read_owned(x) < 0 ||
-                call(x, "GET", "/localapi/v0/serve-config", NULL, NULL, &x->sc, 200, false) < 0 ||
-                merge(x, &r) < 0
-            ? 1
-            : 0;
+    int rc = read_status(x) < 0 || read_prefs(x) < 0 || read_owned(x) < 0 ||
+                     call(x, METHOD_GET, "/localapi/v0/serve-config", NULL, NULL, &x->sc, 200,
+                          false) < 0 ||
+                     merge(x, &r) < 0
+                 ? 1
+                 : 0;
     if (rc == 0) {
         fputs(r.plan, stdout);
         print_advertise(x, &r);
@@ -273,7 +277,8 @@ static int cmd_plan(struct tsctx *x)
 static int cmd_apply(struct tsctx *x)
 {
     struct servecfg_result r = {0};
-    struct localapi_answer post = {0};
+    struct localapi_reader post = {0};
+    char etag[LIMIT_LOCALAPI_ETAG_BYTES];
     bool written = false;
     int attempt = 0, rc = 0;
     if (read_status(x) < 0 || read_prefs(x) < 0 || read_owned(x) < 0)
@@ -281,7 +286,7 @@ static int cmd_apply(struct tsctx *x)
     /* Read, merge, write with If-Match; a 412 means another client wrote
      * in between: start again from what it wrote. */
     for (; rc == 0 && attempt < APPLY_ATTEMPTS; attempt++) {
-        if (call(x, "GET", "/localapi/v0/serve-config", NULL, NULL, &x->sc, 200, false) < 0 ||
+        if (call(x, METHOD_GET, "/localapi/v0/serve-config", NULL, NULL, &x->sc, 200, false) < 0 ||
             merge(x, &r) < 0) {
             rc = -1;
             break;
@@ -289,12 +294,13 @@ static int cmd_apply(struct tsctx *x)
         if (!r.changed && !r.interim)
             break;
         const char *doc = r.interim ? r.interim : r.json;
-        if (call(x, "POST", "/localapi/v0/serve-config", x->sc.etag[0] ? x->sc.etag : NULL, doc,
-                 &post, 200, true) < 0) {
+        bool has_etag = localapi_reader_etag(&x->sc, etag, sizeof etag);
+        if (call(x, METHOD_POST, "/localapi/v0/serve-config", has_etag ? etag : NULL, doc, &post,
+                 200, true) < 0) {
             rc = -1;
             break;
         }
-        if (post.status == 412) {
+        if (post.resp.status == 412) {
             fprintf(stderr, "portico tailscale apply: another client changed the serve config; "
                             "reading it again\n");
             continue;
@@ -303,7 +309,7 @@ static int cmd_apply(struct tsctx *x)
         if (!r.interim)
             break; /* else: the interim step is written, merge again from it */
     }
-    localapi_answer_free(&post);
+    localapi_reader_free(&post);
     if (rc == 0 && attempt == APPLY_ATTEMPTS)
         rc = fail(x,
                   "the serve config changed under every one of %d attempts to write it; another "
@@ -312,9 +318,9 @@ static int cmd_apply(struct tsctx *x)
     char *body = NULL;
     if (rc == 0 && r.advertise_changed) {
         body = tsjson_advertise_body((const char *const *)r.advertise.v, r.advertise.n);
-        rc = body ? call(x, "PATCH", "/localapi/v0/prefs", NULL, body, &post, 200, false)
+        rc = body ? call(x, METHOD_PATCH, "/localapi/v0/prefs", NULL, body, &post, 200, false)
                   : fail(x, "out of memory");
-        localapi_answer_free(&post);
+        localapi_reader_free(&post);
     }
     free(body);
     if (rc == 0 && !lists_equal(&r.owned, &x->owned))
@@ -354,9 +360,11 @@ static bool approved(const struct tsjson_status *st, const char *svc)
 static int cmd_status(struct tsctx *x)
 {
     if (read_status(x) < 0 || read_prefs(x) < 0 ||
-        call(x, "GET", "/localapi/v0/serve-config", NULL, NULL, &x->sc, 200, false) < 0)
+        call(x, METHOD_GET, "/localapi/v0/serve-config", NULL, NULL, &x->sc, 200, false) < 0)
         return 1;
-    json_t *root = json_loadb(x->sc.body, x->sc.len, JSON_DECODE_ANY, NULL);
+    size_t sclen;
+    const char *sc = localapi_reader_body(&x->sc, &sclen);
+    json_t *root = json_loadb(sc, sclen, JSON_DECODE_ANY, NULL);
     if (!root)
         return fail(x, "tailscaled's serve config is not JSON"), 1;
     printf("node %s (tailscaled %s), %zu %s configured%s\n", x->st.dns_name, x->st.version, x->n,
@@ -456,7 +464,7 @@ int tscli_run(const char *sub, const char *config_path)
     tsjson_status_free(&x.st);
     tsjson_strlist_free(&x.adv);
     tsjson_strlist_free(&x.owned);
-    localapi_answer_free(&x.sc);
+    localapi_reader_free(&x.sc);
     config_unref(x.c);
     return rc;
 }
