@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 
+#include "hex.h"
 #include "limits.h"
 
 #define CHUNK_SIZE_DIGITS_MAX 16
@@ -76,17 +77,6 @@ static bool is_ws(unsigned char ch)
 static bool is_qchar(unsigned char ch)
 {
     return ch == '\t' || (ch >= 0x20 && ch != 0x7f);
-}
-
-static int hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
 }
 
 void chunked_decoder_init(struct chunked_decoder *d)
@@ -164,7 +154,7 @@ int chunked_decode(struct chunked_decoder *d, const char *in, size_t len, size_t
         unsigned char ch = (unsigned char)in[i];
         switch (d->state) {
         case CS_SIZE: {
-            int v = hexval(ch);
+            int v = hex_digit_value(ch);
             if (v >= 0) {
                 if (++d->digits > CHUNK_SIZE_DIGITS_MAX ||
                     d->remaining > (UINT64_C(0x7fffffffffffffff) >> 4))

@@ -128,16 +128,8 @@ static int parse_auth_provider(struct parser *p, struct config_auth *a, const ya
     char what[LIMIT_SERVICE_NAME + 64], where[LIMIT_SERVICE_NAME + 48];
     const char *name = cfg_scalar(k);
     a->line = (int)k->start_mark.line + 1;
-    if (!cfg_name_valid(name, k->data.scalar.length))
-        return cfg_fail(p, k,
-                        "invalid auth provider name \"%s\" (use 1 to %d lower-case letters, digits "
-                        "and '-', not at either end)",
-                        cfg_show(p, name), LIMIT_SERVICE_NAME);
-    a->name = cfg_strdup(p, name);
-    if (!a->name)
-        return cfg_fail_oom(p);
-    p->owner_kind = "auth provider";
-    p->owner = a->name;
+    if (!(a->name = cfg_entry_name(p, k, "auth provider")))
+        return -1;
     snprintf(where, sizeof where, "in auth provider \"%s\"", name);
     snprintf(what, sizeof what, "auth.%s", name);
     struct cfg_seen seen;

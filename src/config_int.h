@@ -207,7 +207,10 @@ int cfg_parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
 
 /* ---- sections ---- */
 
-bool cfg_name_valid(const char *s, size_t len);                 /* config_service.c */
+/* The name of a service or auth provider (mapping key k), checked and copied
+ * into the snapshot; later messages name it as "kind NAME". NULL after an
+ * error. (config_service.c) */
+char *cfg_entry_name(struct parser *p, const yaml_node_t *k, const char *kind);
 int cfg_parse_services(struct parser *p, const yaml_node_t *n); /* config_service.c */
 /* config_routes.c: CFG_FUNC readers of a service's keys (target: the service). */
 int cfg_read_routes(struct parser *p, const yaml_node_t *n, const char *what, void *field,

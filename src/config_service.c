@@ -12,7 +12,7 @@
 
 /* ---- services ------------------------------------------------------------------- */
 
-bool cfg_name_valid(const char *s, size_t len)
+static bool name_valid(const char *s, size_t len)
 {
     if (len == 0 || len > LIMIT_SERVICE_NAME || strlen(s) != len || s[0] == '-' ||
         s[len - 1] == '-')
@@ -21,6 +21,26 @@ bool cfg_name_valid(const char *s, size_t len)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
             return false;
     return true;
+}
+
+char *cfg_entry_name(struct parser *p, const yaml_node_t *k, const char *kind)
+{
+    const char *name = cfg_scalar(k);
+    if (!name_valid(name, k->data.scalar.length)) {
+        cfg_fail(p, k,
+                 "invalid %s name \"%s\" (use 1 to %d lower-case letters, digits and '-', not "
+                 "at either end)",
+                 kind, cfg_show(p, name), LIMIT_SERVICE_NAME);
+        return NULL;
+    }
+    char *copy = cfg_strdup(p, name);
+    if (!copy) {
+        cfg_fail_oom(p);
+        return NULL;
+    }
+    p->owner_kind = kind;
+    p->owner = copy;
+    return copy;
 }
 
 /* Add a normalised host name owned by svc to the host table. */
@@ -278,16 +298,8 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
     char what[LIMIT_SERVICE_NAME + 64], where[LIMIT_SERVICE_NAME + 32];
     const char *name = cfg_scalar(k);
     svc->line = (int)k->start_mark.line + 1;
-    if (!cfg_name_valid(name, k->data.scalar.length))
-        return cfg_fail(p, k,
-                        "invalid service name \"%s\" (use 1 to %d lower-case letters, digits and "
-                        "'-', not at either end)",
-                        cfg_show(p, name), LIMIT_SERVICE_NAME);
-    svc->name = cfg_strdup(p, name);
-    if (!svc->name)
-        return cfg_fail_oom(p);
-    p->owner_kind = "service";
-    p->owner = svc->name;
+    if (!(svc->name = cfg_entry_name(p, k, "service")))
+        return -1;
     snprintf(what, sizeof what, "services.%s", name);
     snprintf(where, sizeof where, "in service \"%s\"", name);
     struct cfg_seen seen;

@@ -2,7 +2,6 @@
 #include "metrics.h"
 #include "resolve.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 
 #include "config.h"
 #include "localapi.h"
+#include "strbuf.h"
 #include "whois.h"
 
 static const uint64_t bucket_us[METRICS_BUCKETS] = {
@@ -279,41 +279,6 @@ void metrics_worker_free(struct metrics_worker *m)
 
 /* ---- rendering --------------------------------------------------------------- */
 
-struct out {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void outf(struct out *o, const char *fmt, ...)
-{
-    if (o->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = 1;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)n;
-        char *p = realloc(o->p, cap);
-        if (!p) {
-            o->oom = 1;
-            return;
-        }
-        o->p = p;
-        o->cap = cap;
-    }
-}
-
 static void sum_service(struct metrics_worker *const *workers, size_t nworkers, size_t slot,
                         struct metrics_service *t)
 {
@@ -356,7 +321,8 @@ static bool seen_any(const struct metrics_service *t)
 
 /* LocalAPI calls and whois lookups, summed over the workers; series that
  * stayed at zero are left out, and both families until a call was made. */
-static void render_tailscale(struct out *o, struct metrics_worker *const *workers, size_t nworkers)
+static void render_tailscale(struct strbuf *o, struct metrics_worker *const *workers,
+                             size_t nworkers)
 {
     uint64_t calls[METRICS_LOCALAPI_ENDPOINTS][METRICS_LOCALAPI_RESULTS] = {{0}};
     uint64_t whois[METRICS_WHOIS_OUTCOMES] = {0};
@@ -373,32 +339,34 @@ static void render_tailscale(struct out *o, struct metrics_worker *const *worker
             any |= calls[e][r];
     if (!any) /* no tailnet configured: the scrape stays as it was */
         return;
-    outf(o, "# HELP portico_localapi_calls_total Calls to tailscaled's LocalAPI, by endpoint "
-            "and result.\n"
-            "# TYPE portico_localapi_calls_total counter\n");
+    strbuf_printf(o,
+                  "# HELP portico_localapi_calls_total Calls to tailscaled's LocalAPI, by endpoint "
+                  "and result.\n"
+                  "# TYPE portico_localapi_calls_total counter\n");
     for (int e = 0; e < METRICS_LOCALAPI_ENDPOINTS; e++)
         for (int r = 0; r < METRICS_LOCALAPI_RESULTS; r++)
             if (calls[e][r])
-                outf(o, "portico_localapi_calls_total{endpoint=\"%s\",result=\"%s\"} %llu\n",
-                     localapi_endpoint_name((enum localapi_endpoint)e),
-                     localapi_result_name((enum localapi_result)r),
-                     (unsigned long long)calls[e][r]);
-    outf(o, "# HELP portico_whois_lookups_total Tailnet caller lookups, by outcome (failed: "
-            "a whois call that gave no identity).\n"
-            "# TYPE portico_whois_lookups_total counter\n");
+                strbuf_printf(
+                    o, "portico_localapi_calls_total{endpoint=\"%s\",result=\"%s\"} %llu\n",
+                    localapi_endpoint_name((enum localapi_endpoint)e),
+                    localapi_result_name((enum localapi_result)r), (unsigned long long)calls[e][r]);
+    strbuf_printf(o,
+                  "# HELP portico_whois_lookups_total Tailnet caller lookups, by outcome (failed: "
+                  "a whois call that gave no identity).\n"
+                  "# TYPE portico_whois_lookups_total counter\n");
     for (int k = 0; k < METRICS_WHOIS_OUTCOMES; k++)
         if (whois[k])
-            outf(o, "portico_whois_lookups_total{outcome=\"%s\"} %llu\n",
-                 whois_outcome_name((enum whois_outcome)k), (unsigned long long)whois[k]);
+            strbuf_printf(o, "portico_whois_lookups_total{outcome=\"%s\"} %llu\n",
+                          whois_outcome_name((enum whois_outcome)k), (unsigned long long)whois[k]);
 }
 
 char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, size_t *len)
 {
-    struct out o = {.cap = 16384};
-    o.p = malloc(o.cap);
-    if (!o.p)
+    struct strbuf o = {.cap = 16384};
+    o.s = malloc(o.cap);
+    if (!o.s)
         return NULL;
-    o.p[0] = '\0';
+    o.s[0] = '\0';
     uint64_t active = 0, total = 0, tls_active = 0, reclaimed[2] = {0, 0}, refused = 0;
     for (size_t w = 0; w < nworkers; w++) {
         active += get(&workers[w]->connections_active);
@@ -408,76 +376,80 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
         reclaimed[1] += get(&workers[w]->reclaimed[1]);
         refused += get(&workers[w]->refused_peer);
     }
-    outf(&o,
-         "# HELP portico_connections_active Client connections open now.\n"
-         "# TYPE portico_connections_active gauge\n"
-         "portico_connections_active %llu\n",
-         (unsigned long long)active);
-    outf(&o,
-         "# HELP portico_connections_total Client connections accepted.\n"
-         "# TYPE portico_connections_total counter\n"
-         "portico_connections_total %llu\n",
-         (unsigned long long)total);
-    outf(&o,
-         "# HELP portico_tls_connections_active Client connections with TLS terminated here.\n"
-         "# TYPE portico_tls_connections_active gauge\n"
-         "portico_tls_connections_active %llu\n",
-         (unsigned long long)tls_active);
-    outf(&o,
-         "# HELP portico_connections_reclaimed_total Client connections closed at "
-         "max_connections to make room, by what they were doing.\n"
-         "# TYPE portico_connections_reclaimed_total counter\n"
-         "portico_connections_reclaimed_total{state=\"idle\"} %llu\n"
-         "portico_connections_reclaimed_total{state=\"waiting\"} %llu\n",
-         (unsigned long long)reclaimed[1], (unsigned long long)reclaimed[0]);
-    outf(&o,
-         "# HELP portico_connections_refused_total Client connections closed at once, by "
-         "reason.\n"
-         "# TYPE portico_connections_refused_total counter\n"
-         "portico_connections_refused_total{reason=\"per_client_limit\"} %llu\n",
-         (unsigned long long)refused);
+    strbuf_printf(&o,
+                  "# HELP portico_connections_active Client connections open now.\n"
+                  "# TYPE portico_connections_active gauge\n"
+                  "portico_connections_active %llu\n",
+                  (unsigned long long)active);
+    strbuf_printf(&o,
+                  "# HELP portico_connections_total Client connections accepted.\n"
+                  "# TYPE portico_connections_total counter\n"
+                  "portico_connections_total %llu\n",
+                  (unsigned long long)total);
+    strbuf_printf(
+        &o,
+        "# HELP portico_tls_connections_active Client connections with TLS terminated here.\n"
+        "# TYPE portico_tls_connections_active gauge\n"
+        "portico_tls_connections_active %llu\n",
+        (unsigned long long)tls_active);
+    strbuf_printf(&o,
+                  "# HELP portico_connections_reclaimed_total Client connections closed at "
+                  "max_connections to make room, by what they were doing.\n"
+                  "# TYPE portico_connections_reclaimed_total counter\n"
+                  "portico_connections_reclaimed_total{state=\"idle\"} %llu\n"
+                  "portico_connections_reclaimed_total{state=\"waiting\"} %llu\n",
+                  (unsigned long long)reclaimed[1], (unsigned long long)reclaimed[0]);
+    strbuf_printf(&o,
+                  "# HELP portico_connections_refused_total Client connections closed at once, by "
+                  "reason.\n"
+                  "# TYPE portico_connections_refused_total counter\n"
+                  "portico_connections_refused_total{reason=\"per_client_limit\"} %llu\n",
+                  (unsigned long long)refused);
     render_tailscale(&o, workers, nworkers);
 
     /* Services that never saw traffic are left out: 10,000 idle services
      * should not make every scrape 10,000 series long. */
     struct metrics_service *sums = nnames ? calloc(nnames, sizeof *sums) : NULL;
     if (nnames && !sums) {
-        free(o.p);
+        free(o.s);
         return NULL;
     }
     for (size_t s = 0; s < nnames; s++)
         sum_service(workers, nworkers, s, &sums[s]);
 
     static const char *const classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-    outf(&o, "# HELP portico_requests_total Requests answered, by service and status class.\n"
-             "# TYPE portico_requests_total counter\n");
+    strbuf_printf(&o,
+                  "# HELP portico_requests_total Requests answered, by service and status class.\n"
+                  "# TYPE portico_requests_total counter\n");
     for (size_t s = 0; s < nnames; s++) {
         if (!seen_any(&sums[s]))
             continue;
         for (int i = 0; i < 5; i++)
-            outf(&o, "portico_requests_total{service=\"%s\",code=\"%s\"} %llu\n", names[s],
-                 classes[i], (unsigned long long)sums[s].requests[i]);
+            strbuf_printf(&o, "portico_requests_total{service=\"%s\",code=\"%s\"} %llu\n", names[s],
+                          classes[i], (unsigned long long)sums[s].requests[i]);
     }
-    outf(&o, "# HELP portico_request_duration_seconds Time from request head to the end of the "
-             "response.\n"
-             "# TYPE portico_request_duration_seconds histogram\n");
+    strbuf_printf(
+        &o, "# HELP portico_request_duration_seconds Time from request head to the end of the "
+            "response.\n"
+            "# TYPE portico_request_duration_seconds histogram\n");
     for (size_t s = 0; s < nnames; s++) {
         if (!seen_any(&sums[s]))
             continue;
         uint64_t cum = 0;
         for (int i = 0; i < METRICS_BUCKETS; i++) {
             cum += sums[s].buckets[i];
-            outf(&o, "portico_request_duration_seconds_bucket{service=\"%s\",le=\"%s\"} %llu\n",
-                 names[s], bucket_le[i], (unsigned long long)cum);
+            strbuf_printf(
+                &o, "portico_request_duration_seconds_bucket{service=\"%s\",le=\"%s\"} %llu\n",
+                names[s], bucket_le[i], (unsigned long long)cum);
         }
-        outf(&o,
-             "portico_request_duration_seconds_bucket{service=\"%s\",le=\"+Inf\"} %llu\n"
-             "portico_request_duration_seconds_sum{service=\"%s\"} %llu.%06llu\n"
-             "portico_request_duration_seconds_count{service=\"%s\"} %llu\n",
-             names[s], (unsigned long long)sums[s].count, names[s],
-             (unsigned long long)(sums[s].sum_us / 1000000),
-             (unsigned long long)(sums[s].sum_us % 1000000), names[s],
-             (unsigned long long)sums[s].count);
+        strbuf_printf(&o,
+                      "portico_request_duration_seconds_bucket{service=\"%s\",le=\"+Inf\"} %llu\n"
+                      "portico_request_duration_seconds_sum{service=\"%s\"} %llu.%06llu\n"
+                      "portico_request_duration_seconds_count{service=\"%s\"} %llu\n",
+                      names[s], (unsigned long long)sums[s].count, names[s],
+                      (unsigned long long)(sums[s].sum_us / 1000000),
+                      (unsigned long long)(sums[s].sum_us % 1000000), names[s],
+                      (unsigned long long)sums[s].count);
     }
     struct {
         const char *name, *help;
@@ -496,93 +468,101 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
          offsetof(struct metrics_service, bytes_out)},
     };
     for (size_t k = 0; k < sizeof simple / sizeof simple[0]; k++) {
-        outf(&o, "# HELP %s %s\n# TYPE %s counter\n", simple[k].name, simple[k].help,
-             simple[k].name);
+        strbuf_printf(&o, "# HELP %s %s\n# TYPE %s counter\n", simple[k].name, simple[k].help,
+                      simple[k].name);
         for (size_t s = 0; s < nnames; s++) {
             if (!seen_any(&sums[s]))
                 continue;
             const uint64_t *v = (const uint64_t *)((const char *)&sums[s] + simple[k].off);
-            outf(&o, "%s{service=\"%s\"} %llu\n", simple[k].name, names[s], (unsigned long long)*v);
+            strbuf_printf(&o, "%s{service=\"%s\"} %llu\n", simple[k].name, names[s],
+                          (unsigned long long)*v);
         }
     }
-    outf(&o, "# HELP portico_tls_handshakes_total TLS handshakes on TLS listeners, by the service "
-             "their SNI names and result.\n"
-             "# TYPE portico_tls_handshakes_total counter\n");
+    strbuf_printf(
+        &o, "# HELP portico_tls_handshakes_total TLS handshakes on TLS listeners, by the service "
+            "their SNI names and result.\n"
+            "# TYPE portico_tls_handshakes_total counter\n");
     for (size_t s = 0; s < nnames; s++) {
         if (!sums[s].tls_handshakes[0] && !sums[s].tls_handshakes[1])
             continue;
-        outf(&o,
-             "portico_tls_handshakes_total{service=\"%s\",result=\"ok\"} %llu\n"
-             "portico_tls_handshakes_total{service=\"%s\",result=\"failed\"} %llu\n",
-             names[s], (unsigned long long)sums[s].tls_handshakes[1], names[s],
-             (unsigned long long)sums[s].tls_handshakes[0]);
+        strbuf_printf(&o,
+                      "portico_tls_handshakes_total{service=\"%s\",result=\"ok\"} %llu\n"
+                      "portico_tls_handshakes_total{service=\"%s\",result=\"failed\"} %llu\n",
+                      names[s], (unsigned long long)sums[s].tls_handshakes[1], names[s],
+                      (unsigned long long)sums[s].tls_handshakes[0]);
     }
-    outf(&o, "# HELP portico_stream_connections_total TCP forwarder and TLS passthrough "
-             "connections.\n"
-             "# TYPE portico_stream_connections_total counter\n");
+    strbuf_printf(&o, "# HELP portico_stream_connections_total TCP forwarder and TLS passthrough "
+                      "connections.\n"
+                      "# TYPE portico_stream_connections_total counter\n");
     for (size_t s = 0; s < nnames; s++)
         if (sums[s].streams)
-            outf(&o, "portico_stream_connections_total{service=\"%s\"} %llu\n", names[s],
-                 (unsigned long long)sums[s].streams);
+            strbuf_printf(&o, "portico_stream_connections_total{service=\"%s\"} %llu\n", names[s],
+                          (unsigned long long)sums[s].streams);
     static const char *const auth_results[4] = {"allowed", "redirected", "denied", "error"};
-    outf(&o, "# HELP portico_auth_decisions_total Forward-auth decisions, by provider, service "
-             "and result.\n"
-             "# TYPE portico_auth_decisions_total counter\n");
+    strbuf_printf(
+        &o, "# HELP portico_auth_decisions_total Forward-auth decisions, by provider, service "
+            "and result.\n"
+            "# TYPE portico_auth_decisions_total counter\n");
     for (size_t s = 0; s < nnames; s++) {
         uint64_t any = sums[s].auth[0] + sums[s].auth[1] + sums[s].auth[2] + sums[s].auth[3];
         if (!any || !providers[s])
             continue;
         for (int i = 0; i < 4; i++)
-            outf(&o,
-                 "portico_auth_decisions_total{provider=\"%s\",service=\"%s\",result=\"%s\"} "
-                 "%llu\n",
-                 providers[s], names[s], auth_results[i], (unsigned long long)sums[s].auth[i]);
+            strbuf_printf(
+                &o,
+                "portico_auth_decisions_total{provider=\"%s\",service=\"%s\",result=\"%s\"} "
+                "%llu\n",
+                providers[s], names[s], auth_results[i], (unsigned long long)sums[s].auth[i]);
     }
-    outf(&o, "# HELP portico_auth_duration_seconds Time to get the auth provider's answer.\n"
-             "# TYPE portico_auth_duration_seconds histogram\n");
+    strbuf_printf(&o,
+                  "# HELP portico_auth_duration_seconds Time to get the auth provider's answer.\n"
+                  "# TYPE portico_auth_duration_seconds histogram\n");
     for (size_t s = 0; s < nnames; s++) {
         if (!sums[s].auth_count || !providers[s])
             continue;
         uint64_t cum = 0;
         for (int i = 0; i < METRICS_BUCKETS; i++) {
             cum += sums[s].auth_buckets[i];
-            outf(&o,
-                 "portico_auth_duration_seconds_bucket{provider=\"%s\",service=\"%s\",le=\"%s\"} "
-                 "%llu\n",
-                 providers[s], names[s], bucket_le[i], (unsigned long long)cum);
+            strbuf_printf(
+                &o,
+                "portico_auth_duration_seconds_bucket{provider=\"%s\",service=\"%s\",le=\"%s\"} "
+                "%llu\n",
+                providers[s], names[s], bucket_le[i], (unsigned long long)cum);
         }
-        outf(&o,
-             "portico_auth_duration_seconds_bucket{provider=\"%s\",service=\"%s\",le=\"+Inf\"} "
-             "%llu\n"
-             "portico_auth_duration_seconds_sum{provider=\"%s\",service=\"%s\"} %llu.%06llu\n"
-             "portico_auth_duration_seconds_count{provider=\"%s\",service=\"%s\"} %llu\n",
-             providers[s], names[s], (unsigned long long)sums[s].auth_count, providers[s], names[s],
-             (unsigned long long)(sums[s].auth_sum_us / 1000000),
-             (unsigned long long)(sums[s].auth_sum_us % 1000000), providers[s], names[s],
-             (unsigned long long)sums[s].auth_count);
+        strbuf_printf(
+            &o,
+            "portico_auth_duration_seconds_bucket{provider=\"%s\",service=\"%s\",le=\"+Inf\"} "
+            "%llu\n"
+            "portico_auth_duration_seconds_sum{provider=\"%s\",service=\"%s\"} %llu.%06llu\n"
+            "portico_auth_duration_seconds_count{provider=\"%s\",service=\"%s\"} %llu\n",
+            providers[s], names[s], (unsigned long long)sums[s].auth_count, providers[s], names[s],
+            (unsigned long long)(sums[s].auth_sum_us / 1000000),
+            (unsigned long long)(sums[s].auth_sum_us % 1000000), providers[s], names[s],
+            (unsigned long long)sums[s].auth_count);
     }
     free(sums);
     struct resolve_stats rs;
     resolve_get_stats(&rs);
-    outf(&o,
-         "# HELP portico_resolutions_total Lookups of upstream host names, by result.\n"
-         "# TYPE portico_resolutions_total counter\n"
-         "portico_resolutions_total{result=\"ok\"} %llu\n"
-         "portico_resolutions_total{result=\"error\"} %llu\n"
-         "# HELP portico_resolution_changes_total Upstream host names that moved to a new "
-         "address.\n"
-         "# TYPE portico_resolution_changes_total counter\n"
-         "portico_resolution_changes_total %llu\n"
-         "# HELP portico_upstreams_unresolved Upstream host names in use that have no address "
-         "(their traffic fails).\n"
-         "# TYPE portico_upstreams_unresolved gauge\n"
-         "portico_upstreams_unresolved %llu\n",
-         (unsigned long long)rs.ok, (unsigned long long)rs.failed, (unsigned long long)rs.changes,
-         (unsigned long long)rs.unresolved);
+    strbuf_printf(
+        &o,
+        "# HELP portico_resolutions_total Lookups of upstream host names, by result.\n"
+        "# TYPE portico_resolutions_total counter\n"
+        "portico_resolutions_total{result=\"ok\"} %llu\n"
+        "portico_resolutions_total{result=\"error\"} %llu\n"
+        "# HELP portico_resolution_changes_total Upstream host names that moved to a new "
+        "address.\n"
+        "# TYPE portico_resolution_changes_total counter\n"
+        "portico_resolution_changes_total %llu\n"
+        "# HELP portico_upstreams_unresolved Upstream host names in use that have no address "
+        "(their traffic fails).\n"
+        "# TYPE portico_upstreams_unresolved gauge\n"
+        "portico_upstreams_unresolved %llu\n",
+        (unsigned long long)rs.ok, (unsigned long long)rs.failed, (unsigned long long)rs.changes,
+        (unsigned long long)rs.unresolved);
     if (o.oom) {
-        free(o.p);
+        free(o.s);
         return NULL;
     }
     *len = o.len;
-    return o.p;
+    return o.s;
 }

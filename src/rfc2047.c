@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hex.h"
+
 /* Where bytes go: a buffer, or nowhere (a dry run), and optionally compared
  * with an expected string on the way (rfc2047_decode_tailscale). */
 struct sink {
@@ -152,17 +154,6 @@ static void put_converted(struct sink *o, enum charset cs, unsigned char c)
     }
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10; /* Go accepts lower case too */
-    return -1;
-}
-
 /* Go's qDecode. o NULL: only check. Stops at the first bad byte. */
 static int q_decode(const char *t, size_t n, struct sink *o, enum charset cs)
 {
@@ -174,7 +165,8 @@ static int q_decode(const char *t, size_t n, struct sink *o, enum charset cs)
         } else if (c == '=') {
             if (i + 2 >= n)
                 return -1;
-            int h = hex_val(t[i + 1]), l = hex_val(t[i + 2]);
+            int h = hex_digit_value((unsigned char)t[i + 1]),
+                l = hex_digit_value((unsigned char)t[i + 2]);
             if (h < 0 || l < 0)
                 return -1;
             b = (unsigned char)(h << 4 | l);

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "hex.h"
 #include "limits.h"
 
 struct route_entry {
@@ -213,17 +214,6 @@ int route_host_normalize(const char *in, size_t len, char *out, size_t cap)
 
 /* ---- paths ----------------------------------------------------------------- */
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_unreserved(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -252,7 +242,8 @@ int route_path_normalize(const char *in, size_t len, char *out, size_t cap)
             if (c == '%') {
                 if (i + 2 >= len)
                     return -1;
-                int hi = hexval((unsigned char)in[i + 1]), lo = hexval((unsigned char)in[i + 2]);
+                int hi = hex_digit_value((unsigned char)in[i + 1]),
+                    lo = hex_digit_value((unsigned char)in[i + 2]);
                 if (hi < 0 || lo < 0)
                     return -1;
                 unsigned char d = (unsigned char)(hi * 16 + lo);
@@ -329,8 +320,8 @@ int route_path_read(const char *in, size_t len, unsigned how, char *out, size_t 
         if (i < len) {
             unsigned char c = (unsigned char)in[i];
             if (c == '%') {
-                int hi = i + 2 < len ? hexval((unsigned char)in[i + 1]) : -1;
-                int lo = i + 2 < len ? hexval((unsigned char)in[i + 2]) : -1;
+                int hi = i + 2 < len ? hex_digit_value((unsigned char)in[i + 1]) : -1;
+                int lo = i + 2 < len ? hex_digit_value((unsigned char)in[i + 2]) : -1;
                 if (hi < 0 || lo < 0)
                     return -1;
                 unsigned char d = (unsigned char)(hi * 16 + lo);

@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "strbuf.h"
+
 static const char *const kind_names[] = {"https", "tcp", "passthrough"};
 
 /* ---- checking what the caller asks for ----------------------------------- */
@@ -167,55 +169,16 @@ static const char *web_target(const json_t *entry, const char *port)
     return NULL;
 }
 
-/* Append printf output to a growing string; errors are sticky. */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->s && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 256) + (size_t)n;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        if (!b->s)
-            s[0] = '\0';
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
 /* Append up to max bytes of a string another tool wrote, control characters
  * shown as '?': a plan line stays one line and carries no terminal escape. */
-static void sb_text(struct sbuf *b, const char *s, size_t max)
+static void sb_text(struct strbuf *b, const char *s, size_t max)
 {
     char tmp[512];
     size_t n = 0;
     for (; n < max && n < sizeof tmp - 1 && s[n]; n++)
         tmp[n] = ((unsigned char)s[n] < 0x20 || s[n] == 0x7f) ? '?' : s[n];
     tmp[n] = '\0';
-    sb_printf(b, "%s", tmp);
+    strbuf_printf(b, "%s", tmp);
 }
 
 static int port_cmp(const void *a, const void *b)
@@ -226,20 +189,20 @@ static int port_cmp(const void *a, const void *b)
 }
 
 /* One line's worth of what an entry does, e.g. "https 443 -> unix:/x". */
-static void describe(struct sbuf *b, const json_t *entry)
+static void describe(struct strbuf *b, const json_t *entry)
 {
     if (!json_is_object(entry)) {
-        sb_printf(b, "(empty)");
+        strbuf_printf(b, "(empty)");
         return;
     }
     if (truthy(entry, "Tun")) {
-        sb_printf(b, "tun");
+        strbuf_printf(b, "tun");
         return;
     }
     const json_t *tcp = json_object_get(entry, "TCP");
     size_t n = json_is_object(tcp) ? json_object_size(tcp) : 0;
     if (n == 0) {
-        sb_printf(b, "(no ports)");
+        strbuf_printf(b, "(no ports)");
         return;
     }
     const char *ports[8];
@@ -255,19 +218,19 @@ static void describe(struct sbuf *b, const json_t *entry)
     for (size_t i = 0; i < np; i++) {
         const json_t *h = json_object_get(tcp, ports[i]);
         int t = serve_type(h);
-        sb_printf(b, "%s%s ", i ? ", " : "", t < 0 ? "?" : serve_type_names[t]);
+        strbuf_printf(b, "%s%s ", i ? ", " : "", t < 0 ? "?" : serve_type_names[t]);
         sb_text(b, ports[i], 16);
         const char *target = t >= 2 ? str_field(h, "TCPForward") : web_target(entry, ports[i]);
         if (target) {
-            sb_printf(b, " -> ");
+            strbuf_printf(b, " -> ");
             sb_text(b, target, 300);
         }
         const json_t *pp = json_object_get(h, "ProxyProtocol");
         if (json_is_integer(pp) && json_integer_value(pp) != 0)
-            sb_printf(b, " (PROXY v%lld)", (long long)json_integer_value(pp));
+            strbuf_printf(b, " (PROXY v%lld)", (long long)json_integer_value(pp));
     }
     if (n > np)
-        sb_printf(b, ", and %zu more ports", n - np);
+        strbuf_printf(b, ", and %zu more ports", n - np);
 }
 
 /* True if changing existing into new is an update tailscaled refuses: a
@@ -336,7 +299,7 @@ struct plan {
     bool oom;
 };
 
-static void plan_add(struct plan *p, const char *name, struct sbuf *line)
+static void plan_add(struct plan *p, const char *name, struct strbuf *line)
 {
     if (line->oom || !line->s)
         p->oom = true;
@@ -350,7 +313,7 @@ static void plan_add(struct plan *p, const char *name, struct sbuf *line)
         p->v[p->n] = (struct plan_line){n, p->n, line->s};
         p->n++;
     }
-    *line = (struct sbuf){0};
+    *line = (struct strbuf){0};
 }
 
 static int line_cmp(const void *a, const void *b)
@@ -394,18 +357,18 @@ static int svc_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void describe_new(struct sbuf *b, const struct servecfg_service *s,
+static void describe_new(struct strbuf *b, const struct servecfg_service *s,
                          const struct servecfg_input *in)
 {
-    sb_printf(b, "%s %u -> %s", kind_names[s->kind], (unsigned)s->port, s->backend);
+    strbuf_printf(b, "%s %u -> %s", kind_names[s->kind], (unsigned)s->port, s->backend);
     if (proxy_protocol_on(s, in))
-        sb_printf(b, " (PROXY v2)");
+        strbuf_printf(b, " (PROXY v2)");
     else if (s->proxy_protocol)
-        sb_printf(b,
-                  " (no PROXY header: tailscaled %d.%d is older than %d.%d, so callers are "
-                  "unknown)",
-                  in->ts_major, in->ts_minor, TSJSON_PROXY_PROTOCOL_MAJOR,
-                  TSJSON_PROXY_PROTOCOL_MINOR);
+        strbuf_printf(b,
+                      " (no PROXY header: tailscaled %d.%d is older than %d.%d, so callers are "
+                      "unknown)",
+                      in->ts_major, in->ts_minor, TSJSON_PROXY_PROTOCOL_MAJOR,
+                      TSJSON_PROXY_PROTOCOL_MINOR);
 }
 
 /* Load the current configuration: empty or null is an empty object. */
@@ -480,17 +443,17 @@ static int merge_one(struct merge *m, const struct servecfg_service *s, char *er
         return tsjson_errorf(err, errlen, "service %s: out of memory", s->name);
     const json_t *old = m->cur_svcs ? json_object_get(m->cur_svcs, svc) : NULL;
     bool ours = in_list(m->in->owned, m->in->n_owned, svc);
-    struct sbuf line = {0};
+    struct strbuf line = {0};
     if (!old || json_is_null(old)) {
-        sb_printf(&line, "+ %s  ", svc);
+        strbuf_printf(&line, "+ %s  ", svc);
         describe_new(&line, s, m->in);
         plan_add(&m->plan, svc, &line);
     } else if (!json_equal((json_t *)old, entry)) {
-        sb_printf(&line, "%c %s  ", ours ? '~' : '!', svc);
+        strbuf_printf(&line, "%c %s  ", ours ? '~' : '!', svc);
         describe_new(&line, s, m->in);
-        sb_printf(&line, ours ? " (was: " : " (replaces an entry portico did not publish: ");
+        strbuf_printf(&line, ours ? " (was: " : " (replaces an entry portico did not publish: ");
         describe(&line, old);
-        sb_printf(&line, ")");
+        strbuf_printf(&line, ")");
         plan_add(&m->plan, svc, &line);
         const char *port;
         int from = -1, to = -1;
@@ -501,15 +464,16 @@ static int merge_one(struct merge *m, const struct servecfg_service *s, char *er
             }
             json_object_del(json_object_get(m->interim, "Services"), svc);
             if (port)
-                sb_printf(&line,
-                          "! %s  port %s changes from %s to %s: tailscaled needs the old "
-                          "entry removed first (two writes)",
-                          svc, port, from < 0 ? "?" : serve_type_names[from], serve_type_names[to]);
+                strbuf_printf(&line,
+                              "! %s  port %s changes from %s to %s: tailscaled needs the old "
+                              "entry removed first (two writes)",
+                              svc, port, from < 0 ? "?" : serve_type_names[from],
+                              serve_type_names[to]);
             else
-                sb_printf(&line,
-                          "! %s  TUN mode cannot become ports: tailscaled needs the old "
-                          "entry removed first (two writes)",
-                          svc);
+                strbuf_printf(&line,
+                              "! %s  TUN mode cannot become ports: tailscaled needs the old "
+                              "entry removed first (two writes)",
+                              svc);
             plan_add(&m->plan, svc, &line);
         }
     }
@@ -517,7 +481,7 @@ static int merge_one(struct merge *m, const struct servecfg_service *s, char *er
         return tsjson_errorf(err, errlen, "serve config: out of memory");
     if (old && !json_is_null(old) && json_equal((json_t *)old, entry) &&
         !in_list(m->in->advertised, m->in->n_advertised, svc)) {
-        sb_printf(&line, "+ %s  advertise", svc);
+        strbuf_printf(&line, "+ %s  advertise", svc);
         plan_add(&m->plan, svc, &line);
     }
     return 0;
@@ -541,19 +505,19 @@ static int merge_all(struct merge *m, struct servecfg_result *out, char *err, si
             return -1;
 
     /* Names portico published before and no longer configures. */
-    struct sbuf line = {0};
+    struct strbuf line = {0};
     for (size_t i = 0; i < in->n_owned; i++) {
         const char *svc = in->owned[i];
         if (configured(in, svc))
             continue;
         const json_t *old = m->cur_svcs ? json_object_get(m->cur_svcs, svc) : NULL;
         if (old) {
-            sb_printf(&line, "- %s  ", svc);
+            strbuf_printf(&line, "- %s  ", svc);
             describe(&line, old);
             plan_add(&m->plan, svc, &line);
             json_object_del(m->new_svcs, svc);
         } else if (in_list(in->advertised, in->n_advertised, svc)) {
-            sb_printf(&line, "- %s  unadvertise", svc);
+            strbuf_printf(&line, "- %s  unadvertise", svc);
             plan_add(&m->plan, svc, &line);
         }
     }
@@ -566,10 +530,10 @@ static int merge_all(struct merge *m, struct servecfg_result *out, char *err, si
         {
             if (!configured(in, svc) && !in_list(in->owned, in->n_owned, svc) &&
                 routes_to_portico(v, in)) {
-                sb_printf(&line, "? ");
+                strbuf_printf(&line, "? ");
                 sb_text(&line, svc, 300);
-                sb_printf(&line, "  routes to portico's backend but portico has no record of "
-                                 "publishing it: left alone");
+                strbuf_printf(&line, "  routes to portico's backend but portico has no record of "
+                                     "publishing it: left alone");
                 plan_add(&m->plan, svc, &line);
             }
         }
@@ -677,10 +641,10 @@ int servecfg_merge(const char *current, size_t len, const struct servecfg_input 
         goto done;
     if (m.plan.n > 1)
         qsort(m.plan.v, m.plan.n, sizeof *m.plan.v, line_cmp);
-    struct sbuf plan = {0};
-    sb_printf(&plan, "%s", "");
+    struct strbuf plan = {0};
+    strbuf_printf(&plan, "%s", "");
     for (size_t i = 0; i < m.plan.n; i++)
-        sb_printf(&plan, "%s\n", m.plan.v[i].text);
+        strbuf_printf(&plan, "%s\n", m.plan.v[i].text);
     if (plan.oom) {
         free(plan.s);
         tsjson_errorf(err, errlen, "plan: out of memory");
