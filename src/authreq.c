@@ -32,7 +32,7 @@ static void auth_target_of(const struct exchange *ex, struct auth_target *t)
     t->port = ex->auth_port;
     t->uri.p = uri;
     t->uri.len = end ? (size_t)(end - uri) : 1;
-    t->client = conn_addr(ex->c);
+    t->client = ex_client(ex);
 }
 
 /* The port in a Host header value ("h:8443", "[::1]:8443"), or 0. */

@@ -279,6 +279,7 @@ static void config_free(struct config *c)
 {
     config_each_named(c, drop_name, NULL);
     route_table_free(c->routes);
+    route_table_free(c->tailnet_names);
     for (size_t i = 0; i < c->ntls_clients; i++)
         tls_client_ctx_free(c->tls_clients[i].ctx);
     if (c->tls)

@@ -54,6 +54,10 @@ struct config_listen {
     /* "strict_sni_host" (TLS listeners, default true): a request whose Host
      * the certificate chosen for the client's SNI does not cover gets 421. */
     bool strict_sni_host;
+    /* The tailscale.backend listener (added when tailscale.services is on):
+     * tailscaled's forwarded requests. Only here are tailscaled's identity
+     * headers read, and requests are routed by X-Forwarded-Host. */
+    bool tailnet;
     int line;
 };
 
@@ -196,7 +200,8 @@ struct config_tailscale {
     bool services; /* publish every HTTP service as svc:NAME */
     char *backend; /* where tailscaled forwards: "unix:/path" or "http://LOOPBACK:PORT" */
     bool insecure_loopback_backend; /* allow an http:// backend (any local user can reach it) */
-    char **service_tags;            /* the tags the service definitions carry */
+    char *backend_group; /* group of a unix: backend socket (mode 0660); NULL: portico's own */
+    char **service_tags; /* the tags the service definitions carry */
     size_t nservice_tags;
     char **host_tags; /* the tags of the node running tailscaled (autoApprovers) */
     size_t nhost_tags;
@@ -245,6 +250,10 @@ struct config {
     bool metrics_enabled;
     struct config_addr metrics_listen;
     struct route_table *routes; /* host -> service */
+    /* Service name -> HTTP service, for the tailnet backend listener, where
+     * tailscaled's X-Forwarded-Host is NAME.<tailnet suffix>; NULL unless
+     * tailscale.services is on. */
+    struct route_table *tailnet_names;
     /* Settings that load but are likely mistakes: "FILE:LINE: warning: ..."
      * lines, each ending in '\n'; NULL when there are none. */
     char *warnings;

@@ -221,8 +221,12 @@ int cfg_read_headers(struct parser *p, const yaml_node_t *n, const char *what, v
                      void *target);
 int cfg_read_tcp(struct parser *p, const yaml_node_t *n, const char *what, void *field,
                  void *target);
-int cfg_parse_auth(struct parser *p, const yaml_node_t *n);      /* config_auth.c */
-int cfg_parse_listen(struct parser *p, const yaml_node_t *n);    /* config_listen.c */
+int cfg_parse_auth(struct parser *p, const yaml_node_t *n);   /* config_auth.c */
+int cfg_parse_listen(struct parser *p, const yaml_node_t *n); /* config_listen.c */
+/* The group named name, for a Unix socket portico creates: its gid in *gid,
+ * or -1 with "FILE:LINE: WHAT: no group named ..." (config_listen.c). */
+int cfg_read_group(struct parser *p, const yaml_node_t *n, const char *what, const char *name,
+                   long *gid);
 int cfg_parse_metrics(struct parser *p, const yaml_node_t *n);   /* config_listen.c */
 int cfg_parse_limits(struct parser *p, const yaml_node_t *n);    /* config_limits.c */
 int cfg_parse_tls(struct parser *p, const yaml_node_t *n);       /* config_tls.c */

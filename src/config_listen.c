@@ -9,6 +9,19 @@
 
 #include "limits.h"
 
+int cfg_read_group(struct parser *p, const yaml_node_t *n, const char *what, const char *name,
+                   long *gid)
+{
+    char buf[LIMIT_GETGR_BUF];
+    struct group gr, *res = NULL;
+    int e = getgrnam_r(name, &gr, buf, sizeof buf, &res);
+    if (e != 0 || !res)
+        return cfg_fail(p, n, "%s: no group named \"%s\"%s%s", what, cfg_show(p, name),
+                        e ? ": " : "", e ? strerror(e) : "");
+    *gid = (long)res->gr_gid;
+    return 0;
+}
+
 /* "mode" and "group" of a Unix listen entry: who may connect. */
 static int parse_unix_access(struct parser *p, const yaml_node_t *mode, const yaml_node_t *group,
                              struct config_addr *a)
@@ -42,13 +55,8 @@ static int parse_unix_access(struct parser *p, const yaml_node_t *mode, const ya
             return -1;
         if (!is_unix)
             return cfg_fail(p, group, "listen.group: only a unix:/path listener has a group");
-        char buf[LIMIT_GETGR_BUF];
-        struct group gr, *res = NULL;
-        int e = getgrnam_r(v, &gr, buf, sizeof buf, &res);
-        if (e != 0 || !res)
-            return cfg_fail(p, group, "listen.group: no group named \"%s\"%s%s", cfg_show(p, v),
-                            e ? ": " : "", e ? strerror(e) : "");
-        a->unix_gid = (long)res->gr_gid;
+        if (cfg_read_group(p, group, "listen.group", v, &a->unix_gid) < 0)
+            return -1;
     }
     return 0;
 }

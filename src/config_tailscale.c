@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "route.h"
 #include "tsjson.h"
 #include "tspolicy.h"
 
@@ -91,12 +92,57 @@ static int read_backend(struct parser *p, const yaml_node_t *n, const char *what
     return 0;
 }
 
+/* With services on, tailscaled forwards every service's requests to the
+ * backend: it becomes one more listener (after the listen: entries, so it
+ * is opened, kept across reloads and handed over on upgrade like them),
+ * marked tailnet. https: tailscaled terminated TLS for the caller. */
+static int add_backend_listener(struct parser *p, const yaml_node_t *at, long gid)
+{
+    struct config *c = p->c;
+    const char *b = c->tailscale.backend;
+    struct config_listen l = {.https = true, .tailnet = true, .line = (int)at->start_mark.line + 1};
+    char msg[300];
+    if (cfg_parse_addr(strncmp(b, "http://", 7) == 0 ? b + 7 : b, &l.addr, false, false, msg,
+                       sizeof msg) < 0)
+        return cfg_fail(p, at, "tailscale.backend: %s", msg);
+    l.addr.unix_gid = gid;
+    for (size_t i = 0; i < c->nlistens; i++)
+        if (cfg_addr_clash(&c->listens[i].addr, &l.addr))
+            return cfg_fail(p, at,
+                            "tailscale.backend: \"%s\" is also a listen address (line %d); "
+                            "tailscaled's listener must be its own",
+                            cfg_show(p, b), c->listens[i].line);
+    for (size_t i = 0; i < c->ntcp; i++)
+        if (cfg_addr_clash(&c->tcp_services[i]->tcp->listen, &l.addr))
+            return cfg_fail(p, at, "tailscale.backend: \"%s\" is also service %s's tcp.listen",
+                            cfg_show(p, b), cfg_show(p, c->tcp_services[i]->name));
+    if (c->metrics_enabled && cfg_addr_clash(&c->metrics_listen, &l.addr))
+        return cfg_fail(p, at, "tailscale.backend: \"%s\" is also metrics.listen", cfg_show(p, b));
+    struct config_listen *ls = cfg_calloc(p, c->nlistens + 1, sizeof *ls);
+    if (!ls)
+        return cfg_fail_oom(p);
+    memcpy(ls, c->listens, c->nlistens * sizeof *ls);
+    ls[c->nlistens] = l;
+    c->listens = ls;
+    c->nlistens++;
+    if (!(c->tailnet_names = route_table_new(c->nservices)))
+        return cfg_fail_oom(p);
+    for (size_t i = 0; i < c->nservices; i++) {
+        void *prev;
+        if (c->services[i].upstream &&
+            route_table_add(c->tailnet_names, c->services[i].name, &c->services[i], &prev) < 0)
+            return cfg_fail_oom(p); /* names are unique: only ENOMEM is left */
+    }
+    return 0;
+}
+
 #define AT(f) CFG_AT(struct config_tailscale, f)
 static const struct cfg_key ts_keys[] = {
     {"socket", CFG_FUNC, AT(socket), .fn = read_path},
     {"services", CFG_BOOL, AT(services), false},
     {"backend", CFG_FUNC, AT(backend), .fn = read_backend},
     {"insecure_loopback_backend", CFG_BOOL, AT(insecure_loopback_backend), false},
+    {"backend_group", CFG_STRING, AT(backend_group)},
     {"service_tags", CFG_STRINGS, AT(service_tags),
      .off_n = offsetof(struct config_tailscale, nservice_tags), .def_list = service_tags_default,
      .item = read_tag},
@@ -153,8 +199,19 @@ int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n)
                  "tailnet identity; a unix: socket cannot",
                  ts->backend);
     }
+    const yaml_node_t *group = cfg_seen_node(&seen, "backend_group");
+    if (group && strncmp(ts->backend, "unix:", 5) != 0)
+        return cfg_fail(p, group,
+                        "tailscale.backend_group: only a unix: backend has a group (the backend "
+                        "is %s)",
+                        cfg_show(p, ts->backend));
+    long gid = -1;
+    if (group && cfg_read_group(p, group, "tailscale.backend_group", ts->backend_group, &gid) < 0)
+        return -1;
     if (!ts->services)
         return 0;
+    if (add_backend_listener(p, backend ? backend : n, gid) < 0)
+        return -1;
     for (size_t i = 0; i < p->c->nservices; i++) {
         const struct config_service *svc = &p->c->services[i];
         if (svc->upstream && !tsjson_service_label_valid(svc->name))

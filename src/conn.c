@@ -690,6 +690,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     c->https = l->https;
     c->redirect_https = l->redirect_https;
     c->https_port = l->https_port;
+    c->tailnet = l->tailnet;
     bool tls = l->tls, proxy_protocol = l->proxy_protocol;
     /* CONN_SNI waits for the first bytes; begin_tls decides on them. */
     c->state = proxy_protocol ? CONN_PROXY : tls ? CONN_SNI : CONN_HEAD;
@@ -697,7 +698,9 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     listener_format_peer(sa, salen, c->addr, sizeof c->addr);
     memcpy(&c->peer, sa, salen < sizeof c->peer ? salen : sizeof c->peer);
     /* Behind a PROXY header the client is known once the header is read. */
-    if (!proxy_protocol && !count_peer(c)) {
+    /* Every tailnet caller comes through tailscaled's few connections: they
+     * are not one client to limit. */
+    if (!proxy_protocol && !l->tailnet && !count_peer(c)) {
         close(fd);
         free(c);
         return -1;

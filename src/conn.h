@@ -68,6 +68,7 @@ struct conn {
     bool handed_off;      /* the socket now belongs to a passthrough forwarder */
     bool tls_active;      /* handshake done: counted in portico_tls_connections_active */
     bool redirect_https;  /* the listener's redirect_https: every request goes to https:// */
+    bool tailnet;         /* the tailscale.backend listener: tailscaled is the peer */
     uint16_t https_port;  /* ... on this port (0: 443) */
     size_t head_scan;
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
@@ -194,6 +195,13 @@ static inline bool conn_strict_sni_host(const struct conn *c)
 static inline bool conn_redirect_https(const struct conn *c)
 {
     return c->redirect_https;
+}
+
+/* Accepted on the tailscale.backend listener: tailscaled's identity
+ * headers and X-Forwarded-Host are trusted here and nowhere else. */
+static inline bool conn_tailnet(const struct conn *c)
+{
+    return c->tailnet;
 }
 
 static inline uint16_t conn_https_port(const struct conn *c)

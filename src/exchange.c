@@ -23,6 +23,7 @@
 #include "config.h"
 #include "exchange_int.h"
 #include "headers.h"
+#include "identity.h"
 #include "log.h"
 #include "metrics.h"
 #include "route.h"
@@ -86,7 +87,7 @@ void ex_log_and_count(struct exchange *ex)
         return;
     struct access_entry e = {
         .service = ex->svc ? ex->svc->name : "-",
-        .client = conn_addr(ex->c),
+        .client = ex_client(ex),
         .user = ex->user[0] ? ex->user : "-",
         .method = ex->method[0] ? ex->method : "-",
         .path = ex->path_len ? ex->path : "-",
@@ -260,7 +261,8 @@ static long build_request_head(struct exchange *ex, const struct route_result *r
     const struct http_request *req = &ex->req;
     const struct config_route *route = rt->route;
     struct request_rewrite rw = {
-        .client_addr = conn_addr(c),
+        .client_addr = ex_client(ex),
+        .forwarded_for_ends_with_client = ex->client[0] != '\0',
         .proto = conn_https(c) ? "https" : "http",
         .service_headers = ex->svc->headers,
         .nservice_headers = ex->svc->nheaders,
@@ -328,12 +330,31 @@ enum ex_result proxy_start(struct exchange *ex)
         ex->cfg->log_query == LOG_QUERY_REDACT ? (const char *const *)ex->cfg->log_redact : NULL,
         ex->cfg->log_query == LOG_QUERY_REDACT ? ex->cfg->nlog_redact : 0, ex->path,
         sizeof ex->path);
+    body_init(&ex->rqb, req->body, req->body, req->content_length);
+    const struct route_table *by_name = NULL;
+    if (conn_tailnet(c)) {
+        /* tailscaled put the caller's Host in X-Forwarded-Host: route by it and
+         * send it upstream as Host, as tsnsrv does. Without it there is no
+         * name to route by, and no default service to guess. */
+        enum identity_forward f =
+            identity_forwarded(req, &req->host, ex->client, sizeof ex->client);
+        if (f != IDENTITY_FWD_OK) {
+            buf_consume(c->s.in, req->head_len);
+            return ex_respond(ex, 400,
+                              f == IDENTITY_FWD_NO_HOST
+                                  ? "bad request: no X-Forwarded-Host; this listener serves "
+                                    "only what tailscaled forwards"
+                                  : "bad request: more than one X-Forwarded-Host",
+                              true);
+        }
+        by_name = ex->cfg->tailnet_names;
+    }
     ex->host_len = req->host.len < sizeof ex->host ? req->host.len : 0;
     memcpy(ex->host, req->host.p, ex->host_len);
-    body_init(&ex->rqb, req->body, req->body, req->content_length);
 
     static __thread struct route_result rt;
-    struct route_request rq = {.host = req->host, .path = req->path, .query = req->query};
+    struct route_request rq = {
+        .host = req->host, .path = req->path, .query = req->query, .by_name = by_name};
     enum route_outcome o = route_resolve(ex->cfg->routes, &rq, &rt);
     if (o == ROUTE_BAD_HOST) {
         buf_consume(c->s.in, req->head_len);
@@ -443,7 +464,7 @@ EX_MUST_USE static enum ex_result client_gone(struct exchange *ex)
         log_msg(LOG_INFO,
                 "service %s: client %s closed the connection before the response was "
                 "complete; upstream request aborted",
-                ex->svc ? ex->svc->name : "-", conn_addr(c));
+                ex->svc ? ex->svc->name : "-", ex_client(ex));
     return ex_fail_hard(ex, 499, "client closed the connection before the response was complete");
 }
 

@@ -54,6 +54,13 @@ static inline bool ex_resp_head_done(const struct exchange *ex)
            ex->state == EX_TUNNEL;
 }
 
+/* Who the client is, for logs and X-Forwarded-For: the tailnet caller's
+ * address on the tailnet backend (from tailscaled), else the connection's. */
+static inline const char *ex_client(const struct exchange *ex)
+{
+    return ex->client[0] ? ex->client : conn_addr(ex->c);
+}
+
 static inline struct worker *ex_worker(const struct exchange *ex)
 {
     return conn_worker(ex->c);

@@ -162,12 +162,12 @@ EX_MUST_USE static enum ex_result body_too_slow(struct exchange *ex, const char 
         log_msg(LOG_WARN,
                 "service %s: client %s sent no request body bytes for %ums "
                 "(limits.body_timeout); 408",
-                ex->svc->name, conn_addr(ex->c), lim->body_timeout_ms);
+                ex->svc->name, ex_client(ex), lim->body_timeout_ms);
     else
         log_msg(LOG_WARN,
                 "service %s: client %s sent its request body too slowly: %llu bytes "
                 "in %llums, under limits.body_min_rate (%u bytes/s); 408",
-                ex->svc->name, conn_addr(ex->c), (unsigned long long)ex->body_read,
+                ex->svc->name, ex_client(ex), (unsigned long long)ex->body_read,
                 (unsigned long long)(loop_now_ms(ex_worker(ex)->loop) - ex->body_start_ms),
                 lim->body_min_rate);
     if (ex->resp_started)

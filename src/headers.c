@@ -248,19 +248,26 @@ static void put_origin_form(struct out *o, struct http_slice t)
 }
 
 /* X-Forwarded-For: the client's own list (all its X-Forwarded-For fields,
- * in order, joined), then the peer portico saw. */
-static void put_forwarded_for(struct out *o, const struct http_request *req, const char *client)
+ * in order, joined), then the peer portico saw unless the list already
+ * ends with it. */
+static void put_forwarded_for(struct out *o, const struct http_request *req, const char *client,
+                              bool has_client)
 {
     o->fields++;
     put_str(o, "X-Forwarded-For: ");
+    const char *sep = "";
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *h = &req->headers[i];
         if (http_slice_eq(h->name, "x-forwarded-for") && h->value.len) {
+            put_str(o, sep);
             put(o, h->value.p, h->value.len);
-            put(o, ", ", 2);
+            sep = ", ";
         }
     }
-    put_str(o, client);
+    if (!has_client || !*sep) {
+        put_str(o, sep);
+        put_str(o, client);
+    }
     put(o, "\r\n", 2);
 }
 
@@ -357,7 +364,7 @@ long headers_build_request(const struct http_request *req, const struct request_
         put_header(&o, name.p, name.len, h[i].value.p, h[i].value.len);
     }
 
-    put_forwarded_for(&o, req, rw->client_addr);
+    put_forwarded_for(&o, req, rw->client_addr, rw->forwarded_for_ends_with_client);
     put_header_str(&o, "X-Forwarded-Proto", rw->proto);
     if (req->host.len)
         put_header(&o, "X-Forwarded-Host", 16, req->host.p, req->host.len);

@@ -25,7 +25,10 @@ struct header_set {
 
 struct request_rewrite {
     const char *client_addr; /* for X-Forwarded-For and X-Real-IP ("unix:" for Unix peers) */
-    const char *proto;       /* "http" or "https": X-Forwarded-Proto */
+    /* The client's X-Forwarded-For already ends with client_addr (tailscaled
+     * wrote it there, on the tailnet backend): it is not added again. */
+    bool forwarded_for_ends_with_client;
+    const char *proto; /* "http" or "https": X-Forwarded-Proto */
     /* Host sent to the upstream in place of the client's (a service's
      * "host_header"); len 0: the client's. X-Forwarded-Host, Forwarded and
      * X-Forwarded-Port always describe what the client sent. */

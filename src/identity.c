@@ -1,7 +1,9 @@
 /* identity.c - a tailnet caller's identity and its headers (see identity.h). */
 #include "identity.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -336,6 +338,67 @@ bool identity_header_reserved(struct http_slice name)
             return true;
     }
     return false;
+}
+
+/* The last comma-separated element of v, trimmed of blanks. */
+static struct http_slice last_element(struct http_slice v)
+{
+    size_t end = v.len;
+    while (end > 0 && (v.p[end - 1] == ' ' || v.p[end - 1] == '\t'))
+        end--;
+    size_t start = end;
+    while (start > 0 && v.p[start - 1] != ',')
+        start--;
+    while (start < end && (v.p[start] == ' ' || v.p[start] == '\t'))
+        start++;
+    return (struct http_slice){v.p + start, end - start};
+}
+
+/* s as a canonical IP address text, or "" when it is not one. */
+static void canonical_ip(struct http_slice s, char *out, size_t cap)
+{
+    char tmp[INET6_ADDRSTRLEN + 1];
+    unsigned char bin[sizeof(struct in6_addr)];
+    out[0] = '\0';
+    if (s.len == 0 || s.len >= sizeof tmp || cap < INET6_ADDRSTRLEN)
+        return;
+    memcpy(tmp, s.p, s.len);
+    tmp[s.len] = '\0';
+    if (inet_pton(AF_INET, tmp, bin) == 1) {
+        inet_ntop(AF_INET, bin, out, (socklen_t)cap);
+    } else if (inet_pton(AF_INET6, tmp, bin) == 1) {
+        struct in6_addr a;
+        memcpy(&a, bin, sizeof a);
+        if (IN6_IS_ADDR_V4MAPPED(&a))
+            inet_ntop(AF_INET, bin + 12, out, (socklen_t)cap);
+        else
+            inet_ntop(AF_INET6, bin, out, (socklen_t)cap);
+    }
+}
+
+enum identity_forward identity_forwarded(const struct http_request *req, struct http_slice *host,
+                                         char *addr, size_t cap)
+{
+    const struct http_header *xfh = NULL, *xff = NULL;
+    size_t nhosts = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (headers_name_alias_eq(h->name, "x-forwarded-host")) {
+            xfh = h;
+            nhosts++;
+        } else if (headers_name_alias_eq(h->name, "x-forwarded-for")) {
+            xff = h;
+        }
+    }
+    addr[0] = '\0';
+    if (xff)
+        canonical_ip(last_element(xff->value), addr, cap);
+    if (nhosts > 1)
+        return IDENTITY_FWD_MANY_HOSTS;
+    if (!xfh || xfh->value.len == 0)
+        return IDENTITY_FWD_NO_HOST;
+    *host = xfh->value;
+    return IDENTITY_FWD_OK;
 }
 
 const char *identity_strerror(int err)

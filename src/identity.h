@@ -172,6 +172,24 @@ int identity_build_headers(const struct identity *id, unsigned what, struct iden
  * listener; on the backend listener after identity_from_headers read them. */
 bool identity_header_reserved(struct http_slice name);
 
+/* What tailscaled says about the request on the backend listener. */
+enum identity_forward {
+    IDENTITY_FWD_OK,
+    IDENTITY_FWD_NO_HOST,    /* no X-Forwarded-Host (tailscaled always sends one) */
+    IDENTITY_FWD_MANY_HOSTS, /* more than one X-Forwarded-Host field */
+};
+
+/* The caller's Host as tailscaled forwarded it, X-Forwarded-Host (tailscaled
+ * replaces Host with the socket URL's host for a Unix backend), into *host.
+ * The caller address: the last element of the last X-Forwarded-For field,
+ * which is what tailscaled wrote (it sets the field to the caller's tailnet
+ * address; a proxy that appends puts its own peer last too, so whatever a
+ * client sent comes before it). Written to addr as a canonical IP (an
+ * IPv4-mapped IPv6 address as IPv4), or "" when absent or not an IP.
+ * addr must hold INET6_ADDRSTRLEN bytes. */
+enum identity_forward identity_forwarded(const struct http_request *req, struct http_slice *host,
+                                         char *addr, size_t cap);
+
 const char *identity_strerror(int err);
 
 #endif

@@ -124,6 +124,9 @@ struct exchange {
     size_t auth_scan, auth_head_len;
     bool auth_retried;
     uint64_t auth_start_us;
+    /* The tailnet backend only: the caller's tailnet address tailscaled
+     * forwarded; "" elsewhere (see ex_client). */
+    char client[48];
     /* Everything above is zeroed for each exchange; what follows is
      * written before it is read. */
     struct http_request req;

@@ -471,6 +471,9 @@ enum route_outcome route_resolve(const struct route_table *t, const struct route
     if (hl == -1)
         return ROUTE_BAD_HOST;
     const struct config_service *svc = hl > 0 ? route_table_lookup(t, res->host, (size_t)hl) : NULL;
+    const char *dot = hl > 0 ? memchr(res->host, '.', (size_t)hl) : NULL;
+    if (!svc && rq->by_name && dot)
+        svc = route_table_lookup(rq->by_name, res->host, (size_t)(dot - res->host));
     if (!svc || svc->passthrough)
         return ROUTE_NO_SERVICE; /* passthrough names are TLS only; no HTTP upstream to ask */
     res->svc = svc;

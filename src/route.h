@@ -75,6 +75,10 @@ struct route_request {
     struct http_slice host;  /* the Host header as sent; len 0 when absent */
     struct http_slice path;  /* the path as sent, before '?' */
     struct http_slice query; /* after '?'; len 0 when none */
+    /* The tailnet backend listener: a host no service names whose first
+     * label is a service's name ("grafana.tail1234.ts.net", the name
+     * tailscaled published) goes to that service; NULL elsewhere. */
+    const struct route_table *by_name;
 };
 
 /* The first check a request failed in route_resolve, in the order they are

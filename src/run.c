@@ -47,8 +47,9 @@ static void log_listeners(const struct mainctx *m, const struct config *c)
     for (size_t i = 0; i < listener_config_count(c); i++) {
         const struct listener *l = m->srv.listeners[i];
         if (i < c->nlistens) {
-            const char *kv[] = {"listener",    "http", "addr",
-                                l->bound.text, "tls",  c->listens[i].tls ? "true" : "false"};
+            const char *kv[] = {"listener", c->listens[i].tailnet ? "tailnet" : "http",
+                                "addr",     l->bound.text,
+                                "tls",      c->listens[i].tls ? "true" : "false"};
             log_fields(LOG_INFO, "listening", kv, 3);
         } else {
             const struct config_service *svc = c->tcp_services[i - c->nlistens];

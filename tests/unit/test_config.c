@@ -1428,6 +1428,46 @@ static void test_config_tailscale_errors(void **state)
                  "auto-approval needs the services to carry a tag of their own");
     expect_error(TSVC "tailscale: [socket]\n", "portico.yaml:7: tailscale: expected a mapping");
 }
+/* services: true adds the backend as one more listener, marked tailnet. */
+static void test_config_tailscale_backend_listener(void **state)
+{
+    struct config *c = expect_ok(TSVC "tailscale:\n  backend: unix:/run/p/ts.sock\n");
+    assert_int_equal(c->nlistens, 1); /* not published: no backend listener */
+    assert_null(c->tailnet_names);
+    config_unref(c);
+    c = expect_ok(TSVC "tailscale:\n  services: true\n  backend: unix:/run/p/ts.sock\n"
+                       "  backend_group: root\n");
+    assert_int_equal(c->nlistens, 2);
+    assert_false(c->listens[0].tailnet);
+    const struct config_listen *l = &c->listens[1];
+    assert_true(l->tailnet);
+    assert_true(l->https);
+    assert_false(l->tls);
+    assert_string_equal(l->addr.text, "unix:/run/p/ts.sock");
+    assert_int_equal(l->addr.unix_mode, 0660);
+    assert_int_equal(l->addr.unix_gid, 0);
+    assert_string_equal(c->tailscale.backend_group, "root");
+    assert_non_null(route_table_lookup(c->tailnet_names, "grafana", 7));
+    config_unref(c);
+    c = expect_ok(TSVC "tailscale:\n  services: true\n  backend: http://127.0.0.1:8443\n"
+                       "  insecure_loopback_backend: true\n");
+    assert_int_equal(c->nlistens, 2);
+    assert_true(c->listens[1].tailnet);
+    assert_string_equal(c->listens[1].addr.text, "127.0.0.1:8443");
+    config_unref(c);
+    expect_error(TSVC "tailscale:\n  services: true\n  backend_group: no-such-group-xyz\n",
+                 "portico.yaml:9: tailscale.backend_group: no group named \"no-such-group-xyz\"");
+    expect_error(TSVC "tailscale:\n  backend: http://127.0.0.1:8443\n"
+                      "  insecure_loopback_backend: true\n  backend_group: root\n",
+                 "portico.yaml:10: tailscale.backend_group: only a unix: backend has a group (the "
+                 "backend is http://127.0.0.1:8443)");
+    expect_error("listen:\n  - addr: 127.0.0.1:8443\nservices:\n  grafana:\n    upstream: "
+                 "http://127.0.0.1:3000\n    hosts: [g.test]\ntailscale:\n  services: true\n"
+                 "  backend: http://127.0.0.1:8443\n  insecure_loopback_backend: true\n",
+                 "portico.yaml:9: tailscale.backend: \"http://127.0.0.1:8443\" is also a listen "
+                 "address (line 2); tailscaled's listener must be its own");
+}
+
 #undef TSVC
 
 int main(void)
@@ -1506,6 +1546,7 @@ int main(void)
         cmocka_unit_test(test_config_tailscale_defaults),
         cmocka_unit_test(test_config_tailscale_keys),
         cmocka_unit_test(test_config_tailscale_errors),
+        cmocka_unit_test(test_config_tailscale_backend_listener),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -440,6 +440,45 @@ static void test_identity_headers_fit_request_rewrite(void **state)
     assert_memory_equal(h->value.p, "Zoë Müller", h->value.len);
 }
 
+/* tailscaled's X-Forwarded-Host and X-Forwarded-For on the backend listener. */
+static void fwd(const char *headers, enum identity_forward want, const char *host, const char *addr)
+{
+    static char head[2048];
+    snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: tailnet.sock\r\n%s\r\n", headers);
+    assert_true(http1_parse_request(head, strlen(head), &req) > 0);
+    struct http_slice h = {"", 0};
+    char a[48];
+    assert_int_equal(identity_forwarded(&req, &h, a, sizeof a), want);
+    if (want == IDENTITY_FWD_OK) {
+        assert_int_equal(h.len, strlen(host));
+        assert_memory_equal(h.p, host, h.len);
+    }
+    assert_string_equal(a, addr);
+}
+
+static void test_identity_forwarded_host_and_caller(void **state)
+{
+    fwd("X-Forwarded-Host: grafana.tail1.ts.net\r\nX-Forwarded-For: 100.64.0.2\r\n",
+        IDENTITY_FWD_OK, "grafana.tail1.ts.net", "100.64.0.2");
+    /* Whatever came before tailscaled's own element is not the caller. */
+    fwd("X-Forwarded-Host: a.b\r\nX-Forwarded-For: 10.0.0.1, 100.64.0.2 \r\n", IDENTITY_FWD_OK,
+        "a.b", "100.64.0.2");
+    fwd("X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Host: a.b\r\nX-Forwarded-For: 100.64.0.7\r\n",
+        IDENTITY_FWD_OK, "a.b", "100.64.0.7");
+    fwd("X-Forwarded-Host: a.b\r\nX-Forwarded-For: FD7A:115C:A1E0::0005\r\n", IDENTITY_FWD_OK,
+        "a.b", "fd7a:115c:a1e0::5");
+    fwd("X-Forwarded-Host: a.b\r\nX-Forwarded-For: ::ffff:100.64.0.2\r\n", IDENTITY_FWD_OK, "a.b",
+        "100.64.0.2");
+    /* Not an address: no caller (never a name, a port or a list). */
+    fwd("X-Forwarded-Host: a.b\r\nX-Forwarded-For: 100.64.0.2:443\r\n", IDENTITY_FWD_OK, "a.b", "");
+    fwd("X-Forwarded-Host: a.b\r\nX-Forwarded-For: 100.64.0.2,\r\n", IDENTITY_FWD_OK, "a.b", "");
+    fwd("X-Forwarded-Host: a.b\r\nX-Forwarded-For: unknown\r\n", IDENTITY_FWD_OK, "a.b", "");
+    fwd("X-Forwarded-Host: a.b\r\n", IDENTITY_FWD_OK, "a.b", "");
+    fwd("X-Forwarded-For: 100.64.0.2\r\n", IDENTITY_FWD_NO_HOST, NULL, "100.64.0.2");
+    fwd("X-Forwarded-Host: \r\n", IDENTITY_FWD_NO_HOST, NULL, "");
+    fwd("X-Forwarded-Host: a.b\r\nX-Forwarded-Host: c.d\r\n", IDENTITY_FWD_MANY_HOSTS, NULL, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_identity_values_with_controls_refused),
         cmocka_unit_test(test_identity_limits),
         cmocka_unit_test(test_identity_largest_identity_builds),
+        cmocka_unit_test(test_identity_forwarded_host_and_caller),
         cmocka_unit_test(test_identity_bypass_only_for_users),
         cmocka_unit_test(test_identity_reserved_header_names),
         cmocka_unit_test(test_identity_headers_fit_request_rewrite),

@@ -1,0 +1,229 @@
+"""The tailnet backend listener (tailscale.backend): tailscaled's requests,
+routed by X-Forwarded-Host, with the caller's identity.
+
+No tailscaled runs here: the tests play tailscaled themselves on the backend
+Unix socket, sending what its serve proxy sends (ipn/ipnlocal/serve.go,
+reverseProxy.ServeHTTP at tailscale/tailscale v1.103.0): Host replaced by the
+socket URL's host, X-Forwarded-Host = the caller's Host, X-Forwarded-For =
+the caller's tailnet address, X-Forwarded-Proto: https, Tailscale-User-* for
+a user node. tests/tailscale_emu.py is the LocalAPI portico asks whois."""
+
+import grp
+import json
+import os
+import socket
+import stat
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import *  # noqa: E402,F401,F403
+
+SUFFIX = "tail1234.ts.net"
+
+
+def _ts_portico(ctx, services, ts=None, start=True, **tskw):
+    """A portico with tailscale.services on; p.backend is the backend socket."""
+    p = ctx.portico(services, start=False)
+    backend = os.path.join(ctx.dir, "tailnet.sock")
+    sect = {"services": True, "backend": "unix:" + backend,
+            "socket": ts.path if ts else os.path.join(ctx.dir, "no-tailscaled.sock"),
+            "state_dir": ctx.dir}
+    sect.update(tskw)
+    p.cfg["tailscale"] = sect
+    p.write_config(p.cfg)
+    p.backend = backend
+    if start:
+        p.start()
+    return p
+
+
+def ts_request(path_sock, target="/", xfh="grafana." + SUFFIX, xff="100.64.0.2", headers=(),
+               host="tailnet.sock", method="GET"):
+    """One request as tailscaled's serve proxy sends it over the backend
+    socket; None for xfh/xff leaves that header out. Returns
+    (status, headers dict lower-case, body bytes)."""
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + host]
+    if xfh is not None:
+        lines.append("X-Forwarded-Host: " + xfh)
+    if xff is not None:
+        lines.append("X-Forwarded-For: " + xff)
+    lines.append("X-Forwarded-Proto: https")
+    for k, v in headers:
+        lines.append("%s: %s" % (k, v))
+    lines.append("Connection: close")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10 * SCALE)
+    s.connect(path_sock)
+    s.sendall(data)
+    buf = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    s.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    hl = head.decode("latin-1").split("\r\n")
+    status = int(hl[0].split()[1])
+    h = {}
+    for l in hl[1:]:
+        k, _, v = l.partition(":")
+        h[k.strip().lower()] = v.strip()
+    return status, h, body
+
+
+def echo(status_h_body):
+    status, _, body = status_h_body
+    eq(status, 200, "status (body %r)" % body[:200])
+    return json.loads(body)
+
+
+# ---------------------------------------------------------------- A: the backend listener
+
+@test()
+def test_backend_routes_by_forwarded_host_and_sends_it_as_host(ctx):
+    graf, jelly = ctx.origin("grafana"), ctx.origin("jellyfin")
+    p = _ts_portico(ctx, {"grafana": svc(graf, hosts=["grafana.example"]),
+                          "jellyfin": svc(jelly, hosts=["jf.example"])})
+    d = echo(ts_request(p.backend, "/dash?x=1", xfh="grafana." + SUFFIX))
+    eq(d["origin"], "grafana", "NAME.<suffix> reaches service NAME")
+    eq(d["target"], "/dash?x=1", "target")
+    eq(hdrs(d, "host"), ["grafana." + SUFFIX], "Host upstream: the caller's, as tsnsrv sends it")
+    eq(hdrs(d, "x-forwarded-host"), ["grafana." + SUFFIX], "X-Forwarded-Host")
+    eq(hdrs(d, "x-forwarded-for"), ["100.64.0.2"], "X-Forwarded-For: the caller, once")
+    eq(hdrs(d, "x-real-ip"), ["100.64.0.2"], "X-Real-IP: the tailnet caller")
+    eq(hdrs(d, "x-forwarded-proto"), ["https"], "tailscaled terminated TLS")
+    eq(hdrs(d, "forwarded"), ['for=100.64.0.2;host="grafana.%s";proto=https' % SUFFIX],
+       "Forwarded")
+    d = echo(ts_request(p.backend, "/", xfh="JELLYFIN.%s:443" % SUFFIX, xff="fd7a:115c:a1e0::5"))
+    eq(d["origin"], "jellyfin", "routing is case-insensitive and ignores the port")
+    eq(hdrs(d, "x-forwarded-for"), ["fd7a:115c:a1e0::5"], "an IPv6 caller")
+    # A configured host name works there too.
+    eq(echo(ts_request(p.backend, "/", xfh="jf.example"))["origin"], "jellyfin",
+       "a service's own host name")
+    st, _, body = ts_request(p.backend, "/", xfh="nosuch." + SUFFIX)
+    eq(st, 404, "an unknown name is not guessed")
+    # Everywhere else nothing changes: the plain listener routes by Host and
+    # ignores a client's X-Forwarded-Host.
+    r = request(p.port, "GET", "/", host="grafana.example",
+                headers={"X-Forwarded-Host": "jellyfin." + SUFFIX})
+    d = r.json()
+    eq(d["origin"], "grafana", "the plain listener routes by Host")
+    eq(hdrs(d, "x-forwarded-host"), ["grafana.example"], "client X-Forwarded-Host replaced")
+    eq(request(p.port, "GET", "/", host="grafana." + SUFFIX).status, 404,
+       "NAME.<suffix> is not a name on the plain listener")
+
+
+@test()
+def test_backend_without_forwarded_host_is_refused(ctx):
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o, hosts=["grafana.example"])})
+    st, _, body = ts_request(p.backend, "/", xfh=None, host="grafana.example")
+    eq(st, 400, "no X-Forwarded-Host: no silent default route, not even by Host")
+    expect(b"X-Forwarded-Host" in body, "the body says why: %r" % body)
+    st, _, body = ts_request(p.backend, "/", headers=[("X-Forwarded-Host", "grafana.example")])
+    eq(st, 400, "two X-Forwarded-Host fields")
+    expect(b"more than one X-Forwarded-Host" in body, "the body says why: %r" % body)
+    eq(len(o.all_raw()), 0, "nothing reached the upstream")
+
+
+@test()
+def test_backend_socket_mode_group_and_replacement(ctx):
+    o = ctx.origin("grafana")
+    group = None
+    for name in ("nogroup", "daemon", "users"):
+        try:
+            g = grp.getgrnam(name)
+        except KeyError:
+            continue
+        if g.gr_gid != os.getgid():
+            group = g
+            break
+    # A stale socket file from an earlier run is replaced.
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(os.path.join(ctx.dir, "tailnet.sock"))
+    stale.close()
+    kw = {"backend_group": group.gr_name} if group else {}
+    p = _ts_portico(ctx, {"grafana": svc(o)}, **kw)
+    st = os.stat(p.backend)
+    expect(stat.S_ISSOCK(st.st_mode), "the backend is a socket")
+    eq(oct(st.st_mode & 0o777), oct(0o660), "mode 0660")
+    if group:
+        eq(st.st_gid, group.gr_gid, "tailscale.backend_group")
+    eq(echo(ts_request(p.backend, "/"))["origin"], "grafana", "serves after start")
+    line = p.reload()
+    expect("configuration reloaded" in line, line)
+    eq(oct(os.stat(p.backend).st_mode & 0o777), oct(0o660), "mode after a reload")
+    eq(echo(ts_request(p.backend, "/again"))["target"], "/again", "serves after a reload")
+
+
+@test()
+def test_backend_config_errors(ctx):
+    path = os.path.join(ctx.dir, "c.yaml")
+
+    def check(text):
+        with open(path, "w") as f:
+            f.write(text)
+        return run_check(ctx.binary, path)
+
+    base = ("listen: [{addr: '127.0.0.1:0'}]\n"
+            "services:\n  grafana: {hosts: [g.example], upstream: 'http://127.0.0.1:3000'}\n"
+            "tailscale:\n  services: true\n")
+    rc, out, err = check(base + "  backend_group: no-such-group-xyz\n")
+    eq(rc, 1, "unknown group: exit status")
+    expect("c.yaml:6: tailscale.backend_group: no group named \"no-such-group-xyz\"" in err, err)
+    rc, out, err = check(base + "  backend: 'http://127.0.0.1:9'\n"
+                         "  insecure_loopback_backend: true\n  backend_group: root\n")
+    eq(rc, 1, "group on a TCP backend: exit status")
+    expect("c.yaml:8: tailscale.backend_group: only a unix: backend has a group" in err, err)
+    rc, out, err = check("listen: [{addr: 'unix:/tmp/x-portico-tn.sock'}]\n"
+                         "services:\n  grafana: {hosts: [g.example], upstream: 'http://127.0.0.1:3000'}\n"
+                         "tailscale:\n  services: true\n  backend: 'unix:/tmp/x-portico-tn.sock'\n")
+    eq(rc, 1, "backend on a listen address: exit status")
+    expect("c.yaml:6: tailscale.backend: \"unix:/tmp/x-portico-tn.sock\" is also a listen address"
+           in err, err)
+    rc, out, err = check(base + "  backend_group: root\n")
+    eq(rc, 0, "a known group: " + err)
+    expect("2 listeners" in out, "the backend counts as a listener: " + out)
+
+
+@test()
+def test_backend_over_loopback_tcp(ctx):
+    o = ctx.origin("grafana")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    p = _ts_portico(ctx, {"grafana": svc(o)}, backend="http://127.0.0.1:%d" % port,
+                    insecure_loopback_backend=True)
+    expect(any("warning: tailscale.backend" in l for l in p.stderr()),
+           "the loopback backend is warned about")
+    r = request(port, "GET", "/t", host="127.0.0.1:%d" % port,
+                headers={"X-Forwarded-Host": "grafana." + SUFFIX, "X-Forwarded-For": "100.64.0.9"})
+    d = r.json()
+    eq(d["origin"], "grafana", "routed by X-Forwarded-Host over TCP")
+    eq(hdrs(d, "x-forwarded-for"), ["100.64.0.9"], "the caller from tailscaled")
+
+
+@test()
+def test_forged_identity_headers_stripped_on_every_listener(ctx):
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o, hosts=["grafana.example"])})
+    forged = [("Tailscale-User-Login", "root@evil.example"), ("Tailscale-User-Name", "Mallory"),
+              ("Tailscale-User-Profile-Pic", "https://evil.example/p.png"),
+              ("Tailscale_User_Login", "alias@evil.example"),
+              ("X-Tailscale-User", "userid:1"), ("X-Tailscale-User-LoginName", "root@evil.example"),
+              ("X-Tailscale-Node-Tags", "tag:admin"), ("X_Tailscale_Caps", "admin"),
+              ("Tailscale-Funnel-Request", "?0"), ("Tailscale-App-Capabilities", "{}")]
+    r = request(p.port, "GET", "/", host="grafana.example", headers=dict(forged))
+    d = r.json()
+    leaked = [k for k, v in d["headers"] if "tailscale" in k.lower().replace("_", "-")]
+    eq(leaked, [], "identity headers reaching the upstream from the plain listener")
+    # On the backend, a client's X-Tailscale-* (tailscaled passes unknown
+    # headers on) never reaches the upstream either.
+    d = echo(ts_request(p.backend, "/", headers=[h for h in forged if h[0].lower().replace(
+        "_", "-").startswith("x-tailscale")]))
+    leaked = [(k, v) for k, v in d["headers"] if k.lower().replace("_", "-").startswith(
+        "x-tailscale") and v in ("userid:1", "root@evil.example", "tag:admin", "admin")]
+    eq(leaked, [], "client copies of X-Tailscale-* through the backend")
