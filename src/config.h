@@ -192,6 +192,21 @@ struct config_limits {
     uint32_t resolve_interval_ms;           /* how often upstream host names are resolved again */
 };
 
+/* "tailscale.api:": the Tailscale control API, through which portico
+ * defines its services in the tailnet (tsapi_client.c). The secret is not
+ * kept here: it is read from secret_file when a token is needed. */
+struct config_tailscale_api {
+    bool enabled;      /* the section is present */
+    char *tailnet;     /* "-": the OAuth client's own tailnet */
+    char *client_id;   /* oauth_client_id */
+    char *secret_file; /* oauth_client_secret_file: absolute path */
+    char *url;         /* "https://HOST[:PORT]" without a trailing slash */
+    char *host;        /* HOST (an IPv6 literal without its brackets) */
+    unsigned port;     /* PORT, 443 by default */
+    char *ca_file;     /* CA certificates to verify it with; NULL: the system's */
+    int line;
+};
+
 /* "tailscale:": publishing portico's services on the local tailscaled node
  * as Tailscale Services (see docs/tailscale.md). */
 struct config_tailscale {
@@ -206,6 +221,7 @@ struct config_tailscale {
     char **host_tags; /* the tags of the node running tailscaled (autoApprovers) */
     size_t nhost_tags;
     char *state_dir; /* where the list of services portico published is kept */
+    struct config_tailscale_api api;
     int line;
 };
 

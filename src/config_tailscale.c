@@ -9,9 +9,12 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "route.h"
+#include "tls.h"
+#include "tsapi.h"
 #include "tsjson.h"
 #include "tspolicy.h"
 
@@ -136,6 +139,125 @@ static int add_backend_listener(struct parser *p, const yaml_node_t *at, long gi
     return 0;
 }
 
+/* ---- tailscale.api ----------------------------------------------------------- */
+
+static int read_tailnet(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                        void *target)
+{
+    const char *s;
+    if (cfg_want_string(p, n, what, &s) < 0)
+        return -1;
+    if (!tsapi_tailnet_valid(s))
+        return cfg_fail(p, n,
+                        "%s: \"%s\" is not a tailnet name (use \"-\" for the OAuth client's own "
+                        "tailnet, or its name: letters, digits and . _ @ + -)",
+                        what, cfg_show(p, s));
+    if (!(*(char **)field = cfg_strdup(p, s)))
+        return cfg_fail_oom(p);
+    return 0;
+}
+
+static int read_client_id(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                          void *target)
+{
+    const char *s;
+    if (cfg_want_string(p, n, what, &s) < 0)
+        return -1;
+    if (!tsapi_client_id_valid(s))
+        return cfg_fail(p, n, "%s: not an OAuth client ID (printable, no blanks, at most %d bytes)",
+                        what, TSAPI_CLIENT_ID_MAX);
+    if (!(*(char **)field = cfg_strdup(p, s)))
+        return cfg_fail_oom(p);
+    return 0;
+}
+
+/* The secret file is read now, so that `portico check` finds a missing or
+ * unreadable one; the secret itself is not kept (nor ever shown). */
+static int read_secret_file(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                            void *target)
+{
+    char secret[TSAPI_SECRET_MAX + 1], why[600];
+    struct stat sb;
+    if (read_path(p, n, what, field, target) < 0)
+        return -1;
+    const char *path = *(char **)field;
+    int rc = tsapi_read_secret(path, secret, sizeof secret, why, sizeof why);
+    explicit_bzero(secret, sizeof secret);
+    if (rc < 0)
+        return cfg_fail(p, n, "%s: %s", what, why);
+    if (stat(path, &sb) == 0 && (sb.st_mode & S_IROTH))
+        cfg_warn(p, n,
+                 "%s: %s is readable by every user; make it readable by portico only "
+                 "(chmod 600 or 640)",
+                 what, path);
+    return 0;
+}
+
+static int read_url(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                    void *target)
+{
+    struct config_tailscale_api *api = target;
+    const char *s;
+    char host[256], why[300];
+    if (cfg_want_string(p, n, what, &s) < 0)
+        return -1;
+    if (tsapi_parse_url(s, host, sizeof host, &api->port, why, sizeof why) < 0)
+        return cfg_fail(p, n, "%s: \"%s\" %s", what, cfg_show(p, s), why);
+    size_t len = strlen(s);
+    if (!(api->url = cfg_strndup(p, s, s[len - 1] == '/' ? len - 1 : len)) ||
+        !(api->host = cfg_strdup(p, host)))
+        return cfg_fail_oom(p);
+    return 0;
+}
+
+/* Loaded once now, so that a CA file OpenSSL cannot read is reported at
+ * its line by `portico check`. */
+static int read_ca_file(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                        void *target)
+{
+    char why[600];
+    if (read_path(p, n, what, field, target) < 0)
+        return -1;
+    struct ssl_ctx_st *ctx = tls_client_ctx_new(*(char **)field, false, why, sizeof why);
+    if (!ctx)
+        return cfg_fail(p, n, "%s: %s", what, why);
+    tls_client_ctx_free(ctx);
+    return 0;
+}
+
+#define API(f) CFG_AT(struct config_tailscale_api, f)
+static const struct cfg_key api_keys[] = {
+    {"tailnet", CFG_FUNC, API(tailnet), .fn = read_tailnet},
+    {"oauth_client_id", CFG_FUNC, API(client_id), .fn = read_client_id},
+    {"oauth_client_secret_file", CFG_FUNC, API(secret_file), .fn = read_secret_file},
+    {"url", CFG_FUNC, API(url), .fn = read_url},
+    {"ca_file", CFG_FUNC, API(ca_file), .fn = read_ca_file},
+};
+
+static int read_api(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                    void *target)
+{
+    struct config_tailscale_api *api = field;
+    struct cfg_seen seen;
+    if (cfg_keys_read(p, n, api_keys, CFG_NKEYS(api_keys), api, "tailscale.api", "in tailscale.api",
+                      &seen) < 0)
+        return -1;
+    api->enabled = true;
+    api->line = (int)n->start_mark.line + 1;
+    if (!api->client_id || !api->secret_file)
+        return cfg_fail(p, n,
+                        "tailscale.api: oauth_client_id and oauth_client_secret_file are both "
+                        "needed (an OAuth client with the services scope; see "
+                        "docs/tailscale.md)");
+    if ((!api->tailnet && !(api->tailnet = cfg_strdup(p, "-"))) ||
+        (!api->url && (!(api->url = cfg_strdup(p, TSAPI_DEFAULT_URL)) ||
+                       !(api->host = cfg_strdup(p, "api.tailscale.com")))))
+        return cfg_fail_oom(p);
+    if (!cfg_seen_node(&seen, "url"))
+        api->port = 443;
+    return 0;
+}
+
 #define AT(f) CFG_AT(struct config_tailscale, f)
 static const struct cfg_key ts_keys[] = {
     {"socket", CFG_FUNC, AT(socket), .fn = read_path},
@@ -150,6 +272,7 @@ static const struct cfg_key ts_keys[] = {
      .off_n = offsetof(struct config_tailscale, nhost_tags), .def_list = host_tags_default,
      .item = read_tag},
     {"state_dir", CFG_FUNC, AT(state_dir), .fn = read_path},
+    {"api", CFG_FUNC, AT(api), .fn = read_api},
 };
 
 /* One tag for now: the printed policy names one service tag and one node

@@ -153,6 +153,9 @@
 /* One call of the `portico tailscale` commands: a serve-config write makes
  * tailscaled reconfigure its listeners before it answers. */
 #define TIMEOUT_LOCALAPI_CLI_MS 10000
+/* One request to the Tailscale control API (tsapi_client.c): connecting,
+ * the TLS handshake, sending and the whole answer. */
+#define TIMEOUT_TSAPI_MS 15000
 /* After a failed connect, a dropped connection or a garbled answer the
  * client waits before it dials again, doubling up to the maximum, so a
  * stopped tailscaled costs one failed connect per interval, not one per

@@ -98,6 +98,10 @@ struct localapi_reader {
     bool done;       /* a complete answer is in buf */
     bool extra;      /* bytes came after the answer: do not reuse the connection */
     enum http1_method method;
+    /* Who answers, named in messages: NULL for tailscaled; the reader also
+     * reads the Tailscale control API's answers (tsapi_client.c). Kept by
+     * localapi_reader_init. */
+    const char *peer;
     struct chunked_decoder dec;
     struct http_response resp; /* valid once head_len is set; slices into buf once done */
 };

@@ -143,6 +143,12 @@ long localapi_query_escape(const char *s, char *out, size_t cap)
     return (long)o;
 }
 
+/* Who sent the answer, for messages. */
+static const char *peer(const struct localapi_reader *r)
+{
+    return r->peer ? r->peer : "tailscaled";
+}
+
 void localapi_reader_init(struct localapi_reader *r, enum http1_method method)
 {
     /* The buffer is reused across calls on one client (no allocation per
@@ -151,7 +157,9 @@ void localapi_reader_init(struct localapi_reader *r, enum http1_method method)
         localapi_reader_free(r);
     char *keep = r->buf;
     size_t cap = r->cap;
+    const char *who = r->peer;
     memset(r, 0, sizeof *r);
+    r->peer = who;
     r->buf = keep;
     r->cap = cap;
     r->method = method;
@@ -175,23 +183,23 @@ char *localapi_reader_space(struct localapi_reader *r, size_t *avail, char *err,
             ncap = max;
         char *nb = realloc(r->buf, ncap);
         if (!nb) {
-            snprintf(err, errlen, "out of memory reading tailscaled's answer");
+            snprintf(err, errlen, "out of memory reading %s's answer", peer(r));
             return NULL;
         }
         r->buf = nb;
         r->cap = ncap;
     }
     if (r->cap - r->len < 2) {
-        snprintf(err, errlen, "tailscaled's answer is larger than %u bytes", LIMIT_TS_JSON_BYTES);
+        snprintf(err, errlen, "%s's answer is larger than %u bytes", peer(r), LIMIT_TS_JSON_BYTES);
         return NULL;
     }
     *avail = r->cap - r->len - 1;
     return r->buf + r->len;
 }
 
-static int body_too_large(char *err, size_t errlen, uint64_t n)
+static int body_too_large(const struct localapi_reader *r, char *err, size_t errlen, uint64_t n)
 {
-    snprintf(err, errlen, "tailscaled's answer has a %llu-byte body; portico reads at most %u",
+    snprintf(err, errlen, "%s's answer has a %llu-byte body; portico reads at most %u", peer(r),
              (unsigned long long)n, LIMIT_TS_JSON_BYTES);
     return -1;
 }
@@ -203,21 +211,21 @@ static int parse_head(struct localapi_reader *r, char *err, size_t errlen)
     if (end == 0)
         return 0;
     if (end < 0) {
-        snprintf(err, errlen, "tailscaled's answer head is over %d bytes",
+        snprintf(err, errlen, "%s's answer head is over %d bytes", peer(r),
                  LIMIT_LOCALAPI_HEAD_BYTES);
         return -1;
     }
     if (http1_parse_response(r->buf, (size_t)end, r->method, &r->resp) < 0) {
-        snprintf(err, errlen, "tailscaled's answer is not a valid HTTP/1.1 response");
+        snprintf(err, errlen, "%s's answer is not a valid HTTP/1.1 response", peer(r));
         return -1;
     }
     if (r->resp.status < 200) { /* only sent for Expect or an upgrade, neither asked for */
-        snprintf(err, errlen, "tailscaled sent an interim %d answer, which portico did not ask for",
-                 r->resp.status);
+        snprintf(err, errlen, "%s sent an interim %d answer, which portico did not ask for",
+                 peer(r), r->resp.status);
         return -1;
     }
     if (r->resp.body == HTTP_BODY_LENGTH && r->resp.content_length > LIMIT_TS_JSON_BYTES)
-        return body_too_large(err, errlen, r->resp.content_length);
+        return body_too_large(r, err, errlen, r->resp.content_length);
     r->head_len = r->body_end = r->dec_pos = (size_t)end;
     return 1;
 }
@@ -232,12 +240,12 @@ static int decode_chunked(struct localapi_reader *r, char *err, size_t errlen)
         int rc = chunked_decode(&r->dec, r->buf + r->dec_pos, r->len - r->dec_pos, &used, seg,
                                 &nseg, 16);
         if (rc == CHUNKED_ERROR) {
-            snprintf(err, errlen, "tailscaled's answer has a malformed chunked body");
+            snprintf(err, errlen, "%s's answer has a malformed chunked body", peer(r));
             return -1;
         }
         for (size_t i = 0; i < nseg; i++) {
             if (r->body_end - r->head_len + seg[i].iov_len > LIMIT_TS_JSON_BYTES)
-                return body_too_large(err, errlen, r->body_end - r->head_len + seg[i].iov_len);
+                return body_too_large(r, err, errlen, r->body_end - r->head_len + seg[i].iov_len);
             memmove(r->buf + r->body_end, seg[i].iov_base, seg[i].iov_len);
             r->body_end += seg[i].iov_len;
         }
@@ -275,9 +283,8 @@ int localapi_reader_feed(struct localapi_reader *r, size_t n, bool eof, char *er
             return -1;
         if (rc == 0) {
             if (eof)
-                snprintf(err, errlen,
-                         r->len ? "tailscaled closed the connection in the middle of its answer"
-                                : "tailscaled closed the connection without answering");
+                snprintf(err, errlen, "%s closed the connection %s", peer(r),
+                         r->len ? "in the middle of its answer" : "without answering");
             return eof ? -1 : 0;
         }
     }
@@ -300,7 +307,7 @@ int localapi_reader_feed(struct localapi_reader *r, size_t n, bool eof, char *er
     }
     case HTTP_BODY_EOF:
         if (r->len - r->head_len > LIMIT_TS_JSON_BYTES)
-            return body_too_large(err, errlen, r->len - r->head_len);
+            return body_too_large(r, err, errlen, r->len - r->head_len);
         r->body_end = r->len;
         if (eof) {
             r->extra = true; /* the connection is gone: never reuse it */
@@ -309,7 +316,7 @@ int localapi_reader_feed(struct localapi_reader *r, size_t n, bool eof, char *er
         return 0;
     }
     if (eof) {
-        snprintf(err, errlen, "tailscaled closed the connection in the middle of its answer");
+        snprintf(err, errlen, "%s closed the connection in the middle of its answer", peer(r));
         return -1;
     }
     return 0;

@@ -33,6 +33,8 @@
 #include "localapi.h"
 #include "log.h"
 #include "servecfg.h"
+#include "strbuf.h"
+#include "tsapi_client.h"
 #include "tsjson.h"
 #include "tspolicy.h"
 
@@ -245,12 +247,54 @@ static void print_advertise(const struct tsctx *x, const struct servecfg_result 
             printf("- advertise %s\n", x->adv.v[i]);
 }
 
+/* ---- service definitions (tailscale.api) --------------------------------------- */
+
+/* With tailscale.api, make the tailnet's definition of every published
+ * service hold its port and the service tag (dry_run: only say what would
+ * change). Done before the serve config is written, so that a service is
+ * defined by the time the node advertises it. */
+static int define(struct tsctx *x, bool dry_run)
+{
+    if (!x->ts->api.enabled || x->n == 0)
+        return 0;
+    char err[1024];
+    struct tsapi_counts counts;
+    struct strbuf plan = {0};
+    struct tsapi_want *w = calloc(x->n, sizeof *w);
+    char(*ports)[16] = calloc(x->n, sizeof *ports);
+    const char **port_of = calloc(x->n, sizeof *port_of);
+    struct tsapi_client *c =
+        w && ports && port_of ? tsapi_client_new(&x->ts->api, err, sizeof err) : NULL;
+    int rc = c ? 0 : fail(x, "%s", w && ports && port_of ? err : "out of memory");
+    for (size_t i = 0; rc == 0 && i < x->n; i++) {
+        snprintf(ports[i], sizeof ports[i], "tcp:%u", (unsigned)x->svcs[i].port);
+        port_of[i] = ports[i];
+        w[i] = (struct tsapi_want){x->svcs[i].name, &port_of[i], 1,
+                                   (const char *const *)x->ts->service_tags, x->ts->nservice_tags};
+    }
+    if (rc == 0 && tsapi_define_services(c, w, x->n, dry_run, &plan, &counts, err, sizeof err) < 0)
+        rc = fail(x, "%s", err);
+    if (plan.s)
+        fputs(plan.s, stdout);
+    if (rc == 0)
+        printf("service definitions in tailnet %s: %s%zu created, %zu updated, %zu unchanged\n",
+               x->ts->api.tailnet, dry_run ? "would be " : "", counts.created, counts.updated,
+               counts.unchanged);
+    fflush(stdout);
+    tsapi_client_free(c);
+    free(plan.s);
+    free(port_of);
+    free(ports);
+    free(w);
+    return rc;
+}
+
 /* ---- the commands ------------------------------------------------------------ */
 
 static int cmd_plan(struct tsctx *x)
 {
     struct servecfg_result r = {0};
-    int rc = read_status(x) < 0 || read_prefs(x) < 0 || read_owned(x) < 0 ||
+    int rc = define(x, true) < 0 || read_status(x) < 0 || read_prefs(x) < 0 || read_owned(x) < 0 ||
                      call(x, METHOD_GET, "/localapi/v0/serve-config", NULL, NULL, &x->sc, 200,
                           false) < 0 ||
                      merge(x, &r) < 0
@@ -281,7 +325,7 @@ static int cmd_apply(struct tsctx *x)
     char etag[LIMIT_LOCALAPI_ETAG_BYTES];
     bool written = false;
     int attempt = 0, rc = 0;
-    if (read_status(x) < 0 || read_prefs(x) < 0 || read_owned(x) < 0)
+    if (define(x, false) < 0 || read_status(x) < 0 || read_prefs(x) < 0 || read_owned(x) < 0)
         return 1;
     /* Read, merge, write with If-Match; a 412 means another client wrote
      * in between: start again from what it wrote. */

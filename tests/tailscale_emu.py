@@ -1538,7 +1538,8 @@ class ControlAPI:
     tokens_issued, token_seconds (lifetime of new tokens)."""
 
     def __init__(self, ca, clients=None, api_keys=(), tailnet="example.com",
-                 token_seconds=3600):
+                 token_seconds=3600, cert_names=("localhost", "api.tailscale.test"),
+                 cert_ips=("127.0.0.1",)):
         self.ca = ca
         self.clients = dict(clients or {})
         self.api_keys = set(api_keys)
@@ -1552,7 +1553,7 @@ class ControlAPI:
         self.faults = []
         self.lock = threading.RLock()
         self._vip = 0
-        cert, key = ca.files(["localhost", "api.tailscale.test"], ips=["127.0.0.1"])
+        cert, key = ca.files(list(cert_names), ips=list(cert_ips))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -1696,12 +1697,14 @@ class ControlAPI:
                 auto = not addrs
             else:
                 # vip_service.go: an update that does not resend auto-allocated
-                # addresses errors (the status is not documented: 400 here)
-                if sorted(addrs) != sorted(old["addrs"]):
+                # addresses errors (the status is not documented: 400 here);
+                # addresses that differ from the ones held are refused too
+                # (inferred: an IPv6 address cannot be chosen)
+                if (not addrs and old["_auto"]) or (addrs and sorted(addrs) != sorted(old["addrs"])):
                     return self._msg(400, "addrs must be resent unchanged when updating a "
                                           "service (got %s, have %s)"
                                      % (go_json(addrs), go_json(old["addrs"])))
-                new_addrs, auto = list(old["addrs"]), old["_auto"]
+                new_addrs, auto = list(old["addrs"]), old["_auto"]   # kept when not resent
             self.services[name] = self._stored(name, new_addrs, doc.get("comment") or "",
                                                doc.get("annotations") or None, ports, tags, auto)
             out = self._public(self.services[name])
