@@ -235,9 +235,9 @@ static json_t *load(const char *what, const char *buf, size_t len, char *err, si
         return NULL;
     }
     json_error_t je;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root)
-        tsjson_errorf(err, errlen, "%s: not a JSON object: %s (line %d, column %d)", what, je.text,
+        tsjson_errorf(err, errlen, "%s: not valid JSON: %s (line %d, column %d)", what, je.text,
                       je.line, je.column);
     else if (!json_is_object(root)) {
         tsjson_errorf(err, errlen, "%s: not a JSON object", what);
@@ -422,7 +422,7 @@ int tsapi_compare(const char *body, size_t len, const struct tsapi_want *w, char
     if (!root)
         return -1;
     const char *ports[LIMIT_TS_TAGS], *tags[LIMIT_TS_TAGS], *addrs[LIMIT_TS_ADDRS];
-    size_t np, nt, na;
+    size_t np = 0, nt = 0, na = 0;
     const json_t *jn = json_object_get(root, "name");
     int rc = 0;
     if (jn && !(json_is_string(jn) && strcmp(json_string_value(jn), name) == 0))

@@ -419,7 +419,7 @@ static int api_error(const struct tsapi_client *c, const char *method, const cha
         snprintf(err, errlen,
                  "OAuth client rejected: %s refused its token for %s %s (401: %s); check "
                  "tailscale.api.oauth_client_id and the secret in %s",
-                 c->url, method, path, st == 401 ? msg : "", c->secret_file);
+                 c->url, method, path, msg, c->secret_file);
     else if (st == 403)
         snprintf(err, errlen,
                  "%s refused %s %s (403: %s): the OAuth client lacks the scope for Services; give "
