@@ -37,7 +37,12 @@ TAILSCALE_SOURCE_COMMIT, TAILSCALE_SOURCE_VERSION):
                             VIPService {name, addrs, comment, annotations,
                             ports, tags}, errors {"message": ...}
   feature/oauthkey/oauthkey.go, cmd/get-authkey
-                            POST /api/v2/oauth/token (client credentials)
+                            POST /api/v2/oauth/token through Go's
+                            golang.org/x/oauth2/clientcredentials: a form
+                            with grant_type=client_credentials, the client
+                            ID and secret as HTTP Basic or form fields
+                            (AuthStyleAutoDetect tries both), answered
+                            {access_token, token_type, expires_in}
 
 Not emulated (and answered as tailscaled answers an unknown path, 404, so
 a client that needs them fails loudly): every other LocalAPI endpoint
@@ -1529,6 +1534,9 @@ class ControlAPI:
                                           expires_in: 3600, scope}
       GET  /api/v2/tailnet/T/vip-services          {"vipServices": [...]}
       GET|PUT|DELETE /api/v2/tailnet/T/vip-services/svc:NAME
+
+    The certificate covers cert_names and cert_ips (a test of host name
+    checking gives it other names).
 
     T is "-" or `tailnet`. Requests need `Authorization: Bearer TOKEN` (a
     token from the endpoint, not expired) or Basic with an API key from
