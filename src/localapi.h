@@ -121,12 +121,16 @@ const char *localapi_reader_body(const struct localapi_reader *r, size_t *len);
  * false when there is none, it is longer than cap - 1, or it holds a
  * control character (so it can go back as If-Match). */
 bool localapi_reader_etag(const struct localapi_reader *r, char *out, size_t cap);
+/* The same, from an answer's head (struct localapi_answer.head). */
+bool localapi_etag(const struct http_response *resp, char *out, size_t cap);
 
 /* The message of an error answer: the "error" field of tailscaled's JSON
  * errors ({"error": "..."}, WriteErrorJSON), else the body's text (http.Error);
  * trailing blanks dropped, control characters shown as '?', at most
  * LOCALAPI_ERROR_SHOWN bytes; "" when there is none. */
 void localapi_error_text(const struct localapi_reader *r, char *out, size_t cap);
+/* The same, from an answer's body (n bytes at s). */
+void localapi_error_text_of(const char *s, size_t n, char *out, size_t cap);
 
 /* A sentence for a non-2xx answer: "tailscaled answered 404 to GET
  * /localapi/v0/whois?addr=...: no match for IP:port" (its

@@ -330,7 +330,12 @@ const char *localapi_reader_body(const struct localapi_reader *r, size_t *len)
 
 bool localapi_reader_etag(const struct localapi_reader *r, char *out, size_t cap)
 {
-    const struct http_header *h = http_find_header(r->resp.headers, r->resp.nheaders, "Etag");
+    return localapi_etag(&r->resp, out, cap);
+}
+
+bool localapi_etag(const struct http_response *resp, char *out, size_t cap)
+{
+    const struct http_header *h = http_find_header(resp->headers, resp->nheaders, "Etag");
     if (!h || h->value.len >= cap)
         return false;
     for (size_t i = 0; i < h->value.len; i++)
@@ -345,6 +350,11 @@ void localapi_error_text(const struct localapi_reader *r, char *out, size_t cap)
 {
     size_t n;
     const char *s = localapi_reader_body(r, &n);
+    localapi_error_text_of(s, n, out, cap);
+}
+
+void localapi_error_text_of(const char *s, size_t n, char *out, size_t cap)
+{
     /* tailscaled's errors are {"error": "..."} (WriteErrorJSON) or text
      * (http.Error); the JSON is read as JSON, so a quote or an escaped
      * newline in the message neither cuts it short nor shows as "\n". */

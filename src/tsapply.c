@@ -1,0 +1,347 @@
+/* tsapply.c - the publishing steps shared by `portico tailscale apply` and
+ * the daemon (see tsapply.h), and the state file that says which services
+ * portico published last. */
+#include "tsapply.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+enum phase { P_STATUS, P_PREFS, P_GET_SC, P_POST_SC, P_PATCH, P_DONE, P_FAILED };
+
+static const char *const paths[] = {
+    [P_STATUS] = "/localapi/v0/status?peers=false",
+    [P_PREFS] = "/localapi/v0/prefs",
+    [P_GET_SC] = "/localapi/v0/serve-config",
+    [P_POST_SC] = "/localapi/v0/serve-config",
+    [P_PATCH] = "/localapi/v0/prefs",
+};
+
+void tsapply_init(struct tsapply *x, enum tsapply_mode mode, const struct servecfg_service *svcs,
+                  size_t n, const char *host_tag)
+{
+    memset(x, 0, sizeof *x);
+    x->mode = mode;
+    x->svcs = svcs;
+    x->n = n;
+    x->host_tag = host_tag;
+    x->phase = P_STATUS;
+}
+
+void tsapply_free(struct tsapply *x)
+{
+    tsjson_strlist_free(&x->owned);
+    tsjson_status_free(&x->st);
+    tsjson_strlist_free(&x->adv);
+    servecfg_result_free(&x->result);
+    free(x->sc);
+    free(x->body);
+    x->sc = x->body = NULL;
+}
+
+static void failf(struct tsapply *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void failf(struct tsapply *x, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err, sizeof x->err, fmt, ap);
+    va_end(ap);
+    x->phase = P_FAILED;
+}
+
+static enum http1_method method_of(int phase)
+{
+    return phase == P_POST_SC ? METHOD_POST : phase == P_PATCH ? METHOD_PATCH : METHOD_GET;
+}
+
+enum tsapply_step tsapply_next(struct tsapply *x, struct localapi_request *req)
+{
+    if (x->phase == P_DONE)
+        return TSAPPLY_DONE;
+    if (x->phase == P_FAILED)
+        return TSAPPLY_FAILED;
+    *req = (struct localapi_request){method_of(x->phase), paths[x->phase], NULL, NULL, 0};
+    if (x->phase == P_POST_SC) {
+        req->if_match = x->etag[0] ? x->etag : NULL;
+        req->body = x->result.interim ? x->result.interim : x->result.json;
+        req->body_len = strlen(req->body);
+    } else if (x->phase == P_PATCH) {
+        req->body = x->body;
+        req->body_len = strlen(x->body);
+    }
+    return TSAPPLY_CALL;
+}
+
+/* After the serve config is written or found unchanged: AdvertiseServices. */
+static void to_prefs(struct tsapply *x)
+{
+    if (!x->result.advertise_changed) {
+        x->phase = P_DONE;
+        return;
+    }
+    free(x->body);
+    x->body =
+        tsjson_advertise_body((const char *const *)x->result.advertise.v, x->result.advertise.n);
+    if (!x->body)
+        return failf(x, "out of memory");
+    x->phase = P_PATCH;
+}
+
+static void got_status(struct tsapply *x, const char *body, size_t len)
+{
+    char err[512];
+    if (tsjson_parse_status(body, len, &x->st, err, sizeof err) < 0)
+        return failf(x, "tailscaled's status: %s", err);
+    if (!x->st.magic_dns_suffix[0])
+        return failf(x,
+                     "tailscaled is not connected to a tailnet (BackendState \"%s\"): no MagicDNS "
+                     "suffix to name the services with; log the node in first",
+                     x->st.backend_state);
+    x->untagged_host = x->host_tag && !tsapply_list_has(&x->st.tags, x->host_tag);
+    x->phase = P_PREFS;
+}
+
+static void got_prefs(struct tsapply *x, const char *body, size_t len)
+{
+    char err[512];
+    if (tsjson_parse_advertised(body, len, &x->adv, err, sizeof err) < 0)
+        return failf(x, "tailscaled's prefs: %s", err);
+    x->phase = P_GET_SC;
+}
+
+static void got_serve_config(struct tsapply *x, const char *body, size_t len, const char *etag)
+{
+    free(x->sc);
+    x->sc = malloc(len + 1);
+    if (!x->sc)
+        return failf(x, "out of memory");
+    memcpy(x->sc, body, len);
+    x->sc[len] = '\0';
+    x->sc_len = len;
+    x->etag[0] = '\0';
+    if (etag && strlen(etag) < sizeof x->etag)
+        strcpy(x->etag, etag);
+    if (x->mode == TSAPPLY_READ) {
+        x->phase = P_DONE;
+        return;
+    }
+    const struct servecfg_input in = {x->svcs,
+                                      x->n,
+                                      x->st.magic_dns_suffix,
+                                      x->st.major,
+                                      x->st.minor,
+                                      (const char *const *)x->owned.v,
+                                      x->owned.n,
+                                      (const char *const *)x->adv.v,
+                                      x->adv.n};
+    servecfg_result_free(&x->result);
+    memset(&x->result, 0, sizeof x->result);
+    if (servecfg_merge(x->sc, x->sc_len, &in, &x->result, x->err, sizeof x->err) < 0) {
+        x->phase = P_FAILED;
+        return;
+    }
+    if (x->mode == TSAPPLY_PLAN)
+        x->phase = P_DONE;
+    else if (!x->result.changed && !x->result.interim)
+        to_prefs(x);
+    else
+        x->phase = P_POST_SC;
+}
+
+/* A serve config write answered 200 or 412. */
+static void got_post(struct tsapply *x, int status)
+{
+    x->attempt++;
+    if (status == 412)
+        x->lost_races++;
+    else
+        x->written = true;
+    if (status == 200 && !x->result.interim)
+        return to_prefs(x);
+    /* 412: start again from what the other client wrote; interim: merge
+     * again from the step just written. */
+    if (x->attempt >= TSAPPLY_ATTEMPTS)
+        return failf(x,
+                     "the serve config changed under every one of %d attempts to write it; "
+                     "another client keeps writing it, try again",
+                     TSAPPLY_ATTEMPTS);
+    x->phase = P_GET_SC;
+}
+
+void tsapply_answer(struct tsapply *x, int status, const char *body, size_t len, const char *etag)
+{
+    if (x->phase >= P_DONE)
+        return;
+    if (status != 200 && !(x->phase == P_POST_SC && status == 412)) {
+        char msg[LOCALAPI_ERROR_SHOWN + 8];
+        localapi_error_text_of(body, len, msg, sizeof msg);
+        x->refused = status == 401 || status == 403;
+        return failf(x, "tailscaled refused %s %s with %d: %s",
+                     localapi_method_name(method_of(x->phase)), paths[x->phase], status,
+                     msg[0] ? msg : "(no message)");
+    }
+    switch (x->phase) {
+    case P_STATUS:
+        return got_status(x, body, len);
+    case P_PREFS:
+        return got_prefs(x, body, len);
+    case P_GET_SC:
+        return got_serve_config(x, body, len, etag);
+    case P_POST_SC:
+        return got_post(x, status);
+    default: /* P_PATCH */
+        x->advertise_set = true;
+        x->phase = P_DONE;
+    }
+}
+
+void tsapply_unreachable(struct tsapply *x, const char *why)
+{
+    if (x->phase < P_DONE)
+        failf(x, "%s", why);
+}
+
+/* ---- the services and the state file ------------------------------------- */
+
+int tsapply_collect(const struct config *c, struct servecfg_service **out, size_t *n)
+{
+    *n = 0;
+    *out = calloc(c->nservices ? c->nservices : 1, sizeof **out);
+    if (!*out)
+        return -1;
+    for (size_t i = 0; c->tailscale.services && i < c->nservices; i++)
+        if (c->services[i].upstream)
+            (*out)[(*n)++] = (struct servecfg_service){c->services[i].name, SERVECFG_HTTP, 443,
+                                                       c->tailscale.backend, false};
+    return 0;
+}
+
+int tsapply_state_path(const struct config *c, char *path, size_t cap)
+{
+    int n = snprintf(path, cap, "%s/" TSAPPLY_STATE_FILE, c->tailscale.state_dir);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int tsapply_read_owned(struct tsapply *x, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f && errno == ENOENT)
+        return 0; /* never published from here: nothing is portico's to delete */
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[256];
+    int rc = 0;
+    for (unsigned no = 1; rc == 0 && fgets(line, sizeof line, f); no++) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!line[0])
+            continue;
+        char **v = realloc(x->owned.v, (x->owned.n + 1) * sizeof *v);
+        if (v)
+            x->owned.v = v;
+        if (!tsjson_service_name_valid(line)) {
+            rc = -1;
+            tsjson_errorf(err, errlen,
+                          "%s:%u: \"%.80s\" is not a service name (svc:NAME); fix or remove the "
+                          "file",
+                          path, no, line);
+        } else if (!v || !(v[x->owned.n] = strdup(line))) {
+            rc = -1;
+            snprintf(err, errlen, "out of memory");
+        } else {
+            x->owned.n++;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int tsapply_save_owned(const char *dir, const char *path, const struct tsjson_strlist *l, char *err,
+                       size_t errlen)
+{
+    char tmp[PATH_MAX + 32];
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create the state directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        fprintf(f, "%s\n", l->v[i]);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+        return -1;
+    }
+    return 0;
+}
+
+bool tsapply_owned_changed(const struct tsapply *x)
+{
+    const struct tsjson_strlist *a = &x->result.owned, *b = &x->owned;
+    if (a->n != b->n)
+        return true;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i]) != 0)
+            return true;
+    return false;
+}
+
+bool tsapply_list_has(const struct tsjson_strlist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* "svc:" + the service's name into out (names are DNS labels, checked by
+ * the configuration). */
+static const char *svc_name(const struct servecfg_service *s, char *out, size_t cap)
+{
+    snprintf(out, cap, "svc:%s", s->name);
+    return out;
+}
+
+size_t tsapply_count_advertised(const struct tsapply *x)
+{
+    char svc[4 + LIMIT_SERVICE_NAME + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < x->n; i++)
+        k += tsapply_list_has(&x->result.advertise, svc_name(&x->svcs[i], svc, sizeof svc));
+    return k;
+}
+
+size_t tsapply_count_approved(const struct tsapply *x)
+{
+    char svc[4 + LIMIT_SERVICE_NAME + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        svc_name(&x->svcs[i], svc, sizeof svc);
+        for (size_t j = 0; j < x->st.n_hosts; j++)
+            if (strcmp(x->st.hosts[j].name, svc) == 0) {
+                k++;
+                break;
+            }
+    }
+    return k;
+}
