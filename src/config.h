@@ -213,6 +213,9 @@ struct config_tailscale {
     bool enabled;  /* the section is present */
     char *socket;  /* tailscaled's LocalAPI socket */
     bool services; /* publish every HTTP service as svc:NAME */
+    /* Who publishes: the daemon on start and reload (auto), or only
+     * `portico tailscale apply`, run by a unit with privileges (false). */
+    enum ts_publish { TS_PUBLISH_AUTO, TS_PUBLISH_FALSE } publish;
     char *backend; /* where tailscaled forwards: "unix:/path" or "http://LOOPBACK:PORT" */
     bool insecure_loopback_backend; /* allow an http:// backend (any local user can reach it) */
     char *backend_group; /* group of a unix: backend socket (mode 0660); NULL: portico's own */

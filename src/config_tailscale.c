@@ -258,10 +258,14 @@ static int read_api(struct parser *p, const yaml_node_t *n, const char *what, vo
     return 0;
 }
 
+static const struct cfg_choice publish_choices[] = {
+    {"auto", TS_PUBLISH_AUTO}, {"false", TS_PUBLISH_FALSE}, {NULL, 0}};
+
 #define AT(f) CFG_AT(struct config_tailscale, f)
 static const struct cfg_key ts_keys[] = {
     {"socket", CFG_FUNC, AT(socket), .fn = read_path},
     {"services", CFG_BOOL, AT(services), false},
+    {"publish", CFG_ENUM, AT(publish), TS_PUBLISH_AUTO, .choices = publish_choices},
     {"backend", CFG_FUNC, AT(backend), .fn = read_backend},
     {"insecure_loopback_backend", CFG_BOOL, AT(insecure_loopback_backend), false},
     {"backend_group", CFG_STRING, AT(backend_group)},

@@ -1338,6 +1338,7 @@ static void test_config_tailscale_defaults(void **state)
     assert_int_equal(ts->line, 7);
     assert_string_equal(ts->socket, "/var/run/tailscale/tailscaled.sock");
     assert_false(ts->services);
+    assert_int_equal(ts->publish, TS_PUBLISH_AUTO);
     assert_string_equal(ts->backend, "unix:/run/portico/tailnet.sock");
     assert_false(ts->insecure_loopback_backend);
     assert_int_equal(ts->nservice_tags, 1);
@@ -1354,8 +1355,9 @@ static void test_config_tailscale_keys(void **state)
     struct config *c = expect_ok(TSVC "tailscale:\n  socket: /run/ts/ts.sock\n  services: true\n"
                                       "  backend: unix:/run/p/ts.sock\n"
                                       "  service_tags: [tag:apps]\n  host_tags: [tag:proxy]\n"
-                                      "  state_dir: /srv/portico\n");
+                                      "  state_dir: /srv/portico\n  publish: false\n");
     const struct config_tailscale *ts = &c->tailscale;
+    assert_int_equal(ts->publish, TS_PUBLISH_FALSE);
     assert_string_equal(ts->socket, "/run/ts/ts.sock");
     assert_true(ts->services);
     assert_string_equal(ts->backend, "unix:/run/p/ts.sock");
@@ -1385,6 +1387,8 @@ static void test_config_tailscale_errors(void **state)
                  "portico.yaml:8: unknown key \"sockets\" in tailscale");
     expect_error(TSVC "tailscale:\n  services: yes please\n",
                  "portico.yaml:8: tailscale.services: expected a boolean (true or false)");
+    expect_error(TSVC "tailscale:\n  publish: true\n",
+                 "portico.yaml:8: tailscale.publish: expected auto or false, not \"true\"");
     expect_error(TSVC "tailscale:\n  socket: run/ts.sock\n",
                  "portico.yaml:8: tailscale.socket: \"run/ts.sock\" must be an absolute path");
     expect_error(TSVC "tailscale:\n  state_dir: var/lib\n",
