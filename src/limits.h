@@ -162,6 +162,11 @@
  * request; calls made meanwhile fail at once with the last error. */
 #define TIMEOUT_LOCALAPI_BACKOFF_MS     250
 #define TIMEOUT_LOCALAPI_BACKOFF_MAX_MS 10000
+/* The daemon publishing its services (tspublish.c): a failed run (tailscaled
+ * missing, restarting, busy, answering errors) is tried again after the
+ * first interval, doubling up to the maximum, until one succeeds. */
+#define TIMEOUT_TS_PUBLISH_RETRY_MS     1000
+#define TIMEOUT_TS_PUBLISH_RETRY_MAX_MS 30000
 /* Whois answers per worker. An entry holds one compact identity (a few
  * hundred bytes; LIMIT_IDENTITY_BYTES at most), so 1024 entries stay under
  * a megabyte for real tailnets while covering far more active callers than

@@ -319,6 +319,37 @@ static bool seen_any(const struct metrics_service *t)
            t->tls_handshakes[0] || t->tls_handshakes[1];
 }
 
+static const struct metrics_publish *publish; /* main thread only */
+
+void metrics_attach_publish(const struct metrics_publish *p)
+{
+    publish = p;
+}
+
+static const char *const publish_results[METRICS_PUBLISH_RESULTS] = {"written", "unchanged",
+                                                                     "failed", "refused"};
+
+/* The daemon's publishing: the services at each stage, and its runs. */
+static void render_publish(struct strbuf *o, const struct metrics_publish *p)
+{
+    strbuf_printf(o,
+                  "# HELP portico_tailscale_services Tailscale Services: configured here, "
+                  "advertised by this node, approved by the tailnet (service-host), as last "
+                  "read.\n"
+                  "# TYPE portico_tailscale_services gauge\n"
+                  "portico_tailscale_services{state=\"configured\"} %llu\n"
+                  "portico_tailscale_services{state=\"advertised\"} %llu\n"
+                  "portico_tailscale_services{state=\"approved\"} %llu\n",
+                  (unsigned long long)p->configured, (unsigned long long)p->advertised,
+                  (unsigned long long)p->approved);
+    strbuf_printf(o, "# HELP portico_tailscale_publish_total Runs of the daemon's publishing, by "
+                     "result.\n"
+                     "# TYPE portico_tailscale_publish_total counter\n");
+    for (int r = 0; r < METRICS_PUBLISH_RESULTS; r++)
+        strbuf_printf(o, "portico_tailscale_publish_total{result=\"%s\"} %llu\n",
+                      publish_results[r], (unsigned long long)p->runs[r]);
+}
+
 /* LocalAPI calls and whois lookups, summed over the workers; series that
  * stayed at zero are left out, and both families until a call was made. */
 static void render_tailscale(struct strbuf *o, struct metrics_worker *const *workers,
@@ -332,6 +363,12 @@ static void render_tailscale(struct strbuf *o, struct metrics_worker *const *wor
                 calls[e][r] += get(&workers[w]->localapi[e][r]);
         for (int k = 0; k < METRICS_WHOIS_OUTCOMES; k++)
             whois[k] += get(&workers[w]->whois[k]);
+    }
+    if (publish) {
+        render_publish(o, publish);
+        for (int e = 0; publish->calls && e < METRICS_LOCALAPI_ENDPOINTS; e++)
+            for (int r = 0; r < METRICS_LOCALAPI_RESULTS; r++)
+                calls[e][r] += get(&publish->calls->localapi[e][r]);
     }
     uint64_t any = 0;
     for (int e = 0; e < METRICS_LOCALAPI_ENDPOINTS; e++)

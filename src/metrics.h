@@ -55,6 +55,23 @@ struct metrics_worker {
     uint64_t whois[METRICS_WHOIS_OUTCOMES];
 };
 
+/* The daemon publishing its Tailscale Services (tspublish.c). The main
+ * thread writes it and renders it, so it needs no atomics. */
+enum metrics_publish_result {
+    METRICS_PUBLISH_WRITTEN,   /* the serve config or AdvertiseServices was written */
+    METRICS_PUBLISH_UNCHANGED, /* everything was already as configured: nothing written */
+    METRICS_PUBLISH_FAILED,    /* tailscaled missing, busy or failing: retried */
+    METRICS_PUBLISH_REFUSED,   /* tailscaled refused the write (permissions): not retried */
+    METRICS_PUBLISH_RESULTS
+};
+struct metrics_publish {
+    uint64_t configured, advertised, approved; /* services at each stage, as last read */
+    uint64_t runs[METRICS_PUBLISH_RESULTS];
+    struct metrics_worker *calls; /* its LocalAPI calls; NULL when none */
+};
+/* Main thread: render p in every scrape from now on (NULL: stop). */
+void metrics_attach_publish(const struct metrics_publish *p);
+
 /* Main thread only: give every service of c its slot (registering new names). */
 int metrics_assign_slots(struct config *c);
 

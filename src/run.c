@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "resolve.h"
+#include "tspublish.h"
 #include "upgrade.h"
 #include "worker.h"
 
@@ -37,6 +38,8 @@ struct mainctx {
     /* Certificate files are watched so a renewal applies without a SIGHUP. */
     struct certwatch *certs;
     struct upgrade upgrade;
+    /* Publishes the services as Tailscale Services on start and reload. */
+    struct tspublish *publish;
 };
 
 /* One "listening" line per socket with the address it is bound to (the
@@ -119,6 +122,7 @@ static void reload(struct mainctx *m)
     log_msg(LOG_INFO, "configuration reloaded from %s: %zu %s, %zu %s", m->path, c->nservices,
             log_plural(c->nservices, "service", "services"), listener_config_count(c),
             log_plural(listener_config_count(c), "listener", "listeners"));
+    tspublish_set(m->publish, c);
 }
 
 static void on_cert_change(void *arg, const char *path)
@@ -232,6 +236,11 @@ int run_serve(const char *path, char **argv)
     }
     m.certs = certwatch_new(m.loop, on_cert_change, &m);
     certwatch_set(m.certs, c);
+    m.publish = tspublish_new(m.loop);
+    if (!m.publish) {
+        log_msg(LOG_ERROR, "cannot start: out of memory");
+        goto out;
+    }
     if (metrics_http_apply(&m.metrics, c, pool, npool, err, sizeof err) < 0) {
         log_msg(LOG_ERROR, "cannot start: %s", err);
         goto out;
@@ -261,12 +270,15 @@ int run_serve(const char *path, char **argv)
     const char *kv[] = {"pid", pidtext};
     log_fields(LOG_INFO, serving, kv, 1);
     upgrade_tell_ready();
+    /* After the listeners: tailscaled being slow or away never holds them up. */
+    tspublish_set(m.publish, c);
     loop_run(m.loop);
     resolve_stop();
     worker_stop_all(&m.srv);
     log_msg(LOG_INFO, "stopped");
     rc = 0;
 out:
+    tspublish_free(m.publish);
     certwatch_free(m.certs);
     for (size_t i = 0; i < npool; i++)
         listener_unref(pool[i]);

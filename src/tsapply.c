@@ -114,6 +114,7 @@ static void got_prefs(struct tsapply *x, const char *body, size_t len)
     char err[512];
     if (tsjson_parse_advertised(body, len, &x->adv, err, sizeof err) < 0)
         return failf(x, "tailscaled's prefs: %s", err);
+    x->node_read = true;
     x->phase = P_GET_SC;
 }
 
@@ -325,9 +326,10 @@ static const char *svc_name(const struct servecfg_service *s, char *out, size_t 
 size_t tsapply_count_advertised(const struct tsapply *x)
 {
     char svc[4 + LIMIT_SERVICE_NAME + 1];
+    const struct tsjson_strlist *now = x->advertise_set ? &x->result.advertise : &x->adv;
     size_t k = 0;
     for (size_t i = 0; i < x->n; i++)
-        k += tsapply_list_has(&x->result.advertise, svc_name(&x->svcs[i], svc, sizeof svc));
+        k += tsapply_list_has(now, svc_name(&x->svcs[i], svc, sizeof svc));
     return k;
 }
 

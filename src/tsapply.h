@@ -55,6 +55,7 @@ struct tsapply {
     size_t sc_len;                        /* bytes of sc */
     char etag[LIMIT_LOCALAPI_ETAG_BYTES]; /* its Etag; "" when it had none */
     struct servecfg_result result;        /* the merge, once the serve config is read */
+    bool node_read;                       /* status and prefs were read */
     bool untagged_host;                   /* the node does not carry host_tag */
     bool written;                         /* a serve config was written */
     bool advertise_set;                   /* AdvertiseServices was written */
@@ -103,9 +104,10 @@ bool tsapply_owned_changed(const struct tsapply *x);
 
 bool tsapply_list_has(const struct tsjson_strlist *l, const char *s);
 
-/* How many of the configured services each stage reached, once DONE:
- * advertised in the new AdvertiseServices, approved in status's
- * Self.CapMap["service-host"]. */
+/* How many of the configured services each stage reached, once status
+ * and prefs were read (node_read), whether the run ended DONE or FAILED:
+ * advertised in AdvertiseServices as the node has it now (the new list
+ * once written), approved in status's Self.CapMap["service-host"]. */
 size_t tsapply_count_advertised(const struct tsapply *x);
 size_t tsapply_count_approved(const struct tsapply *x);
 

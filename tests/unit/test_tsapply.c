@@ -103,6 +103,7 @@ static void test_apply_unchanged_makes_no_write(void **state)
     assert_int_equal(tsapply_next(&x, &r), TSAPPLY_DONE);
     assert_false(x.written || x.advertise_set);
     assert_false(tsapply_owned_changed(&x));
+    assert_int_equal(tsapply_count_advertised(&x), 2);
     tsapply_free(&x);
 }
 
@@ -168,6 +169,10 @@ static void test_refusals_and_failures(void **state)
     assert_true(x.refused);
     assert_string_equal(x.err, "tailscaled refused POST /localapi/v0/serve-config with 401: must "
                                "be root");
+    /* the node as it is, since nothing was written */
+    assert_true(x.node_read);
+    assert_int_equal(tsapply_count_advertised(&x), 0);
+    assert_int_equal(tsapply_count_approved(&x), 1);
     tsapply_free(&x);
 
     tsapply_init(&x, TSAPPLY_APPLY, svcs, 1, "tag:portico");
