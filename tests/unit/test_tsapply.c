@@ -63,6 +63,16 @@ static void read_node(struct tsapply *x, const char *adv)
     expect_call(x, METHOD_GET, "/localapi/v0/serve-config");
 }
 
+/* An apply of the first n services on a node with no AdvertiseServices
+ * and serve config sc (Etag "e0"), up to its first write. */
+static struct localapi_request to_first_post(struct tsapply *x, size_t n, const char *sc)
+{
+    tsapply_init(x, TSAPPLY_APPLY, svcs, n, "tag:portico");
+    read_node(x, "{}");
+    answer(x, 200, sc, "e0");
+    return expect_call(x, METHOD_POST, "/localapi/v0/serve-config");
+}
+
 static void test_apply_fresh_node_writes_both(void **state)
 {
     struct tsapply x;
@@ -111,10 +121,7 @@ static void test_apply_lost_race_reads_again_then_gives_up(void **state)
 {
     struct tsapply x;
     struct localapi_request r;
-    tsapply_init(&x, TSAPPLY_APPLY, svcs, 1, "tag:portico");
-    read_node(&x, "{}");
-    answer(&x, 200, "{}", "e0");
-    expect_call(&x, METHOD_POST, "/localapi/v0/serve-config");
+    to_first_post(&x, 1, "{}");
     answer(&x, 412, "etag mismatch\n", NULL);
     assert_int_equal(x.lost_races, 1);
     expect_call(&x, METHOD_GET, "/localapi/v0/serve-config");
@@ -141,12 +148,9 @@ static void test_apply_port_type_change_writes_twice(void **state)
 {
     struct tsapply x;
     struct localapi_request r;
-    tsapply_init(&x, TSAPPLY_APPLY, svcs, 1, "tag:portico");
-    read_node(&x, "{}");
-    answer(&x, 200,
-           "{\"Services\":{\"svc:grafana\":{\"TCP\":{\"443\":{\"TCPForward\":\"127.0.0.1:9\"}}}}}",
-           "e0");
-    r = expect_call(&x, METHOD_POST, "/localapi/v0/serve-config");
+    r = to_first_post(
+        &x, 1,
+        "{\"Services\":{\"svc:grafana\":{\"TCP\":{\"443\":{\"TCPForward\":\"127.0.0.1:9\"}}}}}");
     assert_string_equal(r.body, "{}");
     answer(&x, 200, "", NULL);
     expect_call(&x, METHOD_GET, "/localapi/v0/serve-config");
@@ -160,10 +164,7 @@ static void test_refusals_and_failures(void **state)
 {
     struct tsapply x;
     struct localapi_request r;
-    tsapply_init(&x, TSAPPLY_APPLY, svcs, 1, "tag:portico");
-    read_node(&x, "{}");
-    answer(&x, 200, "{}", "e0");
-    expect_call(&x, METHOD_POST, "/localapi/v0/serve-config");
+    to_first_post(&x, 1, "{}");
     answer(&x, 401, "must be root\n", NULL);
     assert_int_equal(tsapply_next(&x, &r), TSAPPLY_FAILED);
     assert_true(x.refused);
