@@ -49,8 +49,10 @@ a client that needs them fails loudly): every other LocalAPI endpoint
 (watch-ipn-bus, set-dns, ...), policy evaluation (each node has a fixed
 CapMap for this node's IPs and one per Service for whois svc_name=/dst_ip=),
 the data plane (no listener on the VIPs, no serving of the config), ACME
-(certificates come from a local test CA at once; min_validity forces a new
-one), the tailnet policy and the approval flow (approval is a method, or
+(certificates come from a local test CA at once; a min_validity longer
+than the cached certificate's remaining validity renews it synchronously, as
+shouldStartDomainRenewal does; without one, tailscaled's own background
+renewal at two thirds of the lifetime is not emulated: renew() does it), the tailnet policy and the approval flow (approval is a method, or
 automatic with auto_approve=True), OAuth scopes (recorded, not enforced).
 Where the source says nothing about the control API's answers (the error
 for a PUT that drops auto-allocated addrs, bad OAuth credentials) the
@@ -482,10 +484,11 @@ class TestCA:
         with self.lock:
             self._run(args)
 
-    def issue(self, names, seconds=90 * 86400, ips=()):
-        """A new key and a certificate for names (DNS) and ips, valid from a
-        minute ago for `seconds`, signed by the intermediate. Returns
-        (key_pem, cert_chain_pem): the chain is leaf then intermediate."""
+    def issue(self, names, seconds=90 * 86400, ips=(), backdate=60):
+        """A new key and a certificate for names (DNS) and ips, valid from
+        `backdate` seconds ago until `seconds` from now, signed by the
+        intermediate. Returns (key_pem, cert_chain_pem): the chain is leaf
+        then intermediate."""
         with self.lock:
             self.n += 1
             base = os.path.join(self.dir, "leaf%d" % self.n)
@@ -498,7 +501,8 @@ class TestCA:
                     "basicConstraints=critical,CA:false\n")
         self._run(["openssl", "req", "-new", "-key", key, "-out", csr, "-subj",
                    "/CN=%s" % (names[0] if names else ips[0])])
-        self._sign(csr, crt, self.inter, self.inter_key, seconds, extfile=ext)
+        self._sign(csr, crt, self.inter, self.inter_key, seconds, extfile=ext,
+                   not_before=time.time() - backdate)
         with open(key, "rb") as f:
             key_pem = f.read()
         with open(crt, "rb") as f, open(self.inter, "rb") as g:
@@ -720,6 +724,13 @@ def _node_key(i):
     return "nodekey:" + hashlib.sha256(b"node%d" % i).hexdigest()
 
 
+def go_duration_seconds(s):
+    """Seconds in a Go duration string ("90s", "1h30m", "0"), as
+    time.ParseDuration reads the forms _cert_ep accepts."""
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", s))
+
+
 def endpoint_of(path):
     """The LocalAPI route a path names: "status", "whois", "serve-config",
     "prefs", "cert" (for cert/NAME), or the path itself."""
@@ -772,6 +783,7 @@ class LocalAPI:
         self.auto_approve = auto_approve
         self.control = control
         self.cert_seconds = cert_seconds
+        self.cert_backdate = 60            # a new certificate's notBefore: this many seconds ago
         self.backend_state = "Running"
         self.permit_write = True
         self.permit_cert = True
@@ -784,6 +796,7 @@ class LocalAPI:
         self.peers = {}                    # ip -> (node Struct, profile Struct, capmap)
         self.ipport_map = {}               # "127.0.0.1:5555" -> tailnet ip (userspace netstack)
         self.certs = {}                    # domain -> (key_pem, cert_pem)
+        self.cert_not_after = {}           # domain -> its certificate's notAfter (Unix time)
         self.certs_issued = collections.Counter()
         self.requests = []
         self.answers = []
@@ -1027,9 +1040,11 @@ class LocalAPI:
         if pair is None:
             if self.ca is None:
                 raise RuntimeError("LocalAPI: no TestCA given, cannot issue certificates")
-            pair = self.ca.issue([domain], self.cert_seconds)
+            end = time.time() + self.cert_seconds
+            pair = self.ca.issue([domain], self.cert_seconds, backdate=self.cert_backdate)
             with self.lock:
                 self.certs[domain] = pair
+                self.cert_not_after[domain] = end
                 self.certs_issued[domain] += 1
         return pair
 
@@ -1425,11 +1440,15 @@ class LocalAPI:
         if domain not in domains:
             return http_error(500, "invalid domain %s; must be one of [%s]"
                               % (go_json(domain), " ".join(go_json(d) for d in domains)))
-        if mv and mv != "0":
+        if mv and go_duration_seconds(mv) > 0:
+            # feature/acme/cert.go shouldStartDomainRenewal: with a
+            # min_validity, a cached certificate that expires sooner than
+            # that is renewed synchronously; one valid longer is returned.
             with self.lock:
+                left = self.cert_not_after.get(domain, 0) - time.time()
                 have = domain in self.certs
-            if have:
-                self.renew(domain)  # a synchronous renewal (simplified: always)
+            if have and left < go_duration_seconds(mv):
+                self.renew(domain)
         key_pem, cert_pem = self._cert(domain)
         t = self._form(req, "type")
         if t in ("", "crt", "cert"):

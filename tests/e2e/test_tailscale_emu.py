@@ -277,6 +277,16 @@ def test_tsemu_cert_pair_key_then_chain_to_test_ca(ctx):
     expect(_openssl("x509", "-noout", "-serial", data=leaf2) != serial, "renewal: new serial")
     expect(pair2[:40] != pair[:40] or pair2 != pair, "renewal: new key")
     eq(ts.certs_issued["grafana.tail1234.ts.net"], 2, "issued twice")
+    # min_validity (shouldStartDomainRenewal): a cached certificate valid
+    # longer is returned; one that expires sooner is renewed at once.
+    st, _, pair3 = _call(c, "GET", "/localapi/v0/cert/grafana.tail1234.ts.net"
+                         "?type=pair&min_validity=720h")
+    eq((st, pair3, ts.certs_issued["grafana.tail1234.ts.net"]), (200, pair2, 2),
+       "min_validity 720h against 90 days: the cached pair")
+    st, _, pair4 = _call(c, "GET", "/localapi/v0/cert/grafana.tail1234.ts.net"
+                         "?type=pair&min_validity=%ds" % (91 * 86400))
+    expect(st == 200 and pair4 != pair2, "min_validity beyond the expiry: a new pair")
+    eq(ts.certs_issued["grafana.tail1234.ts.net"], 3, "issued a third time")
     ts.https = False
     eq(_call(c, "GET", "/localapi/v0/cert/portico.tail1234.ts.net")[::2],
        (500, b"your Tailscale account does not support getting TLS certs\n"), "HTTPS disabled")
