@@ -223,7 +223,7 @@ struct config_tailscale {
     size_t nservice_tags;
     char **host_tags; /* the tags of the node running tailscaled (autoApprovers) */
     size_t nhost_tags;
-    char *state_dir; /* where the list of services portico published is kept */
+    char *state_dir; /* the list of services portico published; certs/: tailscaled's certificates */
     struct config_tailscale_api api;
     int line;
 };
@@ -260,7 +260,8 @@ struct config {
     size_t npassthrough; /* services with "passthrough:" */
     struct config_tls_cert *tls_certs;
     size_t ntls_certs;
-    char *tls_default;     /* "tls.default_cert": a name served for clients without a known SNI */
+    char *tls_default;  /* "tls.default_cert": a name served for clients without a known SNI */
+    bool tls_tailscale; /* "tls.tailscale": certificates for tailnet names come from tailscaled */
     struct tls_store *tls; /* certificates loaded from tls_certs; NULL without TLS listeners */
     struct config_tls_client *tls_clients;
     size_t ntls_clients;

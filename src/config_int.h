@@ -33,6 +33,7 @@ struct parser {
     unsigned nshown;
     size_t root_line;               /* where the top-level mapping starts */
     int tls_line, tls_default_line; /* where "tls:" and its default_cert are */
+    int tls_tailscale_line;         /* where tls.tailscale is */
     /* The service being parsed: its https:// upstreams are verified with these. */
     const char *svc_tls_ca;
     const yaml_node_t *svc_tls_ca_node;
@@ -232,5 +233,8 @@ int cfg_parse_limits(struct parser *p, const yaml_node_t *n);    /* config_limit
 int cfg_parse_tls(struct parser *p, const yaml_node_t *n);       /* config_tls.c */
 int cfg_load_tls(struct parser *p);                              /* config_tls.c */
 int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n); /* config_tailscale.c */
+/* The socket, backend and state directory the tailscale: section defaults
+ * to, where it did not set them (or is absent: tls.tailscale uses them). */
+int cfg_tailscale_defaults(struct parser *p); /* config_tailscale.c */
 
 #endif

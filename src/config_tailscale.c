@@ -290,6 +290,16 @@ static int one_tag(struct parser *p, const struct cfg_seen *seen, const char *ke
                     n ? "more than one tag" : "the list is empty");
 }
 
+int cfg_tailscale_defaults(struct parser *p)
+{
+    struct config_tailscale *ts = &p->c->tailscale;
+    if ((!ts->socket && !(ts->socket = cfg_strdup(p, TS_SOCKET_DEFAULT))) ||
+        (!ts->backend && !(ts->backend = cfg_strdup(p, TS_BACKEND_DEFAULT))) ||
+        (!ts->state_dir && !(ts->state_dir = cfg_strdup(p, TS_STATE_DIR_DEFAULT))))
+        return cfg_fail_oom(p);
+    return 0;
+}
+
 int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n)
 {
     struct config_tailscale *ts = &p->c->tailscale;
@@ -299,10 +309,8 @@ int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n)
         return -1;
     ts->enabled = true;
     ts->line = (int)n->start_mark.line + 1;
-    if ((!ts->socket && !(ts->socket = cfg_strdup(p, TS_SOCKET_DEFAULT))) ||
-        (!ts->backend && !(ts->backend = cfg_strdup(p, TS_BACKEND_DEFAULT))) ||
-        (!ts->state_dir && !(ts->state_dir = cfg_strdup(p, TS_STATE_DIR_DEFAULT))))
-        return cfg_fail_oom(p);
+    if (cfg_tailscale_defaults(p) < 0)
+        return -1;
     if (one_tag(p, &seen, "service_tags", ts->nservice_tags) < 0 ||
         one_tag(p, &seen, "host_tags", ts->nhost_tags) < 0)
         return -1;

@@ -43,20 +43,26 @@ static int read_certs(struct parser *p, const yaml_node_t *n, const char *what, 
 static const struct cfg_key tls_keys[] = {
     {"certs", CFG_FUNC, .fn = read_certs},
     {"default_cert", CFG_STRING, CFG_AT(struct config, tls_default)},
+    {"tailscale", CFG_BOOL, CFG_AT(struct config, tls_tailscale), false},
 };
 
-/* "tls: {certs: [{cert, key}], default_cert: NAME}". The files are read
- * once every key is known (cfg_load_tls), so that check reports broken
- * certificates too. */
+/* "tls: {certs: [{cert, key}], default_cert: NAME, tailscale: BOOL}". The
+ * files are read once every key is known (cfg_load_tls), so that check
+ * reports broken certificates too. */
 int cfg_parse_tls(struct parser *p, const yaml_node_t *n)
 {
     struct cfg_seen seen;
     if (cfg_keys_collect(p, n, tls_keys, CFG_NKEYS(tls_keys), "tls", "in tls", &seen) < 0)
         return -1;
-    if (!cfg_seen_node(&seen, "certs"))
-        return cfg_fail(p, n, "tls: no certs");
     if (cfg_keys_apply(p, &seen, p->c, "tls") < 0)
         return -1;
+    if (!cfg_seen_node(&seen, "certs") && !p->c->tls_tailscale)
+        return cfg_fail(p, n,
+                        "tls: no certs (add certs: [{cert: FILE, key: FILE}], or "
+                        "tailscale: true for certificates from tailscaled)");
+    const yaml_node_t *ts = cfg_seen_node(&seen, "tailscale");
+    if (ts)
+        p->tls_tailscale_line = (int)ts->start_mark.line + 1;
     const yaml_node_t *d = cfg_seen_node(&seen, "default_cert");
     if (d)
         p->tls_default_line = (int)d->start_mark.line + 1;
@@ -71,6 +77,10 @@ int cfg_load_tls(struct parser *p)
     bool wanted = false;
     for (size_t i = 0; i < c->nlistens; i++)
         wanted = wanted || c->listens[i].tls;
+    if (!wanted && c->tls_tailscale)
+        return cfg_failat(p, (size_t)p->tls_tailscale_line,
+                          "tls.tailscale is true, but no listener has tls: true to serve the "
+                          "certificates on");
     if (!wanted) {
         for (size_t i = 0; i < c->nservices; i++)
             if (c->services[i].passthrough)
@@ -80,9 +90,11 @@ int cfg_load_tls(struct parser *p)
                     c->services[i].name);
         return 0;
     }
-    if (!c->ntls_certs && c->npassthrough)
+    if (c->tls_tailscale && cfg_tailscale_defaults(p) < 0)
+        return -1;
+    if (!c->ntls_certs && c->npassthrough && !c->tls_tailscale)
         return 0; /* passthrough only: unknown names are refused */
-    if (!c->ntls_certs) {
+    if (!c->ntls_certs && !c->tls_tailscale) {
         size_t i = 0;
         while (!c->listens[i].tls)
             i++; /* the first TLS listener: one exists (wanted) */
@@ -92,7 +104,7 @@ int cfg_load_tls(struct parser *p)
             "[{cert: FILE, key: FILE}]}, or a service with passthrough:)",
             c->listens[i].addr.text);
     }
-    struct tls_cert_spec *specs = calloc(c->ntls_certs, sizeof *specs);
+    struct tls_cert_spec *specs = calloc(c->ntls_certs ? c->ntls_certs : 1, sizeof *specs);
     if (!specs)
         return cfg_fail_oom(p);
     for (size_t i = 0; i < c->ntls_certs; i++) {
@@ -103,6 +115,8 @@ int cfg_load_tls(struct parser *p)
     size_t bad;
     c->tls = tls_store_new(specs, c->ntls_certs, c->tls_default, &bad, msg, sizeof msg);
     free(specs);
+    if (c->tls && c->tls_tailscale)
+        tls_store_use_tailscale(c->tls);
     if (c->tls)
         return 0;
     int line = bad < c->ntls_certs ? c->tls_certs[bad].line

@@ -148,8 +148,19 @@
 #define LIMIT_LOCALAPI_QUEUE      64    /* calls waiting per worker; more fail at once */
 #define LIMIT_LOCALAPI_PATH_BYTES 512   /* "/localapi/v0/..." with its query */
 #define TIMEOUT_LOCALAPI_MS       5000  /* one call, queueing included */
-#define TIMEOUT_LOCALAPI_IDLE_MS  30000 /* a kept-alive connection unused this long closes */
-#define LIMIT_LOCALAPI_ETAG_BYTES 128   /* an Etag kept for If-Match (tailscaled's: 64 hex) */
+
+/* Certificates from tailscaled (tscert.c). A fetch may wait for an ACME
+ * order, so it gets minutes; a failed one is retried after
+ * TSCERT_RETRY_MIN_MS, doubling up to TSCERT_RETRY_MAX_MS. A name tailscaled
+ * does not list in CertDomains yet is looked for again every
+ * TSCERT_STATUS_POLL_MS. */
+#define TIMEOUT_TS_CERT_MS        180000
+#define TSCERT_RETRY_MIN_MS       5000
+#define TSCERT_RETRY_MAX_MS       3600000
+#define TSCERT_STATUS_POLL_MS     60000
+#define LIMIT_TS_CERT_BYTES       (64u << 10) /* a key and its certificate chain, PEM */
+#define TIMEOUT_LOCALAPI_IDLE_MS  30000       /* a kept-alive connection unused this long closes */
+#define LIMIT_LOCALAPI_ETAG_BYTES 128         /* an Etag kept for If-Match (tailscaled's: 64 hex) */
 /* One call of the `portico tailscale` commands: a serve-config write makes
  * tailscaled reconfigure its listeners before it answers. */
 #define TIMEOUT_LOCALAPI_CLI_MS 10000

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "localapi.h"
+#include "tscert.h"
 #include "strbuf.h"
 #include "whois.h"
 
@@ -443,6 +444,7 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
                   "portico_connections_refused_total{reason=\"per_client_limit\"} %llu\n",
                   (unsigned long long)refused);
     render_tailscale(&o, workers, nworkers);
+    tscert_render_metrics(&o);
 
     /* Services that never saw traffic are left out: 10,000 idle services
      * should not make every scrape 10,000 series long. */

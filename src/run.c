@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "resolve.h"
+#include "tscert.h"
 #include "tspublish.h"
 #include "upgrade.h"
 #include "worker.h"
@@ -37,6 +38,8 @@ struct mainctx {
     struct metrics_http metrics;
     /* Certificate files are watched so a renewal applies without a SIGHUP. */
     struct certwatch *certs;
+    /* Certificates from tailscaled (tls.tailscale), fetched on this loop. */
+    struct tscert *tscert;
     struct upgrade upgrade;
     /* Publishes the services as Tailscale Services on start and reload. */
     struct tspublish *publish;
@@ -116,6 +119,7 @@ static void reload(struct mainctx *m)
     m->srv.nlisteners = listener_config_count(c);
     config_unref(m->srv.cfg);
     m->srv.cfg = c;
+    tscert_set(m->tscert, c);
     worker_reload_all(&m->srv);
     certwatch_set(m->certs, c);
     log_listeners(m, c);
@@ -241,6 +245,13 @@ int run_serve(const char *path, char **argv)
         log_msg(LOG_ERROR, "cannot start: out of memory");
         goto out;
     }
+    /* Before the workers accept: cached certificates are served at once. */
+    m.tscert = tscert_new(m.loop);
+    if (!m.tscert) {
+        log_msg(LOG_ERROR, "cannot start: out of memory");
+        goto out;
+    }
+    tscert_set(m.tscert, c);
     if (metrics_http_apply(&m.metrics, c, pool, npool, err, sizeof err) < 0) {
         log_msg(LOG_ERROR, "cannot start: %s", err);
         goto out;
@@ -279,6 +290,7 @@ int run_serve(const char *path, char **argv)
     rc = 0;
 out:
     tspublish_free(m.publish);
+    tscert_free(m.tscert);
     certwatch_free(m.certs);
     for (size_t i = 0; i < npool; i++)
         listener_unref(pool[i]);

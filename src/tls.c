@@ -22,6 +22,7 @@
 
 #include "limits.h"
 #include "route.h"
+#include "tls_int.h"
 
 /* TLS 1.2 suites: forward secrecy and AEAD only (Mozilla "intermediate",
  * without the finite-field DHE suites that need parameters). TLS 1.3 keeps
@@ -31,12 +32,6 @@
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-struct tls_cert {
-    SSL_CTX *ctx;
-    char **names; /* owned; the name table points into them */
-    size_t nnames;
-};
-
 struct tls_store {
     atomic_uint refs;
     SSL_CTX *front; /* every session starts here; the ClientHello picks a cert's context */
@@ -45,6 +40,7 @@ struct tls_store {
     struct route_table *names; /* name -> struct tls_cert */
     struct tls_cert *fallback; /* tls.default_cert, or NULL */
     size_t nnames;
+    bool dynamic; /* names it lacks are looked up in the certificates from tailscaled */
 };
 
 /* ---- process-wide state ------------------------------------------------------- */
@@ -145,7 +141,7 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
 
 /* The first OpenSSL reason queued, which says what went wrong (the last
  * one is a summary such as "PEM lib" or "system lib"). Clears the queue. */
-static const char *ssl_reason(void)
+const char *tls_ssl_reason(void)
 {
     unsigned long first = ERR_peek_error();
     const char *r = first ? ERR_reason_error_string(first) : NULL;
@@ -219,7 +215,7 @@ static const char *load_error(const char *path, bool key, char *buf, size_t cap)
 
 /* A key is never asked for a passphrase on the terminal: load_error then
  * says the key is encrypted. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+int tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
     (void)buf, (void)size, (void)rwflag, (void)u;
     return 0;
@@ -245,7 +241,7 @@ static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_NOACK; /* e.g. only h2 offered: go on without ALPN, as HTTP/1.1 */
 }
 
-static SSL_CTX *server_ctx_new(void)
+SSL_CTX *tls_server_ctx_new(void)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx)
@@ -268,7 +264,7 @@ static SSL_CTX *server_ctx_new(void)
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase);
     return ctx;
 }
 
@@ -320,9 +316,9 @@ static int cert_names(struct tls_cert *tc, X509 *leaf)
 static int load_cert(struct tls_cert *tc, const struct tls_cert_spec *sp, char *err, size_t errlen)
 {
     ERR_clear_error();
-    tc->ctx = server_ctx_new();
+    tc->ctx = tls_server_ctx_new();
     if (!tc->ctx) {
-        snprintf(err, errlen, "tls.certs: cannot set up TLS: %s", ssl_reason());
+        snprintf(err, errlen, "tls.certs: cannot set up TLS: %s", tls_ssl_reason());
         return -1;
     }
     char why[256];
@@ -344,14 +340,20 @@ static int load_cert(struct tls_cert *tc, const struct tls_cert_spec *sp, char *
                  sp->key_path, sp->cert_path);
         return -1;
     }
+    char what[4200];
+    snprintf(what, sizeof what, "tls.certs: certificate %s", sp->cert_path);
+    return tls_cert_finish(tc, what, err, errlen);
+}
+
+int tls_cert_finish(struct tls_cert *tc, const char *what, char *err, size_t errlen)
+{
     X509 *leaf = SSL_CTX_get0_certificate(tc->ctx);
     if (cert_names(tc, leaf) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     if (tc->nnames == 0) {
-        snprintf(err, errlen, "tls.certs: certificate %s has no DNS names in its subjectAltName",
-                 sp->cert_path);
+        snprintf(err, errlen, "%s has no DNS names in its subjectAltName", what);
         return -1;
     }
     /* Sessions resume only under the certificate that created them. */
@@ -360,7 +362,7 @@ static int load_cert(struct tls_cert *tc, const struct tls_cert_spec *sp, char *
     if (X509_digest(leaf, EVP_sha256(), md, &mdlen) != 1 ||
         SSL_CTX_set_session_id_context(
             tc->ctx, md, mdlen > SSL_MAX_SID_CTX_LENGTH ? SSL_MAX_SID_CTX_LENGTH : mdlen) != 1) {
-        snprintf(err, errlen, "tls.certs: %s", ssl_reason());
+        snprintf(err, errlen, "%s: %s", what, tls_ssl_reason());
         return -1;
     }
     return 0;
@@ -399,8 +401,11 @@ static int client_hello_cb(SSL *s, int *al, void *arg)
             if (n > 1 && host[n - 1] == '.')
                 n--;
             host[n] = '\0';
-            if (ok && n <= LIMIT_HOST_LEN)
+            if (ok && n <= LIMIT_HOST_LEN) {
                 tc = route_table_lookup(st->names, host, n);
+                if (!tc && st->dynamic)
+                    tc = tls_dyn_choose(s, host, n);
+            }
         }
     }
     if (!tc)
@@ -439,14 +444,18 @@ bool tls_session_covers_host(const struct ssl_st *ssl, const char *host, size_t 
     return false;
 }
 
+void tls_cert_release(struct tls_cert *tc)
+{
+    SSL_CTX_free(tc->ctx);
+    for (size_t j = 0; j < tc->nnames; j++)
+        free(tc->names[j]);
+    free(tc->names);
+}
+
 static void store_free(struct tls_store *s)
 {
-    for (size_t i = 0; i < s->ncerts; i++) {
-        SSL_CTX_free(s->certs[i].ctx);
-        for (size_t j = 0; j < s->certs[i].nnames; j++)
-            free(s->certs[i].names[j]);
-        free(s->certs[i].names);
-    }
+    for (size_t i = 0; i < s->ncerts; i++)
+        tls_cert_release(&s->certs[i]);
     free(s->certs);
     if (s->names)
         route_table_free(s->names);
@@ -460,7 +469,7 @@ struct tls_store *tls_store_new(const struct tls_cert_spec *specs, size_t n,
     *bad = n;
     pthread_once(&once, init_once);
     if (store_index < 0) {
-        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        snprintf(err, errlen, "cannot set up TLS: %s", tls_ssl_reason());
         return NULL;
     }
     struct tls_store *s = calloc(1, sizeof *s);
@@ -505,10 +514,10 @@ struct tls_store *tls_store_new(const struct tls_cert_spec *specs, size_t n,
         }
     }
     ERR_clear_error();
-    s->front = server_ctx_new();
+    s->front = tls_server_ctx_new();
     if (!s->front ||
         SSL_CTX_set_session_id_context(s->front, (const unsigned char *)"portico", 7) != 1) {
-        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        snprintf(err, errlen, "cannot set up TLS: %s", tls_ssl_reason());
         store_free(s);
         return NULL;
     }
@@ -551,6 +560,11 @@ size_t tls_store_names(const struct tls_store *s)
     return s->nnames;
 }
 
+void tls_store_use_tailscale(struct tls_store *s)
+{
+    s->dynamic = true;
+}
+
 /* ---- client contexts -------------------------------------------------------------- */
 
 SSL_CTX *tls_client_ctx_new(const char *ca_file, bool insecure, char *err, size_t errlen)
@@ -558,7 +572,7 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, bool insecure, char *err, size_
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        snprintf(err, errlen, "cannot set up TLS: %s", tls_ssl_reason());
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -576,7 +590,7 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, bool insecure, char *err, size_
         char why[256];
         snprintf(err, errlen, "cannot load CA certificates%s%s: %s", ca_file ? " from " : "",
                  ca_file ? ca_file : "",
-                 ca_file ? load_error(ca_file, false, why, sizeof why) : ssl_reason());
+                 ca_file ? load_error(ca_file, false, why, sizeof why) : tls_ssl_reason());
         SSL_CTX_free(ctx);
         return NULL;
     }

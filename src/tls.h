@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -36,6 +37,40 @@ struct tls_store *tls_store_new(const struct tls_cert_spec *specs, size_t n,
                                 const char *default_name, size_t *bad, char *err, size_t errlen);
 struct tls_store *tls_store_ref(struct tls_store *s);
 void tls_store_unref(struct tls_store *s);
+
+/* Let the store serve the certificates from tailscaled (tls_dyn_install)
+ * for names its own certificates do not have. Call before first use. */
+void tls_store_use_tailscale(struct tls_store *s);
+
+/* ---- certificates from tailscaled --------------------------------------- */
+
+/* What a key and certificate chain hold, for logs, renewal and metrics. */
+struct tls_pair_info {
+    int64_t not_before, not_after; /* the leaf's validity, Unix seconds */
+    char serial[80];               /* the leaf's serial number, hex */
+};
+
+/* Load a private key and a certificate chain (PEM, leaf first) from
+ * memory and check that they fit together, that the chain holds one
+ * certificate or more, and that the leaf's subjectAltName covers name
+ * exactly or by a one-label wildcard. 0 with *info filled, or -1 with a
+ * sentence in err. */
+int tls_pair_check(const char *key, size_t key_len, const char *chain, size_t chain_len,
+                   const char *name, struct tls_pair_info *info, char *err, size_t errlen);
+
+/* A set of such pairs, ready to serve; each pair should have passed
+ * tls_pair_check. NULL with a sentence in err (naming the pair's name). */
+struct tls_pem_pair {
+    const char *name;
+    const char *key, *chain;
+    size_t key_len, chain_len;
+};
+struct tls_dyn;
+struct tls_dyn *tls_dyn_new(const struct tls_pem_pair *pairs, size_t n, char *err, size_t errlen);
+/* Make d the process-wide set every store marked with
+ * tls_store_use_tailscale consults (NULL: none). Takes d; the set it
+ * replaces is freed once no session uses it any more. Any thread. */
+void tls_dyn_install(struct tls_dyn *d);
 
 /* A server-side session for one accepted connection; NULL when out of
  * memory. The session holds a reference to s until SSL_free. */

@@ -1194,6 +1194,44 @@ static void test_config_tls_keys_checked(void **state)
                        "portico.yaml:5: tls.certs: cannot load certificate /nonexistent/x.pem");
 }
 
+/* tls.tailscale: certificates from tailscaled, with or without files. */
+static void test_config_tls_tailscale(void **state)
+{
+    struct config *c = expect_ok("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\n"
+                                 "tls: {tailscale: true}\n");
+    assert_true(c->tls_tailscale);
+    assert_non_null(c->tls); /* a store without files, for tailscaled's certificates */
+    assert_int_equal(c->ntls_certs, 0);
+    /* the tailscale: section's defaults, though it is absent */
+    assert_false(c->tailscale.enabled);
+    assert_string_equal(c->tailscale.socket, "/var/run/tailscale/tailscaled.sock");
+    assert_string_equal(c->tailscale.state_dir, "/var/lib/portico");
+    config_unref(c);
+    c = expect_ok("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\n"
+                  "tls: {tailscale: true}\n"
+                  "tailscale: {socket: /run/ts.sock, state_dir: /srv/portico}\n");
+    assert_string_equal(c->tailscale.socket, "/run/ts.sock");
+    assert_string_equal(c->tailscale.state_dir, "/srv/portico");
+    config_unref(c);
+    c = expect_ok("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\n"
+                  "tls: {tailscale: true}\nservices:\n"
+                  "  a:\n    hosts: [a.test]\n    passthrough: 127.0.0.1:1\n");
+    assert_true(c->tls_tailscale);
+    assert_non_null(c->tls); /* passthrough beside tailscaled's certificates */
+    config_unref(c);
+    expect_error(LISTEN "tls:\n  tailscale: true\n",
+                 "portico.yaml:4: tls.tailscale is true, but no listener has tls: true to serve "
+                 "the certificates on");
+    expect_error(LISTEN "tls:\n  tailscale: yes please\n",
+                 "portico.yaml:4: tls.tailscale: expected a boolean (true or false)");
+    expect_error(LISTEN "tls:\n  tailscale: false\n",
+                 "portico.yaml:4: tls: no certs (add certs: [{cert: FILE, key: FILE}], or "
+                 "tailscale: true for certificates from tailscaled)");
+    expect_error("listen:\n  - {addr: 127.0.0.1:8443, tls: true}\n"
+                 "tls: {tailscale: true, default_cert: a.test}\n",
+                 "portico.yaml:3: tls.default_cert: no certificate in tls.certs names \"a.test\"");
+}
+
 static void test_config_host_header_and_redirects(void **state)
 {
     struct config *c =
@@ -1623,6 +1661,7 @@ int main(void)
         cmocka_unit_test(test_config_tls_keys_checked),
         cmocka_unit_test(test_config_tailscale_api_keys),
         cmocka_unit_test(test_config_tailscale_api_errors),
+        cmocka_unit_test(test_config_tls_tailscale),
         cmocka_unit_test(test_config_proxy_protocol_keys),
         cmocka_unit_test(test_config_tcp_only_service_needs_no_upstream_or_hosts),
         cmocka_unit_test(test_config_tcp_listen_clash_rejected),
