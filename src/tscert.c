@@ -114,8 +114,9 @@ struct tscert {
     uint64_t status_next_ms;
     uint32_t status_backoff_ms;
     bool status_failed_logged;
-    bool busy;       /* a call is in flight */
-    size_t fetching; /* its entry, for a cert call */
+    bool unconnected_logged; /* "not connected to a tailnet" said for this spell */
+    bool busy;               /* a call is in flight */
+    size_t fetching;         /* its entry, for a cert call */
     char fetch_name[LIMIT_HOST_LEN + 1];
     uint64_t fetches[FETCH_NRESULTS];
 };
@@ -348,11 +349,20 @@ static void on_status(void *arg, const struct localapi_answer *a)
     st.cert_domains = (struct tsjson_strlist){0};
     t->suffix = st.magic_dns_suffix;
     st.magic_dns_suffix = NULL;
+    /* Not connected to a tailnet (stopped, logged out, starting): no
+     * CertDomains yet, so read the status again soon. */
+    bool waiting = t->n && (!t->suffix || !t->suffix[0]);
+    if (waiting && !t->unconnected_logged)
+        log_msg(LOG_WARN,
+                "tailscaled is not connected to a tailnet (BackendState %s): no certificates "
+                "can be fetched until it is; checking again every %u s",
+                st.backend_state && st.backend_state[0] ? st.backend_state : "unknown",
+                (unsigned)(TSCERT_STATUS_POLL_MS / 1000));
+    t->unconnected_logged = waiting;
     tsjson_status_free(&st);
     t->status_known = true;
     /* Names still waiting for CertDomains make the status worth reading
      * again soon; otherwise only a reload or a failed fetch re-reads it. */
-    bool waiting = false;
     for (size_t i = 0; i < t->n; i++) {
         struct entry *e = &t->v[i];
         if (in_domains(t, e->name)) {
@@ -472,16 +482,18 @@ static void on_cert(void *arg, const struct localapi_answer *a)
     tick(t);
 }
 
-static void call(struct tscert *t, const char *path, localapi_done_fn fn)
+/* 0 when the call is on its way; -1 (logged) when it could not even be
+ * queued, which only a bug or memory exhaustion causes. */
+static int call(struct tscert *t, const char *path, localapi_done_fn fn)
 {
     struct localapi_request r = {.method = METHOD_GET, .path = path};
     char err[512];
     if (localapi_call(t->client, &r, fn, t, err, sizeof err) < 0) {
-        log_msg(LOG_ERROR, "tailscale certificates: %s", err);
-        t->status_next_ms = loop_now_ms(t->loop) + TSCERT_RETRY_MAX_MS;
-        return;
+        log_msg(LOG_ERROR, "tailscale certificates: %s; trying again in an hour", err);
+        return -1;
     }
     t->busy = true;
+    return 0;
 }
 
 /* A name whose certificate should be fetched now: none, renewal due, or a
@@ -519,9 +531,9 @@ static void tick(struct tscert *t)
     uint64_t now = loop_now_ms(t->loop);
     int64_t wall = wall_now();
     if (now >= t->status_next_ms) {
-        t->status_next_ms = UINT64_MAX;
-        call(t, LOCALAPI_PREFIX "status?peers=false", on_status);
-        return;
+        t->status_next_ms = now + TSCERT_RETRY_MAX_MS; /* on_status sets the real time */
+        if (call(t, LOCALAPI_PREFIX "status?peers=false", on_status) == 0)
+            return;
     }
     for (size_t i = 0; i < t->n; i++) {
         struct entry *e = &t->v[i];
@@ -533,8 +545,9 @@ static void tick(struct tscert *t)
         snprintf(path, sizeof path, LOCALAPI_PREFIX "cert/%s?type=pair%s%s", e->name,
                  mv[0] ? "&min_validity=" : "", mv);
         snprintf(t->fetch_name, sizeof t->fetch_name, "%s", e->name);
-        call(t, path, on_cert);
-        return;
+        if (call(t, path, on_cert) == 0)
+            return;
+        e->next_ms = now + TSCERT_RETRY_MAX_MS;
     }
     uint64_t next = next_time(t, now, wall);
     if (next == UINT64_MAX) {

@@ -181,3 +181,18 @@ def test_tscert_check_refuses_tls_tailscale_without_a_tls_listener(ctx):
     out += err
     expect(rc != 0 and "tls.tailscale is true, but no listener has tls: true" in out,
            "check: %r" % out)
+
+
+@test(timeout=90)
+def test_tscert_waits_while_tailscaled_is_not_connected(ctx):
+    ca, ts, p = _setup(ctx, start=False)
+    ts.backend_state = "NeedsLogin"
+    p.start()
+    _wait_log(p, "tailscaled is not connected to a tailnet (BackendState NeedsLogin)")
+    eq(ts.count("GET", "cert"), 0, "nothing fetched while not connected")
+    expect(_curl(p.port, ALPHA, ca).returncode != 0, "no certificate yet: the handshake fails")
+    ts.backend_state = "Running"
+    p.reload()   # (or the next status poll, a minute later)
+    _wait_log(p, "certificate for %s from tailscaled: serial" % ALPHA)
+    r = _curl(p.port, ALPHA, ca)
+    eq((r.returncode, r.stdout), (0, b"200"), "served once tailscaled is connected")
