@@ -42,9 +42,15 @@ void tsapply_free(struct tsapply *x)
     tsjson_status_free(&x->st);
     tsjson_strlist_free(&x->adv);
     servecfg_result_free(&x->result);
+    tstarget_free(&x->tg);
     free(x->sc);
     free(x->body);
     x->sc = x->body = NULL;
+}
+
+void tsapply_use_config(struct tsapply *x, const struct config *c)
+{
+    x->cfg = c;
 }
 
 static void failf(struct tsapply *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -106,6 +112,14 @@ static void got_status(struct tsapply *x, const char *body, size_t len)
                      "suffix to name the services with; log the node in first",
                      x->st.backend_state);
     x->untagged_host = x->host_tag && !tsapply_list_has(&x->st.tags, x->host_tag);
+    if (x->cfg) {
+        const struct tstarget_node node = {x->st.magic_dns_suffix, true, x->st.major, x->st.minor};
+        tstarget_free(&x->tg);
+        if (tstarget_collect(x->cfg, &node, &x->tg, err, sizeof err) < 0)
+            return failf(x, "%s", err);
+        x->svcs = x->tg.svcs;
+        x->n = x->tg.n;
+    }
     x->phase = P_PREFS;
 }
 
@@ -212,16 +226,41 @@ void tsapply_unreachable(struct tsapply *x, const char *why)
 
 /* ---- the services and the state file ------------------------------------- */
 
-int tsapply_collect(const struct config *c, struct servecfg_service **out, size_t *n)
+int tsapply_collect(const struct config *c, struct servecfg_service **out, size_t *n, char *err,
+                    size_t errlen)
 {
+    static const struct tstarget_node unknown = {NULL, false, 0, 0};
+    struct tstarget tg;
+    *out = NULL;
     *n = 0;
-    *out = calloc(c->nservices ? c->nservices : 1, sizeof **out);
-    if (!*out)
+    if (tstarget_collect(c, &unknown, &tg, err, errlen) < 0) {
+        tstarget_free(&tg);
         return -1;
-    for (size_t i = 0; c->tailscale.services && i < c->nservices; i++)
-        if (c->services[i].upstream)
-            (*out)[(*n)++] = (struct servecfg_service){c->services[i].name, SERVECFG_HTTP, 443,
-                                                       c->tailscale.backend, false};
+    }
+    /* One block: the array, then the backends tg computed (the others are
+     * c's strings), so that the caller frees it with one free(). */
+    size_t text = 0;
+    for (size_t i = 0; i < tg.n; i++)
+        text += tg.svcs[i].kind == SERVECFG_HTTP ? 0 : strlen(tg.svcs[i].backend) + 1;
+    size_t head = (tg.n ? tg.n : 1) * sizeof **out;
+    char *block = malloc(head + text);
+    if (!block) {
+        tstarget_free(&tg);
+        return tsjson_errorf(err, errlen, "out of memory");
+    }
+    *out = (struct servecfg_service *)(void *)block;
+    char *t = block + head;
+    for (size_t i = 0; i < tg.n; i++) {
+        (*out)[i] = tg.svcs[i];
+        if (tg.svcs[i].kind != SERVECFG_HTTP) {
+            size_t len = strlen(tg.svcs[i].backend) + 1;
+            memcpy(t, tg.svcs[i].backend, len);
+            (*out)[i].backend = t;
+            t += len;
+        }
+    }
+    *n = tg.n;
+    tstarget_free(&tg);
     return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "localapi.h"
 #include "servecfg.h"
 #include "tsjson.h"
+#include "tstarget.h"
 
 struct config;
 
@@ -45,8 +46,12 @@ enum tsapply_step {
 
 struct tsapply {
     enum tsapply_mode mode;
-    const struct servecfg_service *svcs; /* what to publish; the caller's */
+    /* what to publish: the caller's, until status is read when cfg is set;
+     * then tg's, worked out for this node */
+    const struct servecfg_service *svcs;
     size_t n;
+    const struct config *cfg;             /* tsapply_use_config; NULL: svcs as given */
+    struct tstarget tg;                   /* once status is read, with cfg: see tstarget.h */
     const char *host_tag;                 /* the tag the node should carry (a warning otherwise) */
     struct tsjson_strlist owned;          /* the state file's list; tsapply_read_owned fills it */
     struct tsjson_status st;              /* once status is read */
@@ -72,6 +77,13 @@ void tsapply_init(struct tsapply *x, enum tsapply_mode mode, const struct servec
                   size_t n, const char *host_tag);
 void tsapply_free(struct tsapply *x);
 
+/* Work the services out again from c once status is read (tstarget.c:
+ * where tailscaled forwards each, the PROXY header for this tailscaled
+ * version), replacing svcs; a service that cannot be published then fails
+ * the run. tg.warnings has what the driver should show. c is the
+ * caller's until tsapply_free. */
+void tsapply_use_config(struct tsapply *x, const struct config *c);
+
 /* The next call to make (its strings stay valid until the next
  * tsapply_answer or tsapply_unreachable), or DONE / FAILED. */
 enum tsapply_step tsapply_next(struct tsapply *x, struct localapi_request *req);
@@ -82,10 +94,12 @@ void tsapply_answer(struct tsapply *x, int status, const char *body, size_t len,
 /* The call got no answer; why is a sentence. The run has FAILED. */
 void tsapply_unreachable(struct tsapply *x, const char *why);
 
-/* The services c publishes: every HTTP service when tailscale.services is
- * true, none otherwise (so that a run removes what was published before).
- * *out is malloc'ed, its strings point into c. 0, or -1 when out of memory. */
-int tsapply_collect(const struct config *c, struct servecfg_service **out, size_t *n);
+/* The services c publishes (tstarget.c, for a node not read yet: no
+ * version or suffix checks): none when tailscale.services is false, so that
+ * a run removes what was published before. *out is one malloc'ed block
+ * (its backend strings in it or in c). 0, or -1 with a sentence in err. */
+int tsapply_collect(const struct config *c, struct servecfg_service **out, size_t *n, char *err,
+                    size_t errlen);
 
 /* STATE_DIR/tailscale-services into path: 0, or -1 when it does not fit. */
 int tsapply_state_path(const struct config *c, char *path, size_t cap);

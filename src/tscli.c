@@ -70,8 +70,9 @@ static int drive(struct tsctx *x, enum tsapply_mode mode)
     char err[700], etag[LIMIT_LOCALAPI_ETAG_BYTES];
     struct localapi_request req;
     enum tsapply_step step;
-    bool warned = false;
+    bool warned = false, shown = false;
     tsapply_init(&x->a, mode, x->svcs, x->n, x->ts->host_tags[0]);
+    tsapply_use_config(&x->a, x->c);
     if (mode != TSAPPLY_READ && tsapply_read_owned(&x->a, x->state, err, sizeof err) < 0)
         return fail(x, "%s", err);
     while ((step = tsapply_next(&x->a, &req)) == TSAPPLY_CALL) {
@@ -95,6 +96,13 @@ static int drive(struct tsctx *x, enum tsapply_mode mode)
                     "auto-approval names that tag\n",
                     x->cmd, x->ts->host_tags[0]);
         warned = x->a.untagged_host;
+        if (x->a.tg.warnings && !shown) /* once status is read */
+            for (const char *w = x->a.tg.warnings; *w;) {
+                size_t wl = strcspn(w, "\n");
+                fprintf(stderr, "portico tailscale %s: warning: %.*s\n", x->cmd, (int)wl, w);
+                w += wl + (w[wl] == '\n');
+            }
+        shown = shown || x->a.tg.warnings;
         if (x->a.lost_races != races)
             fprintf(stderr,
                     "portico tailscale %s: another client changed the serve config; "
@@ -297,8 +305,8 @@ int tscli_run(const char *sub, const char *config_path)
         fail(&x, "%s has no tailscale: section (add one; see docs/tailscale.md)", config_path);
     else if (tsapply_state_path(x.c, x.state, sizeof x.state) < 0)
         fail(&x, "tailscale.state_dir is too long");
-    else if (tsapply_collect(x.c, &x.svcs, &x.n) < 0)
-        fail(&x, "out of memory");
+    else if (tsapply_collect(x.c, &x.svcs, &x.n, err, sizeof err) < 0)
+        fail(&x, "%s", err);
     else
         for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
             if (strcmp(sub, subcommands[i].name) == 0)

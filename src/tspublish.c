@@ -130,6 +130,11 @@ static void done(struct tspublish *p)
     bool wrote = x->written || x->advertise_set;
     p->m.runs[wrote ? METRICS_PUBLISH_WRITTEN : METRICS_PUBLISH_UNCHANGED]++;
     summary(p, what, sizeof what);
+    for (const char *w = x->tg.warnings ? x->tg.warnings : ""; *w;) {
+        size_t len = strcspn(w, "\n");
+        log_msg(LOG_WARN, "tailscale: %.*s", (int)len, w);
+        w += len + (w[len] == '\n');
+    }
     if (x->untagged_host)
         log_msg(LOG_WARN,
                 "tailscale: this node does not carry %s (tailscale.host_tags); Tailscale "
@@ -206,9 +211,10 @@ static void start(struct tspublish *p)
     p->cur = config_ref(p->want);
     p->running = true;
     const struct config_tailscale *ts = &p->cur->tailscale;
-    if (tsapply_collect(p->cur, &p->svcs, &p->n) < 0)
-        return failed(p, "out of memory");
+    if (tsapply_collect(p->cur, &p->svcs, &p->n, err, sizeof err) < 0)
+        return failed(p, err);
     tsapply_init(&p->x, TSAPPLY_APPLY, p->svcs, p->n, ts->host_tags[0]);
+    tsapply_use_config(&p->x, p->cur);
     p->x_live = true;
     p->m.configured = p->n;
     if (tsapply_state_path(p->cur, p->state, sizeof p->state) < 0)

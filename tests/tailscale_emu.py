@@ -911,6 +911,47 @@ class LocalAPI:
             self.serve_config = None if doc is None else parse_serve_config(
                 json.dumps(doc).encode())
 
+    # ---- data plane: a tailnet client connecting to a Service's TCP port ----
+
+    def dial_service(self, svc, port, src, timeout=10.0):
+        """A tailnet client at src ("IP:PORT") connects to svc ("svc:NAME")
+        on port, and tailscaled forwards it: tcpHandlerForVIPService
+        (ipn/ipnlocal/serve.go, 1.103.0) finds Services[svc].TCP[port] and
+        dials its TCPForward (host:port, or unix:/path). When ProxyProtocol
+        is 1 or 2 and this tailscaled is 1.94 or newer (commit 65182f211;
+        1.92 stored the field for Services and ignored it there), a PROXY
+        header goes first (forwardTCPWithProxyProtocol, go-proxyproto
+        Header.Format): source = the client, IPv4-mapped addresses unmapped;
+        destination = this node's own Tailscale IP of the client's family
+        and the backend's port. HTTPS/HTTP/TLS-terminated ports are not
+        modelled here. Returns the connected socket; LookupError when the
+        service has no TCP forward on that port (tailscaled drops those)."""
+        with self.lock:
+            sc = self.serve_config or {}
+            svc_cfg = (sc.get("Services") or {}).get(svc)
+            ph = ((svc_cfg or {}).get("TCP") or {}).get(str(port)) if svc_cfg else None
+            if not ph or not ph["TCPForward"] or ph["TerminateTLS"]:
+                raise LookupError("%s has no TCP forward on port %s" % (svc, port))
+            target, pp = ph["TCPForward"], ph["ProxyProtocol"] or 0
+            send_pp = pp in (1, 2) and self.version_at_least(1, 94)
+        if target.startswith("unix:"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(target[5:])
+            return s   # the runtime refuses PROXY towards a unix: target
+        host, _, bport = target.rpartition(":")
+        host = host.strip("[]")
+        s = socket.create_connection((host, int(bport)), timeout=timeout)
+        if send_pp:
+            sip, _, sport = src.rpartition(":")
+            sip = ipaddress.ip_address(sip.strip("[]"))
+            if sip.version == 6 and sip.ipv4_mapped:
+                sip = sip.ipv4_mapped
+            dip = next(ipaddress.ip_address(a) for a in self.self_ips
+                       if ipaddress.ip_address(a).version == sip.version)
+            s.sendall(proxy_header(pp, sip, int(sport), dip, int(bport)))
+        return s
+
     def last(self, endpoint=None):
         with self.lock:
             rs = [r for r in self.requests if endpoint is None or endpoint_of(r.path) == endpoint]
@@ -1492,6 +1533,18 @@ def q_encode(v):
         cur_len += enc_len
     words.append("".join(cur))
     return " ".join("=?utf-8?q?%s?=" % w for w in words)
+
+
+def proxy_header(version, src_ip, src_port, dst_ip, dst_port):
+    """A PROXY protocol header as go-proxyproto's Header.Format writes it
+    for a TCP connection: v1 text or v2 binary (command PROXY, no TLVs)."""
+    fam4 = src_ip.version == 4
+    if version == 1:
+        return ("PROXY %s %s %s %d %d\r\n" % ("TCP4" if fam4 else "TCP6", src_ip, dst_ip,
+                                              src_port, dst_port)).encode()
+    addrs = src_ip.packed + dst_ip.packed + src_port.to_bytes(2, "big") + dst_port.to_bytes(2, "big")
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11 if fam4 else 0x21])
+            + len(addrs).to_bytes(2, "big") + addrs)
 
 
 HOP_BY_HOP = ("connection", "proxy-connection", "keep-alive", "proxy-authenticate",

@@ -1,0 +1,265 @@
+"""End-to-end tests: `tcp:` and `passthrough:` services published as
+Tailscale Services by `portico tailscale plan|apply` (tests/tailscale_emu.py
+as tailscaled): the exact serve config for a new (1.94+) and an old
+tailscaled, the listener tailscaled forwards to, refusals when there is
+none on loopback, and connections made through the emulated tailscaled
+reaching the upstream with the tailnet caller's address."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import *  # noqa: E402,F401,F403
+
+from tailscale_emu import SUFFIX, LocalAPI  # noqa: E402
+
+CALLER = "100.64.0.7"
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _emu(ctx, version):
+    ts = LocalAPI(os.path.join(ctx.dir, "tailscaled.sock"), version=version)
+    ctx.cleanups.append(ts.close)
+    return ts
+
+
+class Recorder(TcpServer):
+    """An upstream that keeps what each connection sent, up to its FIN."""
+
+    def __init__(self):
+        self.got = []
+        super().__init__(self._take)
+
+    def _take(self, c):
+        c.settimeout(10 * SCALE)
+        data = b""
+        try:
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        self.got.append(data)
+        c.close()
+
+    def wait(self, n=1):
+        end = time.time() + 10 * SCALE
+        while len(self.got) < n and time.time() < end:
+            time.sleep(0.02)
+        expect(len(self.got) >= n, "upstream got %d connections, wanted %d" % (len(self.got), n))
+        return self.got[n - 1]
+
+
+def _config(ctx, listens, services):
+    cfg = {"listen": listens, "services": services,
+           "tailscale": {"socket": os.path.join(ctx.dir, "tailscaled.sock"), "services": True,
+                         "backend": "unix:" + os.path.join(ctx.dir, "tailnet.sock"),
+                         "state_dir": os.path.join(ctx.dir, "state")}}
+    path = os.path.join(ctx.dir, "portico.yaml")
+    with open(path, "w") as f:
+        f.write(json.dumps(cfg, indent=1) + "\n")
+    return cfg, path
+
+
+def _cli(ctx, sub, path):
+    r = subprocess.run([ctx.binary, "tailscale", sub, "-c", path], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30 * SCALE)
+    return r.returncode, r.stdout, r.stderr
+
+
+def _hello(name):
+    """The first flight of a TLS client asking for name."""
+    cctx = ssl.create_default_context()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = cctx.wrap_bio(inc, out, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def _setup(ctx, version, tls_listens):
+    """vault (passthrough, hosts vault.<suffix>), ssh (a TCP forwarder) and
+    web (HTTP); TLS listeners as given ({"proxy_protocol": bool} each)."""
+    ts = _emu(ctx, version)
+    vault, sshd = Recorder(), Recorder()
+    ctx.cleanups += [vault.close, sshd.close]
+    listens = [{"addr": "127.0.0.1:%d" % _free_port()}]
+    for extra in tls_listens:
+        listens.append(dict({"addr": "127.0.0.1:%d" % _free_port(), "tls": True}, **extra))
+    ssh_port = _free_port()
+    services = {
+        "vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:%d" % vault.port,
+                  "send_proxy_protocol": "v1"},
+        "ssh": {"tcp": {"listen": "127.0.0.1:%d" % ssh_port,
+                        "upstream": "127.0.0.1:%d" % sshd.port},
+                "send_proxy_protocol": "v1"},
+        "web": {"hosts": ["web.test"], "upstream": "http://127.0.0.1:9"},
+    }
+    cfg, path = _config(ctx, listens, services)
+    return ts, vault, sshd, cfg, path, listens, ssh_port
+
+
+def _web(ctx):
+    return {"TCP": {"443": {"HTTPS": True}},
+            "Web": {"web.%s:443" % SUFFIX: {
+                "Handlers": {"/": {"Proxy": "unix:" + os.path.join(ctx.dir, "tailnet.sock")}}}}}
+
+
+def _through(ts, svc, port, src, data, upstream):
+    """What upstream receives when a tailnet client at src sends data to
+    svc:port through the emulated tailscaled and portico, then closes."""
+    s = ts.dial_service(svc, port, src)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = upstream.wait()
+    s.close()
+    return got
+
+
+def _run_portico(ctx, cfg):
+    p = Portico(ctx.binary, cfg, ctx.dir, name="run")
+    ctx.porticos.append(p)
+    p.start()
+    return p
+
+
+@test(timeout=60)
+def test_tstcp_apply_new_tailscaled_proxy_v2_to_loopback_listener(ctx):
+    # Two TLS listeners: tailscaled 1.94 sends PROXY v2, so the one that
+    # expects it is chosen although it comes second.
+    ts, vault, sshd, cfg, path, listens, ssh_port = _setup(
+        ctx, "1.94.2", [{}, {"proxy_protocol": True}])
+    tls_pp = listens[2]["addr"]
+    rc, out, err = _cli(ctx, "plan", path)
+    eq(rc, 0, "plan exit status (stderr %r)" % err)
+    expect("+ svc:vault  passthrough 443 -> %s (PROXY v2)\n" % tls_pp in out, "plan: %r" % out)
+    expect("+ svc:ssh  tcp %d -> 127.0.0.1:%d\n" % (ssh_port, ssh_port) in out, "plan: %r" % out)
+    eq(err, "portico tailscale plan: warning: service ssh: tcp.listen 127.0.0.1:%d does not "
+            "expect a PROXY header, so the callers of svc:ssh are unknown to portico (tailscaled "
+            "connects from this machine); set proxy_protocol: true there and tailscaled sends "
+            "one\n" % ssh_port, "plan's warning")
+    eq(ts.count("POST"), 0, "plan writes nothing")
+
+    rc, out, err = _cli(ctx, "apply", path)
+    eq(rc, 0, "apply exit status (stderr %r)" % err)
+    eq(ts.serve_config_doc(), {"Services": {
+        "svc:vault": {"TCP": {"443": {"TCPForward": tls_pp, "ProxyProtocol": 2}}},
+        "svc:ssh": {"TCP": {str(ssh_port): {"TCPForward": "127.0.0.1:%d" % ssh_port}}},
+        "svc:web": _web(ctx)}}, "serve config after apply")
+    eq(ts.prefs["AdvertiseServices"], ["svc:ssh", "svc:vault", "svc:web"], "advertised")
+
+    # A tailnet client reaches vault through tailscaled and portico: the
+    # PROXY v2 header tailscaled sends tells portico who it is, and portico
+    # passes that on to the upstream (send_proxy_protocol: v1).
+    _run_portico(ctx, cfg)
+    hello = _hello("vault." + SUFFIX)
+    got = _through(ts, "svc:vault", 443, CALLER + ":40000", hello, vault)
+    eq(got, b"PROXY TCP4 %s 100.100.1.1 40000 %d\r\n" % (CALLER.encode(), port_of(tls_pp))
+       + hello, "the upstream learns the tailnet caller, then gets the ClientHello")
+
+    # ssh's listener expects no PROXY header: the caller is this machine.
+    got = _through(ts, "svc:ssh", ssh_port, CALLER + ":40001", b"SSH-2.0-test\r\n", sshd)
+    expect(re.fullmatch(rb"PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ %d\r\nSSH-2\.0-test\r\n"
+                        % ssh_port, got), "ssh: the caller is this machine: %r" % got)
+
+
+@test(timeout=60)
+def test_tstcp_apply_old_tailscaled_without_proxy_header(ctx):
+    # tailscaled 1.92 does not send PROXY for Services: the listener that
+    # does not expect one is chosen, and callers are unknown.
+    ts, vault, sshd, cfg, path, listens, ssh_port = _setup(
+        ctx, "1.92.5", [{"proxy_protocol": True}, {}])
+    plain = listens[2]["addr"]
+    rc, out, err = _cli(ctx, "apply", path)
+    eq(rc, 0, "apply exit status (stderr %r)" % err)
+    eq(ts.serve_config_doc()["Services"]["svc:vault"],
+       {"TCP": {"443": {"TCPForward": plain}}}, "svc:vault without ProxyProtocol")
+    expect("service vault: the TLS listener %s does not expect a PROXY header, so the callers of "
+           "svc:vault are unknown to portico (tailscaled connects from this machine); tailscaled "
+           "1.94 and later can send one\n" % plain in err, "warning: %r" % err)
+
+    _run_portico(ctx, cfg)
+    hello = _hello("vault." + SUFFIX)
+    got = _through(ts, "svc:vault", 443, CALLER + ":40000", hello, vault)
+    expect(re.fullmatch(rb"PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ %d\r\n" % port_of(plain),
+                        got[:-len(hello)]) and got.endswith(hello), "caller unknown: %r" % got[:80])
+
+    # Only a listener that expects PROXY: every connection would be closed.
+    cfg["listen"] = [listens[0], listens[1]]
+    with open(path, "w") as f:
+        f.write(json.dumps(cfg) + "\n")
+    posts = ts.count("POST")
+    rc, out, err = _cli(ctx, "apply", path)
+    eq((rc, out), (1, ""), "apply refuses")
+    eq(err, "portico tailscale apply: service vault: the TLS listener %s expects a PROXY header, "
+            "which tailscaled 1.92 does not send for Services (1.94 does); every connection "
+            "would be closed: upgrade tailscaled, or drop proxy_protocol there (portico then "
+            "cannot tell who connects)\n" % listens[1]["addr"], "refusal")
+    eq(ts.count("POST"), posts, "nothing written")
+
+
+@test(timeout=60)
+def test_tstcp_refuses_what_tailscaled_cannot_reach(ctx):
+    ts = _emu(ctx, "1.103.0")
+    base = {"web": {"hosts": ["web.test"], "upstream": "http://127.0.0.1:9"}}
+    cases = [
+        # the only TLS listener is on an address tailscaled cannot use
+        ([{"addr": "192.0.2.1:8443", "tls": True}],
+         {"vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:9"}},
+         "service vault passes TLS through, and tailscaled would have to reach one of portico's "
+         "TLS listeners on this machine, but none listens on a loopback or wildcard address with "
+         "a fixed port (the TLS listener 192.0.2.1:8443 is not a loopback or wildcard address): "
+         "add one (e.g. addr: 127.0.0.1:8443, tls: true, proxy_protocol: true)"),
+        # a TLS listener whose port is chosen at start
+        ([{"addr": "127.0.0.1:0", "tls": True}],
+         {"vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:9"}},
+         "service vault passes TLS through, and tailscaled would have to reach one of portico's "
+         "TLS listeners on this machine, but none listens on a loopback or wildcard address with "
+         "a fixed port (the TLS listener 127.0.0.1:0 has port 0, chosen at start): add one "
+         "(e.g. addr: 127.0.0.1:8443, tls: true, proxy_protocol: true)"),
+        # the tailnet name is not among the passthrough service's hosts
+        ([{"addr": "127.0.0.1:%d" % _free_port(), "tls": True}],
+         {"vault": {"hosts": ["vault.test"], "passthrough": "127.0.0.1:9"}},
+         "service vault: tailnet clients ask for vault.%s, which is not among its hosts, so "
+         "portico's TLS listener would not pass it through: add vault.%s to "
+         "services.vault.hosts" % (SUFFIX, SUFFIX)),
+        # a TCP forwarder on port 0
+        ([{"addr": "127.0.0.1:%d" % _free_port()}],
+         {"db": {"tcp": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:5432"}}},
+         "service db: tailscaled forwards its tailnet port to tcp.listen on this machine, and "
+         "127.0.0.1:0 has port 0, chosen at start; listen on 127.0.0.1, 0.0.0.0 or [::] with a "
+         "fixed port"),
+    ]
+    for listens, svcs, msg in cases:
+        _, path = _config(ctx, listens, dict(base, **svcs))
+        for sub in ("plan", "apply"):
+            rc, out, err = _cli(ctx, sub, path)
+            eq((rc, out, err), (1, "", "portico tailscale %s: %s\n" % (sub, msg)),
+               "%s of %s" % (sub, list(svcs)))
+    eq(ts.count("POST") + ts.count("PATCH"), 0, "nothing written")
+
+
+@test(timeout=60)
+def test_tstcp_wildcard_listener_is_reached_on_loopback(ctx):
+    ts = _emu(ctx, "1.94.0")
+    port, tport = _free_port(), _free_port()
+    _, path = _config(ctx, [{"addr": "0.0.0.0:%d" % port, "tls": True, "proxy_protocol": True}],
+                      {"vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:9"},
+                       "db": {"tcp": {"listen": "[::]:%d" % tport, "upstream": "127.0.0.1:9"}}})
+    rc, out, err = _cli(ctx, "apply", path)
+    eq(rc, 0, "apply exit status (stderr %r)" % err)
+    eq(ts.serve_config_doc(), {"Services": {
+        "svc:vault": {"TCP": {"443": {"TCPForward": "127.0.0.1:%d" % port, "ProxyProtocol": 2}}},
+        "svc:db": {"TCP": {str(tport): {"TCPForward": "[::1]:%d" % tport}}}}},
+        "0.0.0.0 is reached at 127.0.0.1, :: at ::1")
