@@ -114,6 +114,7 @@ struct config_header {
 struct config_tcp {
     struct config_addr listen;
     struct config_addr upstream;
+    bool proxy_protocol; /* a PROXY v1/v2 header comes first on every connection (tailscaled) */
     int line;
 };
 

@@ -186,9 +186,10 @@ int cfg_read_headers(struct parser *p, const yaml_node_t *n, const char *what, v
 static const struct cfg_key tcp_keys[] = {
     {"listen", CFG_FUNC, CFG_AT(struct config_tcp, listen), .fn = cfg_fn_listen_addr},
     {"upstream", CFG_FUNC, CFG_AT(struct config_tcp, upstream), .fn = cfg_fn_target},
+    {"proxy_protocol", CFG_BOOL, CFG_AT(struct config_tcp, proxy_protocol)},
 };
 
-/* "tcp: {listen: ADDR, upstream: ADDR}". The listen address must not be
+/* "tcp: {listen: ADDR, upstream: ADDR, proxy_protocol: BOOL}". The listen address must not be
  * used by any other listener of the configuration. */
 int cfg_read_tcp(struct parser *p, const yaml_node_t *n, const char *what, void *field,
                  void *target)

@@ -196,6 +196,10 @@ void conn_close(struct conn *c)
         peer_table_release(&w->srv->peers, c->peer_key);
         c->peer_counted = false;
     }
+    if (c->forward_cfg) {
+        config_unref(c->forward_cfg);
+        c->forward_cfg = NULL;
+    }
     if (c->ex) {
         /* The exchange ended with an error, or the connection dies under
          * it (shutdown). */
@@ -460,6 +464,20 @@ static ssize_t peek(struct conn *c, void *buf, size_t cap)
     return n;
 }
 
+/* Give the socket to a forwarder for svc: its passthrough upstream, or
+ * the upstream of the TCP forwarder whose listener the connection came in
+ * on (after its PROXY header). The forwarder keeps the connection's place
+ * in the count. */
+static void hand_off(struct conn *c, const struct config_service *svc)
+{
+    struct worker *w = c->w;
+    int fd = c->s.io.fd;
+    loop_io_del(w->loop, &c->s.io);
+    c->s.io.fd = -1;
+    c->handed_off = tcp_handoff(w, fd, &c->peer, c->addr, &c->local, svc) == 0;
+    conn_close(c);
+}
+
 /* The PROXY header is peeked at and then consumed exactly, so whatever
  * follows it (a TLS ClientHello, a request) stays in the socket for the
  * next stage. A missing or malformed header closes the connection. */
@@ -491,7 +509,9 @@ static void read_proxy_header(struct conn *c)
         conn_close(c);
         return;
     }
-    if (c->tls)
+    if (c->forward)
+        hand_off(c, c->forward);
+    else if (c->tls)
         begin_tls(c);
     else {
         conn_set_state(c, CONN_HEAD);
@@ -574,15 +594,6 @@ static void start_tls(struct conn *c)
 }
 
 /* Hand the socket, its ClientHello still unread, to a forwarder. */
-static void pass_through(struct conn *c, const struct config_service *svc)
-{
-    struct worker *w = c->w;
-    int fd = c->s.io.fd;
-    loop_io_del(w->loop, &c->s.io);
-    c->s.io.fd = -1;
-    c->handed_off = tcp_passthrough(w, fd, &c->peer, c->addr, &c->local, svc) == 0;
-    conn_close(c);
-}
 
 /* With passthrough services configured, the ClientHello is peeked at (it
  * stays in the socket, for OpenSSL or for the passthrough upstream) until
@@ -608,7 +619,7 @@ static void read_client_hello(struct conn *c)
     const struct config_service *svc =
         r == SNI_FOUND ? route_table_lookup(c->w->cfg->routes, name, strlen(name)) : NULL;
     if (svc && svc->passthrough)
-        pass_through(c, svc);
+        hand_off(c, svc);
     else
         start_tls(c);
 }
@@ -675,13 +686,13 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
     }
 }
 
-int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
-                const struct config_listen *l)
+static struct conn *accept_conn(struct worker *w, int fd, const struct sockaddr_storage *sa,
+                                socklen_t salen, const struct config_listen *l)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
-        return -1;
+        return NULL;
     }
     c->s.io.fd = -1;
     c->w = w;
@@ -703,7 +714,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     if (!proxy_protocol && !l->tailnet && !count_peer(c)) {
         close(fd);
         free(c);
-        return -1;
+        return NULL;
     }
     socklen_t llen = sizeof c->local;
     if (getsockname(fd, (struct sockaddr *)&c->local, &llen) < 0)
@@ -719,7 +730,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
             peer_table_release(&w->srv->peers, c->peer_key);
         close(fd);
         free(c);
-        return -1;
+        return NULL;
     }
     LIST_PUSH(w->conns, c, prev, next);
     w->nconns++;
@@ -728,5 +739,23 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, soc
     /* A new connection gets header_timeout to deliver its first head. */
     arm_clock(c);
     reclaim_set(c, RECLAIM_WAITING);
+    return c;
+}
+
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
+                const struct config_listen *l)
+{
+    return accept_conn(w, fd, sa, salen, l) ? 0 : -1;
+}
+
+int conn_accept_forwarder(struct worker *w, int fd, const struct sockaddr_storage *sa,
+                          socklen_t salen, const struct config_service *svc)
+{
+    static const struct config_listen proxied = {.proxy_protocol = true};
+    struct conn *c = accept_conn(w, fd, sa, salen, &proxied);
+    if (!c)
+        return -1;
+    c->forward = svc;
+    c->forward_cfg = config_ref(w->cfg);
     return 0;
 }

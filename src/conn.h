@@ -20,6 +20,8 @@ struct worker;
 struct listener;
 struct exchange;
 struct config_listen;
+struct config_service;
+struct config;
 
 /* A connection's states. conn_set_state (conn.c) is the only writer of
  * state after conn_accept, and arms timer for the state it enters (see
@@ -65,7 +67,7 @@ struct conn {
     bool tls;             /* accepted on a TLS listener */
     bool strict_sni_host; /* the listener's strict_sni_host: Host must be in the certificate */
     bool https;           /* clients use https here (TLS, or a TLS frontend: listen.scheme) */
-    bool handed_off;      /* the socket now belongs to a passthrough forwarder */
+    bool handed_off;      /* the socket now belongs to a forwarder (passthrough or tcp:) */
     bool tls_active;      /* handshake done: counted in portico_tls_connections_active */
     bool redirect_https;  /* the listener's redirect_https: every request goes to https:// */
     bool tailnet;         /* the tailscale.backend listener: tailscaled is the peer */
@@ -80,6 +82,11 @@ struct conn {
     /* The client's address and the address it connected to: from the
      * socket, or from its PROXY header. */
     struct sockaddr_storage peer, local;
+    /* Accepted on the tcp.listen of this service (proxy_protocol): once the
+     * PROXY header is read, the socket goes to its forwarder. forward
+     * lives in forward_cfg, a reference held until the connection closes. */
+    const struct config_service *forward;
+    struct config *forward_cfg;
     /* Reclaiming at max_connections: the worker queue it is in (enum
      * conn_reclaim) and its neighbours there. */
     int reclaim;
@@ -95,6 +102,13 @@ struct conn {
  * memory. */
 int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
                 const struct config_listen *l);
+
+/* Take over a socket accepted on svc's tcp.listen when it has
+ * proxy_protocol: the PROXY header is read as on a listener (CONN_PROXY,
+ * header_timeout), then the socket goes to svc's TCP forwarder with the
+ * header's addresses. 0, or -1 when out of memory (fd closed). */
+int conn_accept_forwarder(struct worker *w, int fd, const struct sockaddr_storage *sa,
+                          socklen_t salen, const struct config_service *svc);
 
 /* Called by the exchange when it is done with the connection (it has
  * released itself). keep_alive false closes it (politely if input may be

@@ -192,7 +192,7 @@ static void on_timer(struct loop *l, struct loop_timer *tm)
  * connection already counts in the worker's totals (handed over by conn). */
 static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
                  const struct sockaddr_storage *local, const struct config_service *svc,
-                 const struct config_addr *ua, bool passthrough)
+                 const struct config_addr *ua, bool passthrough, bool counted)
 {
     struct tcp_fwd *t = calloc(1, sizeof *t);
     if (!t) {
@@ -254,7 +254,7 @@ static int start(struct worker *w, int fd, const struct sockaddr_storage *peer, 
     t->status = t->connecting ? 0 : 200;
     metrics_count_stream(&w->metrics, svc->metrics_slot);
     LIST_PUSH(w->tcps, t, prev, next);
-    if (!passthrough) {
+    if (!counted) {
         w->nconns++;
         metrics_conn_open(&w->metrics);
     }
@@ -280,13 +280,15 @@ int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, sock
     listener_format_peer(sa, salen, addr, sizeof addr);
     if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
         memset(&local, 0, sizeof local);
-    return start(w, fd, sa, addr, &local, svc, &svc->tcp->upstream, false);
+    return start(w, fd, sa, addr, &local, svc, &svc->tcp->upstream, false, false);
 }
 
-int tcp_passthrough(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
-                    const struct sockaddr_storage *local, const struct config_service *svc)
+int tcp_handoff(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
+                const struct sockaddr_storage *local, const struct config_service *svc)
 {
-    return start(w, fd, peer, addr, local, svc, svc->passthrough, true);
+    return svc->passthrough
+               ? start(w, fd, peer, addr, local, svc, svc->passthrough, true, true)
+               : start(w, fd, peer, addr, local, svc, &svc->tcp->upstream, false, true);
 }
 
 size_t tcp_drain(struct worker *w)

@@ -20,14 +20,16 @@ struct tcp_fwd;
 int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, socklen_t salen,
                const struct config_service *svc);
 
-/* Take over a client connection on a TLS listener whose ClientHello named
- * svc, a passthrough service. The ClientHello must still be unread in the
- * socket: it goes to the upstream with everything after it. peer and addr
- * are the client's address (after any PROXY header) and local the address
- * it connected to. The connection keeps the place it already has in the
- * worker's connection count. 0, or -1 (fd closed) on failure. */
-int tcp_passthrough(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
-                    const struct sockaddr_storage *local, const struct config_service *svc);
+/* Take over a client connection conn.c accepted for svc: on a TLS listener
+ * whose ClientHello named svc, a passthrough service (the ClientHello must
+ * still be unread in the socket: it goes to the upstream with everything
+ * after it), or on svc's tcp.listen with proxy_protocol once its PROXY
+ * header is read (to tcp.upstream). peer and addr are the client's address
+ * (after any PROXY header) and local the address it connected to. The
+ * connection keeps the place it already has in the worker's connection
+ * count. 0, or -1 (fd closed) on failure. */
+int tcp_handoff(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
+                const struct sockaddr_storage *local, const struct config_service *svc);
 
 /* The worker drains (w->draining is set): close the forwarders that have
  * been silent for LIMIT_DRAIN_TCP_QUIET_MS and return how many; the

@@ -167,9 +167,11 @@ static int add_tcp(const struct config_service *svc, const struct tstarget_node 
     uint16_t port = a->sa.ss_family == AF_INET
                         ? ntohs(((const struct sockaddr_in *)&a->sa)->sin_port)
                         : ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port);
-    if (check_proxy(svc, "tcp.listen", a->text, false, node, warn, err, errlen) < 0)
+    if (check_proxy(svc, "tcp.listen", a->text, svc->tcp->proxy_protocol, node, warn, err, errlen) <
+        0)
         return -1;
-    *out = (struct servecfg_service){svc->name, SERVECFG_TCP, port, target, false};
+    *out =
+        (struct servecfg_service){svc->name, SERVECFG_TCP, port, target, svc->tcp->proxy_protocol};
     return 0;
 }
 

@@ -136,9 +136,11 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         }
         __atomic_add_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
         size_t idx = (size_t)(wl - w->wls);
-        int rc = idx < w->cfg->nlistens
-                     ? conn_accept(w, fd, &sa, salen, &w->cfg->listens[idx])
-                     : tcp_accept(w, fd, &sa, salen, w->cfg->tcp_services[idx - w->cfg->nlistens]);
+        const struct config_service *fwd =
+            idx < w->cfg->nlistens ? NULL : w->cfg->tcp_services[idx - w->cfg->nlistens];
+        int rc = !fwd                       ? conn_accept(w, fd, &sa, salen, &w->cfg->listens[idx])
+                 : fwd->tcp->proxy_protocol ? conn_accept_forwarder(w, fd, &sa, salen, fwd)
+                                            : tcp_accept(w, fd, &sa, salen, fwd);
         if (rc < 0) {
             __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_RELAXED);
             continue;

@@ -172,6 +172,56 @@ def test_send_proxy_protocol_v1_to_tcp_upstream(ctx):
     srv.close()
 
 
+@test()
+def test_tcp_forwarder_reads_proxy_header(ctx):
+    # tcp.proxy_protocol: the header's source becomes the client (access log,
+    # send_proxy_protocol), split byte by byte or not; the header is consumed.
+    seen = []
+
+    def handler(c):
+        seen.append(_recv_all(c))
+        c.sendall(b"ok")
+        c.close()
+    srv = TcpServer(handler)
+    p = ctx.portico({"fwd": {"tcp": {"listen": "127.0.0.1:0", "proxy_protocol": True,
+                                     "upstream": "127.0.0.1:%d" % srv.port},
+                             "send_proxy_protocol": "v1"}})
+    lport = p.tcp_ports["fwd"]
+    for i, split in enumerate((False, True)):
+        s = socket.create_connection(("127.0.0.1", lport), timeout=5 * SCALE)
+        h = _pp2_inet4("100.64.0.7", "100.100.1.1", 40000 + i, 2222)
+        for j in range(len(h) if split else 1):
+            s.sendall(h[j:j + 1] if split else h)
+            if split:
+                time.sleep(0.002)
+        s.sendall(b"SSH-2.0-test\r\n")
+        s.shutdown(socket.SHUT_WR)
+        eq(_recv_all(s), b"ok", "answer (split %s)" % split)
+        s.close()
+        eq(seen[-1], b"PROXY TCP4 100.64.0.7 100.100.1.1 %d 2222\r\nSSH-2.0-test\r\n" % (40000 + i),
+           "what the upstream received (split %s)" % split)
+    line = p.wait_line(lambda l: "method=TCP" in l, timeout=5 * SCALE)
+    expect(line and "client=100.64.0.7" in line, "access log client: %r" % line)
+    srv.close()
+
+
+@test()
+def test_tcp_forwarder_without_proxy_header_closes(ctx):
+    srv = TcpServer(lambda c: c.close())
+    p = ctx.portico({"fwd": {"tcp": {"listen": "127.0.0.1:0", "proxy_protocol": True,
+                                     "upstream": "127.0.0.1:%d" % srv.port}}},
+                    limits={"header_timeout": "1s"})
+    lport = p.tcp_ports["fwd"]
+    for data in (b"SSH-2.0-test\r\n", b"PROXY TCP4 203.0.113.7 10.0.0.1 5555\r\n", b""):
+        with RawConn(lport) as c:
+            if data:
+                c.send(data)
+            expect(c.closed_within(5 * SCALE), "connection not closed for %r" % data)
+            expect(not c.buf, "bytes answered for %r" % data)
+    eq(srv.accepted, 0, "connections that reached the upstream")
+    srv.close()
+
+
 def _pp_http_origin():
     """An HTTP origin behind send_proxy_protocol: v1 or v2 header, then requests;
     answers each request with the header it saw on its connection."""

@@ -88,9 +88,10 @@ def _hello(name):
     return out.read()
 
 
-def _setup(ctx, version, tls_listens):
-    """vault (passthrough, hosts vault.<suffix>), ssh (a TCP forwarder) and
-    web (HTTP); TLS listeners as given ({"proxy_protocol": bool} each)."""
+def _setup(ctx, version, tls_listens, ssh_pp=False):
+    """vault (passthrough, hosts vault.<suffix>), ssh (a TCP forwarder,
+    proxy_protocol: ssh_pp) and web (HTTP); TLS listeners as given
+    ({"proxy_protocol": bool} each)."""
     ts = _emu(ctx, version)
     vault, sshd = Recorder(), Recorder()
     ctx.cleanups += [vault.close, sshd.close]
@@ -102,7 +103,7 @@ def _setup(ctx, version, tls_listens):
         "vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:%d" % vault.port,
                   "send_proxy_protocol": "v1"},
         "ssh": {"tcp": {"listen": "127.0.0.1:%d" % ssh_port,
-                        "upstream": "127.0.0.1:%d" % sshd.port},
+                        "upstream": "127.0.0.1:%d" % sshd.port, "proxy_protocol": ssh_pp},
                 "send_proxy_protocol": "v1"},
         "web": {"hosts": ["web.test"], "upstream": "http://127.0.0.1:9"},
     }
@@ -139,23 +140,21 @@ def test_tstcp_apply_new_tailscaled_proxy_v2_to_loopback_listener(ctx):
     # Two TLS listeners: tailscaled 1.94 sends PROXY v2, so the one that
     # expects it is chosen although it comes second.
     ts, vault, sshd, cfg, path, listens, ssh_port = _setup(
-        ctx, "1.94.2", [{}, {"proxy_protocol": True}])
+        ctx, "1.94.2", [{}, {"proxy_protocol": True}], ssh_pp=True)
     tls_pp = listens[2]["addr"]
     rc, out, err = _cli(ctx, "plan", path)
-    eq(rc, 0, "plan exit status (stderr %r)" % err)
+    eq((rc, err), (0, ""), "plan exit status and stderr")
     expect("+ svc:vault  passthrough 443 -> %s (PROXY v2)\n" % tls_pp in out, "plan: %r" % out)
-    expect("+ svc:ssh  tcp %d -> 127.0.0.1:%d\n" % (ssh_port, ssh_port) in out, "plan: %r" % out)
-    eq(err, "portico tailscale plan: warning: service ssh: tcp.listen 127.0.0.1:%d does not "
-            "expect a PROXY header, so the callers of svc:ssh are unknown to portico (tailscaled "
-            "connects from this machine); set proxy_protocol: true there and tailscaled sends "
-            "one\n" % ssh_port, "plan's warning")
+    expect("+ svc:ssh  tcp %d -> 127.0.0.1:%d (PROXY v2)\n" % (ssh_port, ssh_port) in out,
+           "plan: %r" % out)
     eq(ts.count("POST"), 0, "plan writes nothing")
 
     rc, out, err = _cli(ctx, "apply", path)
     eq(rc, 0, "apply exit status (stderr %r)" % err)
     eq(ts.serve_config_doc(), {"Services": {
         "svc:vault": {"TCP": {"443": {"TCPForward": tls_pp, "ProxyProtocol": 2}}},
-        "svc:ssh": {"TCP": {str(ssh_port): {"TCPForward": "127.0.0.1:%d" % ssh_port}}},
+        "svc:ssh": {"TCP": {str(ssh_port): {"TCPForward": "127.0.0.1:%d" % ssh_port,
+                                            "ProxyProtocol": 2}}},
         "svc:web": _web(ctx)}}, "serve config after apply")
     eq(ts.prefs["AdvertiseServices"], ["svc:ssh", "svc:vault", "svc:web"], "advertised")
 
@@ -168,10 +167,10 @@ def test_tstcp_apply_new_tailscaled_proxy_v2_to_loopback_listener(ctx):
     eq(got, b"PROXY TCP4 %s 100.100.1.1 40000 %d\r\n" % (CALLER.encode(), port_of(tls_pp))
        + hello, "the upstream learns the tailnet caller, then gets the ClientHello")
 
-    # ssh's listener expects no PROXY header: the caller is this machine.
+    # The same for the TCP forwarder, whose listener reads the PROXY header.
     got = _through(ts, "svc:ssh", ssh_port, CALLER + ":40001", b"SSH-2.0-test\r\n", sshd)
-    expect(re.fullmatch(rb"PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ %d\r\nSSH-2\.0-test\r\n"
-                        % ssh_port, got), "ssh: the caller is this machine: %r" % got)
+    eq(got, b"PROXY TCP4 %s 100.100.1.1 40001 %d\r\nSSH-2.0-test\r\n"
+       % (CALLER.encode(), ssh_port), "ssh: the upstream learns the tailnet caller")
 
 
 @test(timeout=60)
@@ -185,9 +184,13 @@ def test_tstcp_apply_old_tailscaled_without_proxy_header(ctx):
     eq(rc, 0, "apply exit status (stderr %r)" % err)
     eq(ts.serve_config_doc()["Services"]["svc:vault"],
        {"TCP": {"443": {"TCPForward": plain}}}, "svc:vault without ProxyProtocol")
-    expect("service vault: the TLS listener %s does not expect a PROXY header, so the callers of "
-           "svc:vault are unknown to portico (tailscaled connects from this machine); tailscaled "
-           "1.94 and later can send one\n" % plain in err, "warning: %r" % err)
+    eq(err, "portico tailscale apply: warning: service vault: the TLS listener %s does not expect "
+            "a PROXY header, so the callers of svc:vault are unknown to portico (tailscaled "
+            "connects from this machine); tailscaled 1.94 and later can send one\n"
+            "portico tailscale apply: warning: service ssh: tcp.listen 127.0.0.1:%d does not "
+            "expect a PROXY header, so the callers of svc:ssh are unknown to portico (tailscaled "
+            "connects from this machine); tailscaled 1.94 and later can send one\n"
+       % (plain, ssh_port), "warnings")
 
     _run_portico(ctx, cfg)
     hello = _hello("vault." + SUFFIX)
@@ -258,7 +261,10 @@ def test_tstcp_wildcard_listener_is_reached_on_loopback(ctx):
                       {"vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:9"},
                        "db": {"tcp": {"listen": "[::]:%d" % tport, "upstream": "127.0.0.1:9"}}})
     rc, out, err = _cli(ctx, "apply", path)
-    eq(rc, 0, "apply exit status (stderr %r)" % err)
+    eq((rc, err), (0, "portico tailscale apply: warning: service db: tcp.listen [::]:%d does not "
+                      "expect a PROXY header, so the callers of svc:db are unknown to portico "
+                      "(tailscaled connects from this machine); set proxy_protocol: true there "
+                      "and tailscaled sends one\n" % tport), "apply exit status and warning")
     eq(ts.serve_config_doc(), {"Services": {
         "svc:vault": {"TCP": {"443": {"TCPForward": "127.0.0.1:%d" % port, "ProxyProtocol": 2}}},
         "svc:db": {"TCP": {str(tport): {"TCPForward": "[::1]:%d" % tport}}}}},

@@ -1098,7 +1098,20 @@ static void test_config_tcp_only_service_needs_no_upstream_or_hosts(void **state
     assert_string_equal(c->services[0].tcp->upstream.text, "127.0.0.1:5432");
     assert_int_equal(c->services[0].nhosts, 0);
     assert_null(lookup(c, "pg.example.com"));
+    assert_false(c->services[0].tcp->proxy_protocol);
     config_unref(c);
+}
+
+static void test_config_tcp_proxy_protocol(void **state)
+{
+    struct config *c = expect_ok(LISTEN "services:\n  pg:\n    tcp: {listen: 127.0.0.1:15432, "
+                                        "upstream: 127.0.0.1:5432, proxy_protocol: true}\n");
+    assert_true(c->services[0].tcp->proxy_protocol);
+    config_unref(c);
+    expect_error(LISTEN "services:\n  pg:\n    tcp: {listen: 127.0.0.1:15432, upstream: "
+                        "127.0.0.1:5432, proxy_protocol: v2}\n",
+                 "portico.yaml:5: services.pg.tcp.proxy_protocol: expected a boolean (true or "
+                 "false)");
 }
 
 static void test_config_tcp_listen_clash_rejected(void **state)
@@ -1664,6 +1677,7 @@ int main(void)
         cmocka_unit_test(test_config_tls_tailscale),
         cmocka_unit_test(test_config_proxy_protocol_keys),
         cmocka_unit_test(test_config_tcp_only_service_needs_no_upstream_or_hosts),
+        cmocka_unit_test(test_config_tcp_proxy_protocol),
         cmocka_unit_test(test_config_tcp_listen_clash_rejected),
         cmocka_unit_test(test_config_tcp_missing_and_unknown_keys_rejected),
         cmocka_unit_test(test_config_service_with_two_ways_in_rejected),

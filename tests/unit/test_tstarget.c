@@ -93,6 +93,29 @@ static void test_wildcard_listeners(void **state)
     config_unref(c);
 }
 
+static void test_tcp_forwarder_with_proxy_protocol(void **state)
+{
+    struct config *c = conf("  - {addr: \"127.0.0.1:8001\"}\n",
+                            "  ssh: {tcp: {listen: \"127.0.0.1:2222\", upstream: "
+                            "\"127.0.0.1:22\", proxy_protocol: true}}\n");
+    struct tstarget t;
+    assert_int_equal(tstarget_collect(c, &new_ts, &t, err, sizeof err), 0);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(t.svcs[1].kind, SERVECFG_TCP);
+    assert_int_equal(t.svcs[1].port, 2222);
+    assert_string_equal(t.svcs[1].backend, "127.0.0.1:2222");
+    assert_true(t.svcs[1].proxy_protocol);
+    assert_string_equal(t.warnings, "");
+    tstarget_free(&t);
+    assert_int_equal(tstarget_collect(c, &old_ts, &t, err, sizeof err), -1);
+    assert_string_equal(err, "service ssh: tcp.listen 127.0.0.1:2222 expects a PROXY header, "
+                             "which tailscaled 1.92 does not send for Services (1.94 does); every "
+                             "connection would be closed: upgrade tailscaled, or drop "
+                             "proxy_protocol there (portico then cannot tell who connects)");
+    tstarget_free(&t);
+    config_unref(c);
+}
+
 static void test_publishing_off_publishes_nothing(void **state)
 {
     const char *text = "listen: [{addr: \"127.0.0.1:8443\", tls: true}]\n"
@@ -163,6 +186,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_passthrough_prefers_the_listener_matching_tailscaled),
         cmocka_unit_test(test_wildcard_listeners),
+        cmocka_unit_test(test_tcp_forwarder_with_proxy_protocol),
         cmocka_unit_test(test_publishing_off_publishes_nothing),
         cmocka_unit_test(test_refused),
     };
