@@ -226,6 +226,16 @@ struct config_tailscale {
     size_t nhost_tags;
     char *state_dir; /* the list of services portico published; certs/: tailscaled's certificates */
     struct config_tailscale_api api;
+    /* "funnel:": the node's own name published on the internet (Tailscale
+     * Funnel), its paths proxied to one HTTP service. */
+    struct config_funnel {
+        bool enabled;
+        const struct config_service *service; /* owned by config.services */
+        uint16_t port;                        /* 443, 8443 or 10000 */
+        char **paths;                         /* normalised path prefixes; ["/"] by default */
+        size_t npaths;
+        int line;
+    } funnel;
     int line;
 };
 

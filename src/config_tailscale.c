@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "limits.h"
 #include "route.h"
 #include "tls.h"
 #include "tsapi.h"
@@ -258,6 +259,80 @@ static int read_api(struct parser *p, const yaml_node_t *n, const char *what, vo
     return 0;
 }
 
+/* ---- funnel: -------------------------------------------------------------- */
+
+static const char *const funnel_paths_default[] = {"/", NULL};
+
+/* A path prefix of funnel.paths: normalised as requests are compared,
+ * each once. */
+static int read_funnel_path(struct parser *p, const yaml_node_t *n, const char *what, char *v,
+                            char *const *prev, size_t nprev)
+{
+    char norm[LIMIT_REQUEST_LINE_DEFAULT];
+    int len = route_path_normalize(v, strlen(v), norm, sizeof norm);
+    if (len < 0 || strcmp(norm, v) != 0 || strlen(v) > LIMIT_TS_STRING_BYTES / 2)
+        return cfg_fail(p, n,
+                        "%s: \"%s\" is not a normalised path prefix (start with '/', no '.' or "
+                        "'..' segments, no encoded unreserved characters, at most %d bytes)",
+                        what, cfg_show(p, v), LIMIT_TS_STRING_BYTES / 2);
+    for (size_t i = 0; i < nprev; i++)
+        if (strcmp(prev[i], v) == 0)
+            return cfg_fail(p, n, "%s: \"%s\" is listed twice", what, cfg_show(p, v));
+    return 0;
+}
+
+static int read_funnel_service(struct parser *p, const yaml_node_t *n, const char *what,
+                               void *field, void *target)
+{
+    const char *name;
+    if (cfg_want_string(p, n, what, &name) < 0)
+        return -1;
+    for (size_t i = 0; i < p->c->nservices; i++) {
+        const struct config_service *svc = &p->c->services[i];
+        if (strcmp(svc->name, name) != 0)
+            continue;
+        if (!svc->upstream)
+            return cfg_fail(p, n,
+                            "%s: service \"%s\" has no upstream; Funnel publishes HTTP services "
+                            "only",
+                            what, cfg_show(p, name));
+        *(const struct config_service **)field = svc;
+        return 0;
+    }
+    return cfg_fail(p, n, "%s: no service named \"%s\"", what, cfg_show(p, name));
+}
+
+#define FAT(f) CFG_AT(struct config_funnel, f)
+static const struct cfg_key funnel_keys[] = {
+    {"service", CFG_FUNC, FAT(service), .fn = read_funnel_service},
+    {"port", CFG_UINT, FAT(port), 443, .min = 1, .max = 65535},
+    {"paths", CFG_STRINGS, FAT(paths), .off_n = offsetof(struct config_funnel, npaths),
+     .def_list = funnel_paths_default, .item = read_funnel_path, .max = LIMIT_TS_FUNNEL_PATHS},
+};
+
+/* "funnel: {service, port, paths}". tailscaled removes a handler's path
+ * prefix before it proxies (serveWebHandler, ipn/ipnlocal/serve.go), and
+ * portico puts it back by proxying to backend + prefix, which a unix:
+ * backend cannot carry: a prefix other than "/" needs an http:// one. */
+static int read_funnel(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                       void *target)
+{
+    struct config_funnel *f = field;
+    struct cfg_seen seen;
+    if (cfg_keys_read(p, n, funnel_keys, CFG_NKEYS(funnel_keys), f, "tailscale.funnel",
+                      "in tailscale.funnel", &seen) < 0)
+        return -1;
+    f->enabled = true;
+    f->line = (int)n->start_mark.line + 1;
+    if (!f->service)
+        return cfg_fail(p, n, "tailscale.funnel: no service (name the HTTP service to publish)");
+    if (f->port != 443 && f->port != 8443 && f->port != 10000)
+        return cfg_fail(p, cfg_seen_node(&seen, "port"),
+                        "tailscale.funnel.port: %u is not a Funnel port (443, 8443 or 10000)",
+                        (unsigned)f->port);
+    return 0;
+}
+
 static const struct cfg_choice publish_choices[] = {
     {"auto", TS_PUBLISH_AUTO}, {"false", TS_PUBLISH_FALSE}, {NULL, 0}};
 
@@ -277,6 +352,7 @@ static const struct cfg_key ts_keys[] = {
      .item = read_tag},
     {"state_dir", CFG_FUNC, AT(state_dir), .fn = read_path},
     {"api", CFG_FUNC, AT(api), .fn = read_api},
+    {"funnel", CFG_FUNC, AT(funnel), .fn = read_funnel},
 };
 
 /* One tag for now: the printed policy names one service tag and one node
@@ -343,11 +419,19 @@ int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n)
     long gid = -1;
     if (group && cfg_read_group(p, group, "tailscale.backend_group", ts->backend_group, &gid) < 0)
         return -1;
-    if (!ts->services)
+    for (size_t i = 0; ts->funnel.enabled && i < ts->funnel.npaths; i++)
+        if (strcmp(ts->funnel.paths[i], "/") != 0 && strncmp(ts->backend, "unix:", 5) == 0)
+            return cfg_fail(p, cfg_seen_node(&seen, "funnel"),
+                            "tailscale.funnel.paths: \"%s\" needs an http:// backend: tailscaled "
+                            "removes a path prefix before proxying, and cannot put it back "
+                            "towards %s; publish \"/\" or use backend: http://127.0.0.1:PORT",
+                            cfg_show(p, ts->funnel.paths[i]), ts->backend);
+    /* Funnel requests come through the backend as well. */
+    if (!ts->services && !ts->funnel.enabled)
         return 0;
     if (add_backend_listener(p, backend ? backend : n, gid) < 0)
         return -1;
-    for (size_t i = 0; i < p->c->nservices; i++) {
+    for (size_t i = 0; ts->services && i < p->c->nservices; i++) {
         const struct config_service *svc = &p->c->services[i];
         if (svc->upstream && !tsjson_service_label_valid(svc->name))
             return cfg_failat(p, (size_t)svc->line,

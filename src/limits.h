@@ -142,6 +142,7 @@
 #define LIMIT_TS_CAPS         256        /* capability names kept from one answer */
 #define LIMIT_TS_CERT_DOMAINS 8192       /* CertDomains: the node's name and its services' */
 #define LIMIT_TS_SERVICES     8192       /* services in a serve config, prefs or service-host */
+#define LIMIT_TS_FUNNEL_PATHS 64         /* path prefixes published on Funnel */
 
 /* ---- LocalAPI client and whois cache (localapi.c, whois.c) ---------------- */
 #define LIMIT_LOCALAPI_HEAD_BYTES 16384 /* one response head from tailscaled */

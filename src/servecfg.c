@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "servecfg_int.h"
 #include "strbuf.h"
 
 static const char *const kind_names[] = {"https", "tcp", "passthrough"};
@@ -287,19 +288,7 @@ static bool routes_to_portico(const json_t *entry, const struct servecfg_input *
 
 /* ---- the plan ---------------------------------------------------------------- */
 
-struct plan_line {
-    char *name; /* sort key: "svc:NAME" */
-    size_t seq; /* then the order of addition */
-    char *text;
-};
-
-struct plan {
-    struct plan_line *v;
-    size_t n;
-    bool oom;
-};
-
-static void plan_add(struct plan *p, const char *name, struct strbuf *line)
+void servecfg_plan_add(struct plan *p, const char *name, struct strbuf *line)
 {
     if (line->oom || !line->s)
         p->oom = true;
@@ -334,7 +323,7 @@ static void plan_free(struct plan *p)
 
 /* ---- merging ------------------------------------------------------------------- */
 
-static bool in_list(const char *const *v, size_t n, const char *s)
+bool servecfg_in_list(const char *const *v, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i], s) == 0)
@@ -426,13 +415,6 @@ static json_t *load_current(const char *buf, size_t len, char *err, size_t errle
     return root;
 }
 
-struct merge {
-    const struct servecfg_input *in;
-    json_t *cur, *new, *interim;
-    json_t *cur_svcs, *new_svcs; /* borrowed */
-    struct plan plan;
-};
-
 /* Apply one configured service. */
 static int merge_one(struct merge *m, const struct servecfg_service *s, char *err, size_t errlen)
 {
@@ -442,19 +424,19 @@ static int merge_one(struct merge *m, const struct servecfg_service *s, char *er
     if (!entry)
         return tsjson_errorf(err, errlen, "service %s: out of memory", s->name);
     const json_t *old = m->cur_svcs ? json_object_get(m->cur_svcs, svc) : NULL;
-    bool ours = in_list(m->in->owned, m->in->n_owned, svc);
+    bool ours = servecfg_in_list(m->in->owned, m->in->n_owned, svc);
     struct strbuf line = {0};
     if (!old || json_is_null(old)) {
         strbuf_printf(&line, "+ %s  ", svc);
         describe_new(&line, s, m->in);
-        plan_add(&m->plan, svc, &line);
+        servecfg_plan_add(&m->plan, svc, &line);
     } else if (!json_equal((json_t *)old, entry)) {
         strbuf_printf(&line, "%c %s  ", ours ? '~' : '!', svc);
         describe_new(&line, s, m->in);
         strbuf_printf(&line, ours ? " (was: " : " (replaces an entry portico did not publish: ");
         describe(&line, old);
         strbuf_printf(&line, ")");
-        plan_add(&m->plan, svc, &line);
+        servecfg_plan_add(&m->plan, svc, &line);
         const char *port;
         int from = -1, to = -1;
         if (type_conflict(old, entry, &port, &from, &to)) {
@@ -474,15 +456,15 @@ static int merge_one(struct merge *m, const struct servecfg_service *s, char *er
                               "! %s  TUN mode cannot become ports: tailscaled needs the old "
                               "entry removed first (two writes)",
                               svc);
-            plan_add(&m->plan, svc, &line);
+            servecfg_plan_add(&m->plan, svc, &line);
         }
     }
     if (json_object_set_new(m->new_svcs, svc, entry) < 0)
         return tsjson_errorf(err, errlen, "serve config: out of memory");
     if (old && !json_is_null(old) && json_equal((json_t *)old, entry) &&
-        !in_list(m->in->advertised, m->in->n_advertised, svc)) {
+        !servecfg_in_list(m->in->advertised, m->in->n_advertised, svc)) {
         strbuf_printf(&line, "+ %s  advertise", svc);
-        plan_add(&m->plan, svc, &line);
+        servecfg_plan_add(&m->plan, svc, &line);
     }
     return 0;
 }
@@ -514,11 +496,11 @@ static int merge_all(struct merge *m, struct servecfg_result *out, char *err, si
         if (old) {
             strbuf_printf(&line, "- %s  ", svc);
             describe(&line, old);
-            plan_add(&m->plan, svc, &line);
+            servecfg_plan_add(&m->plan, svc, &line);
             json_object_del(m->new_svcs, svc);
-        } else if (in_list(in->advertised, in->n_advertised, svc)) {
+        } else if (servecfg_in_list(in->advertised, in->n_advertised, svc)) {
             strbuf_printf(&line, "- %s  unadvertise", svc);
-            plan_add(&m->plan, svc, &line);
+            servecfg_plan_add(&m->plan, svc, &line);
         }
     }
 
@@ -528,16 +510,18 @@ static int merge_all(struct merge *m, struct servecfg_result *out, char *err, si
         json_t *v;
         json_object_foreach(m->cur_svcs, svc, v)
         {
-            if (!configured(in, svc) && !in_list(in->owned, in->n_owned, svc) &&
+            if (!configured(in, svc) && !servecfg_in_list(in->owned, in->n_owned, svc) &&
                 routes_to_portico(v, in)) {
                 strbuf_printf(&line, "? ");
                 sb_text(&line, svc, 300);
                 strbuf_printf(&line, "  routes to portico's backend but portico has no record of "
                                      "publishing it: left alone");
-                plan_add(&m->plan, svc, &line);
+                servecfg_plan_add(&m->plan, svc, &line);
             }
         }
     }
+    if (servecfg_merge_funnel(m, out, err, errlen) < 0)
+        return -1;
     if (json_object_size(m->new_svcs) == 0)
         json_object_del(m->new, "Services");
     if (m->interim && json_object_size(json_object_get(m->interim, "Services")) == 0)
@@ -563,8 +547,8 @@ static int merge_advertise(const struct servecfg_input *in, struct servecfg_resu
         return tsjson_errorf(err, errlen, "advertise: out of memory");
     for (size_t i = 0; i < in->n_advertised; i++) {
         const char *svc = in->advertised[i];
-        if ((in_list(in->owned, in->n_owned, svc) && !configured(in, svc)) ||
-            in_list((const char *const *)a->v, a->n, svc))
+        if ((servecfg_in_list(in->owned, in->n_owned, svc) && !configured(in, svc)) ||
+            servecfg_in_list((const char *const *)a->v, a->n, svc))
             continue;
         if (!(a->v[a->n++] = strdup(svc)))
             return tsjson_errorf(err, errlen, "advertise: out of memory");
@@ -578,7 +562,7 @@ static int merge_advertise(const struct servecfg_input *in, struct servecfg_resu
     if (out->owned.n > 1)
         qsort(out->owned.v, out->owned.n, sizeof *out->owned.v, svc_cmp);
     for (size_t i = 0; i < out->owned.n; i++) {
-        if (in_list((const char *const *)a->v, a->n, out->owned.v[i]))
+        if (servecfg_in_list((const char *const *)a->v, a->n, out->owned.v[i]))
             continue;
         if (!(a->v[a->n++] = strdup(out->owned.v[i])))
             return tsjson_errorf(err, errlen, "advertise: out of memory");
@@ -620,7 +604,7 @@ static int check_input(const struct servecfg_input *in, char *err, size_t errlen
                                  "the list of published services names \"%.80s\", which is "
                                  "not a service name",
                                  in->owned[i]);
-    return 0;
+    return servecfg_check_funnel(in, err, errlen);
 }
 
 int servecfg_merge(const char *current, size_t len, const struct servecfg_input *in,
@@ -667,5 +651,6 @@ void servecfg_result_free(struct servecfg_result *r)
     free(r->plan);
     tsjson_strlist_free(&r->advertise);
     tsjson_strlist_free(&r->owned);
+    tsjson_strlist_free(&r->funnel_owned);
     memset(r, 0, sizeof *r);
 }

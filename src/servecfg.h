@@ -36,6 +36,19 @@
  * yet in it (appended in name order), so foreign advertisements and the
  * existing order stay.
  *
+ * Funnel. Tailscale has no Funnel for a Service (the CLI refuses
+ * `serve --service` with funnel, cmd/tailscale/cli/serve_v2.go, and
+ * ServiceConfig has no AllowFunnel), so a public name is the node's own
+ * (Self.DNSName). With input.funnel, portico owns, for HP = "HOST:PORT":
+ *   "TCP": {"PORT": {"HTTPS": true}},
+ *   "Web": {HP: {"Handlers": {PATH: {"Proxy": TARGET}, ...}}},
+ *   "AllowFunnel": {HP: true}
+ * and nothing else of the node's own entries. It takes HP only when
+ * nothing holds it (no Web[HP], no TCP[PORT], no AllowFunnel[HP]) or when
+ * it published HP before (input.funnel_owned, kept in a state file like
+ * owned); otherwise the merge is refused. An HP in funnel_owned that is
+ * no longer wanted loses those three entries.
+ *
  * tailscaled refuses an update that changes the serve type (HTTP, HTTPS,
  * TCP, TLS-terminated TCP) of an existing port of a service, or mixes TUN
  * with ports (validateServeConfigUpdate in ipn/ipnlocal/serve.go). When
@@ -69,6 +82,15 @@ struct servecfg_service {
     bool proxy_protocol; /* tcp/passthrough: send a PROXY v2 header if tailscaled can */
 };
 
+/* The node's own name published on Funnel. */
+struct servecfg_funnel {
+    const char *host;           /* Self.DNSName without its trailing dot */
+    uint16_t port;              /* 443, 8443 or 10000 */
+    const char *const *paths;   /* mount points, "/" or "/prefix/" */
+    const char *const *targets; /* the Proxy of each: a backend as for an HTTP service */
+    size_t n;
+};
+
 struct servecfg_input {
     const struct servecfg_service *services; /* what portico publishes now */
     size_t n_services;
@@ -78,6 +100,9 @@ struct servecfg_input {
     size_t n_owned;
     const char *const *advertised; /* AdvertiseServices now (prefs) */
     size_t n_advertised;
+    const struct servecfg_funnel *funnel; /* NULL: nothing on Funnel */
+    const char *const *funnel_owned;      /* "HOST:PORT"s published last time (state file) */
+    size_t n_funnel_owned;
 };
 
 struct servecfg_result {
@@ -89,7 +114,8 @@ struct servecfg_result {
     char *plan;
     struct tsjson_strlist advertise; /* the new AdvertiseServices */
     bool advertise_changed;
-    struct tsjson_strlist owned; /* to keep in the state file once both are written */
+    struct tsjson_strlist owned;        /* to keep in the state file once both are written */
+    struct tsjson_strlist funnel_owned; /* the same for the Funnel "HOST:PORT" */
 };
 
 /* Merge portico's services into the current serve configuration (the body

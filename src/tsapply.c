@@ -39,6 +39,7 @@ void tsapply_init(struct tsapply *x, enum tsapply_mode mode, const struct servec
 void tsapply_free(struct tsapply *x)
 {
     tsjson_strlist_free(&x->owned);
+    tsjson_strlist_free(&x->funnel_owned);
     tsjson_status_free(&x->st);
     tsjson_strlist_free(&x->adv);
     servecfg_result_free(&x->result);
@@ -113,7 +114,8 @@ static void got_status(struct tsapply *x, const char *body, size_t len)
                      x->st.backend_state);
     x->untagged_host = x->host_tag && !tsapply_list_has(&x->st.tags, x->host_tag);
     if (x->cfg) {
-        const struct tstarget_node node = {x->st.magic_dns_suffix, true, x->st.major, x->st.minor};
+        const struct tstarget_node node = {x->st.magic_dns_suffix, true, x->st.major, x->st.minor,
+                                           x->st.dns_name[0] ? x->st.dns_name : NULL};
         tstarget_free(&x->tg);
         if (tstarget_collect(x->cfg, &node, &x->tg, err, sizeof err) < 0)
             return failf(x, "%s", err);
@@ -148,15 +150,18 @@ static void got_serve_config(struct tsapply *x, const char *body, size_t len, co
         x->phase = P_DONE;
         return;
     }
-    const struct servecfg_input in = {x->svcs,
-                                      x->n,
-                                      x->st.magic_dns_suffix,
-                                      x->st.major,
-                                      x->st.minor,
-                                      (const char *const *)x->owned.v,
-                                      x->owned.n,
-                                      (const char *const *)x->adv.v,
-                                      x->adv.n};
+    const struct servecfg_input in = {.services = x->svcs,
+                                      .n_services = x->n,
+                                      .suffix = x->st.magic_dns_suffix,
+                                      .ts_major = x->st.major,
+                                      .ts_minor = x->st.minor,
+                                      .owned = (const char *const *)x->owned.v,
+                                      .n_owned = x->owned.n,
+                                      .advertised = (const char *const *)x->adv.v,
+                                      .n_advertised = x->adv.n,
+                                      .funnel = x->tg.funnel,
+                                      .funnel_owned = (const char *const *)x->funnel_owned.v,
+                                      .n_funnel_owned = x->funnel_owned.n};
     servecfg_result_free(&x->result);
     memset(&x->result, 0, sizeof x->result);
     if (servecfg_merge(x->sc, x->sc_len, &in, &x->result, x->err, sizeof x->err) < 0) {
@@ -229,7 +234,7 @@ void tsapply_unreachable(struct tsapply *x, const char *why)
 int tsapply_collect(const struct config *c, struct servecfg_service **out, size_t *n, char *err,
                     size_t errlen)
 {
-    static const struct tstarget_node unknown = {NULL, false, 0, 0};
+    static const struct tstarget_node unknown = {NULL, false, 0, 0, NULL};
     struct tstarget tg;
     *out = NULL;
     *n = 0;
@@ -270,7 +275,17 @@ int tsapply_state_path(const struct config *c, char *path, size_t cap)
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-int tsapply_read_owned(struct tsapply *x, const char *path, char *err, size_t errlen)
+/* "HOST:PORT", as the Funnel state file holds it. */
+static bool host_port_valid(const char *s)
+{
+    const char *c = strrchr(s, ':');
+    return c && c > s && c[1] && strspn(c + 1, "0123456789") == strlen(c + 1) &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") == (size_t)(c - s);
+}
+
+/* One name a line from path into l, each checked with valid. */
+static int read_list(const char *path, struct tsjson_strlist *l, bool (*valid)(const char *),
+                     const char *what, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "re");
     if (!f && errno == ENOENT)
@@ -279,30 +294,49 @@ int tsapply_read_owned(struct tsapply *x, const char *path, char *err, size_t er
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    char line[256];
+    char line[512];
     int rc = 0;
     for (unsigned no = 1; rc == 0 && fgets(line, sizeof line, f); no++) {
         line[strcspn(line, "\n")] = '\0';
         if (!line[0])
             continue;
-        char **v = realloc(x->owned.v, (x->owned.n + 1) * sizeof *v);
+        char **v = realloc(l->v, (l->n + 1) * sizeof *v);
         if (v)
-            x->owned.v = v;
-        if (!tsjson_service_name_valid(line)) {
+            l->v = v;
+        if (!valid(line)) {
             rc = -1;
-            tsjson_errorf(err, errlen,
-                          "%s:%u: \"%.80s\" is not a service name (svc:NAME); fix or remove the "
-                          "file",
-                          path, no, line);
-        } else if (!v || !(v[x->owned.n] = strdup(line))) {
+            tsjson_errorf(err, errlen, "%s:%u: \"%.80s\" is not %s; fix or remove the file", path,
+                          no, line, what);
+        } else if (!v || !(v[l->n] = strdup(line))) {
             rc = -1;
             snprintf(err, errlen, "out of memory");
         } else {
-            x->owned.n++;
+            l->n++;
         }
     }
     fclose(f);
     return rc;
+}
+
+/* The Funnel state file beside the services' one at path. */
+static int funnel_path(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    int n =
+        snprintf(out, cap, "%.*s" TSAPPLY_FUNNEL_FILE, slash ? (int)(slash - path + 1) : 0, path);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int tsapply_read_owned(struct tsapply *x, const char *path, char *err, size_t errlen)
+{
+    char fpath[PATH_MAX + 32];
+    if (funnel_path(path, fpath, sizeof fpath) < 0)
+        return tsjson_errorf(err, errlen, "tailscale.state_dir is too long");
+    return read_list(path, &x->owned, tsjson_service_name_valid, "a service name (svc:NAME)", err,
+                     errlen) < 0 ||
+                   read_list(fpath, &x->funnel_owned, host_port_valid, "HOST:PORT", err, errlen) < 0
+               ? -1
+               : 0;
 }
 
 int tsapply_save_owned(const char *dir, const char *path, const struct tsjson_strlist *l, char *err,
@@ -335,15 +369,33 @@ int tsapply_save_owned(const char *dir, const char *path, const struct tsjson_st
     return 0;
 }
 
-bool tsapply_owned_changed(const struct tsapply *x)
+static bool lists_differ(const struct tsjson_strlist *a, const struct tsjson_strlist *b)
 {
-    const struct tsjson_strlist *a = &x->result.owned, *b = &x->owned;
     if (a->n != b->n)
         return true;
     for (size_t i = 0; i < a->n; i++)
         if (strcmp(a->v[i], b->v[i]) != 0)
             return true;
     return false;
+}
+
+bool tsapply_owned_changed(const struct tsapply *x)
+{
+    return lists_differ(&x->result.owned, &x->owned);
+}
+
+int tsapply_save_state(const struct tsapply *x, const char *dir, const char *path, char *err,
+                       size_t errlen)
+{
+    char fpath[PATH_MAX + 32];
+    if (tsapply_owned_changed(x) &&
+        tsapply_save_owned(dir, path, &x->result.owned, err, errlen) < 0)
+        return -1;
+    if (!lists_differ(&x->result.funnel_owned, &x->funnel_owned))
+        return 0;
+    if (funnel_path(path, fpath, sizeof fpath) < 0)
+        return tsjson_errorf(err, errlen, "tailscale.state_dir is too long");
+    return tsapply_save_owned(dir, fpath, &x->result.funnel_owned, err, errlen);
 }
 
 bool tsapply_list_has(const struct tsjson_strlist *l, const char *s)

@@ -29,8 +29,9 @@
 
 struct config;
 
-#define TSAPPLY_ATTEMPTS   5 /* serve config writes lost to another client before giving up */
-#define TSAPPLY_STATE_FILE "tailscale-services"
+#define TSAPPLY_ATTEMPTS    5 /* serve config writes lost to another client before giving up */
+#define TSAPPLY_STATE_FILE  "tailscale-services"
+#define TSAPPLY_FUNNEL_FILE "tailscale-funnel" /* beside it: the Funnel HOST:PORT published */
 
 enum tsapply_mode {
     TSAPPLY_READ,  /* status, prefs and serve config; no merge */
@@ -54,6 +55,7 @@ struct tsapply {
     struct tstarget tg;                   /* once status is read, with cfg: see tstarget.h */
     const char *host_tag;                 /* the tag the node should carry (a warning otherwise) */
     struct tsjson_strlist owned;          /* the state file's list; tsapply_read_owned fills it */
+    struct tsjson_strlist funnel_owned;   /* the Funnel state file's, the same way */
     struct tsjson_status st;              /* once status is read */
     struct tsjson_strlist adv;            /* AdvertiseServices, once prefs is read */
     char *sc;                             /* the serve config as read last; owned */
@@ -104,8 +106,9 @@ int tsapply_collect(const struct config *c, struct servecfg_service **out, size_
 /* STATE_DIR/tailscale-services into path: 0, or -1 when it does not fit. */
 int tsapply_state_path(const struct config *c, char *path, size_t cap);
 
-/* The owned list from the state file at path into x->owned (a missing
- * file is an empty list): 0, or -1 with a sentence in err. */
+/* The owned list from the state file at path into x->owned, and the
+ * Funnel one beside it into x->funnel_owned (a missing file is an empty
+ * list): 0, or -1 with a sentence in err. */
 int tsapply_read_owned(struct tsapply *x, const char *path, char *err, size_t errlen);
 
 /* Replace the state file with l (a temporary file renamed over it, so a
@@ -115,6 +118,11 @@ int tsapply_save_owned(const char *dir, const char *path, const struct tsjson_st
 
 /* Whether the owned list changed (the state file needs writing). */
 bool tsapply_owned_changed(const struct tsapply *x);
+
+/* Once DONE: write the state files (path and the Funnel one beside it)
+ * whose list changed, with tsapply_save_owned. 0, or -1 with a sentence. */
+int tsapply_save_state(const struct tsapply *x, const char *dir, const char *path, char *err,
+                       size_t errlen);
 
 bool tsapply_list_has(const struct tsjson_strlist *l, const char *s);
 

@@ -194,8 +194,7 @@ static int cmd_apply(struct tsctx *x)
     char err[700];
     if (define(x, false) < 0 || drive(x, TSAPPLY_APPLY) < 0)
         return 1;
-    if (tsapply_owned_changed(&x->a) &&
-        tsapply_save_owned(x->ts->state_dir, x->state, &x->a.result.owned, err, sizeof err) < 0)
+    if (tsapply_save_state(&x->a, x->ts->state_dir, x->state, err, sizeof err) < 0)
         return fail(x, "%s", err), 1;
     bool written = x->a.written, adv = x->a.advertise_set;
     fputs(x->a.result.plan, stdout);

@@ -123,8 +123,7 @@ static void done(struct tspublish *p)
 {
     char err[800], what[96];
     struct tsapply *x = &p->x;
-    if (tsapply_owned_changed(x) && tsapply_save_owned(p->cur->tailscale.state_dir, p->state,
-                                                       &x->result.owned, err, sizeof err) < 0)
+    if (tsapply_save_state(x, p->cur->tailscale.state_dir, p->state, err, sizeof err) < 0)
         return failed(p, err);
     gauge(p);
     bool wrote = x->written || x->advertise_set;
@@ -221,9 +220,9 @@ static void start(struct tspublish *p)
         return failed(p, "tailscale.state_dir is too long");
     if (tsapply_read_owned(&p->x, p->state, err, sizeof err) < 0)
         return failed(p, err);
-    /* services: false and nothing published before: nothing to do, and no
-     * reason to call tailscaled. */
-    if (!ts->services && p->x.owned.n == 0)
+    /* services: false, no funnel and nothing published before: nothing to
+     * do, and no reason to call tailscaled. */
+    if (!ts->services && !ts->funnel.enabled && p->x.owned.n == 0 && p->x.funnel_owned.n == 0)
         return end_run(p);
     if (use_socket(p, ts->socket, err, sizeof err) < 0)
         return failed(p, err);

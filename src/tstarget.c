@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "limits.h"
 #include "route.h"
 #include "strbuf.h"
 #include "tsjson.h"
@@ -175,6 +176,49 @@ static int add_tcp(const struct config_service *svc, const struct tstarget_node 
     return 0;
 }
 
+/* tailscale.funnel for this node: out->funnel, or an error. */
+static int add_funnel(const struct config *c, const struct tstarget_node *node,
+                      struct tstarget *out, char *err, size_t errlen)
+{
+    const struct config_tailscale *ts = &c->tailscale;
+    const struct config_funnel *f = &ts->funnel;
+    const char *name = f->service->name, *host = node->dns_name;
+    /* The backend listener routes X-Forwarded-Host by the host table, then
+     * by its first label as a service name (route_resolve). */
+    const char *dot = strchr(host, '.');
+    const struct config_service *hit = route_table_lookup(c->routes, host, strlen(host));
+    if (!hit && dot && c->tailnet_names)
+        hit = route_table_lookup(c->tailnet_names, host, (size_t)(dot - host));
+    if (hit != f->service)
+        return tsjson_errorf(err, errlen,
+                             "tailscale.funnel: tailscaled forwards Funnel requests with "
+                             "X-Forwarded-Host: %.200s, which portico routes %s%s, not to service "
+                             "%s: add %.200s to services.%s.hosts",
+                             host, hit ? "to service " : "nowhere", hit ? hit->name : "", name,
+                             host, name);
+    size_t each = strlen(ts->backend) + LIMIT_TS_STRING_BYTES / 2 + 1;
+    out->funnel_paths = calloc(f->npaths, sizeof *out->funnel_paths);
+    out->funnel_targets = calloc(f->npaths, sizeof *out->funnel_targets);
+    out->funnel_text = calloc(f->npaths, each);
+    if (!out->funnel_paths || !out->funnel_targets || !out->funnel_text)
+        return tsjson_errorf(err, errlen, "out of memory");
+    for (size_t i = 0; i < f->npaths; i++) {
+        const char *path = f->paths[i];
+        size_t len = strlen(path);
+        char *t = out->funnel_text + i * each;
+        /* "/p/" is proxied to BACKEND/p: tailscaled strips "/p" and the
+         * proxy's own path puts it back (SetURL joins them). */
+        snprintf(t, each, "%s%.*s", ts->backend,
+                 strcmp(path, "/") == 0 ? 0 : (int)(len - (path[len - 1] == '/')), path);
+        out->funnel_paths[i] = path;
+        out->funnel_targets[i] = t;
+    }
+    out->funnel_data =
+        (struct servecfg_funnel){host, f->port, out->funnel_paths, out->funnel_targets, f->npaths};
+    out->funnel = &out->funnel_data;
+    return 0;
+}
+
 int tstarget_collect(const struct config *c, const struct tstarget_node *node, struct tstarget *out,
                      char *err, size_t errlen)
 {
@@ -205,6 +249,8 @@ int tstarget_collect(const struct config *c, const struct tstarget_node *node, s
         if (rc == 0)
             out->n++;
     }
+    if (rc == 0 && ts->funnel.enabled && node->dns_name)
+        rc = add_funnel(c, node, out, err, errlen);
     if (warn.oom) {
         free(warn.s);
         return tsjson_errorf(err, errlen, "out of memory");
@@ -218,5 +264,8 @@ void tstarget_free(struct tstarget *t)
     free(t->svcs);
     free(t->text);
     free(t->warnings);
+    free(t->funnel_paths);
+    free(t->funnel_targets);
+    free(t->funnel_text);
     memset(t, 0, sizeof *t);
 }

@@ -27,6 +27,12 @@
  * Among several TLS listeners, one whose proxy_protocol matches what
  * tailscaled can send is preferred, then the first in file order.
  *
+ * Funnel (tailscale.funnel): the node's own name on the port configured,
+ * one handler per path, each proxied to tailscale.backend with the path
+ * put back (tailscaled strips it, see config_tailscale.c). tailscaled
+ * forwards those requests with X-Forwarded-Host: the node's name, so the
+ * service must have that name among its hosts: refused otherwise.
+ *
  * Pure: no I/O. */
 #ifndef PORTICO_TSTARGET_H
 #define PORTICO_TSTARGET_H
@@ -45,6 +51,9 @@ struct tstarget_node {
     /* tailscaled's version; known false: PROXY checks are left out. */
     bool version_known;
     int major, minor;
+    /* Self.DNSName without its trailing dot, or NULL when not known: then
+     * nothing is published on Funnel. */
+    const char *dns_name;
 };
 
 struct tstarget {
@@ -53,6 +62,12 @@ struct tstarget {
     char *text; /* "IP:PORT" of tcp and passthrough services, owned (svcs point into it) */
     /* One line per warning, each ending in '\n'; "" when none. */
     char *warnings;
+    /* tailscale.funnel on this node (node->dns_name known), else NULL;
+     * points into this struct. */
+    const struct servecfg_funnel *funnel;
+    struct servecfg_funnel funnel_data;
+    const char **funnel_paths, **funnel_targets;
+    char *funnel_text;
 };
 
 /* The services c publishes on node (none when tailscale.services is

@@ -479,4 +479,11 @@ def get_in_background(port, path, timeout, host="a.test"):
     return t, result
 
 
+def tailscale_cli(ctx, sub, path):
+    """Run `portico tailscale SUB -c PATH`: (exit status, stdout, stderr)."""
+    r = subprocess.run([ctx.binary, "tailscale", sub, "-c", path], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30 * SCALE)
+    return r.returncode, r.stdout, r.stderr
+
+
 __all__ = [n for n in dir() if not n.startswith('__')]

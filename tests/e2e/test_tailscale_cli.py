@@ -51,10 +51,7 @@ def _config(ctx, names, sock=None, services=True, fname="portico.yaml", **extra)
     return path
 
 
-def _cli(ctx, sub, path):
-    r = subprocess.run([ctx.binary, "tailscale", sub, "-c", path], stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=30 * SCALE)
-    return r.returncode, r.stdout, r.stderr
+_cli = tailscale_cli
 
 
 def _entry(name):

@@ -1432,6 +1432,51 @@ static void test_config_tailscale_keys(void **state)
     config_unref(c);
 }
 
+static void test_config_tailscale_funnel(void **state)
+{
+    struct config *c = expect_ok(TSVC "tailscale:\n  funnel: {service: grafana}\n");
+    const struct config_funnel *f = &c->tailscale.funnel;
+    assert_true(f->enabled);
+    assert_ptr_equal(f->service, &c->services[0]);
+    assert_int_equal(f->port, 443);
+    assert_int_equal(f->npaths, 1);
+    assert_string_equal(f->paths[0], "/");
+    config_unref(c);
+    c = expect_ok(TSVC "tailscale:\n  backend: http://127.0.0.1:8081\n"
+                       "  insecure_loopback_backend: true\n"
+                       "  funnel: {service: grafana, port: 8443, paths: [/_matrix/, /hooks]}\n");
+    f = &c->tailscale.funnel;
+    assert_int_equal(f->port, 8443);
+    assert_int_equal(f->npaths, 2);
+    assert_string_equal(f->paths[1], "/hooks");
+    config_unref(c);
+
+    expect_error(TSVC "tailscale:\n  funnel: {port: 443}\n",
+                 "portico.yaml:8: tailscale.funnel: no service (name the HTTP service to publish)");
+    expect_error(TSVC "tailscale:\n  funnel: {service: nope}\n",
+                 "portico.yaml:8: tailscale.funnel.service: no service named \"nope\"");
+    expect_error(TSVC "tailscale:\n  funnel: {service: grafana, port: 444}\n",
+                 "portico.yaml:8: tailscale.funnel.port: 444 is not a Funnel port (443, 8443 or "
+                 "10000)");
+    expect_error(TSVC "tailscale:\n  funnel: {service: grafana, paths: [/a/../b]}\n",
+                 "portico.yaml:8: tailscale.funnel.paths: \"/a/../b\" is not a normalised path "
+                 "prefix (start with '/', no '.' or '..' segments, no encoded unreserved "
+                 "characters, at most 1024 bytes)");
+    expect_error(TSVC "tailscale:\n  funnel: {service: grafana, paths: [/a, /a]}\n",
+                 "portico.yaml:8: tailscale.funnel.paths: \"/a\" is listed twice");
+    expect_error(TSVC "tailscale:\n  funnel: {service: grafana, paths: [/_matrix/]}\n",
+                 "portico.yaml:8: tailscale.funnel.paths: \"/_matrix/\" needs an http:// backend: "
+                 "tailscaled removes a path prefix before proxying, and cannot put it back towards "
+                 "unix:/run/portico/tailnet.sock; publish \"/\" or use backend: "
+                 "http://127.0.0.1:PORT");
+    expect_error(LISTEN "services:\n  db:\n    tcp: {listen: 127.0.0.1:15432, upstream: "
+                        "127.0.0.1:5432}\ntailscale:\n  funnel: {service: db}\n",
+                 "portico.yaml:7: tailscale.funnel.service: service \"db\" has no upstream; "
+                 "Funnel publishes HTTP services only");
+    expect_error(TSVC "tailscale:\n  funnel: {service: grafana, open: true}\n",
+                 "portico.yaml:8: unknown key \"open\" in tailscale.funnel");
+}
+
 static void test_config_tailscale_errors(void **state)
 {
     expect_error(TSVC "tailscale:\n  sockets: /x\n",
@@ -1747,6 +1792,7 @@ int main(void)
         cmocka_unit_test(test_config_response_timeouts_default_and_off),
         cmocka_unit_test(test_config_tailscale_defaults),
         cmocka_unit_test(test_config_tailscale_keys),
+        cmocka_unit_test(test_config_tailscale_funnel),
         cmocka_unit_test(test_config_tailscale_errors),
         cmocka_unit_test(test_config_tailscale_backend_listener),
     };

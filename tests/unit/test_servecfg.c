@@ -53,7 +53,8 @@ static int merge(const char *cur, const struct servecfg_service *svcs, size_t n,
                  const char *const *owned, size_t n_owned, const char *const *adv, size_t n_adv,
                  int major, int minor, struct servecfg_result *r)
 {
-    struct servecfg_input in = {svcs, n, SUFFIX, major, minor, owned, n_owned, adv, n_adv};
+    struct servecfg_input in = {svcs,    n,   SUFFIX, major, minor, owned,
+                                n_owned, adv, n_adv,  NULL,  NULL,  0};
     return servecfg_merge(cur, cur ? strlen(cur) : 0, &in, r, err, sizeof err);
 }
 
@@ -159,7 +160,7 @@ static void test_foreign_entries_untouched(void **state)
     };
     const char *adv[] = {"svc:wiki", "svc:pg"};
     struct servecfg_result r;
-    struct servecfg_input in = {svcs, 2, SUFFIX, 1, 103, NULL, 0, adv, 2};
+    struct servecfg_input in = {svcs, 2, SUFFIX, 1, 103, NULL, 0, adv, 2, NULL, NULL, 0};
     assert_int_equal(servecfg_merge(cur, len, &in, &r, err, sizeof err), 0);
     assert_true(r.changed);
     json_t *old = json_loads(cur, 0, NULL), *new = json_loads(r.json, 0, NULL);
@@ -193,11 +194,12 @@ static void test_foreign_entries_untouched(void **state)
 
     /* Removing everything portico owned leaves the foreign part exactly. */
     struct servecfg_result r2;
-    struct servecfg_input in2 = {NULL,         0,
-                                 SUFFIX,       1,
-                                 103,          (const char *const *)r.owned.v,
-                                 r.owned.n,    (const char *const *)r.advertise.v,
-                                 r.advertise.n};
+    struct servecfg_input in2 = {NULL,          0,
+                                 SUFFIX,        1,
+                                 103,           (const char *const *)r.owned.v,
+                                 r.owned.n,     (const char *const *)r.advertise.v,
+                                 r.advertise.n, NULL,
+                                 NULL,          0};
     assert_int_equal(servecfg_merge(r.json, strlen(r.json), &in2, &r2, err, sizeof err), 0);
     old = json_loads(cur, 0, NULL);
     new = json_loads(r2.json, 0, NULL);
@@ -299,7 +301,7 @@ static void test_ownership_rules(void **state)
     /* wiki is configured now: portico takes it over and says so. */
     const struct servecfg_service svcs[] = {{"wiki", SERVECFG_HTTP, 443, SOCK, false}};
     struct servecfg_result r;
-    struct servecfg_input in = {svcs, 1, SUFFIX, 1, 94, NULL, 0, NULL, 0};
+    struct servecfg_input in = {svcs, 1, SUFFIX, 1, 94, NULL, 0, NULL, 0, NULL, NULL, 0};
     assert_int_equal(servecfg_merge(cur, len, &in, &r, err, sizeof err), 0);
     assert_plan_has(&r, "! svc:wiki  https 443 -> " SOCK " (replaces an entry portico did not "
                         "publish: https 443 -> http://127.0.0.1:3001)\n");
@@ -311,7 +313,7 @@ static void test_ownership_rules(void **state)
      * from the configuration; one it did publish is. */
     const char *owned[] = {"svc:pg", "svc:gone"};
     const char *adv[] = {"svc:gone", "svc:vpn"};
-    struct servecfg_input in2 = {NULL, 0, SUFFIX, 1, 94, owned, 2, adv, 2};
+    struct servecfg_input in2 = {NULL, 0, SUFFIX, 1, 94, owned, 2, adv, 2, NULL, NULL, 0};
     assert_int_equal(servecfg_merge(cur, len, &in2, &r, err, sizeof err), 0);
     assert_string_equal(r.plan, "- svc:gone  unadvertise\n"
                                 "- svc:pg  tcp 5432 -> 127.0.0.1:5432 (PROXY v1)\n");
@@ -363,7 +365,8 @@ static void test_suffix_change_rewrites_web_key(void **state)
     struct servecfg_result a, b;
     assert_int_equal(merge(NULL, apps, 1, NULL, 0, NULL, 0, 1, 94, &a), 0);
     struct servecfg_input in = {
-        apps, 1, "tail5678.ts.net", 1, 94, (const char *const *)a.owned.v, a.owned.n, NULL, 0};
+        apps, 1, "tail5678.ts.net", 1, 94, (const char *const *)a.owned.v, a.owned.n, NULL, 0, NULL,
+        NULL, 0};
     assert_int_equal(servecfg_merge(a.json, strlen(a.json), &in, &b, err, sizeof err), 0);
     assert_true(b.changed);
     assert_null(b.interim);
@@ -395,7 +398,7 @@ static void expect_error(const char *cur, const struct servecfg_service *svcs, s
                          const char *needle)
 {
     struct servecfg_result r;
-    struct servecfg_input in = {svcs, n, suffix, 1, 94, owned, n_owned, NULL, 0};
+    struct servecfg_input in = {svcs, n, suffix, 1, 94, owned, n_owned, NULL, 0, NULL, NULL, 0};
     err[0] = '\0';
     int rc = servecfg_merge(cur, cur ? strlen(cur) : 0, &in, &r, err, sizeof err);
     if (rc == 0 || !strstr(err, needle))
@@ -463,6 +466,100 @@ static void test_refused(void **state)
     free(buf);
 }
 
+/* ---- Funnel on the node's own name ---------------------------------------- */
+
+#define NODE "portico." SUFFIX
+/* Another admin's `tailscale serve` and `tailscale funnel` on the node. */
+#define FOREIGN_NODE                                                                               \
+    "\"AllowFunnel\":{\"" NODE ":10000\":true},"                                                   \
+    "\"TCP\":{\"10000\":{\"HTTPS\":true},\"80\":{\"HTTP\":true}},"                                 \
+    "\"Web\":{\"" NODE ":10000\":{\"Handlers\":{\"/\":{\"Proxy\":\"http://127.0.0.1:7000\"}}},"    \
+    "\"" NODE ":80\":{\"Handlers\":{\"/\":{\"Text\":\"hi\"}}}}"
+
+static int merge_funnel(const char *cur, const struct servecfg_funnel *f, const char *const *owned,
+                        size_t n_owned, struct servecfg_result *r)
+{
+    struct servecfg_input in = {NULL, 0, SUFFIX, 1, 103, NULL, 0, NULL, 0, f, owned, n_owned};
+    return servecfg_merge(cur, cur ? strlen(cur) : 0, &in, r, err, sizeof err);
+}
+
+static void test_funnel_publish_keep_remove(void **state)
+{
+    const char *paths[] = {"/", "/_matrix/"};
+    const char *targets[] = {"http://127.0.0.1:8081", "http://127.0.0.1:8081/_matrix"};
+    const struct servecfg_funnel f = {NODE, 443, paths, targets, 2};
+    struct servecfg_result r;
+    assert_int_equal(merge_funnel("{" FOREIGN_NODE "}", &f, NULL, 0, &r), 0);
+    assert_string_equal(
+        r.json,
+        "{\"AllowFunnel\":{\"" NODE ":10000\":true,\"" NODE ":443\":true},"
+        "\"TCP\":{\"10000\":{\"HTTPS\":true},\"443\":{\"HTTPS\":true},\"80\":{\"HTTP\":true}},"
+        "\"Web\":{\"" NODE ":10000\":{\"Handlers\":{\"/\":{\"Proxy\":\"http://127.0.0.1:7000\"}}},"
+        "\"" NODE ":443\":{\"Handlers\":{\"/\":{\"Proxy\":\"http://127.0.0.1:8081\"},"
+        "\"/_matrix/\":{\"Proxy\":\"http://127.0.0.1:8081/_matrix\"}}},"
+        "\"" NODE ":80\":{\"Handlers\":{\"/\":{\"Text\":\"hi\"}}}}}");
+    assert_string_equal(r.plan, "+ funnel " NODE ":443  / -> http://127.0.0.1:8081, /_matrix/ -> "
+                                "http://127.0.0.1:8081/_matrix\n");
+    assert_true(r.changed);
+    assert_int_equal(r.funnel_owned.n, 1);
+    assert_string_equal(r.funnel_owned.v[0], NODE ":443");
+    char *published = strdup(r.json);
+    servecfg_result_free(&r);
+
+    /* Published before: nothing to do. */
+    const char *owned[] = {NODE ":443"};
+    assert_int_equal(merge_funnel(published, &f, owned, 1, &r), 0);
+    assert_false(r.changed);
+    assert_string_equal(r.plan, "");
+    servecfg_result_free(&r);
+
+    /* Moved to 8443: 443 goes, 8443 comes; the foreign 10000 and 80 stay. */
+    const struct servecfg_funnel f8443 = {NODE, 8443, paths, targets, 1};
+    assert_int_equal(merge_funnel(published, &f8443, owned, 1, &r), 0);
+    assert_string_equal(
+        r.json,
+        "{\"AllowFunnel\":{\"" NODE ":10000\":true,\"" NODE ":8443\":true},"
+        "\"TCP\":{\"10000\":{\"HTTPS\":true},\"80\":{\"HTTP\":true},\"8443\":{\"HTTPS\":true}},"
+        "\"Web\":{\"" NODE ":10000\":{\"Handlers\":{\"/\":{\"Proxy\":\"http://127.0.0.1:7000\"}}},"
+        "\"" NODE ":80\":{\"Handlers\":{\"/\":{\"Text\":\"hi\"}}},"
+        "\"" NODE ":8443\":{\"Handlers\":{\"/\":{\"Proxy\":\"http://127.0.0.1:8081\"}}}}}");
+    assert_string_equal(r.plan, "- funnel " NODE ":443\n"
+                                "+ funnel " NODE ":8443  / -> http://127.0.0.1:8081\n");
+    servecfg_result_free(&r);
+
+    /* Funnel removed from the configuration: back to the foreign entries. */
+    assert_int_equal(merge_funnel(published, NULL, owned, 1, &r), 0);
+    assert_string_equal(r.json, "{" FOREIGN_NODE "}");
+    assert_string_equal(r.plan, "- funnel " NODE ":443\n");
+    assert_int_equal(r.funnel_owned.n, 0);
+    servecfg_result_free(&r);
+    free(published);
+}
+
+static void test_funnel_refuses_a_foreign_handler(void **state)
+{
+    const char *paths[] = {"/"}, *targets[] = {"unix:/run/portico/tailnet.sock"};
+    const struct servecfg_funnel f = {NODE, 10000, paths, targets, 1},
+                                 f80 = {NODE, 80, paths, targets, 1};
+    struct servecfg_result r;
+    assert_int_equal(merge_funnel("{" FOREIGN_NODE "}", &f, NULL, 0, &r), -1);
+    assert_string_equal(err, "funnel: " NODE ":10000 is already served by a web handler portico "
+                             "did not publish; remove it (tailscale funnel --https=10000 off, or "
+                             "tailscale serve reset) or choose another tailscale.funnel.port");
+    servecfg_result_free(&r);
+    assert_int_equal(merge_funnel("{\"TCP\":{\"80\":{\"HTTP\":true}}}", &f80, NULL, 0, &r), -1);
+    assert_non_null(strstr(err, "is already served by a TCP handler on its port"));
+    servecfg_result_free(&r);
+    const char *bad_owned[] = {"no-port"};
+    assert_int_equal(merge_funnel(NULL, NULL, bad_owned, 1, &r), -1);
+    assert_non_null(strstr(err, "which is not HOST:PORT"));
+    servecfg_result_free(&r);
+    const struct servecfg_funnel nohost = {"", 443, paths, targets, 1};
+    assert_int_equal(merge_funnel(NULL, &nohost, NULL, 0, &r), -1);
+    assert_non_null(strstr(err, "is not a lower-case DNS name"));
+    servecfg_result_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +573,8 @@ int main(void)
         cmocka_unit_test(test_suffix_change_rewrites_web_key),
         cmocka_unit_test(test_foreign_key_not_a_service_name),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_funnel_publish_keep_remove),
+        cmocka_unit_test(test_funnel_refuses_a_foreign_handler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

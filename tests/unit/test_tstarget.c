@@ -14,9 +14,9 @@
 
 static char err[700];
 
-static const struct tstarget_node new_ts = {SUFFIX, true, 1, 94};
-static const struct tstarget_node old_ts = {SUFFIX, true, 1, 92};
-static const struct tstarget_node unknown = {NULL, false, 0, 0};
+static const struct tstarget_node new_ts = {SUFFIX, true, 1, 94, NULL};
+static const struct tstarget_node old_ts = {SUFFIX, true, 1, 92, NULL};
+static const struct tstarget_node unknown = {NULL, false, 0, 0, NULL};
 
 /* A configuration with these listen entries and services, publishing. */
 static struct config *conf(const char *listen, const char *services)
