@@ -114,8 +114,12 @@ static void got_status(struct tsapply *x, const char *body, size_t len)
                      x->st.backend_state);
     x->untagged_host = x->host_tag && !tsapply_list_has(&x->st.tags, x->host_tag);
     if (x->cfg) {
-        const struct tstarget_node node = {x->st.magic_dns_suffix, true, x->st.major, x->st.minor,
-                                           x->st.dns_name[0] ? x->st.dns_name : NULL};
+        const struct tstarget_node node = {x->st.magic_dns_suffix,
+                                           true,
+                                           x->st.major,
+                                           x->st.minor,
+                                           x->st.dns_name[0] ? x->st.dns_name : NULL,
+                                           x->st.funnel};
         tstarget_free(&x->tg);
         if (tstarget_collect(x->cfg, &node, &x->tg, err, sizeof err) < 0)
             return failf(x, "%s", err);
@@ -234,7 +238,7 @@ void tsapply_unreachable(struct tsapply *x, const char *why)
 int tsapply_collect(const struct config *c, struct servecfg_service **out, size_t *n, char *err,
                     size_t errlen)
 {
-    static const struct tstarget_node unknown = {NULL, false, 0, 0, NULL};
+    static const struct tstarget_node unknown = {NULL, false, 0, 0, NULL, false};
     struct tstarget tg;
     *out = NULL;
     *n = 0;

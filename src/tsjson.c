@@ -442,6 +442,9 @@ static int status_fill(const json_t *root, struct tsjson_status *st, char *err, 
     const json_t *capmap = get_object(self, w, "CapMap", false, &rc, err, errlen);
     if (rc < 0)
         return -1;
+    /* nodecap.Funnel (tailcfg/nodecap/nodecap.go): the node may host
+     * Funnel ingress; its value is not looked at. */
+    st->funnel = capmap && json_object_get(capmap, "funnel");
     const json_t *sh = capmap ? json_object_get(capmap, "service-host") : NULL;
     if (sh) {
         st->service_host = true;

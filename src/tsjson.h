@@ -60,6 +60,7 @@ struct tsjson_status {
     struct tsjson_strlist ips;        /* TailscaleIPs (Self.TailscaleIPs if absent) */
     struct tsjson_strlist tags;       /* Self.Tags */
     bool service_host;                /* Self.CapMap has "service-host" */
+    bool funnel;                      /* Self.CapMap has "funnel" (nodecap.Funnel) */
     struct tsjson_service_ips *hosts; /* what "service-host" lists, sorted by name */
     size_t n_hosts;
     struct tsjson_strlist cert_domains; /* CertDomains */

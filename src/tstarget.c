@@ -178,7 +178,7 @@ static int add_tcp(const struct config_service *svc, const struct tstarget_node 
 
 /* tailscale.funnel for this node: out->funnel, or an error. */
 static int add_funnel(const struct config *c, const struct tstarget_node *node,
-                      struct tstarget *out, char *err, size_t errlen)
+                      struct tstarget *out, struct strbuf *warn, char *err, size_t errlen)
 {
     const struct config_tailscale *ts = &c->tailscale;
     const struct config_funnel *f = &ts->funnel;
@@ -216,6 +216,16 @@ static int add_funnel(const struct config *c, const struct tstarget_node *node,
     out->funnel_data =
         (struct servecfg_funnel){host, f->port, out->funnel_paths, out->funnel_targets, f->npaths};
     out->funnel = &out->funnel_data;
+    /* tailscaled's LocalAPI takes AllowFunnel without it (only the CLI
+     * checks, CheckFunnelAccess in ipn/serve.go), and then nothing from
+     * the internet reaches the node. */
+    if (!node->funnel_attr)
+        strbuf_printf(warn,
+                      "tailscale.funnel: this node lacks the \"funnel\" node attribute, so "
+                      "tailscaled publishes %s:%u but the internet cannot reach it; add "
+                      "{\"target\": [\"%s\"], \"attr\": [\"funnel\"]} to nodeAttrs in the "
+                      "tailnet policy\n",
+                      host, (unsigned)f->port, ts->host_tags[0]);
     return 0;
 }
 
@@ -250,7 +260,7 @@ int tstarget_collect(const struct config *c, const struct tstarget_node *node, s
             out->n++;
     }
     if (rc == 0 && ts->funnel.enabled && node->dns_name)
-        rc = add_funnel(c, node, out, err, errlen);
+        rc = add_funnel(c, node, out, &warn, err, errlen);
     if (warn.oom) {
         free(warn.s);
         return tsjson_errorf(err, errlen, "out of memory");

@@ -54,6 +54,7 @@ struct tstarget_node {
     /* Self.DNSName without its trailing dot, or NULL when not known: then
      * nothing is published on Funnel. */
     const char *dns_name;
+    bool funnel_attr; /* Self.CapMap has "funnel"; a warning when Funnel is wanted without */
 };
 
 struct tstarget {

@@ -748,6 +748,8 @@ class LocalAPI:
                      MagicDNS suffix; tailnet the tailnet name
       self_ips       the node's Tailscale IPs; self_tags its tags
       https          HTTPS certificates enabled (CertDomains not empty)
+      funnel         the node has the "funnel" node attribute and the default
+                     funnel-ports one (tailcfg/nodecap/nodecap.go) in Self.CapMap
       auto_approve   advertised Services are approved at once (as with
                      autoApprovers); else approve(name) does it
       backend_state  "Running", or "Starting"/"NeedsLogin"/"Stopped"
@@ -770,7 +772,7 @@ class LocalAPI:
                  suffix=SUFFIX, tailnet="example.com",
                  self_ips=("100.100.1.1", "fd7a:115c:a1e0::1"),
                  self_tags=("tag:portico",), https=True, auto_approve=False, control=None,
-                 cert_seconds=90 * 86400, start=True):
+                 cert_seconds=90 * 86400, start=True, funnel=False):
         self.path = path
         self.ca = ca
         self.version = version
@@ -780,6 +782,7 @@ class LocalAPI:
         self.self_ips = list(self_ips)
         self.self_tags = list(self_tags)
         self.https = https
+        self.funnel = funnel
         self.auto_approve = auto_approve
         self.control = control
         self.cert_seconds = cert_seconds
@@ -1230,6 +1233,9 @@ class LocalAPI:
         caps = {}
         if self.https:
             caps["https"] = None
+        if self.funnel:
+            caps["funnel"] = None
+            caps["https://tailscale.com/cap/funnel-ports?ports=443,8443,10000"] = None
         advertised = self.prefs["AdvertiseServices"] or []
         hosted = {n: a for n, a in self.approved.items() if n in advertised}
         if hosted:

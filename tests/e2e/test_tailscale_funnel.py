@@ -23,8 +23,8 @@ FOREIGN = {
 }
 
 
-def _emu(ctx):
-    ts = LocalAPI(os.path.join(ctx.dir, "tailscaled.sock"))
+def _emu(ctx, funnel=True):
+    ts = LocalAPI(os.path.join(ctx.dir, "tailscaled.sock"), funnel=funnel)
     ctx.cleanups.append(ts.close)
     return ts
 
@@ -184,3 +184,15 @@ def test_tsfunnel_daemon_publishes_and_removes(ctx):
     expect(line, "published again; stderr: %s" % " | ".join(p.stderr()[n:][-6:]))
     eq(ts.serve_config_doc(), FOREIGN, "serve config after the reload without funnel")
     eq(_state(ctx), [], "Funnel state file")
+
+
+@test(timeout=60)
+def test_tsfunnel_node_without_funnel_attribute_warns(ctx):
+    ts = _emu(ctx, funnel=False)
+    rc, out, err = _cli(ctx, "apply", _config(ctx, {"service": "public"}))
+    eq((rc, err), (0, "portico tailscale apply: warning: tailscale.funnel: this node lacks the "
+                      "\"funnel\" node attribute, so tailscaled publishes %s:443 but the internet "
+                      "cannot reach it; add {\"target\": [\"tag:portico\"], \"attr\": "
+                      "[\"funnel\"]} to nodeAttrs in the tailnet policy\n" % NODE),
+       "apply's exit status and warning")
+    eq(ts.serve_config_doc()["AllowFunnel"], {NODE + ":443": True}, "published all the same")

@@ -106,6 +106,29 @@ static void test_status_legacy_suffix_and_self_ips(void **state)
     assert_int_equal(st.ips.n, 1);
     assert_string_equal(st.ips.v[0], "100.64.1.1");
     assert_false(st.service_host);
+    assert_false(st.funnel);
+    tsjson_status_free(&st);
+}
+
+/* nodecap.Funnel: present (whatever its value) or not. */
+static void test_status_funnel_attribute(void **state)
+{
+    struct tsjson_status st;
+    assert_int_equal(
+        status_of("{\"Version\":\"1.103.0-t1\",\"MagicDNSSuffix\":\"t.ts.net\","
+                  "\"Self\":{\"DNSName\":\"n.t.ts.net.\",\"CapMap\":{\"https\":null,"
+                  "\"funnel\":null,\"https://tailscale.com/cap/funnel-ports?ports=443\""
+                  ":null}}}",
+                  &st),
+        0);
+    assert_true(st.funnel);
+    tsjson_status_free(&st);
+    assert_int_equal(status_of("{\"Version\":\"1.103.0-t1\",\"MagicDNSSuffix\":\"t.ts.net\","
+                               "\"Self\":{\"DNSName\":\"n.t.ts.net.\",\"CapMap\":{\"https\":null,"
+                               "\"https://tailscale.com/cap/warn-funnel-no-invite\":null}}}",
+                               &st),
+                     0);
+    assert_false(st.funnel);
     tsjson_status_free(&st);
 }
 
@@ -451,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_status_waiting_for_approval_on_1_92),
         cmocka_unit_test(test_status_logged_out),
         cmocka_unit_test(test_status_legacy_suffix_and_self_ips),
+        cmocka_unit_test(test_status_funnel_attribute),
         cmocka_unit_test(test_status_version_forms),
         cmocka_unit_test(test_status_refused),
         cmocka_unit_test(test_status_limits),

@@ -14,9 +14,9 @@
 
 static char err[700];
 
-static const struct tstarget_node new_ts = {SUFFIX, true, 1, 94, NULL};
-static const struct tstarget_node old_ts = {SUFFIX, true, 1, 92, NULL};
-static const struct tstarget_node unknown = {NULL, false, 0, 0, NULL};
+static const struct tstarget_node new_ts = {SUFFIX, true, 1, 94, NULL, false};
+static const struct tstarget_node old_ts = {SUFFIX, true, 1, 92, NULL, false};
+static const struct tstarget_node unknown = {NULL, false, 0, 0, NULL, false};
 
 /* A configuration with these listen entries and services, publishing. */
 static struct config *conf(const char *listen, const char *services)
@@ -116,6 +116,48 @@ static void test_tcp_forwarder_with_proxy_protocol(void **state)
     config_unref(c);
 }
 
+static void test_funnel_targets_and_warning(void **state)
+{
+    const char *text = "listen: [{addr: \"127.0.0.1:8001\"}]\n"
+                       "tailscale: {backend: \"http://127.0.0.1:8081\", insecure_loopback_backend: "
+                       "true, state_dir: /tmp, funnel: {service: pub, port: 8443, paths: "
+                       "[/, /_matrix/, /hooks]}}\n"
+                       "services:\n"
+                       "  pub: {hosts: [portico." SUFFIX "], upstream: \"http://127.0.0.1:9\"}\n";
+    struct config *c = config_parse("t.yaml", text, strlen(text), err, sizeof err);
+    if (!c)
+        fprintf(stderr, "%s\n", err);
+    assert_non_null(c);
+    const struct tstarget_node node = {SUFFIX, true, 1, 103, "portico." SUFFIX, true};
+    struct tstarget t;
+    assert_int_equal(tstarget_collect(c, &node, &t, err, sizeof err), 0);
+    assert_int_equal(t.n, 0); /* services: false publishes no Service */
+    assert_non_null(t.funnel);
+    assert_string_equal(t.funnel->host, "portico." SUFFIX);
+    assert_int_equal(t.funnel->port, 8443);
+    assert_int_equal(t.funnel->n, 3);
+    assert_string_equal(t.funnel->targets[0], "http://127.0.0.1:8081");
+    assert_string_equal(t.funnel->targets[1], "http://127.0.0.1:8081/_matrix");
+    assert_string_equal(t.funnel->targets[2], "http://127.0.0.1:8081/hooks");
+    assert_string_equal(t.warnings, "");
+    tstarget_free(&t);
+
+    const struct tstarget_node no_attr = {SUFFIX, true, 1, 103, "portico." SUFFIX, false};
+    assert_int_equal(tstarget_collect(c, &no_attr, &t, err, sizeof err), 0);
+    assert_string_equal(t.warnings,
+                        "tailscale.funnel: this node lacks the \"funnel\" node attribute, so "
+                        "tailscaled publishes portico." SUFFIX ":8443 but the internet cannot "
+                        "reach it; add {\"target\": [\"tag:portico\"], \"attr\": [\"funnel\"]} to "
+                        "nodeAttrs in the tailnet policy\n");
+    tstarget_free(&t);
+
+    /* The node's name unknown (policy): nothing on Funnel. */
+    assert_int_equal(tstarget_collect(c, &unknown, &t, err, sizeof err), 0);
+    assert_null(t.funnel);
+    tstarget_free(&t);
+    config_unref(c);
+}
+
 static void test_publishing_off_publishes_nothing(void **state)
 {
     const char *text = "listen: [{addr: \"127.0.0.1:8443\", tls: true}]\n"
@@ -187,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_passthrough_prefers_the_listener_matching_tailscaled),
         cmocka_unit_test(test_wildcard_listeners),
         cmocka_unit_test(test_tcp_forwarder_with_proxy_protocol),
+        cmocka_unit_test(test_funnel_targets_and_warning),
         cmocka_unit_test(test_publishing_off_publishes_nothing),
         cmocka_unit_test(test_refused),
     };
