@@ -143,6 +143,12 @@ void localapi_status_error(const struct localapi_reader *r, const char *what, si
  * and saying what to do). */
 int localapi_connect(const char *path, char *err, size_t errlen);
 
+/* Wait for fd to be ready for ev (POLLIN, POLLOUT) before deadline
+ * (CLOCK_MONOTONIC), through EINTR: 0, or -1 when time ran out or poll
+ * failed. For the blocking calls (also tsapi_client.c's). */
+struct timespec;
+int localapi_wait_fd(int fd, short ev, const struct timespec *deadline);
+
 /* One call on a connection of its own, blocking up to timeout_ms in all:
  * 0 when an answer came (any status: see out->resp.status and
  * localapi_reader_body; free out with localapi_reader_free), or -1 with a

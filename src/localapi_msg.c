@@ -430,8 +430,7 @@ static int64_t ms_left(const struct timespec *deadline)
     return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
-/* Wait for fd to be ready for ev before the deadline: 0, or -1. */
-static int wait_fd(int fd, short ev, const struct timespec *deadline)
+int localapi_wait_fd(int fd, short ev, const struct timespec *deadline)
 {
     for (;;) {
         int64_t left = ms_left(deadline);
@@ -454,7 +453,7 @@ static int send_all(int fd, const char *p, size_t len, const struct timespec *de
         if (n > 0)
             off += (size_t)n;
         else if (n < 0 && errno == EAGAIN)
-            if (wait_fd(fd, POLLOUT, deadline) < 0)
+            if (localapi_wait_fd(fd, POLLOUT, deadline) < 0)
                 return -1;
             else
                 continue;
@@ -508,7 +507,7 @@ int localapi_call_blocking(const char *sockpath, const struct localapi_request *
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
-            if (wait_fd(fd, POLLIN, &deadline) < 0) {
+            if (localapi_wait_fd(fd, POLLIN, &deadline) < 0) {
                 snprintf(err, errlen, "tailscaled did not answer %.*s within %u ms", (int)what_len,
                          what, timeout_ms);
                 goto out;

@@ -87,27 +87,6 @@ bool tsapi_client_id_valid(const char *id)
     return true;
 }
 
-static bool dns_host(const char *h)
-{
-    size_t n = strlen(h), label = 0;
-    if (n == 0 || n > 253)
-        return false;
-    for (size_t i = 0; i <= n; i++) {
-        char c = h[i];
-        if (c == '.' || c == '\0') {
-            if (label == 0 || label > 63)
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   c == '-') {
-            label++;
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
-
 int tsapi_parse_url(const char *url, char *host, size_t hostcap, unsigned *port, char *err,
                     size_t errlen)
 {
@@ -134,8 +113,9 @@ int tsapi_parse_url(const char *url, char *host, size_t hostcap, unsigned *port,
     host[hlen] = '\0';
     unsigned char a[16];
     bool v6 = url[8] == '[';
-    if (v6 ? inet_pton(AF_INET6, host, a) != 1 : !dns_host(host))
-        return tsjson_errorf(err, errlen, "\"%s\" is not a host name or an IP address", host);
+    if (v6 ? inet_pton(AF_INET6, host, a) != 1 : !tsjson_dns_name_valid(host))
+        return tsjson_errorf(err, errlen, "has \"%s\", which is not a host name or an IP address",
+                             host);
     *port = 443;
     if (*end == ':') {
         char *stop;
@@ -227,19 +207,11 @@ char *tsapi_token_form(const char *client_id, const char *secret)
     return out;
 }
 
+/* One JSON object: what the token endpoint and a definition answer. */
 static json_t *load(const char *what, const char *buf, size_t len, char *err, size_t errlen)
 {
-    if (len > LIMIT_TS_JSON_BYTES) {
-        tsjson_errorf(err, errlen, "%s: answer of %zu bytes is larger than the %u bytes accepted",
-                      what, len, LIMIT_TS_JSON_BYTES);
-        return NULL;
-    }
-    json_error_t je;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!root)
-        tsjson_errorf(err, errlen, "%s: not valid JSON: %s (line %d, column %d)", what, je.text,
-                      je.line, je.column);
-    else if (!json_is_object(root)) {
+    json_t *root = tsjson_load(what, buf, len, err, errlen);
+    if (root && !json_is_object(root)) {
         tsjson_errorf(err, errlen, "%s: not a JSON object", what);
         json_decref(root);
         root = NULL;

@@ -114,37 +114,15 @@ unsigned tsapi_client_tokens(const struct tsapi_client *c)
 
 /* ---- one connection ------------------------------------------------------------ */
 
-static long ms_left(const struct timespec *deadline)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
-static int wait_fd(int fd, short events, const struct timespec *deadline)
-{
-    for (;;) {
-        long left = ms_left(deadline);
-        if (left <= 0)
-            return -1;
-        struct pollfd p = {fd, events, 0};
-        int n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
-        if (n > 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
 /* Wait for what an SSL call that returned rc needs: 0 to retry it, -1
  * when it failed for good (the SSL error in *e) or time ran out. */
 static int ssl_wait(struct tsapi_client *c, int rc, const struct timespec *deadline, int *e)
 {
     *e = SSL_get_error(c->ssl, rc);
     if (*e == SSL_ERROR_WANT_READ)
-        return wait_fd(c->fd, POLLIN, deadline);
+        return localapi_wait_fd(c->fd, POLLIN, deadline);
     if (*e == SSL_ERROR_WANT_WRITE)
-        return wait_fd(c->fd, POLLOUT, deadline);
+        return localapi_wait_fd(c->fd, POLLOUT, deadline);
     return -1;
 }
 
@@ -168,7 +146,7 @@ static int tcp_connect(struct tsapi_client *c, const struct timespec *deadline, 
             continue;
         }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-            (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 0)) {
+            (errno == EINPROGRESS && localapi_wait_fd(fd, POLLOUT, deadline) == 0)) {
             socklen_t len = sizeof e;
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0) {
                 c->fd = fd;

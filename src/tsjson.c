@@ -27,8 +27,7 @@ int tsjson_errorf(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* Parse one LocalAPI answer: bounded, one JSON value, no duplicate keys. */
-static json_t *load(const char *what, const char *buf, size_t len, char *err, size_t errlen)
+json_t *tsjson_load(const char *what, const char *buf, size_t len, char *err, size_t errlen)
 {
     if (len > LIMIT_TS_JSON_BYTES) {
         tsjson_errorf(err, errlen, "%s: answer of %zu bytes is larger than the %u bytes accepted",
@@ -79,6 +78,11 @@ static bool dns_name_ok(const char *s, bool wildcard)
         }
     }
     return true;
+}
+
+bool tsjson_dns_name_valid(const char *s)
+{
+    return dns_name_ok(s, false);
 }
 
 static bool ip_ok(const char *s)
@@ -457,7 +461,7 @@ int tsjson_parse_status(const char *buf, size_t len, struct tsjson_status *out, 
                         size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    json_t *root = load("status", buf, len, err, errlen);
+    json_t *root = tsjson_load("status", buf, len, err, errlen);
     if (!root)
         return -1;
     int rc = status_fill(root, out, err, errlen);
@@ -528,7 +532,7 @@ int tsjson_parse_whois(const char *buf, size_t len, struct tsjson_whois *out, ch
                        size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    json_t *root = load("whois", buf, len, err, errlen);
+    json_t *root = tsjson_load("whois", buf, len, err, errlen);
     if (!root)
         return -1;
     int rc = whois_fill(root, out, err, errlen);
@@ -554,7 +558,7 @@ int tsjson_parse_advertised(const char *buf, size_t len, struct tsjson_strlist *
                             size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    json_t *root = load("prefs", buf, len, err, errlen);
+    json_t *root = tsjson_load("prefs", buf, len, err, errlen);
     if (!root)
         return -1;
     int rc = json_is_object(root)

@@ -112,6 +112,12 @@ bool tsjson_version_at_least(int have_major, int have_minor, int major, int mino
  * a malloc'ed string, or NULL when out of memory. */
 char *tsjson_advertise_body(const char *const *names, size_t n);
 
+/* Parse one answer (of tailscaled, or of the control API: tsapi.c):
+ * bounded by LIMIT_TS_JSON_BYTES, one JSON value of any type, no duplicate
+ * keys. NULL with "WHAT: ..." in err. Free with json_decref. */
+struct json_t;
+struct json_t *tsjson_load(const char *what, const char *buf, size_t len, char *err, size_t errlen);
+
 /* Write a message to err (control characters shown as '?', so that names
  * quoted from an answer cannot split a log line) and return -1. */
 int tsjson_errorf(char *err, size_t errlen, const char *fmt, ...)
@@ -122,6 +128,9 @@ int tsjson_errorf(char *err, size_t errlen, const char *fmt, ...)
  * ending with a letter or digit. portico also requires lower case, since
  * the label is a host name it routes on. */
 bool tsjson_service_label_valid(const char *label);
+/* A DNS name as tailscaled writes them: labels of 1 to 63 letters, digits,
+ * '-' and '_', at most 253 bytes, no empty label (no trailing dot). */
+bool tsjson_dns_name_valid(const char *s);
 bool tsjson_service_name_valid(const char *name);
 
 #endif

@@ -1671,9 +1671,9 @@ static void test_config_tailscale_api_errors(void **state)
     api_parse("    url: https://api.tailscale.com:0\n", false,
               "portico.yaml:11: tailscale.api.url: \"https://api.tailscale.com:0\" has a port that "
               "is not 1 to 65535");
-    api_parse("    url: https://a_b.test\n", false,
-              "portico.yaml:11: tailscale.api.url: \"https://a_b.test\" \"a_b.test\" is not a host "
-              "name or an IP address");
+    api_parse("    url: https://a!b.test\n", false,
+              "portico.yaml:11: tailscale.api.url: \"https://a!b.test\" has \"a!b.test\", which is "
+              "not a host name or an IP address");
     api_parse("    ca_file: /nonexistent/ca.pem\n", false,
               "portico.yaml:11: tailscale.api.ca_file: cannot load CA certificates from "
               "/nonexistent/ca.pem: No such file or directory");
