@@ -1633,6 +1633,7 @@ class ControlAPI:
         self.token_seconds = token_seconds
         self.tokens = {}         # token -> (client id, expiry, scope)
         self.tokens_issued = 0
+        self.revoke_after = None
         self.services = {}
         self.requests = []
         self.answers = []
@@ -1663,6 +1664,13 @@ class ControlAPI:
         with self.lock:
             return sum(1 for r in self.requests
                        if (method is None or r.method == method) and r.path.startswith(prefix))
+
+    def revoke_tokens_after(self, n):
+        """After n more requests with a token, every token issued so far is
+        revoked (as an admin revoking the OAuth client's keys would): the
+        next request with one of them gets 401."""
+        with self.lock:
+            self.revoke_after = n
 
     def expire_tokens(self):
         with self.lock:
@@ -1801,6 +1809,11 @@ class ControlAPI:
         now = time.time()
         with self.lock:
             if a.startswith("Bearer "):
+                if self.revoke_after == 0:
+                    self.tokens.clear()
+                    self.revoke_after = None
+                elif self.revoke_after is not None:
+                    self.revoke_after -= 1
                 t = self.tokens.get(a[7:])
                 if t and t[1] > now:
                     return t[0]

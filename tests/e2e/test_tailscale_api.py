@@ -144,6 +144,28 @@ def test_tsapi_changed_tag_updates_with_addrs_resent(ctx):
 
 
 @test(timeout=60)
+def test_tsapi_revoked_token_replaced_once(ctx):
+    ts, ctl, ca, path = _setup(ctx)
+    # the token is revoked after two calls (GET and PUT of svc:grafana):
+    # the next call's 401 makes portico request a new token and try again
+    ctl.revoke_tokens_after(2)
+    rc, out, err = _cli(ctx, "apply", path)
+    eq((rc, err), (0, ""), "apply across a revoked token")
+    eq(sorted(ctl.services), ["svc:" + n for n in sorted(NAMES)], "defined services")
+    eq(ctl.tokens_issued, 2, "tokens requested (the first, and one after the 401)")
+    eq(ctl.answers.count(401), 1, "401 answers")
+    # a new token that is refused at once is an error, not a loop
+    ctl.fail(401, "API token invalid", prefix="/api/v2/tailnet/")
+    rc, out, err = _cli(ctx, "apply", path)
+    eq(rc, 1, "exit status when every token is refused")
+    eq(err, "portico tailscale apply: OAuth client rejected: %s refused its token for GET "
+            "/api/v2/tailnet/-/vip-services/svc:grafana (401: API token invalid); check "
+            "tailscale.api.oauth_client_id and the secret in %s\n"
+       % (ctl.url, os.path.join(ctx.dir, "ts-oauth")), "message")
+    eq(ctl.tokens_issued, 3, "one token for the refused run")
+
+
+@test(timeout=60)
 def test_tsapi_bad_secret_is_a_clear_error(ctx):
     ts, ctl, ca, path = _setup(ctx, secret="tskey-client-wrong")
     rc, out, err = _cli(ctx, "apply", path)
