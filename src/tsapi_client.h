@@ -6,7 +6,9 @@
  * TLS verified against tailscale.api.ca_file or the system's CAs with the
  * host name checked, and waits up to TIMEOUT_TSAPI_MS. `portico tailscale
  * apply` and `plan` use it as it is; the daemon must call it off its event
- * loops (a thread of its own), never from a worker.
+ * loops (a thread of its own), never from a worker. The process must
+ * ignore SIGPIPE (both do): a kept-alive connection the API closed then
+ * fails a write, and the request is tried once more on a new one.
  *
  * The OAuth access token comes from the client-credentials grant
  * (tsapi.h) and is kept until shortly before it expires, for every call

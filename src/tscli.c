@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,10 @@ int tscli_run(const char *sub, const char *config_path)
 {
     struct tsctx x = {.cmd = sub};
     char err[1024];
+    /* A kept-alive HTTPS connection the control API closed must fail the
+     * write (and be retried), not kill the command (the daemon ignores
+     * SIGPIPE too: run.c). */
+    signal(SIGPIPE, SIG_IGN);
     x.c = config_load(config_path, err, sizeof err);
     if (!x.c) {
         fprintf(stderr, "%s\n", err);

@@ -536,6 +536,7 @@ class Answer:
             self.headers.append(("Content-Type", ctype))
         self.close = close
         self.drop = drop      # close the connection without an answer (a handler panic)
+        self.hangup = False   # close it after the answer without saying so (an idle timeout)
 
 
 def http_error(status, msg):
@@ -673,7 +674,7 @@ class _Server:
                 if close:
                     out.append("Connection: close")
                 c.sendall(("\r\n".join(out) + "\r\n\r\n").encode("utf-8") + wire)
-                if close:
+                if close or ans.hangup:
                     return
         except (OSError, ValueError, ssl.SSLError):
             pass
@@ -1634,6 +1635,7 @@ class ControlAPI:
         self.tokens = {}         # token -> (client id, expiry, scope)
         self.tokens_issued = 0
         self.revoke_after = None
+        self.hangups = set()     # answers (0-based) after which the connection is closed
         self.services = {}
         self.requests = []
         self.answers = []
@@ -1664,6 +1666,13 @@ class ControlAPI:
         with self.lock:
             return sum(1 for r in self.requests
                        if (method is None or r.method == method) and r.path.startswith(prefix))
+
+    def hang_up_after(self, *answers):
+        """Close the connection after the given answers (0-based, counting
+        every request), without a Connection: close header, as a server
+        whose idle timeout ran out between two requests does."""
+        with self.lock:
+            self.hangups.update(answers)
 
     def revoke_tokens_after(self, n):
         """After n more requests with a token, every token issued so far is
@@ -1714,6 +1723,7 @@ class ControlAPI:
         ans = self._answer(req)
         with self.lock:
             self.answers[idx] = ans.status
+            ans.hangup = idx in self.hangups
         return ans
 
     def _answer(self, req):

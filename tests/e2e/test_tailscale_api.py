@@ -166,6 +166,24 @@ def test_tsapi_revoked_token_replaced_once(ctx):
 
 
 @test(timeout=60)
+def test_tsapi_connection_kept_alive_and_reopened(ctx):
+    ts, ctl, ca, path = _setup(ctx)
+    rc, out, err = _cli(ctx, "apply", path)
+    eq((rc, err), (0, ""), "apply")
+    eq((len(ctl.requests), ctl.server.connections), (7, 1),
+       "requests (a token, 3 GETs, 3 PUTs) and connections")
+    # the server closes the kept-alive connection after answers 0 and 2
+    # (second run: token, GET, GET, GET) without saying so: the request
+    # that finds it closed goes again on a new connection
+    ctl.hang_up_after(7, 9)
+    rc, out, err = _cli(ctx, "apply", path)
+    eq((rc, err), (0, ""), "apply across closed connections")
+    eq([r.method for r in ctl.requests[7:]], ["POST", "GET", "GET", "GET"],
+       "each request of the second run received once")
+    eq(ctl.server.connections, 4, "connections: the first run's, then three")
+
+
+@test(timeout=60)
 def test_tsapi_bad_secret_is_a_clear_error(ctx):
     ts, ctl, ca, path = _setup(ctx, secret="tskey-client-wrong")
     rc, out, err = _cli(ctx, "apply", path)
