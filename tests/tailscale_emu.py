@@ -1636,6 +1636,7 @@ class ControlAPI:
         self.tokens_issued = 0
         self.revoke_after = None
         self.hangups = set()     # answers (0-based) after which the connection is closed
+        self.delay = 0.0         # seconds before each answer
         self.services = {}
         self.requests = []
         self.answers = []
@@ -1720,6 +1721,8 @@ class ControlAPI:
             self.requests.append(req)
             idx = len(self.answers)
             self.answers.append(None)
+        if self.delay:
+            time.sleep(self.delay)
         ans = self._answer(req)
         with self.lock:
             self.answers[idx] = ans.status

@@ -8,6 +8,7 @@ and a certificate that does not verify."""
 
 import os
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -181,6 +182,21 @@ def test_tsapi_connection_kept_alive_and_reopened(ctx):
     eq([r.method for r in ctl.requests[7:]], ["POST", "GET", "GET", "GET"],
        "each request of the second run received once")
     eq(ctl.server.connections, 4, "connections: the first run's, then three")
+
+
+@test(timeout=90)
+def test_tsapi_silent_api_times_out(ctx):
+    ts, ctl, ca, path = _setup(ctx)
+    ctl.delay = 60
+    t0 = time.monotonic()
+    rc, out, err = _cli(ctx, "apply", path)
+    took = time.monotonic() - t0
+    eq(rc, 1, "exit status when the API does not answer")
+    eq(err, "portico tailscale apply: POST /api/v2/oauth/token: %s did not answer in time\n"
+       % ctl.url, "message")
+    # the limit is 15 s a request (TIMEOUT_TSAPI_MS); generous bounds
+    expect(10 <= took <= 45 * SCALE, "gave up after %.1f s" % took)
+    eq(ts.count("POST"), 0, "nothing published")
 
 
 @test(timeout=60)
