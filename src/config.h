@@ -236,6 +236,10 @@ struct config_tailscale {
         size_t npaths;
         int line;
     } funnel;
+    /* "identity_headers" (default true): tsnsrv's X-Tailscale-* headers go to
+     * the upstreams, which takes a whois call (cached) per caller. */
+    bool identity_headers;
+    uint32_t whois_wait_ms; /* a request waits this long for whois (limits.h) */
     int line;
 };
 

@@ -353,6 +353,7 @@ static const struct cfg_key ts_keys[] = {
     {"state_dir", CFG_FUNC, AT(state_dir), .fn = read_path},
     {"api", CFG_FUNC, AT(api), .fn = read_api},
     {"funnel", CFG_FUNC, AT(funnel), .fn = read_funnel},
+    {"identity_headers", CFG_BOOL, AT(identity_headers), true},
 };
 
 /* One tag for now: the printed policy names one service tag and one node
@@ -384,6 +385,7 @@ int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n)
         0)
         return -1;
     ts->enabled = true;
+    ts->whois_wait_ms = TIMEOUT_WHOIS_WAIT_MS;
     ts->line = (int)n->start_mark.line + 1;
     if (cfg_tailscale_defaults(p) < 0)
         return -1;

@@ -156,6 +156,7 @@ bool proxy_poisons_released(void)
 void proxy_release(struct exchange *ex)
 {
     struct worker *w = ex_worker(ex);
+    whois_detach(&ex->whois_wait);
     if (ex->u) {
         upstream_close(ex->u);
         ex->u = NULL;
@@ -250,6 +251,7 @@ struct exchange *proxy_new(struct conn *c)
     ex->start_us = ex_now_us();
     ex->state = EX_ROUTING;
     ex->user[0] = '\0';
+    identity_init(&ex->id);
     return ex;
 }
 
@@ -310,6 +312,12 @@ static long build_request_head(struct exchange *ex, const struct route_result *r
      * bytes may exceed max_header_bytes by what portico adds: a client head
      * of max_header_bytes is served, as documented.) */
     rw.max_fields = LIMIT_HEADERS_COUNT - (rt->auth ? rt->auth->ncopy : 0);
+    static __thread struct identity_headers ids;
+    ids.n = 0;
+    if (conn_tailnet(c))
+        tailnet_headers(ex, &ids);
+    rw.add = ids.h;
+    rw.nadd = ids.n;
     ex->reqhead = buf_get(&ex_worker(ex)->bufs);
     long n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, BUF_SIZE) : -1;
     if (n >= 0)
@@ -394,9 +402,18 @@ enum ex_result proxy_start(struct exchange *ex)
                           "for some servers)",
                           true);
     }
-    const struct config_auth *auth = rt.auth;
-    long n = build_request_head(ex, &rt);
-    bool auth_ok = n < 0 || !auth || authreq_prepare(ex, auth, rt.host, req) == 0;
+    if (conn_tailnet(c) && !tailnet_identify(ex))
+        return EX_CONTINUE; /* whois answers later; the head stays in c->s.in */
+    return ex_routed(ex, &rt);
+}
+
+enum ex_result ex_routed(struct exchange *ex, const struct route_result *rt)
+{
+    struct conn *c = ex->c;
+    struct http_request *req = &ex->req;
+    const struct config_auth *auth = rt->auth;
+    long n = build_request_head(ex, rt);
+    bool auth_ok = n < 0 || !auth || authreq_prepare(ex, auth, rt->host, req) == 0;
     buf_consume(c->s.in, req->head_len);
     if (n == HEADERS_TOO_MANY) {
         return ex_respond(
@@ -474,6 +491,7 @@ enum ex_result ex_run(struct exchange *ex)
         return EX_ENDED;
     switch (ex->state) {
     case EX_ROUTING:
+    case EX_IDENTITY:       /* the whois answer goes on by itself */
         return EX_CONTINUE; /* nothing is in flight yet */
     case EX_AUTH:
         return authreq_pump(ex);

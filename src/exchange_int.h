@@ -96,6 +96,26 @@ EX_MUST_USE enum ex_result ex_run(struct exchange *ex);
 /* The request may go upstream (after forward auth, if any). */
 EX_MUST_USE enum ex_result ex_proceed(struct exchange *ex);
 
+/* Routing found the service (rt): the identity rules, the upstream
+ * request head, then forward auth or the upstream. The head is still in
+ * the client's buffer. May end the exchange. */
+struct route_result;
+EX_MUST_USE enum ex_result ex_routed(struct exchange *ex, const struct route_result *rt);
+
+/* ---- tailnet.c: the tailnet identity step ---- */
+
+/* On the tailnet backend, once routed: who the caller is, from tailscaled's
+ * headers and, when needed, a whois answer. True: ex->id is final; false:
+ * the exchange waits in EX_IDENTITY and goes on by itself (ex_routed). */
+bool tailnet_identify(struct exchange *ex);
+
+/* EX_IDENTITY timed out: go on without identity. May end the exchange. */
+EX_MUST_USE enum ex_result tailnet_timeout(struct exchange *ex);
+
+/* The identity headers for the upstream (tailscaled's, and tsnsrv's with
+ * identity_headers): 0 or more entries in out. */
+void tailnet_headers(const struct exchange *ex, struct identity_headers *out);
+
 /* ---- exstate.c: states and timeouts ---- */
 
 /* Move ex to state st and arm its timer for what st waits on (a state that

@@ -21,11 +21,12 @@ enum wait_on {
     WAIT_TUNNEL,
     WAIT_CONNECT,
     WAIT_AUTH,
+    WAIT_IDENTITY,
 };
 
 /* Where each wait's limit (milliseconds, 0: none) is in the configuration:
  * the limits section, the exchange's service, or its auth provider. */
-enum limit_in { IN_LIMITS, IN_SERVICE, IN_AUTH };
+enum limit_in { IN_LIMITS, IN_SERVICE, IN_AUTH, IN_TAILSCALE };
 
 static const struct wait_limit {
     enum limit_in in;
@@ -38,6 +39,7 @@ static const struct wait_limit {
     [WAIT_TUNNEL] = {IN_LIMITS, offsetof(struct config_limits, tunnel_timeout_ms)},
     [WAIT_CONNECT] = {IN_SERVICE, offsetof(struct config_service, connect_timeout_ms)},
     [WAIT_AUTH] = {IN_AUTH, offsetof(struct config_auth, timeout_ms)},
+    [WAIT_IDENTITY] = {IN_TAILSCALE, offsetof(struct config_tailscale, whois_wait_ms)},
 };
 
 /* What each state waits on. In the states where bytes stream both ways
@@ -50,6 +52,7 @@ static const struct state_info {
     bool streams;
 } states[] = {
     [EX_ROUTING] = {"routing", WAIT_NONE, false},
+    [EX_IDENTITY] = {"identity", WAIT_IDENTITY, false},
     [EX_AUTH] = {"auth", WAIT_AUTH, false},
     [EX_CONNECTING] = {"connecting", WAIT_CONNECT, false},
     [EX_SENDING] = {"sending", WAIT_UPSTREAM, true},
@@ -84,9 +87,10 @@ static uint32_t timeout_for(const struct exchange *ex, enum wait_on on)
     if (on == WAIT_NONE)
         return 0;
     const struct wait_limit *wl = &wait_limits[on];
-    const void *in = wl->in == IN_LIMITS    ? (const void *)&ex->cfg->limits
-                     : wl->in == IN_SERVICE ? (const void *)ex->svc
-                                            : (const void *)ex->auth;
+    const void *in = wl->in == IN_LIMITS      ? (const void *)&ex->cfg->limits
+                     : wl->in == IN_SERVICE   ? (const void *)ex->svc
+                     : wl->in == IN_TAILSCALE ? (const void *)&ex->cfg->tailscale
+                                              : (const void *)ex->auth;
     if (!in)
         return ex->cfg->limits.send_timeout_ms;
     uint32_t ms;
@@ -204,6 +208,8 @@ enum ex_result proxy_timeout(struct exchange *ex)
         return EX_CONTINUE;
     case WAIT_AUTH:
         return authreq_error(ex, 504, "no answer in time");
+    case WAIT_IDENTITY:
+        return tailnet_timeout(ex);
     case WAIT_CONNECT:
         metrics_count_timeout(&w->metrics, ex->svc->metrics_slot);
         log_msg(LOG_WARN, "service %s: connect to %s timed out", ex->svc->name, ex->up->key);

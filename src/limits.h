@@ -192,6 +192,10 @@
  * that a node that just joined, or a restarted tailscaled, is seen almost
  * at once, long enough that a burst of requests from one address costs one
  * LocalAPI call per worker instead of one each. */
+/* A request on the tailnet backend waits this long for its whois answer
+ * before it goes on without identity: longer than the LocalAPI call's own
+ * timeout, so this is only a backstop. */
+#define TIMEOUT_WHOIS_WAIT_MS     (TIMEOUT_LOCALAPI_MS + 1000)
 #define TIMEOUT_WHOIS_TTL_MS      60000
 #define TIMEOUT_WHOIS_FAIL_TTL_MS 5000
 

@@ -15,9 +15,11 @@
 
 #include "body.h"
 #include "http1.h"
+#include "identity.h"
 #include "proxyproto.h"
 #include "relay.h"
 #include "sock.h"
+#include "whois.h"
 
 struct conn;
 struct upconn;
@@ -34,7 +36,8 @@ struct buf;
  * new state waits on. A released exchange has no state: it is on the
  * worker's free list, and debug and ASan builds poison it there.
  *
- *   ROUTING    -> AUTH, CONNECTING or SENDING; LOCAL (refused, or 404 ...)
+ *   ROUTING    -> IDENTITY, AUTH, CONNECTING or SENDING; LOCAL (refused, 404 ...)
+ *   IDENTITY   -> ROUTING (answered, failed or timed out)
  *   AUTH       -> ROUTING (allowed); LOCAL (denied, redirected, failed)
  *   CONNECTING -> SENDING; LOCAL
  *   SENDING    -> WAITING (request sent), STREAMING (early response head);
@@ -49,6 +52,10 @@ enum exchange_state {
      * auth has just let it through. svc, route, up are set once routing
      * found them; u is NULL; nothing is in flight. Waits on nothing. */
     EX_ROUTING,
+    /* The tailnet backend only: routed (svc, route, up set), waiting for the
+     * whois answer on the caller (whois_wait attached); the head is still
+     * unread in the client's buffer. Waits on tailscale.whois_wait_ms. */
+    EX_IDENTITY,
     /* Asking the auth provider. u is the provider connection, authreq the
      * subrequest (authreq_off of it written), reqhead the request waiting
      * for the verdict; resp holds the provider's answer once parsed. Waits
@@ -127,6 +134,7 @@ struct exchange {
     /* The tailnet backend only: the caller's tailnet address tailscaled
      * forwarded; "" elsewhere (see ex_client). */
     char client[48];
+    struct whois_waiter whois_wait; /* EX_IDENTITY: on the worker's whois cache */
     /* Everything above is zeroed for each exchange; what follows is
      * written before it is read. */
     struct http_request req;
@@ -140,6 +148,9 @@ struct exchange {
     int auth_port;                      /* port in the Host header, 0 if none */
     unsigned char auth_digest[32];      /* decision cache key */
     char user[128];                     /* who the provider said the client is; "" if none */
+    /* Who the tailnet caller is (tailnet.c): IDENTITY_NONE off the tailnet
+     * backend, for a failed whois, or for an unknown caller. */
+    struct identity id;
     /* portico's own one-line answer, copied: reason points here when the
      * sentence was built for this request (which rule refused it). */
     char reason_buf[LIMIT_LOG_REASON_BYTES];
@@ -176,6 +187,11 @@ void proxy_abort(struct exchange *ex);
  * conn_exchange_done or conn_close that follows (conn_close releases an
  * exchange still on it itself). */
 void proxy_release(struct exchange *ex);
+
+/* Let go of a worker's LocalAPI client and whois cache (tailnet.c), once
+ * its connections are closed. */
+struct worker;
+void tailnet_worker_free(struct worker *w);
 
 /* The name of a state, for logs and tests. */
 const char *proxy_state_name(enum exchange_state st);

@@ -292,6 +292,7 @@ static void *worker_main(void *arg)
     tcp_close_all(w);
     drop_listeners(w);
     upstream_pools_free(w);
+    tailnet_worker_free(w);
     for (size_t i = 0; i < w->nauth_caches; i++)
         auth_cache_free(w->auth_caches[i]);
     free(w->auth_caches);

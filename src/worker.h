@@ -83,6 +83,11 @@ struct worker {
     uint64_t auth_serial;
     struct metrics_worker metrics;
     struct log_buf log;
+    /* The tailnet backend's whois answers (tailnet.c): made on first use,
+     * for the LocalAPI socket named in ts_socket. */
+    struct localapi_client *localapi;
+    struct whois_cache *whois;
+    char ts_socket[128];
     /* What draining did: closed at its start, left to finish, cut at
      * shutdown_timeout (read by the main thread after the join). */
     struct {

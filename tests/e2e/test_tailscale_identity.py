@@ -14,16 +14,20 @@ import os
 import socket
 import stat
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from common import *  # noqa: E402,F401,F403
 
+from tailscale_emu import LocalAPI, serve_proxy_headers  # noqa: E402
+
 SUFFIX = "tail1234.ts.net"
 
 
-def _ts_portico(ctx, services, ts=None, start=True, **tskw):
+def _ts_portico(ctx, services, ts=None, start=True, workers=2, **tskw):
     """A portico with tailscale.services on; p.backend is the backend socket."""
-    p = ctx.portico(services, start=False)
+    p = ctx.portico(services, start=False, workers=workers)
     backend = os.path.join(ctx.dir, "tailnet.sock")
     sect = {"services": True, "backend": "unix:" + backend,
             "socket": ts.path if ts else os.path.join(ctx.dir, "no-tailscaled.sock"),
@@ -38,7 +42,7 @@ def _ts_portico(ctx, services, ts=None, start=True, **tskw):
 
 
 def ts_request(path_sock, target="/", xfh="grafana." + SUFFIX, xff="100.64.0.2", headers=(),
-               host="tailnet.sock", method="GET"):
+               host="tailnet.sock", method="GET", proto="https"):
     """One request as tailscaled's serve proxy sends it over the backend
     socket; None for xfh/xff leaves that header out. Returns
     (status, headers dict lower-case, body bytes)."""
@@ -47,7 +51,8 @@ def ts_request(path_sock, target="/", xfh="grafana." + SUFFIX, xff="100.64.0.2",
         lines.append("X-Forwarded-Host: " + xfh)
     if xff is not None:
         lines.append("X-Forwarded-For: " + xff)
-    lines.append("X-Forwarded-Proto: https")
+    if proto:
+        lines.append("X-Forwarded-Proto: " + proto)
     for k, v in headers:
         lines.append("%s: %s" % (k, v))
     lines.append("Connection: close")
@@ -227,3 +232,202 @@ def test_forged_identity_headers_stripped_on_every_listener(ctx):
     leaked = [(k, v) for k, v in d["headers"] if k.lower().replace("_", "-").startswith(
         "x-tailscale") and v in ("userid:1", "root@evil.example", "tag:admin", "admin")]
     eq(leaked, [], "client copies of X-Tailscale-* through the backend")
+
+
+# ---------------------------------------------------------------- B: identity
+
+ZOE = "Zo\u00eb M\u00fcller"
+ZOE_Q = "=?utf-8?q?Zo=C3=AB_M=C3=BCller?="   # as tailscaled's encTailscaleHeaderValue writes it
+PIC = "https://lh3.example.com/a/zoe.png"
+
+
+def _emu(ctx):
+    ts = LocalAPI(os.path.join(ctx.dir, "tailscaled.sock"), suffix=SUFFIX)
+    ctx.cleanups.append(ts.close)
+    ts.zoe = ts.add_user_node("100.64.0.2", "zoe@example.com", ZOE, name="zoes-laptop", pic=PIC,
+                              caps={"example.com/cap/grafana": [{"role": "viewer"}]})
+    ts.ci = ts.add_tagged_node("100.64.0.3", ["tag:ci", "tag:monitoring"], name="ci-runner")
+    return ts
+
+
+def as_tailscaled(ts, sock, src_ip, host, client_headers=(), target="/", funnel=False):
+    """A request as tailscaled's serve proxy forwards it from src_ip (the
+    emulator's model of reverseProxy.ServeHTTP)."""
+    h, hs = serve_proxy_headers(ts, src_ip, host, client_headers, funnel=funnel)
+    return ts_request(sock, target, xfh=None, xff=None, headers=hs, host=h, proto=None)
+
+
+def zoe_headers():
+    """What tailscaled sends for Zoe's laptop."""
+    return [("Tailscale-User-Login", "zoe@example.com"), ("Tailscale-User-Name", ZOE_Q),
+            ("Tailscale-User-Profile-Pic", PIC),
+            ("Tailscale-Headers-Info", "https://tailscale.com/s/serve-headers")]
+
+
+def raw(s):
+    """A UTF-8 value as the echo upstream (latin-1) shows raw bytes."""
+    return s.encode("utf-8").decode("latin-1")
+
+
+def idh(doc):
+    """The identity headers the upstream got, by lower-case name."""
+    out = {}
+    for k, v in doc["headers"]:
+        lk = k.lower()
+        if lk.startswith("x-tailscale-") or lk.startswith("tailscale-"):
+            out.setdefault(lk, []).append(v)
+    return out
+
+
+@test(timeout=60)
+def test_identity_user_node_gets_tsnsrv_and_tailscaled_headers(ctx):
+    ts = _emu(ctx)
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o, hosts=["grafana.example"])}, ts=ts)
+    # Zoe's browser forges X-Tailscale-* (tailscaled passes them on) and
+    # Tailscale-User-* (tailscaled removes those itself).
+    d = echo(as_tailscaled(ts, p.backend, "100.64.0.2", "grafana." + SUFFIX, [
+        ("X-Tailscale-User", "userid:1"), ("X-Tailscale-User-LoginName", "root@evil.example"),
+        ("Tailscale-User-Login", "root@evil.example")]))
+    eq(idh(d), {
+        "x-tailscale-caps": ["example.com/cap/grafana"],
+        "x-tailscale-node": ["nodeid:%d" % ts.zoe["ID"]],
+        "x-tailscale-node-name": ["zoes-laptop"],
+        "x-tailscale-user": ["userid:%d" % ts.peers["100.64.0.2"][1]["ID"]],
+        "x-tailscale-user-displayname": [raw(ZOE)],
+        "x-tailscale-user-loginname": ["zoe@example.com"],
+        "x-tailscale-user-loginname-domain": ["example.com"],
+        "x-tailscale-user-loginname-localpart": ["zoe"],
+        "x-tailscale-user-profilepicurl": [PIC],
+        "tailscale-headers-info": ["https://tailscale.com/s/serve-headers"],
+        "tailscale-user-login": ["zoe@example.com"],
+        "tailscale-user-name": [ZOE_Q],
+        "tailscale-user-profile-pic": [PIC],
+    }, "identity headers for a user node (client copies of X-Tailscale-* gone)")
+    eq(ts.count("GET", "whois"), 1, "whois calls")
+    eq(ts.last("whois").target, "/localapi/v0/whois?addr=100.64.0.2", "whois asks for the caller")
+
+
+@test(timeout=60)
+def test_identity_tagged_node_from_whois(ctx):
+    ts = _emu(ctx)
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o)}, ts=ts)
+    # tailscaled sends no Tailscale-User-* for a tagged node.
+    d = echo(ts_request(p.backend, "/", xff="100.64.0.3"))
+    h = idh(d)
+    eq(h.get("x-tailscale-node-tags"), ["tag:ci, tag:monitoring"], "tags")
+    eq(h.get("x-tailscale-node-name"), ["ci-runner"], "node name")
+    eq(h.get("x-tailscale-user-loginname"), ["tagged-devices"], "tsnsrv sends the pseudo-user")
+    expect("x-tailscale-user-loginname-domain" not in h, "no domain without '@'")
+    expect("tailscale-user-login" not in h, "no user headers for a tagged node: %r" % h)
+
+
+@test(timeout=60)
+def test_identity_whois_failure_and_tailscaled_down_leave_no_identity(ctx):
+    ts = _emu(ctx)
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o)}, ts=ts, workers=1)
+    # An address tailscaled does not know: whois 404.
+    d = echo(ts_request(p.backend, "/", xff="100.64.0.99", headers=zoe_headers()))
+    eq(idh(d), {}, "no identity after a failed whois, not even the headers' user")
+    d = echo(ts_request(p.backend, "/", xff="100.64.0.99"))
+    eq(ts.count("GET", "whois"), 1, "the failure is cached")
+    lines = [l for l in p.stderr() if "whois failed" in l]
+    eq(len(lines), 1, "one log line for the failing address: %r" % lines)
+    expect("100.64.0.99" in lines[0], lines[0])
+    # tailscaled down: requests are still served at once, without identity.
+    ts.down()
+    t0 = time.time()
+    d = echo(ts_request(p.backend, "/", xff="100.64.0.7"))
+    eq(idh(d), {}, "no identity while tailscaled is down")
+    expect(time.time() - t0 < 4 * SCALE, "served without waiting for a timeout")
+    ts.up()
+
+
+@test(timeout=90)
+def test_identity_slow_tailscaled_times_out_to_no_identity(ctx):
+    ts = _emu(ctx)
+    ts.delays["whois"] = 8.0     # beyond the LocalAPI call's 5 s
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o)}, ts=ts, workers=1)
+    t0 = time.time()
+    d = echo(ts_request(p.backend, "/", headers=zoe_headers()))
+    took = time.time() - t0
+    eq(idh(d), {}, "no identity when whois does not answer in time")
+    expect(took >= 4.0, "it waited for the call's timeout (%.1fs)" % took)
+    # Another service's request without identity needs is not slowed by it:
+    # the plain listener never asks.
+    t0 = time.time()
+    eq(request(p.port, "GET", "/", host="a.test").status, 200, "plain listener")
+    expect(time.time() - t0 < 2 * SCALE, "the plain listener does not wait on tailscaled")
+
+
+@test(timeout=60)
+def test_identity_whois_metric_counts_failures(ctx):
+    ts = _emu(ctx)
+    o = ctx.origin("grafana")
+    p = ctx.portico({"grafana": svc(o)}, start=False, metrics=True, workers=1)
+    p.cfg["tailscale"] = {"services": True, "backend": "unix:" + os.path.join(ctx.dir, "tn.sock"),
+                          "socket": ts.path, "state_dir": ctx.dir}
+    p.write_config(p.cfg)
+    p.start()
+    sock = os.path.join(ctx.dir, "tn.sock")
+    echo(ts_request(sock, "/", xff="100.64.0.99"))
+    echo(ts_request(sock, "/", xff="100.64.0.2", headers=zoe_headers()))
+    echo(ts_request(sock, "/", xff="100.64.0.2", headers=zoe_headers()))
+    text = request(p.metrics_port, "GET", "/metrics").body.decode()
+    got = {l.split(" ")[0]: l.split(" ")[1] for l in text.splitlines()
+           if l.startswith("portico_whois_lookups_total")}
+    eq(got.get('portico_whois_lookups_total{outcome="failed"}'), "1", "failed whois: %r" % got)
+    eq(got.get('portico_whois_lookups_total{outcome="hit"}'), "1", "cache hit: %r" % got)
+
+
+@test(timeout=90)
+def test_identity_whois_cache_coalesces_concurrent_requests(ctx):
+    ts = _emu(ctx)
+    ts.delays["whois"] = 0.5      # the answer comes after every request has asked
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o)}, ts=ts, workers=1)
+    n = 40
+    results = [None] * n
+
+    def one(i):
+        try:
+            results[i] = echo(ts_request(p.backend, "/c%d" % i, headers=zoe_headers()))
+        except Exception as e:  # reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30 * SCALE)
+    bad = [r for r in results if not isinstance(r, dict)]
+    eq(bad, [], "failed requests")
+    eq(ts.count("GET", "whois"), 1, "whois calls for %d concurrent requests from one address" % n)
+    for r in results:
+        eq(idh(r).get("x-tailscale-user-loginname"), ["zoe@example.com"], "every request's identity")
+
+
+@test(timeout=60)
+def test_identity_funnel_request_is_anonymous(ctx):
+    ts = _emu(ctx)
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o)}, ts=ts)
+    d = echo(ts_request(p.backend, "/", xff="100.64.0.2",
+                        headers=[("Tailscale-Funnel-Request", "?1")]))
+    eq(idh(d), {"tailscale-funnel-request": ["?1"]}, "a Funnel request carries no identity")
+    eq(ts.count("GET", "whois"), 0, "no whois for Funnel")
+
+
+@test(timeout=60)
+def test_identity_headers_off_passes_tailscaled_headers_without_whois(ctx):
+    ts = _emu(ctx)
+    o = ctx.origin("grafana")
+    p = _ts_portico(ctx, {"grafana": svc(o)}, ts=ts, identity_headers=False)
+    d = echo(ts_request(p.backend, "/", headers=zoe_headers()))
+    eq(idh(d), {"tailscale-headers-info": ["https://tailscale.com/s/serve-headers"],
+                "tailscale-user-login": ["zoe@example.com"], "tailscale-user-name": [ZOE_Q],
+                "tailscale-user-profile-pic": [PIC]}, "tailscaled's headers only")
+    eq(ts.count("GET", "whois"), 0, "no whois without identity_headers")

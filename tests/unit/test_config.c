@@ -1397,6 +1397,8 @@ static void test_config_tailscale_defaults(void **state)
     assert_int_equal(ts->nhost_tags, 1);
     assert_string_equal(ts->host_tags[0], "tag:portico");
     assert_string_equal(ts->state_dir, "/var/lib/portico");
+    assert_true(ts->identity_headers);
+    assert_int_equal(ts->whois_wait_ms, TIMEOUT_WHOIS_WAIT_MS);
     assert_null(c->warnings);
     config_unref(c);
 }
@@ -1416,6 +1418,11 @@ static void test_config_tailscale_keys(void **state)
     assert_string_equal(ts->host_tags[0], "tag:proxy");
     assert_string_equal(ts->state_dir, "/srv/portico");
     config_unref(c);
+    c = expect_ok(TSVC "tailscale:\n  identity_headers: false\n");
+    assert_false(c->tailscale.identity_headers);
+    config_unref(c);
+    expect_error(TSVC "tailscale:\n  identity_headers: maybe\n",
+                 "portico.yaml:8: tailscale.identity_headers: expected a boolean (true or false)");
     /* A loopback TCP backend only when asked for, and with a warning. */
     c = expect_ok(TSVC "tailscale:\n  backend: http://127.0.0.1:8443\n"
                        "  insecure_loopback_backend: true\n");

@@ -1,0 +1,163 @@
+/* tailnet.c - the tailnet identity step of an exchange on the backend
+ * listener (tailscale.backend), between routing and forward auth.
+ *
+ * tailscaled's Tailscale-User-* headers say who a user is; a whois answer
+ * adds the node, its tags and capabilities, and is the only source for a
+ * tagged caller. Whois is asked when the upstream gets tsnsrv's headers
+ * (tailscale.identity_headers, on by default: they need the node), never
+ * for Funnel (anonymous) or a caller without an address. The answer comes
+ * from the worker's whois cache (whois.c over localapi.c); while it is
+ * pending the exchange waits in EX_IDENTITY with its head still unread,
+ * and routing runs again (pure, same snapshot) when it comes. A failed
+ * whois leaves the caller without identity, even when headers named a
+ * user: whatever then needs identity refuses, never trusts half of it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "exchange_int.h"
+#include "localapi.h"
+#include "log.h"
+#include "route.h"
+#include "whois.h"
+#include "worker.h"
+
+/* The worker's whois cache for the snapshot's LocalAPI socket, made on
+ * first use (a reload that names another socket starts a new one); NULL
+ * when it cannot be made (logged). */
+static struct whois_cache *worker_whois(struct worker *w, const struct config_tailscale *ts)
+{
+    if (w->whois && strcmp(w->ts_socket, ts->socket) == 0)
+        return w->whois;
+    tailnet_worker_free(w);
+    char err[256];
+    w->localapi =
+        localapi_client_new(w->loop, ts->socket, TIMEOUT_LOCALAPI_MS, &w->metrics, err, sizeof err);
+    if (!w->localapi) {
+        log_msg(LOG_ERROR, "worker %u: no LocalAPI client for whois: %s", w->id, err);
+        return NULL;
+    }
+    w->whois = whois_cache_new_localapi(w->localapi, w->loop, &w->metrics);
+    if (!w->whois) {
+        log_msg(LOG_ERROR, "worker %u: no whois cache: out of memory", w->id);
+        localapi_client_free(w->localapi);
+        w->localapi = NULL;
+        return NULL;
+    }
+    snprintf(w->ts_socket, sizeof w->ts_socket, "%s", ts->socket);
+    return w->whois;
+}
+
+void tailnet_worker_free(struct worker *w)
+{
+    whois_cache_free(w->whois); /* detaches waiters; cancels its calls first */
+    w->whois = NULL;
+    localapi_client_free(w->localapi);
+    w->localapi = NULL;
+    w->ts_socket[0] = '\0';
+}
+
+/* Does this request need what only whois knows? */
+static bool needs_whois(const struct exchange *ex)
+{
+    return ex->cfg->tailscale.identity_headers;
+}
+
+/* A whois answer replaces what the headers said, keeping the app
+ * capabilities tailscaled computed for this handler (whois has no such
+ * field). */
+static void take_whois(struct exchange *ex, const struct identity *answer)
+{
+    static __thread char caps[LIMIT_IDENTITY_BYTES];
+    const char *c = identity_get(&ex->id, IDENTITY_APP_CAPS);
+    size_t clen = strlen(c);
+    memcpy(caps, c, clen + 1);
+    ex->id = *answer;
+    if (clen && identity_set(&ex->id, IDENTITY_APP_CAPS, caps, clen) < 0)
+        identity_init(&ex->id); /* no room: no identity rather than a cut one */
+}
+
+/* Routing again, after the wait (the route_result of the first pass is
+ * per thread and has been reused since), then on. */
+static enum ex_result resume(struct exchange *ex)
+{
+    static __thread struct route_result rt;
+    const struct http_request *req = &ex->req;
+    struct route_request rq = {.host = req->host,
+                               .path = req->path,
+                               .query = req->query,
+                               .by_name = ex->cfg->tailnet_names};
+    ex_set_state(ex, EX_ROUTING);
+    if (route_resolve(ex->cfg->routes, &rq, &rt) != ROUTE_OK || rt.svc != ex->svc) {
+        /* The snapshot is the same, so this cannot happen; never guess. */
+        buf_consume(ex->c->s.in, req->head_len);
+        return ex_respond(ex, 500, "internal error: the request could not be routed again", true);
+    }
+    return ex_routed(ex, &rt);
+}
+
+static void on_whois(struct whois_waiter *w, const struct identity *id, const char *err)
+{
+    struct exchange *ex = container_of(w, struct exchange, whois_wait);
+    if (id) {
+        take_whois(ex, id);
+    } else {
+        /* Failures are cached per address for a few seconds, so this line
+         * comes once per caller and worker in that time, not per request. */
+        log_msg(LOG_WARN,
+                "tailnet caller %s: whois failed: %s; it has no identity, so allow lists "
+                "refuse it and auth_bypass_tailnet does not apply",
+                ex->client, err);
+        identity_init(&ex->id);
+    }
+    (void)resume(ex);
+}
+
+bool tailnet_identify(struct exchange *ex)
+{
+    struct identity *id = &ex->id;
+    int e = identity_from_headers(id, &ex->req);
+    if (e < 0)
+        log_msg(LOG_WARN, "tailnet caller %s: identity headers refused (%s); no identity",
+                ex->client[0] ? ex->client : "-", identity_strerror(e));
+    if (id->funnel || !ex->client[0] || !needs_whois(ex))
+        return true;
+    struct whois_cache *wc = worker_whois(ex_worker(ex), &ex->cfg->tailscale);
+    if (!wc) {
+        identity_init(id);
+        return true;
+    }
+    static __thread struct identity found;
+    char err[256];
+    ex->whois_wait.fn = on_whois;
+    switch (whois_lookup(wc, ex->client, &ex->whois_wait, &found, err, sizeof err)) {
+    case WHOIS_FOUND:
+        take_whois(ex, &found);
+        return true;
+    case WHOIS_UNKNOWN:
+        identity_init(id);
+        return true;
+    case WHOIS_PENDING:
+        break;
+    }
+    ex_set_state(ex, EX_IDENTITY);
+    return false;
+}
+
+enum ex_result tailnet_timeout(struct exchange *ex)
+{
+    whois_detach(&ex->whois_wait);
+    log_msg(LOG_WARN, "tailnet caller %s: no whois answer within %ums; it has no identity",
+            ex->client, ex->cfg->tailscale.whois_wait_ms);
+    identity_init(&ex->id);
+    return resume(ex);
+}
+
+void tailnet_headers(const struct exchange *ex, struct identity_headers *out)
+{
+    unsigned what = IDENTITY_SEND_TAILSCALED;
+    if (ex->cfg->tailscale.identity_headers)
+        what |= IDENTITY_SEND_TSNSRV;
+    if (identity_build_headers(&ex->id, what, out) < 0)
+        out->n = 0; /* cannot happen: IDENTITY_HEADERS_BYTES holds the largest identity */
+}
