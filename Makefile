@@ -173,6 +173,7 @@ bench:
 	@bench/run.sh $(BUILD)/portico
 	@bench/tls.sh $(BUILD)/portico
 	@bench/auth.sh $(BUILD)/portico
+	@bench/tailnet.sh $(BUILD)/portico
 
 bench-ab:
 	@if [ -z "$(BASE)" ]; then echo "usage: make bench-ab BASE=path/to/previous/portico" >&2; exit 2; fi
