@@ -199,4 +199,10 @@
 #define TIMEOUT_WHOIS_TTL_MS      60000
 #define TIMEOUT_WHOIS_FAIL_TTL_MS 5000
 
+/* systemd notify messages (sdnotify.c): one datagram each, the STATUS=
+ * text cut to fit. systemd reads datagrams of up to about 4 KiB; a status
+ * line is meant for one line of `systemctl status`. */
+#define LIMIT_SDNOTIFY_MSG_BYTES    1024
+#define LIMIT_SDNOTIFY_STATUS_BYTES 400
+
 #endif
