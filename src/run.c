@@ -3,8 +3,8 @@
  * The main thread owns everything that is not per request: signals
  * (through a signalfd, so handlers never run inside library code), loading
  * and swapping configuration snapshots, the listening sockets, the
- * /metrics endpoint (metrics_http.c) and upgrades (upgrade.c). Workers do
- * all request work. */
+ * /metrics endpoint (metrics_http.c), upgrades (upgrade.c) and what systemd
+ * is told (sdnotify.c). Workers do all request work. */
 #include "run.h"
 
 #include <errno.h>
@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "certwatch.h"
@@ -25,6 +26,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "resolve.h"
+#include "sdnotify.h"
 #include "tscert.h"
 #include "tspublish.h"
 #include "upgrade.h"
@@ -43,6 +45,13 @@ struct mainctx {
     struct upgrade upgrade;
     /* Publishes the services as Tailscale Services on start and reload. */
     struct tspublish *publish;
+    struct sdnotify notify;
+    /* Sends WATCHDOG=1 from this loop, so a stuck loop stops the pings. */
+    struct loop_timer watchdog;
+    bool watchdog_withheld; /* a worker did not answer: said once until all answer again */
+    /* The last reload for STATUS=: 0 none, 1 done, -1 refused for reload_error. */
+    int last_reload;
+    char reload_error[LIMIT_SDNOTIFY_STATUS_BYTES];
 };
 
 /* One "listening" line per socket with the address it is bound to (the
@@ -80,37 +89,56 @@ static void log_config_warnings(const struct config *c)
     }
 }
 
-static void reload(struct mainctx *m)
+/* Tell systemd state (READY=1, ...) with status, or the summary of what
+ * runs when status is NULL. */
+static void notify(struct mainctx *m, const char *state, const char *status)
 {
-    char err[1024];
-    struct config *c = config_load(m->path, err, sizeof err);
-    if (!c) {
-        log_msg(LOG_ERROR, "reload refused: %s", err);
-        certwatch_set(m->certs, m->srv.cfg); /* what failed to load is not a change any more */
+    if (!sdnotify_on(&m->notify))
         return;
+    char summary[LIMIT_SDNOTIFY_STATUS_BYTES], msg[LIMIT_SDNOTIFY_MSG_BYTES];
+    if (!status) {
+        const struct config *c = m->srv.cfg;
+        struct sdnotify_summary s = {
+            .services = c->nservices,
+            .listeners = listener_config_count(c),
+            .workers = m->srv.nworkers,
+            .connections = __atomic_load_n(&m->srv.nconns, __ATOMIC_RELAXED),
+            .reload = m->last_reload,
+            .reload_error = m->reload_error,
+        };
+        sdnotify_format_summary(summary, sizeof summary, &s);
+        status = summary;
     }
+    sdnotify_format(msg, sizeof msg, state, status);
+    sdnotify_send(&m->notify, msg);
+}
+
+/* Load the configuration again and put it in place. Returns 0, or -1 with
+ * why in err, the running configuration left as it was. */
+static int reload_apply(struct mainctx *m, char *err, size_t errlen)
+{
+    struct config *c = config_load(m->path, err, errlen);
+    if (!c)
+        return -1;
     log_config_warnings(c);
     if (c->workers != m->srv.nworkers)
         log_msg(LOG_WARN, "workers changed from %u to %u; this takes effect on restart",
                 m->srv.nworkers, c->workers);
-    struct listener **ls =
-        listener_open_all(c, m->srv.listeners, m->srv.nlisteners, err, sizeof err);
+    struct listener **ls = listener_open_all(c, m->srv.listeners, m->srv.nlisteners, err, errlen);
     if (!ls) {
-        log_msg(LOG_ERROR, "reload refused: %s", err);
         config_unref(c);
-        certwatch_set(m->certs, m->srv.cfg);
-        return;
+        return -1;
     }
     if (metrics_assign_slots(c) < 0 ||
-        metrics_http_apply(&m->metrics, c, NULL, 0, err, sizeof err) < 0 ||
+        metrics_http_apply(&m->metrics, c, NULL, 0, err, errlen) < 0 ||
         (err[0] = '\0', resolve_bind(c, TIMEOUT_RESOLVE_WAIT_MS) < 0)) {
-        log_msg(LOG_ERROR, "reload refused: %s", err[0] ? err : "out of memory");
+        if (!err[0])
+            snprintf(err, errlen, "out of memory");
         for (size_t i = 0; i < listener_config_count(c); i++)
             listener_unref(ls[i]);
         free(ls);
         config_unref(c);
-        certwatch_set(m->certs, m->srv.cfg);
-        return;
+        return -1;
     }
     for (size_t i = 0; i < m->srv.nlisteners; i++)
         listener_unref(m->srv.listeners[i]);
@@ -127,6 +155,56 @@ static void reload(struct mainctx *m)
             log_plural(c->nservices, "service", "services"), listener_config_count(c),
             log_plural(listener_config_count(c), "listener", "listeners"));
     tspublish_set(m->publish, c);
+    return 0;
+}
+
+/* systemd hears RELOADING=1 (with the time it started, which
+ * Type=notify-reload requires) before, and READY=1 after, a refused reload
+ * as well: the old configuration serves again. */
+static void reload(struct mainctx *m)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    char state[64];
+    snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
+    notify(m, state, "reloading the configuration");
+    char err[1024];
+    if (reload_apply(m, err, sizeof err) < 0) {
+        log_msg(LOG_ERROR, "reload refused: %s", err);
+        certwatch_set(m->certs, m->srv.cfg); /* what failed to load is not a change any more */
+        m->last_reload = -1;
+        /* Cut to what STATUS= shows anyway. */
+        size_t n = strnlen(err, sizeof m->reload_error - 1);
+        memcpy(m->reload_error, err, n);
+        m->reload_error[n] = '\0';
+    } else {
+        m->last_reload = 1;
+    }
+    notify(m, "READY=1", NULL);
+}
+
+/* Every half WATCHDOG_USEC: WATCHDOG=1 (with a fresh STATUS=) if every
+ * worker answered the previous round's ping, so a worker stuck in a loop
+ * stops the pings as a stuck main loop does; then ping them again. */
+static void on_watchdog(struct loop *l, struct loop_timer *t)
+{
+    struct mainctx *m = container_of(t, struct mainctx, watchdog);
+    int silent = worker_first_silent(&m->srv);
+    if (silent < 0) {
+        if (m->watchdog_withheld)
+            log_msg(LOG_INFO, "every worker answers again: watchdog pings resumed");
+        m->watchdog_withheld = false;
+        notify(m, "WATCHDOG=1", NULL);
+    } else if (!m->watchdog_withheld) {
+        m->watchdog_withheld = true;
+        log_msg(LOG_ERROR,
+                "worker %d has not answered for %llu ms: watchdog pings withheld until it does",
+                silent, (unsigned long long)(m->notify.watchdog_usec / 2000));
+    }
+    worker_ping_all(&m->srv);
+    uint64_t ms = m->notify.watchdog_usec / 2000;
+    loop_timer_arm(l, t, ms ? ms : 1);
 }
 
 static void on_cert_change(void *arg, const char *path)
@@ -148,6 +226,8 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
         } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             log_msg(LOG_INFO, "%s received: draining connections",
                     si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            if (!m->upgrade.handed_over)
+                notify(m, "STOPPING=1", "draining connections");
             loop_stop(l);
         } else if (si.ssi_signo == SIGUSR2) {
             upgrade_start(&m->upgrade);
@@ -173,6 +253,9 @@ int run_serve(const char *path, char **argv)
     struct mainctx m = {.path = path, .sigio = {.fd = -1}};
     /* First: the path of this binary is read before a package can replace it. */
     upgrade_init(&m.upgrade, argv, &m.srv, &m.metrics);
+    /* Before any thread: it may change the environment. */
+    sdnotify_init(&m.notify);
+    loop_timer_init(&m.watchdog, on_watchdog);
 
     sigset_t set;
     sigemptyset(&set);
@@ -280,6 +363,18 @@ int run_serve(const char *path, char **argv)
     snprintf(pidtext, sizeof pidtext, "%d", (int)getpid());
     const char *kv[] = {"pid", pidtext};
     log_fields(LOG_INFO, serving, kv, 1);
+    /* A process started by a SIGUSR2 upgrade becomes the main one: a
+     * manager that accepts it (NotifyAccess=all) follows the new pid. */
+    char state[48];
+    if (listener_ready_fd() >= 0)
+        snprintf(state, sizeof state, "MAINPID=%d\nREADY=1", (int)getpid());
+    else
+        snprintf(state, sizeof state, "READY=1");
+    notify(&m, state, NULL);
+    if (m.notify.watchdog_usec) {
+        loop_update_time(m.loop); /* start-up took a while: the first interval starts now */
+        on_watchdog(m.loop, &m.watchdog);
+    }
     upgrade_tell_ready();
     /* After the listeners: tailscaled being slow or away never holds them up. */
     tspublish_set(m.publish, c);
@@ -289,6 +384,9 @@ int run_serve(const char *path, char **argv)
     log_msg(LOG_INFO, "stopped");
     rc = 0;
 out:
+    if (m.loop)
+        loop_timer_disarm(m.loop, &m.watchdog);
+    sdnotify_close(&m.notify);
     tspublish_free(m.publish);
     tscert_free(m.tscert);
     certwatch_free(m.certs);

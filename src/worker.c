@@ -348,6 +348,11 @@ int worker_start_all(struct server *srv, char *err, size_t errlen)
             snprintf(err, errlen, "cannot start worker thread: %s", strerror(rc));
             return -1;
         }
+        /* Named as the log names it ("worker 0"), for top -H and debuggers. */
+        char name[24];
+        snprintf(name, sizeof name, "worker %u", i);
+        name[15] = '\0'; /* the kernel keeps 15 bytes; LIMIT_WORKERS_MAX fits in them */
+        pthread_setname_np(srv->workers[i].thread, name);
     }
     return 0;
 }
@@ -373,6 +378,30 @@ void worker_reload_all(struct server *srv)
             free(p);
         }
     }
+}
+
+static void on_ping(struct loop *l, void *arg)
+{
+    struct worker *w = arg;
+    __atomic_store_n(&w->pong, __atomic_load_n(&w->srv->ping, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+}
+
+void worker_ping_all(struct server *srv)
+{
+    uint64_t round = __atomic_add_fetch(&srv->ping, 1, __ATOMIC_ACQ_REL);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (loop_post(srv->workers[i].loop, on_ping, &srv->workers[i]) < 0)
+            /* Counts as an answer: out of memory is not a stuck loop. */
+            __atomic_store_n(&srv->workers[i].pong, round, __ATOMIC_RELEASE);
+}
+
+int worker_first_silent(const struct server *srv)
+{
+    uint64_t round = __atomic_load_n(&srv->ping, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (__atomic_load_n(&srv->workers[i].pong, __ATOMIC_ACQUIRE) < round)
+            return (int)i;
+    return -1;
 }
 
 void worker_stop_all(struct server *srv)

@@ -88,6 +88,7 @@ struct worker {
     struct localapi_client *localapi;
     struct whois_cache *whois;
     char ts_socket[128];
+    uint64_t pong; /* atomic: the last server ping this worker's loop answered */
     /* What draining did: closed at its start, left to finish, cut at
      * shutdown_timeout (read by the main thread after the join). */
     struct {
@@ -104,6 +105,7 @@ struct server {
     unsigned nworkers;
     uint32_t nconns;         /* atomic: client connections in all workers */
     struct peer_table peers; /* limits.max_connections_per_client */
+    uint64_t ping;           /* atomic: the round of worker_ping_all, 0 before the first */
 };
 
 /* Start n workers on cfg and the given listeners (references are taken). */
@@ -114,6 +116,13 @@ void worker_reload_all(struct server *srv);
  * finish in-flight work within shutdown_timeout, and exit; join them and
  * log one line saying what was closed and how long it took. */
 void worker_stop_all(struct server *srv);
+
+/* Post each worker a closure that records the new ping round: a worker
+ * whose loop is stuck never runs it. Main thread. */
+void worker_ping_all(struct server *srv);
+/* The id of a worker that has not answered the last round, or -1 when all
+ * have (or none was sent). */
+int worker_first_silent(const struct server *srv);
 
 /* Worker side: a client connection closed (counters, paused accepts, drain). */
 void worker_conn_closed(struct worker *w);

@@ -200,6 +200,7 @@ class Portico:
         self.rc = None
         self.problems = []
         self.wrap = []  # a command prefix (e.g. a private mount namespace), exec'ing portico
+        self.env = {}   # environment variables added for portico (NOTIFY_SOCKET, ...)
         self.write_config(config)
 
     def write_config(self, config):
@@ -220,6 +221,7 @@ class Portico:
         that then execs portico (so the pid is portico's)."""
         args = self.wrap + [self.binary, "run", "-c", self.path]
         env = sanitizer_env()
+        env.update(self.env)
         kw = {}
         if fds is not None:
             srcs = list(fds)
