@@ -1,11 +1,13 @@
 """systemd: the notify protocol against a datagram socket standing in for
-systemd's."""
+systemd's, and the unit file in dist/ through systemd-analyze."""
 
 import ctypes
 import ctypes.util
 
 from common import *
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UNIT = os.path.join(REPO, "dist", "portico.service")
 
 
 class NotifySocket:
@@ -342,3 +344,21 @@ def _stop(pid):
             return
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
+
+
+@test(timeout=60)
+def test_unit_file_passes_systemd_analyze_verify(ctx):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        ctx.notes.append("SKIPPED: systemd-analyze is not installed (Debian package systemd)")
+        return
+    # verify resolves ExecStart= binaries: point them at this build.
+    text = open(UNIT).read().replace("/usr/local/bin/portico", os.path.abspath(ctx.binary))
+    path = os.path.join(ctx.dir, "portico.service")
+    with open(path, "w") as f:
+        f.write(text)
+    r = subprocess.run([analyze, "verify", path], capture_output=True, text=True, timeout=60)
+    # Lines about units of the host (this machine runs no systemd) are not the unit's.
+    own = [l for l in (r.stdout + r.stderr).splitlines() if "portico.service" in l]
+    eq(own, [], "systemd-analyze verify on the unit")
+    eq(r.returncode, 0, "systemd-analyze verify exit status; output: %s" % (r.stdout + r.stderr))
