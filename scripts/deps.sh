@@ -8,7 +8,8 @@
 set -eu
 
 build="gcc make libc6-dev pkg-config libhttp-parser-dev libyaml-dev libssl-dev libjansson-dev"
-test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2"
+# groff-base, man-db and mandoc check that the manual pages render without a warning.
+test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2 groff-base man-db mandoc"
 bench="$test wrk haproxy hyperfine libnginx-mod-stream"
 lint="clang-format cppcheck"
 # libFuzzer ships in libclang-rt-dev; llvm brings llvm-symbolizer for readable reports.

@@ -37,7 +37,8 @@ static void usage(FILE *f)
                "                                 on the local tailscaled (plan: show what would\n"
                "                                 change; policy: what the tailnet must define)\n"
                "       portico version           version and libraries\n"
-               "default FILE: " DEFAULT_CONFIG "\n");
+               "       portico help              this list (also --help, -h)\n"
+               "default FILE: " DEFAULT_CONFIG "; manual: man 8 portico, man 5 portico.yaml\n");
 }
 
 /* "-c FILE" after the command; returns the file or def, NULL (after a
