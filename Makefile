@@ -16,6 +16,9 @@
 #   make structure  fail when a file in src/ is over 800 lines
 #   make realapps   Node-RED, Jupyter and Syncthing behind portico in headless Chromium
 #                   (a few minutes; needs npm; see tests/realapps/run.py)
+#   make install    the binary, the systemd unit, the manual pages and an example
+#                   configuration under PREFIX (/usr/local), staged under DESTDIR
+#   make uninstall  remove what make install put there, except the configuration
 
 VERSION := 0.1.0
 CC      ?= gcc
@@ -70,7 +73,7 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_OBJS    := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 
 .PHONY: all deps run test test-asan unit e2e lint format bench clean fuzz fuzz-smoke fuzz-build \
-        fuzz-bins mutate realapps structure bench-ab FORCE
+        fuzz-bins mutate realapps structure bench-ab install uninstall FORCE
 
 all: $(BUILD)/portico
 
@@ -188,6 +191,47 @@ realapps:
 	@scripts/deps.sh realapps
 	@$(MAKE) --no-print-directory all
 	@/usr/bin/python3 tests/realapps/run.py --portico $(BUILD)/portico
+
+# Installation. The binary goes to sbin, as Debian's nginx and haproxy put
+# theirs in /usr/sbin: a daemon that root or systemd starts, documented in
+# section 8. The unit's command lines name the binary, so it is installed with
+# the path substituted. The configuration is the user's: it is created from
+# the example only when there is none, and uninstall leaves it.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/portico
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+# The binary to install (make install BIN=build/asan/portico for another build).
+BIN        ?= $(BUILD)/portico
+INSTALL    ?= install
+
+install: $(BIN)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/portico
+	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/portico
+	sed 's|/usr/local/bin/portico|$(SBINDIR)/portico|g' dist/portico.service \
+	    >$(DESTDIR)$(UNITDIR)/portico.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/portico.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/portico.service.tmp $(DESTDIR)$(UNITDIR)/portico.service
+	$(INSTALL) -m 0644 docs/portico.8 $(DESTDIR)$(MANDIR)/man8/portico.8
+	$(INSTALL) -m 0644 docs/portico.yaml.5 $(DESTDIR)$(MANDIR)/man5/portico.yaml.5
+	$(INSTALL) -m 0644 dist/portico.yaml $(DESTDIR)$(DOCDIR)/portico.yaml.example
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/portico/portico.yaml ]; then \
+	    echo "$(DESTDIR)$(SYSCONFDIR)/portico/portico.yaml exists: left as it is"; \
+	else \
+	    echo "$(INSTALL) -m 0644 dist/portico.yaml $(DESTDIR)$(SYSCONFDIR)/portico/portico.yaml"; \
+	    $(INSTALL) -m 0644 dist/portico.yaml $(DESTDIR)$(SYSCONFDIR)/portico/portico.yaml; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/portico $(DESTDIR)$(UNITDIR)/portico.service \
+	    $(DESTDIR)$(MANDIR)/man8/portico.8 $(DESTDIR)$(MANDIR)/man5/portico.yaml.5 \
+	    $(DESTDIR)$(DOCDIR)/portico.yaml.example
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	@echo "$(DESTDIR)$(SYSCONFDIR)/portico/portico.yaml is left in place (remove it by hand)"
 
 clean:
 	rm -rf build

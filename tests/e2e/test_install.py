@@ -1,4 +1,4 @@
-"""End-to-end tests: the manual pages and `portico help`.
+"""End-to-end tests: make install, the manual pages, and `portico help`.
 
 The key test reads the configuration key tables in src/ (each section's
 `static const struct cfg_key NAME[]`, and the top level's `sections[]`), so
@@ -140,3 +140,73 @@ def test_help_lists_every_command(ctx):
         eq(p.returncode, 0, "portico %s: exit status" % arg)
         for c in COMMANDS:
             expect(c in p.stdout, "portico %s: no %r in %r" % (arg, c, p.stdout))
+
+
+def make_install(ctx, dest, target="install"):
+    p = subprocess.run(["make", "--no-print-directory", "-C", ROOT, target, "DESTDIR=" + dest,
+                        "PREFIX=/usr", "BIN=" + os.path.abspath(ctx.binary)],
+                       capture_output=True, text=True, timeout=60)
+    eq(p.returncode, 0, "make %s: exit status (stderr %r)" % (target, p.stderr))
+    return p.stdout
+
+
+def tree(root):
+    """{path relative to root: mode} for every file under root."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            full = os.path.join(d, f)
+            out[os.path.relpath(full, root)] = os.stat(full).st_mode & 0o7777
+    return out
+
+
+@test(timeout=90)
+def test_make_install_and_uninstall(ctx):
+    """make install DESTDIR=... PREFIX=/usr puts the binary in /usr/sbin, the
+    unit (naming that binary), the manual pages, the example and a
+    configuration (only when there is none) in place; uninstall removes all
+    but the configuration."""
+    dest = os.path.join(ctx.dir, "root")
+    make_install(ctx, dest)
+    want = {
+        "usr/sbin/portico": 0o755,
+        "usr/lib/systemd/system/portico.service": 0o644,
+        "usr/share/man/man8/portico.8": 0o644,
+        "usr/share/man/man5/portico.yaml.5": 0o644,
+        "usr/share/doc/portico/portico.yaml.example": 0o644,
+        "etc/portico/portico.yaml": 0o644,
+    }
+    eq(tree(dest), want, "installed files and modes")
+    expect(open(os.path.join(dest, "usr/sbin/portico"), "rb").read()
+           == open(ctx.binary, "rb").read(), "the installed binary is not the build's")
+
+    # Every command line of the unit runs the installed binary.
+    unit = open(os.path.join(dest, "usr/lib/systemd/system/portico.service")).read()
+    execs = re.findall(r"^(Exec\w+)=(\S+)(.*)$", unit, re.M)
+    start = [e for e in execs if e[0] == "ExecStart"]
+    eq(len(start), 1, "ExecStart lines")
+    eq(start[0][1], "/usr/sbin/portico", "ExecStart's binary")
+    expect(start[0][2].startswith(" run -c /etc/portico/portico.yaml"), "ExecStart %r" % (start,))
+    for name, binary, _ in execs:
+        expect(binary == "/usr/sbin/portico" or not binary.endswith("portico"),
+               "%s runs %s, not the installed binary" % (name, binary))
+    expect("/usr/local/" not in unit, "the unit still names /usr/local")
+
+    # The installed example is a configuration portico accepts.
+    rc, out, err = run_check(ctx.binary, os.path.join(dest, "etc/portico/portico.yaml"))
+    eq(rc, 0, "portico check on the installed example (stderr %r)" % err)
+    problems = (lint_page(os.path.join(dest, "usr/share/man/man8/portico.8"))
+                + lint_page(os.path.join(dest, "usr/share/man/man5/portico.yaml.5")))
+    expect(not problems, "\n".join(problems))
+
+    # A second install leaves the user's configuration alone.
+    conf = os.path.join(dest, "etc/portico/portico.yaml")
+    open(conf, "w").write("# mine\n")
+    os.chmod(conf, 0o600)
+    out = make_install(ctx, dest)
+    eq(open(conf).read(), "# mine\n", "configuration after a second install")
+    eq(os.stat(conf).st_mode & 0o7777, 0o600, "configuration mode after a second install")
+    expect("left as it is" in out, "make install did not say it kept the configuration: %r" % out)
+
+    make_install(ctx, dest, "uninstall")
+    eq(tree(dest), {"etc/portico/portico.yaml": 0o600}, "files left after uninstall")
