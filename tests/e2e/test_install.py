@@ -142,9 +142,9 @@ def test_help_lists_every_command(ctx):
             expect(c in p.stdout, "portico %s: no %r in %r" % (arg, c, p.stdout))
 
 
-def make_install(ctx, dest, target="install"):
+def make_install(ctx, dest, target="install", prefix="/usr", extra=()):
     p = subprocess.run(["make", "--no-print-directory", "-C", ROOT, target, "DESTDIR=" + dest,
-                        "PREFIX=/usr", "BIN=" + os.path.abspath(ctx.binary)],
+                        "PREFIX=" + prefix, "BIN=" + os.path.abspath(ctx.binary)] + list(extra),
                        capture_output=True, text=True, timeout=60)
     eq(p.returncode, 0, "make %s: exit status (stderr %r)" % (target, p.stderr))
     return p.stdout
@@ -210,3 +210,23 @@ def test_make_install_and_uninstall(ctx):
 
     make_install(ctx, dest, "uninstall")
     eq(tree(dest), {"etc/portico/portico.yaml": 0o600}, "files left after uninstall")
+
+
+@test(timeout=90)
+def test_installed_unit_passes_systemd_analyze_verify(ctx):
+    """Installed under a prefix of its own (so that the binary the unit names
+    exists), the unit passes systemd-analyze verify."""
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        ctx.notes.append("SKIPPED: systemd-analyze is not installed (Debian package systemd)")
+        return
+    prefix = os.path.join(ctx.dir, "prefix")
+    make_install(ctx, "", prefix=prefix, extra=["SYSCONFDIR=" + os.path.join(ctx.dir, "etc")])
+    unit = os.path.join(prefix, "lib/systemd/system/portico.service")
+    text = open(unit).read()
+    expect("ExecStart=%s/sbin/portico run " % prefix in text, "ExecStart in %r" % text)
+    r = subprocess.run([analyze, "verify", unit], capture_output=True, text=True, timeout=60)
+    # Lines about units of the host (this machine runs no systemd) are not the unit's.
+    own = [l for l in (r.stdout + r.stderr).splitlines() if "portico.service" in l]
+    eq(own, [], "systemd-analyze verify on the installed unit")
+    eq(r.returncode, 0, "systemd-analyze verify exit status; output: %s" % (r.stdout + r.stderr))
