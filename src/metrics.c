@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "localapi.h"
@@ -175,6 +176,25 @@ void metrics_count_request(struct metrics_worker *m, size_t slot, int status, ui
     }
     bump(&s->count, 1);
     bump(&s->sum_us, usec);
+    uint64_t now = metrics_now_ms();
+    __atomic_store_n(&s->last_status, (uint64_t)status, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->last_us, usec, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->last_at_ms, now, __ATOMIC_RELAXED);
+    if (status < 500)
+        __atomic_store_n(&s->last_error, METRICS_ERR_NONE, __ATOMIC_RELAXED);
+    /* Reset a slot when its step comes round again: the reader skips
+     * slots whose step is out of its window, so a half-reset one costs at
+     * most one request's worth of accuracy, never a lock. */
+    uint64_t step = now / 1000 / METRICS_WINDOW_SEC + 1;
+    size_t i = step % METRICS_WINDOWS;
+    if (get(&s->win_step[i]) != step) {
+        __atomic_store_n(&s->win_req[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->win_err[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->win_step[i], step, __ATOMIC_RELEASE);
+    }
+    bump(&s->win_req[i], 1);
+    if (status >= 500)
+        bump(&s->win_err[i], 1);
     bump(&s->bytes_in, bytes_in);
     bump(&s->bytes_out, bytes_out);
 }
@@ -182,15 +202,19 @@ void metrics_count_request(struct metrics_worker *m, size_t slot, int status, ui
 void metrics_count_connect_error(struct metrics_worker *m, size_t slot)
 {
     struct metrics_service *s = metrics_service(m, slot);
-    if (s)
-        bump(&s->connect_errors, 1);
+    if (!s)
+        return;
+    bump(&s->connect_errors, 1);
+    __atomic_store_n(&s->last_error, METRICS_ERR_CONNECT, __ATOMIC_RELAXED);
 }
 
 void metrics_count_timeout(struct metrics_worker *m, size_t slot)
 {
     struct metrics_service *s = metrics_service(m, slot);
-    if (s)
-        bump(&s->timeouts, 1);
+    if (!s)
+        return;
+    bump(&s->timeouts, 1);
+    __atomic_store_n(&s->last_error, METRICS_ERR_TIMEOUT, __ATOMIC_RELAXED);
 }
 
 void metrics_count_incomplete(struct metrics_worker *m, size_t slot)
@@ -310,6 +334,49 @@ static void sum_service(struct metrics_worker *const *workers, size_t nworkers, 
             t->auth_buckets[i] += get(&s->auth_buckets[i]);
         t->auth_count += get(&s->auth_count);
         t->auth_sum_us += get(&s->auth_sum_us);
+        uint64_t at = get(&s->last_at_ms);
+        uint64_t err = get(&s->last_error);
+        if (at && at >= t->last_at_ms) {
+            t->last_at_ms = at;
+            t->last_status = get(&s->last_status);
+            t->last_us = get(&s->last_us);
+        }
+        if (err != METRICS_ERR_NONE)
+            t->last_error = err;
+    }
+}
+
+void metrics_sum_service(struct metrics_worker *const *workers, size_t nworkers, size_t slot,
+                         struct metrics_service *t)
+{
+    sum_service(workers, nworkers, slot, t);
+}
+
+uint64_t metrics_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void metrics_sum_window(struct metrics_worker *const *workers, size_t nworkers, size_t slot,
+                        unsigned steps, uint64_t *requests, uint64_t *errors)
+{
+    uint64_t now = metrics_now_ms() / 1000 / METRICS_WINDOW_SEC + 1;
+    *requests = *errors = 0;
+    for (size_t w = 0; w < nworkers; w++) {
+        struct metrics_service *chunk =
+            __atomic_load_n(&workers[w]->chunks[slot / METRICS_CHUNK], __ATOMIC_ACQUIRE);
+        if (!chunk)
+            continue;
+        const struct metrics_service *s = &chunk[slot % METRICS_CHUNK];
+        for (size_t i = 0; i < METRICS_WINDOWS; i++) {
+            uint64_t step = __atomic_load_n(&s->win_step[i], __ATOMIC_ACQUIRE);
+            if (step == 0 || step > now || now - step >= steps)
+                continue;
+            *requests += get(&s->win_req[i]);
+            *errors += get(&s->win_err[i]);
+        }
     }
 }
 
@@ -325,6 +392,11 @@ static const struct metrics_publish *publish; /* main thread only */
 void metrics_attach_publish(const struct metrics_publish *p)
 {
     publish = p;
+}
+
+const struct metrics_publish *metrics_publish_attached(void)
+{
+    return publish;
 }
 
 static const char *const publish_results[METRICS_PUBLISH_RESULTS] = {"written", "unchanged",

@@ -17,6 +17,11 @@ struct config;
 #define METRICS_CHUNK      1024 /* service slots per lazily allocated chunk */
 #define METRICS_CHUNKS_MAX 1024 /* so at most 1,048,576 distinct service names */
 #define METRICS_SLOT_NONE  0    /* requests that matched no service: service="-" */
+#define METRICS_WINDOW_SEC 10   /* the status page's recent counts, in steps of this */
+#define METRICS_WINDOWS    30   /* steps kept: the last 5 minutes */
+
+/* The last upstream failure of a service (metrics_service.last_error). */
+enum metrics_upstream_error { METRICS_ERR_NONE, METRICS_ERR_CONNECT, METRICS_ERR_TIMEOUT };
 
 struct metrics_service {
     uint64_t requests[5]; /* by status class 1xx..5xx */
@@ -33,6 +38,13 @@ struct metrics_service {
     uint64_t auth[4];           /* forward-auth decisions, by enum auth_result */
     uint64_t auth_buckets[METRICS_BUCKETS];
     uint64_t auth_count, auth_sum_us; /* subrequests made (cache hits excluded) */
+    /* For the status page: the last response (its status, duration and
+     * CLOCK_MONOTONIC time in ms), the last upstream failure since a
+     * response below 500 (enum metrics_upstream_error), and requests and
+     * 5xx responses per METRICS_WINDOW_SEC step: win_step[i] says which
+     * step (monotonic seconds / METRICS_WINDOW_SEC + 1) slot i counts. */
+    uint64_t last_status, last_us, last_at_ms, last_error;
+    uint64_t win_step[METRICS_WINDOWS], win_req[METRICS_WINDOWS], win_err[METRICS_WINDOWS];
 };
 
 /* LocalAPI calls by endpoint and result (enum localapi_endpoint and enum
@@ -108,6 +120,19 @@ void metrics_worker_free(struct metrics_worker *m);
 /* Render all workers' counters. Returns a malloc'd NUL-terminated text
  * (caller frees) or NULL when out of memory. */
 char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, size_t *len);
+
+/* For the status page (main thread): every counter of the service in
+ * slot summed over the workers, with last_* taken from the worker that saw
+ * the newest response, and its requests and 5xx responses in the last
+ * `steps` METRICS_WINDOW_SEC steps (the current one included). */
+void metrics_sum_service(struct metrics_worker *const *workers, size_t nworkers, size_t slot,
+                         struct metrics_service *t);
+void metrics_sum_window(struct metrics_worker *const *workers, size_t nworkers, size_t slot,
+                        unsigned steps, uint64_t *requests, uint64_t *errors);
+/* The monotonic clock in ms, as the last_at_ms stamps use it. */
+uint64_t metrics_now_ms(void);
+/* The publishing attached with metrics_attach_publish, or NULL. */
+const struct metrics_publish *metrics_publish_attached(void);
 
 /* Free the name registry at exit. */
 void metrics_registry_free(void);

@@ -15,6 +15,7 @@
 #include "limits.h"
 #include "listener.h"
 #include "metrics.h"
+#include "status.h"
 #include "worker.h"
 
 #define METRICS_TIMEOUT_MS  5000 /* a scrape must send its request within this */
@@ -56,29 +57,45 @@ static int client_build_response(struct metrics_client *mc)
     bool get = mc->reqlen >= 4 && memcmp(mc->req, "GET ", 4) == 0;
     bool head = mc->reqlen >= 5 && memcmp(mc->req, "HEAD ", 5) == 0;
     const char *target = mc->req + (get ? 4 : 5);
-    bool path_ok = (get || head) &&
-                   (strncmp(target, "/metrics ", 9) == 0 || strncmp(target, "/metrics?", 9) == 0);
+    enum { PAGE_NONE, PAGE_METRICS, PAGE_STATUS_HTML, PAGE_STATUS_JSON } page = PAGE_NONE;
+    if (strncmp(target, "/metrics ", 9) == 0 || strncmp(target, "/metrics?", 9) == 0)
+        page = PAGE_METRICS;
+    else if (strncmp(target, "/ ", 2) == 0 || strncmp(target, "/?", 2) == 0)
+        page = PAGE_STATUS_HTML;
+    else if (strncmp(target, "/status.json ", 13) == 0 || strncmp(target, "/status.json?", 13) == 0)
+        page = PAGE_STATUS_JSON;
+    const char *ctype = "text/plain";
     if (!get && !head) {
         status = "405 Method Not Allowed";
-        blen = (size_t)snprintf(small, sizeof small, "method not allowed: use GET /metrics\n");
-    } else if (!path_ok) {
+        blen = (size_t)snprintf(small, sizeof small,
+                                "method not allowed: use GET /metrics, / or /status.json\n");
+    } else if (page == PAGE_NONE) {
         status = "404 Not Found";
-        blen = (size_t)snprintf(small, sizeof small, "not found: metrics are at /metrics\n");
+        blen = (size_t)snprintf(small, sizeof small,
+                                "not found: metrics are at /metrics, the status page at /\n");
+    } else if (page == PAGE_STATUS_HTML) {
+        body = strdup(status_page_html);
+        blen = body ? strlen(body) : 0;
+        ctype = "text/html; charset=utf-8";
+    } else if (page == PAGE_STATUS_JSON) {
+        body = status_render_json(srv, &blen);
+        ctype = "application/json";
     } else {
         struct metrics_worker *ws[LIMIT_WORKERS_MAX];
         for (unsigned i = 0; i < srv->nworkers; i++)
             ws[i] = &srv->workers[i].metrics;
         body = metrics_render(ws, srv->nworkers, &blen);
-        if (!body) {
-            status = "500 Internal Server Error";
-            blen = (size_t)snprintf(small, sizeof small, "out of memory\n");
-        }
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
     }
-    const char *ctype = body ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain";
+    if ((get || head) && page != PAGE_NONE && !body) {
+        status = "500 Internal Server Error";
+        blen = (size_t)snprintf(small, sizeof small, "out of memory\n");
+        ctype = "text/plain";
+    }
     char head_buf[256];
     int hl = snprintf(head_buf, sizeof head_buf,
                       "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n",
+                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
                       status, ctype, blen);
     size_t total = (size_t)hl + (head ? 0 : blen);
     mc->resp = malloc(total);

@@ -713,3 +713,13 @@ void tscert_render_metrics(struct strbuf *o)
             strbuf_printf(o, "portico_tailscale_cert_expiry_timestamp_seconds{name=\"%s\"} %lld\n",
                           t->v[i].name, (long long)t->v[i].info.not_after);
 }
+
+bool tscert_cert_at(size_t i, const char **name, int64_t *not_after)
+{
+    const struct tscert *t = live;
+    if (!t || i >= t->n)
+        return false;
+    *name = t->v[i].name;
+    *not_after = t->v[i].pem ? t->v[i].info.not_after : 0;
+    return true;
+}

@@ -69,4 +69,8 @@ void tscert_free(struct tscert *t);
  * when no fetcher ever ran. */
 void tscert_render_metrics(struct strbuf *o);
 
+/* The i-th name the fetcher serves (main thread): false past the last;
+ * *not_after is 0 while it has no certificate for the name. */
+bool tscert_cert_at(size_t i, const char **name, int64_t *not_after);
+
 #endif
