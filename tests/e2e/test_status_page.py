@@ -145,6 +145,27 @@ def test_status_json_escapes_markup(ctx):
 
 
 @test()
+def test_status_json_counts_auth_decisions(ctx):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from authelia_emu import Authelia
+    a = Authelia()
+    ctx.cleanups.append(a.close)
+    o = ctx.origin("app")
+    p = ctx.portico({"app": svc(o, [APP], auth="authelia")}, metrics=True, start=False)
+    p.cfg["auth"] = {"authelia": {"url": a.url + "/api/authz/forward-auth"}}
+    p.cfg["listen"][0]["scheme"] = "https"
+    p.write_config(p.cfg)
+    p.start()
+    eq(_svc(_status(p), "app")["auth"], {"provider": "authelia", "allowed": 0, "redirected": 0,
+                                          "denied": 0, "error": 0}, "auth before requests")
+    alice = {"Cookie": "authelia_session=alice-session"}
+    eq(request(p.port, "GET", "/x", host=APP, headers=alice).status, 200, "allowed")
+    eq(request(p.port, "GET", "/admin/x", host=APP, headers=alice).status, 403, "denied")
+    _wait_status(p, lambda d: _svc(d, "app")["auth"]["allowed"] == 1
+                 and _svc(d, "app")["auth"]["denied"] == 1, "auth decisions counted")
+
+
+@test()
 def test_status_page_off_without_metrics(ctx):
     o = ctx.origin("off")
     p = ctx.portico({"web": svc(o, ["web.test"])})
