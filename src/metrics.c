@@ -304,16 +304,23 @@ void metrics_worker_free(struct metrics_worker *m)
 
 /* ---- rendering --------------------------------------------------------------- */
 
+/* A worker's counters for slot as the main thread sees them; NULL while
+ * the worker has counted nothing in its chunk. */
+static const struct metrics_service *worker_slot(const struct metrics_worker *m, size_t slot)
+{
+    struct metrics_service *chunk =
+        __atomic_load_n(&m->chunks[slot / METRICS_CHUNK], __ATOMIC_ACQUIRE);
+    return chunk ? &chunk[slot % METRICS_CHUNK] : NULL;
+}
+
 static void sum_service(struct metrics_worker *const *workers, size_t nworkers, size_t slot,
                         struct metrics_service *t)
 {
     memset(t, 0, sizeof *t);
     for (size_t w = 0; w < nworkers; w++) {
-        struct metrics_service *chunk =
-            __atomic_load_n(&workers[w]->chunks[slot / METRICS_CHUNK], __ATOMIC_ACQUIRE);
-        if (!chunk)
+        const struct metrics_service *s = worker_slot(workers[w], slot);
+        if (!s)
             continue;
-        const struct metrics_service *s = &chunk[slot % METRICS_CHUNK];
         for (int i = 0; i < 5; i++)
             t->requests[i] += get(&s->requests[i]);
         for (int i = 0; i < METRICS_BUCKETS; i++)
@@ -365,11 +372,9 @@ void metrics_sum_window(struct metrics_worker *const *workers, size_t nworkers, 
     uint64_t now = metrics_now_ms() / 1000 / METRICS_WINDOW_SEC + 1;
     *requests = *errors = 0;
     for (size_t w = 0; w < nworkers; w++) {
-        struct metrics_service *chunk =
-            __atomic_load_n(&workers[w]->chunks[slot / METRICS_CHUNK], __ATOMIC_ACQUIRE);
-        if (!chunk)
+        const struct metrics_service *s = worker_slot(workers[w], slot);
+        if (!s)
             continue;
-        const struct metrics_service *s = &chunk[slot % METRICS_CHUNK];
         for (size_t i = 0; i < METRICS_WINDOWS; i++) {
             uint64_t step = __atomic_load_n(&s->win_step[i], __ATOMIC_ACQUIRE);
             if (step == 0 || step > now || now - step >= steps)

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "limits.h"
 #include "metrics.h"
+#include "tls.h"
 #include "tscert.h"
 #include "worker.h"
 
@@ -111,14 +112,6 @@ static json_t *service_json(struct metrics_worker *const *ws, size_t nw,
     return o;
 }
 
-static int64_t asn1_unix(const ASN1_TIME *t)
-{
-    struct tm tm;
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-        return 0;
-    return (int64_t)timegm(&tm);
-}
-
 static json_t *cert_json(json_t *names, const char *source, int64_t not_after, int64_t now,
                          bool *oom)
 {
@@ -165,7 +158,7 @@ static json_t *file_cert_json(const struct config_tls_cert *tc, int64_t now, boo
         push(names, json_stringn((const char *)d, (size_t)n), oom);
     }
     GENERAL_NAMES_free(gens);
-    json_t *o = cert_json(names, "file", asn1_unix(X509_get0_notAfter(x)), now, oom);
+    json_t *o = cert_json(names, "file", tls_asn1_seconds(X509_get0_notAfter(x)), now, oom);
     put(o, "file", json_string(tc->cert), oom);
     X509_free(x);
     return o;

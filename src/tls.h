@@ -19,6 +19,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+struct asn1_string_st;
 struct ssl_st;
 struct ssl_ctx_st;
 struct tls_store;
@@ -49,6 +50,9 @@ struct tls_pair_info {
     int64_t not_before, not_after; /* the leaf's validity, Unix seconds */
     char serial[80];               /* the leaf's serial number, hex */
 };
+
+/* An ASN1_TIME as Unix seconds; 0 when t is NULL or unreadable. */
+int64_t tls_asn1_seconds(const struct asn1_string_st *t);
 
 /* Load a private key and a certificate chain (PEM, leaf first) from
  * memory and check that they fit together, that the chain holds one

@@ -141,7 +141,7 @@ static bool covers(const struct tls_cert *tc, const char *name)
     return false;
 }
 
-static int64_t asn1_seconds(const ASN1_TIME *t)
+int64_t tls_asn1_seconds(const ASN1_TIME *t)
 {
     struct tm tm;
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
@@ -160,8 +160,8 @@ int tls_pair_check(const char *key, size_t key_len, const char *chain, size_t ch
     }
     int rc = 0;
     const X509 *leaf = SSL_CTX_get0_certificate(tc.ctx);
-    info->not_before = asn1_seconds(X509_get0_notBefore(leaf));
-    info->not_after = asn1_seconds(X509_get0_notAfter(leaf));
+    info->not_before = tls_asn1_seconds(X509_get0_notBefore(leaf));
+    info->not_after = tls_asn1_seconds(X509_get0_notAfter(leaf));
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
     char *hex = bn ? BN_bn2hex(bn) : NULL;
     snprintf(info->serial, sizeof info->serial, "%s", hex ? hex : "?");
