@@ -39,6 +39,9 @@ struct tsapi_client {
     struct timespec token_until; /* monotonic: request a new token after this */
     unsigned tokens;
     struct localapi_reader rd;
+    int cancel_fd;   /* readable: give up waiting at once; -1 when none */
+    int last_status; /* of the last answer; 0 when the last request got none */
+    unsigned long calls[TSAPI_CALL_RESULTS];
 };
 
 static const char *peer_name = "the Tailscale API";
@@ -62,6 +65,7 @@ struct tsapi_client *tsapi_client_new(const struct config_tailscale_api *api, ch
         return NULL;
     }
     c->fd = -1;
+    c->cancel_fd = -1;
     c->port = api->port;
     c->tailnet = strdup(api->tailnet);
     c->client_id = strdup(api->client_id);
@@ -112,6 +116,64 @@ unsigned tsapi_client_tokens(const struct tsapi_client *c)
     return c->tokens;
 }
 
+void tsapi_client_set_cancel(struct tsapi_client *c, int fd)
+{
+    c->cancel_fd = fd;
+}
+
+int tsapi_client_last_status(const struct tsapi_client *c)
+{
+    return c->last_status;
+}
+
+void tsapi_client_take_calls(struct tsapi_client *c, unsigned long out[TSAPI_CALL_RESULTS])
+{
+    for (int r = 0; r < TSAPI_CALL_RESULTS; r++) {
+        out[r] += c->calls[r];
+        c->calls[r] = 0;
+    }
+}
+
+static void count_call(struct tsapi_client *c, int status)
+{
+    enum tsapi_call_result r = TSAPI_CALL_HTTP_ERROR;
+    if (status == 0)
+        r = TSAPI_CALL_FAILED;
+    else if (status >= 200 && status < 300)
+        r = TSAPI_CALL_OK;
+    else if (status == 404)
+        r = TSAPI_CALL_NOT_FOUND;
+    else if (status == 401)
+        r = TSAPI_CALL_UNAUTHORIZED;
+    else if (status == 403)
+        r = TSAPI_CALL_FORBIDDEN;
+    else if (status == 429)
+        r = TSAPI_CALL_RATE_LIMITED;
+    c->calls[r]++;
+}
+
+/* Wait until fd is ready for ev: 0; -1 when the deadline passes or the
+ * cancel descriptor becomes readable (the daemon is stopping). */
+static int wait_fd(const struct tsapi_client *c, int fd, short ev, const struct timespec *deadline)
+{
+    if (c->cancel_fd < 0)
+        return localapi_wait_fd(fd, ev, deadline);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long left = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+                         (deadline->tv_nsec - now.tv_nsec) / 1000000;
+        if (left <= 0)
+            return -1;
+        struct pollfd p[2] = {{.fd = fd, .events = ev}, {.fd = c->cancel_fd, .events = POLLIN}};
+        int rc = poll(p, 2, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (rc > 0)
+            return p[1].revents ? -1 : 0;
+        if (rc < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
 /* ---- one connection ------------------------------------------------------------ */
 
 /* Wait for what an SSL call that returned rc needs: 0 to retry it, -1
@@ -120,9 +182,9 @@ static int ssl_wait(struct tsapi_client *c, int rc, const struct timespec *deadl
 {
     *e = SSL_get_error(c->ssl, rc);
     if (*e == SSL_ERROR_WANT_READ)
-        return localapi_wait_fd(c->fd, POLLIN, deadline);
+        return wait_fd(c, c->fd, POLLIN, deadline);
     if (*e == SSL_ERROR_WANT_WRITE)
-        return localapi_wait_fd(c->fd, POLLOUT, deadline);
+        return wait_fd(c, c->fd, POLLOUT, deadline);
     return -1;
 }
 
@@ -146,7 +208,7 @@ static int tcp_connect(struct tsapi_client *c, const struct timespec *deadline, 
             continue;
         }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-            (errno == EINPROGRESS && localapi_wait_fd(fd, POLLOUT, deadline) == 0)) {
+            (errno == EINPROGRESS && wait_fd(c, fd, POLLOUT, deadline) == 0)) {
             socklen_t len = sizeof e;
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0) {
                 c->fd = fd;
@@ -282,6 +344,7 @@ static int request(struct tsapi_client *c, const char *method, enum http1_method
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += TIMEOUT_TSAPI_MS / 1000;
     int rc = 0;
+    c->last_status = 0;
     for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
         bool reused = c->fd >= 0;
         if (!reused && (tcp_connect(c, &deadline, err, errlen) < 0 ||
@@ -296,8 +359,12 @@ static int request(struct tsapi_client *c, const char *method, enum http1_method
             rc = -1; /* a new connection that fails is not retried */
     }
     explicit_bzero(head, sizeof head);
-    if (rc < 0)
+    if (rc < 0) {
+        count_call(c, 0);
         return -1;
+    }
+    c->last_status = c->rd.resp.status;
+    count_call(c, c->last_status);
     if (!c->rd.resp.keep_alive || c->rd.extra)
         close_conn(c);
     return 0;

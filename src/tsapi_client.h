@@ -35,6 +35,28 @@ void tsapi_client_free(struct tsapi_client *c);
 /* Tokens requested so far (for tests and logs). */
 unsigned tsapi_client_tokens(const struct tsapi_client *c);
 
+/* Give up any wait at once when fd becomes readable (the daemon stopping
+ * while a request hangs); -1: none. The call then fails. */
+void tsapi_client_set_cancel(struct tsapi_client *c, int fd);
+
+/* The status of the last answer, 0 when the last request got none. */
+int tsapi_client_last_status(const struct tsapi_client *c);
+
+/* Requests by outcome, for portico_tailscale_api_calls_total. */
+enum tsapi_call_result {
+    TSAPI_CALL_OK,           /* 2xx */
+    TSAPI_CALL_NOT_FOUND,    /* 404: a definition not made yet, or a wrong tailnet */
+    TSAPI_CALL_UNAUTHORIZED, /* 401 */
+    TSAPI_CALL_FORBIDDEN,    /* 403 */
+    TSAPI_CALL_RATE_LIMITED, /* 429 */
+    TSAPI_CALL_HTTP_ERROR,   /* any other status */
+    TSAPI_CALL_FAILED,       /* no answer: unreachable, TLS, timed out */
+    TSAPI_CALL_RESULTS
+};
+
+/* Add the requests counted since the last call to out, and start again. */
+void tsapi_client_take_calls(struct tsapi_client *c, unsigned long out[TSAPI_CALL_RESULTS]);
+
 struct tsapi_counts {
     size_t created, updated, unchanged;
 };
