@@ -179,6 +179,12 @@
  * first interval, doubling up to the maximum, until one succeeds. */
 #define TIMEOUT_TS_PUBLISH_RETRY_MS     1000
 #define TIMEOUT_TS_PUBLISH_RETRY_MAX_MS 30000
+/* The daemon defining its services through the Tailscale control API
+ * (tsdefine.c): a failed run (the API unreachable, slow, rate-limiting or
+ * failing) is tried again after the first interval, doubling up to the
+ * maximum; the API is shared by the whole tailnet, hence the long cap. */
+#define TIMEOUT_TS_DEFINE_RETRY_MS     1000
+#define TIMEOUT_TS_DEFINE_RETRY_MAX_MS 300000
 /* Whois answers per worker. An entry holds one compact identity (a few
  * hundred bytes; LIMIT_IDENTITY_BYTES at most), so 1024 entries stay under
  * a megabyte for real tailnets while covering far more active callers than

@@ -428,6 +428,41 @@ static void render_publish(struct strbuf *o, const struct metrics_publish *p)
                       publish_results[r], (unsigned long long)p->runs[r]);
 }
 
+static const struct metrics_define *define; /* main thread only */
+
+void metrics_attach_define(const struct metrics_define *d)
+{
+    define = d;
+}
+
+static const char *const api_results[METRICS_TSAPI_CALL_RESULTS] = {
+    "ok", "not_found", "unauthorized", "forbidden", "rate_limited", "http_error", "failed"};
+static const char *const define_results[METRICS_DEFINE_RESULTS] = {"ok", "failed", "refused"};
+
+/* The daemon's service definitions through the control API. */
+static void render_define(struct strbuf *o, const struct metrics_define *d)
+{
+    strbuf_printf(o, "# HELP portico_tailscale_api_calls_total Requests to the Tailscale control "
+                     "API (tokens and service definitions), by result.\n"
+                     "# TYPE portico_tailscale_api_calls_total counter\n");
+    for (int r = 0; r < METRICS_TSAPI_CALL_RESULTS; r++)
+        strbuf_printf(o, "portico_tailscale_api_calls_total{result=\"%s\"} %llu\n", api_results[r],
+                      (unsigned long long)d->calls[r]);
+    strbuf_printf(o,
+                  "# HELP portico_tailscale_definitions_total Tailscale service definitions the "
+                  "daemon created or updated through the control API.\n"
+                  "# TYPE portico_tailscale_definitions_total counter\n"
+                  "portico_tailscale_definitions_total{change=\"created\"} %llu\n"
+                  "portico_tailscale_definitions_total{change=\"updated\"} %llu\n",
+                  (unsigned long long)d->created, (unsigned long long)d->updated);
+    strbuf_printf(o, "# HELP portico_tailscale_define_total Runs of the daemon's service "
+                     "definitions through the control API, by result.\n"
+                     "# TYPE portico_tailscale_define_total counter\n");
+    for (int r = 0; r < METRICS_DEFINE_RESULTS; r++)
+        strbuf_printf(o, "portico_tailscale_define_total{result=\"%s\"} %llu\n", define_results[r],
+                      (unsigned long long)d->runs[r]);
+}
+
 /* LocalAPI calls and whois lookups, summed over the workers; series that
  * stayed at zero are left out, and both families until a call was made. */
 static void render_tailscale(struct strbuf *o, struct metrics_worker *const *workers,
@@ -442,6 +477,8 @@ static void render_tailscale(struct strbuf *o, struct metrics_worker *const *wor
         for (int k = 0; k < METRICS_WHOIS_OUTCOMES; k++)
             whois[k] += get(&workers[w]->whois[k]);
     }
+    if (define)
+        render_define(o, define);
     if (publish) {
         render_publish(o, publish);
         for (int e = 0; publish->calls && e < METRICS_LOCALAPI_ENDPOINTS; e++)

@@ -84,6 +84,25 @@ struct metrics_publish {
 /* Main thread: render p in every scrape from now on (NULL: stop). */
 void metrics_attach_publish(const struct metrics_publish *p);
 
+/* The daemon defining its services through the Tailscale control API
+ * (tsdefine.c): requests by outcome (the order of tsapi_call_result in
+ * tsapi_client.h), definitions created and updated, and define runs by
+ * result. The main thread writes and renders it. */
+#define METRICS_TSAPI_CALL_RESULTS 7
+enum metrics_define_result {
+    METRICS_DEFINE_OK,      /* every definition matches the configuration */
+    METRICS_DEFINE_FAILED,  /* the API away, slow or failing: retried */
+    METRICS_DEFINE_REFUSED, /* 401 or 403: not retried until the next reload */
+    METRICS_DEFINE_RESULTS
+};
+struct metrics_define {
+    uint64_t calls[METRICS_TSAPI_CALL_RESULTS];
+    uint64_t created, updated;
+    uint64_t runs[METRICS_DEFINE_RESULTS];
+};
+/* Main thread: render d in every scrape from now on (NULL: stop). */
+void metrics_attach_define(const struct metrics_define *d);
+
 /* Main thread only: give every service of c its slot (registering new names). */
 int metrics_assign_slots(struct config *c);
 

@@ -28,6 +28,7 @@
 #include "resolve.h"
 #include "sdnotify.h"
 #include "tscert.h"
+#include "tsdefine.h"
 #include "tspublish.h"
 #include "upgrade.h"
 #include "worker.h"
@@ -52,6 +53,8 @@ struct mainctx {
     /* The last reload for STATUS=: 0 none, 1 done, -1 refused for reload_error. */
     int last_reload;
     char reload_error[LIMIT_SDNOTIFY_STATUS_BYTES];
+    /* Defines them in the tailnet (tailscale.api) before publishing them. */
+    struct tsdefine *define;
 };
 
 /* One "listening" line per socket with the address it is bound to (the
@@ -154,7 +157,7 @@ static int reload_apply(struct mainctx *m, char *err, size_t errlen)
     log_msg(LOG_INFO, "configuration reloaded from %s: %zu %s, %zu %s", m->path, c->nservices,
             log_plural(c->nservices, "service", "services"), listener_config_count(c),
             log_plural(listener_config_count(c), "listener", "listeners"));
-    tspublish_set(m->publish, c);
+    tsdefine_set(m->define, c);
     return 0;
 }
 
@@ -328,6 +331,11 @@ int run_serve(const char *path, char **argv)
         log_msg(LOG_ERROR, "cannot start: out of memory");
         goto out;
     }
+    m.define = tsdefine_new(m.loop, m.publish, err, sizeof err);
+    if (!m.define) {
+        log_msg(LOG_ERROR, "cannot start: %s", err);
+        goto out;
+    }
     /* Before the workers accept: cached certificates are served at once. */
     m.tscert = tscert_new(m.loop);
     if (!m.tscert) {
@@ -377,7 +385,7 @@ int run_serve(const char *path, char **argv)
     }
     upgrade_tell_ready();
     /* After the listeners: tailscaled being slow or away never holds them up. */
-    tspublish_set(m.publish, c);
+    tsdefine_set(m.define, c);
     loop_run(m.loop);
     resolve_stop();
     worker_stop_all(&m.srv);
@@ -387,6 +395,7 @@ out:
     if (m.loop)
         loop_timer_disarm(m.loop, &m.watchdog);
     sdnotify_close(&m.notify);
+    tsdefine_free(m.define);
     tspublish_free(m.publish);
     tscert_free(m.tscert);
     certwatch_free(m.certs);
