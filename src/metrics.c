@@ -439,15 +439,22 @@ static const char *const api_results[METRICS_TSAPI_CALL_RESULTS] = {
     "ok", "not_found", "unauthorized", "forbidden", "rate_limited", "http_error", "failed"};
 static const char *const define_results[METRICS_DEFINE_RESULTS] = {"ok", "failed", "refused"};
 
+/* One counter family with a result label: its HELP, TYPE and n series. */
+static void render_results(struct strbuf *o, const char *name, const char *help,
+                           const char *const *labels, const uint64_t *v, int n)
+{
+    strbuf_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int r = 0; r < n; r++)
+        strbuf_printf(o, "%s{result=\"%s\"} %llu\n", name, labels[r], (unsigned long long)v[r]);
+}
+
 /* The daemon's service definitions through the control API. */
 static void render_define(struct strbuf *o, const struct metrics_define *d)
 {
-    strbuf_printf(o, "# HELP portico_tailscale_api_calls_total Requests to the Tailscale control "
-                     "API (tokens and service definitions), by result.\n"
-                     "# TYPE portico_tailscale_api_calls_total counter\n");
-    for (int r = 0; r < METRICS_TSAPI_CALL_RESULTS; r++)
-        strbuf_printf(o, "portico_tailscale_api_calls_total{result=\"%s\"} %llu\n", api_results[r],
-                      (unsigned long long)d->calls[r]);
+    render_results(o, "portico_tailscale_api_calls_total",
+                   "Requests to the Tailscale control API (tokens and service definitions), by "
+                   "result.",
+                   api_results, d->calls, METRICS_TSAPI_CALL_RESULTS);
     strbuf_printf(o,
                   "# HELP portico_tailscale_definitions_total Tailscale service definitions the "
                   "daemon created or updated through the control API.\n"
@@ -455,12 +462,9 @@ static void render_define(struct strbuf *o, const struct metrics_define *d)
                   "portico_tailscale_definitions_total{change=\"created\"} %llu\n"
                   "portico_tailscale_definitions_total{change=\"updated\"} %llu\n",
                   (unsigned long long)d->created, (unsigned long long)d->updated);
-    strbuf_printf(o, "# HELP portico_tailscale_define_total Runs of the daemon's service "
-                     "definitions through the control API, by result.\n"
-                     "# TYPE portico_tailscale_define_total counter\n");
-    for (int r = 0; r < METRICS_DEFINE_RESULTS; r++)
-        strbuf_printf(o, "portico_tailscale_define_total{result=\"%s\"} %llu\n", define_results[r],
-                      (unsigned long long)d->runs[r]);
+    render_results(o, "portico_tailscale_define_total",
+                   "Runs of the daemon's service definitions through the control API, by result.",
+                   define_results, d->runs, METRICS_DEFINE_RESULTS);
 }
 
 /* LocalAPI calls and whois lookups, summed over the workers; series that
