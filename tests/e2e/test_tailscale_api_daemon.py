@@ -6,8 +6,8 @@ definitions PUT before the serve config is written; a fourth service, one
 more PUT then its serve entry; nothing changed, no PUT and the same token;
 the API down at start (serving and publishing go on, the definitions
 appear once it is back, one log line); a rejected client (one line, no
-retry storm); a token renewed once it expires; SIGTERM while a request
-hangs."""
+retry storm); a token renewed once it expires; SIGTERM and a SIGUSR2
+upgrade while a request hangs."""
 
 import os
 import sys
@@ -247,4 +247,54 @@ def test_tsdefine_sigterm_while_api_hangs(ctx):
     eq(problems, [], "clean exit while the request hangs")
     eq(_lines(p, "did not stop in time"), [], "the request was given up, not left behind")
     expect(took < 10 * SCALE, "exit took %.1f s" % took)
+    ctl.delay = 0.0
+
+
+def _pid_gone(pid, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                if "State:\tZ" in f.read():
+                    return True     # exited; its new parent has not reaped it yet
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@test(timeout=90)
+def test_tsdefine_upgrade_while_api_hangs(ctx):
+    ts, ctl, ca = _setup(ctx)
+    ctl.delay = 60.0
+    o = ctx.origin()
+    p = _portico(ctx, ctl, ca, NAMES, o).start()
+    deadline = time.time() + 10 * SCALE
+    while ctl.count() < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    eq(ctl.count(), 1, "a request in flight")
+    n = p.nlines()
+    p.signal(signal.SIGUSR2)
+    line = p.wait_line(lambda l: " serving " in l and "pid=" in l, 10 * SCALE, start=n)
+    expect(line, "the new process serves; stderr: %s" % p.stderr()[n:][-6:])
+    pid = int(logfmt_parse(line)["pid"])
+
+    def stop_new():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        if not _pid_gone(pid, 10 * SCALE):
+            os.kill(pid, signal.SIGKILL)
+    ctx.cleanups.append(stop_new)
+    rc = p.wait_exit(10 * SCALE)
+    eq(rc, 0, "the old process exits while its request hangs")
+    eq(_lines(p, "did not stop in time"), [], "its request was given up, not left behind")
+    # The new process stops promptly too, with its own request hanging.
+    deadline = time.time() + 10 * SCALE
+    while ctl.count() < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGTERM)
+    expect(_pid_gone(pid, 10 * SCALE), "the new process exits after SIGTERM")
+    eq(_lines(p, "did not stop in time"), [], "no request left behind")
     ctl.delay = 0.0
