@@ -231,16 +231,26 @@ def test_tsdefine_token_renewed_after_expiry(ctx):
     eq(p.stop(), [], "clean exit")
 
 
+def _wait_requests(ctl, n):
+    deadline = time.time() + 10 * SCALE
+    while ctl.count() < n and time.time() < deadline:
+        time.sleep(0.05)
+    eq(ctl.count(), n, "requests in flight")
+
+
+def _hanging(ctx, ctl, ca):
+    """A portico whose first control API request hangs well past the 15 s
+    request limit (every answer does)."""
+    ctl.delay = 60.0
+    p = _portico(ctx, ctl, ca, NAMES, ctx.origin()).start()
+    _wait_requests(ctl, 1)
+    return p
+
+
 @test(timeout=90)
 def test_tsdefine_sigterm_while_api_hangs(ctx):
     ts, ctl, ca = _setup(ctx)
-    ctl.delay = 60.0     # every answer hangs well past the 15 s request limit
-    o = ctx.origin()
-    p = _portico(ctx, ctl, ca, NAMES, o).start()
-    deadline = time.time() + 10 * SCALE
-    while ctl.count() < 1 and time.time() < deadline:
-        time.sleep(0.05)
-    eq(ctl.count(), 1, "a request in flight")
+    p = _hanging(ctx, ctl, ca)
     t0 = time.time()
     problems = p.stop(timeout=12 * SCALE)
     took = time.time() - t0
@@ -266,13 +276,7 @@ def _pid_gone(pid, timeout):
 @test(timeout=90)
 def test_tsdefine_upgrade_while_api_hangs(ctx):
     ts, ctl, ca = _setup(ctx)
-    ctl.delay = 60.0
-    o = ctx.origin()
-    p = _portico(ctx, ctl, ca, NAMES, o).start()
-    deadline = time.time() + 10 * SCALE
-    while ctl.count() < 1 and time.time() < deadline:
-        time.sleep(0.05)
-    eq(ctl.count(), 1, "a request in flight")
+    p = _hanging(ctx, ctl, ca)
     n = p.nlines()
     p.signal(signal.SIGUSR2)
     line = p.wait_line(lambda l: " serving " in l and "pid=" in l, 10 * SCALE, start=n)
@@ -291,9 +295,7 @@ def test_tsdefine_upgrade_while_api_hangs(ctx):
     eq(rc, 0, "the old process exits while its request hangs")
     eq(_lines(p, "did not stop in time"), [], "its request was given up, not left behind")
     # The new process stops promptly too, with its own request hanging.
-    deadline = time.time() + 10 * SCALE
-    while ctl.count() < 2 and time.time() < deadline:
-        time.sleep(0.05)
+    _wait_requests(ctl, 2)
     os.kill(pid, signal.SIGTERM)
     expect(_pid_gone(pid, 10 * SCALE), "the new process exits after SIGTERM")
     eq(_lines(p, "did not stop in time"), [], "no request left behind")
