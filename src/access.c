@@ -146,7 +146,7 @@ int access_list_add(struct access_list *l, const char *entry, char *err, size_t 
     entry_problem(entry, &kind);
     const char *v = kind == ACCESS_DOMAIN ? entry + 2 : entry;
     char *copy = strdup(v);
-    struct access_entry *grown = realloc(l->entries, (l->n + 1) * sizeof *grown);
+    struct access_rule *grown = realloc(l->entries, (l->n + 1) * sizeof *grown);
     if (!copy || !grown) {
         free(copy);
         if (grown)
@@ -185,7 +185,7 @@ static bool split_login(const char *login, size_t *local_len, const char **domai
     return true;
 }
 
-static bool entry_matches(const struct access_entry *e, const struct identity *id, bool user,
+static bool entry_matches(const struct access_rule *e, const struct identity *id, bool user,
                           bool tagged)
 {
     switch (e->kind) {

@@ -37,13 +37,13 @@ enum access_kind {
     ACCESS_LOCAL,  /* value: "local" */
 };
 
-struct access_entry {
+struct access_rule {
     enum access_kind kind;
     char *value; /* owned */
 };
 
 struct access_list {
-    struct access_entry *entries; /* owned */
+    struct access_rule *entries; /* owned */
     size_t n;
 };
 

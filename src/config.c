@@ -178,6 +178,7 @@ static int parse_root(struct parser *p)
     for (size_t i = 0; i < NSECTIONS; i++)
         if ((vals[i] || sections[i].always) && sections[i].parse(p, vals[i]) < 0)
             return -1;
+    cfg_warn_allow(p);
     return cfg_load_tls(p);
 }
 

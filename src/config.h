@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "access.h"
+
 struct arena;
 struct ssl_ctx_st;
 struct resolve_name;
@@ -162,6 +164,11 @@ struct config_service {
     /* "passthrough:": TLS for the service's hosts goes here untouched, chosen
      * by SNI on the TLS listeners; NULL otherwise; owned. */
     struct config_addr *passthrough;
+    /* "allow:": who on the tailnet may use the service (access.h), checked
+     * before forward auth; allow.n == 0: everyone. Entries are malloc'd,
+     * freed with the snapshot. */
+    struct access_list allow;
+    int allow_line;
     const struct config_auth *auth; /* forward auth for every request, or NULL; owned by config */
     char **auth_skip;               /* normalised path prefixes that skip auth */
     size_t nauth_skip;

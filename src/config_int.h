@@ -86,6 +86,9 @@ __attribute__((format(printf, 3, 4))) int cfg_fail(struct parser *p, const yaml_
                                                    const char *fmt, ...);
 __attribute__((format(printf, 3, 4))) void cfg_warn(struct parser *p, const yaml_node_t *n,
                                                     const char *fmt, ...);
+/* The same at a line number (none when 0). */
+__attribute__((format(printf, 3, 4))) void cfg_warn_at(struct parser *p, size_t line,
+                                                       const char *fmt, ...);
 int cfg_fail_oom(struct parser *p);
 int cfg_fail_yaml(struct parser *p, const yaml_parser_t *yp);
 
@@ -213,6 +216,9 @@ int cfg_parse_upstream(struct parser *p, const yaml_node_t *n, const char *what,
  * error. (config_service.c) */
 char *cfg_entry_name(struct parser *p, const yaml_node_t *k, const char *kind);
 int cfg_parse_services(struct parser *p, const yaml_node_t *n); /* config_service.c */
+/* Once every section is read: a warning for each allow list on a
+ * configuration where no listener can know who a caller is. */
+void cfg_warn_allow(struct parser *p);
 /* config_routes.c: CFG_FUNC readers of a service's keys (target: the service). */
 int cfg_read_routes(struct parser *p, const yaml_node_t *n, const char *what, void *field,
                     void *target);

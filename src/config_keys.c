@@ -63,16 +63,12 @@ __attribute__((format(printf, 3, 4))) int cfg_failat(struct parser *p, size_t li
 
 /* A setting that loads but is likely a mistake: noted for `check` and the
  * log, as "FILE:LINE: warning: message". */
-__attribute__((format(printf, 3, 4))) void cfg_warn(struct parser *p, const yaml_node_t *n,
-                                                    const char *fmt, ...)
+__attribute__((format(printf, 3, 0))) static void warn_v(struct parser *p, size_t lineno,
+                                                         const char *fmt, va_list ap)
 {
     char msg[768], line[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    int len = snprintf(line, sizeof line, "%s:%zu: warning: %s\n", p->name,
-                       n ? n->start_mark.line + 1 : 0, msg);
+    int len = snprintf(line, sizeof line, "%s:%zu: warning: %s\n", p->name, lineno, msg);
     if (len < 0)
         return;
     /* A new copy per warning: they are few, and the old copies stay in the arena. */
@@ -84,6 +80,24 @@ __attribute__((format(printf, 3, 4))) void cfg_warn(struct parser *p, const yaml
         memcpy(w, p->c->warnings, have);
     memcpy(w + have, line, (size_t)len + 1);
     p->c->warnings = w;
+}
+
+__attribute__((format(printf, 3, 4))) void cfg_warn(struct parser *p, const yaml_node_t *n,
+                                                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    warn_v(p, n ? n->start_mark.line + 1 : 0, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 3, 4))) void cfg_warn_at(struct parser *p, size_t line,
+                                                       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    warn_v(p, line, fmt, ap);
+    va_end(ap);
 }
 
 /* Fail at the line of node n (or with no line when n is NULL). */

@@ -180,6 +180,44 @@ static int read_passthrough(struct parser *p, const yaml_node_t *n, const char *
     return cfg_read_target(p, n, what, svc->passthrough);
 }
 
+/* "allow: [alice@example.com, \"*@example.com\", tag:monitoring]": checked
+ * and normalised by access.c, then copied into the snapshot's arena. */
+static int read_allow(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                      void *target)
+{
+    struct config_service *svc = target;
+    if (cfg_want_sequence(p, n, what) < 0)
+        return -1;
+    if (cfg_seq_len(n) == 0)
+        return cfg_fail(p, n,
+                        "%s: the list is empty, which would refuse everyone; remove allow to let "
+                        "every caller through",
+                        what);
+    struct access_list l = {NULL, 0};
+    char err[256];
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *item = cfg_node(p, *it);
+        const char *s = NULL;
+        if (cfg_want_string(p, item, what, &s) < 0 || access_list_add(&l, s, err, sizeof err) < 0) {
+            access_list_free(&l);
+            return s ? cfg_fail(p, item, "%s: %s", what, err) : -1;
+        }
+    }
+    svc->allow.entries = cfg_calloc(p, l.n, sizeof *svc->allow.entries);
+    for (size_t i = 0; svc->allow.entries && i < l.n; i++) {
+        svc->allow.entries[i].kind = l.entries[i].kind;
+        if (!(svc->allow.entries[i].value = cfg_strdup(p, l.entries[i].value)))
+            svc->allow.entries = NULL;
+    }
+    svc->allow.n = svc->allow.entries ? l.n : 0;
+    access_list_free(&l);
+    if (!svc->allow.entries)
+        return cfg_fail_oom(p);
+    svc->allow_line = (int)n->start_mark.line + 1;
+    return 0;
+}
+
 static int refuse_bypass(struct parser *p, const yaml_node_t *n, const char *what, void *field,
                          void *target)
 {
@@ -210,6 +248,7 @@ static const struct cfg_key service_keys[] = {
     {"auth", CFG_LATER, .off = 0},                     /* read_service_auth */
     {"auth_skip", CFG_STRINGS, AT(auth_skip), N(nauth_skip), .item = check_auth_skip},
     {"auth_bypass_tailnet", CFG_FUNC, .fn = refuse_bypass},
+    {"allow", CFG_FUNC, .fn = read_allow},
     {"host_header", CFG_FUNC, .fn = cfg_read_host_header},
     {"rewrite_redirects", CFG_BOOL, AT(rewrite_redirects), true},
     {"upgrade", CFG_STRINGS, AT(upgrade), N(nupgrade), .def_list = default_upgrade,
@@ -242,8 +281,9 @@ static int read_service_tls(struct parser *p, const struct config_service *svc,
 }
 
 /* The keys that only make sense for HTTP, in the order messages name them. */
-static const char *const http_only[] = {
-    "upstream", "routes", "headers", "timeout", "idle_timeout", "host_header", "rewrite_redirects"};
+static const char *const http_only[] = {"upstream",          "routes",       "headers",
+                                        "timeout",           "idle_timeout", "host_header",
+                                        "rewrite_redirects", "allow"};
 
 /* What the keys of a service say together, once each is read. */
 static int check_service(struct parser *p, struct config_service *svc, const yaml_node_t *k,
@@ -309,8 +349,8 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         return -1;
     const yaml_node_t *hosts = cfg_seen_node(&seen, "hosts");
     if (!svc->upstream && !svc->passthrough) {
-        static const char *const http_keys[] = {"hosts", "routes", "headers", "host_header",
-                                                "rewrite_redirects"};
+        static const char *const http_keys[] = {
+            "hosts", "routes", "headers", "host_header", "rewrite_redirects", "allow"};
         for (size_t i = 0; i < sizeof http_keys / sizeof http_keys[0]; i++)
             if (cfg_seen_node(&seen, http_keys[i]))
                 return cfg_fail(
@@ -333,6 +373,21 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
             return -1;
     }
     return 0;
+}
+
+void cfg_warn_allow(struct parser *p)
+{
+    const struct config *c = p->c;
+    for (size_t i = 0; i < c->nlistens; i++)
+        if (c->listens[i].tailnet)
+            return;
+    for (size_t i = 0; i < c->nservices; i++)
+        if (c->services[i].allow.n)
+            cfg_warn_at(p, (size_t)c->services[i].allow_line,
+                        "services.%s.allow: no listener carries tailnet identity (the tailscale "
+                        "backend listener needs tailscale.services: true), so every request to "
+                        "this service is refused with 403",
+                        c->services[i].name);
 }
 
 int cfg_parse_services(struct parser *p, const yaml_node_t *n)

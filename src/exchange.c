@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "config.h"
 #include "exchange_int.h"
+#include "access.h"
 #include "headers.h"
 #include "identity.h"
 #include "log.h"
@@ -407,11 +408,29 @@ enum ex_result proxy_start(struct exchange *ex)
     return ex_routed(ex, &rt);
 }
 
+/* The access log names a tailnet caller by its login (a forward-auth
+ * provider's user replaces it). */
+static void log_identity(struct exchange *ex)
+{
+    const char *login = identity_get(&ex->id, IDENTITY_LOGIN);
+    if (identity_is_tagged(&ex->id) && ex->id.nlist[IDENTITY_TAGS])
+        login = identity_item(&ex->id, IDENTITY_TAGS, 0);
+    snprintf(ex->user, sizeof ex->user, "%s", ex->id.funnel ? "funnel" : login);
+}
+
 enum ex_result ex_routed(struct exchange *ex, const struct route_result *rt)
 {
     struct conn *c = ex->c;
     struct http_request *req = &ex->req;
     const struct config_auth *auth = rt->auth;
+    log_identity(ex);
+    /* Before forward auth and the upstream: a caller outside the list gets
+     * nowhere, whatever a provider would say. */
+    if (ex->svc->allow.n && !access_list_allows(&ex->svc->allow, &ex->id)) {
+        metrics_count_access_denied(&ex_worker(ex)->metrics, ex->svc->metrics_slot);
+        buf_consume(c->s.in, req->head_len);
+        return ex_respond(ex, 403, "forbidden: you are not on this service's allow list", false);
+    }
     long n = build_request_head(ex, rt);
     bool auth_ok = n < 0 || !auth || authreq_prepare(ex, auth, rt->host, req) == 0;
     buf_consume(c->s.in, req->head_len);

@@ -217,6 +217,13 @@ void metrics_count_timeout(struct metrics_worker *m, size_t slot)
     __atomic_store_n(&s->last_error, METRICS_ERR_TIMEOUT, __ATOMIC_RELAXED);
 }
 
+void metrics_count_access_denied(struct metrics_worker *m, size_t slot)
+{
+    struct metrics_service *s = metrics_service(m, slot);
+    if (s)
+        bump(&s->access_denied, 1);
+}
+
 void metrics_count_incomplete(struct metrics_worker *m, size_t slot)
 {
     struct metrics_service *s = metrics_service(m, slot);
@@ -329,6 +336,7 @@ static void sum_service(struct metrics_worker *const *workers, size_t nworkers, 
         t->sum_us += get(&s->sum_us);
         t->connect_errors += get(&s->connect_errors);
         t->timeouts += get(&s->timeouts);
+        t->access_denied += get(&s->access_denied);
         t->incomplete += get(&s->incomplete);
         t->bytes_in += get(&s->bytes_in);
         t->bytes_out += get(&s->bytes_out);
@@ -616,6 +624,9 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
          offsetof(struct metrics_service, connect_errors)},
         {"portico_upstream_timeouts_total", "Upstream connects or responses that timed out.",
          offsetof(struct metrics_service, timeouts)},
+        {"portico_access_denied_total",
+         "Requests refused (403) because the caller is not in the service's allow list.",
+         offsetof(struct metrics_service, access_denied)},
         {"portico_responses_incomplete_total",
          "Responses cut after they began because the upstream failed or went silent.",
          offsetof(struct metrics_service, incomplete)},

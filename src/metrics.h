@@ -30,7 +30,8 @@ struct metrics_service {
     uint64_t sum_us;
     uint64_t connect_errors;
     uint64_t timeouts;
-    uint64_t incomplete; /* responses cut after they began, on the upstream's side */
+    uint64_t access_denied; /* requests outside the service's allow list */
+    uint64_t incomplete;    /* responses cut after they began, on the upstream's side */
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t tls_handshakes[2]; /* failed, completed; by the SNI's service */
@@ -112,6 +113,7 @@ void metrics_count_request(struct metrics_worker *m, size_t slot, int status, ui
                            uint64_t bytes_in, uint64_t bytes_out);
 void metrics_count_connect_error(struct metrics_worker *m, size_t slot);
 void metrics_count_timeout(struct metrics_worker *m, size_t slot);
+void metrics_count_access_denied(struct metrics_worker *m, size_t slot);
 void metrics_count_incomplete(struct metrics_worker *m, size_t slot);
 void metrics_conn_open(struct metrics_worker *m);
 void metrics_conn_close(struct metrics_worker *m);

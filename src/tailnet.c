@@ -57,10 +57,13 @@ void tailnet_worker_free(struct worker *w)
     w->ts_socket[0] = '\0';
 }
 
-/* Does this request need what only whois knows? */
+/* Does this request need what only whois knows? tsnsrv's headers do; an
+ * allow list does when the headers named nobody (a tagged node, whose
+ * tags only whois has; a user's headers already say who may pass). */
 static bool needs_whois(const struct exchange *ex)
 {
-    return ex->cfg->tailscale.identity_headers;
+    return ex->cfg->tailscale.identity_headers ||
+           (ex->svc->allow.n && ex->id.source == IDENTITY_NONE);
 }
 
 /* A whois answer replaces what the headers said, keeping the app

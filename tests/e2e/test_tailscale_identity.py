@@ -431,3 +431,97 @@ def test_identity_headers_off_passes_tailscaled_headers_without_whois(ctx):
                 "tailscale-user-login": ["zoe@example.com"], "tailscale-user-name": [ZOE_Q],
                 "tailscale-user-profile-pic": [PIC]}, "tailscaled's headers only")
     eq(ts.count("GET", "whois"), 0, "no whois without identity_headers")
+
+
+# ---------------------------------------------------------------- C: allow lists
+
+def _metric(p, name):
+    text = request(p.metrics_port, "GET", "/metrics").body.decode()
+    return {l.split(" ")[0]: l.split(" ")[1] for l in text.splitlines() if l.startswith(name)}
+
+
+@test(timeout=60)
+def test_allow_lists_on_the_identity(ctx):
+    ts = _emu(ctx)
+    ts.add_user_node("100.64.0.4", "bob@corp.example", "Bob", name="bobs-laptop")
+    o = ctx.origin("app")
+    services = {
+        "byuser": svc(o, hosts=["byuser.example"], allow=["zoe@example.com"]),
+        "bydomain": svc(o, hosts=["bydomain.example"], allow=["*@EXAMPLE.com"]),
+        "bytag": svc(o, hosts=["bytag.example"], allow=["tag:monitoring"]),
+        "open": svc(o, hosts=["open.example"]),
+    }
+    p = ctx.portico(services, start=False, metrics=True)
+    p.cfg["tailscale"] = {"services": True, "backend": "unix:" + os.path.join(ctx.dir, "tn.sock"),
+                          "socket": ts.path, "state_dir": ctx.dir}
+    p.write_config(p.cfg)
+    p.start()
+    sock = os.path.join(ctx.dir, "tn.sock")
+
+    def st(name, ip, funnel=False):
+        return as_tailscaled(ts, sock, ip, "%s.%s" % (name, SUFFIX), funnel=funnel)[0]
+
+    zoe, bob, ci, stranger = "100.64.0.2", "100.64.0.4", "100.64.0.3", "100.64.0.99"
+    eq([st("byuser", ip) for ip in (zoe, bob, ci, stranger)], [200, 403, 403, 403],
+       "allow: [zoe@example.com] for zoe, bob, a tagged node, an unknown address")
+    eq([st("bydomain", ip) for ip in (zoe, bob, ci, stranger)], [200, 403, 403, 403],
+       "allow: [*@example.com]")
+    eq([st("bytag", ip) for ip in (zoe, bob, ci, stranger)], [403, 403, 200, 403],
+       "allow: [tag:monitoring]")
+    eq([st("open", ip) for ip in (zoe, bob, ci, stranger)], [200, 200, 200, 200], "no allow list")
+    eq(st("byuser", zoe, funnel=True), 403, "a Funnel request never satisfies allow")
+    status, _, body = as_tailscaled(ts, sock, bob, "byuser." + SUFFIX)
+    eq(body, b"forbidden: you are not on this service's allow list\n", "the one-line body")
+    # The plain listener has no identity: allow refuses everyone there.
+    eq(request(p.port, "GET", "/", host="byuser.example",
+               headers={"Tailscale-User-Login": "zoe@example.com"}).status, 403,
+       "allow on a listener without identity")
+    got = _metric(p, "portico_access_denied_total")
+    eq((got.get('portico_access_denied_total{service="byuser"}'),
+        got.get('portico_access_denied_total{service="bydomain"}'),
+        got.get('portico_access_denied_total{service="bytag"}')), ("6", "3", "3"),
+       "denials by service: %r" % got)
+    denied = [l for l in p.stderr() if "status=403" in l and "service=byuser" in l]
+    expect(any("user=bob@corp.example" in l and "allow list" in l for l in denied),
+           "the access log names the caller and why: %r" % denied[:3])
+
+
+@test(timeout=60)
+def test_allow_tag_asks_whois_without_identity_headers(ctx):
+    ts = _emu(ctx)
+    o = ctx.origin("app")
+    p = _ts_portico(ctx, {"bytag": svc(o, allow=["tag:ci"]),
+                          "byuser": svc(o, hosts=["u.test"], allow=["zoe@example.com"])},
+                    ts=ts, identity_headers=False)
+    eq(as_tailscaled(ts, p.backend, "100.64.0.3", "bytag." + SUFFIX)[0], 200,
+       "a tagged node's tag comes from whois")
+    eq(ts.count("GET", "whois"), 1, "whois for the tagged caller")
+    eq(as_tailscaled(ts, p.backend, "100.64.0.2", "byuser." + SUFFIX)[0], 200,
+       "a user's headers are enough for a login entry")
+    eq(ts.count("GET", "whois"), 1, "no whois for a user the headers name")
+
+
+@test()
+def test_allow_config_errors_and_warning(ctx):
+    path = os.path.join(ctx.dir, "c.yaml")
+
+    def check(allow, tailscale=""):
+        with open(path, "w") as f:
+            f.write("listen: [{addr: '127.0.0.1:0'}]\nservices:\n  grafana:\n"
+                    "    hosts: [g.example]\n    upstream: 'http://127.0.0.1:3000'\n"
+                    "    allow: %s\n%s" % (allow, tailscale))
+        return run_check(ctx.binary, path)
+
+    rc, out, err = check("[alice]")
+    eq(rc, 1, "a bad entry")
+    expect('c.yaml:6: services.grafana.allow: allow entry "alice": is not a login' in err, err)
+    rc, out, err = check("[]")
+    eq(rc, 1, "an empty list")
+    expect("c.yaml:6: services.grafana.allow: the list is empty" in err, err)
+    rc, out, err = check("[alice@example.com]")
+    eq(rc, 0, "a good list: " + err)
+    expect("c.yaml:6: warning: services.grafana.allow: no listener carries tailnet identity" in err,
+           "check warns that nobody can pass: " + err)
+    rc, out, err = check("[alice@example.com]", "tailscale: {services: true, backend: "
+                         "'unix:%s/tn.sock'}\n" % ctx.dir)
+    eq((rc, err), (0, ""), "no warning with the backend listener")

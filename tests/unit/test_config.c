@@ -1718,6 +1718,52 @@ static void test_config_tailscale_api_errors(void **state)
     rmdir(api_dir);
     api_dir[0] = '\0';
 }
+/* services.NAME.allow: checked, normalised, copied into the snapshot. */
+static void test_config_service_allow(void **state)
+{
+    struct config *c =
+        expect_ok(TSVC "tailscale:\n  services: true\n  backend: unix:/run/p/t.sock\n");
+    assert_int_equal(c->services[0].allow.n, 0);
+    config_unref(c);
+    c = expect_ok(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                         "    hosts: [g.test]\n    allow: [Alice@Example.COM, \"*@Corp.Example\", "
+                         "tag:ci]\ntailscale:\n  services: true\n  backend: unix:/run/p/t.sock\n");
+    const struct access_list *a = &c->services[0].allow;
+    assert_int_equal(a->n, 3);
+    assert_int_equal(a->entries[0].kind, ACCESS_LOGIN);
+    assert_string_equal(a->entries[0].value, "Alice@example.com");
+    assert_int_equal(a->entries[1].kind, ACCESS_DOMAIN);
+    assert_string_equal(a->entries[1].value, "corp.example");
+    assert_int_equal(a->entries[2].kind, ACCESS_TAG);
+    assert_string_equal(a->entries[2].value, "tag:ci");
+    assert_int_equal(c->services[0].allow_line, 7);
+    assert_null(c->warnings);
+    config_unref(c);
+    /* No listener with identity: loads, with a warning. */
+    c = expect_ok(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                         "    hosts: [g.test]\n    allow: [tag:ci]\n");
+    assert_string_equal(c->warnings,
+                        "portico.yaml:7: warning: services.g.allow: no listener carries tailnet "
+                        "identity (the tailscale backend listener needs tailscale.services: "
+                        "true), so every request to this service is refused with 403\n");
+    config_unref(c);
+    expect_error(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                        "    hosts: [g.test]\n    allow: [tag:ci, \"bob\"]\n",
+                 "portico.yaml:7: services.g.allow: allow entry \"bob\": is not a login (write a "
+                 "login such as alice@example.com, *@example.com, tag:NAME or local)");
+    expect_error(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                        "    hosts: [g.test]\n    allow: []\n",
+                 "portico.yaml:7: services.g.allow: the list is empty, which would refuse "
+                 "everyone; remove allow to let every caller through");
+    expect_error(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                        "    hosts: [g.test]\n    allow: tag:ci\n",
+                 "portico.yaml:7: services.g.allow: expected a sequence");
+    expect_error(LISTEN "services:\n  g:\n    tcp: {listen: 127.0.0.1:9, upstream: "
+                        "127.0.0.1:10}\n    allow: [tag:ci]\n",
+                 "portico.yaml:6: service \"g\" has HTTP settings but no upstream to send "
+                 "requests to");
+}
+
 #undef TSVC
 
 int main(void)
@@ -1802,6 +1848,7 @@ int main(void)
         cmocka_unit_test(test_config_tailscale_funnel),
         cmocka_unit_test(test_config_tailscale_errors),
         cmocka_unit_test(test_config_tailscale_backend_listener),
+        cmocka_unit_test(test_config_service_allow),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
