@@ -171,6 +171,9 @@ struct config_service {
     int allow_line;
     const struct config_auth *auth; /* forward auth for every request, or NULL; owned by config */
     char **auth_skip;               /* normalised path prefixes that skip auth */
+    /* "auth_bypass_tailnet": a tailnet user (identity_is_user: not tagged,
+     * not Funnel, not a failed whois) skips forward auth. */
+    bool auth_bypass_tailnet;
     size_t nauth_skip;
     /* "upgrade:": protocol names (lower-case) a client may switch to through
      * a 101; ["websocket"] unless configured. Never h2c. */

@@ -218,15 +218,6 @@ static int read_allow(struct parser *p, const yaml_node_t *n, const char *what, 
     return 0;
 }
 
-static int refuse_bypass(struct parser *p, const yaml_node_t *n, const char *what, void *field,
-                         void *target)
-{
-    return cfg_fail(p, n,
-                    "%s: skipping auth for tailnet users needs tailnet identity (whois), "
-                    "which this version of portico does not have",
-                    what);
-}
-
 static const struct cfg_choice proxy_versions[] = {{"v1", 1}, {"v2", 2}, {NULL, 0}};
 static const char *const default_upgrade[] = {"websocket", NULL};
 
@@ -247,7 +238,7 @@ static const struct cfg_key service_keys[] = {
     {"tls_insecure_skip_verify", CFG_LATER, .off = 0}, /* the same */
     {"auth", CFG_LATER, .off = 0},                     /* read_service_auth */
     {"auth_skip", CFG_STRINGS, AT(auth_skip), N(nauth_skip), .item = check_auth_skip},
-    {"auth_bypass_tailnet", CFG_FUNC, .fn = refuse_bypass},
+    {"auth_bypass_tailnet", CFG_BOOL, AT(auth_bypass_tailnet), false},
     {"allow", CFG_FUNC, .fn = read_allow},
     {"host_header", CFG_FUNC, .fn = cfg_read_host_header},
     {"rewrite_redirects", CFG_BOOL, AT(rewrite_redirects), true},
@@ -317,6 +308,10 @@ static int check_service(struct parser *p, struct config_service *svc, const yam
         return -1;
     if (skip && !auth)
         return cfg_fail(p, skip, "services.%s.auth_skip applies to a service with auth", name);
+    const yaml_node_t *bypass = cfg_seen_node(seen, "auth_bypass_tailnet");
+    if (bypass && !auth)
+        return cfg_fail(p, bypass, "services.%s.auth_bypass_tailnet applies to a service with auth",
+                        name);
     if (upgrade && !svc->upstream)
         return cfg_fail(p, upgrade,
                         "services.%s.upgrade applies to HTTP services (with an upstream)", name);

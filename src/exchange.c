@@ -423,6 +423,8 @@ enum ex_result ex_routed(struct exchange *ex, const struct route_result *rt)
     struct conn *c = ex->c;
     struct http_request *req = &ex->req;
     const struct config_auth *auth = rt->auth;
+    if (auth && ex->svc->auth_bypass_tailnet && identity_is_user(&ex->id))
+        auth = NULL; /* a person tailscaled vouched for; everyone else asks the provider */
     log_identity(ex);
     /* Before forward auth and the upstream: a caller outside the list gets
      * nowhere, whatever a provider would say. */

@@ -525,3 +525,49 @@ def test_allow_config_errors_and_warning(ctx):
     rc, out, err = check("[alice@example.com]", "tailscale: {services: true, backend: "
                          "'unix:%s/tn.sock'}\n" % ctx.dir)
     eq((rc, err), (0, ""), "no warning with the backend listener")
+
+
+# ---------------------------------------------------------------- D: auth_bypass_tailnet
+
+@test(timeout=60)
+def test_auth_bypass_tailnet_only_for_users(ctx):
+    from authelia_emu import Authelia
+    ts = _emu(ctx)
+    a = Authelia()
+    ctx.cleanups.append(a.close)
+    o = ctx.origin("app")
+    p = ctx.portico({"app": svc(o, hosts=["app.example"], auth="authelia",
+                                auth_bypass_tailnet=True),
+                     "strict": svc(o, hosts=["strict.example"], auth="authelia")},
+                    start=False, workers=1)
+    p.cfg["auth"] = {"authelia": {"url": a.url + "/api/authz/forward-auth"}}
+    sock = os.path.join(ctx.dir, "tn.sock")
+    p.cfg["tailscale"] = {"services": True, "backend": "unix:" + sock, "socket": ts.path,
+                          "state_dir": ctx.dir}
+    p.write_config(p.cfg)
+    p.start()
+
+    def via(name, ip, funnel=False):
+        before = a.count()
+        st = as_tailscaled(ts, sock, ip, "%s.%s" % (name, SUFFIX), funnel=funnel)[0]
+        return st, a.count() - before
+
+    eq(via("app", "100.64.0.2"), (200, 0), "a user skips forward auth")
+    eq(via("strict", "100.64.0.2")[1], 1, "a service without auth_bypass_tailnet asks")
+    st, asked = via("app", "100.64.0.3")
+    eq(asked, 1, "a tagged node goes through forward auth")
+    expect(st in (302, 401, 403), "and is not let in without a session: %d" % st)
+    eq(via("app", "100.64.0.2", funnel=True)[1], 1, "a Funnel request goes through forward auth")
+    eq(via("app", "100.64.0.99")[1], 1, "an unknown caller goes through forward auth")
+    # tailscaled named a user in its headers, but whois fails: no bypass.
+    ts.down()
+    before = a.count()
+    st, _, _ = ts_request(sock, "/", xfh="app." + SUFFIX, xff="100.64.0.5", headers=zoe_headers())
+    eq(a.count() - before, 1, "a failed whois goes through forward auth")
+    ts.up()
+    # A client forging tailscaled's headers on the plain listener gets nothing.
+    before = a.count()
+    request(p.port, "GET", "/", host="app.example", headers=dict(zoe_headers()))
+    eq(a.count() - before, 1, "forged identity on the plain listener goes through forward auth")
+    line = [l for l in p.stderr() if "service=app" in l and "status=200" in l]
+    expect(line and "user=zoe@example.com" in line[0], "the access log names the user: %r" % line)

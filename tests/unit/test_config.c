@@ -1764,6 +1764,30 @@ static void test_config_service_allow(void **state)
                  "requests to");
 }
 
+/* auth_bypass_tailnet: a boolean, only beside auth. */
+static void test_config_service_auth_bypass_tailnet(void **state)
+{
+    struct config *c = expect_ok(LISTEN "auth:\n  a: {url: http://127.0.0.1:9091/x}\n"
+                                        "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                                        "    hosts: [g.test]\n    auth: a\n"
+                                        "    auth_bypass_tailnet: true\n");
+    assert_true(c->services[0].auth_bypass_tailnet);
+    config_unref(c);
+    c = expect_ok(LISTEN "auth:\n  a: {url: http://127.0.0.1:9091/x}\n"
+                         "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                         "    hosts: [g.test]\n    auth: a\n");
+    assert_false(c->services[0].auth_bypass_tailnet);
+    config_unref(c);
+    expect_error(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                        "    hosts: [g.test]\n    auth_bypass_tailnet: true\n",
+                 "portico.yaml:7: services.g.auth_bypass_tailnet applies to a service with auth");
+    expect_error(LISTEN "auth:\n  a: {url: http://127.0.0.1:9091/x}\n"
+                        "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                        "    hosts: [g.test]\n    auth: a\n    auth_bypass_tailnet: often\n",
+                 "portico.yaml:10: services.g.auth_bypass_tailnet: expected a boolean (true or "
+                 "false)");
+}
+
 #undef TSVC
 
 int main(void)
@@ -1849,6 +1873,7 @@ int main(void)
         cmocka_unit_test(test_config_tailscale_errors),
         cmocka_unit_test(test_config_tailscale_backend_listener),
         cmocka_unit_test(test_config_service_allow),
+        cmocka_unit_test(test_config_service_auth_bypass_tailnet),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
