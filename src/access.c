@@ -1,9 +1,12 @@
 /* access.c - allow lists (see access.h). */
 #include "access.h"
 
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <strings.h>
 
 #include "rfc2047.h"
@@ -224,4 +227,20 @@ bool access_list_allows(const struct access_list *l, const struct identity *id)
         if (entry_matches(&l->entries[i], id, user, tagged))
             return true;
     return false;
+}
+
+bool access_tailnet_address(const struct sockaddr_storage *sa)
+{
+    static const uint8_t ula[6] = {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0}; /* fd7a:115c:a1e0::/48 */
+    const uint8_t *v4 = NULL;
+    if (sa->ss_family == AF_INET) {
+        v4 = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (!IN6_IS_ADDR_V4MAPPED(a))
+            return memcmp(a->s6_addr, ula, sizeof ula) == 0;
+        v4 = &a->s6_addr[12];
+    }
+    /* 100.64.0.0/10: Tailscale's CGNAT range. */
+    return v4 && v4[0] == 100 && (v4[1] & 0xc0) == 64;
 }

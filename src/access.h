@@ -61,4 +61,11 @@ void access_list_free(struct access_list *l);
  * nobody: "no allow list" is the caller's decision, not this one). */
 bool access_list_allows(const struct access_list *l, const struct identity *id);
 
+/* Is sa a Tailscale address (100.64.0.0/10, fd7a:115c:a1e0::/48, either
+ * also IPv4-mapped)? Only such a caller can have a tailnet identity: a
+ * TCP or passthrough connection from anywhere else is refused by an allow
+ * list without asking whois. */
+struct sockaddr_storage;
+bool access_tailnet_address(const struct sockaddr_storage *sa);
+
 #endif

@@ -2,7 +2,10 @@
  * act on, and matched against a caller's identity. */
 #include "unit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 
 #include "access.h"
@@ -210,6 +213,39 @@ static void test_access_empty_list_allows_nobody(void **state)
     assert_false(access_list_allows(&list, &id));
 }
 
+static struct sockaddr_storage ip(const char *text)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, text, &in->sin_addr) == 1)
+        in->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1)
+        in6->sin6_family = AF_INET6;
+    return ss;
+}
+
+/* Only Tailscale's ranges can carry a tailnet identity. */
+static void test_access_tailnet_address(void **state)
+{
+    static const char *const yes[] = {
+        "100.64.0.0",         "100.64.0.7",        "100.127.255.255",
+        "::ffff:100.100.1.1", "fd7a:115c:a1e0::1", "fd7a:115c:a1e0:ffff:ffff:ffff:ffff:ffff"};
+    static const char *const no[] = {"100.63.255.255",    "100.128.0.0",      "127.0.0.1",
+                                     "10.0.0.1",          "::ffff:127.0.0.1", "::1",
+                                     "fd7a:115c:a1e1::1", "fd7a:115c:a0e0::1"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        struct sockaddr_storage ss = ip(yes[i]);
+        assert_true(access_tailnet_address(&ss));
+    }
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        struct sockaddr_storage ss = ip(no[i]);
+        assert_false(access_tailnet_address(&ss));
+    }
+    struct sockaddr_storage unix_addr = {.ss_family = AF_UNIX};
+    assert_false(access_tailnet_address(&unix_addr));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +258,7 @@ int main(void)
         cmocka_unit_test_teardown(test_access_anonymous_match_nothing, teardown),
         cmocka_unit_test_teardown(test_access_local_entry, teardown),
         cmocka_unit_test_teardown(test_access_empty_list_allows_nobody, teardown),
+        cmocka_unit_test(test_access_tailnet_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
