@@ -272,9 +272,8 @@ static int read_service_tls(struct parser *p, const struct config_service *svc,
 }
 
 /* The keys that only make sense for HTTP, in the order messages name them. */
-static const char *const http_only[] = {"upstream",          "routes",       "headers",
-                                        "timeout",           "idle_timeout", "host_header",
-                                        "rewrite_redirects", "allow"};
+static const char *const http_only[] = {
+    "upstream", "routes", "headers", "timeout", "idle_timeout", "host_header", "rewrite_redirects"};
 
 /* What the keys of a service say together, once each is read. */
 static int check_service(struct parser *p, struct config_service *svc, const yaml_node_t *k,
@@ -344,8 +343,8 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
         return -1;
     const yaml_node_t *hosts = cfg_seen_node(&seen, "hosts");
     if (!svc->upstream && !svc->passthrough) {
-        static const char *const http_keys[] = {
-            "hosts", "routes", "headers", "host_header", "rewrite_redirects", "allow"};
+        static const char *const http_keys[] = {"hosts", "routes", "headers", "host_header",
+                                                "rewrite_redirects"};
         for (size_t i = 0; i < sizeof http_keys / sizeof http_keys[0]; i++)
             if (cfg_seen_node(&seen, http_keys[i]))
                 return cfg_fail(
@@ -370,19 +369,49 @@ static int parse_service(struct parser *p, struct config_service *svc, const yam
     return 0;
 }
 
+/* A TCP or passthrough service learns its caller only from the PROXY
+ * header tailscaled sends (tcp.proxy_protocol, or a TLS listener's
+ * proxy_protocol): without one every caller is tailscaled itself, on this
+ * machine, and has no tailnet identity. */
+static bool stream_has_caller(const struct config *c, const struct config_service *svc)
+{
+    if (svc->tcp)
+        return svc->tcp->proxy_protocol;
+    for (size_t i = 0; i < c->nlistens; i++)
+        if (c->listens[i].tls && c->listens[i].proxy_protocol)
+            return true;
+    return false;
+}
+
 void cfg_warn_allow(struct parser *p)
 {
     const struct config *c = p->c;
+    bool tailnet = false;
     for (size_t i = 0; i < c->nlistens; i++)
-        if (c->listens[i].tailnet)
-            return;
-    for (size_t i = 0; i < c->nservices; i++)
-        if (c->services[i].allow.n)
-            cfg_warn_at(p, (size_t)c->services[i].allow_line,
+        tailnet = tailnet || c->listens[i].tailnet;
+    for (size_t i = 0; i < c->nservices; i++) {
+        const struct config_service *svc = &c->services[i];
+        if (!svc->allow.n)
+            continue;
+        if (svc->tcp && !svc->tcp->proxy_protocol)
+            cfg_warn_at(p, (size_t)svc->allow_line,
+                        "services.%s.allow: tcp.proxy_protocol is off, so every caller is "
+                        "tailscaled on this machine, which has no tailnet identity: every "
+                        "connection is closed; set tcp.proxy_protocol: true",
+                        svc->name);
+        else if (svc->passthrough && !stream_has_caller(c, svc))
+            cfg_warn_at(p, (size_t)svc->allow_line,
+                        "services.%s.allow: no TLS listener has proxy_protocol, so every caller "
+                        "is tailscaled on this machine, which has no tailnet identity: every "
+                        "connection is closed; add a TLS listener with proxy_protocol: true",
+                        svc->name);
+        else if (!svc->tcp && !svc->passthrough && !tailnet)
+            cfg_warn_at(p, (size_t)svc->allow_line,
                         "services.%s.allow: no listener carries tailnet identity (the tailscale "
                         "backend listener needs tailscale.services: true), so every request to "
                         "this service is refused with 403",
-                        c->services[i].name);
+                        svc->name);
+    }
 }
 
 int cfg_parse_services(struct parser *p, const yaml_node_t *n)

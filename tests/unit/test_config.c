@@ -1758,10 +1758,53 @@ static void test_config_service_allow(void **state)
     expect_error(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
                         "    hosts: [g.test]\n    allow: tag:ci\n",
                  "portico.yaml:7: services.g.allow: expected a sequence");
+}
+
+/* allow on TCP and passthrough services: the same entries and errors; a
+ * warning when no PROXY header can name the caller. */
+static void test_config_stream_service_allow(void **state)
+{
+    struct config *c = expect_ok(LISTEN "services:\n  g:\n    tcp: {listen: 127.0.0.1:9, "
+                                        "upstream: 127.0.0.1:10, proxy_protocol: true}\n"
+                                        "    allow: [alice@example.com, tag:ci]\n");
+    assert_int_equal(c->services[0].allow.n, 2);
+    assert_int_equal(c->services[0].allow.entries[1].kind, ACCESS_TAG);
+    assert_null(c->warnings);
+    config_unref(c);
+    c = expect_ok(LISTEN "services:\n  g:\n    tcp: {listen: 127.0.0.1:9, upstream: "
+                         "127.0.0.1:10}\n    allow: [tag:ci]\n");
+    assert_string_equal(c->warnings,
+                        "portico.yaml:6: warning: services.g.allow: tcp.proxy_protocol is off, so "
+                        "every caller is tailscaled on this machine, which has no tailnet "
+                        "identity: every connection is closed; set tcp.proxy_protocol: true\n");
+    config_unref(c);
     expect_error(LISTEN "services:\n  g:\n    tcp: {listen: 127.0.0.1:9, upstream: "
-                        "127.0.0.1:10}\n    allow: [tag:ci]\n",
-                 "portico.yaml:6: service \"g\" has HTTP settings but no upstream to send "
-                 "requests to");
+                        "127.0.0.1:10}\n    allow: [tag:ci, bob]\n",
+                 "portico.yaml:6: services.g.allow: allow entry \"bob\": is not a login (write a "
+                 "login such as alice@example.com, *@example.com, tag:NAME or local)");
+#define PT_LISTEN "listen:\n  - {addr: 127.0.0.1:8443, tls: true%s}\n"
+#define PT_SVC    "services:\n  v:\n    hosts: [v.test]\n    passthrough: 127.0.0.1:8200\n"
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, PT_LISTEN PT_SVC "    allow: [\"*@example.com\"]\n",
+             ", proxy_protocol: true");
+    c = expect_ok(yaml);
+    assert_int_equal(c->services[0].allow.n, 1);
+    assert_int_equal(c->services[0].allow.entries[0].kind, ACCESS_DOMAIN);
+    assert_null(c->warnings);
+    config_unref(c);
+    snprintf(yaml, sizeof yaml, PT_LISTEN PT_SVC "    allow: [\"*@example.com\"]\n", "");
+    c = expect_ok(yaml);
+    assert_string_equal(c->warnings,
+                        "portico.yaml:7: warning: services.v.allow: no TLS listener has "
+                        "proxy_protocol, so every caller is tailscaled on this machine, which has "
+                        "no tailnet identity: every connection is closed; add a TLS listener with "
+                        "proxy_protocol: true\n");
+    config_unref(c);
+    snprintf(yaml, sizeof yaml, PT_LISTEN PT_SVC "    allow: []\n", ", proxy_protocol: true");
+    expect_error(yaml, "portico.yaml:7: services.v.allow: the list is empty, which would refuse "
+                       "everyone; remove allow to let every caller through");
+#undef PT_LISTEN
+#undef PT_SVC
 }
 
 /* auth_bypass_tailnet: a boolean, only beside auth. */
@@ -1873,6 +1916,7 @@ int main(void)
         cmocka_unit_test(test_config_tailscale_errors),
         cmocka_unit_test(test_config_tailscale_backend_listener),
         cmocka_unit_test(test_config_service_allow),
+        cmocka_unit_test(test_config_stream_service_allow),
         cmocka_unit_test(test_config_service_auth_bypass_tailnet),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
