@@ -192,6 +192,12 @@ void proxy_release(struct exchange *ex);
  * its connections are closed. */
 struct worker;
 void tailnet_worker_free(struct worker *w);
+/* The worker's whois cache for the snapshot's LocalAPI socket, made on
+ * first use (a reload that names another socket starts a new one); NULL
+ * when it cannot be made (logged). Shared by HTTP exchanges on the backend
+ * listener and the TCP forwarders with an allow list (tcp.c). */
+struct config_tailscale;
+struct whois_cache *tailnet_whois_cache(struct worker *w, const struct config_tailscale *ts);
 
 /* The name of a state, for logs and tests. */
 const char *proxy_state_name(enum exchange_state st);

@@ -22,10 +22,7 @@
 #include "whois.h"
 #include "worker.h"
 
-/* The worker's whois cache for the snapshot's LocalAPI socket, made on
- * first use (a reload that names another socket starts a new one); NULL
- * when it cannot be made (logged). */
-static struct whois_cache *worker_whois(struct worker *w, const struct config_tailscale *ts)
+struct whois_cache *tailnet_whois_cache(struct worker *w, const struct config_tailscale *ts)
 {
     if (w->whois && strcmp(w->ts_socket, ts->socket) == 0)
         return w->whois;
@@ -125,7 +122,7 @@ bool tailnet_identify(struct exchange *ex)
                 ex->client[0] ? ex->client : "-", identity_strerror(e));
     if (id->funnel || !ex->client[0] || !needs_whois(ex))
         return true;
-    struct whois_cache *wc = worker_whois(ex_worker(ex), &ex->cfg->tailscale);
+    struct whois_cache *wc = tailnet_whois_cache(ex_worker(ex), &ex->cfg->tailscale);
     if (!wc) {
         identity_init(id);
         return true;

@@ -266,3 +266,147 @@ def test_tstcp_wildcard_listener_is_reached_on_loopback(ctx):
         "svc:vault": {"TCP": {"443": {"TCPForward": "127.0.0.1:%d" % port, "ProxyProtocol": 2}}},
         "svc:db": {"TCP": {str(tport): {"TCPForward": "[::1]:%d" % tport}}}}},
         "0.0.0.0 is reached at 127.0.0.1, :: at ::1")
+
+
+class Echo(TcpServer):
+    """An upstream that sends back what it reads, and keeps it."""
+
+    def __init__(self):
+        self.got = []
+        super().__init__(self._echo)
+
+    def _echo(self, c):
+        c.settimeout(10 * SCALE)
+        data = b""
+        try:
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                data += d
+                c.sendall(d)
+        except OSError:
+            pass
+        self.got.append(data)
+        c.close()
+
+
+def _refused(s, data):
+    """Send data on s (a connection through tailscaled) and expect portico
+    to close it without answering."""
+    try:
+        s.sendall(data)
+        got = s.recv(4096)
+    except ConnectionResetError:
+        got = b""
+    s.close()
+    eq(got, b"", "the refused caller gets nothing back")
+
+
+def _echoed(s, data):
+    s.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    s.close()
+    return got
+
+
+def _allow_setup(ctx):
+    """tailscaled 1.94 with a user alice (100.64.0.7), a user mallory
+    (100.64.0.8), a tagged node (100.64.0.9, tag:ci); portico with ssh (TCP,
+    allow alice and tag:ci), vault (passthrough, allow *@example.com), open
+    (TCP, no allow list), all published with PROXY v2."""
+    ts = _emu(ctx, "1.94.2")
+    ts.add_user_node("100.64.0.7", "alice@example.com", "Alice", name="alices-laptop")
+    ts.add_user_node("100.64.0.8", "mallory@evil.example", "Mallory", name="mallorys-laptop")
+    ts.add_tagged_node("100.64.0.9", ["tag:ci"], name="ci-runner")
+    sshd, vault, opend = Echo(), Echo(), Echo()
+    ctx.cleanups += [sshd.close, vault.close, opend.close]
+    listens = [{"addr": "127.0.0.1:%d" % _free_port()},
+               {"addr": "127.0.0.1:%d" % _free_port(), "tls": True, "proxy_protocol": True}]
+    ssh_port, open_port = _free_port(), _free_port()
+    services = {
+        "ssh": {"tcp": {"listen": "127.0.0.1:%d" % ssh_port,
+                        "upstream": "127.0.0.1:%d" % sshd.port, "proxy_protocol": True},
+                "allow": ["alice@example.com", "tag:ci"]},
+        "vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:%d" % vault.port,
+                  "allow": ["*@example.com"]},
+        "open": {"tcp": {"listen": "127.0.0.1:%d" % open_port,
+                         "upstream": "127.0.0.1:%d" % opend.port, "proxy_protocol": True}},
+    }
+    cfg, path = _config(ctx, listens, services)
+    cfg["metrics"] = {"listen": "127.0.0.1:0"}
+    with open(path, "w") as f:
+        f.write(json.dumps(cfg, indent=1) + "\n")
+    rc, out, err = _cli(ctx, "apply", path)
+    eq((rc, err), (0, ""), "apply exit status and stderr")
+    p = _run_portico(ctx, cfg)
+    return ts, p, sshd, vault, opend, ssh_port, open_port
+
+
+def _denied(p):
+    text = request(p.metrics_port, "GET", "/metrics").body.decode()
+    return {l.split(" ")[0]: l.split(" ")[1] for l in text.splitlines()
+            if l.startswith("portico_access_denied_total{")}
+
+
+@test(timeout=60)
+def test_tstcp_allow_on_tcp_service(ctx):
+    ts, p, sshd, _, _, ssh_port, _ = _allow_setup(ctx)
+    # alice is on the list: bytes go both ways.
+    s = ts.dial_service("svc:ssh", ssh_port, "100.64.0.7:40001")
+    eq(_echoed(s, b"SSH-2.0-alice\r\n"), b"SSH-2.0-alice\r\n", "alice: the upstream answers")
+    # the tagged node is admitted by tag:ci.
+    s = ts.dial_service("svc:ssh", ssh_port, "100.64.0.9:40002")
+    eq(_echoed(s, b"SSH-2.0-ci\r\n"), b"SSH-2.0-ci\r\n", "tag:ci: the upstream answers")
+    deadline = time.time() + 10 * SCALE
+    while sshd.accepted < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    eq(sshd.accepted, 2, "upstream connections for the admitted callers")
+    # mallory (a login not on the list), an address whois does not know
+    # and an address outside the tailnet are closed, the upstream never dialled.
+    whois = ts.count("GET", "whois")
+    for src in ("100.64.0.8:40003", "100.64.0.10:40004", "192.0.2.5:40005"):
+        _refused(ts.dial_service("svc:ssh", ssh_port, src), b"SSH-2.0-intruder\r\n")
+    time.sleep(0.3 * SCALE)
+    eq(sshd.accepted, 2, "no upstream connection for a refused caller")
+    eq(ts.count("GET", "whois"), whois + 2, "whois for the two tailnet addresses only")
+    eq(_denied(p).get('portico_access_denied_total{service="ssh"}'), "3", "denials counted")
+    expect(p.wait_line("service ssh: tailnet caller 100.64.0.8 (mallory@evil.example) is not on "
+                       "the allow list", timeout=5 * SCALE), "the denial is logged with the login")
+    expect(p.wait_line("service ssh: tailnet caller 100.64.0.10 (unknown) is not on the allow "
+                       "list", timeout=5 * SCALE), "an unknown caller is logged as unknown")
+    # The whois answer is cached: alice again asks nothing.
+    whois = ts.count("GET", "whois")
+    s = ts.dial_service("svc:ssh", ssh_port, "100.64.0.7:40006")
+    eq(_echoed(s, b"again"), b"again", "alice again")
+    eq(ts.count("GET", "whois"), whois, "the cached answer is used")
+
+
+@test(timeout=60)
+def test_tstcp_allow_on_passthrough_service(ctx):
+    ts, p, _, vault, _, _, _ = _allow_setup(ctx)
+    hello = _hello("vault." + SUFFIX)
+    s = ts.dial_service("svc:vault", 443, "100.64.0.7:40001")
+    eq(_echoed(s, hello), hello, "alice (in *@example.com): the ClientHello reaches the upstream")
+    for src in ("100.64.0.8:40002", "100.64.0.9:40003", "100.64.0.10:40004"):
+        _refused(ts.dial_service("svc:vault", 443, src), hello)
+    time.sleep(0.3 * SCALE)
+    eq(vault.accepted, 1, "no upstream connection for a refused caller")
+    eq(_denied(p).get('portico_access_denied_total{service="vault"}'), "3", "denials counted")
+    expect(p.wait_line("service vault: tailnet caller 100.64.0.9 (tag:ci) is not on the allow "
+                       "list", timeout=5 * SCALE), "a tagged caller is logged by its tag")
+
+
+@test(timeout=60)
+def test_tstcp_no_allow_list_asks_no_whois(ctx):
+    ts, p, _, _, opend, _, open_port = _allow_setup(ctx)
+    for src in ("100.64.0.8:40001", "100.64.0.10:40002"):
+        s = ts.dial_service("svc:open", open_port, src)
+        eq(_echoed(s, b"hi"), b"hi", "open service from %s" % src)
+    eq(ts.count("GET", "whois"), 0, "no whois for a service without allow")
+    eq(_denied(p).get('portico_access_denied_total{service="open"}'), "0", "nothing denied")
