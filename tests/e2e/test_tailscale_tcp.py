@@ -410,3 +410,28 @@ def test_tstcp_no_allow_list_asks_no_whois(ctx):
         eq(_echoed(s, b"hi"), b"hi", "open service from %s" % src)
     eq(ts.count("GET", "whois"), 0, "no whois for a service without allow")
     eq(_denied(p).get('portico_access_denied_total{service="open"}'), "0", "nothing denied")
+
+
+@test(timeout=60)
+def test_tstcp_allow_waits_for_whois(ctx):
+    ts, p, sshd, _, _, ssh_port, _ = _allow_setup(ctx)
+    # While whois answers, the client's bytes wait and no upstream is dialled.
+    ts.delays["whois"] = 2.0     # well within the LocalAPI call's 5 s
+    s = ts.dial_service("svc:ssh", ssh_port, "100.64.0.7:40001")
+    s.sendall(b"early bytes")
+    time.sleep(0.3)
+    eq(sshd.accepted, 0, "no upstream connection before whois answers")
+    got = b""
+    while len(got) < len(b"early bytes"):
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    s.close()
+    eq(got, b"early bytes", "the bytes sent before the answer reach the upstream and come back")
+    # tailscaled that does not answer in time: no identity, closed.
+    ts.delays["whois"] = 8.0   # beyond the LocalAPI call's 5 s
+    _refused(ts.dial_service("svc:ssh", ssh_port, "100.64.0.9:40002", timeout=20 * SCALE),
+             b"SSH-2.0-ci\r\n")
+    eq(sshd.accepted, 1, "no upstream connection without an answer")
+    eq(_denied(p).get('portico_access_denied_total{service="ssh"}'), "1", "counted")
