@@ -31,10 +31,12 @@ def _emu(ctx, version):
 
 
 class Recorder(TcpServer):
-    """An upstream that keeps what each connection sent, up to its FIN."""
+    """An upstream that keeps what each connection sent, up to its FIN
+    (and with echo, sends each piece back as it comes)."""
 
-    def __init__(self):
+    def __init__(self, echo=False):
         self.got = []
+        self.echo = echo
         super().__init__(self._take)
 
     def _take(self, c):
@@ -46,6 +48,8 @@ class Recorder(TcpServer):
                 if not d:
                     break
                 data += d
+                if self.echo:
+                    c.sendall(d)
         except OSError:
             pass
         self.got.append(data)
@@ -268,29 +272,6 @@ def test_tstcp_wildcard_listener_is_reached_on_loopback(ctx):
         "0.0.0.0 is reached at 127.0.0.1, :: at ::1")
 
 
-class Echo(TcpServer):
-    """An upstream that sends back what it reads, and keeps it."""
-
-    def __init__(self):
-        self.got = []
-        super().__init__(self._echo)
-
-    def _echo(self, c):
-        c.settimeout(10 * SCALE)
-        data = b""
-        try:
-            while True:
-                d = c.recv(4096)
-                if not d:
-                    break
-                data += d
-                c.sendall(d)
-        except OSError:
-            pass
-        self.got.append(data)
-        c.close()
-
-
 def _refused(s, data):
     """Send data on s (a connection through tailscaled) and expect portico
     to close it without answering."""
@@ -324,7 +305,7 @@ def _allow_setup(ctx):
     ts.add_user_node("100.64.0.7", "alice@example.com", "Alice", name="alices-laptop")
     ts.add_user_node("100.64.0.8", "mallory@evil.example", "Mallory", name="mallorys-laptop")
     ts.add_tagged_node("100.64.0.9", ["tag:ci"], name="ci-runner")
-    sshd, vault, opend = Echo(), Echo(), Echo()
+    sshd, vault, opend = Recorder(True), Recorder(True), Recorder(True)
     ctx.cleanups += [sshd.close, vault.close, opend.close]
     listens = [{"addr": "127.0.0.1:%d" % _free_port()},
                {"addr": "127.0.0.1:%d" % _free_port(), "tls": True, "proxy_protocol": True}]
