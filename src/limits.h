@@ -144,6 +144,9 @@
 #define LIMIT_TS_SERVICES     8192       /* services in a serve config, prefs or service-host */
 #define LIMIT_TS_FUNNEL_PATHS 64         /* path prefixes published on Funnel */
 
+/* ---- hosts file (hostsfile.c) --------------------------------------------- */
+#define LIMIT_HOSTS_FILE_BYTES (4u << 20) /* tailscale.hairpin.hosts_file, read whole */
+
 /* ---- LocalAPI client and whois cache (localapi.c, whois.c) ---------------- */
 #define LIMIT_LOCALAPI_HEAD_BYTES 16384 /* one response head from tailscaled */
 #define LIMIT_LOCALAPI_QUEUE      64    /* calls waiting per worker; more fail at once */
