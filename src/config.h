@@ -60,6 +60,9 @@ struct config_listen {
      * tailscaled's forwarded requests. Only here are tailscaled's identity
      * headers read, and requests are routed by X-Forwarded-Host. */
     bool tailnet;
+    /* A tailscale.hairpin listener: processes on this host reaching the
+     * published names. Its callers are "local": never a tailnet identity. */
+    bool local;
     int line;
 };
 
@@ -250,6 +253,16 @@ struct config_tailscale {
      * the upstreams, which takes a whois call (cached) per caller. */
     bool identity_headers;
     uint32_t whois_wait_ms; /* a request waits this long for whois (limits.h) */
+    /* "tailscale.hairpin": every published name served on loopback
+     * addresses too (listeners marked local, after the backend's), and a
+     * block in hosts_file that sends the names there. */
+    struct config_hairpin {
+        bool enabled;
+        struct config_addr *listen; /* loopback addresses; their IPs go in the hosts file */
+        size_t nlisten;
+        char *hosts_file;
+        int line, hosts_line; /* of the section, and of hosts_file (0: the default) */
+    } hairpin;
     int line;
 };
 

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "limits.h"
+#include "hostsfile.h"
 #include "route.h"
 #include "tls.h"
 #include "tsapi.h"
@@ -96,6 +97,33 @@ static int read_backend(struct parser *p, const yaml_node_t *n, const char *what
     return 0;
 }
 
+/* Add l to the listeners, unless its address is already one of portico's
+ * (what: the key, for messages; why: the reason it must be its own). */
+static int add_listener(struct parser *p, const yaml_node_t *at, const char *what, const char *why,
+                        const struct config_listen *l)
+{
+    struct config *c = p->c;
+    const char *text = l->addr.text;
+    for (size_t i = 0; i < c->nlistens; i++)
+        if (cfg_addr_clash(&c->listens[i].addr, &l->addr))
+            return cfg_fail(p, at, "%s: \"%s\" is also a listen address (line %d); %s", what,
+                            cfg_show(p, text), c->listens[i].line, why);
+    for (size_t i = 0; i < c->ntcp; i++)
+        if (cfg_addr_clash(&c->tcp_services[i]->tcp->listen, &l->addr))
+            return cfg_fail(p, at, "%s: \"%s\" is also service %s's tcp.listen", what,
+                            cfg_show(p, text), cfg_show(p, c->tcp_services[i]->name));
+    if (c->metrics_enabled && cfg_addr_clash(&c->metrics_listen, &l->addr))
+        return cfg_fail(p, at, "%s: \"%s\" is also metrics.listen", what, cfg_show(p, text));
+    struct config_listen *ls = cfg_calloc(p, c->nlistens + 1, sizeof *ls);
+    if (!ls)
+        return cfg_fail_oom(p);
+    memcpy(ls, c->listens, c->nlistens * sizeof *ls);
+    ls[c->nlistens] = *l;
+    c->listens = ls;
+    c->nlistens++;
+    return 0;
+}
+
 /* With services on, tailscaled forwards every service's requests to the
  * backend: it becomes one more listener (after the listen: entries, so it
  * is opened, kept across reloads and handed over on upgrade like them),
@@ -110,25 +138,8 @@ static int add_backend_listener(struct parser *p, const yaml_node_t *at, long gi
                        sizeof msg) < 0)
         return cfg_fail(p, at, "tailscale.backend: %s", msg);
     l.addr.unix_gid = gid;
-    for (size_t i = 0; i < c->nlistens; i++)
-        if (cfg_addr_clash(&c->listens[i].addr, &l.addr))
-            return cfg_fail(p, at,
-                            "tailscale.backend: \"%s\" is also a listen address (line %d); "
-                            "tailscaled's listener must be its own",
-                            cfg_show(p, b), c->listens[i].line);
-    for (size_t i = 0; i < c->ntcp; i++)
-        if (cfg_addr_clash(&c->tcp_services[i]->tcp->listen, &l.addr))
-            return cfg_fail(p, at, "tailscale.backend: \"%s\" is also service %s's tcp.listen",
-                            cfg_show(p, b), cfg_show(p, c->tcp_services[i]->name));
-    if (c->metrics_enabled && cfg_addr_clash(&c->metrics_listen, &l.addr))
-        return cfg_fail(p, at, "tailscale.backend: \"%s\" is also metrics.listen", cfg_show(p, b));
-    struct config_listen *ls = cfg_calloc(p, c->nlistens + 1, sizeof *ls);
-    if (!ls)
-        return cfg_fail_oom(p);
-    memcpy(ls, c->listens, c->nlistens * sizeof *ls);
-    ls[c->nlistens] = l;
-    c->listens = ls;
-    c->nlistens++;
+    if (add_listener(p, at, "tailscale.backend", "tailscaled's listener must be its own", &l) < 0)
+        return -1;
     if (!(c->tailnet_names = route_table_new(c->nservices)))
         return cfg_fail_oom(p);
     for (size_t i = 0; i < c->nservices; i++) {
@@ -333,6 +344,127 @@ static int read_funnel(struct parser *p, const yaml_node_t *n, const char *what,
     return 0;
 }
 
+/* ---- tailscale.hairpin --------------------------------------------------------- */
+
+#define HAIRPIN_LISTEN_DEFAULT "127.0.0.1:443"
+#define HAIRPIN_HOSTS_DEFAULT  "/etc/hosts"
+
+/* One hairpin address: a loopback IP and a port, since `allow: [local]`
+ * trusts whoever connects to it and the hosts file can only name an IP. */
+static int read_hairpin_addr(struct parser *p, const yaml_node_t *n, const char *what,
+                             const char *s, struct config_addr *a)
+{
+    char msg[300];
+    if (cfg_parse_addr(s, a, true, false, msg, sizeof msg) < 0)
+        return cfg_fail(p, n, "%s: %s", what, msg);
+    if (a->host[0] || !addr_loopback(a))
+        return cfg_fail(p, n,
+                        "%s: \"%s\" is not a loopback address (use 127.0.0.1:443 or [::1]:443): "
+                        "callers here count as local, and allow: [local] admits them",
+                        what, cfg_show(p, s));
+    a->line = (int)n->start_mark.line + 1;
+    return 0;
+}
+
+static int read_hairpin_listen(struct parser *p, const yaml_node_t *n, const char *what,
+                               void *field, void *target)
+{
+    struct config_hairpin *h = target;
+    size_t count = n->type == YAML_SEQUENCE_NODE
+                       ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+                       : 1;
+    if (n->type == YAML_SEQUENCE_NODE && count == 0)
+        return cfg_fail(p, n, "%s: the list is empty", what);
+    if (!(h->listen = cfg_calloc(p, count, sizeof *h->listen)))
+        return cfg_fail_oom(p);
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *item =
+            n->type == YAML_SEQUENCE_NODE ? cfg_node(p, n->data.sequence.items.start[i]) : n;
+        const char *v;
+        if (cfg_want_string(p, item, what, &v) < 0 ||
+            read_hairpin_addr(p, item, what, v, &h->listen[i]) < 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (cfg_addr_clash(&h->listen[j], &h->listen[i]))
+                return cfg_fail(p, item, "%s: \"%s\" is listed twice", what, cfg_show(p, v));
+    }
+    h->nlisten = count;
+    return 0;
+}
+
+static int read_hairpin_hosts(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                              void *target)
+{
+    const char *s;
+    if (cfg_want_string(p, n, what, &s) < 0)
+        return -1;
+    if (s[0] != '/')
+        return cfg_fail(p, n, "%s: \"%s\" must be an absolute path", what, cfg_show(p, s));
+    if (!(*(char **)field = cfg_strdup(p, s)))
+        return cfg_fail_oom(p);
+    ((struct config_hairpin *)target)->hosts_line = (int)n->start_mark.line + 1;
+    return 0;
+}
+
+#define HP(f) CFG_AT(struct config_hairpin, f)
+static const struct cfg_key hairpin_keys[] = {
+    {"enabled", CFG_BOOL, HP(enabled), true},
+    {"listen", CFG_FUNC, HP(listen), .fn = read_hairpin_listen},
+    {"hosts_file", CFG_FUNC, HP(hosts_file), .fn = read_hairpin_hosts},
+};
+
+/* "hairpin: true|false", or a mapping {enabled, listen, hosts_file}. */
+static int read_hairpin(struct parser *p, const yaml_node_t *n, const char *what, void *field,
+                        void *target)
+{
+    struct config_hairpin *h = field;
+    h->line = (int)n->start_mark.line + 1;
+    if (n->type != YAML_MAPPING_NODE)
+        return cfg_want_bool(p, n, what, &h->enabled);
+    struct cfg_seen seen;
+    return cfg_keys_read(p, n, hairpin_keys, CFG_NKEYS(hairpin_keys), h, "tailscale.hairpin",
+                         "in tailscale.hairpin", &seen);
+}
+
+/* The hairpin listeners: TLS with the published names' certificates, by
+ * SNI, and a Host the certificate does not cover refused (421), so a
+ * local caller reaches only the names portico publishes. The hosts file
+ * is checked now so that `portico check` reports one it cannot write. */
+static int add_hairpin(struct parser *p, const yaml_node_t *at)
+{
+    struct config_hairpin *h = &p->c->tailscale.hairpin;
+    if (!p->c->tailscale.services)
+        return cfg_fail(p, at,
+                        "tailscale.hairpin serves the names published as Tailscale Services; "
+                        "it needs tailscale.services: true");
+    if (!h->hosts_file && !(h->hosts_file = cfg_strdup(p, HAIRPIN_HOSTS_DEFAULT)))
+        return cfg_fail_oom(p);
+    if (!h->listen) {
+        if (!(h->listen = cfg_calloc(p, 1, sizeof *h->listen)))
+            return cfg_fail_oom(p);
+        if (read_hairpin_addr(p, at, "tailscale.hairpin.listen", HAIRPIN_LISTEN_DEFAULT,
+                              &h->listen[0]) < 0)
+            return -1;
+        h->nlisten = 1;
+    }
+    char why[700];
+    if (hostsfile_check_writable(h->hosts_file, why, sizeof why) < 0)
+        return cfg_failat(p, (size_t)(h->hosts_line ? h->hosts_line : h->line),
+                          "tailscale.hairpin.hosts_file: %s", why);
+    for (size_t i = 0; i < h->nlisten; i++) {
+        struct config_listen l = {.addr = h->listen[i],
+                                  .tls = true,
+                                  .https = true,
+                                  .strict_sni_host = true,
+                                  .local = true,
+                                  .line = h->listen[i].line};
+        if (add_listener(p, at, "tailscale.hairpin.listen", "the hairpin listener must be its own",
+                         &l) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static const struct cfg_choice publish_choices[] = {
     {"auto", TS_PUBLISH_AUTO}, {"false", TS_PUBLISH_FALSE}, {NULL, 0}};
 
@@ -354,6 +486,7 @@ static const struct cfg_key ts_keys[] = {
     {"api", CFG_FUNC, AT(api), .fn = read_api},
     {"funnel", CFG_FUNC, AT(funnel), .fn = read_funnel},
     {"identity_headers", CFG_BOOL, AT(identity_headers), true},
+    {"hairpin", CFG_FUNC, AT(hairpin), .fn = read_hairpin},
 };
 
 /* One tag for now: the printed policy names one service tag and one node
@@ -429,9 +562,15 @@ int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n)
                             "towards %s; publish \"/\" or use backend: http://127.0.0.1:PORT",
                             cfg_show(p, ts->funnel.paths[i]), ts->backend);
     /* Funnel requests come through the backend as well. */
-    if (!ts->services && !ts->funnel.enabled)
+    if (!ts->services && !ts->funnel.enabled) {
+        if (ts->hairpin.enabled)
+            return add_hairpin(p, cfg_seen_node(&seen, "hairpin"));
         return 0;
+    }
     if (add_backend_listener(p, backend ? backend : n, gid) < 0)
+        return -1;
+    const yaml_node_t *hairpin = cfg_seen_node(&seen, "hairpin");
+    if (ts->hairpin.enabled && add_hairpin(p, hairpin) < 0)
         return -1;
     for (size_t i = 0; ts->services && i < p->c->nservices; i++) {
         const struct config_service *svc = &p->c->services[i];

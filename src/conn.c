@@ -702,6 +702,7 @@ static struct conn *accept_conn(struct worker *w, int fd, const struct sockaddr_
     c->redirect_https = l->redirect_https;
     c->https_port = l->https_port;
     c->tailnet = l->tailnet;
+    c->hairpin = l->local;
     bool tls = l->tls, proxy_protocol = l->proxy_protocol;
     /* CONN_SNI waits for the first bytes; begin_tls decides on them. */
     c->state = proxy_protocol ? CONN_PROXY : tls ? CONN_SNI : CONN_HEAD;

@@ -71,6 +71,7 @@ struct conn {
     bool tls_active;      /* handshake done: counted in portico_tls_connections_active */
     bool redirect_https;  /* the listener's redirect_https: every request goes to https:// */
     bool tailnet;         /* the tailscale.backend listener: tailscaled is the peer */
+    bool hairpin;         /* a tailscale.hairpin listener: a process on this host */
     uint16_t https_port;  /* ... on this port (0: 443) */
     size_t head_scan;
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
@@ -216,6 +217,13 @@ static inline bool conn_redirect_https(const struct conn *c)
 static inline bool conn_tailnet(const struct conn *c)
 {
     return c->tailnet;
+}
+
+/* Accepted on a tailscale.hairpin listener: the caller is "local", with
+ * no tailnet identity whatever it sends. */
+static inline bool conn_hairpin(const struct conn *c)
+{
+    return c->hairpin;
 }
 
 static inline uint16_t conn_https_port(const struct conn *c)

@@ -84,6 +84,8 @@ void ex_log_and_count(struct exchange *ex)
     uint64_t usec = ex_now_us() - ex->start_us;
     size_t slot = ex->svc ? ex->svc->metrics_slot : METRICS_SLOT_NONE;
     metrics_count_request(&w->metrics, slot, ex->status, usec, ex->bytes_in, ex->bytes_out);
+    if (conn_hairpin(ex->c))
+        metrics_count_local(&w->metrics, slot);
     if (!ex->cfg->access_log)
         return;
     struct access_entry e = {
@@ -98,6 +100,7 @@ void ex_log_and_count(struct exchange *ex)
         .bytes_out = ex->bytes_out,
         .usec = usec,
         .reason = ex->reason,
+        .via = conn_hairpin(ex->c) ? "local" : NULL,
     };
     log_access(&w->log, &e);
 }
@@ -356,6 +359,12 @@ enum ex_result proxy_start(struct exchange *ex)
                                   : "bad request: more than one X-Forwarded-Host",
                               true);
         }
+        by_name = ex->cfg->tailnet_names;
+    } else if (conn_hairpin(c)) {
+        /* The hairpin listener serves the published names, NAME.<suffix>,
+         * routed by their first label as tailscaled's are; the certificate
+         * check below limits them to the names portico has certificates
+         * for. */
         by_name = ex->cfg->tailnet_names;
     }
     ex->host_len = req->host.len < sizeof ex->host ? req->host.len : 0;

@@ -155,6 +155,12 @@ void log_access(struct log_buf *lb, const struct access_entry *e)
     if (n < 0 || (size_t)n >= cap - o)
         return;
     o += (size_t)n;
+    if (e->via && cap - o > 32) {
+        n = snprintf(p + o, cap - o, " via=%s", e->via);
+        if (n < 0 || (size_t)n >= cap - o)
+            return;
+        o += (size_t)n;
+    }
     if (e->reason && cap - o > 16) {
         memcpy(p + o, " reason=\"", 9);
         o += 9;

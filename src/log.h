@@ -41,6 +41,9 @@ struct access_entry {
     /* NULL, or why portico answered itself or cut the response (a fixed
      * sentence); logged last as reason="...". */
     const char *reason;
+    /* NULL, or how the caller came in, logged as via=...: "local" on a
+     * tailscale.hairpin listener. */
+    const char *via;
 };
 
 void log_access(struct log_buf *lb, const struct access_entry *e);

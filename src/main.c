@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "config.h"
@@ -106,6 +107,32 @@ static void check_name(struct config_addr *a, void *arg)
             path, a->line, a->owner_kind, a->owner, a->host, why);
 }
 
+/* check: a hairpin address some other program listens on would stop
+ * portico from starting; say so now, at its line. (A portico already
+ * serving this file holds it too, and is named as a possible holder.) */
+static int check_hairpin_addrs(const struct config *c, const char *path)
+{
+    const struct config_hairpin *h = &c->tailscale.hairpin;
+    int bad = 0;
+    for (size_t i = 0; h->enabled && i < h->nlisten; i++) {
+        const struct config_addr *a = &h->listen[i];
+        int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0 && errno == EADDRINUSE) {
+            fprintf(stderr,
+                    "%s:%d: tailscale.hairpin.listen: %s is already in use (by another program, "
+                    "or by a portico serving already); choose another address or free it\n",
+                    path, a->line, a->text);
+            bad = 1;
+        }
+        close(fd);
+    }
+    return bad;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (argc == 2) {
@@ -125,6 +152,10 @@ static int cmd_check(int argc, char **argv)
     if (c->warnings)
         fputs(c->warnings, stderr);
     config_each_named(c, check_name, (void *)path);
+    if (check_hairpin_addrs(c, path)) {
+        config_unref(c);
+        return 1;
+    }
     size_t nl = c->nlistens + c->ntcp;
     printf("ok: %zu %s, %zu %s\n", c->nservices, log_plural(c->nservices, "service", "services"),
            nl, log_plural(nl, "listener", "listeners"));

@@ -199,6 +199,13 @@ void metrics_count_request(struct metrics_worker *m, size_t slot, int status, ui
     bump(&s->bytes_out, bytes_out);
 }
 
+void metrics_count_local(struct metrics_worker *m, size_t slot)
+{
+    struct metrics_service *s = metrics_service(m, slot);
+    if (s)
+        bump(&s->local_requests, 1);
+}
+
 void metrics_count_connect_error(struct metrics_worker *m, size_t slot)
 {
     struct metrics_service *s = metrics_service(m, slot);
@@ -349,6 +356,7 @@ static void sum_service(struct metrics_worker *const *workers, size_t nworkers, 
             t->auth_buckets[i] += get(&s->auth_buckets[i]);
         t->auth_count += get(&s->auth_count);
         t->auth_sum_us += get(&s->auth_sum_us);
+        t->local_requests += get(&s->local_requests);
         uint64_t at = get(&s->last_at_ms);
         uint64_t err = get(&s->last_error);
         if (at && at >= t->last_at_ms) {
@@ -593,6 +601,18 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
             strbuf_printf(&o, "portico_requests_total{service=\"%s\",code=\"%s\"} %llu\n", names[s],
                           classes[i], (unsigned long long)sums[s].requests[i]);
     }
+    /* Only once a hairpin listener has served: other scrapes stay as they were. */
+    bool any_local = false;
+    for (size_t s = 0; s < nnames; s++)
+        any_local = any_local || sums[s].local_requests;
+    if (any_local)
+        strbuf_printf(&o, "# HELP portico_local_requests_total Requests from processes on this "
+                          "host through a tailscale.hairpin listener, by service.\n"
+                          "# TYPE portico_local_requests_total counter\n");
+    for (size_t s = 0; s < nnames && any_local; s++)
+        if (sums[s].local_requests)
+            strbuf_printf(&o, "portico_local_requests_total{service=\"%s\"} %llu\n", names[s],
+                          (unsigned long long)sums[s].local_requests);
     strbuf_printf(
         &o, "# HELP portico_request_duration_seconds Time from request head to the end of the "
             "response.\n"

@@ -39,6 +39,7 @@ struct metrics_service {
     uint64_t auth[4];           /* forward-auth decisions, by enum auth_result */
     uint64_t auth_buckets[METRICS_BUCKETS];
     uint64_t auth_count, auth_sum_us; /* subrequests made (cache hits excluded) */
+    uint64_t local_requests;          /* of requests: on a tailscale.hairpin listener */
     /* For the status page: the last response (its status, duration and
      * CLOCK_MONOTONIC time in ms), the last upstream failure since a
      * response below 500 (enum metrics_upstream_error), and requests and
@@ -111,6 +112,9 @@ int metrics_assign_slots(struct config *c);
 struct metrics_service *metrics_service(struct metrics_worker *m, size_t slot);
 void metrics_count_request(struct metrics_worker *m, size_t slot, int status, uint64_t usec,
                            uint64_t bytes_in, uint64_t bytes_out);
+/* A request of the service in slot came in on a tailscale.hairpin listener
+ * (counted by metrics_count_request as well). */
+void metrics_count_local(struct metrics_worker *m, size_t slot);
 void metrics_count_connect_error(struct metrics_worker *m, size_t slot);
 void metrics_count_timeout(struct metrics_worker *m, size_t slot);
 void metrics_count_access_denied(struct metrics_worker *m, size_t slot);

@@ -20,6 +20,7 @@
 
 #include "certwatch.h"
 #include "config.h"
+#include "hairpin.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -55,6 +56,8 @@ struct mainctx {
     char reload_error[LIMIT_SDNOTIFY_STATUS_BYTES];
     /* Defines them in the tailnet (tailscale.api) before publishing them. */
     struct tsdefine *define;
+    /* Keeps the tailscale.hairpin block in the hosts file. */
+    struct hairpin *hairpin;
 };
 
 /* One "listening" line per socket with the address it is bound to (the
@@ -65,9 +68,13 @@ static void log_listeners(const struct mainctx *m, const struct config *c)
     for (size_t i = 0; i < listener_config_count(c); i++) {
         const struct listener *l = m->srv.listeners[i];
         if (i < c->nlistens) {
-            const char *kv[] = {"listener", c->listens[i].tailnet ? "tailnet" : "http",
-                                "addr",     l->bound.text,
-                                "tls",      c->listens[i].tls ? "true" : "false"};
+            const char *kv[] = {
+                "listener",
+                c->listens[i].tailnet ? "tailnet" : c->listens[i].local ? "hairpin" : "http",
+                "addr",
+                l->bound.text,
+                "tls",
+                c->listens[i].tls ? "true" : "false"};
             log_fields(LOG_INFO, "listening", kv, 3);
         } else {
             const struct config_service *svc = c->tcp_services[i - c->nlistens];
@@ -158,6 +165,7 @@ static int reload_apply(struct mainctx *m, char *err, size_t errlen)
             log_plural(c->nservices, "service", "services"), listener_config_count(c),
             log_plural(listener_config_count(c), "listener", "listeners"));
     tsdefine_set(m->define, c);
+    hairpin_set(m->hairpin, c);
     return 0;
 }
 
@@ -327,7 +335,8 @@ int run_serve(const char *path, char **argv)
     m.certs = certwatch_new(m.loop, on_cert_change, &m);
     certwatch_set(m.certs, c);
     m.publish = tspublish_new(m.loop);
-    if (!m.publish) {
+    m.hairpin = hairpin_new(m.loop);
+    if (!m.publish || !m.hairpin) {
         log_msg(LOG_ERROR, "cannot start: out of memory");
         goto out;
     }
@@ -386,6 +395,7 @@ int run_serve(const char *path, char **argv)
     upgrade_tell_ready();
     /* After the listeners: tailscaled being slow or away never holds them up. */
     tsdefine_set(m.define, c);
+    hairpin_set(m.hairpin, c);
     loop_run(m.loop);
     resolve_stop();
     worker_stop_all(&m.srv);
@@ -398,6 +408,9 @@ out:
     tsdefine_free(m.define);
     tspublish_free(m.publish);
     tscert_free(m.tscert);
+    /* A clean stop takes the names out of the hosts file; after an upgrade
+     * the new process serves them and has written the block itself. */
+    hairpin_free(m.hairpin, !m.upgrade.handed_over);
     certwatch_free(m.certs);
     for (size_t i = 0; i < npool; i++)
         listener_unref(pool[i]);

@@ -1,0 +1,289 @@
+"""tailscale.hairpin: processes on the host reach the published names
+(NAME.<MagicDNS suffix>) through portico's loopback listener, with verified
+TLS, resolving them through the block portico keeps in a hosts file.
+
+tests/tailscale_emu.py plays tailscaled (its status gives the suffix); the
+hosts file is a temporary file, and the hairpin listener a free loopback
+port instead of 443 (clients are pointed at it with curl --resolve, from
+the address the block gives)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import *  # noqa: E402,F401,F403
+from tailscale_emu import SUFFIX, LocalAPI, TestCA  # noqa: E402
+
+BEGIN = "# BEGIN portico (managed, do not edit)"
+END = "# END portico"
+
+# What the file held before portico: CRLF lines, a comment, no final newline.
+BEFORE = b"127.0.0.1 localhost\r\n# a comment the admin wrote\r\n::1 localhost ip6-localhost"
+
+
+def _setup(ctx, names, hosts_text=BEFORE, listen=("127.0.0.1:0",), start=True, emu=True):
+    """A portico publishing names with hairpin on; certificates for
+    NAME.SUFFIX from a test CA (as tls.certs until tailscaled's come in
+    through tls.tailscale). Returns (p, hosts path, ca, origin)."""
+    o = ctx.origin("o")
+    ca = TestCA(os.path.join(ctx.dir, "ca"))
+    ts = None
+    if emu:
+        ts = LocalAPI(os.path.join(ctx.dir, "tailscaled.sock"))
+        ctx.cleanups.append(ts.close)
+    hosts = os.path.join(ctx.dir, "hosts")
+    with open(hosts, "wb") as f:
+        f.write(hosts_text)
+    services = {n: svc(o, hosts=[n + ".test"]) for n in names}
+    p = ctx.portico(services, start=False, metrics=True)
+    cert, key = ca.files(["%s.%s" % (n, SUFFIX) for n in ("alpha", "beta", "gamma")])
+    p.cfg["tls"] = {"certs": [{"cert": cert, "key": key}]}
+    p.cfg["tailscale"] = {
+        "services": True, "publish": False,
+        "backend": "unix:" + os.path.join(ctx.dir, "tailnet.sock"),
+        "socket": ts.path if ts else os.path.join(ctx.dir, "no-tailscaled.sock"),
+        "state_dir": ctx.dir,
+        "hairpin": {"listen": list(listen), "hosts_file": hosts},
+    }
+    p.write_config(p.cfg)
+    if start:
+        p.start()
+    return p, hosts, ca, o
+
+
+def _hairpin_ports(p, start=0):
+    """The hairpin listeners' addresses from the last "listening" lines."""
+    out = []
+    for l in p.stderr()[start:]:
+        if 'msg="listening"' in l:
+            f = logfmt_parse(l)
+            if f.get("listener") == "hairpin":
+                out.append(f["addr"])
+    return out
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _block(data):
+    """The lines of the portico block (markers excluded), or None."""
+    text = data.decode()
+    if BEGIN not in text:
+        return None
+    inner = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    return [l for l in inner.replace("\r\n", "\n").split("\n") if l]
+
+
+def _wait_block(path, want, timeout=None):
+    timeout = timeout or 10 * SCALE
+    end = time.time() + timeout
+    while True:
+        got = _block(_read(path))
+        if got == want:
+            return
+        if time.time() > end:
+            raise AssertionError("hosts block %r, want %r" % (got, want))
+        time.sleep(0.05)
+
+
+def _wait_bytes(path, want, what, timeout=None):
+    end = time.time() + (timeout or 10 * SCALE)
+    while _read(path) != want and time.time() < end:
+        time.sleep(0.05)
+    eq(_read(path), want, what)
+
+
+def _curl(name, ip, port, ca, path="/"):
+    r = subprocess.run(["curl", "-sS", "--max-time", str(int(10 * SCALE)), "--cacert", ca,
+                        "--resolve", "%s:%d:%s" % (name, port, ip), "-o", "-", "-w",
+                        "\n%{http_code}", "https://%s:%d%s" % (name, port, path)],
+                       capture_output=True, text=True, timeout=20 * SCALE)
+    body, _, code = r.stdout.rpartition("\n")
+    return r.returncode, code, body, r.stderr
+
+
+def _resolve_from(hosts, name):
+    """The address the hosts file gives name (the first line naming it)."""
+    for l in _read(hosts).decode().replace("\r\n", "\n").split("\n"):
+        f = l.split("#", 1)[0].split()
+        if len(f) >= 2 and name in f[1:]:
+            return f[0]
+    return None
+
+
+@test(timeout=60)
+def test_hairpin_curl_reaches_alpha_by_its_tailnet_name_over_verified_tls(ctx):
+    p, hosts, ca, o = _setup(ctx, ["alpha", "beta"])
+    _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX, "127.0.0.1 beta." + SUFFIX])
+    addr = _hairpin_ports(p)
+    eq(len(addr), 1, "hairpin listeners")
+    port = port_of(addr[0])
+    name = "alpha." + SUFFIX
+    ip = _resolve_from(hosts, name)
+    eq(ip, "127.0.0.1", "address of %s in the hosts file" % name)
+    rc, code, body, err = _curl(name, ip, port, ca.root)
+    eq(rc, 0, "curl exit status (%s)" % err.strip())
+    eq(code, "200", "status")
+    doc = json.loads(body)
+    eq(doc["origin"], "o", "the request reached the origin")
+    eq(dict((k.lower(), v) for k, v in doc["headers"])["host"], "%s:%d" % (name, port),
+       "Host sent upstream (the client's)")
+    # the access log and the metrics say local
+    line = p.wait_line(lambda l: "service=alpha" in l and "via=local" in l, 5 * SCALE)
+    expect(line, "no access line with via=local: %s" % p.stderr()[-4:])
+    m = _scrape(p.metrics_port)
+    eq(m.get(("portico_local_requests_total", (("service", "alpha"),))), 1.0,
+       "portico_local_requests_total for alpha")
+    # a request on the ordinary listener is not local
+    r = request(p.port, "GET", "/", host="alpha.test")
+    eq(r.status, 200, "plain listener")
+    line = p.wait_line(lambda l: "service=alpha" in l and "via=local" not in l and "status=200" in l,
+                       5 * SCALE)
+    expect(line, "the plain listener's request has no via=local")
+
+
+@test(timeout=60)
+def test_hairpin_name_without_certificate_or_other_host_is_refused(ctx):
+    p, hosts, ca, o = _setup(ctx, ["alpha"])
+    _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX])
+    port = port_of(_hairpin_ports(p)[0])
+    # A Host the certificate chosen by SNI does not cover: 421.
+    s = _tls_connect(port, "alpha." + SUFFIX, ca.root)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: alpha.evil.example\r\nConnection: close\r\n\r\n")
+    data = _recv_all(s)
+    s.close()
+    eq(int(data.split(b" ", 2)[1]), 421, "status for a Host outside the certificate")
+    # A published-looking name with no service: 404.
+    rc, code, body, err = _curl("beta." + SUFFIX, "127.0.0.1", port, ca.root)
+    eq(code, "404", "status for a name portico does not publish")
+
+
+@test(timeout=90)
+def test_hairpin_hosts_block_follows_reloads_rest_of_file_unchanged(ctx):
+    p, hosts, ca, o = _setup(ctx, ["alpha", "beta"], listen=("127.0.0.1:0", "[::1]:0"))
+    _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX, "127.0.0.1 beta." + SUFFIX,
+                        "::1 alpha." + SUFFIX, "::1 beta." + SUFFIX])
+    data = _read(hosts)
+    # added after the admin's lines, in CRLF like them, after the line
+    # break the file lacked, and without a final one of its own
+    eq(data[:len(BEFORE)], BEFORE, "the file's own bytes")
+    expect(data[len(BEFORE):].startswith(b"\r\n" + BEGIN.encode() + b"\r\n"),
+           "block starts on its own CRLF line: %r" % data[len(BEFORE):][:60])
+    expect(data.endswith(END.encode()), "no final line break added: %r" % data[-20:])
+    # a service added, one removed
+    p.cfg["services"]["gamma"] = svc(o, hosts=["gamma.test"])
+    del p.cfg["services"]["beta"]
+    p.write_config(p.cfg)
+    line = p.reload()
+    expect("reloaded" in line, "reload: %s" % line)
+    _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX, "127.0.0.1 gamma." + SUFFIX,
+                        "::1 alpha." + SUFFIX, "::1 gamma." + SUFFIX])
+    data = _read(hosts)
+    eq(data[:len(BEFORE)], BEFORE, "the file's own bytes after a reload")
+    # hairpin off: the block goes, the file is as it was, byte for byte
+    del p.cfg["tailscale"]["hairpin"]
+    p.write_config(p.cfg)
+    n0 = p.nlines()
+    line = p.reload()
+    expect("reloaded" in line, "reload: %s" % line)
+    _wait_bytes(hosts, BEFORE, "the file once hairpin is off")
+    expect(not _hairpin_ports(p, start=n0), "no hairpin listener after it is off")
+
+
+@test(timeout=60)
+def test_hairpin_block_removed_on_sigterm(ctx):
+    p, hosts, ca, o = _setup(ctx, ["alpha"], hosts_text=b"10.0.0.9 nas\n")
+    _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX])
+    p.signal(signal.SIGTERM)
+    rc = p.wait_exit(15 * SCALE)
+    eq(rc, 0, "exit status")
+    eq(_read(hosts), b"10.0.0.9 nas\n", "the hosts file after SIGTERM")
+
+
+@test(timeout=90)
+def test_hairpin_block_kept_across_an_upgrade(ctx):
+    p, hosts, ca, o = _setup(ctx, ["alpha"], hosts_text=b"10.0.0.9 nas\n")
+    _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX])
+    n0 = p.nlines()
+    p.signal(signal.SIGUSR2)
+    line = p.wait_line(lambda l: " serving " in l and "pid=" in l, 10 * SCALE, start=n0)
+    expect(line, "no new process serving after SIGUSR2: %s" % p.stderr()[n0:][-6:])
+    pid = int(logfmt_parse(line)["pid"])
+    ctx.cleanups.append(lambda: os.kill(pid, signal.SIGTERM))
+    rc = p.wait_exit(15 * SCALE)
+    eq(rc, 0, "exit status of the old process")
+    # the old process left the block to the new one, which serves the names
+    eq(_block(_read(hosts)), ["127.0.0.1 alpha." + SUFFIX], "block after the handover")
+    os.kill(pid, signal.SIGTERM)
+    _wait_bytes(hosts, b"10.0.0.9 nas\n", "the new process removed the block when it stopped",
+                15 * SCALE)
+
+
+@test(timeout=60)
+def test_hairpin_waits_for_tailscaled_before_writing_names(ctx):
+    p, hosts, ca, o = _setup(ctx, ["alpha"], emu=False)
+    line = p.wait_line(lambda l: "hairpin: cannot read tailscaled's status" in l, 5 * SCALE)
+    expect(line, "no line saying the suffix is unknown: %s" % p.stderr()[-4:])
+    eq(_read(hosts), BEFORE, "nothing written without the suffix")
+    ts = LocalAPI(p.cfg["tailscale"]["socket"])
+    ctx.cleanups.append(ts.close)
+    _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX], timeout=40 * SCALE)
+
+
+@test(timeout=60)
+def test_hairpin_check_refuses_unwritable_hosts_file_and_used_address(ctx):
+    p, hosts, ca, o = _setup(ctx, ["alpha"], start=False)
+    rc, out, err = run_check(ctx.binary, p.path)
+    eq(rc, 0, "check of a good configuration (%s)" % err.strip())
+    text = _read(p.path).decode().split("\n")
+    line_of = lambda key: 1 + next(i for i, l in enumerate(text) if l.strip().startswith(key))
+    # a hosts file in a directory that does not exist
+    p.cfg["tailscale"]["hairpin"]["hosts_file"] = os.path.join(ctx.dir, "nodir", "hosts")
+    p.write_config(p.cfg)
+    rc, out, err = run_check(ctx.binary, p.path)
+    eq(rc, 1, "check exit status for an unwritable hosts file")
+    text = _read(p.path).decode().split("\n")
+    expect(err.startswith("%s:%d: tailscale.hairpin" % (p.path, line_of("hosts_file:"))),
+           "FILE:LINE for hosts_file: %r" % err)
+    expect("nodir" in err and "not writable" in err, "the message says why: %r" % err)
+    # a damaged block in the hosts file
+    with open(hosts, "wb") as f:
+        f.write(b"127.0.0.1 localhost\n" + BEGIN.encode() + b"\n1.2.3.4 x\n")
+    p.cfg["tailscale"]["hairpin"]["hosts_file"] = hosts
+    p.write_config(p.cfg)
+    rc, out, err = run_check(ctx.binary, p.path)
+    eq(rc, 1, "check exit status for a damaged block")
+    expect("line 2: the portico block begun here has no" in err, "damaged block: %r" % err)
+    with open(hosts, "wb") as f:
+        f.write(BEFORE)
+    # an address another program listens on
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    ctx.socks.append(s)
+    busy = "127.0.0.1:%d" % s.getsockname()[1]
+    p.cfg["tailscale"]["hairpin"]["listen"] = ["[::1]:0", busy]
+    p.write_config(p.cfg)
+    rc, out, err = run_check(ctx.binary, p.path)
+    eq(rc, 1, "check exit status for an address in use")
+    text = _read(p.path).decode().split("\n")
+    want = "%s:%d: tailscale.hairpin.listen: %s is already in use" % (
+        p.path, 1 + next(i for i, l in enumerate(text) if busy in l), busy)
+    expect(err.startswith(want), "%r does not start with %r" % (err, want))
+    # not loopback; no services
+    p.cfg["tailscale"]["hairpin"]["listen"] = ["192.0.2.1:443"]
+    p.write_config(p.cfg)
+    rc, out, err = run_check(ctx.binary, p.path)
+    expect(rc == 1 and "is not a loopback address" in err, "non-loopback: %r" % err)
+    p.cfg["tailscale"]["hairpin"]["listen"] = ["127.0.0.1:0"]
+    p.cfg["tailscale"]["services"] = False
+    p.write_config(p.cfg)
+    rc, out, err = run_check(ctx.binary, p.path)
+    expect(rc == 1 and "needs tailscale.services: true" in err, "without services: %r" % err)
