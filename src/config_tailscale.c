@@ -100,10 +100,9 @@ static int read_backend(struct parser *p, const yaml_node_t *n, const char *what
 /* Add l to the listeners, unless its address is already one of portico's
  * (what: the key, for messages; why: the reason it must be its own). */
 static int add_listener(struct parser *p, const yaml_node_t *at, const char *what, const char *why,
-                        const struct config_listen *l)
+                        const char *text, const struct config_listen *l)
 {
     struct config *c = p->c;
-    const char *text = l->addr.text;
     for (size_t i = 0; i < c->nlistens; i++)
         if (cfg_addr_clash(&c->listens[i].addr, &l->addr))
             return cfg_fail(p, at, "%s: \"%s\" is also a listen address (line %d); %s", what,
@@ -138,7 +137,8 @@ static int add_backend_listener(struct parser *p, const yaml_node_t *at, long gi
                        sizeof msg) < 0)
         return cfg_fail(p, at, "tailscale.backend: %s", msg);
     l.addr.unix_gid = gid;
-    if (add_listener(p, at, "tailscale.backend", "tailscaled's listener must be its own", &l) < 0)
+    if (add_listener(p, at, "tailscale.backend", "tailscaled's listener must be its own", b, &l) <
+        0)
         return -1;
     if (!(c->tailnet_names = route_table_new(c->nservices)))
         return cfg_fail_oom(p);
@@ -447,6 +447,9 @@ static int add_hairpin(struct parser *p, const yaml_node_t *at)
             return -1;
         h->nlisten = 1;
     }
+    /* The names' certificates are tailscaled's (tscert.c), beside any
+     * tls.certs. */
+    p->c->tls_tailscale = true;
     char why[700];
     if (hostsfile_check_writable(h->hosts_file, why, sizeof why) < 0)
         return cfg_failat(p, (size_t)(h->hosts_line ? h->hosts_line : h->line),
@@ -459,7 +462,7 @@ static int add_hairpin(struct parser *p, const yaml_node_t *at)
                                   .local = true,
                                   .line = h->listen[i].line};
         if (add_listener(p, at, "tailscale.hairpin.listen", "the hairpin listener must be its own",
-                         &l) < 0)
+                         l.addr.text, &l) < 0)
             return -1;
     }
     return 0;

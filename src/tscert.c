@@ -115,8 +115,13 @@ struct tscert {
     uint32_t status_backoff_ms;
     bool status_failed_logged;
     bool unconnected_logged; /* "not connected to a tailnet" said for this spell */
-    bool busy;               /* a call is in flight */
-    size_t fetching;         /* its entry, for a cert call */
+    /* tailscale.hairpin: the HTTP services' names, whose NAME.<suffix>
+     * certificates are served on the hairpin listeners once the status
+     * says the suffix (their hosts need not list those names). */
+    char **hairpin;
+    size_t nhairpin;
+    bool busy;       /* a call is in flight */
+    size_t fetching; /* its entry, for a cert call */
     char fetch_name[LIMIT_HOST_LEN + 1];
     uint64_t fetches[FETCH_NRESULTS];
 };
@@ -183,6 +188,51 @@ static void install(struct tscert *t)
         return;
     }
     tls_dyn_install(d);
+}
+
+static void cache_load(struct tscert *t, struct entry *e);
+
+static void hairpin_clear(struct tscert *t)
+{
+    for (size_t i = 0; i < t->nhairpin; i++)
+        free(t->hairpin[i]);
+    free(t->hairpin);
+    t->hairpin = NULL;
+    t->nhairpin = 0;
+}
+
+/* Entries for NAME.<suffix> of the hairpin names not held yet: true when
+ * one was added. */
+static bool add_hairpin_names(struct tscert *t)
+{
+    if (!t->nhairpin || !t->suffix || !t->suffix[0] || !t->state_dir)
+        return false;
+    struct entry *v = realloc(t->v, (t->n + t->nhairpin) * sizeof *v);
+    if (!v) {
+        log_msg(LOG_ERROR, "tailscale certificates: out of memory for the hairpin names");
+        return false;
+    }
+    t->v = v;
+    bool added = false;
+    for (size_t i = 0; i < t->nhairpin; i++) {
+        char name[LIMIT_HOST_LEN + 1];
+        int len = snprintf(name, sizeof name, "%s.%s", t->hairpin[i], t->suffix);
+        if (len < 0 || (size_t)len >= sizeof name)
+            continue;
+        bool have = false;
+        for (size_t k = 0; k < t->n && !have; k++)
+            have = t->v[k].name && strcmp(t->v[k].name, name) == 0;
+        if (have)
+            continue;
+        struct entry *e = &t->v[t->n];
+        memset(e, 0, sizeof *e);
+        if (!(e->name = strdup(name)))
+            continue;
+        cache_load(t, e);
+        t->n++;
+        added = true;
+    }
+    return added;
 }
 
 /* Check a pair (key then chain) for name. */
@@ -349,6 +399,8 @@ static void on_status(void *arg, const struct localapi_answer *a)
     st.cert_domains = (struct tsjson_strlist){0};
     t->suffix = st.magic_dns_suffix;
     st.magic_dns_suffix = NULL;
+    if (add_hairpin_names(t))
+        install(t);
     /* Not connected to a tailnet (stopped, logged out, starting): no
      * CertDomains yet, so read the status again soon. */
     bool waiting = t->n && (!t->suffix || !t->suffix[0]);
@@ -669,6 +721,14 @@ void tscert_set(struct tscert *t, const struct config *c)
     free(t->v);
     t->v = v;
     t->n = n;
+    /* Hairpin names come back from the cache (their suffix is known) or
+     * once the status says the suffix. */
+    hairpin_clear(t);
+    if (c->tailscale.hairpin.enabled && (t->hairpin = calloc(c->nservices + 1, sizeof *t->hairpin)))
+        for (size_t i = 0; i < c->nservices; i++)
+            if (c->services[i].upstream && (t->hairpin[t->nhairpin] = strdup(c->services[i].name)))
+                t->nhairpin++;
+    add_hairpin_names(t);
     install(t);
     /* The status tells which of the names tailscaled has certificates for. */
     t->status_next_ms = 0;
@@ -687,6 +747,7 @@ void tscert_free(struct tscert *t)
         entry_clear(&t->v[i]);
     free(t->v);
     tsjson_strlist_free(&t->domains);
+    hairpin_clear(t);
     free(t->suffix);
     free(t->socket);
     free(t->state_dir);

@@ -25,34 +25,61 @@ END = "# END portico"
 BEFORE = b"127.0.0.1 localhost\r\n# a comment the admin wrote\r\n::1 localhost ip6-localhost"
 
 
-def _setup(ctx, names, hosts_text=BEFORE, listen=("127.0.0.1:0",), start=True, emu=True):
-    """A portico publishing names with hairpin on; certificates for
-    NAME.SUFFIX from a test CA (as tls.certs until tailscaled's come in
-    through tls.tailscale). Returns (p, hosts path, ca, origin)."""
+def _setup(ctx, names, hosts_text=BEFORE, listen=("127.0.0.1:0",), start=True, emu=True,
+           cert_seconds=90 * 86400):
+    """A portico publishing names with hairpin on; tailscaled (the
+    emulation) approved as their host, so their names are in CertDomains
+    and cert/ hands out pairs signed by its test CA. Returns
+    (p, hosts path, ca, origin, ts)."""
     o = ctx.origin("o")
     ca = TestCA(os.path.join(ctx.dir, "ca"))
+    sock = os.path.join(ctx.dir, "tailscaled.sock")
     ts = None
     if emu:
-        ts = LocalAPI(os.path.join(ctx.dir, "tailscaled.sock"))
+        ts = LocalAPI(sock, ca=ca, cert_seconds=cert_seconds)
+        ts.cert_backdate = 1
+        # published (as a privileged `tailscale apply` would) and approved
+        ts.prefs["AdvertiseServices"] = ["svc:alpha", "svc:beta", "svc:gamma"]
+        for n in ("alpha", "beta", "gamma"):
+            ts.approve("svc:" + n)
         ctx.cleanups.append(ts.close)
     hosts = os.path.join(ctx.dir, "hosts")
     with open(hosts, "wb") as f:
         f.write(hosts_text)
     services = {n: svc(o, hosts=[n + ".test"]) for n in names}
     p = ctx.portico(services, start=False, metrics=True)
-    cert, key = ca.files(["%s.%s" % (n, SUFFIX) for n in ("alpha", "beta", "gamma")])
-    p.cfg["tls"] = {"certs": [{"cert": cert, "key": key}]}
     p.cfg["tailscale"] = {
         "services": True, "publish": False,
         "backend": "unix:" + os.path.join(ctx.dir, "tailnet.sock"),
-        "socket": ts.path if ts else os.path.join(ctx.dir, "no-tailscaled.sock"),
-        "state_dir": ctx.dir,
+        "socket": sock, "state_dir": os.path.join(ctx.dir, "state"),
         "hairpin": {"listen": list(listen), "hosts_file": hosts},
     }
     p.write_config(p.cfg)
     if start:
         p.start()
-    return p, hosts, ca, o
+        for n in names if emu else ():  # (nor does a test end with a fetch in flight)
+            _wait_cert(p, "%s.%s" % (n, SUFFIX))
+    return p, hosts, ca, o, ts
+
+
+def _wait_cert(p, name, n=1, timeout=None):
+    """Until portico logged its n-th certificate from tailscaled for name."""
+    text = "certificate for %s from tailscaled: serial" % name
+    end = time.time() + (timeout or 20 * SCALE)
+    while sum(1 for l in p.stderr() if text in l) < n:
+        if time.time() > end:
+            raise AssertionError("no certificate for %s: %s" % (name, p.stderr()[-6:]))
+        time.sleep(0.05)
+
+
+def _serial(port, name, ca):
+    """The serial of the certificate portico presents for SNI name,
+    verified against the test CA."""
+    with _tls_connect(port, name, ca.root) as s:
+        der = s.getpeercert(binary_form=True)
+    out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der,
+                         stdout=subprocess.PIPE, check=True).stdout.decode()
+    return out.strip().split("=", 1)[1]
 
 
 def _hairpin_ports(p, start=0):
@@ -119,8 +146,9 @@ def _resolve_from(hosts, name):
 
 @test(timeout=60)
 def test_hairpin_curl_reaches_alpha_by_its_tailnet_name_over_verified_tls(ctx):
-    p, hosts, ca, o = _setup(ctx, ["alpha", "beta"])
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha", "beta"])
     _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX, "127.0.0.1 beta." + SUFFIX])
+    _wait_cert(p, "alpha." + SUFFIX)
     addr = _hairpin_ports(p)
     eq(len(addr), 1, "hairpin listeners")
     port = port_of(addr[0])
@@ -150,8 +178,9 @@ def test_hairpin_curl_reaches_alpha_by_its_tailnet_name_over_verified_tls(ctx):
 
 @test(timeout=60)
 def test_hairpin_name_without_certificate_or_other_host_is_refused(ctx):
-    p, hosts, ca, o = _setup(ctx, ["alpha"])
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"])
     _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX])
+    _wait_cert(p, "alpha." + SUFFIX)
     port = port_of(_hairpin_ports(p)[0])
     # A Host the certificate chosen by SNI does not cover: 421.
     s = _tls_connect(port, "alpha." + SUFFIX, ca.root)
@@ -159,14 +188,34 @@ def test_hairpin_name_without_certificate_or_other_host_is_refused(ctx):
     data = _recv_all(s)
     s.close()
     eq(int(data.split(b" ", 2)[1]), 421, "status for a Host outside the certificate")
-    # A published-looking name with no service: 404.
+    # A name under the suffix that portico does not publish has no
+    # certificate here: the handshake fails.
     rc, code, body, err = _curl("beta." + SUFFIX, "127.0.0.1", port, ca.root)
-    eq(code, "404", "status for a name portico does not publish")
+    expect(rc != 0 and code == "000", "a name portico does not publish: curl %d %s %s"
+           % (rc, code, err.strip()))
+
+
+@test(timeout=120)
+def test_hairpin_certificate_renewal_served_without_restart(ctx):
+    # 13 s of validity, renewed at two thirds: about 9 s after issue.
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"], cert_seconds=13)
+    name = "alpha." + SUFFIX
+    _wait_block(hosts, ["127.0.0.1 " + name])
+    _wait_cert(p, name)
+    port = port_of(_hairpin_ports(p)[0])
+    first = _serial(port, name, ca)
+    ts.cert_seconds = 90 * 86400   # the renewal gives a long-lived one
+    _wait_cert(p, name, n=2, timeout=40 * SCALE)
+    second = _serial(port, name, ca)
+    expect(second != first, "a new certificate is served: %s then %s" % (first, second))
+    rc, code, body, err = _curl(name, "127.0.0.1", port, ca.root)
+    eq(code, "200", "status with the renewed certificate (%s)" % err.strip())
+    eq(sum(1 for l in p.stderr() if "serving" in l and "portico " in l), 1, "no restart")
 
 
 @test(timeout=90)
 def test_hairpin_hosts_block_follows_reloads_rest_of_file_unchanged(ctx):
-    p, hosts, ca, o = _setup(ctx, ["alpha", "beta"], listen=("127.0.0.1:0", "[::1]:0"))
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha", "beta"], listen=("127.0.0.1:0", "[::1]:0"))
     _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX, "127.0.0.1 beta." + SUFFIX,
                         "::1 alpha." + SUFFIX, "::1 beta." + SUFFIX])
     data = _read(hosts)
@@ -184,6 +233,7 @@ def test_hairpin_hosts_block_follows_reloads_rest_of_file_unchanged(ctx):
     expect("reloaded" in line, "reload: %s" % line)
     _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX, "127.0.0.1 gamma." + SUFFIX,
                         "::1 alpha." + SUFFIX, "::1 gamma." + SUFFIX])
+    _wait_cert(p, "gamma." + SUFFIX)
     data = _read(hosts)
     eq(data[:len(BEFORE)], BEFORE, "the file's own bytes after a reload")
     # hairpin off: the block goes, the file is as it was, byte for byte
@@ -198,7 +248,7 @@ def test_hairpin_hosts_block_follows_reloads_rest_of_file_unchanged(ctx):
 
 @test(timeout=60)
 def test_hairpin_block_removed_on_sigterm(ctx):
-    p, hosts, ca, o = _setup(ctx, ["alpha"], hosts_text=b"10.0.0.9 nas\n")
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"], hosts_text=b"10.0.0.9 nas\n")
     _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX])
     p.signal(signal.SIGTERM)
     rc = p.wait_exit(15 * SCALE)
@@ -208,7 +258,7 @@ def test_hairpin_block_removed_on_sigterm(ctx):
 
 @test(timeout=90)
 def test_hairpin_block_kept_across_an_upgrade(ctx):
-    p, hosts, ca, o = _setup(ctx, ["alpha"], hosts_text=b"10.0.0.9 nas\n")
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"], hosts_text=b"10.0.0.9 nas\n")
     _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX])
     n0 = p.nlines()
     p.signal(signal.SIGUSR2)
@@ -227,18 +277,22 @@ def test_hairpin_block_kept_across_an_upgrade(ctx):
 
 @test(timeout=60)
 def test_hairpin_waits_for_tailscaled_before_writing_names(ctx):
-    p, hosts, ca, o = _setup(ctx, ["alpha"], emu=False)
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"], emu=False)
     line = p.wait_line(lambda l: "hairpin: cannot read tailscaled's status" in l, 5 * SCALE)
     expect(line, "no line saying the suffix is unknown: %s" % p.stderr()[-4:])
     eq(_read(hosts), BEFORE, "nothing written without the suffix")
-    ts = LocalAPI(p.cfg["tailscale"]["socket"])
+    ca2 = TestCA(os.path.join(ctx.dir, "ca2"))
+    ts = LocalAPI(p.cfg["tailscale"]["socket"], ca=ca2)
+    ts.prefs["AdvertiseServices"] = ["svc:alpha"]
+    ts.approve("svc:alpha")
     ctx.cleanups.append(ts.close)
     _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX], timeout=40 * SCALE)
+    _wait_cert(p, "alpha." + SUFFIX, timeout=40 * SCALE)
 
 
 @test(timeout=60)
 def test_hairpin_check_refuses_unwritable_hosts_file_and_used_address(ctx):
-    p, hosts, ca, o = _setup(ctx, ["alpha"], start=False)
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"], start=False)
     rc, out, err = run_check(ctx.binary, p.path)
     eq(rc, 0, "check of a good configuration (%s)" % err.strip())
     text = _read(p.path).decode().split("\n")

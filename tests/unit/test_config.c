@@ -1484,6 +1484,90 @@ static void test_config_tailscale_funnel(void **state)
                  "portico.yaml:8: unknown key \"open\" in tailscale.funnel");
 }
 
+/* tailscale.hairpin: loopback TLS listeners marked local, a hosts file
+ * portico can write, tailscaled's certificates. */
+static void test_config_tailscale_hairpin(void **state)
+{
+    char dir[] = "/tmp/test_config_hairpin.XXXXXX", text[1024], want[600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(text, sizeof text,
+             TSVC "tailscale:\n  services: true\n  hairpin:\n"
+                  "    listen: [\"127.0.0.1:8443\", \"[::1]:8443\"]\n    hosts_file: %s/hosts\n",
+             dir);
+    struct config *c = expect_ok(text);
+    const struct config_hairpin *h = &c->tailscale.hairpin;
+    assert_true(h->enabled);
+    assert_int_equal(h->nlisten, 2);
+    assert_string_equal(h->listen[0].text, "127.0.0.1:8443");
+    assert_string_equal(h->listen[1].text, "[::1]:8443");
+    assert_int_equal(h->hosts_line, 11);
+    assert_true(c->tls_tailscale); /* the names' certificates are tailscaled's */
+    assert_non_null(c->tls);
+    /* the listeners: listen:, the backend, then the hairpin ones */
+    assert_int_equal(c->nlistens, 4);
+    for (size_t i = 2; i < 4; i++) {
+        assert_true(c->listens[i].local && c->listens[i].tls && c->listens[i].strict_sni_host);
+        assert_false(c->listens[i].tailnet);
+        assert_int_equal(c->listens[i].line, 10);
+    }
+    assert_false(c->listens[0].local || c->listens[1].local);
+    config_unref(c);
+    /* the short form, with the default address */
+    snprintf(text, sizeof text,
+             TSVC "tailscale:\n  services: true\n  hairpin: {hosts_file: %s/h}\n", dir);
+    c = expect_ok(text);
+    assert_int_equal(c->tailscale.hairpin.nlisten, 1);
+    assert_string_equal(c->tailscale.hairpin.listen[0].text, "127.0.0.1:443");
+    config_unref(c);
+    /* off: no listener, the hosts file untouched and unchecked */
+    c = expect_ok(TSVC "tailscale:\n  services: true\n  hairpin: false\n");
+    assert_false(c->tailscale.hairpin.enabled);
+    assert_int_equal(c->nlistens, 2);
+    config_unref(c);
+    c = expect_ok(TSVC "tailscale:\n  services: true\n"
+                       "  hairpin: {enabled: false, hosts_file: /nonexistent/hosts}\n");
+    assert_false(c->tailscale.hairpin.enabled);
+    config_unref(c);
+
+    snprintf(text, sizeof text, TSVC "tailscale:\n  hairpin: {hosts_file: %s/h}\n", dir);
+    expect_error(text, "portico.yaml:8: tailscale.hairpin serves the names published as Tailscale "
+                       "Services; it needs tailscale.services: true");
+    snprintf(text, sizeof text,
+             TSVC "tailscale:\n  services: true\n  hairpin:\n    listen: 10.0.0.1:443\n"
+                  "    hosts_file: %s/h\n",
+             dir);
+    expect_error(text, "portico.yaml:10: tailscale.hairpin.listen: \"10.0.0.1:443\" is not a "
+                       "loopback address (use 127.0.0.1:443 or [::1]:443): callers here count as "
+                       "local, and allow: [local] admits them");
+    snprintf(text, sizeof text,
+             TSVC "tailscale:\n  services: true\n  hairpin:\n    listen: [127.0.0.1:1, "
+                  "127.0.0.1:1]\n    hosts_file: %s/h\n",
+             dir);
+    expect_error(text, "portico.yaml:10: tailscale.hairpin.listen: \"127.0.0.1:1\" is listed "
+                       "twice");
+    snprintf(text, sizeof text,
+             TSVC "tailscale:\n  services: true\n  hairpin:\n    listen: [127.0.0.1:8080]\n"
+                  "    hosts_file: %s/h\n",
+             dir);
+    expect_error(text, "portico.yaml:10: tailscale.hairpin.listen: \"127.0.0.1:8080\" is also a "
+                       "listen address (line 2); the hairpin listener must be its own");
+    expect_error(TSVC "tailscale:\n  services: true\n  hairpin:\n    hosts_file: hosts\n",
+                 "portico.yaml:10: tailscale.hairpin.hosts_file: \"hosts\" must be an absolute "
+                 "path");
+    expect_error(
+        TSVC "tailscale:\n  services: true\n  hairpin:\n    hosts_file: /nonexistent/h\n",
+        "portico.yaml:10: tailscale.hairpin.hosts_file: cannot replace /nonexistent/h: its "
+        "directory /nonexistent is not writable (No such file or directory)");
+    expect_error(TSVC "tailscale:\n  services: true\n  hairpin: {listen: []}\n",
+                 "portico.yaml:9: tailscale.hairpin.listen: the list is empty");
+    expect_error(TSVC "tailscale:\n  services: true\n  hairpin: {hosts: /etc/hosts}\n",
+                 "portico.yaml:9: unknown key \"hosts\" in tailscale.hairpin");
+    expect_error(TSVC "tailscale:\n  services: true\n  hairpin: yes please\n",
+                 "portico.yaml:9: tailscale.hairpin: expected a boolean (true or false)");
+    snprintf(want, sizeof want, "rm -rf '%s'", dir);
+    assert_int_equal(system(want), 0);
+}
+
 static void test_config_tailscale_errors(void **state)
 {
     expect_error(TSVC "tailscale:\n  sockets: /x\n",
@@ -1914,6 +1998,7 @@ int main(void)
         cmocka_unit_test(test_config_tailscale_keys),
         cmocka_unit_test(test_config_tailscale_funnel),
         cmocka_unit_test(test_config_tailscale_errors),
+        cmocka_unit_test(test_config_tailscale_hairpin),
         cmocka_unit_test(test_config_tailscale_backend_listener),
         cmocka_unit_test(test_config_service_allow),
         cmocka_unit_test(test_config_stream_service_allow),
