@@ -26,7 +26,7 @@ BEFORE = b"127.0.0.1 localhost\r\n# a comment the admin wrote\r\n::1 localhost i
 
 
 def _setup(ctx, names, hosts_text=BEFORE, listen=("127.0.0.1:0",), start=True, emu=True,
-           cert_seconds=90 * 86400):
+           cert_seconds=90 * 86400, auth=None, suffix=SUFFIX):
     """A portico publishing names with hairpin on; tailscaled (the
     emulation) approved as their host, so their names are in CertDomains
     and cert/ hands out pairs signed by its test CA. Returns
@@ -36,7 +36,7 @@ def _setup(ctx, names, hosts_text=BEFORE, listen=("127.0.0.1:0",), start=True, e
     sock = os.path.join(ctx.dir, "tailscaled.sock")
     ts = None
     if emu:
-        ts = LocalAPI(sock, ca=ca, cert_seconds=cert_seconds)
+        ts = LocalAPI(sock, ca=ca, cert_seconds=cert_seconds, suffix=suffix)
         ts.cert_backdate = 1
         # published (as a privileged `tailscale apply` would) and approved
         ts.prefs["AdvertiseServices"] = ["svc:alpha", "svc:beta", "svc:gamma"]
@@ -47,7 +47,12 @@ def _setup(ctx, names, hosts_text=BEFORE, listen=("127.0.0.1:0",), start=True, e
     with open(hosts, "wb") as f:
         f.write(hosts_text)
     services = {n: svc(o, hosts=[n + ".test"]) for n in names}
+    if auth:
+        for n in names:
+            services[n]["auth"] = "authelia"
     p = ctx.portico(services, start=False, metrics=True)
+    if auth:
+        p.cfg["auth"] = {"authelia": {"url": auth.url + "/api/authz/forward-auth"}}
     p.cfg["tailscale"] = {
         "services": True, "publish": False,
         "backend": "unix:" + os.path.join(ctx.dir, "tailnet.sock"),
@@ -58,7 +63,7 @@ def _setup(ctx, names, hosts_text=BEFORE, listen=("127.0.0.1:0",), start=True, e
     if start:
         p.start()
         for n in names if emu else ():  # (nor does a test end with a fetch in flight)
-            _wait_cert(p, "%s.%s" % (n, SUFFIX))
+            _wait_cert(p, "%s.%s" % (n, suffix))
     return p, hosts, ca, o, ts
 
 
@@ -126,11 +131,13 @@ def _wait_bytes(path, want, what, timeout=None):
     eq(_read(path), want, what)
 
 
-def _curl(name, ip, port, ca, path="/"):
-    r = subprocess.run(["curl", "-sS", "--max-time", str(int(10 * SCALE)), "--cacert", ca,
-                        "--resolve", "%s:%d:%s" % (name, port, ip), "-o", "-", "-w",
-                        "\n%{http_code}", "https://%s:%d%s" % (name, port, path)],
-                       capture_output=True, text=True, timeout=20 * SCALE)
+def _curl(name, ip, port, ca, path="/", headers=()):
+    args = ["curl", "-sS", "--max-time", str(int(10 * SCALE)), "--cacert", ca,
+            "--resolve", "%s:%d:%s" % (name, port, ip), "-o", "-", "-w", "\n%{http_code}"]
+    for h in headers:
+        args += ["-H", h]
+    r = subprocess.run(args + ["https://%s:%d%s" % (name, port, path)], capture_output=True,
+                       text=True, timeout=20 * SCALE)
     body, _, code = r.stdout.rpartition("\n")
     return r.returncode, code, body, r.stderr
 
@@ -193,6 +200,32 @@ def test_hairpin_name_without_certificate_or_other_host_is_refused(ctx):
     rc, code, body, err = _curl("beta." + SUFFIX, "127.0.0.1", port, ca.root)
     expect(rc != 0 and code == "000", "a name portico does not publish: curl %d %s %s"
            % (rc, code, err.strip()))
+
+
+@test(timeout=60)
+def test_hairpin_local_callers_go_through_forward_auth_and_carry_no_identity(ctx):
+    from authelia_emu import Authelia
+    a = Authelia()
+    ctx.cleanups.append(a.close)
+    # (a tailnet suffix inside the provider's cookie domain, example.com)
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"], auth=a, suffix="tail1234.example.com")
+    name = "alpha.tail1234.example.com"
+    _wait_block(hosts, ["127.0.0.1 " + name])
+    port = port_of(_hairpin_ports(p)[0])
+    # Tailscale identity headers from a local caller are nobody's identity.
+    forged = ["Tailscale-User-Login: alice@example.com", "Tailscale-User-Name: Alice",
+              "X-Tailscale-User-LoginName: alice@example.com"]
+    n0 = len(a.requests)
+    rc, code, body, err = _curl(name, "127.0.0.1", port, ca.root, headers=forged)
+    eq(code, "302", "a local caller without a session is sent to the portal (%s)" % body[:200])
+    eq(len(a.requests), n0 + 1, "forward auth was asked")
+    rc, code, body, err = _curl(name, "127.0.0.1", port, ca.root,
+                                headers=forged + ["Cookie: authelia_session=alice-session"])
+    eq(code, "200", "a local caller with a session (%s)" % body[:200])
+    got = dict((k.lower(), v) for k, v in json.loads(body)["headers"])
+    eq(got.get("remote-user"), "alice", "Remote-User from forward auth")
+    for h in ("tailscale-user-login", "tailscale-user-name", "x-tailscale-user-loginname"):
+        expect(h not in got, "%s reached the upstream from a local caller" % h)
 
 
 @test(timeout=120)
