@@ -41,7 +41,7 @@ static int read_tag(struct parser *p, const yaml_node_t *n, const char *what, ch
     return 0;
 }
 
-/* An absolute path (the socket, the state directory). */
+/* An absolute path (the socket, the state directory, the hosts file). */
 static int read_path(struct parser *p, const yaml_node_t *n, const char *what, void *field,
                      void *target)
 {
@@ -395,15 +395,8 @@ static int read_hairpin_listen(struct parser *p, const yaml_node_t *n, const cha
 static int read_hairpin_hosts(struct parser *p, const yaml_node_t *n, const char *what, void *field,
                               void *target)
 {
-    const char *s;
-    if (cfg_want_string(p, n, what, &s) < 0)
-        return -1;
-    if (s[0] != '/')
-        return cfg_fail(p, n, "%s: \"%s\" must be an absolute path", what, cfg_show(p, s));
-    if (!(*(char **)field = cfg_strdup(p, s)))
-        return cfg_fail_oom(p);
     ((struct config_hairpin *)target)->hosts_line = (int)n->start_mark.line + 1;
-    return 0;
+    return read_path(p, n, what, field, target);
 }
 
 #define HP(f) CFG_AT(struct config_hairpin, f)
