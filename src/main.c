@@ -20,6 +20,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "run.h"
+#include "sockowner.h"
 #include "tscli.h"
 
 #ifndef PORTICO_YAML_BUILT
@@ -107,9 +108,10 @@ static void check_name(struct config_addr *a, void *arg)
             path, a->line, a->owner_kind, a->owner, a->host, why);
 }
 
-/* check: a hairpin address some other program listens on would stop
- * portico from starting; say so now, at its line. (A portico already
- * serving this file holds it too, and is named as a possible holder.) */
+/* check: a hairpin address another program listens on would stop portico
+ * from starting; say so now, at its line. The portico already serving
+ * this file (check runs before every reload under systemd) holds it too,
+ * and that is no clash. */
 static int check_hairpin_addrs(const struct config *c, const char *path)
 {
     const struct config_hairpin *h = &c->tailscale.hairpin;
@@ -121,14 +123,16 @@ static int check_hairpin_addrs(const struct config *c, const char *path)
             continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0 && errno == EADDRINUSE) {
+        bool in_use =
+            bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0 && errno == EADDRINUSE;
+        close(fd);
+        if (in_use && !sockowner_is_portico(a)) {
             fprintf(stderr,
-                    "%s:%d: tailscale.hairpin.listen: %s is already in use (by another program, "
-                    "or by a portico serving already); choose another address or free it\n",
+                    "%s:%d: tailscale.hairpin.listen: %s is already in use by another program; "
+                    "choose another address or free it\n",
                     path, a->line, a->text);
             bad = 1;
         }
-        close(fd);
     }
     return bad;
 }

@@ -309,6 +309,20 @@ def test_hairpin_block_kept_across_an_upgrade(ctx):
 
 
 @test(timeout=60)
+def test_hairpin_check_accepts_the_address_of_the_portico_serving_it(ctx):
+    # check runs before every reload under systemd: the serving portico
+    # holding its own hairpin address is no clash.
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"])
+    addr = _hairpin_ports(p)[0]
+    p.cfg["tailscale"]["hairpin"]["listen"] = [addr]
+    p.write_config(p.cfg)
+    line = p.reload()
+    expect("reloaded" in line, "reload onto the bound address: %s" % line)
+    rc, out, err = run_check(ctx.binary, p.path)
+    eq(rc, 0, "check while this portico serves the address (%s)" % err.strip())
+
+
+@test(timeout=60)
 def test_hairpin_waits_for_tailscaled_before_writing_names(ctx):
     p, hosts, ca, o, ts = _setup(ctx, ["alpha"], emu=False)
     line = p.wait_line(lambda l: "hairpin: cannot read tailscaled's status" in l, 5 * SCALE)
@@ -361,7 +375,7 @@ def test_hairpin_check_refuses_unwritable_hosts_file_and_used_address(ctx):
     rc, out, err = run_check(ctx.binary, p.path)
     eq(rc, 1, "check exit status for an address in use")
     text = _read(p.path).decode().split("\n")
-    want = "%s:%d: tailscale.hairpin.listen: %s is already in use" % (
+    want = "%s:%d: tailscale.hairpin.listen: %s is already in use by another program" % (
         p.path, 1 + next(i for i, l in enumerate(text) if busy in l), busy)
     expect(err.startswith(want), "%r does not start with %r" % (err, want))
     # not loopback; no services
