@@ -29,6 +29,7 @@ TABLE_SECTIONS = {
     "ts_keys": "tailscale",
     "api_keys": "tailscale.api",
     "funnel_keys": "tailscale.funnel",
+    "hairpin_keys": "tailscale.hairpin",
 }
 
 # The commands of main.c and tscli.c, as `portico help` and portico(8) show them.
