@@ -364,8 +364,10 @@ enum ex_result proxy_start(struct exchange *ex)
         /* The hairpin listener serves the published names, NAME.<suffix>,
          * routed by their first label as tailscaled's are; the certificate
          * check below limits them to the names portico has certificates
-         * for. */
+         * for. Its callers are "local": an allow entry `local` admits
+         * them, and they never have a tailnet identity to bypass auth with. */
         by_name = ex->cfg->tailnet_names;
+        ex->id.local = true;
     }
     ex->host_len = req->host.len < sizeof ex->host ? req->host.len : 0;
     memcpy(ex->host, req->host.p, ex->host_len);

@@ -228,6 +228,34 @@ def test_hairpin_local_callers_go_through_forward_auth_and_carry_no_identity(ctx
         expect(h not in got, "%s reached the upstream from a local caller" % h)
 
 
+@test(timeout=60)
+def test_hairpin_allow_local_admits_local_callers_and_only_them(ctx):
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha", "beta"], start=False)
+    p.cfg["services"]["alpha"]["allow"] = ["local"]
+    p.cfg["services"]["beta"]["allow"] = ["alice@example.com", "tag:monitoring"]
+    p.write_config(p.cfg)
+    p.start()
+    for n in ("alpha", "beta"):
+        _wait_cert(p, "%s.%s" % (n, SUFFIX))
+    port = port_of(_hairpin_ports(p)[0])
+    # `local` admits a process on this host, whatever identity it claims.
+    rc, code, body, err = _curl("alpha." + SUFFIX, "127.0.0.1", port, ca.root,
+                                headers=["Tailscale-User-Login: mallory@example.com"])
+    eq(code, "200", "allow: [local] on the hairpin listener (%s %s)" % (body[:200], err.strip()))
+    # A list without `local` refuses it, even when it names the login the
+    # local caller forges.
+    rc, code, body, err = _curl("beta." + SUFFIX, "127.0.0.1", port, ca.root,
+                                headers=["Tailscale-User-Login: alice@example.com"])
+    eq(code, "403", "a local caller outside the allow list (%s)" % body[:200])
+    m = _scrape(p.metrics_port)
+    eq(m.get(("portico_access_denied_total", (("service", "beta"),))), 1.0,
+       "portico_access_denied_total for beta")
+    # `local` means this listener only: on the ordinary listener nobody has
+    # an identity, so the list admits nobody.
+    eq(request(p.port, "GET", "/", host="alpha.test").status, 403,
+       "allow: [local] on a listener that is not the hairpin one")
+
+
 @test(timeout=120)
 def test_hairpin_certificate_renewal_served_without_restart(ctx):
     # 13 s of validity, renewed at two thirds: about 9 s after issue.
