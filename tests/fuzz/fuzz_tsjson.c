@@ -151,8 +151,15 @@ static void fuzz_merge(uint8_t sel, const char *buf, size_t len)
     size_t n_adv = 0;
     for (size_t i = 0; (sel & 128) && i < 8; i += 2)
         adv[n_adv++] = names[i];
-    struct servecfg_input in = {
-        svcs, n, "tail1234.ts.net", 1, (sel & 64) ? 94 : 92, owned, n_owned, adv, n_adv};
+    struct servecfg_input in = {.services = svcs,
+                                .n_services = n,
+                                .suffix = "tail1234.ts.net",
+                                .ts_major = 1,
+                                .ts_minor = (sel & 64) ? 94 : 92,
+                                .owned = owned,
+                                .n_owned = n_owned,
+                                .advertised = adv,
+                                .n_advertised = n_adv};
     struct servecfg_result r, again;
     char err[512] = "";
     if (servecfg_merge(buf, len, &in, &r, err, sizeof err) < 0) {
