@@ -436,12 +436,9 @@ static void render_publish(struct strbuf *o, const struct metrics_publish *p)
                   "portico_tailscale_services{state=\"approved\"} %llu\n",
                   (unsigned long long)p->configured, (unsigned long long)p->advertised,
                   (unsigned long long)p->approved);
-    strbuf_printf(o, "# HELP portico_tailscale_publish_total Runs of the daemon's publishing, by "
-                     "result.\n"
-                     "# TYPE portico_tailscale_publish_total counter\n");
-    for (int r = 0; r < METRICS_PUBLISH_RESULTS; r++)
-        strbuf_printf(o, "portico_tailscale_publish_total{result=\"%s\"} %llu\n",
-                      publish_results[r], (unsigned long long)p->runs[r]);
+    metrics_render_results(o, "portico_tailscale_publish_total",
+                           "Runs of the daemon's publishing, by result.", publish_results, p->runs,
+                           METRICS_PUBLISH_RESULTS);
 }
 
 static const struct metrics_define *define; /* main thread only */
@@ -455,9 +452,8 @@ static const char *const api_results[METRICS_TSAPI_CALL_RESULTS] = {
     "ok", "not_found", "unauthorized", "forbidden", "rate_limited", "http_error", "failed"};
 static const char *const define_results[METRICS_DEFINE_RESULTS] = {"ok", "failed", "refused"};
 
-/* One counter family with a result label: its HELP, TYPE and n series. */
-static void render_results(struct strbuf *o, const char *name, const char *help,
-                           const char *const *labels, const uint64_t *v, int n)
+void metrics_render_results(struct strbuf *o, const char *name, const char *help,
+                            const char *const *labels, const uint64_t *v, int n)
 {
     strbuf_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
     for (int r = 0; r < n; r++)
@@ -467,10 +463,11 @@ static void render_results(struct strbuf *o, const char *name, const char *help,
 /* The daemon's service definitions through the control API. */
 static void render_define(struct strbuf *o, const struct metrics_define *d)
 {
-    render_results(o, "portico_tailscale_api_calls_total",
-                   "Requests to the Tailscale control API (tokens and service definitions), by "
-                   "result.",
-                   api_results, d->calls, METRICS_TSAPI_CALL_RESULTS);
+    metrics_render_results(
+        o, "portico_tailscale_api_calls_total",
+        "Requests to the Tailscale control API (tokens and service definitions), by "
+        "result.",
+        api_results, d->calls, METRICS_TSAPI_CALL_RESULTS);
     strbuf_printf(o,
                   "# HELP portico_tailscale_definitions_total Tailscale service definitions the "
                   "daemon created or updated through the control API.\n"
@@ -478,9 +475,10 @@ static void render_define(struct strbuf *o, const struct metrics_define *d)
                   "portico_tailscale_definitions_total{change=\"created\"} %llu\n"
                   "portico_tailscale_definitions_total{change=\"updated\"} %llu\n",
                   (unsigned long long)d->created, (unsigned long long)d->updated);
-    render_results(o, "portico_tailscale_define_total",
-                   "Runs of the daemon's service definitions through the control API, by result.",
-                   define_results, d->runs, METRICS_DEFINE_RESULTS);
+    metrics_render_results(
+        o, "portico_tailscale_define_total",
+        "Runs of the daemon's service definitions through the control API, by result.",
+        define_results, d->runs, METRICS_DEFINE_RESULTS);
 }
 
 /* LocalAPI calls and whois lookups, summed over the workers; series that

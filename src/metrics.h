@@ -146,6 +146,12 @@ void metrics_worker_free(struct metrics_worker *m);
  * (caller frees) or NULL when out of memory. */
 char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, size_t *len);
 
+struct strbuf;
+/* One counter family with a result label, NAME{result="LABEL"} for each of
+ * n values: its HELP, TYPE and series (every one, zeros included). */
+void metrics_render_results(struct strbuf *o, const char *name, const char *help,
+                            const char *const *labels, const uint64_t *v, int n);
+
 /* For the status page (main thread): every counter of the service in
  * slot summed over the workers, with last_* taken from the worker that saw
  * the newest response, and its requests and 5xx responses in the last

@@ -16,6 +16,7 @@
 #include "localapi.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "strbuf.h"
 #include "tls.h"
 #include "tsjson.h"
@@ -760,12 +761,9 @@ void tscert_render_metrics(struct strbuf *o)
     const struct tscert *t = live;
     if (!t || (!t->enabled && !t->fetches[FETCH_OK]))
         return;
-    strbuf_printf(o, "# HELP portico_tailscale_cert_fetches_total Certificate fetches from "
-                     "tailscaled, by result.\n"
-                     "# TYPE portico_tailscale_cert_fetches_total counter\n");
-    for (int r = 0; r < FETCH_NRESULTS; r++)
-        strbuf_printf(o, "portico_tailscale_cert_fetches_total{result=\"%s\"} %llu\n",
-                      fetch_result_names[r], (unsigned long long)t->fetches[r]);
+    metrics_render_results(o, "portico_tailscale_cert_fetches_total",
+                           "Certificate fetches from tailscaled, by result.", fetch_result_names,
+                           t->fetches, FETCH_NRESULTS);
     strbuf_printf(o, "# HELP portico_tailscale_cert_expiry_timestamp_seconds When the "
                      "certificate from tailscaled served for a name expires (Unix time).\n"
                      "# TYPE portico_tailscale_cert_expiry_timestamp_seconds gauge\n");
