@@ -103,15 +103,20 @@ static int check_redact(struct parser *p, const yaml_node_t *n, const char *what
 
 static const struct cfg_choice log_queries[] = {
     {"redact", LOG_QUERY_REDACT}, {"full", LOG_QUERY_FULL}, {"drop", LOG_QUERY_DROP}, {NULL, 0}};
+static const struct cfg_choice log_formats[] = {
+    {"text", LOG_FORMAT_TEXT}, {"json", LOG_FORMAT_JSON}, {NULL, 0}};
 static const struct cfg_key access_log_keys[] = {
     {"enabled", CFG_BOOL, CFG_AT(struct config, access_log), true},
+    {"format", CFG_ENUM, CFG_AT(struct config, log_format), LOG_FORMAT_TEXT,
+     .choices = log_formats},
     {"query", CFG_ENUM, CFG_AT(struct config, log_query), LOG_QUERY_REDACT, .choices = log_queries},
     {"redact_params", CFG_STRINGS, CFG_AT(struct config, log_redact),
      .off_n = offsetof(struct config, nlog_redact), .def_list = log_redact_default,
      .item = check_redact},
 };
 
-/* "access_log: true|false", or a mapping {enabled, query, redact_params}. */
+/* "access_log: true|false", or a mapping {enabled, format, query,
+ * redact_params}. */
 static int parse_access_log(struct parser *p, const yaml_node_t *n)
 {
     struct config *c = p->c;
@@ -119,6 +124,13 @@ static int parse_access_log(struct parser *p, const yaml_node_t *n)
     if (!n || n->type == YAML_SCALAR_NODE) {
         if (cfg_keys_defaults(p, access_log_keys, CFG_NKEYS(access_log_keys), c) < 0)
             return -1;
+        /* A format where the boolean goes is a likely slip: show the form. */
+        for (const struct cfg_choice *f = log_formats; n && f->name; f++)
+            if (cfg_is_plain(n) && strcmp(cfg_scalar(n), f->name) == 0)
+                return cfg_fail(p, n,
+                                "access_log: expected a boolean (true or false); for the %s "
+                                "format write access_log: {format: %s}",
+                                f->name, f->name);
         return n ? cfg_want_bool(p, n, "access_log", &c->access_log) : 0;
     }
     if (cfg_keys_read(p, n, access_log_keys, CFG_NKEYS(access_log_keys), c, "access_log",

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "access.h"
+#include "log.h"
 
 struct arena;
 struct ssl_ctx_st;
@@ -281,7 +282,8 @@ struct config {
     unsigned workers;
     bool access_log;
     enum log_query { LOG_QUERY_REDACT, LOG_QUERY_FULL, LOG_QUERY_DROP } log_query;
-    char **log_redact; /* query parameter names whose values the access log hides */
+    enum log_format log_format; /* access lines, and operational ones once this is in use */
+    char **log_redact;          /* query parameter names whose values the access log hides */
     size_t nlog_redact;
     struct config_listen *listens;
     size_t nlistens;

@@ -102,7 +102,7 @@ void ex_log_and_count(struct exchange *ex)
         .reason = ex->reason,
         .via = conn_hairpin(ex->c) ? "local" : NULL,
     };
-    log_access(&w->log, &e);
+    log_access(&w->log, &e, ex->cfg->log_format);
 }
 
 /* A released exchange waits on the worker's free list for the next

@@ -120,7 +120,9 @@
 /* ---- logging and metrics -------------------------------------------------- */
 #define LIMIT_LOG_PATH_BYTES        2048  /* request path as logged (truncated) */
 #define LIMIT_LOG_REASON_BYTES      256   /* reason= as logged (truncated) */
+#define LIMIT_LOG_FIELD_BYTES       256   /* any other access-log string (truncated) */
 #define LIMIT_LOG_BUF               65536 /* per-worker access-log buffer */
+#define LIMIT_LOG_LINE_BYTES        8192  /* one operational line (message cut to fit) */
 #define LIMIT_METRICS_REQUEST_BYTES 8192
 
 /* ---- tailnet identity (identity.c, access.c) ------------------------------ */

@@ -79,10 +79,164 @@ size_t log_escape(char *out, size_t cap, const char *s, size_t len)
     return o;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+/* Operational lines' format; relaxed: a line racing a reload may take either. */
+static int op_format = LOG_FORMAT_TEXT;
+
+void log_set_format(enum log_format f)
+{
+    __atomic_store_n(&op_format, (int)f, __ATOMIC_RELAXED);
+}
+
+/* The byte range the second byte of a UTF-8 sequence must fall in after
+ * lead byte c (Unicode 3.9, table 3-7), and how many continuation bytes
+ * follow; 0 for a byte that cannot start a sequence. */
+static size_t utf8_tail(unsigned char c, unsigned char *lo, unsigned char *hi)
+{
+    *lo = 0x80;
+    *hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        return 1;
+    if (c == 0xe0)
+        *lo = 0xa0;
+    else if (c == 0xed)
+        *hi = 0x9f; /* no surrogates */
+    if (c >= 0xe0 && c <= 0xef)
+        return 2;
+    if (c == 0xf0)
+        *lo = 0x90;
+    else if (c == 0xf4)
+        *hi = 0x8f; /* nothing above U+10FFFF */
+    if (c >= 0xf0 && c <= 0xf4)
+        return 3;
+    return 0;
+}
+
+size_t log_json_escape(char *out, size_t cap, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    while (i < len) {
+        unsigned char c = u[i];
+        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+        const char *unit = esc;
+        size_t n, used = 1;
+        int code = -1; /* a code point written as \u00XX */
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            unit = s + i;
+            n = 1;
+        } else if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
+            n = 2;
+        } else if (c < 0x80) {
+            code = c;
+        } else {
+            unsigned char lo, hi;
+            size_t tail = utf8_tail(c, &lo, &hi), k = 0;
+            while (k < tail && i + 1 + k < len && u[i + 1 + k] >= lo && u[i + 1 + k] <= hi) {
+                k++;
+                lo = 0x80;
+                hi = 0xbf;
+            }
+            used = 1 + k;
+            if (tail == 0 || k < tail) {
+                unit = "\xef\xbf\xbd"; /* U+FFFD for the maximal subpart */
+                n = 3;
+            } else if (c == 0xc2 && u[i + 1] < 0xa0) {
+                code = u[i + 1]; /* a C1 control: terminals act on some */
+            } else {
+                unit = s + i;
+                n = used;
+            }
+        }
+        if (code >= 0) {
+            esc[4] = hex[code >> 4];
+            esc[5] = hex[code & 15];
+            n = 6;
+        }
+        if (n > cap - o)
+            break;
+        memcpy(out + o, unit, n);
+        o += n;
+        i += used;
+    }
+    return o;
+}
+
+/* A line being built in a fixed buffer; full once something did not fit,
+ * after which nothing more is added. */
+struct line {
+    char *p;
+    size_t len, cap;
+    bool full;
+};
+
+static void line_put(struct line *l, const char *s, size_t n)
+{
+    if (l->full || n > l->cap - l->len) {
+        l->full = true;
+        return;
+    }
+    memcpy(l->p + l->len, s, n);
+    l->len += n;
+}
+
+static void line_puts(struct line *l, const char *s)
+{
+    line_put(l, s, strlen(s));
+}
+
+/* s escaped for format f, cut to what fits before the last reserve bytes. */
+static void line_escaped(struct line *l, enum log_format f, const char *s, size_t n, size_t reserve)
+{
+    if (l->full || l->cap - l->len < reserve) {
+        l->full = true;
+        return;
+    }
+    size_t room = l->cap - l->len - reserve;
+    l->len += f == LOG_FORMAT_JSON ? log_json_escape(l->p + l->len, room, s, n)
+                                   : log_escape(l->p + l->len, room, s, n);
+}
+
+static void line_uint(struct line *l, unsigned long long v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    line_put(l, d + i, sizeof d - i);
+}
+
+/* ts, level and the opening of msg: ts=... level=... msg=" or
+ * {"ts":"...","level":"...","msg":" */
+static void line_head(struct line *l, enum log_format f, enum log_level level)
 {
     static const char *names[] = {"error", "warn", "info"};
-    char msg[2048], line[4352], ts[25];
+    char ts[25];
+    log_time(ts);
+    line_puts(l, f == LOG_FORMAT_JSON ? "{\"ts\":\"" : "ts=");
+    line_puts(l, ts);
+    line_puts(l, f == LOG_FORMAT_JSON ? "\",\"level\":\"" : " level=");
+    line_puts(l, names[level]);
+    line_puts(l, f == LOG_FORMAT_JSON ? "\",\"msg\":\"" : " msg=\"");
+}
+
+/* Room kept at the end of an operational line for what closes it. */
+#define LINE_TAIL 3 /* "}\n */
+
+static void line_end(struct line *l, enum log_format f)
+{
+    /* The tail was reserved: a cut line still closes. */
+    l->full = false;
+    l->cap += LINE_TAIL;
+    line_puts(l, f == LOG_FORMAT_JSON ? "}\n" : "\n");
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    char msg[2048], buf[LIMIT_LOG_LINE_BYTES];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
@@ -90,87 +244,124 @@ void log_msg(enum log_level level, const char *fmt, ...)
     if (n < 0)
         return;
     size_t mlen = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
-    log_time(ts);
-    int h = snprintf(line, sizeof line, "ts=%s level=%s msg=\"", ts, names[level]);
-    size_t o = (size_t)h;
-    o += log_escape(line + o, sizeof line - o - 2, msg, mlen);
-    line[o++] = '"';
-    line[o++] = '\n';
-    write_all(line, o);
+    enum log_format f = (enum log_format)__atomic_load_n(&op_format, __ATOMIC_RELAXED);
+    struct line l = {buf, 0, sizeof buf - LINE_TAIL, false};
+    line_head(&l, f, level);
+    line_escaped(&l, f, msg, mlen, 1);
+    line_puts(&l, "\"");
+    line_end(&l, f);
+    write_all(buf, l.len);
 }
 
 void log_fields(enum log_level level, const char *msg, const char *const *kv, size_t n)
 {
-    static const char *names[] = {"error", "warn", "info"};
-    char line[4352], ts[25];
-    log_time(ts);
-    size_t cap = sizeof line - 1; /* room for the newline */
-    size_t o = (size_t)snprintf(line, cap, "ts=%s level=%s msg=\"", ts, names[level]);
-    o += log_escape(line + o, cap - o - 1, msg, strlen(msg));
-    line[o++] = '"';
-    for (size_t i = 0; i + 1 < 2 * n && o + 8 < cap; i += 2) {
-        const char *v = kv[i + 1];
-        bool plain = *v != '\0';
+    char buf[LIMIT_LOG_LINE_BYTES];
+    enum log_format f = (enum log_format)__atomic_load_n(&op_format, __ATOMIC_RELAXED);
+    bool json = f == LOG_FORMAT_JSON;
+    struct line l = {buf, 0, sizeof buf - LINE_TAIL, false};
+    line_head(&l, f, level);
+    line_escaped(&l, f, msg, strlen(msg), 1);
+    line_puts(&l, "\"");
+    for (size_t i = 0; i + 1 < 2 * n; i += 2) {
+        const char *k = kv[i], *v = kv[i + 1];
+        bool plain = !json && *v != '\0';
         for (const char *q = v; *q && plain; q++)
             plain = *q > ' ' && *q < 0x7f && *q != '"' && *q != '=' && *q != '\\';
-        int h = snprintf(line + o, cap - o, " %s=%s", kv[i], plain ? "" : "\"");
-        if (h < 0 || (size_t)h >= cap - o)
+        /* A field goes in whole or not at all, so a cut line still parses. */
+        size_t mark = l.len, vl = strlen(v);
+        line_puts(&l, json ? ",\"" : " ");
+        line_puts(&l, k);
+        line_puts(&l, json ? "\":\"" : plain ? "=" : "=\"");
+        if (plain)
+            line_put(&l, v, vl);
+        else
+            line_escaped(&l, f, v, vl, 1);
+        if (!plain)
+            line_puts(&l, "\"");
+        if (l.full) {
+            l.len = mark;
             break;
-        o += (size_t)h;
-        if (plain) {
-            size_t vl = strlen(v);
-            if (vl > cap - o)
-                break;
-            memcpy(line + o, v, vl);
-            o += vl;
-        } else {
-            o += log_escape(line + o, cap - o - 1, v, strlen(v));
-            line[o++] = '"';
         }
     }
-    line[o++] = '\n';
-    write_all(line, o);
+    line_end(&l, f);
+    write_all(buf, l.len);
 }
 
-void log_access(struct log_buf *lb, const struct access_entry *e)
+/* The bytes a line of e can take at most: every string escaped at the
+ * worst ratio (6 in JSON, 4 in text) plus the fixed part. */
+#define ACCESS_LINE_MAX (6 * (LIMIT_LOG_PATH_BYTES + 6 * LIMIT_LOG_FIELD_BYTES) + 512)
+_Static_assert(ACCESS_LINE_MAX <= LIMIT_LOG_BUF, "an access line fits in the empty buffer");
+
+void log_access(struct log_buf *lb, const struct access_entry *e, enum log_format f)
 {
-    /* Worst case: escaped path (4 bytes per byte) plus the fixed fields. */
-    size_t need = 4 * LIMIT_LOG_PATH_BYTES + 512;
-    if (sizeof lb->data - lb->len < need)
+    if (sizeof lb->data - lb->len < ACCESS_LINE_MAX)
         log_flush(lb);
+    bool json = f == LOG_FORMAT_JSON;
     char ts[25];
     log_time(ts);
-    char *p = lb->data + lb->len;
-    size_t cap = sizeof lb->data - lb->len;
-    int n = snprintf(p, cap, "ts=%s service=%s client=%s user=%s method=%s path=\"", ts, e->service,
-                     e->client, e->user, e->method);
-    if (n < 0 || (size_t)n >= cap)
-        return;
-    size_t o = (size_t)n;
-    size_t plen = e->path_len < LIMIT_LOG_PATH_BYTES ? e->path_len : LIMIT_LOG_PATH_BYTES;
-    o += log_escape(p + o, cap - o - 200, e->path, plen);
-    n = snprintf(p + o, cap - o, "\" status=%d in=%llu out=%llu ms=%llu.%03llu", e->status,
-                 (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out,
-                 (unsigned long long)(e->usec / 1000), (unsigned long long)(e->usec % 1000));
-    if (n < 0 || (size_t)n >= cap - o)
-        return;
-    o += (size_t)n;
-    if (e->via && cap - o > 32) {
-        n = snprintf(p + o, cap - o, " via=%s", e->via);
-        if (n < 0 || (size_t)n >= cap - o)
-            return;
-        o += (size_t)n;
+    struct line l = {lb->data + lb->len, 0, sizeof lb->data - lb->len, false};
+    const struct {
+        const char *key, *v;
+        size_t len;
+        bool quote; /* text: a value that may hold anything */
+    } strs[] = {
+        {"ts", ts, 24, false},
+        {"service", e->service, strnlen(e->service, LIMIT_LOG_FIELD_BYTES), false},
+        {"client", e->client, strnlen(e->client, LIMIT_LOG_FIELD_BYTES), false},
+        {"user", e->user, strnlen(e->user, LIMIT_LOG_FIELD_BYTES), false},
+        {"method", e->method, strnlen(e->method, LIMIT_LOG_FIELD_BYTES), false},
+        {"path", e->path, e->path_len < LIMIT_LOG_PATH_BYTES ? e->path_len : LIMIT_LOG_PATH_BYTES,
+         true},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        line_puts(&l, json ? (i ? ",\"" : "{\"") : (i ? " " : ""));
+        line_puts(&l, strs[i].key);
+        line_puts(&l, json ? "\":\"" : strs[i].quote ? "=\"" : "=");
+        if (json || strs[i].quote)
+            line_escaped(&l, f, strs[i].v, strs[i].len, 0);
+        else
+            line_put(&l, strs[i].v, strs[i].len);
+        if (json || strs[i].quote)
+            line_puts(&l, "\"");
     }
-    if (e->reason && cap - o > 16) {
-        memcpy(p + o, " reason=\"", 9);
-        o += 9;
-        o += log_escape(p + o, cap - o - 3, e->reason, strlen(e->reason));
-        p[o++] = '"';
+    const struct {
+        const char *key;
+        unsigned long long v;
+    } nums[] = {{"status", (unsigned long long)e->status},
+                {"in", e->bytes_in},
+                {"out", e->bytes_out},
+                {"ms", e->usec / 1000}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        line_puts(&l, json ? ",\"" : " ");
+        line_puts(&l, nums[i].key);
+        line_puts(&l, json ? "\":" : "=");
+        line_uint(&l, nums[i].v);
     }
-    if (o >= cap)
-        return;
-    p[o++] = '\n';
-    lb->len += o;
+    /* ms with microseconds' precision: a decimal number in both formats. */
+    char frac[5] = {'.', (char)('0' + e->usec / 100 % 10), (char)('0' + e->usec / 10 % 10),
+                    (char)('0' + e->usec % 10), 0};
+    line_puts(&l, frac);
+    const struct {
+        const char *key, *v;
+        bool quote;
+    } opt[] = {{"via", e->via, false}, {"reason", e->reason, true}};
+    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
+        if (!opt[i].v)
+            continue;
+        line_puts(&l, json ? ",\"" : " ");
+        line_puts(&l, opt[i].key);
+        line_puts(&l, json ? "\":\"" : opt[i].quote ? "=\"" : "=");
+        size_t n = strnlen(opt[i].v, LIMIT_LOG_FIELD_BYTES);
+        if (json || opt[i].quote)
+            line_escaped(&l, f, opt[i].v, n, 0);
+        else
+            line_put(&l, opt[i].v, n);
+        if (json || opt[i].quote)
+            line_puts(&l, "\"");
+    }
+    line_puts(&l, json ? "}\n" : "\n");
+    if (!l.full) /* cannot happen (ACCESS_LINE_MAX); never half a line */
+        lb->len += l.len;
 }
 
 void log_flush(struct log_buf *lb)

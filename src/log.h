@@ -1,8 +1,9 @@
 /* log.h - operational messages and the access log, both on stderr.
  *
- * Lines are logfmt. Operational lines carry level=, access lines carry
- * service=. Access lines are gathered in a per-worker buffer and written
- * once per event-loop iteration, whole lines only, so threads never
+ * Lines are logfmt (text) or one JSON object each (json), as
+ * access_log.format says. Operational lines carry level, access lines
+ * carry service. Access lines are gathered in a per-worker buffer and
+ * written once per event-loop iteration, whole lines only, so threads never
  * interleave inside a line. */
 #ifndef PORTICO_LOG_H
 #define PORTICO_LOG_H
@@ -14,8 +15,15 @@
 #include "limits.h"
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
-/* One operational line: ts=... level=... msg="<formatted, escaped>". */
+/* The format of operational lines from now on, in every thread: set when a
+ * configuration takes effect. Until the first one has, lines are text (a
+ * configuration that cannot be read cannot say its format). */
+void log_set_format(enum log_format f);
+
+/* One operational line: ts=... level=... msg="<formatted, escaped>", or
+ * {"ts":...,"level":...,"msg":...}. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* One operational line with fields after the message:
@@ -46,7 +54,10 @@ struct access_entry {
     const char *via;
 };
 
-void log_access(struct log_buf *lb, const struct access_entry *e);
+/* One access line in format f, into the buffer (flushed first when the
+ * line might not fit). Strings longer than LIMIT_LOG_FIELD_BYTES (the
+ * path: LIMIT_LOG_PATH_BYTES) are cut. */
+void log_access(struct log_buf *lb, const struct access_entry *e, enum log_format f);
 
 /* A request target as the access log shows it, into out (at most cap
  * bytes, cut if longer): with drop_query, without its query; otherwise
@@ -61,6 +72,15 @@ void log_flush(struct log_buf *lb);
  * bytes outside printable ASCII as \xHH. Returns bytes written (never more
  * than cap; the output is cut at a character boundary). */
 size_t log_escape(char *out, size_t cap, const char *s, size_t len);
+
+/* Append s to out as the body of a JSON string: '"' and '\\' escaped,
+ * \n \r \t, other C0 and C1 controls and DEL as \u00XX, valid UTF-8
+ * otherwise as it is, and each maximal ill-formed subsequence (Unicode
+ * 3.9, "U+FFFD substitution of maximal subparts") as U+FFFD, so the
+ * result is valid UTF-8 and a valid JSON string whatever s holds. At most
+ * 6 bytes per byte of s. Returns bytes written (never more than cap; cut
+ * before the first unit that does not fit whole). */
+size_t log_json_escape(char *out, size_t cap, const char *s, size_t len);
 
 /* one when n is 1, else many: "1 service", "2 services". */
 const char *log_plural(size_t n, const char *one, const char *many);

@@ -157,6 +157,7 @@ static int reload_apply(struct mainctx *m, char *err, size_t errlen)
     m->srv.nlisteners = listener_config_count(c);
     config_unref(m->srv.cfg);
     m->srv.cfg = c;
+    log_set_format(c->log_format); /* from the listening lines of this reload on */
     tscert_set(m->tscert, c);
     worker_reload_all(&m->srv);
     certwatch_set(m->certs, c);
@@ -288,6 +289,7 @@ int run_serve(const char *path, char **argv)
         log_msg(LOG_ERROR, "cannot start: %s", err);
         return 1;
     }
+    log_set_format(c->log_format);
     log_config_warnings(c);
     m.srv.cfg = c;
     m.srv.nworkers = c->workers;

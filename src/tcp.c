@@ -93,7 +93,7 @@ void tcp_close(struct tcp_fwd *t)
             .bytes_out = t->down.bytes,
             .usec = usec,
         };
-        log_access(&w->log, &e);
+        log_access(&w->log, &e, t->cfg->log_format);
     }
     sock_close(&t->c.s, w->loop, &w->bufs);
     sock_close(&t->u.s, w->loop, &w->bufs);

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 from harness import (ASAN, SCALE, Portico, RawConn, dead_port_socket,  # noqa: E402
-                     get_json, logfmt_parse, make_config, port_of, raw_exchange, request,
+                     get_json, log_parse, logfmt_parse, make_config, port_of, raw_exchange, request,
                      run_check, status_of, to_yaml)
 from upstream import BLOCK, BlockVerifier, Origin, gen_body, send_pattern  # noqa: E402
 
@@ -459,6 +459,18 @@ def _s_server(ctx, crt, key, *extra):
 
 APP = "app.example.com"
 
+
+
+def client_hello(name):
+    """The first flight of a TLS client asking for name."""
+    cctx = ssl.create_default_context()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = cctx.wrap_bio(inc, out, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
 
 
 def get_in_background(port, path, timeout, host="a.test"):

@@ -256,9 +256,9 @@ class Portico:
         """Ports from the "listening" lines among lines (one start or reload)."""
         http, tcp, metrics = [], {}, None
         for l in lines:
-            if 'msg="listening"' not in l:
+            f = log_parse(l)
+            if f.get("msg") != "listening":
                 continue
-            f = logfmt_parse(l)
             if f["addr"].startswith("unix:"):
                 continue   # a Unix socket has no port; tests know its path
             kind, port = f.get("listener"), port_of(f["addr"])
@@ -278,7 +278,7 @@ class Portico:
         while True:
             lines = self.stderr()
             for i, l in enumerate(lines):
-                if 'msg="portico ' in l and " serving " in l:
+                if _msg(l).startswith("portico ") and " serving " in _msg(l):
                     self._take_ports(lines[:i])
                     return
             if self.proc.poll() is not None:
@@ -301,7 +301,7 @@ class Portico:
         self.hup()
         while True:
             lines = self.stderr()
-            got = [i for i in range(n, len(lines)) if 'msg="SIGHUP received' in lines[i]]
+            got = [i for i in range(n, len(lines)) if _msg(lines[i]).startswith("SIGHUP received")]
             if got:
                 for i in range(got[0] + 1, len(lines)):
                     if "configuration reloaded" in lines[i]:
@@ -400,6 +400,26 @@ def run_check(binary, path, timeout=20):
 
 
 # ---------------------------------------------------------------- logfmt
+
+def log_parse(line):
+    """The fields of a log line in either format: a JSON object (access_log:
+    {format: json}) or logfmt."""
+    if line.startswith("{"):
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {}
+    return logfmt_parse(line)
+
+
+def _msg(line):
+    """The msg of an operational line, "" for any other line. Cheap on the
+    lines that cannot be one."""
+    if 'msg"' not in line and "msg=" not in line:
+        return ""
+    m = log_parse(line).get("msg")
+    return m if isinstance(m, str) else ""
+
 
 def logfmt_parse(line):
     """key=value pairs; quoted values unescaped (\\" \\\\ \\xHH)."""

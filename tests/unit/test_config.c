@@ -1352,8 +1352,45 @@ static void test_config_access_log_query(void **state)
     expect_error("access_log: {redact_params: [\"a=b\"]}\n" LISTEN,
                  "portico.yaml:1: access_log.redact_params: \"a=b\" is not a query parameter name "
                  "(1 to 64 printable characters without '&', '=' or '#')");
-    expect_error("access_log: {format: json}\n" LISTEN,
-                 "portico.yaml:1: unknown key \"format\" in access_log");
+    expect_error("access_log: {fromat: json}\n" LISTEN,
+                 "portico.yaml:1: unknown key \"fromat\" in access_log");
+}
+
+static void test_config_access_log_format(void **state)
+{
+    /* The old forms keep text; the mapping chooses, with or without the log. */
+    struct config *c = expect_ok(LISTEN);
+    assert_int_equal(c->log_format, LOG_FORMAT_TEXT);
+    config_unref(c);
+    c = expect_ok("access_log: true\n" LISTEN);
+    assert_true(c->access_log);
+    assert_int_equal(c->log_format, LOG_FORMAT_TEXT);
+    config_unref(c);
+    c = expect_ok("access_log: {format: json}\n" LISTEN);
+    assert_true(c->access_log);
+    assert_int_equal(c->log_format, LOG_FORMAT_JSON);
+    assert_int_equal(c->log_query, LOG_QUERY_REDACT);
+    config_unref(c);
+    c = expect_ok("access_log:\n  enabled: false\n  format: json\n  query: drop\n" LISTEN);
+    assert_false(c->access_log);
+    assert_int_equal(c->log_format, LOG_FORMAT_JSON);
+    config_unref(c);
+    c = expect_ok("access_log: {format: text}\n" LISTEN);
+    assert_int_equal(c->log_format, LOG_FORMAT_TEXT);
+    config_unref(c);
+    expect_error("access_log:\n  format: logfmt\n" LISTEN,
+                 "portico.yaml:2: access_log.format: expected text or json, not \"logfmt\"");
+    expect_error("access_log: {format: [json]}\n" LISTEN,
+                 "portico.yaml:1: access_log.format: expected a string");
+    expect_error("access_log: {format: JSON}\n" LISTEN,
+                 "portico.yaml:1: access_log.format: expected text or json, not \"JSON\"");
+    /* The format where the boolean goes: the error shows the mapping. */
+    expect_error(LISTEN "access_log: json\n",
+                 "portico.yaml:3: access_log: expected a boolean (true or false); for the json "
+                 "format write access_log: {format: json}");
+    expect_error(LISTEN "access_log: text\n",
+                 "portico.yaml:3: access_log: expected a boolean (true or false); for the text "
+                 "format write access_log: {format: text}");
 }
 
 static void test_config_response_timeouts_default_and_off(void **state)
@@ -1993,6 +2030,7 @@ int main(void)
         cmocka_unit_test(test_config_listen_strict_sni_host),
         cmocka_unit_test(test_config_listen_redirect_https),
         cmocka_unit_test(test_config_access_log_query),
+        cmocka_unit_test(test_config_access_log_format),
         cmocka_unit_test(test_config_response_timeouts_default_and_off),
         cmocka_unit_test(test_config_tailscale_defaults),
         cmocka_unit_test(test_config_tailscale_keys),

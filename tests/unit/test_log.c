@@ -1,4 +1,5 @@
-/* test_log.c - what the access log shows of a request target. */
+/* test_log.c - what the access log shows of a request target, and the
+ * escapers that keep a line one logfmt line or one JSON object. */
 #include "unit.h"
 
 #include <stdbool.h>
@@ -49,6 +50,101 @@ static void test_log_target_cut_at_capacity(void **state)
     assert_string_equal(target("/abcdef", false, 2, 3), "/ab");
 }
 
+/* s (n bytes) through log_json_escape with room cap, as a C string. */
+static const char *jesc(const char *s, size_t n, size_t cap)
+{
+    static char out[1024];
+    assert_true(cap < sizeof out);
+    size_t o = log_json_escape(out, cap, s, n);
+    assert_true(o <= cap);
+    out[o] = '\0';
+    return out;
+}
+
+#define JESC(lit) jesc(lit, sizeof lit - 1, 1000)
+
+static void test_log_json_escape_quotes_backslashes_and_controls(void **state)
+{
+    assert_string_equal(JESC("/plain?a=1&b=2"), "/plain?a=1&b=2");
+    assert_string_equal(JESC("a\"b\\c"), "a\\\"b\\\\c");
+    assert_string_equal(JESC("\n\r\t"), "\\n\\r\\t");
+    assert_string_equal(JESC("\x01\x1b[31m\x7f"), "\\u0001\\u001b[31m\\u007f");
+    /* A NUL in the middle is data like any other control byte. */
+    assert_string_equal(JESC("a\0b"), "a\\u0000b");
+    assert_string_equal(JESC(""), "");
+}
+
+static void test_log_json_escape_keeps_valid_utf8(void **state)
+{
+    /* 2, 3 and 4 byte sequences at the edges of their ranges. */
+    assert_string_equal(JESC("caf\xc3\xa9"), "caf\xc3\xa9");
+    assert_string_equal(JESC("\xc2\xa0\xdf\xbf"), "\xc2\xa0\xdf\xbf");
+    assert_string_equal(JESC("\xe0\xa0\x80\xed\x9f\xbf\xef\xbf\xbf"),
+                        "\xe0\xa0\x80\xed\x9f\xbf\xef\xbf\xbf");
+    assert_string_equal(JESC("\xf0\x90\x80\x80\xf4\x8f\xbf\xbf"),
+                        "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf");
+    /* C1 controls are valid UTF-8, but terminals act on some (U+009B is CSI). */
+    assert_string_equal(JESC("\xc2\x80\xc2\x9b\xc2\x9f"), "\\u0080\\u009b\\u009f");
+}
+
+#define FFFD "\xef\xbf\xbd"
+
+static void test_log_json_escape_replaces_invalid_utf8(void **state)
+{
+    /* Bytes that never start a sequence, each its own U+FFFD. */
+    assert_string_equal(JESC("a\x80z"), "a" FFFD "z");
+    assert_string_equal(JESC("\xc0\xaf"), FFFD FFFD); /* overlong '/' */
+    assert_string_equal(JESC("\xc1\xbf\xf5\xff"), FFFD FFFD FFFD FFFD);
+    /* A truncated sequence is one maximal subpart: one U+FFFD. */
+    assert_string_equal(JESC("\xe2\x82"), FFFD);
+    assert_string_equal(JESC("\xe2\x82z"), FFFD "z");
+    assert_string_equal(JESC("\xf0\x9f\x98"), FFFD);
+    assert_string_equal(JESC("\xf0\x9f\x98\""), FFFD "\\\"");
+    /* Second bytes outside the lead's range: surrogates, overlongs, > U+10FFFF. */
+    assert_string_equal(JESC("\xed\xa0\x80"), FFFD FFFD FFFD);
+    assert_string_equal(JESC("\xe0\x80\xaf"), FFFD FFFD FFFD);
+    assert_string_equal(JESC("\xf0\x80\x80\x80"), FFFD FFFD FFFD FFFD);
+    assert_string_equal(JESC("\xf4\x90\x80\x80"), FFFD FFFD FFFD FFFD);
+    /* A lead followed by another lead: the second starts afresh. */
+    assert_string_equal(JESC("\xc3\xc3\xa9"), FFFD "\xc3\xa9");
+}
+
+static void test_log_json_escape_cuts_between_units(void **state)
+{
+    /* Never half an escape or half a character: what does not fit is left out. */
+    assert_string_equal(jesc("ab\"c", 4, 3), "ab");
+    assert_string_equal(jesc("ab\"c", 4, 4), "ab\\\"");
+    assert_string_equal(jesc("a\x01", 2, 6), "a");
+    assert_string_equal(jesc("a\x01", 2, 7), "a\\u0001");
+    assert_string_equal(jesc("a\xc3\xa9", 3, 2), "a");
+    assert_string_equal(jesc("a\xf0\x9f\x98\x80", 5, 4), "a");
+    assert_string_equal(jesc("a\xff", 2, 3), "a");
+    assert_string_equal(jesc("a\xff", 2, 4), "a" FFFD);
+    assert_string_equal(jesc("abc", 3, 0), "");
+}
+
+static void test_log_json_escape_worst_case_is_six_per_byte(void **state)
+{
+    char in[256], out[6 * 256];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (char)i;
+    size_t o = log_json_escape(out, sizeof out, in, sizeof in);
+    assert_true(o <= sizeof out);
+    /* Every byte was written: the last one (0xff) is a U+FFFD at the end. */
+    assert_memory_equal(out + o - 3, FFFD, 3);
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = '\x1f';
+    assert_int_equal(log_json_escape(out, sizeof out, in, sizeof in), 6 * sizeof in);
+}
+
+static void test_log_escape_text_keeps_bytes(void **state)
+{
+    char out[64];
+    size_t o = log_escape(out, sizeof out, "a\"\\\xc3\xa9\x01", 6);
+    assert_int_equal(o, 17);
+    assert_memory_equal(out, "a\\\"\\\\\\xc3\\xa9\\x01", 17);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -56,6 +152,12 @@ int main(void)
         cmocka_unit_test(test_log_target_full_and_drop),
         cmocka_unit_test(test_log_target_cut_at_capacity),
         cmocka_unit_test(test_log_plural_is_singular_for_one),
+        cmocka_unit_test(test_log_json_escape_quotes_backslashes_and_controls),
+        cmocka_unit_test(test_log_json_escape_keeps_valid_utf8),
+        cmocka_unit_test(test_log_json_escape_replaces_invalid_utf8),
+        cmocka_unit_test(test_log_json_escape_cuts_between_units),
+        cmocka_unit_test(test_log_json_escape_worst_case_is_six_per_byte),
+        cmocka_unit_test(test_log_escape_text_keeps_bytes),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
