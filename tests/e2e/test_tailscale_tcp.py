@@ -77,16 +77,7 @@ def _config(ctx, listens, services):
 _cli = tailscale_cli
 
 
-def _hello(name):
-    """The first flight of a TLS client asking for name."""
-    cctx = ssl.create_default_context()
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = cctx.wrap_bio(inc, out, server_hostname=name)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return out.read()
+_hello = client_hello
 
 
 def _setup(ctx, version, tls_listens, ssh_pp=False):
