@@ -1,5 +1,5 @@
-"""End-to-end tests: access_log.format (text and json) and the levels of
-operational lines."""
+"""End-to-end tests: access_log.format (text and json), the levels of
+operational lines, and a quiet log while nothing happens."""
 
 from common import *  # noqa: F401,F403
 
@@ -200,3 +200,30 @@ def test_access_log_format_errors_name_file_and_line(ctx):
                 "services:\n  a: {hosts: [a.test], upstream: \"%s\"}\n" % o.url)
     rc, out, err = run_check(ctx.binary, path)
     eq((rc, out.strip()), (0, "ok: 1 service, 1 listener"), "a valid format: %s" % err)
+
+
+@test(timeout=60)
+def test_idle_portico_logs_nothing(ctx):
+    """Started with HTTP and TCP services, a metrics listener, names that
+    are re-resolved every second (one of them never resolves) and the
+    tailnet off, portico writes nothing more once start-up is over."""
+    o = ctx.origin("idle")
+    p = ctx.portico({
+        "web": svc("http://localhost:%d" % o.port, ["web.test"]),
+        "lost": svc("http://portico-e2e-lost.invalid:80", ["lost.test"]),
+        "db": {"tcp": {"listen": "127.0.0.1:0", "upstream": "localhost:%d" % o.port}},
+    }, metrics=True, limits={"resolve_interval": "1s"})
+    # Start-up is over once nothing has been written for 1.5 s (the name
+    # that does not resolve is reported once, when its first lookup fails).
+    end = time.time() + 15 * SCALE
+    n, since = p.nlines(), time.time()
+    while time.time() < end and time.time() - since < 1.5 * SCALE:
+        time.sleep(0.1)
+        if p.nlines() != n:
+            n, since = p.nlines(), time.time()
+    expect(any("portico-e2e-lost.invalid" in l for l in p.stderr()),
+           "the name that does not resolve is reported once: %r" % p.stderr()[-4:])
+    before = p.nlines()
+    time.sleep(4)   # four re-resolution rounds
+    eq(p.stderr()[before:], [], "lines written by an idle portico")
+    eq(get_json(p.port, "/still", host="web.test")["target"], "/still", "it still serves")
