@@ -1,6 +1,7 @@
 /* access.c - allow lists (see access.h). */
 #include "access.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "rfc2047.h"
 
@@ -243,4 +245,44 @@ bool access_tailnet_address(const struct sockaddr_storage *sa)
     }
     /* 100.64.0.0/10: Tailscale's CGNAT range. */
     return v4 && v4[0] == 100 && (v4[1] & 0xc0) == 64;
+}
+
+bool access_address_is_own(const struct sockaddr_storage *sa)
+{
+    struct sockaddr_storage probe;
+    memset(&probe, 0, sizeof probe);
+    socklen_t len;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    if (sa->ss_family == AF_INET ||
+        (sa->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))) {
+        struct sockaddr_in *p4 = (struct sockaddr_in *)&probe;
+        p4->sin_family = AF_INET;
+        if (sa->ss_family == AF_INET)
+            p4->sin_addr = ((const struct sockaddr_in *)sa)->sin_addr;
+        else
+            memcpy(&p4->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+        len = sizeof *p4;
+    } else if (sa->ss_family == AF_INET6) {
+        struct sockaddr_in6 *p6 = (struct sockaddr_in6 *)&probe;
+        p6->sin6_family = AF_INET6;
+        p6->sin6_addr = in6->sin6_addr;
+        p6->sin6_scope_id = in6->sin6_scope_id;
+        len = sizeof *p6;
+    } else {
+        return true;
+    }
+    /* Port 0 takes no port: a datagram socket bound and closed at once. */
+    int fd = socket(probe.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true;
+    bool own = bind(fd, (const struct sockaddr *)&probe, len) == 0 || errno != EADDRNOTAVAIL;
+    close(fd);
+    return own;
+}
+
+bool access_peer_tailnet(const struct sockaddr_storage *peer, bool from_proxy_header)
+{
+    if (!access_tailnet_address(peer))
+        return false;
+    return from_proxy_header || !access_address_is_own(peer);
 }

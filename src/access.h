@@ -68,4 +68,20 @@ bool access_list_allows(const struct access_list *l, const struct identity *id);
 struct sockaddr_storage;
 bool access_tailnet_address(const struct sockaddr_storage *sa);
 
+/* Is sa one of this host's own addresses (an IPv4-mapped one as IPv4)?
+ * Asked of the kernel: a socket bound to it succeeds only then. Any other
+ * failure (no descriptor left, an odd family) answers true, which makes a
+ * caller anonymous rather than someone else. */
+bool access_address_is_own(const struct sockaddr_storage *sa);
+
+/* May the client at peer have a tailnet identity, so that whois is asked
+ * for it? Only at a tailnet address (access_tailnet_address). When the
+ * address is the socket's own peer (from_proxy_header false), also not
+ * one of this host's addresses: a process here can connect from the
+ * node's own tailnet address, and whois would name the node (its owner,
+ * for an untagged node), which no local user is. A PROXY header's source
+ * is taken as it is: only listeners configured to expect one read it, so
+ * whoever sends it is trusted to say who its client was. */
+bool access_peer_tailnet(const struct sockaddr_storage *peer, bool from_proxy_header);
+
 #endif

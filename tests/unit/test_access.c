@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "access.h"
 #include "identity.h"
@@ -246,6 +247,43 @@ static void test_access_tailnet_address(void **state)
     assert_false(access_tailnet_address(&unix_addr));
 }
 
+/* The kernel says which addresses are this host's: loopback is, an
+ * address of a documentation range is not. */
+static void test_access_address_is_own(void **state)
+{
+    struct sockaddr_storage lo = ip("127.0.0.1"), mapped = ip("::ffff:127.0.0.1"),
+                            doc = ip("192.0.2.1"), doc6 = ip("2001:db8::1");
+    assert_true(access_address_is_own(&lo));
+    assert_true(access_address_is_own(&mapped));
+    assert_false(access_address_is_own(&doc));
+    int fd6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    if (fd6 >= 0) { /* a kernel without IPv6 answers "own" to every IPv6 address */
+        close(fd6);
+        assert_false(access_address_is_own(&doc6));
+    }
+    struct sockaddr_storage unix_addr = {.ss_family = AF_UNIX};
+    assert_true(access_address_is_own(&unix_addr)); /* unknown: never someone else */
+}
+
+/* A tailnet address may be a tailnet caller; from a PROXY header it is
+ * taken as sent, from the socket only when it is not this host's. */
+static void test_access_peer_tailnet(void **state)
+{
+    struct sockaddr_storage peer = ip("100.64.0.7"), peer6 = ip("fd7a:115c:a1e0::7"),
+                            mapped = ip("::ffff:100.64.0.7"), lan = ip("192.0.2.1"),
+                            lo = ip("127.0.0.1");
+    if (access_address_is_own(&peer) || access_address_is_own(&peer6))
+        skip(); /* this machine is that tailnet node */
+    assert_true(access_peer_tailnet(&peer, false));
+    assert_true(access_peer_tailnet(&peer6, false));
+    assert_true(access_peer_tailnet(&mapped, false));
+    assert_true(access_peer_tailnet(&peer, true));
+    assert_false(access_peer_tailnet(&lan, true));
+    assert_false(access_peer_tailnet(&lan, false));
+    assert_false(access_peer_tailnet(&lo, false));
+    assert_false(access_peer_tailnet(&lo, true));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +297,8 @@ int main(void)
         cmocka_unit_test_teardown(test_access_local_entry, teardown),
         cmocka_unit_test_teardown(test_access_empty_list_allows_nobody, teardown),
         cmocka_unit_test(test_access_tailnet_address),
+        cmocka_unit_test(test_access_address_is_own),
+        cmocka_unit_test(test_access_peer_tailnet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
