@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "buf.h"
 #include "limits.h"
 #include "config.h"
@@ -474,7 +475,7 @@ static void hand_off(struct conn *c, const struct config_service *svc)
     int fd = c->s.io.fd;
     loop_io_del(w->loop, &c->s.io);
     c->s.io.fd = -1;
-    c->handed_off = tcp_handoff(w, fd, &c->peer, c->addr, &c->local, svc) == 0;
+    c->handed_off = tcp_handoff(w, fd, &c->peer, c->addr, &c->local, svc, c->peer_tailnet) == 0;
     conn_close(c);
 }
 
@@ -504,6 +505,9 @@ static void read_proxy_header(struct conn *c)
         listener_format_peer(&pp.src, pp.srclen, c->addr, sizeof c->addr);
         c->peer = pp.src;
         c->local = pp.dst;
+        /* A LOCAL header (the proxy's own health check) names no client:
+         * the sender itself is no tailnet caller. */
+        c->peer_tailnet = !c->tailnet && !c->hairpin && access_peer_tailnet(&c->peer, true);
     }
     if (!count_peer(c)) {
         conn_close(c);
@@ -709,6 +713,9 @@ static struct conn *accept_conn(struct worker *w, int fd, const struct sockaddr_
     c->s.writable = true;
     listener_format_peer(sa, salen, c->addr, sizeof c->addr);
     memcpy(&c->peer, sa, salen < sizeof c->peer ? salen : sizeof c->peer);
+    /* Behind a PROXY header only the header may name a tailnet caller. */
+    c->peer_tailnet =
+        !proxy_protocol && !l->tailnet && !l->local && access_peer_tailnet(&c->peer, false);
     /* Behind a PROXY header the client is known once the header is read. */
     /* Every tailnet caller comes through tailscaled's few connections: they
      * are not one client to limit. */

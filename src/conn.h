@@ -72,6 +72,7 @@ struct conn {
     bool redirect_https;  /* the listener's redirect_https: every request goes to https:// */
     bool tailnet;         /* the tailscale.backend listener: tailscaled is the peer */
     bool hairpin;         /* a tailscale.hairpin listener: a process on this host */
+    bool peer_tailnet;    /* peer may have a tailnet identity (access_peer_tailnet) */
     uint16_t https_port;  /* ... on this port (0: 443) */
     size_t head_scan;
     struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
@@ -217,6 +218,15 @@ static inline bool conn_redirect_https(const struct conn *c)
 static inline bool conn_tailnet(const struct conn *c)
 {
     return c->tailnet;
+}
+
+/* An ordinary listener's client at a tailnet address, from the socket
+ * (and not this host's own) or from the PROXY header of a listener that
+ * expects one: whois may say who it is. Never on the backend or hairpin
+ * listeners, whose callers come through tailscaled or this host. */
+static inline bool conn_peer_tailnet(const struct conn *c)
+{
+    return c->peer_tailnet;
 }
 
 /* Accepted on a tailscale.hairpin listener: the caller is "local", with

@@ -318,7 +318,7 @@ static long build_request_head(struct exchange *ex, const struct route_result *r
     rw.max_fields = LIMIT_HEADERS_COUNT - (rt->auth ? rt->auth->ncopy : 0);
     static __thread struct identity_headers ids;
     ids.n = 0;
-    if (conn_tailnet(c))
+    if (ex->id.source != IDENTITY_NONE)
         tailnet_headers(ex, &ids);
     rw.add = ids.h;
     rw.nadd = ids.n;
@@ -414,7 +414,7 @@ enum ex_result proxy_start(struct exchange *ex)
                           "for some servers)",
                           true);
     }
-    if (conn_tailnet(c) && !tailnet_identify(ex))
+    if (!tailnet_identify(ex))
         return EX_CONTINUE; /* whois answers later; the head stays in c->s.in */
     return ex_routed(ex, &rt);
 }

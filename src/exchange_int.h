@@ -104,9 +104,11 @@ EX_MUST_USE enum ex_result ex_routed(struct exchange *ex, const struct route_res
 
 /* ---- tailnet.c: the tailnet identity step ---- */
 
-/* On the tailnet backend, once routed: who the caller is, from tailscaled's
- * headers and, when needed, a whois answer. True: ex->id is final; false:
- * the exchange waits in EX_IDENTITY and goes on by itself (ex_routed). */
+/* Once routed: who the caller is. On the tailnet backend from tailscaled's
+ * headers and, when needed, a whois answer; on an ordinary listener, for a
+ * client at a tailnet address (conn_peer_tailnet) with a tailscale section,
+ * from whois; nobody elsewhere. True: ex->id is final; false: the exchange
+ * waits in EX_IDENTITY and goes on by itself (ex_routed). */
 bool tailnet_identify(struct exchange *ex);
 
 /* EX_IDENTITY timed out: go on without identity. May end the exchange. */

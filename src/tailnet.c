@@ -1,11 +1,17 @@
-/* tailnet.c - the tailnet identity step of an exchange on the backend
- * listener (tailscale.backend), between routing and forward auth.
+/* tailnet.c - the tailnet identity step of an exchange, between routing
+ * and forward auth: on the backend listener (tailscale.backend), and on
+ * an ordinary listener for a client at a tailnet address (split DNS:
+ * callers connect to portico's own listeners, directly or through a
+ * proxy that sends a PROXY header).
  *
- * tailscaled's Tailscale-User-* headers say who a user is; a whois answer
- * adds the node, its tags and capabilities, and is the only source for a
- * tagged caller. Whois is asked when the upstream gets tsnsrv's headers
- * (tailscale.identity_headers, on by default: they need the node), never
- * for Funnel (anonymous) or a caller without an address. The answer comes
+ * On the backend, tailscaled's Tailscale-User-* headers say who a user is;
+ * a whois answer adds the node, its tags and capabilities, and is the only
+ * source for a tagged caller. Whois is asked there when the upstream gets
+ * tsnsrv's headers (tailscale.identity_headers, on by default: they need
+ * the node), never for Funnel (anonymous) or a caller without an address.
+ * On an ordinary listener nobody vouches for any header, so whois by the
+ * peer's address is the only source, asked for every such caller. What
+ * follows is the same for both: the answer comes
  * from the worker's whois cache (whois.c over localapi.c); while it is
  * pending the exchange waits in EX_IDENTITY with its head still unread,
  * and routing runs again (pure, same snapshot) when it comes. A failed
@@ -86,7 +92,7 @@ static enum ex_result resume(struct exchange *ex)
     struct route_request rq = {.host = req->host,
                                .path = req->path,
                                .query = req->query,
-                               .by_name = ex->cfg->tailnet_names};
+                               .by_name = conn_tailnet(ex->c) ? ex->cfg->tailnet_names : NULL};
     ex_set_state(ex, EX_ROUTING);
     if (route_resolve(ex->cfg->routes, &rq, &rt) != ROUTE_OK || rt.svc != ex->svc) {
         /* The snapshot is the same, so this cannot happen; never guess. */
@@ -107,7 +113,7 @@ static void on_whois(struct whois_waiter *w, const struct identity *id, const ch
         log_msg(LOG_WARN,
                 "tailnet caller %s: whois failed: %s; it has no identity, so allow lists "
                 "refuse it and auth_bypass_tailnet does not apply",
-                ex->client, err);
+                ex_client(ex), err);
         identity_init(&ex->id);
     }
     (void)resume(ex);
@@ -116,12 +122,20 @@ static void on_whois(struct whois_waiter *w, const struct identity *id, const ch
 bool tailnet_identify(struct exchange *ex)
 {
     struct identity *id = &ex->id;
-    int e = identity_from_headers(id, &ex->req);
-    if (e < 0)
-        log_msg(LOG_WARN, "tailnet caller %s: identity headers refused (%s); no identity",
-                ex->client[0] ? ex->client : "-", identity_strerror(e));
-    if (id->funnel || !ex->client[0] || !needs_whois(ex))
+    const char *addr;
+    if (conn_tailnet(ex->c)) {
+        int e = identity_from_headers(id, &ex->req);
+        if (e < 0)
+            log_msg(LOG_WARN, "tailnet caller %s: identity headers refused (%s); no identity",
+                    ex->client[0] ? ex->client : "-", identity_strerror(e));
+        if (id->funnel || !ex->client[0] || !needs_whois(ex))
+            return true;
+        addr = ex->client;
+    } else if (conn_peer_tailnet(ex->c) && ex->cfg->tailscale.enabled) {
+        addr = conn_addr(ex->c); /* the IP alone: whois finds a tailnet node by it */
+    } else {
         return true;
+    }
     struct whois_cache *wc = tailnet_whois_cache(ex_worker(ex), &ex->cfg->tailscale);
     if (!wc) {
         identity_init(id);
@@ -130,7 +144,7 @@ bool tailnet_identify(struct exchange *ex)
     static __thread struct identity found;
     char err[256];
     ex->whois_wait.fn = on_whois;
-    switch (whois_lookup(wc, ex->client, &ex->whois_wait, &found, err, sizeof err)) {
+    switch (whois_lookup(wc, addr, &ex->whois_wait, &found, err, sizeof err)) {
     case WHOIS_FOUND:
         take_whois(ex, &found);
         return true;
@@ -148,7 +162,7 @@ enum ex_result tailnet_timeout(struct exchange *ex)
 {
     whois_detach(&ex->whois_wait);
     log_msg(LOG_WARN, "tailnet caller %s: no whois answer within %ums; it has no identity",
-            ex->client, ex->cfg->tailscale.whois_wait_ms);
+            ex_client(ex), ex->cfg->tailscale.whois_wait_ms);
     identity_init(&ex->id);
     return resume(ex);
 }
