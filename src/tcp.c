@@ -52,6 +52,7 @@ struct tcp_fwd {
     bool deciding;
     struct whois_waiter wait;
     struct sockaddr_storage peer;
+    bool peer_tailnet; /* peer may have a tailnet identity (access_peer_tailnet) */
     char addr[64];
     char user[128]; /* the caller's login or tag, for the access log */
     /* PROXY header for the upstream (send_proxy_protocol), written before
@@ -315,8 +316,10 @@ static void on_whois(struct whois_waiter *wt, const struct identity *id, const c
  * it in the deciding state, at most tailscale.whois_wait_ms. */
 static void decide(struct tcp_fwd *t)
 {
-    if (!access_tailnet_address(&t->peer)) {
-        judge(t, NULL, "not a tailnet address");
+    if (!t->peer_tailnet) {
+        judge(t, NULL,
+              access_tailnet_address(&t->peer) ? "an address of this host"
+                                               : "not a tailnet address");
         return;
     }
     struct whois_cache *wc =
@@ -348,7 +351,7 @@ static void decide(struct tcp_fwd *t)
 static int start(struct worker *w, struct config *cfg, int fd, const struct sockaddr_storage *peer,
                  const char *addr, const struct sockaddr_storage *local,
                  const struct config_service *svc, const struct config_addr *ua, bool passthrough,
-                 bool counted)
+                 bool counted, bool peer_tailnet)
 {
     struct tcp_fwd *t = calloc(1, sizeof *t);
     if (!t) {
@@ -363,6 +366,7 @@ static int start(struct worker *w, struct config *cfg, int fd, const struct sock
     t->c.t = t->u.t = t;
     t->c.s.io.fd = t->u.s.io.fd = -1;
     t->peer = *peer;
+    t->peer_tailnet = peer_tailnet;
     relay_init(&t->up);
     relay_init(&t->down);
     snprintf(t->addr, sizeof t->addr, "%s", addr);
@@ -418,15 +422,18 @@ int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, sock
     listener_format_peer(sa, salen, addr, sizeof addr);
     if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
         memset(&local, 0, sizeof local);
-    return start(w, w->cfg, fd, sa, addr, &local, svc, &svc->tcp->upstream, false, false);
+    return start(w, w->cfg, fd, sa, addr, &local, svc, &svc->tcp->upstream, false, false,
+                 access_peer_tailnet(sa, false));
 }
 
 int tcp_handoff(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
-                const struct sockaddr_storage *local, const struct config_service *svc)
+                const struct sockaddr_storage *local, const struct config_service *svc,
+                bool peer_tailnet)
 {
-    return svc->passthrough
-               ? start(w, w->cfg, fd, peer, addr, local, svc, svc->passthrough, true, true)
-               : start(w, w->cfg, fd, peer, addr, local, svc, &svc->tcp->upstream, false, true);
+    return svc->passthrough ? start(w, w->cfg, fd, peer, addr, local, svc, svc->passthrough, true,
+                                    true, peer_tailnet)
+                            : start(w, w->cfg, fd, peer, addr, local, svc, &svc->tcp->upstream,
+                                    false, true, peer_tailnet);
 }
 
 size_t tcp_drain(struct worker *w)

@@ -8,6 +8,7 @@
 #ifndef PORTICO_TCP_H
 #define PORTICO_TCP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -25,11 +26,13 @@ int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, sock
  * still be unread in the socket: it goes to the upstream with everything
  * after it), or on svc's tcp.listen with proxy_protocol once its PROXY
  * header is read (to tcp.upstream). peer and addr are the client's address
- * (after any PROXY header) and local the address it connected to. The
+ * (after any PROXY header) and local the address it connected to;
+ * peer_tailnet: the peer may have a tailnet identity (conn_peer_tailnet). The
  * connection keeps the place it already has in the worker's connection
  * count. 0, or -1 (fd closed) on failure. */
 int tcp_handoff(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,
-                const struct sockaddr_storage *local, const struct config_service *svc);
+                const struct sockaddr_storage *local, const struct config_service *svc,
+                bool peer_tailnet);
 
 /* The worker drains (w->draining is set): close the forwarders that have
  * been silent for LIMIT_DRAIN_TCP_QUIET_MS and return how many; the
