@@ -2,6 +2,8 @@
 #include "config_int.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,12 +385,35 @@ static bool stream_has_caller(const struct config *c, const struct config_servic
     return false;
 }
 
+/* Can a request on l come from a tailnet caller portico can name? The
+ * backend listener's can; with a tailscale section (whois), so can an
+ * ordinary listener's: through a PROXY header, or straight from a tailnet
+ * address, which never reaches a loopback or Unix-socket listener (a
+ * process on this host is never a tailnet caller). */
+static bool listen_carries_identity(const struct config *c, const struct config_listen *l)
+{
+    if (l->tailnet)
+        return true;
+    if (!c->tailscale.enabled || l->local)
+        return false;
+    if (l->proxy_protocol)
+        return true;
+    const struct sockaddr_storage *sa = &l->addr.sa;
+    if (sa->ss_family == AF_INET)
+        return ((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr)[0] != 127;
+    if (sa->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return !IN6_IS_ADDR_LOOPBACK(a) && !(IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
 void cfg_warn_allow(struct parser *p)
 {
     const struct config *c = p->c;
     bool tailnet = false;
     for (size_t i = 0; i < c->nlistens; i++)
-        tailnet = tailnet || c->listens[i].tailnet;
+        tailnet = tailnet || listen_carries_identity(c, &c->listens[i]);
     for (size_t i = 0; i < c->nservices; i++) {
         const struct config_service *svc = &c->services[i];
         if (!svc->allow.n)
@@ -407,9 +432,11 @@ void cfg_warn_allow(struct parser *p)
                         svc->name);
         else if (!svc->tcp && !svc->passthrough && !tailnet)
             cfg_warn_at(p, (size_t)svc->allow_line,
-                        "services.%s.allow: no listener carries tailnet identity (the tailscale "
-                        "backend listener needs tailscale.services: true), so every request to "
-                        "this service is refused with 403",
+                        "services.%s.allow: no listener carries tailnet identity (it needs a "
+                        "tailscale section: the backend listener of tailscale.services: true, or "
+                        "a listener that tailnet callers reach, on an address that is not "
+                        "loopback or with proxy_protocol), so every request to this service is "
+                        "refused with 403",
                         svc->name);
     }
 }

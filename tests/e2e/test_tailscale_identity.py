@@ -525,6 +525,19 @@ def test_allow_config_errors_and_warning(ctx):
     rc, out, err = check("[alice@example.com]", "tailscale: {services: true, backend: "
                          "'unix:%s/tn.sock'}\n" % ctx.dir)
     eq((rc, err), (0, ""), "no warning with the backend listener")
+    # Without a backend, tailnet callers can still reach an ordinary
+    # listener: not a loopback-only one, but one on another address or
+    # behind a PROXY header.
+    rc, out, err = check("[alice@example.com]", "tailscale: {socket: /run/ts.sock}\n")
+    expect("no listener carries tailnet identity" in err, "a loopback listener: " + err)
+    for listen in ("[{addr: '127.0.0.1:0', proxy_protocol: true}]", "[{addr: '0.0.0.0:0'}]",
+                   "[{addr: '100.101.102.103:0'}]"):
+        with open(path, "w") as f:
+            f.write("listen: %s\nservices:\n  grafana:\n    hosts: [g.example]\n"
+                    "    upstream: 'http://127.0.0.1:3000'\n    allow: [alice@example.com]\n"
+                    "tailscale: {socket: /run/ts.sock}\n" % listen)
+        rc, out, err = run_check(ctx.binary, path)
+        eq((rc, err), (0, ""), "no warning for " + listen)
 
 
 # ---------------------------------------------------------------- D: auth_bypass_tailnet

@@ -1863,11 +1863,32 @@ static void test_config_service_allow(void **state)
     /* No listener with identity: loads, with a warning. */
     c = expect_ok(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
                          "    hosts: [g.test]\n    allow: [tag:ci]\n");
-    assert_string_equal(c->warnings,
-                        "portico.yaml:7: warning: services.g.allow: no listener carries tailnet "
-                        "identity (the tailscale backend listener needs tailscale.services: "
-                        "true), so every request to this service is refused with 403\n");
+    static const char *const nobody =
+        "portico.yaml:7: warning: services.g.allow: no listener carries tailnet identity (it "
+        "needs a tailscale section: the backend listener of tailscale.services: true, or a "
+        "listener that tailnet callers reach, on an address that is not loopback or with "
+        "proxy_protocol), so every request to this service is refused with 403\n";
+    assert_string_equal(c->warnings, nobody);
     config_unref(c);
+    /* A tailscale section names callers at tailnet addresses, which reach
+     * no loopback listener without a PROXY header. */
+    c = expect_ok(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                         "    hosts: [g.test]\n    allow: [tag:ci]\ntailscale: {}\n");
+    assert_string_equal(c->warnings, nobody);
+    config_unref(c);
+    static const char *const reached[] = {"[{addr: '127.0.0.1:8080', proxy_protocol: true}]",
+                                          "[{addr: '0.0.0.0:8080'}]", "[{addr: '[::]:8080'}]",
+                                          "[{addr: '100.101.102.103:443'}]"};
+    for (size_t i = 0; i < sizeof reached / sizeof reached[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "listen: %s\nservices:\n  g:\n    upstream: http://127.0.0.1:3000\n"
+                 "    hosts: [g.test]\n    allow: [tag:ci]\ntailscale: {}\n",
+                 reached[i]);
+        c = expect_ok(text);
+        assert_null(c->warnings);
+        config_unref(c);
+    }
     expect_error(LISTEN "services:\n  g:\n    upstream: http://127.0.0.1:3000\n"
                         "    hosts: [g.test]\n    allow: [tag:ci, \"bob\"]\n",
                  "portico.yaml:7: services.g.allow: allow entry \"bob\": is not a login (write a "
