@@ -280,7 +280,10 @@ s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nTailscale-User-Login: root@evil.exampl
            "Connection: close\r\n\r\n" % host).encode())
 buf = b""
 while True:
-    b = s.recv(65536)
+    try:
+        b = s.recv(65536)
+    except ConnectionResetError:   # closed with the request unread
+        break
     if not b:
         break
     buf += b
@@ -322,7 +325,13 @@ def test_peer_identity_direct_from_tailnet_address_in_netns(ctx):
     # A Unix-socket origin: its file is reached from portico's namespace.
     o = ctx.origin("app", unix_path=os.path.join(ctx.dir, "origin.sock"))
     p = ctx.portico({"app": svc(o, hosts=["app.test"]),
-                     "only": svc(o, hosts=["only.test"], allow=["zoe@example.com"])},
+                     # The node's owner is on the lists: a local process is still not.
+                     "only": svc(o, hosts=["only.test"],
+                                 allow=["zoe@example.com", "owner@example.com"]),
+                     # A TCP forwarder on the node's address, to the HTTP listener.
+                     "fwd": {"tcp": {"listen": "100.100.1.2:2222",
+                                     "upstream": "100.100.1.2:8080"},
+                             "allow": ["zoe@example.com", "owner@example.com"]}},
                     start=False)
     p.cfg["listen"] = [{"addr": "100.100.1.2:8080"}]
     p.cfg["tailscale"] = {"socket": ts.path}
@@ -330,9 +339,11 @@ def test_peer_identity_direct_from_tailnet_address_in_netns(ctx):
     p.wrap = ["ip", "netns", "exec", srv]
     p.start()
 
-    def client(ns, src, host="app.test"):
+    def client(ns, src, host="app.test", port=8080):
         out = _sh("ip", "netns", "exec", ns, sys.executable, "-c", _NS_CLIENT, src,
-                  "100.100.1.2", "8080", host)
+                  "100.100.1.2", str(port), host)
+        if not out:
+            return None, ""      # closed without an answer
         head, _, body = out.partition("\r\n\r\n")
         return int(head.split(" ", 2)[1]), body
 
@@ -345,6 +356,13 @@ def test_peer_identity_direct_from_tailnet_address_in_netns(ctx):
     st, body = client(srv, "100.100.1.2")
     eq((st, idh(body)), (200, {}), "a process on portico's host, from the node's own address")
     eq(client(srv, "100.100.1.2", "only.test")[0], 403, "and allow refuses it")
+    # The TCP forwarder's allow list: the same rule for the same callers.
+    eq(client(cli, "100.100.1.1", port=2222)[0], 200, "tcp: allow admits Zoe")
+    eq(client(srv, "100.100.1.2", port=2222)[0], None,
+       "tcp: a process on portico's host is closed, not taken for the node")
+    expect(p.wait_line("service fwd: tailnet caller 100.100.1.2 (unknown) is not on the allow "
+                       "list: an address of this host", timeout=5 * SCALE),
+           "the refusal says why")
     expect(all("100.100.1.2" not in r.target for r in ts.requests if "whois" in r.target),
            "whois is never asked for the node's own address")
 
