@@ -2,12 +2,14 @@
 #
 #   make            build build/portico
 #   make run        install what is missing, build, start the demo
-#   make test       install what is missing, build, run every test
+#   make test       install what is missing, build, run every test (the end-to-end
+#                   tests E2E_JOBS at a time, default 6: see tests/e2e/run.py)
 #   make test-asan  the same suite against an ASan+UBSan build
 #   make lint       clang-format (check mode), cppcheck, no include cycle among src/*.h,
 #                   no file in src/ over 800 lines (make structure runs only that)
 #   make fuzz       every fuzz target for FUZZ_SECONDS each (see tests/fuzz/README.md)
 #   make fuzz-smoke every fuzz target over its seeds, then a few seconds each
+#                   (FUZZ_JOBS targets at a time, default one per core)
 #   make mutate     plant known bugs in a copy of src/ one at a time; report which the tests
 #                   catch (MUTANTS=B1,B2 for a few; see tests/README.md)
 #   make bench      portico against nginx and HAProxy (see BENCHMARKS.md)

@@ -7,6 +7,7 @@
 # count as failures (unit binaries exit nonzero, the e2e harness checks
 # portico's stderr and exit status).
 # Extra arguments after BUILD_DIR go to tests/e2e/run.py (e.g. -k smuggling).
+# The end-to-end tests run E2E_JOBS at a time (run.py's default when unset).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}

@@ -39,12 +39,16 @@ BIG = int(os.environ.get("E2E_BIG_BYTES") or (GiB if ASAN else 10 * GiB))
 DEFAULT_TIMEOUT = float(os.environ.get("E2E_TEST_TIMEOUT") or 30)
 RSS_LIMIT = 16 * MiB
 
-TESTS = []
+TESTS = []   # (name, function, timeout in seconds, serial), in file order
 
 
-def test(timeout=None):
+def test(timeout=None, serial=False):
+    """Register a test. serial=True: it must have the machine to itself
+    (it measures memory or CPU, moves big streams, stops threads with
+    ptrace, or bounds a time from above): run.py runs it alone, after the
+    tests that run in parallel."""
     def deco(fn):
-        TESTS.append((fn.__name__, fn, timeout or DEFAULT_TIMEOUT))
+        TESTS.append((fn.__name__, fn, timeout or DEFAULT_TIMEOUT, serial))
         return fn
     return deco
 
