@@ -42,11 +42,11 @@ def _big(ctx, direction):
            % ((peak - base) / MiB, base / MiB, peak / MiB))
 
 
-@test(timeout=300)
+@test(timeout=300, serial=True)
 def test_big_download_streams_in_constant_memory(ctx):
     _big(ctx, "down")
 
 
-@test(timeout=300)
+@test(timeout=300, serial=True)
 def test_big_upload_streams_in_constant_memory(ctx):
     _big(ctx, "up")

@@ -291,7 +291,7 @@ def test_idle_request_body_408_is_logged(ctx):
            "no log line naming the rule: %s" % p.stderr()[-3:])
 
 
-@test()
+@test(serial=True)   # the client must keep up 8 MiB/s: it needs the CPU
 def test_upstream_not_reading_does_not_count_against_body_rate(ctx):
     # The upstream reads nothing for 4 s: the client cannot send meanwhile,
     # and that time must not be held against its body rate (8 MiB/s here,

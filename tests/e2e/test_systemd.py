@@ -167,7 +167,7 @@ def test_notify_status_counts_open_connections(ctx):
            "STATUS with a ping while one connection is open")
 
 
-@test(timeout=60)
+@test(timeout=60, serial=True)
 def test_notify_watchdog_pings_at_half_interval(ctx):
     n = NotifySocket(ctx)
     p = _notified_portico(ctx, n, env={"WATCHDOG_USEC": "400000"})   # a ping every 200 ms
@@ -228,7 +228,7 @@ def _thread_of(pid, comm):
     raise AssertionError("no thread named %r in process %d" % (comm, pid))
 
 
-@test(timeout=60)
+@test(timeout=60, serial=True)
 def test_watchdog_withheld_while_a_worker_loop_is_stuck(ctx):
     """One worker thread stopped (ptrace stops a single thread, unlike
     SIGSTOP): the main loop still runs, but the pings stop until the worker
@@ -238,6 +238,11 @@ def test_watchdog_withheld_while_a_worker_loop_is_stuck(ctx):
     n = NotifySocket(ctx)
     p = _notified_portico(ctx, n, env={"WATCHDOG_USEC": "400000"})
     n.wait("WATCHDOG", 5 * SCALE)
+    # A ping after a whole round: every worker answered the round before it,
+    # so none is late already (worker 0 starting slowly on a loaded machine
+    # would be the one the line below names, and pings stay withheld without
+    # a new line when worker 1 stops).
+    n.wait("WATCHDOG", 5 * SCALE, start=n.count())
     tid = _thread_of(p.proc.pid, "worker 1")
     if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
         raise AssertionError("ptrace(PTRACE_SEIZE) of worker 1: %s"

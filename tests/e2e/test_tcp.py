@@ -110,7 +110,7 @@ def test_tcp_forward_added_by_reload(ctx):
     srv.close()
 
 
-@test(timeout=300)
+@test(timeout=300, serial=True)
 def test_tcp_forward_big_stream_flat_rss(ctx):
     size = BIG // 4
     state = {}

@@ -366,7 +366,7 @@ def test_tls_certificate_replaced_on_disk_during_download(ctx):
         s.close()
 
 
-@test(timeout=400)
+@test(timeout=400, serial=True)
 def test_tls_big_download_streams_in_constant_memory(ctx):
     ca = TestCA(ctx.dir)
     o = ctx.origin("big")
