@@ -335,6 +335,51 @@ class TestCA:
                    "-CAcreateserial", "-days", "2", "-out", crt, "-extfile", ext])
         return crt, key
 
+    def leaves(self, names_list):
+        """leaf(names) for each list of names, made in this process with
+        python3-cryptography: leaf() runs openssl twice a certificate, which
+        for hundreds of them takes longer than the test itself (and far
+        longer on a busy machine). The same certificates: CN the first name,
+        the names as DNS subjectAltNames, serverAuth, key identifiers, EC
+        P-256, two days, signed by this CA's key. Returns (cert, key) paths."""
+        import datetime
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+        with open(self.key, "rb") as f:
+            ca_key = serialization.load_pem_private_key(f.read(), None)
+        with open(self.crt, "rb") as f:
+            ca = x509.load_pem_x509_certificate(f.read())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        out = []
+        for names in names_list:
+            self.n += 1
+            base = os.path.join(self.dir, "leaf%d" % self.n)
+            k = ec.generate_private_key(ec.SECP256R1())
+            c = (x509.CertificateBuilder()
+                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+                 .issuer_name(ca.subject).public_key(k.public_key())
+                 .serial_number(x509.random_serial_number())
+                 .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=2))
+                 .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                                critical=False)
+                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                                critical=False)
+                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(k.public_key()),
+                                critical=False)
+                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                     ca_key.public_key()), critical=False)
+                 .sign(ca_key, hashes.SHA256()))
+            with open(base + ".key", "wb") as f:
+                f.write(k.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+            with open(base + ".pem", "wb") as f:
+                f.write(c.public_bytes(serialization.Encoding.PEM))
+            out.append((base + ".pem", base + ".key"))
+        return out
+
 
 def _tls_portico(ctx, certs, services, default=None, start=True, **kw):
     p = ctx.portico(services, start=False, **kw)

@@ -15,7 +15,7 @@ def test_tls_200_names_each_get_their_certificate(ctx):
     ca = TestCA(ctx.dir)
     o = ctx.origin("tls")
     names = ["n%03d.tls.test" % i for i in range(200)]
-    certs = [ca.leaf([n]) for n in names]
+    certs = ca.leaves([[n] for n in names])
     p = _tls_portico(ctx, certs, {"s%03d" % i: svc(o, [n]) for i, n in enumerate(names)})
     cctx = _tls_client_ctx(ca.crt)
     for n in names:
