@@ -6,16 +6,23 @@
 # interesting go to BUILD/corpus/NAME (the seeds in tests/fuzz/corpus/NAME
 # are only read); a crashing input is saved as BUILD/crash-NAME-* and the
 # script fails. FUZZ_FLAGS adds libFuzzer flags (e.g. -seed=1).
+# FUZZ_JOBS targets run at a time (default: one per core). Each target is
+# one process on one core for SECONDS, so running one per core gives each
+# the same time it would have alone.
 set -eu
 cd "$(dirname "$0")/../.."
 build=$1
 seconds=$2
 shift 2
 names=${*:-$(for f in tests/fuzz/fuzz_*.c; do basename "$f" .c | sed 's/^fuzz_//'; done)}
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+case $jobs in
+'' | *[!0-9]* | 0) echo "run.sh: FUZZ_JOBS must be a number of targets at a time, not '$jobs'" >&2; exit 2 ;;
+esac
 
-total=0
-failed=""
-for name in $names; do
+# fuzz_one NAME: run the target; its outcome goes to BUILD/fuzz-NAME.status.
+fuzz_one() {
+    name=$1
     # Room for the largest input each parser can meet (or for its limit
     # plus a little, so that the limit itself is exercised).
     case $name in
@@ -25,14 +32,35 @@ for name in $names; do
     esac
     mkdir -p "$build/corpus/$name"
     log="$build/fuzz-$name.log"
-    echo "fuzz: $name for ${seconds}s" >&2
     # shellcheck disable=SC2086
     if "$build/fuzz_$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -max_len=$max_len -dict="tests/fuzz/$name.dict" -print_final_stats=1 \
         -artifact_prefix="$build/crash-$name-" ${FUZZ_FLAGS:-} \
         "$build/corpus/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1; then
-        :
+        echo ok >"$build/fuzz-$name.status"
     else
+        echo failed >"$build/fuzz-$name.status"
+    fi
+}
+
+running=0
+for name in $names; do
+    rm -f "$build/fuzz-$name.status"
+    echo "fuzz: $name for ${seconds}s" >&2
+    fuzz_one "$name" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait
+        running=0
+    fi
+done
+wait
+
+total=0
+failed=""
+for name in $names; do
+    log="$build/fuzz-$name.log"
+    if [ "$(cat "$build/fuzz-$name.status" 2>/dev/null)" != ok ]; then
         failed="$failed $name"
         tail -n 40 "$log" >&2
     fi
