@@ -393,6 +393,7 @@ class Runner:
                 self._retire(w)
 
     def _exit_status(self, w):
+        w.reap(5)   # its pipe closed as it exited: its status follows
         self._retire(w)
         st = w.status
         if st is None or st < 0:
