@@ -70,6 +70,12 @@
     32 /* config upstream_keepalive: idle conns per                                                \
           upstream per worker */
 #define LIMIT_POOL_IDLE_MAX 4096
+/* Idle connections beyond upstream_keepalive stay pooled this long unused:
+ * long enough that a steady load with more requests in flight does not
+ * close and reopen them, short enough that a burst's connections do not
+ * linger (HAProxy starts purging idle server connections after 5 s,
+ * pool-purge-delay). */
+#define LIMIT_POOL_SURPLUS_IDLE_MS 5000
 
 /* ---- upstream host names (resolve.c) ---------------------------------------- */
 #define TIMEOUT_RESOLVE_MS_DEFAULT    30000 /* config limits.resolve_interval: re-resolve names */

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "limits.h"
 #include "list.h"
 #include "resolve.h"
 #include "tls.h"
@@ -355,15 +356,23 @@ void upstream_release(struct upconn *u, bool reusable)
     }
     const struct config_limits *lim = &w->cfg->limits;
     if (!reusable || u->s.eof || (u->s.in && buf_len(u->s.in)) || w->draining ||
-        u->pool->nidle >= lim->upstream_keepalive) {
+        !lim->upstream_keepalive) {
         upstream_close(u);
         return;
     }
+    /* Past upstream_keepalive idle connections, this one is pooled briefly
+     * rather than closed: while the upstream has that many requests in
+     * flight from this worker, closing it here would open a new connection
+     * for nearly every request (every service naming the upstream shares
+     * the pool). Once the load drops, the surplus is unused and expires. */
+    uint32_t ms = lim->upstream_keepalive_timeout_ms;
+    if (u->pool->nidle >= lim->upstream_keepalive && ms > LIMIT_POOL_SURPLUS_IDLE_MS)
+        ms = LIMIT_POOL_SURPLUS_IDLE_MS;
     buf_put(&w->bufs, u->s.in);
     u->s.in = NULL;
     LIST_PUSH(u->pool->idle, u, prev, next);
     u->pool->nidle++;
-    loop_timer_arm(w->loop, &u->idle_timer, lim->upstream_keepalive_timeout_ms);
+    loop_timer_arm(w->loop, &u->idle_timer, ms);
 }
 
 void upstream_pools_close_idle(struct worker *w)

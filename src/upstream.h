@@ -1,9 +1,10 @@
 /* upstream.h - connections to upstreams and their keep-alive pools.
  *
  * Each worker keeps, per upstream endpoint, a LIFO list of idle
- * connections bounded in size and in idle time. An idle connection stays
- * registered with the event loop so that an upstream closing it is noticed
- * at once, not when the next request fails on it. */
+ * connections bounded in idle time: limits.upstream_keepalive of them for
+ * upstream_keepalive_timeout, more for a few seconds only. An idle
+ * connection stays registered with the event loop so that an upstream
+ * closing it is noticed at once, not when the next request fails on it. */
 #ifndef PORTICO_UPSTREAM_H
 #define PORTICO_UPSTREAM_H
 
@@ -54,8 +55,9 @@ struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *
  * upstream_release or upstream_close. */
 void upstream_attach(struct upconn *u, struct exchange *ex, void (*on_event)(struct exchange *ex));
 
-/* Finish an exchange's use of u: pool it if reusable (and the pool has
- * room), else close it. */
+/* Finish an exchange's use of u: pool it if reusable, else close it.
+ * Beyond limits.upstream_keepalive idle connections it is pooled for
+ * LIMIT_POOL_SURPLUS_IDLE_MS only. */
 void upstream_release(struct upconn *u, bool reusable);
 
 /* Close at once. */

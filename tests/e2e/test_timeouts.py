@@ -202,11 +202,16 @@ def test_upstream_pool_keeps_at_most_upstream_keepalive_idle(ctx):
     eq(out, [200] * 4, "statuses")
     opened = o.connections   # 4, or 3 if a thread started after another request ended
     expect(opened >= 3, "only %d upstream connections for 4 concurrent requests" % opened)
-    end = time.time() + 3 * SCALE
+    # Those beyond upstream_keepalive stay pooled for 5 s unused, then close.
+    t0 = time.time()
+    end = t0 + 5 + 3 * SCALE
     while len(o.active) > 2 and time.time() < end:
         time.sleep(0.05)
+    dt = time.time() - t0
     time.sleep(0.2)
     eq(len(o.active), 2, "upstream connections kept open with upstream_keepalive: 2")
+    expect(dt >= 4, "connections beyond upstream_keepalive closed after %.1fs, before the 5 s "
+           "they stay pooled" % dt)
     for i in range(3):
         get_json(p.port, "/again%d" % i)
     eq(o.connections, opened, "upstream connections after 3 more sequential requests (pooled ones reused)")

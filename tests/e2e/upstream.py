@@ -13,7 +13,9 @@ parameter `do` (so path routing and prefix stripping do not change it):
                       (pattern() repeated; see BlockVerifier)
   do=sink             count and verify a PATTERN body of any size; JSON reply
   do=trailers         chunked response with trailers (n=, chunk=)
-  do=slow             delay=SECONDS, then echo
+  do=slow             delay=SECONDS, then echo; or align=SECONDS: echo at the
+                      next multiple of SECONDS of the clock, so that requests
+                      in flight together are answered together
   do=silent           read the request, never answer
   do=closehead        send a head announcing 100 bytes, 10 bytes, then close
   do=status           code=204|304|...: a response without a body (204/304)
@@ -551,7 +553,11 @@ class Origin:
         c.sendall(bytes(out))
 
     def _do_slow(self, c, rd, req, keep):
-        time.sleep(float(req.q.get("delay", "1")))
+        if "align" in req.q:
+            step = float(req.q["align"])
+            time.sleep(step - time.time() % step)
+        else:
+            time.sleep(float(req.q.get("delay", "1")))
         return self._do_echo(c, rd, req, keep)
 
     def _do_silent(self, c, rd, req, keep):
