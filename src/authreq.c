@@ -352,7 +352,8 @@ enum ex_result authreq_begin(struct exchange *ex)
     if (!ex->auth_retried)
         ex->auth_start_us = ex_now_us();
     int err = 0;
-    struct upconn *u = upstream_acquire(w, &a->up, !ex->auth_retried, &err);
+    struct upconn *u =
+        upstream_acquire(w, &a->up, ex->auth_retried ? UPSTREAM_NEW : UPSTREAM_IDLE, &err);
     if (!u) {
         if (err == UPSTREAM_UNRESOLVED) {
             char why[300];

@@ -83,13 +83,24 @@ enum ex_result h1client_body_cut(struct exchange *ex)
     return h1client_bad_body(ex, "closed the connection mid-response");
 }
 
+/* Can the request be sent once more on a new connection if the reused
+ * one it went out on turns out to have been closed by the upstream? Only
+ * an idempotent one with no body to send again (RFC 9110 section 9.2.2). */
+static bool resendable(const struct exchange *ex)
+{
+    return idempotent(ex->req.method_id) &&
+           (ex->req.body == HTTP_BODY_NONE ||
+            (ex->req.body == HTTP_BODY_LENGTH && ex->req.content_length == 0));
+}
+
 enum ex_result h1client_connect(struct exchange *ex, bool allow_idle)
 {
     struct worker *w = ex_worker(ex);
     int err = 0;
-    if (ex->svc->send_proxy_protocol)
-        allow_idle = false;
-    struct upconn *u = upstream_acquire(w, ex->up, allow_idle, &err);
+    enum upstream_pick pick = UPSTREAM_NEW;
+    if (allow_idle && !ex->svc->send_proxy_protocol)
+        pick = resendable(ex) ? UPSTREAM_IDLE : UPSTREAM_IDLE_CHECKED;
+    struct upconn *u = upstream_acquire(w, ex->up, pick, &err);
     if (!u) {
         return h1client_connect_failed(ex, err);
     }
@@ -134,10 +145,7 @@ enum ex_result h1client_start(struct exchange *ex)
 
 static bool may_retry(const struct exchange *ex)
 {
-    return ex->u && ex->u->reused && !ex->retried && !ex->upstream_spoke &&
-           idempotent(ex->req.method_id) &&
-           (ex->req.body == HTTP_BODY_NONE ||
-            (ex->req.body == HTTP_BODY_LENGTH && ex->req.content_length == 0));
+    return ex->u && ex->u->reused && !ex->retried && !ex->upstream_spoke && resendable(ex);
 }
 
 /* The upstream failed before answering. A request sent on a reused

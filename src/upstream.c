@@ -207,8 +207,31 @@ static SSL *tls_session(struct upstream_pool *pool, const struct config_upstream
     return ssl;
 }
 
-struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up, bool allow_idle,
-                                int *err)
+/* Is an idle connection still usable, though the loop has said nothing?
+ * The upstream's close (or stray bytes) may have arrived after the loop
+ * last looked, or wait in the batch it is handling now, after the
+ * client's request: one look at the socket, without taking anything. */
+static bool idle_usable(struct upconn *u)
+{
+    char b;
+    ssize_t n = recv(u->s.io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    if (n == 0 || !u->s.ssl)
+        return false;
+    /* A TLS record: a session ticket leaves the connection usable, as in
+     * on_io. */
+    ERR_clear_error();
+    int r = SSL_read(u->s.ssl, &b, 1);
+    if (r <= 0 && SSL_get_error(u->s.ssl, r) == SSL_ERROR_WANT_READ) {
+        u->s.readable = false;
+        return true;
+    }
+    return false;
+}
+
+struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up,
+                                enum upstream_pick pick, int *err)
 {
     const struct sockaddr *sa;
     socklen_t salen;
@@ -229,10 +252,14 @@ struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *
             upstream_close(pool->idle);
         pool->gen = gen;
     }
-    if (allow_idle && pool->idle) {
+    while (pick != UPSTREAM_NEW && pool->idle) {
         struct upconn *u = pool->idle;
         idle_unlink(u);
         loop_timer_disarm(w->loop, &u->idle_timer);
+        if (pick == UPSTREAM_IDLE_CHECKED && !idle_usable(u)) {
+            upstream_close(u);
+            continue;
+        }
         u->reused = true;
         return u;
     }

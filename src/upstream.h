@@ -42,14 +42,24 @@ struct upconn {
     struct upconn *next, *prev; /* idle list */
 };
 
+/* Which connection a request may go out on. */
+enum upstream_pick {
+    UPSTREAM_NEW,  /* a new one (a retry, a PROXY header for one client) */
+    UPSTREAM_IDLE, /* a pooled one if any: the request can be sent again if it was closed */
+    /* A pooled one checked first for a close (or stray bytes) from the
+     * upstream that the event loop has not reported yet: for a request
+     * that cannot be sent twice. */
+    UPSTREAM_IDLE_CHECKED,
+};
+
 /* An idle pooled connection to up, or a new one being connected (check
  * u->connecting). Returns NULL with -errno in *err when the connect fails
  * at once (a Unix socket with no server, fd exhaustion, ...), and with
  * UPSTREAM_UNRESOLVED when up names a host that has no address yet. */
 #define UPSTREAM_UNRESOLVED (-EDESTADDRREQ)
 
-struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up, bool allow_idle,
-                                int *err);
+struct upconn *upstream_acquire(struct worker *w, const struct config_upstream *up,
+                                enum upstream_pick pick, int *err);
 
 /* u now works for ex: its socket's events go to on_event(ex) until
  * upstream_release or upstream_close. */
