@@ -127,7 +127,7 @@ portico_bench_config() { # file, n, origin, listen, suffix, [top-level lines...]
         echo "workers: 2"
         echo "access_log: false"
         echo "listen: $listen"
-        echo "limits: {max_connections: 16000, upstream_keepalive: 64}"
+        echo "limits: {max_connections: 16000}"
         if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
         echo "services:"
         for i in $(seq 0 $((n - 1))); do
@@ -191,6 +191,12 @@ wrk_measure() { # name, pid (or ""), url, lua
     fi
 }
 
+# Connections the benchmarks' origin (start_bench_origin) has accepted so
+# far, from nginx's stub_status; the count includes the one asking.
+origin_accepts() { # addr
+    curl -s "http://$1/origin_status" | awk 'NR == 3 {print $1}'
+}
+
 # Median GB/s of REPS downloads of URL with curl (more curl arguments after it).
 median_gbs() { # url, [curl args...]
     local url=$1 v=()
@@ -226,6 +232,7 @@ start_bench_origin() { # addr, [directives]
     ${2:-}
     root $T/origin/www;
     location = /small { return 200 \"hello from the origin\\n\"; }
+    location = /origin_status { stub_status; }
   }"
     truncate -s 1G "$T/origin/www/1g"
     curl -s -o /dev/null "http://$1/1g"

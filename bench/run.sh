@@ -96,13 +96,29 @@ cat >"$T/direct.lua" <<'LUA'
 request = function() return wrk.format("GET", "/small") end
 LUA
 
-declare -A GBS IDLE64 IDLE10K RSS64 RSS10K RSSLOAD
+declare -A GBS IDLE64 IDLE10K RSS64 RSS10K RSSLOAD UPCONNS
 
+# The small-request run. A proxy gets a 3 s warm-up first, so that its
+# pools are filled; during the measured run the origin counts the
+# connections the proxy opens to it (its accepts, less the one that asks):
+# a proxy that reuses its keep-alive connections opens next to none.
 small() { # name
-    local lua=$T/hosts.lua
+    local lua=$T/hosts.lua a0 a1
     [ "$1" = direct ] && lua=$T/direct.lua
+    if [ -n "$PID" ]; then
+        wrk -t2 -c"$CONNS" -d3s -s "$lua" "http://127.0.0.1:$PORT/small" >/dev/null
+        sleep 1
+    fi
+    a0=$(origin_accepts "$ORIGIN")
     wrk_measure "$1" "$PID" "http://127.0.0.1:$PORT/small" "$lua"
-    [ -n "$PID" ] && RSSLOAD[$1]=$(rss_kib "$PID") || RSSLOAD[$1]="-"
+    a1=$(origin_accepts "$ORIGIN")
+    if [ -n "$PID" ]; then
+        UPCONNS[$1]=$((a1 - a0 - 1))
+        RSSLOAD[$1]=$(rss_kib "$PID")
+    else
+        UPCONNS[$1]="-"
+        RSSLOAD[$1]="-"
+    fi
 }
 
 big() { # name: median GB/s of REPS downloads of 1 GiB
@@ -151,6 +167,7 @@ done
     echo "| ... ratio to direct | 1.00 | $(ratio "${RPS[portico]}" "${RPS[direct]}") | $(ratio "${RPS[nginx]}" "${RPS[direct]}") | $(ratio "${RPS[haproxy]}" "${RPS[direct]}") |"
     echo "| small requests, p99 latency | ${P99[direct]} | ${P99[portico]} | ${P99[nginx]} | ${P99[haproxy]} |"
     echo "| proxy CPU per request, µs | - | ${USREQ[portico]} | ${USREQ[nginx]} | ${USREQ[haproxy]} |"
+    echo "| new upstream connections during the small-request run (after a 3 s warm-up; counted by the origin) | - | ${UPCONNS[portico]} | ${UPCONNS[nginx]} | ${UPCONNS[haproxy]} |"
     echo "| 1 GiB download, GB/s (median of $REPS) | ${GBS[direct]} | ${GBS[portico]} | ${GBS[nginx]} | ${GBS[haproxy]} |"
     echo "| ... ratio to direct | 1.00 | $(ratio "${GBS[portico]}" "${GBS[direct]}") | $(ratio "${GBS[nginx]}" "${GBS[direct]}") | $(ratio "${GBS[haproxy]}" "${GBS[direct]}") |"
     echo "| ... ratio to nginx | $(ratio "${GBS[direct]}" "${GBS[nginx]}") | $(ratio "${GBS[portico]}" "${GBS[nginx]}") | 1.00 | $(ratio "${GBS[haproxy]}" "${GBS[nginx]}") |"
