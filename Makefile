@@ -179,6 +179,7 @@ bench:
 	@bench/tls.sh $(BUILD)/portico
 	@bench/auth.sh $(BUILD)/portico
 	@bench/tailnet.sh $(BUILD)/portico
+	@bench/syscalls.sh $(BUILD)/portico
 
 bench-ab:
 	@if [ -z "$(BASE)" ]; then echo "usage: make bench-ab BASE=path/to/previous/portico" >&2; exit 2; fi
