@@ -227,7 +227,10 @@ void conn_close(struct conn *c)
  * client reads it. So shut the write side and drain input for a moment. */
 static void close_politely(struct conn *c)
 {
-    bool pending = (c->s.in && buf_len(c->s.in)) || c->s.readable;
+    /* A short read leaves a plain socket marked not readable although the
+     * client may have sent more since (its event not handled yet): look. */
+    bool pending =
+        (c->s.in && buf_len(c->s.in)) || c->s.readable || (!c->s.ssl && sock_peek(&c->s) > 0);
     if (!pending || c->s.eof) {
         conn_close(c);
         return;

@@ -86,9 +86,18 @@ long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact)
     if (buf_space(s->in) == 0)
         return 0;
     for (;;) {
-        ssize_t n = sock_recv(s, s->in->data + s->in->wpos, buf_space(s->in));
+        size_t want = buf_space(s->in);
+        ssize_t n = sock_recv(s, s->in->data + s->in->wpos, want);
         if (n > 0) {
             s->in->wpos += (size_t)n;
+            /* A short read of a plain stream socket took everything queued:
+             * bytes that come later raise a new edge, so reading again now
+             * would only return EAGAIN. Not so once the peer has shut its
+             * side (no edge follows the FIN already seen: read on to the
+             * end), nor with TLS (OpenSSL may hold whole records read
+             * ahead). */
+            if ((size_t)n < want && !s->ssl && !s->rdhup)
+                s->readable = false;
             return n;
         }
         if (n < 0 && errno == EINTR)

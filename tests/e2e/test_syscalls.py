@@ -1,0 +1,106 @@
+"""End-to-end tests: the system calls a keep-alive request costs (strace on
+the running portico), and the edge cases a call left out must not break."""
+
+from common import *  # noqa: F401,F403
+
+_CALL = re.compile(r"^\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\((\d+)?)")
+_RESULT = re.compile(r"= (-?\d+)(?: (E[A-Z0-9]+))?(?: \(.*\))?\s*$")
+
+
+class Strace:
+    """strace -f attached to a running process, counting the calls it makes."""
+
+    def __init__(self, ctx, pid, calls):
+        self.path = os.path.join(ctx.dir, "strace.%d.txt" % pid)
+        self.pr = ctx.spawn(["strace", "-f", "-e", "trace=" + calls, "-o", self.path,
+                             "-p", str(pid)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # "strace: Process N attached with K threads" once every thread is traced
+        line = self.pr.stderr.readline().decode("latin-1")
+        expect("attached" in line, "strace did not attach: %r" % line)
+
+    def stop(self):
+        """Detach; the calls made meanwhile as (name, result, errno name or None,
+        first argument when it is a number: the fd)."""
+        self.pr.send_signal(signal.SIGINT)
+        self.pr.wait(10 * SCALE)
+        calls = []
+        with open(self.path, encoding="latin-1") as f:
+            for line in f:
+                m = _CALL.match(line)
+                if not m or "<unfinished ...>" in line:
+                    continue  # counted where it resumes
+                r = _RESULT.search(line)
+                calls.append((m.group(1) or m.group(2), int(r.group(1)) if r else None,
+                              r.group(2) if r else None, m.group(3)))
+        return calls
+
+
+@test(timeout=60)
+def test_keepalive_request_costs_no_wasted_system_call(ctx):
+    """Per keep-alive request: one read and one writev each side, no epoll_ctl,
+    and no read that only says EAGAIN (a short read emptied the socket)."""
+    n = 20
+    o = ctx.origin("sc")
+    p = ctx.portico({"v": svc(o)}, workers=1)
+    with RawConn(p.port, timeout=5 * SCALE) as c:
+        c.send(b"GET /warm HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "warm-up status")  # the upstream is pooled now
+        st = Strace(ctx, p.proc.pid, "read,readv,recvfrom,recvmsg,write,writev,sendto,sendmsg,"
+                                     "epoll_ctl")
+        # Each side waits a moment before it speaks, so that portico always
+        # finds the socket it would read empty (strace slows portico down).
+        for i in range(n):
+            time.sleep(0.02)
+            c.send(b"GET /r%d?do=slow&delay=0.02 HTTP/1.1\r\nHost: a.test\r\n\r\n" % i)
+            eq(c.read_response().status, 200, "status of request %d" % i)
+        calls = st.stop()
+    eq(o.connections, 1, "upstream connections")
+    eagain = [cl for cl in calls if cl[2] == "EAGAIN"]
+    expect(len(eagain) <= n // 4, "%d calls of %d requests failed with EAGAIN: %r"
+           % (len(eagain), n, eagain[:6]))
+    # not counting the access log's lines on stderr
+    writes = [cl for cl in calls
+              if cl[0] in ("write", "writev", "sendto", "sendmsg") and cl[3] != "2"]
+    expect(len(writes) <= 2 * n, "%d writes for %d requests (one each way per request): %r"
+           % (len(writes), n, writes[:6]))
+    eq([cl for cl in calls if cl[0] == "epoll_ctl"], [], "epoll_ctl calls on keep-alive requests")
+
+
+def _raw_origin(ctx, answer):
+    """A loopback origin that reads one request head, sends answer in one
+    write and closes at once, so that its FIN comes with the bytes."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    ctx.socks.append(srv)
+
+    def serve():
+        while True:
+            try:
+                s, _ = srv.accept()
+            except OSError:
+                return
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(65536)
+                if not d:
+                    break
+                buf += d
+            s.sendall(answer)
+            s.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return "http://127.0.0.1:%d" % srv.getsockname()[1]
+
+
+@test(timeout=60)
+def test_close_delimited_response_whose_fin_came_with_it_ends(ctx):
+    """A short read does not empty a socket whose peer already shut its side:
+    the end of a close-delimited body is read at once, not at a timeout."""
+    up = _raw_origin(ctx, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close")
+    p = ctx.portico({"v": svc(up)}, workers=1)
+    for i in range(5):
+        with RawConn(p.port, timeout=5 * SCALE) as c:
+            c.send(b"GET /c%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % i)
+            r = c.read_response()
+            eq((r.status, r.body), (200, b"until the close"), "response %d" % i)
