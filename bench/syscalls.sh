@@ -15,8 +15,11 @@
 # that failed with EAGAIN (it would block: a wasted call) is counted in a row
 # of its own (perf only). Counts depend on how requests and answers meet in
 # time, so they move a little from run to run; they are not timings.
+# PROFILE=N also samples portico with perf over N more requests and prints
+# its top symbols (where the CPU time goes).
 set -euo pipefail
 
+ARGS="${*:-build/portico}"
 PORTICO=$(readlink -f "${1:-build/portico}")
 OLD=${2:+$(readlink -f "$2")}
 REQUESTS=${REQUESTS:-2000}
@@ -119,10 +122,27 @@ start_portico() { # binary, port
     wait_port "$2"
 }
 
+# Where portico's CPU time goes over PROFILE requests: perf's cpu-clock
+# samples (hardware cycle counters are often missing on a VM), the top
+# symbols by self time, into $T/profile and printed on stderr.
+profile() { # pid, port
+    perf record -q -F 999 -o "$T/perf.data" -p "$1" -- \
+        "$PY" "$T/client.py" "$2" "$CONNS" "$PROFILE" 2>/dev/null
+    {
+        perf report -i "$T/perf.data" --sort dso --stdio 2>/dev/null | awk '/^ +[0-9.]+%/'
+        echo
+        perf report -i "$T/perf.data" --sort dso,sym --stdio 2>/dev/null |
+            awk '/^ +[0-9.]+%/ && n++ < 25'
+    } | sed "s/ *$//" >"$T/profile"
+    echo "bench: where portico's CPU time goes over $PROFILE requests (perf, cpu-clock):" >&2
+    cat "$T/profile" >&2
+}
+
 NAMES=(portico)
 echo "bench: $REQUESTS keep-alive requests on $CONNS connections, counted with $TOOL" >&2
 start_portico "$PORTICO" "$P_PORTICO"
 count portico "$PID" "$P_PORTICO"
+if [ -n "${PROFILE:-}" ]; then profile "$PID" "$P_PORTICO"; fi
 stop_proxy
 if [ -n "$OLD" ]; then
     NAMES+=(old)
@@ -142,7 +162,9 @@ count nginx "$(pgrep -P "$PID" | paste -sd,)" "$P_NGINX" # the workers
 stop_proxy
 
 # One row per call, the calls most made first; a call that failed with
-# EAGAIN follows its call; then the total.
+# EAGAIN follows its call; then the total. Calls made fewer than 0.005
+# times per request in every column (per connection: accept4, close,
+# setsockopt, ...) have no row but count in the total.
 table() {
     local head="| system calls per request |" rule="|---|" n files=()
     for n in "${NAMES[@]}"; do
@@ -175,10 +197,13 @@ table() {
             for (j = 1; j <= ncol; j++) line = line sprintf(" %.2f |", tot[j] / req)
             print line
         }
-        function row(key, label,   j, line) {
+        function row(key, label,   j, line, seen) {
             line = "| " label " |"
-            for (j = 1; j <= ncol; j++) line = line sprintf(" %.2f |", c[key, j] / req)
-            print line
+            for (j = 1; j <= ncol; j++) {
+                line = line sprintf(" %.2f |", c[key, j] / req)
+                if (c[key, j] / req >= 0.005) seen = 1
+            }
+            if (seen) print line
         }' "${files[@]}"
 }
 
@@ -189,11 +214,20 @@ if [ -n "${WRITE:-}" ]; then
         echo
         echo "## System calls per request"
         echo
-        echo "Produced by \`WRITE=$WRITE bench/syscalls.sh build/portico\` (part of \`make bench\`) on $(date -u +%Y-%m-%d)."
+        echo "Produced by \`WRITE=$WRITE ${PROFILE:+PROFILE=$PROFILE }bench/syscalls.sh $ARGS\` (part of \`make bench\`) on $(date -u +%Y-%m-%d)."
         echo "$REQUESTS GET /small requests over $CONNS keep-alive connections (one in flight on each), Host"
         echo "rotating over $NVHOST services, after a warm-up; the proxy's calls counted with $TOOL,"
         echo "divided by the number of requests; nginx/$("$NGINX" -v 2>&1 | sed 's|.*nginx/||'), 2 workers each."
         echo
         echo "$TABLE"
+        if [ -n "${PROFILE:-}" ]; then
+            echo
+            echo "Where portico's CPU time went over $PROFILE more such requests (\`PROFILE=$PROFILE\`;"
+            echo "perf's cpu-clock samples, by shared object, then the top symbols by self time):"
+            echo
+            echo '```'
+            cat "$T/profile"
+            echo '```'
+        fi
     } >>"$WRITE"
 fi
