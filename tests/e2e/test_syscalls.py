@@ -36,7 +36,7 @@ class Strace:
         return calls
 
 
-@test(timeout=60)
+@test(timeout=60, serial=True)
 def test_keepalive_request_costs_no_wasted_system_call(ctx):
     """Per keep-alive request: one read and one writev each side, no epoll_ctl,
     and no read that only says EAGAIN (a short read emptied the socket)."""
