@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -730,10 +729,6 @@ static struct conn *accept_conn(struct worker *w, int fd, const struct sockaddr_
     socklen_t llen = sizeof c->local;
     if (getsockname(fd, (struct sockaddr *)&c->local, &llen) < 0)
         memset(&c->local, 0, sizeof c->local);
-    if (sa->ss_family != AF_UNIX) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
     loop_timer_init(&c->timer, on_timer);
     loop_task_init(&c->task, on_task);
     if (sock_open(&c->s, w->loop, fd, on_io) < 0) {

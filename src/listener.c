@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,16 @@
 
 #include "limits.h"
 #include "log.h"
+
+/* Accepted TCP sockets inherit TCP_NODELAY from the listening socket
+ * (Linux copies a listener's TCP options into every connection it
+ * accepts): set once here, not once per connection. */
+static void set_nodelay(int fd, int family)
+{
+    int one = 1;
+    if (family == AF_INET || family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
 
 /* The address the kernel bound, as text: "127.0.0.1:43211", "[::1]:43211". */
 static void bound_address(int fd, const struct config_addr *addr, struct config_addr *out)
@@ -98,6 +109,7 @@ struct listener *listener_open(const struct config_addr *addr, const char *owner
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        set_nodelay(fd, family);
     }
     /* A Unix socket file is created with the mode asked for, not widened
      * after: the umask is only changed around bind, in the main thread. */
@@ -330,6 +342,7 @@ size_t listener_inherit(struct listener ***out)
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0)
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        set_nodelay(fd, a.sa.ss_family);
         l->fd = fd;
         l->refs = 1;
         l->keep_path = true;

@@ -104,3 +104,65 @@ def test_close_delimited_response_whose_fin_came_with_it_ends(ctx):
             c.send(b"GET /c%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % i)
             r = c.read_response()
             eq((r.status, r.body), (200, b"until the close"), "response %d" % i)
+
+
+def _peer_socket(pid, lport, rport):
+    """A duplicate (pidfd_getfd) of the TCP socket process pid holds with
+    local port lport and remote port rport."""
+    want = None
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(path) as f:
+            for row in f.read().splitlines()[1:]:
+                cols = row.split()
+                if (int(cols[1].rsplit(":", 1)[1], 16), int(cols[2].rsplit(":", 1)[1], 16)) \
+                        == (lport, rport):
+                    want = "socket:[%s]" % cols[9]
+    expect(want, "no socket from port %d to port %d" % (lport, rport))
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != want:
+                continue
+        except OSError:
+            continue
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        pidfd = os.pidfd_open(pid)
+        try:
+            dup = libc.syscall(438, pidfd, int(fd), 0)  # pidfd_getfd
+        finally:
+            os.close(pidfd)
+        expect(dup >= 0, "pidfd_getfd: %s" % os.strerror(ctypes.get_errno()))
+        return socket.socket(fileno=dup)
+    raise AssertionError("portico holds no %s" % want)
+
+
+@test(timeout=60)
+def test_accepted_sockets_have_nodelay_without_a_call_each(ctx):
+    """TCP_NODELAY is set on the listening sockets, its own and inherited
+    ones (systemd), and accepted connections inherit it: no setsockopt per
+    connection."""
+    o = ctx.origin("nd")
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(16)
+    ctx.socks.append(held)
+    cfg = make_config({"v": svc(o)}, workers=1)
+    cfg["listen"] = [{"addr": "127.0.0.1:0"}, {"addr": "127.0.0.1:%d" % held.getsockname()[1]}]
+    p = Portico(ctx.binary, cfg, ctx.dir)
+    ctx.porticos.append(p)
+    p.start(fds=[held.fileno()])
+    eq(len(p.ports), 2, "listeners")
+    for port in p.ports:
+        get_json(port, "/warm")
+        st = Strace(ctx, p.proc.pid, "setsockopt")
+        conns = [RawConn(port, timeout=5 * SCALE) for _ in range(3)]
+        for c in conns:
+            c.send(b"GET /r HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            eq(c.read_response().status, 200, "status")
+        calls = st.stop()
+        eq(calls, [], "setsockopt calls for 3 connections on port %d" % port)
+        for c in conns:
+            with _peer_socket(p.proc.pid, port, c.sock.getsockname()[1]) as s:
+                expect(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                       "TCP_NODELAY off on a connection accepted on port %d" % port)
+            c.close()
