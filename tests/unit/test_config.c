@@ -179,6 +179,57 @@ static void test_config_json_document_accepted(void **state)
     config_unref(c);
 }
 
+/* JSON as nix writes it (builtins.toJSON: one line, no space after ':' or
+ * ',', attributes sorted), which the NixOS module's settings become: the
+ * escapes JSON has, raw UTF-8, empty lists and maps, booleans and numbers. */
+static void test_config_json_as_nix_renders_it(void **state)
+{
+    const char *json =
+        "{\"auth\":{\"photos\":{\"copy_headers\":[],\"timeout\":\"5s\","
+        "\"url\":\"http://127.0.0.1:9091/api/verify?rd=https:\\/\\/auth.example.com\\/\"}},"
+        "\"domain\":\"tail1234.ts.net\",\"listen\":[{\"addr\":\"127.0.0.1:8080\"}],"
+        "\"services\":{\"docs\":{\"headers\":{},\"hosts\":[\"docs.tail1234.ts.net\"],"
+        "\"upstream\":\"unix:/run/docs/http.sock\"},"
+        "\"photos\":{\"auth\":\"photos\",\"auth_bypass_tailnet\":true,"
+        "\"headers\":{\"X-Quote\":\"home \\\"main\\\" \\\\ lib\\tb\",\"X-Utf8\":\"caf\\u00e9 "
+        "\xc3\xa9\"},\"rewrite_redirects\":false,\"upstream\":\"http://127.0.0.1:2283\"}},"
+        "\"tailscale\":{\"funnel\":{\"port\":443,\"service\":\"docs\"},"
+        "\"service_tags\":[\"tag:service\"],\"services\":true},\"workers\":1}";
+    struct config *c = expect_ok(json);
+    assert_int_equal(c->workers, 1);
+    assert_int_equal(c->nservices, 2);
+    const struct config_service *photos = lookup(c, "photos.tail1234.ts.net");
+    assert_non_null(photos);
+    assert_int_equal(photos->nheaders, 2);
+    assert_string_equal(photos->headers[0].name, "X-Quote");
+    assert_string_equal(photos->headers[0].value, "home \"main\" \\ lib\tb");
+    assert_string_equal(photos->headers[1].value, "caf\xc3\xa9 \xc3\xa9");
+    assert_true(photos->auth_bypass_tailnet);
+    assert_false(photos->rewrite_redirects);
+    assert_int_equal(c->nauths, 1);
+    assert_string_equal(c->auths[0].url,
+                        "http://127.0.0.1:9091/api/verify?rd=https://auth.example.com/");
+    assert_int_equal(c->auths[0].ncopy, 0);
+    const struct config_service *docs = lookup(c, "docs.tail1234.ts.net");
+    assert_non_null(docs);
+    assert_int_equal(docs->nheaders, 0);
+    assert_true(c->tailscale.services);
+    assert_true(c->tailscale.funnel.enabled);
+    assert_string_equal(c->tailscale.funnel.service->name, "docs");
+    assert_string_equal(c->tailscale.service_tags[0], "tag:service");
+    config_unref(c);
+}
+
+/* A UTF-16 surrogate pair (\ud83d\udca1, as Python's json.dumps writes
+ * characters outside the BMP) is not a YAML escape: libyaml refuses it, and
+ * the message names the line. nix and jq write such characters as UTF-8. */
+static void test_config_json_surrogate_escape_refused(void **state)
+{
+    expect_error_start(
+        "{\"listen\":[{\"addr\":\"127.0.0.1:8080\"}],\n\"domain\":\"a\\ud83d\\udca1\"}",
+        "portico.yaml:2: found invalid Unicode character escape code");
+}
+
 static void test_config_json_error_reports_line(void **state)
 {
     expect_error("{\n  \"listen\": [{\"addr\": \"127.0.0.1:8080\"}],\n  \"wrokers\": 2\n}\n",
@@ -1993,6 +2044,8 @@ int main(void)
         cmocka_unit_test(test_config_all_keys_parsed),
         cmocka_unit_test(test_config_json_document_accepted),
         cmocka_unit_test(test_config_json_error_reports_line),
+        cmocka_unit_test(test_config_json_as_nix_renders_it),
+        cmocka_unit_test(test_config_json_surrogate_escape_refused),
         cmocka_unit_test(test_config_empty_document_has_no_listen),
         cmocka_unit_test(test_config_top_level_must_be_mapping),
         cmocka_unit_test(test_config_no_services_is_fine),
