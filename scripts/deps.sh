@@ -11,7 +11,9 @@ build="gcc make libc6-dev pkg-config libhttp-parser-dev libyaml-dev libssl-dev l
 # groff-base, man-db and mandoc check that the manual pages render without a warning.
 # chromium, chromium-driver, python3-selenium and python3-cryptography: the
 # status page's browser test (tests/e2e/test_status_page.py).
-test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2 groff-base man-db mandoc chromium chromium-driver python3-selenium python3-cryptography strace"
+# nix-bin: nix-instantiate parses the NixOS module and the flake
+# (tests/e2e/test_nix.py; about 15 s to install, no daemon is started).
+test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2 groff-base man-db mandoc chromium chromium-driver python3-selenium python3-cryptography strace nix-bin"
 bench="$test wrk haproxy hyperfine libnginx-mod-stream linux-perf"
 lint="clang-format cppcheck"
 # libFuzzer ships in libclang-rt-dev; llvm brings llvm-symbolizer for readable reports.
