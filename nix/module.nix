@@ -302,6 +302,22 @@ in
       '';
     };
 
+    publishFromUnit = mkOption {
+      description = ''
+        Publish the Tailscale Services from the unit, as root: `portico
+        tailscale apply` after start (ExecStartPost=, whose failure leaves
+        portico serving) and after each reload (ExecReload=, whose failure
+        fails the reload), with the daemon's own publishing turned off
+        (settings.tailscale.publish = false). tailscaled lets only root or
+        its operator publish a Unix-socket backend, and the service runs as
+        an unprivileged dynamic user. Off: the daemon publishes by itself,
+        which works only when tailscaled lets it (see docs/tailscale.md).
+      '';
+      type = types.bool;
+      default = cfg.services != { };
+      defaultText = literalExpression "config.services.portico.services != { }";
+    };
+
     services = mkOption {
       description = ''
         Services in tsnsrv's terms (services.tsnsrv.services.<name>): each
@@ -334,6 +350,7 @@ in
         services = mapAttrs serviceSettings cfg.services;
         tailscale.services = lib.mkDefault true;
       })
+      (mkIf cfg.publishFromUnit { tailscale.publish = lib.mkDefault false; })
       (mkIf (withAuth != { }) { auth = mapAttrs authSettings withAuth; })
       (mkIf (allTags != [ ]) { tailscale.service_tags = allTags; })
       (mkIf (funnelled != [ ]) {
@@ -374,7 +391,14 @@ in
         NotifyAccess = "main";
         ExecStartPre = "${exe} check -c ${configPath}";
         ExecStart = "${exe} run -c ${configPath}";
-        ExecReload = [ "${exe} check -c ${configPath}" ] ++ optional (!notifyReload) "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        ExecReload = [
+          "${exe} check -c ${configPath}"
+        ]
+        ++ optional (!notifyReload) "${pkgs.coreutils}/bin/kill -HUP $MAINPID"
+        ++ optional cfg.publishFromUnit "+${exe} tailscale apply -c ${configPath}";
+        # "+": with full privileges; "-": tailscaled not up yet does not
+        # fail the start (the next reload publishes).
+        ExecStartPost = optional cfg.publishFromUnit "-+${exe} tailscale apply -c ${configPath}";
         Restart = "on-failure";
         RestartSec = "2s";
         TimeoutStopSec = "40s";

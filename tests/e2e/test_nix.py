@@ -78,6 +78,7 @@ def test_nix_fixture_configuration_passes_check(ctx):
     eq(doc["services"]["docs"]["upstream"], "unix:/run/docs/http.sock", "upstreamUnixAddr")
     eq(doc["tailscale"]["funnel"], {"service": "docs"}, "funnel = true")
     eq(doc["tailscale"]["service_tags"], ["tag:service"], "tags")
+    eq(doc["tailscale"]["publish"], False, "the unit publishes (publishFromUnit), not the daemon")
 
 
 @test()
@@ -96,9 +97,11 @@ def test_nix_fixture_unit_agrees_with_dist_unit(ctx):
            "ExecStart: %r" % nixu["ExecStart"])
     expect(re.fullmatch(r"/nix/store/\S+/bin/portico check -c " + re.escape(conf),
                         nixu["ExecStartPre"][0]), "ExecStartPre: %r" % nixu["ExecStartPre"])
-    # notify-reload: systemd sends SIGHUP itself, then runs ExecReload= (the check).
-    eq(len(nixu["ExecReload"]), 1, "ExecReload lines under notify-reload")
-    expect(nixu["ExecReload"][0] == nixu["ExecStartPre"][0], "ExecReload is the check")
+    # notify-reload: systemd sends SIGHUP itself, then runs ExecReload=: the
+    # check, then (publishFromUnit, on with services) apply as root.
+    apply = re.sub(r" check -c ", " tailscale apply -c ", nixu["ExecStartPre"][0])
+    eq(nixu["ExecReload"], [nixu["ExecStartPre"][0], "+" + apply], "ExecReload under notify-reload")
+    eq(nixu["ExecStartPost"], ["-+" + apply], "ExecStartPost: apply as root, its failure not the start's")
     expect(re.fullmatch(r"/nix/store/\S+-X-Reload-Triggers-portico", nixu["X-Reload-Triggers"][0]),
            "X-Reload-Triggers: %r" % nixu.get("X-Reload-Triggers"))
     eq(nixu["X-StopIfChanged"], ["false"], "X-StopIfChanged")
@@ -116,8 +119,14 @@ def test_nix_fixture_checks(ctx):
                                    "unix:/run/portico/http.sock": ""}, "AmbientCapabilities by listener")
     eq(c["type_by_systemd_version"], {"252": "notify", "253": "notify-reload"}, "Type")
     old = c["exec_reload_on_systemd_252"]
-    eq(len(old), 2, "ExecReload on systemd 252: check, then the signal")
+    eq(len(old), 3, "ExecReload on systemd 252: check, the signal, apply")
     expect(old[1].endswith("/bin/kill -HUP $MAINPID"), "second ExecReload: %r" % old[1])
+    expect(re.fullmatch(r"\+/nix/store/\S+/bin/portico tailscale apply -c /etc/portico/portico.yaml",
+                        old[2]), "third ExecReload: %r" % old[2])
+    daemon = c["daemon_publishes"]
+    eq(len(daemon["exec_reload"]), 1, "publishFromUnit = false: only the check on reload")
+    eq(daemon["exec_start_post"], [], "publishFromUnit = false: no ExecStartPost")
+    expect("publish" not in daemon["tailscale"], "publishFromUnit = false: tailscale.publish left as is")
     dist = unit_entries(DIST_UNIT)
     eq(old[0].split("/bin/portico", 1)[1], dist["ExecReload"][0].split("/bin/portico", 1)[1],
        "the check's arguments as in dist/portico.service")
