@@ -153,3 +153,29 @@ def test_nix_files_parse(ctx):
         f.write("{ a = 1; ")
     r = subprocess.run([nix, "--parse", bad], capture_output=True, text=True, timeout=30)
     expect(r.returncode != 0, "a broken file fails --parse (the check can fail)")
+
+
+@test(timeout=60)
+def test_nix_fixture_unit_passes_systemd_analyze_verify(ctx):
+    """systemd reads the module's unit without a complaint. The store paths
+    become this build and /bin/kill; Type=notify-reload becomes notify where
+    systemd is older than 253 (Debian 12 has 252)."""
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        ctx.notes.append("SKIPPED: systemd-analyze is not installed (Debian package systemd)")
+        return
+    text = open(os.path.join(FIXTURE, "portico.service")).read()
+    text = re.sub(r"/nix/store/[^/\s]+-portico-[^/\s]+/bin/portico", os.path.abspath(ctx.binary), text)
+    text = re.sub(r"/nix/store/[^/\s]+-coreutils-[^/\s]+/bin/kill", "/bin/kill", text)
+    expect("/nix/store/" not in text.replace("X-Reload-Triggers=/nix/store/", ""),
+           "a store path left in the unit: %s" % text)
+    version = subprocess.run([analyze, "--version"], capture_output=True, text=True).stdout.split()
+    if len(version) > 1 and version[1].isdigit() and int(version[1]) < 253:
+        text = text.replace("Type=notify-reload", "Type=notify")
+    path = os.path.join(ctx.dir, "portico.service")
+    with open(path, "w") as f:
+        f.write(text)
+    r = subprocess.run([analyze, "verify", path], capture_output=True, text=True, timeout=60)
+    own = [l for l in (r.stdout + r.stderr).splitlines() if "portico.service" in l]
+    eq(own, [], "systemd-analyze verify on the module's unit")
+    eq(r.returncode, 0, "systemd-analyze verify exit status; output: %s" % (r.stdout + r.stderr))
