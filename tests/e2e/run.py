@@ -2,6 +2,7 @@
 """run.py - portico end-to-end tests against the real binary.
 
     /usr/bin/python3 tests/e2e/run.py --portico build/portico [-j N] [-k SUBSTR]... [--list]
+                                      [--tests DIR]
 
 The tests live in tests/e2e/test_<area>.py (see tests/README.md for the map
 from documented behaviour to test); shared helpers are in common.py,
@@ -17,7 +18,7 @@ DEFAULT_JOBS): most of a test's time is spent waiting on timeouts, so more
 workers than cores pay. Each worker is its own process group and runs one
 test at a time; the runner prints each test's block whole when it ends.
 Tests registered with @test(serial=True) run after the others, one at a
-time, with the machine to themselves. A test still running 60s (x SCALE)
+time, with the machine to themselves. A test still running E2E_KILL_GRACE (60s, x SCALE)
 after its own timeout is killed with its worker's process group. At the end,
 and on SIGINT or SIGTERM, every worker and every process they started
 (found by a marker in their environment) is killed.
@@ -25,7 +26,9 @@ and on SIGINT or SIGTERM, every worker and every process they started
 Environment: PORTICO_ASAN=1 (sanitizer build: smaller streams, longer
 timeouts), E2E_BIG_BYTES (size of the big download/upload, default 10 GiB,
 1 GiB under ASan), E2E_TEST_TIMEOUT (default per-test limit in seconds),
-E2E_JOBS (tests at a time).
+E2E_JOBS (tests at a time), E2E_KILL_GRACE (seconds after its timeout at which a
+test that has not reported is killed, default 60). --tests DIR runs the
+test_*.py files of another directory (the runner's own tests use it).
 """
 
 import argparse
@@ -49,9 +52,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from common import ASAN, BIG, SCALE, TESTS, Ctx, GiB  # noqa: E402
 
-for _path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                           "test_*.py"))):
-    importlib.import_module(os.path.basename(_path)[:-3])
+
+def load_tests(d):
+    """Import every test_*.py in d; their @test functions register in TESTS."""
+    if d not in sys.path:
+        sys.path.insert(0, d)
+    for path in sorted(glob.glob(os.path.join(d, "test_*.py"))):
+        importlib.import_module(os.path.basename(path)[:-3])
 
 
 # Tests at a time unless -j or E2E_JOBS says otherwise. Measured on two
@@ -62,7 +69,7 @@ DEFAULT_JOBS = 6
 # How long after its own timeout a test that has not reported is killed:
 # the worker's timeout handling (stopping porticos, each up to 10s x SCALE)
 # must have had its chance first.
-KILL_GRACE = 60
+KILL_GRACE = float(os.environ.get("E2E_KILL_GRACE") or 60)
 # Every process the tests start inherits this variable (with a value unique
 # to the run), so that none is missed by the final sweep even when it left
 # its worker's process group or lost its parent.
@@ -477,12 +484,15 @@ def main():
     ap.add_argument("-j", dest="jobs", metavar="N",
                     help="tests at a time (default: E2E_JOBS, else %d)" % DEFAULT_JOBS)
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--tests", metavar="DIR", default=os.path.dirname(os.path.abspath(__file__)),
+                    help="where the test_*.py files are (default: beside run.py)")
     ap.add_argument("-v", action="store_true",
                     help="on failure, print more of portico's stderr (30 lines per process)")
     a = ap.parse_args()
     global VERBOSE
     VERBOSE = a.v or bool(os.environ.get("E2E_VERBOSE"))
     jobs = _jobs(a.jobs)
+    load_tests(os.path.abspath(a.tests))
     binary = os.path.abspath(a.portico)
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
