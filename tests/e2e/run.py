@@ -18,17 +18,17 @@ DEFAULT_JOBS): most of a test's time is spent waiting on timeouts, so more
 workers than cores pay. Each worker is its own process group and runs one
 test at a time; the runner prints each test's block whole when it ends.
 Tests registered with @test(serial=True) run after the others, one at a
-time, with the machine to themselves. A test still running E2E_KILL_GRACE (60s, x SCALE)
-after its own timeout is killed with its worker's process group. At the end,
-and on SIGINT or SIGTERM, every worker and every process they started
-(found by a marker in their environment) is killed.
+time, with the machine to themselves. A test still running E2E_KILL_GRACE
+(60s, x SCALE) after its own timeout is killed with its worker's process
+group. At the end, and on SIGINT or SIGTERM, every worker and every process
+they started (found by a marker in their environment) is killed.
 
 Environment: PORTICO_ASAN=1 (sanitizer build: smaller streams, longer
 timeouts), E2E_BIG_BYTES (size of the big download/upload, default 10 GiB,
 1 GiB under ASan), E2E_TEST_TIMEOUT (default per-test limit in seconds),
-E2E_JOBS (tests at a time), E2E_KILL_GRACE (seconds after its timeout at which a
-test that has not reported is killed, default 60). --tests DIR runs the
-test_*.py files of another directory (the runner's own tests use it).
+E2E_JOBS (tests at a time), E2E_KILL_GRACE (seconds after its timeout at
+which a test that has not reported is killed, default 60). --tests DIR runs
+the test_*.py files of another directory (the runner's own tests use it).
 """
 
 import argparse
