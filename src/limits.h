@@ -222,4 +222,29 @@
 #define LIMIT_SDNOTIFY_MSG_BYTES    1024
 #define LIMIT_SDNOTIFY_STATUS_BYTES 400
 
+/* ---- the DNS responder (dns.c, dnsserver.c) -------------------------------- */
+/* A query larger than this (UDP datagram or TCP message) is malformed for
+ * us: a real question with EDNS options is a few dozen bytes. */
+#define LIMIT_DNS_QUERY_BYTES 4096
+/* An answer never exceeds this (64 AAAA records, SOA, NS and OPT fit). */
+#define LIMIT_DNS_ANSWER_BYTES 4096
+/* The UDP payload size portico advertises in its OPT record and the most
+ * it sends over UDP with EDNS (the DNS Flag Day 2020 value: no IP
+ * fragmentation on any common path). */
+#define LIMIT_DNS_UDP_SIZE 1232
+/* No amplification: a UDP answer is at most this many times its query's
+ * size (and a truncated answer, never larger than its query, asks the
+ * client to come back over TCP, which proves its address). */
+#define LIMIT_DNS_UDP_AMPLIFY 4
+#define LIMIT_DNS_ANSWERS     64  /* config dns.answer: addresses in every A/AAAA answer */
+#define LIMIT_DNS_ZONES       64  /* config dns.zones */
+#define LIMIT_DNS_LISTEN      16  /* config dns.listen */
+#define LIMIT_DNS_TCP_CONNS   128 /* DNS-over-TCP connections open at once; more are closed */
+/* An idle DNS-over-TCP connection closes after this (RFC 7766 suggests
+ * seconds, not minutes). */
+#define TIMEOUT_DNS_TCP_IDLE_MS 10000
+#define LIMIT_DNS_UDP_BATCH     64    /* datagrams read per wake-up before other events run */
+#define DNS_TTL_DEFAULT_MS      60000 /* config dns.ttl */
+#define DNS_TTL_MAX_MS          86400000
+
 #endif
