@@ -3,7 +3,6 @@
 #include "hairpin.h"
 
 #include <arpa/inet.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,22 +10,16 @@
 
 #include "config.h"
 #include "hostsfile.h"
-#include "limits.h"
-#include "localapi.h"
 #include "log.h"
 #include "loop.h"
 #include "tsjson.h"
+#include "tsstatus.h"
 
 /* tailscaled connected to no tailnet has no suffix yet: asked this often. */
 #define HAIRPIN_STATUS_POLL_MS 60000
 
 struct hairpin {
-    struct loop *loop;
-    struct localapi_client *client;
-    char socket[PATH_MAX];
-    struct loop_timer retry;
-    uint32_t backoff_ms;
-    bool asking;        /* a status call is in flight */
+    struct tsstatus *status;
     bool failed_logged; /* "cannot read the status" said for this outage */
     bool waiting_logged;
     struct config *cfg; /* the configuration the block follows; NULL: no block */
@@ -115,99 +108,47 @@ static void write_block(struct hairpin *h)
     hairpin_lines_free(lines, n);
 }
 
-static void ask(struct hairpin *h);
-
-static void retry_later(struct hairpin *h, uint32_t ms)
-{
-    loop_timer_arm(h->loop, &h->retry, ms);
-}
-
-static void on_status(void *arg, const struct localapi_answer *a)
+static uint32_t on_status(void *arg, const struct tsjson_status *st, const char *error)
 {
     struct hairpin *h = arg;
-    char why[512];
-    h->asking = false;
     if (!h->cfg)
-        return;
-    struct tsjson_status st = {0};
-    if (a->result != LOCALAPI_OK)
-        snprintf(why, sizeof why, "%s", a->error);
-    else if (tsjson_parse_status(a->body, a->body_len, &st, why, sizeof why) == 0)
-        why[0] = '\0';
-    if (why[0]) {
-        tsjson_status_free(&st);
+        return 0;
+    if (!st) {
         if (!h->failed_logged)
             log_msg(LOG_WARN,
                     "hairpin: cannot read tailscaled's status for the MagicDNS suffix: %s; %s; "
                     "retrying with back-off",
-                    why,
+                    error,
                     h->suffix ? "the hosts file keeps the names it has"
                               : "the hosts file is not written until then");
         h->failed_logged = true;
-        retry_later(h, h->backoff_ms);
-        h->backoff_ms = h->backoff_ms * 2 > TIMEOUT_TS_PUBLISH_RETRY_MAX_MS
-                            ? TIMEOUT_TS_PUBLISH_RETRY_MAX_MS
-                            : h->backoff_ms * 2;
-        return;
+        return 0;
     }
     if (h->failed_logged)
         log_msg(LOG_INFO, "hairpin: tailscaled's status is readable again");
     h->failed_logged = false;
-    h->backoff_ms = TIMEOUT_TS_PUBLISH_RETRY_MS;
-    if (!st.magic_dns_suffix || !st.magic_dns_suffix[0]) {
+    if (!st->magic_dns_suffix || !st->magic_dns_suffix[0]) {
         if (!h->waiting_logged)
             log_msg(LOG_WARN,
                     "hairpin: tailscaled is not connected to a tailnet (BackendState %s): no "
                     "MagicDNS suffix to write names under; checking again every %u s",
-                    st.backend_state && st.backend_state[0] ? st.backend_state : "unknown",
+                    st->backend_state && st->backend_state[0] ? st->backend_state : "unknown",
                     HAIRPIN_STATUS_POLL_MS / 1000);
         h->waiting_logged = true;
-        tsjson_status_free(&st);
-        retry_later(h, HAIRPIN_STATUS_POLL_MS);
-        return;
+        return HAIRPIN_STATUS_POLL_MS;
     }
     h->waiting_logged = false;
-    bool changed = !h->suffix || strcmp(h->suffix, st.magic_dns_suffix) != 0;
-    if (changed) {
+    if (!h->suffix || strcmp(h->suffix, st->magic_dns_suffix) != 0) {
+        char *suffix = strdup(st->magic_dns_suffix);
+        if (!suffix) {
+            log_msg(LOG_ERROR, "hairpin: out of memory; the hosts file is not updated");
+            return 0;
+        }
         free(h->suffix);
-        h->suffix = st.magic_dns_suffix;
-        st.magic_dns_suffix = NULL;
+        h->suffix = suffix;
         write_block(h);
     }
-    tsjson_status_free(&st);
-}
-
-static void ask(struct hairpin *h)
-{
-    char err[512];
-    const char *sock = h->cfg->tailscale.socket;
-    if (h->asking)
-        return;
-    if (!h->client || strcmp(h->socket, sock) != 0) {
-        localapi_client_free(h->client);
-        h->client =
-            localapi_client_new(h->loop, sock, TIMEOUT_LOCALAPI_CLI_MS, NULL, err, sizeof err);
-        snprintf(h->socket, sizeof h->socket, "%s", sock);
-        if (!h->client) {
-            log_msg(LOG_ERROR, "hairpin: %s", err);
-            return;
-        }
-    }
-    struct localapi_request req = {.method = METHOD_GET,
-                                   .path = LOCALAPI_PREFIX "status?peers=false"};
-    if (localapi_call(h->client, &req, on_status, h, err, sizeof err) < 0) {
-        log_msg(LOG_WARN, "hairpin: %s; retrying", err);
-        retry_later(h, h->backoff_ms);
-        return;
-    }
-    h->asking = true;
-}
-
-static void on_retry(struct loop *l, struct loop_timer *t)
-{
-    struct hairpin *h = container_of(t, struct hairpin, retry);
-    if (h->cfg)
-        ask(h);
+    return 0;
 }
 
 struct hairpin *hairpin_new(struct loop *l)
@@ -215,9 +156,10 @@ struct hairpin *hairpin_new(struct loop *l)
     struct hairpin *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
-    h->loop = l;
-    h->backoff_ms = TIMEOUT_TS_PUBLISH_RETRY_MS;
-    loop_timer_init(&h->retry, on_retry);
+    if (!(h->status = tsstatus_new(l, on_status, h))) {
+        free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -231,11 +173,8 @@ void hairpin_set(struct hairpin *h, struct config *c)
         remove_block(h);
     config_unref(h->cfg);
     h->cfg = NULL;
-    loop_timer_disarm(h->loop, &h->retry);
     if (!path) {
-        if (h->client && h->asking)
-            localapi_cancel(h->client, on_status, h);
-        h->asking = false;
+        tsstatus_stop(h->status);
         return;
     }
     if (!h->path && !(h->path = strdup(path))) {
@@ -243,19 +182,17 @@ void hairpin_set(struct hairpin *h, struct config *c)
         return;
     }
     h->cfg = config_ref(c);
-    h->backoff_ms = TIMEOUT_TS_PUBLISH_RETRY_MS;
     /* The names change with the services at once; the suffix is asked
      * again, since the node may have moved to another tailnet. */
     write_block(h);
-    ask(h);
+    tsstatus_ask(h->status, c->tailscale.socket);
 }
 
 void hairpin_free(struct hairpin *h, bool remove)
 {
     if (!h)
         return;
-    loop_timer_disarm(h->loop, &h->retry);
-    localapi_client_free(h->client);
+    tsstatus_free(h->status);
     if (remove)
         remove_block(h);
     config_unref(h->cfg);
