@@ -8,7 +8,7 @@
  *
  * This file holds loading, the top level (the sections[] table below) and
  * the snapshot's lifetime. Each section has its own config_<section>.c
- * (listen and metrics, limits, tls, auth, service with routes, tailscale), whose keys
+ * (listen and metrics, limits, tls, auth, service with routes, tailscale, dns), whose keys
  * are one table of struct cfg_key (config_int.h): name, type, the field
  * (offsetof) and the default. config_keys.c reads any table: unknown keys,
  * each value's type, FILE:LINE messages. What a table cannot say (keys that
@@ -162,6 +162,7 @@ static const struct section {
     {"listen", parse_listen, true},         {"metrics", cfg_parse_metrics, false},
     {"auth", cfg_parse_auth, false},        {"services", cfg_parse_services, false},
     {"tls", cfg_parse_tls, false},          {"tailscale", cfg_parse_tailscale, false},
+    {"dns", cfg_parse_dns, false},
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 

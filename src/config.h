@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "access.h"
@@ -267,6 +268,24 @@ struct config_tailscale {
     int line;
 };
 
+/* "dns:": the authoritative DNS responder of split-DNS mode (dns.h,
+ * dnsserver.c): A/AAAA for every service host under the zones. */
+struct config_dns {
+    bool enabled;               /* the section is present */
+    struct config_addr *listen; /* UDP and TCP; none: the node's tailnet addresses, port 53 */
+    size_t nlisten;
+    char **zones; /* lower case, no trailing dot */
+    size_t nzones;
+    /* The addresses every A/AAAA answer gives; none set: the addresses
+     * portico listens on for DNS (the tailnet ones by default). */
+    struct in_addr *answer4;
+    size_t nanswer4;
+    struct in6_addr *answer6;
+    size_t nanswer6;
+    uint32_t ttl_ms;
+    int line;
+};
+
 struct route_table;
 struct tls_store;
 
@@ -293,6 +312,7 @@ struct config {
     size_t nupstreams;
     struct config_limits limits;
     struct config_tailscale tailscale;
+    struct config_dns dns;
     /* Services with a TCP forwarder, in file order: the listeners the
      * process opens are listens[] followed by these services' tcp.listen. */
     const struct config_service **tcp_services;

@@ -239,6 +239,7 @@ int cfg_parse_limits(struct parser *p, const yaml_node_t *n);    /* config_limit
 int cfg_parse_tls(struct parser *p, const yaml_node_t *n);       /* config_tls.c */
 int cfg_load_tls(struct parser *p);                              /* config_tls.c */
 int cfg_parse_tailscale(struct parser *p, const yaml_node_t *n); /* config_tailscale.c */
+int cfg_parse_dns(struct parser *p, const yaml_node_t *n);       /* config_dns.c */
 /* The socket, backend and state directory the tailscale: section defaults
  * to, where it did not set them (or is absent: tls.tailscale uses them). */
 int cfg_tailscale_defaults(struct parser *p); /* config_tailscale.c */

@@ -2026,6 +2026,76 @@ static void test_config_service_auth_bypass_tailnet(void **state)
 
 #undef TSVC
 
+#define DNSVC                                                                                      \
+    LISTEN "services:\n  grafana:\n    upstream: http://127.0.0.1:3000\n    hosts: [g.test]\n"
+
+/* dns: the responder's listen addresses, zones, answer addresses and TTL;
+ * without dns.listen the tailnet addresses need a tailscale section. */
+static void test_config_dns(void **state)
+{
+    struct config *c = expect_ok(DNSVC "dns:\n  listen: [\"127.0.0.1:5353\", \"[::1]:5353\"]\n"
+                                       "  zones: [Home.Example.com.]\n"
+                                       "  answer: [100.101.102.103, \"fd7a:115c:a1e0::1\"]\n"
+                                       "  ttl: 5m\n");
+    const struct config_dns *d = &c->dns;
+    assert_true(d->enabled);
+    assert_int_equal(d->nlisten, 2);
+    assert_string_equal(d->listen[1].text, "[::1]:5353");
+    assert_int_equal(d->nzones, 1);
+    assert_string_equal(d->zones[0], "home.example.com");
+    assert_int_equal(d->nanswer4, 1);
+    assert_int_equal(d->nanswer6, 1);
+    char ip[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &d->answer6[0], ip, sizeof ip);
+    assert_string_equal(ip, "fd7a:115c:a1e0::1");
+    assert_int_equal(d->ttl_ms, 300000);
+    config_unref(c);
+    /* the defaults: the tailnet addresses (with tailscale:), their own answers, 60 s */
+    c = expect_ok(DNSVC "tailscale: {}\ndns: {zones: [home.example.com]}\n");
+    assert_true(c->dns.enabled);
+    assert_int_equal(c->dns.nlisten, 0);
+    assert_int_equal(c->dns.nanswer4 + c->dns.nanswer6, 0);
+    assert_int_equal(c->dns.ttl_ms, DNS_TTL_DEFAULT_MS);
+    config_unref(c);
+    c = expect_ok(DNSVC);
+    assert_false(c->dns.enabled);
+    config_unref(c);
+    expect_error(DNSVC "dns: {zones: [home.example.com]}\n",
+                 "portico.yaml:7: dns: no listen addresses: set dns.listen (e.g. "
+                 "[100.101.102.103:53]), or add a tailscale: section to answer on the node's "
+                 "tailnet addresses");
+    expect_error(DNSVC "dns: {listen: [\"127.0.0.1:53\"]}\n",
+                 "portico.yaml:7: dns: no zones (add zones: [home.example.com], the domains to "
+                 "answer for)");
+    expect_error(DNSVC "dns:\n  listen: [\"0.0.0.0:53\"]\n  zones: [a.test]\n",
+                 "portico.yaml:8: dns.listen: \"0.0.0.0:53\" is a wildcard address; list the "
+                 "addresses to answer on (answers must leave from the address the query came to)");
+    expect_error(DNSVC "dns:\n  listen: [\"unix:/x\"]\n  zones: [a.test]\n",
+                 "portico.yaml:8: dns.listen: \"unix:/x\" is not an IP address and port (use "
+                 "IP:PORT or [IPv6]:PORT, e.g. 100.101.102.103:53)");
+    expect_error(DNSVC "dns:\n  listen: [\"127.0.0.1:53\", \"127.0.0.1:53\"]\n  zones: [a.test]\n",
+                 "portico.yaml:8: dns.listen: \"127.0.0.1:53\" is listed twice");
+    expect_error(DNSVC "dns:\n  listen: [\"127.0.0.1:8080\"]\n  zones: [a.test]\n",
+                 "portico.yaml:8: dns.listen: \"127.0.0.1:8080\" is also a listen address (line "
+                 "2); use another port");
+    expect_error(DNSVC "dns:\n  listen: [\"127.0.0.1:53\"]\n  zones: [\"*.a.test\"]\n",
+                 "portico.yaml:9: dns.zones: \"*.a.test\" is not a DNS name (use a domain such as "
+                 "home.example.com)");
+    expect_error(DNSVC "dns:\n  listen: [\"127.0.0.1:53\"]\n  zones: [a.test, A.test]\n",
+                 "portico.yaml:9: dns.zones: \"a.test\" is listed twice");
+    expect_error(DNSVC "dns:\n  listen: [\"127.0.0.1:53\"]\n  zones: [a.test]\n"
+                       "  answer: [100.1.1.1:53]\n",
+                 "portico.yaml:10: dns.answer: \"100.1.1.1:53\" is not an IP address (use "
+                 "100.101.102.103 or fd7a:115c:a1e0::1, without a port)");
+    expect_error(DNSVC "dns:\n  listen: [\"127.0.0.1:53\"]\n  zones: [a.test]\n"
+                       "  answer: [\"::1\", \"0:0::1\"]\n",
+                 "portico.yaml:10: dns.answer: \"0:0::1\" is listed twice");
+    expect_error(DNSVC "dns:\n  listen: [\"127.0.0.1:53\"]\n  zones: [a.test]\n  ttl: 1500ms\n",
+                 "portico.yaml:10: dns.ttl: use whole seconds from 1s to 24h");
+    expect_error(DNSVC "dns:\n  listen: [\"127.0.0.1:53\"]\n  zones: [a.test]\n  port: 53\n",
+                 "portico.yaml:10: unknown key \"port\" in dns");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2115,6 +2185,7 @@ int main(void)
         cmocka_unit_test(test_config_service_allow),
         cmocka_unit_test(test_config_stream_service_allow),
         cmocka_unit_test(test_config_service_auth_bypass_tailnet),
+        cmocka_unit_test(test_config_dns),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
