@@ -14,7 +14,10 @@ build="gcc make libc6-dev pkg-config libhttp-parser-dev libyaml-dev libssl-dev l
 # nix-bin: nix-instantiate parses the NixOS module and the flake
 # (tests/e2e/test_nix.py; about 15 s to install, no daemon is started).
 test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps iproute2 groff-base man-db mandoc chromium chromium-driver python3-selenium python3-cryptography strace nix-bin"
+# dnsutils (dig) and knot-dnsutils (kdig): the DNS responder's tests.
+test="$test dnsutils knot-dnsutils"
 bench="$test wrk haproxy hyperfine libnginx-mod-stream linux-perf"
+bench="$bench dnsperf" # bench/dns.sh
 lint="clang-format cppcheck"
 # libFuzzer ships in libclang-rt-dev; llvm brings llvm-symbolizer for readable reports.
 fuzz="$build clang libclang-rt-dev llvm"

@@ -443,6 +443,15 @@ static void render_publish(struct strbuf *o, const struct metrics_publish *p)
 
 static const struct metrics_define *define; /* main thread only */
 
+static metrics_render_fn dns_render; /* main thread only */
+static const void *dns_arg;
+
+void metrics_attach_dns(metrics_render_fn fn, const void *arg)
+{
+    dns_render = fn;
+    dns_arg = arg;
+}
+
 void metrics_attach_define(const struct metrics_define *d)
 {
     define = d;
@@ -576,6 +585,8 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
                   "portico_connections_refused_total{reason=\"per_client_limit\"} %llu\n",
                   (unsigned long long)refused);
     render_tailscale(&o, workers, nworkers);
+    if (dns_render)
+        dns_render(&o, dns_arg);
     tscert_render_metrics(&o);
 
     /* Services that never saw traffic are left out: 10,000 idle services

@@ -105,6 +105,12 @@ struct metrics_define {
 /* Main thread: render d in every scrape from now on (NULL: stop). */
 void metrics_attach_define(const struct metrics_define *d);
 
+struct strbuf;
+/* A main-thread module that renders its own families into every scrape
+ * (the DNS responder, dnsserver.c); fn NULL: none. */
+typedef void (*metrics_render_fn)(struct strbuf *o, const void *arg);
+void metrics_attach_dns(metrics_render_fn fn, const void *arg);
+
 /* Main thread only: give every service of c its slot (registering new names). */
 int metrics_assign_slots(struct config *c);
 

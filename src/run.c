@@ -20,6 +20,7 @@
 
 #include "certwatch.h"
 #include "config.h"
+#include "dnsserver.h"
 #include "hairpin.h"
 #include "listener.h"
 #include "log.h"
@@ -58,6 +59,8 @@ struct mainctx {
     struct tsdefine *define;
     /* Keeps the tailscale.hairpin block in the hosts file. */
     struct hairpin *hairpin;
+    /* The DNS responder of split-DNS mode ("dns:"). */
+    struct dnsserver *dns;
 };
 
 /* One "listening" line per socket with the address it is bound to (the
@@ -87,6 +90,7 @@ static void log_listeners(const struct mainctx *m, const struct config *c)
         const char *kv[] = {"listener", "metrics", "addr", m->metrics.l->bound.text};
         log_fields(LOG_INFO, "listening", kv, 2);
     }
+    dnsserver_log_listeners(m->dns);
 }
 
 /* Each "FILE:LINE: warning: ..." line of a configuration, in the log. */
@@ -141,7 +145,8 @@ static int reload_apply(struct mainctx *m, char *err, size_t errlen)
     }
     if (metrics_assign_slots(c) < 0 ||
         metrics_http_apply(&m->metrics, c, NULL, 0, err, errlen) < 0 ||
-        (err[0] = '\0', resolve_bind(c, TIMEOUT_RESOLVE_WAIT_MS) < 0)) {
+        (err[0] = '\0', resolve_bind(c, TIMEOUT_RESOLVE_WAIT_MS) < 0) ||
+        dnsserver_apply(m->dns, c, err, errlen) < 0) {
         if (!err[0])
             snprintf(err, errlen, "out of memory");
         for (size_t i = 0; i < listener_config_count(c); i++)
@@ -338,7 +343,8 @@ int run_serve(const char *path, char **argv)
     certwatch_set(m.certs, c);
     m.publish = tspublish_new(m.loop);
     m.hairpin = hairpin_new(m.loop);
-    if (!m.publish || !m.hairpin) {
+    m.dns = dnsserver_new(m.loop);
+    if (!m.publish || !m.hairpin || !m.dns) {
         log_msg(LOG_ERROR, "cannot start: out of memory");
         goto out;
     }
@@ -354,7 +360,8 @@ int run_serve(const char *path, char **argv)
         goto out;
     }
     tscert_set(m.tscert, c);
-    if (metrics_http_apply(&m.metrics, c, pool, npool, err, sizeof err) < 0) {
+    if (metrics_http_apply(&m.metrics, c, pool, npool, err, sizeof err) < 0 ||
+        dnsserver_apply(m.dns, c, err, sizeof err) < 0) {
         log_msg(LOG_ERROR, "cannot start: %s", err);
         goto out;
     }
@@ -399,6 +406,9 @@ int run_serve(const char *path, char **argv)
     tsdefine_set(m.define, c);
     hairpin_set(m.hairpin, c);
     loop_run(m.loop);
+    /* Stopping or handed over: the new process answers DNS from now on. */
+    dnsserver_free(m.dns);
+    m.dns = NULL;
     resolve_stop();
     worker_stop_all(&m.srv);
     log_msg(LOG_INFO, "stopped");
@@ -413,6 +423,7 @@ out:
     /* A clean stop takes the names out of the hosts file; after an upgrade
      * the new process serves them and has written the block itself. */
     hairpin_free(m.hairpin, !m.upgrade.handed_over);
+    dnsserver_free(m.dns);
     certwatch_free(m.certs);
     for (size_t i = 0; i < npool; i++)
         listener_unref(pool[i]);
