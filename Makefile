@@ -180,6 +180,7 @@ bench:
 	@bench/auth.sh $(BUILD)/portico
 	@bench/tailnet.sh $(BUILD)/portico
 	@bench/syscalls.sh $(BUILD)/portico
+	@bench/dns.sh $(BUILD)/portico
 
 bench-ab:
 	@if [ -z "$(BASE)" ]; then echo "usage: make bench-ab BASE=path/to/previous/portico" >&2; exit 2; fi
