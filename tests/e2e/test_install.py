@@ -30,6 +30,7 @@ TABLE_SECTIONS = {
     "api_keys": "tailscale.api",
     "funnel_keys": "tailscale.funnel",
     "hairpin_keys": "tailscale.hairpin",
+    "dns_keys": "dns",
 }
 
 # The commands of main.c and tscli.c, as `portico help` and portico(8) show them.
