@@ -8,6 +8,7 @@ tests/tailscale_emu.py plays tailscaled and gives a loopback address as
 the node's."""
 
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -335,3 +336,28 @@ def test_dns_check_says_where_to_listen(ctx):
     expect(rc != 0, "check refuses it")
     expect("dns: no listen addresses: set dns.listen" in out and "tailscale:" in out,
            "says how to fix it: " + out)
+
+
+@test(timeout=60)
+def test_dns_answers_across_an_upgrade(ctx):
+    p, port, _ = _dns_portico(ctx)
+    # The port written out, so the new process asks for the same one; the
+    # reload binds it beside the port-0 socket's (SO_REUSEPORT) and drops that.
+    p.cfg["dns"]["listen"] = ["%s:%d" % (ADDR, port)]
+    p.write_config(p.cfg)
+    expect("configuration reloaded" in p.reload(), "reloaded onto the written-out port")
+    n0 = p.nlines()
+    p.signal(signal.SIGUSR2)
+    line = p.wait_line(lambda l: " serving " in l and "pid=" in l, 10 * SCALE, start=n0)
+    expect(line, "no new process serving after SIGUSR2: %s" % p.stderr()[n0:][-6:])
+    pid = int(logfmt_parse(line)["pid"])
+    ctx.cleanups.append(lambda: os.kill(pid, signal.SIGTERM))
+    for i in range(5):  # both processes hold the port now: either answers
+        a = _udp(port, _query(100 + i, "grafana." + ZONE, 1))
+        expect(a is not None and a[3] & 0xF == 0, "answered during the handover")
+    eq(p.wait_exit(15 * SCALE), 0, "exit status of the old process")
+    for i in range(5):
+        a = _udp(port, _query(200 + i, "grafana." + ZONE, 1))
+        expect(a is not None and a[3] & 0xF == 0, "answered by the new process")
+    out = _dig(port, "grafana." + ZONE, "A", "+tcp")
+    eq([r[3] for r in _records(out)], ["100.101.102.103"], "TCP by the new process: " + out)
