@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,10 @@ static int bind_one(int type, const struct config_addr *a, uint16_t port, int *o
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (sa.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* Accepted connections inherit it: a pipelined answer is not held
+     * back behind the previous one's ACK. */
+    if (type == SOCK_STREAM)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sa, a->salen) < 0 ||
         (type == SOCK_STREAM && listen(fd, LIMIT_DNS_TCP_CONNS) < 0)) {
         int e = errno;
