@@ -6,6 +6,7 @@ Each tests/e2e/test_<area>.py does `from common import *` (see __all__ at the en
 
 import argparse
 import base64
+import ctypes
 import asyncio
 import hashlib
 import json
@@ -545,6 +546,35 @@ def tailscale_cli(ctx, sub, path):
     r = subprocess.run([ctx.binary, "tailscale", sub, "-c", path], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=30 * SCALE)
     return r.returncode, r.stdout, r.stderr
+
+
+def _peer_socket(pid, lport, rport):
+    """A duplicate (pidfd_getfd) of the TCP socket process pid holds with
+    local port lport and remote port rport."""
+    want = None
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(path) as f:
+            for row in f.read().splitlines()[1:]:
+                cols = row.split()
+                if (int(cols[1].rsplit(":", 1)[1], 16), int(cols[2].rsplit(":", 1)[1], 16)) \
+                        == (lport, rport):
+                    want = "socket:[%s]" % cols[9]
+    expect(want, "no socket from port %d to port %d" % (lport, rport))
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != want:
+                continue
+        except OSError:
+            continue
+        libc = ctypes.CDLL(None, use_errno=True)
+        pidfd = os.pidfd_open(pid)
+        try:
+            dup = libc.syscall(438, pidfd, int(fd), 0)  # pidfd_getfd
+        finally:
+            os.close(pidfd)
+        expect(dup >= 0, "pidfd_getfd: %s" % os.strerror(ctypes.get_errno()))
+        return socket.socket(fileno=dup)
+    raise AssertionError("portico holds no %s" % want)
 
 
 __all__ = [n for n in dir() if not n.startswith('__')]

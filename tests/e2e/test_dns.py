@@ -361,3 +361,15 @@ def test_dns_answers_across_an_upgrade(ctx):
         expect(a is not None and a[3] & 0xF == 0, "answered by the new process")
     out = _dig(port, "grafana." + ZONE, "A", "+tcp")
     eq([r[3] for r in _records(out)], ["100.101.102.103"], "TCP by the new process: " + out)
+
+
+@test()
+def test_dns_tcp_connections_have_nodelay(ctx):
+    p, port, _ = _dns_portico(ctx)
+    with socket.create_connection((ADDR, port), timeout=5 * SCALE) as c:
+        q = _query(11, "grafana." + ZONE, 1)
+        c.sendall(struct.pack(">H", len(q)) + q)
+        eq(_read_framed(c)[:2], b"\x00\x0b", "answered")
+        with _peer_socket(p.proc.pid, port, c.getsockname()[1]) as s:
+            expect(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                   "TCP_NODELAY off on the accepted DNS connection")

@@ -106,36 +106,6 @@ def test_close_delimited_response_whose_fin_came_with_it_ends(ctx):
             eq((r.status, r.body), (200, b"until the close"), "response %d" % i)
 
 
-def _peer_socket(pid, lport, rport):
-    """A duplicate (pidfd_getfd) of the TCP socket process pid holds with
-    local port lport and remote port rport."""
-    want = None
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(path) as f:
-            for row in f.read().splitlines()[1:]:
-                cols = row.split()
-                if (int(cols[1].rsplit(":", 1)[1], 16), int(cols[2].rsplit(":", 1)[1], 16)) \
-                        == (lport, rport):
-                    want = "socket:[%s]" % cols[9]
-    expect(want, "no socket from port %d to port %d" % (lport, rport))
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != want:
-                continue
-        except OSError:
-            continue
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        pidfd = os.pidfd_open(pid)
-        try:
-            dup = libc.syscall(438, pidfd, int(fd), 0)  # pidfd_getfd
-        finally:
-            os.close(pidfd)
-        expect(dup >= 0, "pidfd_getfd: %s" % os.strerror(ctypes.get_errno()))
-        return socket.socket(fileno=dup)
-    raise AssertionError("portico holds no %s" % want)
-
-
 @test(timeout=60)
 def test_accepted_sockets_have_nodelay_without_a_call_each(ctx):
     """TCP_NODELAY is set on the listening sockets, its own and inherited
