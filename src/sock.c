@@ -76,7 +76,11 @@ ssize_t sock_writev(struct sock *s, const struct iovec *iov, int n)
 
 long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact)
 {
-    if (!s->in) {
+    /* A buffer taken for this read goes back if the read brings nothing:
+     * an idle keep-alive socket woken by an edge that reads EAGAIN must not
+     * keep 64 KiB it never fills. */
+    bool taken = !s->in;
+    if (taken) {
         s->in = buf_get(bufs);
         if (!s->in)
             return 0;
@@ -104,6 +108,10 @@ long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact)
             continue;
         if (n < 0 && errno == EAGAIN) {
             s->readable = false;
+            if (taken) {
+                buf_put(bufs, s->in);
+                s->in = NULL;
+            }
             return 0;
         }
         s->eof = true;

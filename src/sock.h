@@ -62,12 +62,13 @@ ssize_t sock_recv(struct sock *s, void *p, size_t n);
  * bytes must come first in the next call. */
 ssize_t sock_writev(struct sock *s, const struct iovec *iov, int n);
 
-/* Read what is available into s->in (taken from bufs when NULL; moved to
- * its start when full and may_compact). Bytes read; 0 when it would block
- * (readable is cleared), when the buffer is full or when no buffer is
- * free; -1 at end of stream or on an error (eof is set). A short read on
- * a plain socket whose peer has not shut its side clears readable too:
- * the socket is empty until its next event. */
+/* Read what is available into s->in (taken from bufs when NULL, and given
+ * back when the read would block, so s->in stays NULL on an idle socket;
+ * moved to its start when full and may_compact). Bytes read; 0 when it
+ * would block (readable is cleared), when the buffer is full or when no
+ * buffer is free; -1 at end of stream or on an error (eof is set). A short
+ * read on a plain socket whose peer has not shut its side clears readable
+ * too: the socket is empty until its next event. */
 long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact);
 
 /* Write p[*off..len) until done or blocked, advancing *off. clear: send
