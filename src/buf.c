@@ -28,6 +28,7 @@ void buf_put(struct buf_pool *p, struct buf *b)
     p->in_use--;
     if (p->nfree >= BUF_FREELIST_MAX) {
         free(b);
+        p->released += sizeof *b;
         return;
     }
     b->next_free = p->free;

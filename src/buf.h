@@ -21,6 +21,7 @@ struct buf_pool {
     struct buf *free;
     size_t nfree;
     size_t in_use;
+    size_t released; /* bytes freed past BUF_FREELIST_MAX (the worker's trim clock reads it) */
 };
 
 /* Get an empty buffer; NULL when out of memory. */

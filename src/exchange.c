@@ -178,8 +178,14 @@ void proxy_release(struct exchange *ex)
     if (ex->cfg)
         config_unref(ex->cfg);
     ex->cfg = NULL;
+    if (w->nfree_exchanges >= EXCHANGE_FREELIST_MAX) {
+        free(ex);
+        w->released += sizeof *ex;
+        return;
+    }
     ex->next_free = w->free_exchanges;
     w->free_exchanges = ex;
+    w->nfree_exchanges++;
     ex_poison(ex);
 }
 
@@ -241,9 +247,10 @@ struct exchange *proxy_new(struct conn *c)
 {
     struct worker *w = conn_worker(c);
     struct exchange *ex = w->free_exchanges;
-    if (ex)
+    if (ex) {
         w->free_exchanges = ex->next_free;
-    else if (!(ex = malloc(sizeof *ex)))
+        w->nfree_exchanges--;
+    } else if (!(ex = malloc(sizeof *ex)))
         return NULL;
     ex_unpoison(ex);
     memset(ex, 0, offsetof(struct exchange, req));

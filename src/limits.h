@@ -87,8 +87,18 @@
 #define LIMIT_RESOLVE_THREADS   4    /* lookups in flight at once */
 
 /* ---- buffers -------------------------------------------------------------- */
-#define BUF_SIZE             65536 /* one I/O buffer; bodies stream through it */
-#define BUF_FREELIST_MAX     64    /* cached free buffers per worker */
+#define BUF_SIZE         65536 /* one I/O buffer; bodies stream through it */
+#define BUF_FREELIST_MAX 64    /* cached free buffers per worker */
+/* Cached released exchanges per worker (about 21 KiB each): a burst of
+ * concurrent requests must not leave its exchanges allocated for good. */
+#define EXCHANGE_FREELIST_MAX 32
+/* Once a burst has freed this much past the caches (buffers, exchanges,
+ * connections), a worker empties its caches and hands malloc's free pages
+ * back to the kernel when nothing more has been freed for
+ * LIMIT_TRIM_DELAY_MS: malloc keeps the holes a burst leaves between
+ * long-lived connections resident otherwise. */
+#define LIMIT_TRIM_BYTES     (1u << 20)
+#define LIMIT_TRIM_DELAY_MS  1000
 #define LIMIT_OUT_HEAD_BYTES (LIMIT_HEADER_BYTES_MAX + 8192) /* rewritten head */
 #define LIMIT_BODY_IOVS      64 /* segments per writev of a chunked body */
 

@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,7 +163,35 @@ void worker_conn_closed(struct worker *w)
         loop_stop(w->loop);
 }
 
-/* Free what was closed during this iteration, flush the access log. */
+/* Free the cached buffers and exchanges. */
+static void drop_caches(struct worker *w)
+{
+    while (w->free_exchanges) {
+        struct exchange *ex = w->free_exchanges;
+        w->free_exchanges = ex->next_free;
+        free(ex);
+    }
+    w->nfree_exchanges = 0;
+    buf_pool_drain(&w->bufs);
+}
+
+/* A burst of requests is over: its cached buffers and exchanges, and the
+ * pages of the holes it left in malloc's heaps, go back to the kernel.
+ * 10,000 idle connections would otherwise keep the peak's memory resident
+ * around them. The next burst takes fresh memory from malloc. */
+static void on_trim_timer(struct loop *l, struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, trim_timer);
+    drop_caches(w);
+    w->released = w->released_armed = 0;
+    w->bufs.released = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+/* Free what was closed during this iteration, flush the access log, and
+ * start the trim clock when enough was freed. */
 static void before_wait(struct loop *l, void *arg)
 {
     struct worker *w = arg;
@@ -170,6 +199,7 @@ static void before_wait(struct loop *l, void *arg)
         struct conn *c = w->dead_conns;
         w->dead_conns = c->next;
         free(c);
+        w->released += sizeof *c;
     }
     while (w->dead_upconns) {
         struct upconn *u = w->dead_upconns;
@@ -184,6 +214,13 @@ static void before_wait(struct loop *l, void *arg)
         free(d);
     }
     log_flush(&w->log);
+    /* The trim waits until the burst has been over for a while: each
+     * iteration that frees more starts the delay again. */
+    size_t released = w->released + w->bufs.released;
+    if (released >= LIMIT_TRIM_BYTES && released != w->released_armed) {
+        w->released_armed = released;
+        loop_timer_arm(l, &w->trim_timer, LIMIT_TRIM_DELAY_MS);
+    }
 }
 
 static void apply_update(struct worker *w, struct worker_update *up)
@@ -297,12 +334,7 @@ static void *worker_main(void *arg)
         auth_cache_free(w->auth_caches[i]);
     free(w->auth_caches);
     before_wait(w->loop, w);
-    while (w->free_exchanges) {
-        struct exchange *ex = w->free_exchanges;
-        w->free_exchanges = ex->next_free;
-        free(ex);
-    }
-    buf_pool_drain(&w->bufs);
+    drop_caches(w);
     return NULL;
 }
 
@@ -330,6 +362,7 @@ int worker_start_all(struct server *srv, char *err, size_t errlen)
         }
         loop_timer_init(&w->accept_timer, on_accept_timer);
         loop_timer_init(&w->drain_timer, on_drain_timeout);
+        loop_timer_init(&w->trim_timer, on_trim_timer);
         loop_set_before_wait(w->loop, before_wait, w);
         struct worker_update *up = make_update(srv);
         if (!up) {

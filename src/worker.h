@@ -73,7 +73,15 @@ struct worker {
     struct tcp_fwd *tcps;        /* open TCP forwarders (they count in nconns) */
     struct tcp_fwd *dead_tcps;   /* closed this iteration */
     struct dead_wls *dead_wls;
-    struct exchange *free_exchanges;
+    struct exchange *free_exchanges; /* at most EXCHANGE_FREELIST_MAX */
+    size_t nfree_exchanges;
+    /* Bytes of connections and exchanges freed since the last trim (buffers
+     * count in bufs.released); past LIMIT_TRIM_BYTES, trim_timer empties
+     * the caches and gives malloc's free pages back to the kernel once
+     * nothing more has been freed for LIMIT_TRIM_DELAY_MS. */
+    size_t released;
+    size_t released_armed; /* released + bufs.released when trim_timer was last armed */
+    struct loop_timer trim_timer;
     struct buf_pool bufs;
     struct upstream_pools *pools;
     /* Forward-auth decision caches, by config_auth.idx of the snapshot

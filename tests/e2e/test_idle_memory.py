@@ -9,6 +9,9 @@ from common import *  # noqa: F401,F403
 
 IDLE_CONNS = 2000
 BATCH = 200
+# A worker trims its caches and malloc's free pages once nothing more has
+# been freed for a second (LIMIT_TRIM_DELAY_MS): samples wait this long.
+TRIM_WAIT = 2.5
 
 
 def _one_request_each(port, n, wrap=None, deadline=60.0):
@@ -64,11 +67,11 @@ def _idle_growth(ctx, p, port, wrap=None):
     warm = _one_request_each(port, BATCH, wrap)  # pools and caches exist afterwards
     for s in warm:
         s.close()
-    time.sleep(0.5)
+    time.sleep(TRIM_WAIT)
     base = p.rss()
     held = _one_request_each(port, IDLE_CONNS, wrap)
     ctx.cleanups.append(lambda: [s.close() for s in held])
-    time.sleep(1.0)
+    time.sleep(TRIM_WAIT)
     per_conn = (p.rss() - base) / IDLE_CONNS
     for s in held[::50]:
         s.settimeout(10 * SCALE)
@@ -112,3 +115,48 @@ def test_idle_tls_keepalive_connection_holds_no_record_buffers(ctx):
     cctx = _tls_client_ctx(ca.crt)
     wrap = lambda raw: cctx.wrap_socket(raw, server_hostname="a.test")  # noqa: E731
     _check(ctx, _idle_growth(ctx, p, p.port, wrap), 20 * 1024, "TLS")
+
+
+def _rss_settles_below(p, limit, within):
+    """Poll p's RSS for up to within seconds until it is below limit; the
+    last value read."""
+    t_end = time.time() + within
+    while True:
+        rss = p.rss()
+        if rss < limit or time.time() > t_end:
+            return rss
+        time.sleep(0.2)
+
+
+@test(timeout=180)
+def test_burst_memory_goes_back_to_the_kernel_after_it(ctx):
+    """A burst of concurrent slow requests takes an exchange and buffers for
+    each; once it is over and the connections are closed, the worker empties
+    its caches and hands malloc's free pages back within about a second,
+    instead of keeping the burst's peak resident for good."""
+    n = 600
+    o = ctx.origin("burst")
+    p = ctx.portico({"a": svc(o)}, limits={"max_connections_per_client": 0})
+    for s in _one_request_each(p.port, 50):
+        s.close()
+    time.sleep(TRIM_WAIT)  # anything the warm-up freed is trimmed
+    base = p.rss()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=30 * SCALE)
+        s.sendall(b"GET /burst?do=slow&delay=1.5 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        socks.append(s)
+    time.sleep(1.0)
+    peak = p.rss()  # every exchange is in flight, waiting for the origin
+    for s in socks:
+        r = RawConn(0, sock=s).read_response()
+        eq(r.status, 200, "answer to a request of the burst")
+        s.close()
+    limit = base + 256 * n  # 0.25 KiB per request of the burst
+    after = _rss_settles_below(p, limit, 5 * SCALE)
+    ctx.notes.append("burst of %d: RSS base %.1f MiB, in flight %.1f MiB, after %.1f MiB"
+                     % (n, base / MiB, peak / MiB, after / MiB))
+    if ASAN:
+        return  # ASan's allocator keeps freed memory in its quarantine
+    expect(after < limit, "RSS %.1f MiB after the burst, more than %.1f MiB (base %.1f MiB)"
+           % (after / MiB, limit / MiB, base / MiB))

@@ -104,6 +104,32 @@ static void test_exchange_released_is_poisoned(void **state)
     free(again);
 }
 
+/* A burst of concurrent requests leaves at most EXCHANGE_FREELIST_MAX
+ * released exchanges cached; the rest go back to malloc. */
+static void test_exchange_cache_bounded(void **state)
+{
+    setup_worker();
+    enum { N = EXCHANGE_FREELIST_MAX + 8 };
+    struct exchange *ex[N];
+    for (size_t i = 0; i < N; i++) {
+        ex[i] = proxy_new(&c);
+        assert_non_null(ex[i]);
+    }
+    for (size_t i = 0; i < N; i++)
+        proxy_release(ex[i]);
+    assert_int_equal(w.nfree_exchanges, EXCHANGE_FREELIST_MAX);
+    size_t n = 0;
+    while (w.free_exchanges) {
+        struct exchange *e = proxy_new(&c);
+        assert_non_null(e);
+        n++;
+        free(e);
+    }
+    assert_int_equal(n, EXCHANGE_FREELIST_MAX);
+    assert_int_equal(w.nfree_exchanges, 0);
+    assert_int_equal(cfg.refs, 1 + n); /* each exchange taken holds a reference */
+}
+
 static void test_exchange_every_state_named(void **state)
 {
     const char *seen[EX_TUNNEL + 1];
@@ -122,6 +148,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exchange_recycled_clean),
         cmocka_unit_test(test_exchange_released_is_poisoned),
+        cmocka_unit_test(test_exchange_cache_bounded),
         cmocka_unit_test(test_exchange_every_state_named),
     };
     return cmocka_run_group_tests_name("exchange", tests, NULL, NULL);
