@@ -172,9 +172,10 @@ static bool count_peer(struct conn *c)
 {
     struct worker *w = c->w;
     uint32_t limit = w->cfg->limits.max_connections_per_client;
-    if (limit == 0 || !peer_key_of(&c->peer, c->peer_key))
+    uint8_t key[16];
+    if (limit == 0 || !peer_key_of(&c->peer, key))
         return true;
-    if (peer_table_acquire(&w->srv->peers, c->peer_key, limit, &c->peer_counted))
+    if (peer_table_acquire(&w->srv->peers, key, limit, &c->peer_counted))
         return true;
     metrics_count_refused_peer(&w->metrics);
     if (warn_due(c, &w->warned_peer_ms))
@@ -185,6 +186,27 @@ static bool count_peer(struct conn *c)
     return false;
 }
 
+/* Uncount c in the peer table (its key comes from peer, which does not
+ * change once counted). */
+static void uncount_peer(struct conn *c)
+{
+    uint8_t key[16];
+    if (c->peer_counted && peer_key_of(&c->peer, key))
+        peer_table_release(&c->w->srv->peers, key);
+    c->peer_counted = false;
+}
+
+void conn_local(const struct conn *c, struct sockaddr_storage *out)
+{
+    if (c->proxied_local) {
+        *out = *c->proxied_local;
+        return;
+    }
+    socklen_t len = sizeof *out;
+    if (c->s.io.fd < 0 || getsockname(c->s.io.fd, (struct sockaddr *)out, &len) < 0)
+        memset(out, 0, sizeof *out);
+}
+
 void conn_close(struct conn *c)
 {
     if (c->dead)
@@ -192,10 +214,9 @@ void conn_close(struct conn *c)
     struct worker *w = c->w;
     c->dead = true;
     reclaim_set(c, RECLAIM_NONE);
-    if (c->peer_counted) {
-        peer_table_release(&w->srv->peers, c->peer_key);
-        c->peer_counted = false;
-    }
+    uncount_peer(c);
+    free(c->proxied_local);
+    c->proxied_local = NULL;
     if (c->forward_cfg) {
         config_unref(c->forward_cfg);
         c->forward_cfg = NULL;
@@ -475,9 +496,11 @@ static void hand_off(struct conn *c, const struct config_service *svc)
 {
     struct worker *w = c->w;
     int fd = c->s.io.fd;
+    struct sockaddr_storage local;
+    conn_local(c, &local);
     loop_io_del(w->loop, &c->s.io);
     c->s.io.fd = -1;
-    c->handed_off = tcp_handoff(w, fd, &c->peer, c->addr, &c->local, svc, c->peer_tailnet) == 0;
+    c->handed_off = tcp_handoff(w, fd, &c->peer, c->addr, &local, svc, c->peer_tailnet) == 0;
     conn_close(c);
 }
 
@@ -504,9 +527,14 @@ static void read_proxy_header(struct conn *c)
         return;
     }
     if (!pp.local) {
+        c->proxied_local = malloc(sizeof *c->proxied_local);
+        if (!c->proxied_local) {
+            conn_close(c);
+            return;
+        }
+        *c->proxied_local = pp.dst;
         listener_format_peer(&pp.src, pp.srclen, c->addr, sizeof c->addr);
         c->peer = pp.src;
-        c->local = pp.dst;
         /* A LOCAL header (the proxy's own health check) names no client:
          * the sender itself is no tailnet caller. */
         c->peer_tailnet = !c->tailnet && !c->hairpin && access_peer_tailnet(&c->peer, true);
@@ -726,14 +754,10 @@ static struct conn *accept_conn(struct worker *w, int fd, const struct sockaddr_
         free(c);
         return NULL;
     }
-    socklen_t llen = sizeof c->local;
-    if (getsockname(fd, (struct sockaddr *)&c->local, &llen) < 0)
-        memset(&c->local, 0, sizeof c->local);
     loop_timer_init(&c->timer, on_timer);
     loop_task_init(&c->task, on_task);
     if (sock_open(&c->s, w->loop, fd, on_io) < 0) {
-        if (c->peer_counted)
-            peer_table_release(&w->srv->peers, c->peer_key);
+        uncount_peer(c);
         close(fd);
         free(c);
         return NULL;

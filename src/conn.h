@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -26,7 +27,7 @@ struct config;
 /* A connection's states. conn_set_state (conn.c) is the only writer of
  * state after conn_accept, and arms timer for the state it enters (see
  * state_clock there). In every state: w, s.io, tls, strict_sni_host, https,
- * redirect_https, https_port; peer_counted, peer_key once counted. */
+ * redirect_https, https_port; peer_counted once counted. */
 enum conn_state {
     /* Waiting for the PROXY protocol header; nothing read yet. addr, peer
      * and local are the socket's until the header replaces them; peer is
@@ -54,15 +55,39 @@ enum conn_state {
     CONN_LINGER,
 };
 
+/* 10,000 idle keep-alive connections cost 10,000 of these and nothing else
+ * (no buffer: see s.in), so fields are ordered to leave no holes and
+ * nothing is kept that can be looked up again when needed. */
 struct conn {
     /* The client socket: its TLS session on a TLS listener, and client ->
      * portico bytes in s.in (NULL while idle). */
     struct sock s;
     struct worker *w;
     struct conn *prev, *next; /* worker's list */
+    /* Reclaiming at max_connections: its neighbours in the worker queue it
+     * is in (reclaim, an enum conn_reclaim). */
+    struct conn *rprev, *rnext;
+    struct exchange *ex;
+    uint64_t nrequests;
+    uint64_t last_activity; /* loop time of the last byte moved */
+    size_t head_scan;
+    struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
+    struct loop_task task;   /* resume parsing (pipelining) outside the current call */
+    /* Accepted on the tcp.listen of this service (proxy_protocol): once the
+     * PROXY header is read, the socket goes to its forwarder. forward
+     * lives in forward_cfg, a reference held until the connection closes. */
+    const struct config_service *forward;
+    struct config *forward_cfg;
+    /* The address the client connected to as its PROXY header gave it;
+     * owned. NULL: the socket's own (conn_local asks the socket). */
+    struct sockaddr_storage *proxied_local;
+    /* The client's address: from the socket, or from its PROXY header. */
+    struct sockaddr_storage peer;
     enum conn_state state;
+    int reclaim;
+    uint16_t https_port; /* clients use https on this port (0: 443) */
     bool dead;
-    bool peer_counted;    /* counted under peer_key in the server's peer table */
+    bool peer_counted;    /* counted in the server's peer table (key: peer_key_of(peer)) */
     bool closing;         /* close once the current response is written */
     bool tls;             /* accepted on a TLS listener */
     bool strict_sni_host; /* the listener's strict_sni_host: Host must be in the certificate */
@@ -73,27 +98,7 @@ struct conn {
     bool tailnet;         /* the tailscale.backend listener: tailscaled is the peer */
     bool hairpin;         /* a tailscale.hairpin listener: a process on this host */
     bool peer_tailnet;    /* peer may have a tailnet identity (access_peer_tailnet) */
-    uint16_t https_port;  /* ... on this port (0: 443) */
-    size_t head_scan;
-    struct loop_timer timer; /* header, keep-alive, linger, or the exchange's idle timeout */
-    struct loop_task task;   /* resume parsing (pipelining) outside the current call */
-    struct exchange *ex;
-    uint64_t nrequests;
-    uint64_t last_activity; /* loop time of the last byte moved */
-    char addr[64];          /* client address for logs and X-Forwarded-For */
-    /* The client's address and the address it connected to: from the
-     * socket, or from its PROXY header. */
-    struct sockaddr_storage peer, local;
-    /* Accepted on the tcp.listen of this service (proxy_protocol): once the
-     * PROXY header is read, the socket goes to its forwarder. forward
-     * lives in forward_cfg, a reference held until the connection closes. */
-    const struct config_service *forward;
-    struct config *forward_cfg;
-    /* Reclaiming at max_connections: the worker queue it is in (enum
-     * conn_reclaim) and its neighbours there. */
-    int reclaim;
-    uint8_t peer_key[16];
-    struct conn *rprev, *rnext;
+    char addr[INET6_ADDRSTRLEN]; /* client address for logs and X-Forwarded-For */
 };
 
 /* Take over an accepted socket (closed on failure), accepted on listener
@@ -182,17 +187,15 @@ static inline const char *conn_addr(const struct conn *c)
     return c->addr;
 }
 
-/* The client's address and the one it connected to (from the socket, or
- * its PROXY header). */
+/* The client's address (from the socket, or its PROXY header). */
 static inline const struct sockaddr_storage *conn_peer(const struct conn *c)
 {
     return &c->peer;
 }
 
-static inline const struct sockaddr_storage *conn_local(const struct conn *c)
-{
-    return &c->local;
-}
+/* The address the client connected to, into *out (from its PROXY header,
+ * or the socket's; all zero when the socket cannot say). */
+void conn_local(const struct conn *c, struct sockaddr_storage *out);
 
 /* Clients use https here (TLS, or a TLS frontend: listen.scheme). */
 static inline bool conn_https(const struct conn *c)

@@ -110,9 +110,11 @@ enum ex_result h1client_connect(struct exchange *ex, bool allow_idle)
     ex->pp_len = 0;
     if (ex->svc->send_proxy_protocol) {
         const struct conn *c = ex->c;
+        struct sockaddr_storage local;
+        conn_local(c, &local);
         ex->pp_len = ex->svc->send_proxy_protocol == 1
-                         ? proxyproto_build_v1(conn_peer(c), conn_local(c), ex->pp, sizeof ex->pp)
-                         : proxyproto_build_v2(conn_peer(c), conn_local(c), ex->pp, sizeof ex->pp);
+                         ? proxyproto_build_v1(conn_peer(c), &local, ex->pp, sizeof ex->pp)
+                         : proxyproto_build_v2(conn_peer(c), &local, ex->pp, sizeof ex->pp);
         if (u->s.ssl) {
             /* The PROXY header precedes the TLS handshake, in the clear. */
             upstream_set_prefix(u, ex->pp, ex->pp_len);
