@@ -90,7 +90,7 @@ def _check(ctx, per_conn, limit, what):
            % (what, per_conn / 1024, limit / 1024))
 
 
-@test(timeout=180)
+@test(timeout=180, serial=True)
 def test_idle_keepalive_connection_holds_no_buffer(ctx):
     """An idle connection that had one request holds no 64 KiB input buffer
     (RSS counts the page of it a read touches): it costs its struct and
@@ -102,7 +102,7 @@ def test_idle_keepalive_connection_holds_no_buffer(ctx):
     _check(ctx, _idle_growth(ctx, p, p.port), 2 * 1024, "plain")
 
 
-@test(timeout=240)
+@test(timeout=240, serial=True)
 def test_idle_tls_keepalive_connection_holds_no_record_buffers(ctx):
     """Over TLS an idle connection holds neither portico's input buffer nor
     OpenSSL's record buffers (SSL_MODE_RELEASE_BUFFERS): what remains is
@@ -129,7 +129,7 @@ def _rss_settles_below(p, limit, within):
         time.sleep(0.2)
 
 
-@test(timeout=180)
+@test(timeout=180, serial=True)
 def test_burst_memory_goes_back_to_the_kernel_after_it(ctx):
     """A burst of concurrent slow requests takes an exchange and buffers for
     each; once it is over and the connections are closed, the worker empties
