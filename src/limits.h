@@ -97,10 +97,14 @@
  * back to the kernel when nothing more has been freed for
  * LIMIT_TRIM_DELAY_MS: malloc keeps the holes a burst leaves between
  * long-lived connections resident otherwise. */
-#define LIMIT_TRIM_BYTES     (1u << 20)
-#define LIMIT_TRIM_DELAY_MS  1000
-#define LIMIT_OUT_HEAD_BYTES (LIMIT_HEADER_BYTES_MAX + 8192) /* rewritten head */
-#define LIMIT_BODY_IOVS      64 /* segments per writev of a chunked body */
+#define LIMIT_TRIM_BYTES    (1u << 20)
+#define LIMIT_TRIM_DELAY_MS 1000
+/* A closed client or upstream connection counts as a page freed: its few
+ * hundred bytes are scattered among longer-lived ones, so each can be what
+ * keeps a whole page resident. */
+#define LIMIT_TRIM_SMALL_BYTES 4096
+#define LIMIT_OUT_HEAD_BYTES   (LIMIT_HEADER_BYTES_MAX + 8192) /* rewritten head */
+#define LIMIT_BODY_IOVS        64 /* segments per writev of a chunked body */
 
 /* ---- TLS ------------------------------------------------------------------ */
 #define TLS_TICKET_ROTATE_S 3600 /* a new session-ticket key every hour */

@@ -199,12 +199,13 @@ static void before_wait(struct loop *l, void *arg)
         struct conn *c = w->dead_conns;
         w->dead_conns = c->next;
         free(c);
-        w->released += sizeof *c;
+        w->released += LIMIT_TRIM_SMALL_BYTES;
     }
     while (w->dead_upconns) {
         struct upconn *u = w->dead_upconns;
         w->dead_upconns = u->next;
         free(u);
+        w->released += LIMIT_TRIM_SMALL_BYTES;
     }
     tcp_free_dead(w);
     while (w->dead_wls) {

@@ -75,8 +75,9 @@ struct worker {
     struct dead_wls *dead_wls;
     struct exchange *free_exchanges; /* at most EXCHANGE_FREELIST_MAX */
     size_t nfree_exchanges;
-    /* Bytes of connections and exchanges freed since the last trim (buffers
-     * count in bufs.released); past LIMIT_TRIM_BYTES, trim_timer empties
+    /* Bytes of connections (LIMIT_TRIM_SMALL_BYTES each) and exchanges
+     * freed since the last trim (buffers count in bufs.released); past
+     * LIMIT_TRIM_BYTES, trim_timer empties
      * the caches and gives malloc's free pages back to the kernel once
      * nothing more has been freed for LIMIT_TRIM_DELAY_MS. */
     size_t released;
