@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 from harness import (ASAN, SCALE, Portico, RawConn, dead_port_socket,  # noqa: E402
-                     get_json, log_parse, logfmt_parse, make_config, port_of, raw_exchange, request,
-                     run_check, status_of, to_yaml)
+                     fixed_port, get_json, log_parse, logfmt_parse, make_config, port_of,
+                     raw_exchange, request, run_check, status_of, to_yaml)
 from upstream import BLOCK, BlockVerifier, Origin, gen_body, send_pattern  # noqa: E402
 
 GiB = 1 << 30

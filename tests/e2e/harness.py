@@ -11,7 +11,8 @@ per socket with the port it got (Portico.port, .ports, .tcp_ports,
 .metrics_port come from those lines). No port is ever chosen by binding,
 closing and binding again: test servers bind 0 and keep their socket, and a
 port that must refuse connections is one the test keeps bound without
-listening (dead_port).
+listening (dead_port), and a port that must be known before portico starts
+comes from fixed_port (below the ephemeral range).
 
 Also: a minimal YAML emitter, raw-socket HTTP helpers.
 """
@@ -21,6 +22,7 @@ import fcntl
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -43,6 +45,29 @@ def dead_port_socket():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     return s
+
+
+def fixed_port():
+    """A loopback port for an address that must be written into a
+    configuration before portico binds it (`portico tailscale apply` reads
+    it from the file). It is chosen below the kernel's ephemeral range, so no
+    bind to port 0 and no outgoing connection (another test's, or anyone's)
+    can take it meanwhile, as they could a port found by binding port 0 and
+    closing; it is free (nothing bound to it) when chosen."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    lo, hi = max(1024, low - 12000), low - 1
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return port
+    raise AssertionError("no free loopback port between %d and %d" % (lo, hi))
 
 
 def port_of(addr):

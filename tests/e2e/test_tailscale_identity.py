@@ -196,10 +196,7 @@ def test_backend_config_errors(ctx):
 @test()
 def test_backend_over_loopback_tcp(ctx):
     o = ctx.origin("grafana")
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = fixed_port()
     p = _ts_portico(ctx, {"grafana": svc(o)}, backend="http://127.0.0.1:%d" % port,
                     insecure_loopback_backend=True)
     expect(any("warning: tailscale.backend" in l for l in p.stderr()),

@@ -16,14 +16,6 @@ from tailscale_emu import SUFFIX, LocalAPI  # noqa: E402
 CALLER = "100.64.0.7"
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def _emu(ctx, version):
     ts = LocalAPI(os.path.join(ctx.dir, "tailscaled.sock"), version=version)
     ctx.cleanups.append(ts.close)
@@ -87,10 +79,10 @@ def _setup(ctx, version, tls_listens, ssh_pp=False):
     ts = _emu(ctx, version)
     vault, sshd = Recorder(), Recorder()
     ctx.cleanups += [vault.close, sshd.close]
-    listens = [{"addr": "127.0.0.1:%d" % _free_port()}]
+    listens = [{"addr": "127.0.0.1:%d" % fixed_port()}]
     for extra in tls_listens:
-        listens.append(dict({"addr": "127.0.0.1:%d" % _free_port(), "tls": True}, **extra))
-    ssh_port = _free_port()
+        listens.append(dict({"addr": "127.0.0.1:%d" % fixed_port(), "tls": True}, **extra))
+    ssh_port = fixed_port()
     services = {
         "vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:%d" % vault.port,
                   "send_proxy_protocol": "v1"},
@@ -224,13 +216,13 @@ def test_tstcp_refuses_what_tailscaled_cannot_reach(ctx):
          "a fixed port (the TLS listener 127.0.0.1:0 has port 0, chosen at start): add one "
          "(e.g. addr: 127.0.0.1:8443, tls: true, proxy_protocol: true)"),
         # the tailnet name is not among the passthrough service's hosts
-        ([{"addr": "127.0.0.1:%d" % _free_port(), "tls": True}],
+        ([{"addr": "127.0.0.1:%d" % fixed_port(), "tls": True}],
          {"vault": {"hosts": ["vault.test"], "passthrough": "127.0.0.1:9"}},
          "service vault: tailnet clients ask for vault.%s, which is not among its hosts, so "
          "portico's TLS listener would not pass it through: add vault.%s to "
          "services.vault.hosts" % (SUFFIX, SUFFIX)),
         # a TCP forwarder on port 0
-        ([{"addr": "127.0.0.1:%d" % _free_port()}],
+        ([{"addr": "127.0.0.1:%d" % fixed_port()}],
          {"db": {"tcp": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:5432"}}},
          "service db: tailscaled forwards its tailnet port to tcp.listen on this machine, and "
          "127.0.0.1:0 has port 0, chosen at start; listen on 127.0.0.1, 0.0.0.0 or [::] with a "
@@ -248,7 +240,7 @@ def test_tstcp_refuses_what_tailscaled_cannot_reach(ctx):
 @test(timeout=60)
 def test_tstcp_wildcard_listener_is_reached_on_loopback(ctx):
     ts = _emu(ctx, "1.94.0")
-    port, tport = _free_port(), _free_port()
+    port, tport = fixed_port(), fixed_port()
     _, path = _config(ctx, [{"addr": "0.0.0.0:%d" % port, "tls": True, "proxy_protocol": True}],
                       {"vault": {"hosts": ["vault." + SUFFIX], "passthrough": "127.0.0.1:9"},
                        "db": {"tcp": {"listen": "[::]:%d" % tport, "upstream": "127.0.0.1:9"}}})
@@ -298,9 +290,9 @@ def _allow_setup(ctx):
     ts.add_tagged_node("100.64.0.9", ["tag:ci"], name="ci-runner")
     sshd, vault, opend = Recorder(True), Recorder(True), Recorder(True)
     ctx.cleanups += [sshd.close, vault.close, opend.close]
-    listens = [{"addr": "127.0.0.1:%d" % _free_port()},
-               {"addr": "127.0.0.1:%d" % _free_port(), "tls": True, "proxy_protocol": True}]
-    ssh_port, open_port = _free_port(), _free_port()
+    listens = [{"addr": "127.0.0.1:%d" % fixed_port()},
+               {"addr": "127.0.0.1:%d" % fixed_port(), "tls": True, "proxy_protocol": True}]
+    ssh_port, open_port = fixed_port(), fixed_port()
     services = {
         "ssh": {"tcp": {"listen": "127.0.0.1:%d" % ssh_port,
                         "upstream": "127.0.0.1:%d" % sshd.port, "proxy_protocol": True},
