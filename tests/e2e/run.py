@@ -279,22 +279,32 @@ class Worker:
         except OSError:
             pass
 
-    def reap(self, timeout):
-        """Wait up to timeout for the worker to exit; True once it has."""
+    def exited(self, timeout):
+        """Wait up to timeout for the worker to exit, without reaping it:
+        while it is a zombie its process group id cannot be reused, so the
+        group can still be killed safely. True once it has exited."""
         end = time.time() + timeout
         while self.status is None:
             try:
-                pid, st = os.waitpid(self.pid, os.WNOHANG)
+                if os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    return True
             except ChildProcessError:
-                self.status = -1
-                break
-            if pid:
-                self.status = st
-                break
+                return True
             if time.time() >= end:
                 return False
             time.sleep(0.02)
         return True
+
+    def reap(self):
+        """Kill what is left in the worker's group, then collect its status
+        (the worker is killed too if it still runs)."""
+        if self.status is not None:
+            return
+        self.kill()
+        try:
+            self.status = os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:
+            self.status = -1
 
 
 def _sweep(marker):
@@ -400,7 +410,7 @@ class Runner:
                 self._retire(w)
 
     def _exit_status(self, w):
-        w.reap(5)   # its pipe closed as it exited: its status follows
+        w.exited(5)   # its pipe closed as it exited: its status follows
         self._retire(w)
         st = w.status
         if st is None or st < 0:
@@ -427,10 +437,8 @@ class Runner:
         """Close the worker's pipes (it exits after its test), wait for it,
         and kill whatever is left in its process group."""
         w.close_fds()
-        if not w.reap(KILL_GRACE * SCALE if w.test is None else 0):
-            w.kill()
-            w.reap(5)
-        w.kill()
+        w.exited(KILL_GRACE * SCALE if w.test is None else 0)
+        w.reap()
         if w in self.workers:
             self.workers.remove(w)
 
@@ -442,10 +450,9 @@ class Runner:
             w.kill(signal.SIGTERM)   # workers remove their test's directory
         end = time.time() + 5
         for w in self.workers:
-            w.reap(max(0.0, end - time.time()))
+            w.exited(max(0.0, end - time.time()))
         for w in list(self.workers):
-            w.kill()
-            w.reap(5)
+            w.reap()
             w.close_fds()
             if w.test is not None and w.dir:
                 shutil.rmtree(w.dir, ignore_errors=True)
