@@ -110,7 +110,8 @@ def test_close_delimited_response_whose_fin_came_with_it_ends(ctx):
 def test_accepted_sockets_have_nodelay_without_a_call_each(ctx):
     """TCP_NODELAY is set on the listening sockets, its own and inherited
     ones (systemd), and accepted connections inherit it: no setsockopt per
-    connection."""
+    connection. Nor a getsockname: the local address is asked for only
+    where it is used (a PROXY header toward the upstream)."""
     o = ctx.origin("nd")
     held = socket.socket()
     held.bind(("127.0.0.1", 0))
@@ -124,15 +125,49 @@ def test_accepted_sockets_have_nodelay_without_a_call_each(ctx):
     eq(len(p.ports), 2, "listeners")
     for port in p.ports:
         get_json(port, "/warm")
-        st = Strace(ctx, p.proc.pid, "setsockopt")
+        st = Strace(ctx, p.proc.pid, "setsockopt,getsockname")
         conns = [RawConn(port, timeout=5 * SCALE) for _ in range(3)]
         for c in conns:
             c.send(b"GET /r HTTP/1.1\r\nHost: a.test\r\n\r\n")
             eq(c.read_response().status, 200, "status")
         calls = st.stop()
-        eq(calls, [], "setsockopt calls for 3 connections on port %d" % port)
+        eq(calls, [], "setsockopt and getsockname calls for 3 connections on port %d" % port)
         for c in conns:
             with _peer_socket(p.proc.pid, port, c.sock.getsockname()[1]) as s:
                 expect(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
                        "TCP_NODELAY off on a connection accepted on port %d" % port)
             c.close()
+
+
+@test()
+def test_proxy_header_to_upstream_names_the_address_the_client_reached(ctx):
+    """The local address, read from the socket only when a PROXY header
+    toward the upstream needs it, is the listener's, on IPv4 and IPv6."""
+    seen = []
+
+    def handler(c):
+        f = c.makefile("rb")
+        seen.append(f.readline())
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        c.close()
+    srv = TcpServer(handler)
+    cfg = make_config({"h": {"hosts": ["a.test"], "upstream": "http://127.0.0.1:%d" % srv.port,
+                             "send_proxy_protocol": "v1"}}, workers=1)
+    cfg["listen"] = [{"addr": "127.0.0.1:0"}, {"addr": "[::1]:0"}]
+    p = Portico(ctx.binary, cfg, ctx.dir)
+    ctx.porticos.append(p)
+    p.start()
+    for port, fam, host, proto in ((p.ports[0], socket.AF_INET, "127.0.0.1", b"TCP4"),
+                                   (p.ports[1], socket.AF_INET6, "::1", b"TCP6")):
+        s = socket.socket(fam)
+        s.settimeout(5 * SCALE)
+        s.connect((host, port))
+        with RawConn(port, sock=s) as c:
+            cport = s.getsockname()[1]
+            c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            eq(c.read_response().status, 200, "status through port %d" % port)
+        eq(seen[-1], b"PROXY %s %s %s %d %d\r\n" % (proto, host.encode(), host.encode(), cport, port),
+           "PROXY header for a client of port %d" % port)
+    srv.sock.close()
