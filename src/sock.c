@@ -99,7 +99,8 @@ long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact)
              * would only return EAGAIN. Not so once the peer has shut its
              * side (no edge follows the FIN already seen: read on to the
              * end), nor with TLS (OpenSSL may hold whole records read
-             * ahead). */
+             * ahead). TCP urgent data, which HTTP never sends, also ends a
+             * read early: such a peer waits for its timeout, as with nginx. */
             if ((size_t)n < want && !s->ssl && !s->rdhup)
                 s->readable = false;
             return n;
