@@ -166,6 +166,12 @@
 #define LIMIT_TS_SERVICES     8192       /* services in a serve config, prefs or service-host */
 #define LIMIT_TS_FUNNEL_PATHS 64         /* path prefixes published on Funnel */
 
+/* ---- portico import tsnsrv (tsimport*.c) ----------------------------------- */
+#define LIMIT_IMPORT_BYTES    (4u << 20) /* the input read whole; more is refused */
+#define LIMIT_IMPORT_SERVICES 4096       /* services in one input */
+#define LIMIT_IMPORT_WORDS    512        /* words on one command line */
+#define LIMIT_IMPORT_SETTINGS 1024       /* settings of one service */
+
 /* ---- hosts file (hostsfile.c) --------------------------------------------- */
 #define LIMIT_HOSTS_FILE_BYTES (4u << 20) /* tailscale.hairpin.hosts_file, read whole */
 

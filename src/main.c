@@ -1,10 +1,11 @@
 /* main.c - the portico command: reads the command line and runs one
- * command (run, check, tailscale, version, help).
+ * command (run, check, tailscale, import, version, help).
  *
  * This is the only file that decides the process's exit status; every
  * command returns it. A new command is a function and one row of
  * `commands` below, plus its line in usage(). */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <stdbool.h>
@@ -17,11 +18,13 @@
 
 #include "config.h"
 #include "http1.h"
+#include "limits.h"
 #include "log.h"
 #include "resolve.h"
 #include "run.h"
 #include "sockowner.h"
 #include "tscli.h"
+#include "tsimport.h"
 
 #ifndef PORTICO_YAML_BUILT
 #define PORTICO_YAML_BUILT "unknown" /* set by the Makefile from pkg-config */
@@ -38,6 +41,10 @@ static void usage(FILE *f)
                "                                 publish the HTTP services as Tailscale Services\n"
                "                                 on the local tailscaled (plan: show what would\n"
                "                                 change; policy: what the tailnet must define)\n"
+               "       portico import tsnsrv [--from cmdline|yaml|nix-json] [FILE|-]\n"
+               "                                 print a portico configuration for what tsnsrv\n"
+               "                                 served (command lines, the fork's YAML, or nix\n"
+               "                                 eval --json of services.tsnsrv.services)\n"
                "       portico version           version and libraries\n"
                "       portico help              this list (also --help, -h)\n"
                "default FILE: " DEFAULT_CONFIG "; manual: man 8 portico, man 5 portico.yaml\n");
@@ -181,6 +188,107 @@ static int cmd_tailscale(int argc, char **argv)
     return path ? tscli_run(argv[2], path) : 2;
 }
 
+/* The whole input of import, at most LIMIT_IMPORT_BYTES (+1 to see more). */
+static char *read_input(const char *path, size_t *len, size_t max)
+{
+    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *buf = malloc(max + 1);
+    size_t n = 0;
+    while (buf && n <= max) {
+        ssize_t r = read(fd, buf + n, max + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(buf);
+            buf = NULL;
+        }
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    int saved = errno;
+    if (fd != 0)
+        close(fd);
+    errno = saved;
+    *len = n;
+    return buf;
+}
+
+/* import tsnsrv: the configuration on stdout, what was left behind on
+ * stderr. Exit 0: everything carried over; 3: written, but some settings
+ * were not (each is a "# not carried over" comment); 1: bad input, nothing
+ * written; 2: bad usage. */
+static int cmd_import(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        enum tsimport_from from;
+    } froms[] = {{"cmdline", TSIMPORT_CMDLINE},
+                 {"yaml", TSIMPORT_YAML},
+                 {"nix-json", TSIMPORT_NIXJSON},
+                 {"auto", TSIMPORT_AUTO}};
+    enum tsimport_from from = TSIMPORT_AUTO;
+    const char *path = NULL;
+    if (argc < 3 || strcmp(argv[2], "tsnsrv") != 0) {
+        fprintf(stderr, "portico import: from what? portico import tsnsrv [FILE|-]\n");
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
+            size_t k = 0, nf = sizeof froms / sizeof froms[0];
+            while (k < nf && strcmp(froms[k].name, argv[i + 1]) != 0)
+                k++;
+            if (k == nf) {
+                fprintf(stderr, "portico import tsnsrv: --from %s: use cmdline, yaml or nix-json\n",
+                        argv[i + 1]);
+                return 2;
+            }
+            from = froms[k].from;
+            i++;
+        } else if (!path && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0)) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "portico import tsnsrv: unexpected argument \"%s\"\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path)
+        path = "-";
+    const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+    size_t len;
+    char *text = read_input(path, &len, LIMIT_IMPORT_BYTES);
+    if (!text) {
+        fprintf(stderr, "portico import tsnsrv: cannot read %s: %s\n", name, strerror(errno));
+        return 1;
+    }
+    struct tsimport_result res;
+    char err[1024];
+    int r = tsimport_convert(text, len, from, name, &res, err, sizeof err);
+    free(text);
+    if (r < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    fputs(res.yaml, stdout);
+    fputs(res.summary, stderr);
+    fprintf(stderr,
+            "portico import tsnsrv: %zu %s; %zu %s not carried over, %zu not needed (see the "
+            "# comments)\n",
+            res.nservices, log_plural(res.nservices, "service", "services"), res.ndropped,
+            log_plural(res.ndropped, "setting", "settings"), res.nunneeded);
+    int status = res.ndropped ? 3 : 0;
+    tsimport_result_free(&res);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "portico import tsnsrv: cannot write: %s\n", strerror(errno));
+        return 1;
+    }
+    return status;
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 struct command {
@@ -192,6 +300,7 @@ static const struct command commands[] = {
     {{"run", NULL}, cmd_run},
     {{"check", NULL}, cmd_check},
     {{"tailscale", NULL}, cmd_tailscale},
+    {{"import", NULL}, cmd_import},
     {{"version", "--version", NULL}, cmd_version},
     {{"help", "--help", "-h", NULL}, cmd_help},
 };
