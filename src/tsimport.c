@@ -515,9 +515,11 @@ static int read_cmdlines(struct tsi_input *in, const char *text, size_t len)
                             "service (tsnsrv -name NAME [flags] URL)",
                             words[skip - 1]);
         bool multi = false;
-        for (size_t k = skip; k < (size_t)nw && words[k][0] == '-'; k++)
-            if (strncmp(words[k], "-service", 8) == 0 || strncmp(words[k], "--service", 9) == 0)
+        for (size_t k = skip; k < (size_t)nw; k++) {
+            const char *f = words[k] + (strncmp(words[k], "--", 2) == 0 ? 2 : 1);
+            if (words[k][0] == '-' && strncmp(f, "service", 7) == 0 && (!f[7] || f[7] == '='))
                 multi = true;
+        }
         struct tsi_service *s = multi ? NULL : tsi_service_new(in, first);
         if (!multi && !s)
             return -1;
@@ -546,7 +548,7 @@ enum tsimport_from tsimport_detect(const char *text, size_t len)
     }
     if (i == len)
         return TSIMPORT_CMDLINE;
-    if (text[i] == '{')
+    if (text[i] == '{' || text[i] == '[')
         return TSIMPORT_NIXJSON;
     if (len - i >= 3 && memcmp(text + i, "---", 3) == 0)
         return TSIMPORT_YAML;

@@ -556,6 +556,9 @@ static int put_auth(struct emitter *e, const struct eff *f, struct strbuf *b)
                         "service \"%s\": -authURL \"%.120s\" is not http://host[:port] or "
                         "https://...",
                         f->name, f->auth_url);
+    for (char *q = u.authority; *q; q++) /* one provider for Authelia and authelia */
+        if (*q >= 'A' && *q <= 'Z')
+            *q = (char)(*q + 32);
     const char *apath = f->auth_path && *f->auth_path ? f->auth_path : AUTH_PATH_DEFAULT;
     char url[1600];
     snprintf(url, sizeof url, "%s://%s%s%s", u.https ? "https" : "http", u.authority,
