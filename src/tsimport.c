@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "limits.h"
 
 int tsi_fail(struct tsi_input *in, size_t line, const char *fmt, ...)
@@ -24,6 +25,9 @@ int tsi_fail(struct tsi_input *in, size_t line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    for (char *q = msg; *q; q++) /* user text quoted in it: one line, printable */
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            *q = '?';
     if (line)
         snprintf(in->err, in->errlen, "%s:%zu: %s", in->name, line, msg);
     else
@@ -585,6 +589,21 @@ int tsimport_convert(const char *text, size_t len, enum tsimport_from from, cons
         r = tsi_fail(&in, 0, "no tsnsrv service found (nothing to convert)");
     if (r == 0)
         r = tsi_emit(&in, out);
+    if (r == 0) {
+        /* What portico's own loader refuses (an address it reads more
+         * strictly than Go did, say) is an error here, never a file that
+         * `portico check` then refuses. */
+        char cerr[768];
+        struct config *c =
+            config_parse("(the result)", out->yaml, strlen(out->yaml), cerr, sizeof cerr);
+        if (c) {
+            config_unref(c);
+        } else {
+            tsi_fail(&in, 0, "portico cannot use the result: %s", cerr);
+            tsimport_result_free(out);
+            r = -1;
+        }
+    }
     arena_free(in.arena);
     return r;
 }
