@@ -30,6 +30,8 @@ struct eff {
     bool strip, rph, rph_set, insecure, funnel, funnel_only, suppress_whois, bypass;
     const char *auth_url, *auth_path, *auth_timeout;
     size_t auth_line;
+    const char *tag; /* the one tag of this service; NULL: none */
+    size_t ntags;    /* -tag settings (tsnsrv lets them repeat) */
     const struct tsi_setting *prefix[MAX_LIST], *header[MAX_LIST], *copy[MAX_LIST];
     size_t nprefix, nheader, ncopy;
 };
@@ -47,7 +49,9 @@ struct emitter {
     struct tsimport_result *res;
     struct provider *prov;
     size_t nprov;
-    const struct eff *svc; /* the one being written */
+    const struct eff *svc;    /* the one being written */
+    const struct eff *funnel; /* the one service carried to tailscale.funnel, or NULL */
+    const char *service_tag;  /* every service's one tag, carried to service_tags, or NULL */
 };
 
 /* ---- text ------------------------------------------------------------------------- */
@@ -130,71 +134,6 @@ static bool valid_name(const char *s)
     return true;
 }
 
-/* ---- URLs ------------------------------------------------------------------------ */
-
-struct url {
-    bool https;
-    char host[256]; /* as written, v6 with its brackets */
-    char port[8];
-    char authority[300]; /* host[:port] as written */
-    const char *path;    /* from the first '/', without query; "" if none */
-    char pathbuf[1024];
-    bool userinfo, query;
-};
-
-static int url_parse(const char *s, struct url *u)
-{
-    memset(u, 0, sizeof *u);
-    const char *rest;
-    if (strncasecmp(s, "http://", 7) == 0)
-        rest = s + 7;
-    else if (strncasecmp(s, "https://", 8) == 0)
-        rest = s + 8, u->https = true;
-    else
-        return -1;
-    size_t alen = strcspn(rest, "/?#");
-    if (alen == 0 || alen >= sizeof u->authority)
-        return -1;
-    memcpy(u->authority, rest, alen);
-    const char *at = memchr(u->authority, '@', alen);
-    if (at) {
-        u->userinfo = true;
-        memmove(u->authority, at + 1, strlen(at + 1) + 1);
-    }
-    char *h = u->authority, *colon;
-    if (h[0] == '[') {
-        char *rb = strchr(h, ']');
-        if (!rb)
-            return -1;
-        colon = rb[1] == ':' ? rb + 1 : NULL;
-        if (rb[1] && !colon)
-            return -1;
-    } else {
-        colon = strrchr(h, ':');
-    }
-    size_t hlen = colon ? (size_t)(colon - h) : strlen(h);
-    if (hlen == 0 || hlen >= sizeof u->host)
-        return -1;
-    memcpy(u->host, h, hlen);
-    u->host[hlen] = '\0';
-    const char *port = colon ? colon + 1 : (u->https ? "443" : "80");
-    if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
-        atoi(port) < 1 || atoi(port) > 65535)
-        return -1;
-    snprintf(u->port, sizeof u->port, "%d", atoi(port));
-    for (const char *q = u->host; *q; q++)
-        if ((unsigned char)*q <= 0x20 || strchr("\"\\<>{}|^`", *q))
-            return -1;
-    const char *p = rest + alen;
-    size_t plen = p[0] == '/' ? strcspn(p, "?#") : 0;
-    if (plen >= sizeof u->pathbuf)
-        return -1;
-    memcpy(u->pathbuf, p, plen);
-    u->path = u->pathbuf;
-    u->query = p[plen] == '?' && p[plen + 1];
-    return 0;
-}
-
 /* ---- one service ---------------------------------------------------------------- */
 
 static int collect(struct emitter *e, const struct tsi_service *s, struct eff *f)
@@ -242,7 +181,11 @@ static int collect(struct emitter *e, const struct tsi_service *s, struct eff *f
             f->auth_path = t->value;
         else if (!strcmp(k, "authTimeout"))
             f->auth_timeout = t->value;
-        else if (!strcmp(k, "prefix"))
+        else if (!strcmp(k, "tag")) {
+            if (!f->tag || strcmp(f->tag, t->value) != 0)
+                f->ntags++;
+            f->tag = t->value;
+        } else if (!strcmp(k, "prefix"))
             ADD(prefix, nprefix);
         else if (!strcmp(k, "upstreamHeader"))
             ADD(header, nheader);
@@ -290,9 +233,10 @@ static void note_settings(struct emitter *e, const struct tsi_service *s, const 
             note(e, NOTE_UNNEEDED, t, NULL, "%s", node_job);
         else if ((!strcmp(k, "ephemeral") || !strcmp(k, "tsnetVerbose")) && on)
             note(e, NOTE_UNNEEDED, t, NULL, "%s", node_job);
-        else if (!strcmp(k, "tag"))
+        else if (!strcmp(k, "tag") && !e->service_tag)
             note(e, NOTE_UNNEEDED, t, NULL,
-                 "tailscaled's node carries the tags: tailscale.host_tags and service_tags");
+                 "it tagged tsnsrv's own node; portico tags its Services with one tag for all "
+                 "(tailscale.service_tags) and the node with tailscale.host_tags");
         else if (!strcmp(k, "timeout") && tsi_parse_duration(v) != 60000)
             note(e, NOTE_UNNEEDED, t, NULL, "it bounded tsnsrv's own connection to the tailnet");
         else if (!strcmp(k, "suppressTailnetDialer") && on)
@@ -346,11 +290,11 @@ static void note_settings(struct emitter *e, const struct tsi_service *s, const 
 static int put_upstream(struct emitter *e, const struct eff *f, struct strbuf *b)
 {
     struct tsi_input *in = e->in;
-    struct url u;
+    struct tsi_url u;
     /* the URL is the last word of a command line: shown as "URL" there */
     const struct tsi_setting url_set = {"toURL", f->url, f->url_line,
                                         f->url_written ? f->url_written : "URL"};
-    if (url_parse(f->url, &u) < 0)
+    if (tsi_url_parse(f->url, &u) < 0)
         return tsi_fail(
             in, f->url_line ? f->url_line : f->line,
             "service \"%s\": destination URL \"%.120s\" is not http://host[:port][/path] "
@@ -550,8 +494,8 @@ static int put_auth(struct emitter *e, const struct eff *f, struct strbuf *b)
     struct tsi_input *in = e->in;
     if (!f->auth_url)
         return 0;
-    struct url u;
-    if (url_parse(f->auth_url, &u) < 0)
+    struct tsi_url u;
+    if (tsi_url_parse(f->auth_url, &u) < 0)
         return tsi_fail(in, f->auth_line ? f->auth_line : f->line,
                         "service \"%s\": -authURL \"%.120s\" is not http://host[:port] or "
                         "https://...",
@@ -641,8 +585,27 @@ static int put_auth(struct emitter *e, const struct eff *f, struct strbuf *b)
     return 0;
 }
 
+/* Funnel reaches every path: no prefix, or only "/" ones, applies to it. */
+static bool funnel_all_paths(const struct eff *f)
+{
+    for (size_t i = 0; i < f->nprefix; i++) {
+        const char *p = f->prefix[i]->value;
+        if (!strncmp(p, "tailnet:", 8))
+            continue;
+        if (strcmp(p + (strncmp(p, "funnel:", 7) ? 0 : 7), "/") != 0)
+            return false;
+    }
+    return true;
+}
+
 static void put_funnel(struct emitter *e, const struct eff *f)
 {
+    if (e->funnel == f) {
+        note(e, NOTE_KEPT, NULL, "-funnel",
+             "published as tailscale.funnel on the node's own name, which must be among this "
+             "service's hosts: add it (portico tailscale plan names it)");
+        return;
+    }
     char paths[1024] = "";
     size_t o = 0;
     for (size_t i = 0; i < f->nprefix; i++) {
@@ -660,7 +623,7 @@ static void put_funnel(struct emitter *e, const struct eff *f)
     note(e, NOTE_DROPPED, NULL, f->funnel_only ? "-funnel -funnelOnly" : "-funnel",
          "a Tailscale Service cannot be funnelled; one service per node can be, on the node's own "
          "name: tailscale: {funnel: {service: %s, paths: [%s]}} with that name in its hosts "
-         "(docs/tailscale.md, Funnel)%s",
+         "(docs/tailscale.md, Funnel; paths other than / need an http:// backend)%s",
          f->name, o ? paths : "/",
          f->funnel_only ? "; and this service is now on the tailnet too (restrict it with allow:)"
                         : "");
@@ -708,6 +671,19 @@ int tsi_emit(struct tsi_input *in, struct tsimport_result *res)
                 return tsi_fail(in, f[i].line, "service \"%s\" appears twice", f[i].name);
         nsuppress += f[i].suppress_whois;
     }
+    /* Funnel: one service per node, on the node's own name; carried over
+     * when exactly one service had it, for all its paths. A tag: when
+     * every service had the same single one (service_tags is one for all). */
+    size_t nfunnel = 0;
+    for (size_t i = 0; i < in->n; i++)
+        if (f[i].funnel && ++nfunnel == 1)
+            e.funnel = &f[i];
+    if (nfunnel != 1 || e.funnel->funnel_only || !funnel_all_paths(e.funnel))
+        e.funnel = NULL;
+    e.service_tag = f[0].ntags == 1 ? f[0].tag : NULL;
+    for (size_t i = 1; i < in->n && e.service_tag; i++)
+        if (f[i].ntags != 1 || strcmp(f[i].tag, e.service_tag) != 0)
+            e.service_tag = NULL;
     struct strbuf svcs = {0};
     int r = 0;
     for (size_t i = 0; i < in->n && r == 0; i++) {
@@ -757,6 +733,10 @@ int tsi_emit(struct tsi_input *in, struct tsimport_result *res)
                          "  services: true\n");
         if (nsuppress == in->n)
             strbuf_printf(o, "  identity_headers: false    # -suppressWhois\n");
+        if (e.service_tag)
+            strbuf_printf(o, "  service_tags: [\"%s\"]    # -tag\n", e.service_tag);
+        if (e.funnel)
+            strbuf_printf(o, "  funnel:\n    service: %s    # -funnel\n", e.funnel->name);
         if (e.nprov)
             strbuf_printf(o, "auth:\n");
         for (size_t i = 0; i < e.nprov; i++) {

@@ -67,6 +67,19 @@ int tsi_parse_bool(const char *s);
  * if malformed or over a day. */
 long tsi_parse_duration(const char *s);
 
+/* A destination or auth URL as Go's url.Parse reads the parts tsnsrv uses. */
+struct tsi_url {
+    bool https;
+    char host[256]; /* as written, v6 with its brackets */
+    char port[8];
+    char authority[300]; /* host[:port] as written */
+    const char *path;    /* from the first '/', without query; "" if none */
+    char pathbuf[1024];
+    bool userinfo, query;
+};
+/* 0, or -1 if s is not http:// or https:// with a valid host and port. */
+int tsi_url_parse(const char *s, struct tsi_url *u);
+
 int tsi_read_yaml(struct tsi_input *in, const char *text, size_t len);
 int tsi_read_nixjson(struct tsi_input *in, const char *text, size_t len);
 

@@ -3,10 +3,12 @@
  * arsfeld/tsnsrv config.go) read with libyaml, and `nix eval --json` of
  * services.tsnsrv.services (the NixOS module's options, boinkor-net/tsnsrv
  * nixos/default.nix, and the fork's additions) read with jansson. Both
- * become the settings the command-line reader makes (tsimport_int.h). */
+ * become the settings the command-line reader makes (tsimport_int.h).
+ * The URLs all three carry are read here too (tsi_url_parse). */
 #include "tsimport_int.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -332,4 +334,59 @@ int tsi_read_nixjson(struct tsi_input *in, const char *text, size_t len)
 out:
     json_decref(root);
     return rc;
+}
+
+/* ---- URLs ------------------------------------------------------------------------ */
+
+int tsi_url_parse(const char *s, struct tsi_url *u)
+{
+    memset(u, 0, sizeof *u);
+    const char *rest;
+    if (strncasecmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else if (strncasecmp(s, "https://", 8) == 0)
+        rest = s + 8, u->https = true;
+    else
+        return -1;
+    size_t alen = strcspn(rest, "/?#");
+    if (alen == 0 || alen >= sizeof u->authority)
+        return -1;
+    memcpy(u->authority, rest, alen);
+    const char *at = memchr(u->authority, '@', alen);
+    if (at) {
+        u->userinfo = true;
+        memmove(u->authority, at + 1, strlen(at + 1) + 1);
+    }
+    char *h = u->authority, *colon;
+    if (h[0] == '[') {
+        char *rb = strchr(h, ']');
+        if (!rb)
+            return -1;
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+        if (rb[1] && !colon)
+            return -1;
+    } else {
+        colon = strrchr(h, ':');
+    }
+    size_t hlen = colon ? (size_t)(colon - h) : strlen(h);
+    if (hlen == 0 || hlen >= sizeof u->host)
+        return -1;
+    memcpy(u->host, h, hlen);
+    u->host[hlen] = '\0';
+    const char *port = colon ? colon + 1 : (u->https ? "443" : "80");
+    if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
+        atoi(port) < 1 || atoi(port) > 65535)
+        return -1;
+    snprintf(u->port, sizeof u->port, "%d", atoi(port));
+    for (const char *q = u->host; *q; q++)
+        if ((unsigned char)*q <= 0x20 || strchr("\"\\<>{}|^`", *q))
+            return -1;
+    const char *p = rest + alen;
+    size_t plen = p[0] == '/' ? strcspn(p, "?#") : 0;
+    if (plen >= sizeof u->pathbuf)
+        return -1;
+    memcpy(u->pathbuf, p, plen);
+    u->path = u->pathbuf;
+    u->query = p[plen] == '?' && p[plen + 1];
+    return 0;
 }

@@ -77,10 +77,12 @@ def test_import_tsnsrv_comments_what_does_not_carry_over(ctx):
 
 @test()
 def test_import_tsnsrv_fork_auth_becomes_a_provider(ctx):
-    """The fork's forward auth: one provider per auth server and header list,
-    the services naming it, the bypass carried over, and check accepting it."""
+    """The fork's README service (NixOS): its forward auth becomes a provider
+    the service names, with the bypass; its Funnel (one service, every path)
+    becomes tailscale.funnel; exit 0, as nothing stays behind."""
     rc, out, err = run_import(ctx, os.path.join(FIXTURES, "nixos-fork-readme.json"))
-    eq(rc, 3, "exit status (the funnel stays behind; stderr %r)" % err)
+    eq(rc, 0, "exit status (stderr %r)" % err)
+    expect("  funnel:\n    service: my-app    # -funnel\n" in out, "funnel in\n%s" % out)
     expect("auth:\n  authelia:\n    url: \"http://authelia:9091/api/authz/forward-auth\"\n"
            "    style: forward-auth\n    timeout: 10s\n"
            "    copy_headers: [\"Remote-Email\", \"Remote-Groups\", \"Remote-User\"]\n" in out,

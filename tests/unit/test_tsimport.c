@@ -267,10 +267,11 @@ static void test_tsimport_node_settings_not_needed(void **state)
              "-timeout 2m -tsnetVerbose -suppressTailnetDialer -ephemeral=false "
              "-listenAddr :443 -timeout 1m -whoisTimeout 1s -readHeaderTimeout 0s "
              "http://127.0.0.1:1\n");
-    /* defaults (the last four) say nothing */
-    assert_int_equal(r.nunneeded, 7);
+    /* defaults (the last four) say nothing; the one tag of every service is service_tags */
+    assert_int_equal(r.nunneeded, 6);
     assert_int_equal(r.ndropped, 0);
-    has(&r, "# not needed: -tag tag:web (line 1): tailscaled's node carries the tags");
+    has(&r, "  service_tags: [\"tag:web\"]    # -tag\n");
+    lacks(&r, "-tag tag:web");
     has(&r, "# not needed: -timeout 2m (line 1)");
     lacks(&r, "-timeout 1m");
     lacks(&r, "-listenAddr");
@@ -279,10 +280,10 @@ static void test_tsimport_node_settings_not_needed(void **state)
 
 static void test_tsimport_dropped_settings(void **state)
 {
-    struct tsimport_result r =
-        conv("tsnsrv -name a -plaintext -listenAddr :80 -certificateFile /c -keyFile /k "
-             "-whoisTimeout 3s -readHeaderTimeout 1s -upstreamAllowInsecureCiphers "
-             "-enableBugReports -prometheusAddr :9100 -funnel http://127.0.0.1:1\n");
+    struct tsimport_result r = conv(
+        "tsnsrv -name a -plaintext -listenAddr :80 -certificateFile /c -keyFile /k "
+        "-whoisTimeout 3s -readHeaderTimeout 1s -upstreamAllowInsecureCiphers "
+        "-enableBugReports -prometheusAddr :9100 -funnel -prefix funnel:/x http://127.0.0.1:1\n");
     assert_int_equal(r.ndropped, 10);
     has(&r, "# not carried over: -plaintext true (line 1)");
     has(&r, "# not carried over: -listenAddr :80 (line 1)");
@@ -316,6 +317,38 @@ static void test_tsimport_forward_auth(void **state)
     has(&r, "# note: -authURL path: tsnsrv used only the scheme and host");
     has(&r, "# not carried over: -authInsecureHTTPS true (line 3)");
     has(&r, "upstream: \"http://127.0.0.1:2\"\n    auth: authelia\n");
+    tsimport_result_free(&r);
+}
+
+static void test_tsimport_funnel_and_tags(void **state)
+{
+    /* one service with Funnel on every path: tailscale.funnel */
+    struct tsimport_result r = conv("tsnsrv -name a -funnel -prefix funnel:/ http://127.0.0.1:1\n"
+                                    "tsnsrv -name b -tag tag:x http://127.0.0.1:2\n");
+    has(&r, "  funnel:\n    service: a    # -funnel\n");
+    has(&r, "# note: -funnel: published as tailscale.funnel on the node's own name");
+    lacks(&r, "  service_tags:"); /* a has no tag */
+    has(&r, "# not needed: -tag tag:x (line 2): it tagged tsnsrv's own node");
+    assert_int_equal(r.ndropped, 0);
+    tsimport_result_free(&r);
+    /* two services with Funnel, or paths, or -funnelOnly: a comment with the snippet */
+    const char *const twice[] = {
+        "tsnsrv -name a -funnel http://127.0.0.1:1\ntsnsrv -name b -funnel http://127.0.0.1:2\n",
+        "tsnsrv -name a -funnel -prefix /x http://127.0.0.1:1\n",
+        "tsnsrv -name a -funnel -funnelOnly http://127.0.0.1:1\n",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        r = conv(twice[i]);
+        lacks(&r, "  funnel:");
+        has(&r, "# not carried over: -funnel");
+        has(&r, "tailscale: {funnel: {service: a, paths: [");
+        tsimport_result_free(&r);
+    }
+    /* different tags: none carried */
+    r = conv("tsnsrv -name a -tag tag:x http://127.0.0.1:1\n"
+             "tsnsrv -name b -tag tag:y http://127.0.0.1:2\n");
+    lacks(&r, "  service_tags:");
+    assert_int_equal(r.nunneeded, 2);
     tsimport_result_free(&r);
 }
 
@@ -435,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_tsimport_node_settings_not_needed),
         cmocka_unit_test(test_tsimport_dropped_settings),
         cmocka_unit_test(test_tsimport_forward_auth),
+        cmocka_unit_test(test_tsimport_funnel_and_tags),
         cmocka_unit_test(test_tsimport_suppress_whois),
         cmocka_unit_test(test_tsimport_fork_service_flags),
         cmocka_unit_test(test_tsimport_fork_yaml),
