@@ -4,31 +4,16 @@
  * Beyond "no crash" and no leak (LeakSanitizer checks every input): a
  * refused file has one message naming it, on one line; an accepted one is
  * internally consistent. Host names in addresses are resolved as numeric
- * only (see getaddrinfo below), so a run neither depends on DNS nor sends
+ * only (fuzz_numeric_dns.h), so a run neither depends on DNS nor sends
  * queries for the names the fuzzer invents. */
 #include "fuzz.h"
 
-#include <dlfcn.h>
-#include <netdb.h>
 #include <string.h>
 
 #include "config.h"
+#include "fuzz_numeric_dns.h"
 
 #define NAME "fuzz.yaml"
-
-int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                struct addrinfo **res)
-{
-    static int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
-    if (!real)
-        real = (int (*)(const char *, const char *, const struct addrinfo *,
-                        struct addrinfo **))dlsym(RTLD_NEXT, "getaddrinfo");
-    struct addrinfo h = hints ? *hints : (struct addrinfo){.ai_family = AF_UNSPEC};
-    h.ai_flags |= AI_NUMERICHOST;
-    if (node && strcmp(node, "localhost") == 0)
-        node = "127.0.0.1";
-    return real(node, service, &h, res);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,30 +7,15 @@
  * accepted input gives a configuration that config_parse accepts (what
  * `portico check` runs), one stderr summary line per comment under a
  * service, and as many "not carried over" comments as ndropped says. Host
- * names resolve as numeric only, as in fuzz_config. */
+ * names resolve as numeric only (fuzz_numeric_dns.h). */
 #include "fuzz.h"
 
-#include <dlfcn.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "fuzz_numeric_dns.h"
 #include "tsimport.h"
-
-int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                struct addrinfo **res)
-{
-    static int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
-    if (!real)
-        real = (int (*)(const char *, const char *, const struct addrinfo *,
-                        struct addrinfo **))dlsym(RTLD_NEXT, "getaddrinfo");
-    struct addrinfo h = hints ? *hints : (struct addrinfo){.ai_family = AF_UNSPEC};
-    h.ai_flags |= AI_NUMERICHOST;
-    if (node && strcmp(node, "localhost") == 0)
-        node = "127.0.0.1";
-    return real(node, service, &h, res);
-}
 
 static size_t count(const char *s, const char *needle)
 {
