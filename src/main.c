@@ -225,10 +225,12 @@ static int cmd_import(int argc, char **argv)
     static const struct {
         const char *name;
         enum tsimport_from from;
-    } froms[] = {{"cmdline", TSIMPORT_CMDLINE},
-                 {"yaml", TSIMPORT_YAML},
-                 {"nix-json", TSIMPORT_NIXJSON},
-                 {"auto", TSIMPORT_AUTO}};
+    } froms[] = {
+        {"cmdline", TSIMPORT_CMDLINE},
+        {"yaml", TSIMPORT_YAML},
+        {"nix-json", TSIMPORT_NIXJSON},
+        {"auto", TSIMPORT_AUTO},
+    };
     enum tsimport_from from = TSIMPORT_AUTO;
     const char *path = NULL;
     if (argc < 3 || strcmp(argv[2], "tsnsrv") != 0) {

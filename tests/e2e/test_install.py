@@ -35,7 +35,7 @@ TABLE_SECTIONS = {
 
 # The commands of main.c and tscli.c, as `portico help` and portico(8) show them.
 COMMANDS = ["portico run", "portico check", "portico tailscale plan|apply|status|policy",
-            "portico version", "portico help"]
+            "portico import tsnsrv", "portico version", "portico help"]
 
 
 def config_key_tables():
