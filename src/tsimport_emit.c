@@ -346,8 +346,9 @@ static int put_upstream(struct emitter *e, const struct eff *f, struct strbuf *b
      * the URL's path. portico strips in a route and has no upstream path. */
     const char *path = strcmp(u.path, "/") == 0 ? "" : u.path;
     bool routed_all = true, any_tailnet = false;
-    char routes[4096] = "", prefixes[1024] = "";
-    size_t ro = 0, po = 0;
+    char prefixes[1024] = "";
+    size_t po = 0;
+    struct strbuf routes = {0}; /* owned: freed below */
     char seen[MAX_LIST][512];
     size_t nseen = 0;
     for (size_t i = 0; i < f->nprefix; i++) {
@@ -391,26 +392,18 @@ static int put_upstream(struct emitter *e, const struct eff *f, struct strbuf *b
         if (dup)
             continue;
         memcpy(seen[nseen++], norm, strlen(norm) + 1);
-        char q1[1200], q2[600];
-        struct strbuf t1 = {q1, 0, sizeof q1, false}, t2 = {q2, 0, sizeof q2, false};
-        q1[0] = q2[0] = '\0';
-        put_quoted(&t1, up);
-        put_quoted(&t2, norm);
-        if (t1.s != q1 || t2.s != q2) { /* grew: cannot happen with these bounds */
-            if (t1.s != q1)
-                free(t1.s);
-            if (t2.s != q2)
-                free(t2.s);
-            return tsi_oom(in);
-        }
-        int w = snprintf(routes + ro, sizeof routes - ro,
-                         "      - {prefix: %s, upstream: %s, strip_prefix: true}\n", q2, q1);
-        if (w < 0 || (size_t)w >= sizeof routes - ro)
-            return tsi_fail(in, f->line, "service \"%s\": too many prefixes", f->name);
-        ro += (size_t)w;
+        strbuf_printf(&routes, "      - {prefix: ");
+        put_quoted(&routes, norm);
+        strbuf_printf(&routes, ", upstream: ");
+        put_quoted(&routes, up);
+        strbuf_printf(&routes, ", strip_prefix: true}\n");
     }
-    if (ro)
-        strbuf_printf(b, "    routes:\n%s", routes);
+    if (routes.s)
+        strbuf_printf(b, "    routes:\n%s", routes.s);
+    bool oom = routes.oom;
+    free(routes.s);
+    if (oom)
+        return tsi_oom(in);
     if (any_tailnet && !f->funnel_only)
         note(e, NOTE_DROPPED, NULL, "-prefix",
              "tsnsrv answered 404 outside %s; portico serves every path of the service (keep "

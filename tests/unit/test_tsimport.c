@@ -260,6 +260,23 @@ static void test_tsimport_upstream_settings(void **state)
     tsimport_result_free(&r);
 }
 
+/* Values that grow when quoted (control characters become \u00XX) in a
+ * route: the route text is built on the heap, whatever their length. */
+static void test_tsimport_long_values_in_routes(void **state)
+{
+    static char line[4096];
+    int n = snprintf(line, sizeof line, "tsnsrv -name a -prefix /x -upstreamUnixAddr '/");
+    memset(line + n, 1, 1500);
+    snprintf(line + n + 1500, sizeof line - (size_t)n - 1500, "' http://x\n");
+    struct tsimport_result r = {0};
+    char err[1024] = "";
+    int rc = tsimport_convert(line, strlen(line), TSIMPORT_AUTO, "in", &r, err, sizeof err);
+    /* portico's loader refuses such a socket path: an error, not a crash */
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "portico cannot use the result"));
+    assert_null(r.yaml);
+}
+
 static void test_tsimport_node_settings_not_needed(void **state)
 {
     struct tsimport_result r =
@@ -465,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_tsimport_go_flag_rules),
         cmocka_unit_test(test_tsimport_prefixes),
         cmocka_unit_test(test_tsimport_upstream_settings),
+        cmocka_unit_test(test_tsimport_long_values_in_routes),
         cmocka_unit_test(test_tsimport_node_settings_not_needed),
         cmocka_unit_test(test_tsimport_dropped_settings),
         cmocka_unit_test(test_tsimport_forward_auth),
