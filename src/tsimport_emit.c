@@ -322,6 +322,8 @@ static int put_upstream(struct emitter *e, const struct eff *f, struct strbuf *b
         snprintf(up, sizeof up, "%s://%s%s%s:%s", u.https ? "https" : "http", v6 ? "[" : "", u.host,
                  v6 ? "]" : "", u.port);
     }
+    if (strlen(up) + 1 == sizeof up) /* longer than any upstream portico takes */
+        return tsi_fail(in, f->line, "service \"%s\": the upstream address is too long", f->name);
     if (u.userinfo)
         note(e, NOTE_DROPPED, &url_set, NULL, "credentials in the URL are not sent");
     if (u.query)
@@ -498,8 +500,11 @@ static int put_auth(struct emitter *e, const struct eff *f, struct strbuf *b)
             *q = (char)(*q + 32);
     const char *apath = f->auth_path && *f->auth_path ? f->auth_path : AUTH_PATH_DEFAULT;
     char url[1600];
-    snprintf(url, sizeof url, "%s://%s%s%s", u.https ? "https" : "http", u.authority,
-             apath[0] == '/' ? "" : "/", apath);
+    int ulen = snprintf(url, sizeof url, "%s://%s%s%s", u.https ? "https" : "http", u.authority,
+                        apath[0] == '/' ? "" : "/", apath);
+    if (ulen < 0 || (size_t)ulen >= sizeof url)
+        return tsi_fail(in, f->auth_line ? f->auth_line : f->line,
+                        "service \"%s\": -authURL with -authPath is too long", f->name);
     if (*u.path && strcmp(u.path, "/") != 0)
         note(e, NOTE_KEPT, NULL, "-authURL path",
              "tsnsrv used only the scheme and host of -authURL, then -authPath, and so does "

@@ -266,8 +266,8 @@ static void test_tsimport_long_values_in_routes(void **state)
 {
     static char line[4096];
     int n = snprintf(line, sizeof line, "tsnsrv -name a -prefix /x -upstreamUnixAddr '/");
-    memset(line + n, 1, 1500);
-    snprintf(line + n + 1500, sizeof line - (size_t)n - 1500, "' http://x\n");
+    memset(line + n, 1, 600);
+    snprintf(line + n + 600, sizeof line - (size_t)n - 600, "' http://x\n");
     struct tsimport_result r = {0};
     char err[1024] = "";
     int rc = tsimport_convert(line, strlen(line), TSIMPORT_AUTO, "in", &r, err, sizeof err);
@@ -275,6 +275,10 @@ static void test_tsimport_long_values_in_routes(void **state)
     assert_int_equal(rc, -1);
     assert_non_null(strstr(err, "portico cannot use the result"));
     assert_null(r.yaml);
+    /* longer than any upstream: refused before anything is built */
+    memset(line + n, 'a', 1500);
+    snprintf(line + n + 1500, sizeof line - (size_t)n - 1500, "' http://x\n");
+    refused(line, "in:1: service \"a\": the upstream address is too long");
 }
 
 static void test_tsimport_node_settings_not_needed(void **state)
