@@ -302,3 +302,17 @@ size_t chunked_size_line(uint64_t n, char *out)
     out[len++] = '\n';
     return len;
 }
+
+uint64_t chunked_data_left(const struct chunked_decoder *d)
+{
+    return d->state == CS_DATA ? d->remaining : 0;
+}
+
+void chunked_data_taken(struct chunked_decoder *d, uint64_t n)
+{
+    if (d->state != CS_DATA || n > d->remaining)
+        return; /* not in chunk data: nothing could have been taken */
+    d->remaining -= n;
+    if (d->remaining == 0)
+        d->state = CS_DATA_CR;
+}

@@ -37,6 +37,15 @@ void chunked_decoder_init(struct chunked_decoder *d);
 int chunked_decode(struct chunked_decoder *d, const char *in, size_t len, size_t *consumed,
                    struct iovec *segs, size_t *nsegs, size_t maxsegs);
 
+/* Data bytes of the current chunk that may be taken straight from the
+ * wire (with splice(2)) without passing through chunked_decode: the rest
+ * of the chunk while the decoder is inside chunk data, else 0. */
+uint64_t chunked_data_left(const struct chunked_decoder *d);
+
+/* n (<= chunked_data_left) data bytes were taken from the wire: the
+ * decoder expects the chunk's CRLF once the chunk is whole. */
+void chunked_data_taken(struct chunked_decoder *d, uint64_t n);
+
 /* Write a chunk-size line ("1a2b\r\n") for n > 0 into out (>= 20 bytes).
  * Returns its length. */
 size_t chunked_size_line(uint64_t n, char *out);

@@ -335,6 +335,40 @@ static void test_chunked_size_line_large_values(void **state)
     assert_memory_equal(out, "abcdef\r\n", 8);
 }
 
+/* Data taken straight from the wire (spliced) in the middle of a chunk:
+ * the decoder goes on with the chunk's CRLF and the next chunk, and still
+ * rejects a chunk whose data runs over its size. */
+static void test_chunked_data_taken_from_the_wire(void **state)
+{
+    struct chunked_decoder d;
+    chunked_decoder_init(&d);
+    struct iovec segs[4];
+    size_t nsegs = 0, used = 0;
+    assert_int_equal(chunked_data_left(&d), 0);
+    const char *head = "10\r\n0123";
+    assert_int_equal(chunked_decode(&d, head, strlen(head), &used, segs, &nsegs, 4), CHUNKED_MORE);
+    assert_int_equal(used, strlen(head));
+    assert_int_equal(chunked_data_left(&d), 12);
+    chunked_data_taken(&d, 5);
+    assert_int_equal(chunked_data_left(&d), 7);
+    chunked_data_taken(&d, 8); /* more than is left: ignored */
+    assert_int_equal(chunked_data_left(&d), 7);
+    chunked_data_taken(&d, 7);
+    assert_int_equal(chunked_data_left(&d), 0); /* now the CRLF is due */
+    const char *rest = "\r\n3\r\nabc\r\n0\r\n\r\n";
+    nsegs = 0;
+    assert_int_equal(chunked_decode(&d, rest, strlen(rest), &used, segs, &nsegs, 4), CHUNKED_DONE);
+    assert_int_equal(nsegs, 1);
+    assert_int_equal(segs[0].iov_len, 3);
+
+    chunked_decoder_init(&d);
+    nsegs = 0;
+    assert_int_equal(chunked_decode(&d, "2\r\n", 3, &used, segs, &nsegs, 4), CHUNKED_MORE);
+    chunked_data_taken(&d, 2);
+    nsegs = 0;
+    assert_int_equal(chunked_decode(&d, "x\r\n", 3, &used, segs, &nsegs, 4), CHUNKED_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_chunked_size_line_at_limit_accepted),
         cmocka_unit_test(test_chunked_truncated_message_wants_more),
         cmocka_unit_test(test_chunked_size_line_large_values),
+        cmocka_unit_test(test_chunked_data_taken_from_the_wire),
     };
     return cmocka_run_group_tests_name("chunked", tests, NULL, NULL);
 }
