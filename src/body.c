@@ -51,6 +51,7 @@ void body_init(struct body *b, enum http_body in, enum http_body out, uint64_t l
     b->in = in;
     b->out = out;
     b->remaining = length;
+    b->copied = 0;
     chunked_decoder_init(&b->dec);
     b->done = in == HTTP_BODY_NONE || (in == HTTP_BODY_LENGTH && length == 0);
 }
@@ -70,6 +71,7 @@ int body_produce(struct body *b, struct buf *src, bool src_eof, struct flow *f)
             return 0;
         flow_push(f, p, n);
         f->consumed += n;
+        b->copied += n;
         b->remaining -= n;
         b->done = b->remaining == 0;
         return 1;
@@ -91,6 +93,7 @@ int body_produce(struct body *b, struct buf *src, bool src_eof, struct flow *f)
             flow_push(f, p, len);
         }
         f->consumed += len;
+        b->copied += len;
         return 1;
     case HTTP_BODY_CHUNKED: {
         if (len == 0)
@@ -111,6 +114,7 @@ int body_produce(struct body *b, struct buf *src, bool src_eof, struct flow *f)
                 flow_push(f, "\r\n", 2);
         }
         f->consumed += used;
+        b->copied += total;
         if (r == CHUNKED_DONE) {
             b->done = true;
             if (b->out == HTTP_BODY_CHUNKED)

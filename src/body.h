@@ -37,7 +37,8 @@ struct body {
     enum http_body out; /* framing we write */
     uint64_t remaining; /* LENGTH: bytes still to come */
     struct chunked_decoder dec;
-    bool done; /* the whole body has been read */
+    bool done;       /* the whole body has been read */
+    uint64_t copied; /* data bytes (framing aside) queued through user space */
 };
 
 /* Empty the flow (what it owns is kept: see flow_finish). */

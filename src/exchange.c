@@ -6,7 +6,8 @@
  * moves bytes in both directions until each side would block. Nothing is
  * read from a side whose bytes cannot be written onward yet. The upstream
  * side of HTTP/1 is in h1client.c, the forward-auth subrequest in
- * authreq.c, splice and tunnels in tunnel.c, portico's own answers in
+ * authreq.c, bodies through a pipe in splice.c, tunnels in tunnel.c,
+ * portico's own answers in
  * respond.c, and the routing decision in route.c. */
 #include <errno.h>
 #include <stddef.h>
@@ -84,6 +85,8 @@ void ex_log_and_count(struct exchange *ex)
     uint64_t usec = ex_now_us() - ex->start_us;
     size_t slot = ex->svc ? ex->svc->metrics_slot : METRICS_SLOT_NONE;
     metrics_count_request(&w->metrics, slot, ex->status, usec, ex->bytes_in, ex->bytes_out);
+    metrics_count_body(&w->metrics, ex->rqb.copied, ex->sp_req.data, ex->rsb.copied,
+                       ex->sp_resp.data);
     if (conn_hairpin(ex->c))
         metrics_count_local(&w->metrics, slot);
     if (!ex->cfg->access_log)
@@ -174,7 +177,8 @@ void proxy_release(struct exchange *ex)
     if (ex->rs.own)
         buf_put(&w->bufs, ex->rs.own);
     ex->rq.own = ex->rs.own = NULL;
-    sock_pipe_close(&ex->pipe);
+    body_splice_close(&ex->sp_req);
+    body_splice_close(&ex->sp_resp);
     if (ex->cfg)
         config_unref(ex->cfg);
     ex->cfg = NULL;
@@ -254,7 +258,8 @@ struct exchange *proxy_new(struct conn *c)
         return NULL;
     ex_unpoison(ex);
     memset(ex, 0, offsetof(struct exchange, req));
-    sock_pipe_init(&ex->pipe);
+    body_splice_init(&ex->sp_req);
+    body_splice_init(&ex->sp_resp);
     relay_init(&ex->tunnel_up);
     relay_init(&ex->tunnel_down);
     ex->c = c;

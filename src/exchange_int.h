@@ -160,13 +160,7 @@ EX_MUST_USE enum ex_result h1client_body_cut(struct exchange *ex);
 EX_MUST_USE enum pump h1client_pump_request(struct exchange *ex);
 EX_MUST_USE enum pump h1client_pump_response(struct exchange *ex);
 
-/* ---- tunnel.c: splice and the 101 tunnel ---- */
-
-/* Whether the rest of the response body can bypass user space. */
-bool tunnel_splice_eligible(const struct exchange *ex);
-
-/* Move body bytes upstream -> pipe -> client. */
-EX_MUST_USE enum pump tunnel_splice_body(struct exchange *ex);
+/* ---- tunnel.c: the 101 tunnel ---- */
 
 /* After a 101: bytes both ways until both sides close. May end the exchange. */
 EX_MUST_USE enum ex_result tunnel_run(struct exchange *ex);

@@ -72,7 +72,7 @@ static enum wait_on waiting_on(const struct exchange *ex)
 {
     const struct state_info *si = &states[ex->state];
     if (si->streams) {
-        if ((ex->rs.active || ex->pipe.queued) && !ex->c->s.writable)
+        if ((ex->rs.active || body_splice_pending(&ex->sp_resp)) && !ex->c->s.writable)
             return WAIT_CLIENT_WRITE;
         if (!ex->rqb.done && !ex->rq.active)
             return WAIT_CLIENT_BODY;

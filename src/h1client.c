@@ -271,6 +271,16 @@ EX_MUST_USE static enum pump on_response_head(struct exchange *ex, size_t head_l
 
 /* ---- pumps ---------------------------------------------------------------------------- */
 
+/* Whether a body goes (or goes on) through its pipe now: both sockets
+ * plain, the flow written, nothing of the body in the source's buffer. */
+static bool splice_now(const struct body_splice *s, const struct body *b, const struct sock *src,
+                       const struct sock *dst, const struct flow *f)
+{
+    if (src->ssl || dst->ssl || f->active || (src->in && buf_len(src->in)))
+        return false;
+    return body_splice_pending(s) || body_splice_wanted(s, b);
+}
+
 /* The upstream stopped (paused) or resumed taking request bytes: a
  * paused body clock does not count against the client's body rate. */
 static void body_pause(struct exchange *ex, bool paused)
@@ -282,6 +292,83 @@ static void body_pause(struct exchange *ex, bool paused)
         ex->body_paused_ms += now - ex->body_paused_at;
         ex->body_paused_at = 0;
     }
+}
+
+/* The request body, client -> pipe -> upstream. */
+EX_MUST_USE static enum pump splice_request(struct exchange *ex)
+{
+    struct sock *c = &ex->c->s, *u = &ex->u->s;
+    uint64_t rd = 0, wr = 0;
+    enum splice_result r = body_splice_pump(&ex->sp_req, &ex->rqb, c, u, &rd, &wr);
+    if (rd) {
+        ex->body_read += rd;
+        ex->bytes_in += rd;
+        conn_touch(ex->c);
+    }
+    if (rd || wr)
+        ex_touch(ex);
+    body_pause(ex, !u->writable && body_splice_pending(&ex->sp_req));
+    switch (r) {
+    case SPLICE_DONE:
+    case SPLICE_HANDOFF:
+        return PUMP_PROGRESS;
+    case SPLICE_NO_PIPE:
+        return PUMP_IDLE;
+    case SPLICE_SRC_CUT:
+        ex->close_client = true;
+        return ex_pump_result(ex_fail_hard(
+            ex, 400, "client closed the connection in the middle of its request body"));
+    case SPLICE_DST_FAIL:
+        if (ex->upstream_spoke) {
+            /* It answered and stopped reading (an early 413, say): the
+             * rest of the body has nowhere to go. */
+            ex->rqb.done = true;
+            ex->close_client = true;
+            return PUMP_PROGRESS;
+        }
+        return ex_pump_result(
+            upstream_failed(ex, "closed the connection while the request was sent"));
+    case SPLICE_PROGRESS:
+        return PUMP_PROGRESS;
+    case SPLICE_IDLE:
+        break;
+    }
+    if (!c->readable)
+        ex_arm_body_timer(ex);
+    return PUMP_IDLE;
+}
+
+/* The response body, upstream -> pipe -> client. */
+EX_MUST_USE static enum pump splice_response(struct exchange *ex)
+{
+    struct sock *c = &ex->c->s, *u = &ex->u->s;
+    uint64_t rd = 0, wr = 0;
+    enum splice_result r = body_splice_pump(&ex->sp_resp, &ex->rsb, u, c, &rd, &wr);
+    if (wr) {
+        ex->bytes_out += wr;
+        ex->resp_started = true;
+    }
+    if (rd || wr)
+        ex_touch(ex);
+    switch (r) {
+    case SPLICE_DONE:
+    case SPLICE_HANDOFF:
+        return PUMP_PROGRESS;
+    case SPLICE_NO_PIPE:
+        return PUMP_IDLE;
+    case SPLICE_SRC_CUT:
+        return ex_pump_result(h1client_body_cut(ex));
+    case SPLICE_DST_FAIL:
+        return ex_pump_result(
+            ex_fail_hard(ex, 499, "client connection failed while the response was sent"));
+    case SPLICE_PROGRESS:
+        return PUMP_PROGRESS;
+    case SPLICE_IDLE:
+        break;
+    }
+    if (!c->writable)
+        ex_arm_timer(ex);
+    return PUMP_IDLE;
 }
 
 enum pump h1client_pump_request(struct exchange *ex)
@@ -329,6 +416,17 @@ enum pump h1client_pump_request(struct exchange *ex)
             else if (ex->state == EX_STREAMING)
                 ex_set_state(ex, EX_RESPONDING);
             return progress;
+        }
+        if (splice_now(&ex->sp_req, &ex->rqb, &c->s, &u->s, &ex->rq)) {
+            enum pump p = splice_request(ex);
+            if (p != PUMP_IDLE) {
+                if (pump_stopped(p))
+                    return p;
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+            if (!ex->sp_req.no_pipe)
+                return progress; /* waiting on one of the sockets; else copied */
         }
         if (c->s.in && buf_len(c->s.in)) {
             int r = body_produce(&ex->rqb, c->s.in, false, &ex->rq);
@@ -402,16 +500,16 @@ enum pump h1client_pump_response(struct exchange *ex)
                 return progress; /* the request is still going up */
             return ex_pump_result(ex_finish(ex));
         }
-        if (ex_resp_head_done(ex) && tunnel_splice_eligible(ex)) {
-            enum pump p = tunnel_splice_body(ex);
-            if (pump_stopped(p))
-                return p;
-            if (p == PUMP_PROGRESS) {
+        if (ex_resp_head_done(ex) && splice_now(&ex->sp_resp, &ex->rsb, &u->s, &c->s, &ex->rs)) {
+            enum pump p = splice_response(ex);
+            if (p != PUMP_IDLE) {
+                if (pump_stopped(p))
+                    return p;
                 progress = PUMP_PROGRESS;
                 continue;
             }
-            if (ex->pipe.fd[0] >= 0)
-                return progress; /* waiting on one of the sockets */
+            if (!ex->sp_resp.no_pipe)
+                return progress; /* waiting on one of the sockets; else copied */
         }
         if (u->s.in && buf_len(u->s.in)) {
             if (!ex_resp_head_done(ex)) {

@@ -106,6 +106,16 @@
 #define LIMIT_OUT_HEAD_BYTES   (LIMIT_HEADER_BYTES_MAX + 8192) /* rewritten head */
 #define LIMIT_BODY_IOVS        64 /* segments per writev of a chunked body */
 
+/* ---- bodies through a pipe (splice.c) -------------------------------------- */
+/* A pipe costs two descriptors and a few calls: a body goes through one
+ * once it is known to be large. Content-Length: this much still to come.
+ * Until end of stream: one full buffer already copied. Chunked: a chunk
+ * with this much data left after the buffer that read its size line. */
+#define LIMIT_SPLICE_MIN_BODY   (256u << 10)
+#define LIMIT_SPLICE_EOF_AFTER  BUF_SIZE
+#define LIMIT_SPLICE_MIN_CHUNK  (32u << 10)
+#define LIMIT_SPLICE_PIPE_BYTES (256u << 10) /* pipe capacity asked for; 64 KiB if refused */
+
 /* ---- TLS ------------------------------------------------------------------ */
 #define TLS_TICKET_ROTATE_S 3600 /* a new session-ticket key every hour */
 #define TLS_TICKET_KEYS     3    /* keys kept: tickets resume for 2 to 3 hours */

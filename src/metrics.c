@@ -259,6 +259,15 @@ void metrics_count_refused_peer(struct metrics_worker *m)
     bump(&m->refused_peer, 1);
 }
 
+void metrics_count_body(struct metrics_worker *m, uint64_t req_copied, uint64_t req_spliced,
+                        uint64_t resp_copied, uint64_t resp_spliced)
+{
+    bump(&m->body_bytes[0][0], req_copied);
+    bump(&m->body_bytes[0][1], req_spliced);
+    bump(&m->body_bytes[1][0], resp_copied);
+    bump(&m->body_bytes[1][1], resp_spliced);
+}
+
 void metrics_count_localapi(struct metrics_worker *m, int endpoint, int result)
 {
     if (endpoint >= 0 && endpoint < METRICS_LOCALAPI_ENDPOINTS && result >= 0 &&
@@ -547,6 +556,7 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
         return NULL;
     o.s[0] = '\0';
     uint64_t active = 0, total = 0, tls_active = 0, reclaimed[2] = {0, 0}, refused = 0;
+    uint64_t body[2][2] = {{0, 0}, {0, 0}};
     for (size_t w = 0; w < nworkers; w++) {
         active += get(&workers[w]->connections_active);
         total += get(&workers[w]->connections_total);
@@ -554,6 +564,9 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
         reclaimed[0] += get(&workers[w]->reclaimed[0]);
         reclaimed[1] += get(&workers[w]->reclaimed[1]);
         refused += get(&workers[w]->refused_peer);
+        for (int d = 0; d < 2; d++)
+            for (int p = 0; p < 2; p++)
+                body[d][p] += get(&workers[w]->body_bytes[d][p]);
     }
     strbuf_printf(&o,
                   "# HELP portico_connections_active Client connections open now.\n"
@@ -584,6 +597,17 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
                   "# TYPE portico_connections_refused_total counter\n"
                   "portico_connections_refused_total{reason=\"per_client_limit\"} %llu\n",
                   (unsigned long long)refused);
+    strbuf_printf(&o,
+                  "# HELP portico_body_bytes_total HTTP body bytes (framing aside) proxied, by "
+                  "direction and by path: copied through portico's buffers, or spliced from "
+                  "socket to socket through a pipe.\n"
+                  "# TYPE portico_body_bytes_total counter\n"
+                  "portico_body_bytes_total{direction=\"request\",path=\"copied\"} %llu\n"
+                  "portico_body_bytes_total{direction=\"request\",path=\"spliced\"} %llu\n"
+                  "portico_body_bytes_total{direction=\"response\",path=\"copied\"} %llu\n"
+                  "portico_body_bytes_total{direction=\"response\",path=\"spliced\"} %llu\n",
+                  (unsigned long long)body[0][0], (unsigned long long)body[0][1],
+                  (unsigned long long)body[1][0], (unsigned long long)body[1][1]);
     render_tailscale(&o, workers, nworkers);
     if (dns_render)
         dns_render(&o, dns_arg);

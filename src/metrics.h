@@ -65,6 +65,10 @@ struct metrics_worker {
     uint64_t tls_active;   /* client connections with TLS terminated here */
     uint64_t reclaimed[2]; /* closed at max_connections: [0] request-less, [1] idle */
     uint64_t refused_peer; /* closed at limits.max_connections_per_client */
+    /* HTTP body data bytes (framing aside) by direction, [0] requests and
+     * [1] responses, and path, [0] copied through user space and [1]
+     * spliced through a pipe: so tests and benchmarks see the path taken. */
+    uint64_t body_bytes[2][2];
     uint64_t localapi[METRICS_LOCALAPI_ENDPOINTS][METRICS_LOCALAPI_RESULTS];
     uint64_t whois[METRICS_WHOIS_OUTCOMES];
 };
@@ -132,6 +136,9 @@ void metrics_conn_close(struct metrics_worker *m);
 void metrics_count_reclaim(struct metrics_worker *m, bool idle);
 /* A connection refused by limits.max_connections_per_client. */
 void metrics_count_refused_peer(struct metrics_worker *m);
+/* An exchange's body bytes: request and response, copied and spliced. */
+void metrics_count_body(struct metrics_worker *m, uint64_t req_copied, uint64_t req_spliced,
+                        uint64_t resp_copied, uint64_t resp_spliced);
 /* A TLS handshake on a TLS listener ended; slot is the service its SNI
  * names (METRICS_SLOT_NONE when none). A completed one counts as active
  * until metrics_tls_close. */

@@ -19,6 +19,7 @@
 #include "proxyproto.h"
 #include "relay.h"
 #include "sock.h"
+#include "splice.h"
 #include "whois.h"
 
 struct conn;
@@ -77,7 +78,7 @@ enum exchange_state {
      * resp, rsb and rs. Waits on the client's body or the upstream's. */
     EX_STREAMING,
     /* The whole request is upstream and the response body comes down. u,
-     * resp, rsb, rs; pipe when the body is spliced. Waits on idle_timeout,
+     * resp, rsb, rs; sp_resp when the body is spliced. Waits on idle_timeout,
      * or send_timeout while the client does not read. */
     EX_RESPONDING,
     /* portico's own answer, whole in rs (rs.own holds it); u is NULL. Waits
@@ -106,9 +107,9 @@ struct exchange {
     bool upstream_spoke;  /* a response byte arrived from the upstream */
     bool retried;
     bool upgrade; /* an allowed Upgrade went upstream: a 101 may open a tunnel */
-    /* A Content-Length body to a plain client moves upstream -> pipe ->
-     * client with splice(2); pipe.fd[0] < 0 until then. */
-    struct sock_pipe pipe;
+    /* A large body between two plain sockets moves through a pipe with
+     * splice(2): request (client -> upstream) and response. */
+    struct body_splice sp_req, sp_resp;
     bool close_client; /* the client connection closes after this response */
     /* EX_TUNNEL only: client -> upstream and upstream -> client. */
     struct relay tunnel_up, tunnel_down;

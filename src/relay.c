@@ -27,7 +27,7 @@ void relay_close(struct relay *r)
 static int step_spliced(struct relay *r, struct sock *src, struct sock *dst)
 {
     if (r->pipe.queued && dst->writable) {
-        ssize_t n = sock_splice_out(&r->pipe, dst);
+        ssize_t n = sock_splice_out(&r->pipe, dst, r->pipe.queued);
         if (n > 0) {
             r->bytes += (uint64_t)n;
             return 1;

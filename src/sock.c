@@ -217,11 +217,13 @@ ssize_t sock_splice_in(struct sock *src, struct sock_pipe *p, size_t max)
     }
 }
 
-ssize_t sock_splice_out(struct sock_pipe *p, struct sock *dst)
+ssize_t sock_splice_out(struct sock_pipe *p, struct sock *dst, size_t max)
 {
+    if (max > p->queued)
+        max = p->queued;
     for (;;) {
         ssize_t n =
-            splice(p->fd[0], NULL, dst->io.fd, NULL, p->queued, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            splice(p->fd[0], NULL, dst->io.fd, NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0)
             p->queued -= (size_t)n;
         if (n < 0 && errno == EINTR)

@@ -114,8 +114,8 @@ static inline void sock_pipe_init(struct sock_pipe *p)
  * so the socket stays marked readable for the next try. */
 ssize_t sock_splice_in(struct sock *src, struct sock_pipe *p, size_t max);
 
-/* Move what the pipe holds to dst: bytes moved, or -1 with errno. On
- * EAGAIN dst->writable is cleared. */
-ssize_t sock_splice_out(struct sock_pipe *p, struct sock *dst);
+/* Move what the pipe holds, up to max bytes, to dst: bytes moved, or -1
+ * with errno. On EAGAIN dst->writable is cleared. */
+ssize_t sock_splice_out(struct sock_pipe *p, struct sock *dst, size_t max);
 
 #endif

@@ -1,6 +1,5 @@
 /* tunnel.c - bytes between the two sockets of an exchange without HTTP
- * framing: a Content-Length response body through a pipe with splice(2),
- * and the two-way relay after a 101 upgrade. */
+ * framing: the two-way relay after a 101 upgrade. */
 #include <errno.h>
 
 #include "buf.h"
@@ -8,65 +7,6 @@
 #include "relay.h"
 #include "upstream.h"
 #include "worker.h"
-
-#define SPLICE_MIN_BODY   (256u << 10) /* smaller bodies are not worth a pipe */
-#define SPLICE_PIPE_BYTES (256u << 10) /* pipe capacity asked for; 64 KiB if refused */
-
-/* Whether the rest of the response body can bypass user space: a
- * Content-Length body sent on as it is, to a client without TLS, with no
- * body bytes already read into the buffer. */
-bool tunnel_splice_eligible(const struct exchange *ex)
-{
-    const struct upconn *u = ex->u;
-    return ex->rsb.in == HTTP_BODY_LENGTH && ex->rsb.out == HTTP_BODY_LENGTH && !ex->rsb.done &&
-           !ex->c->s.ssl && !u->s.ssl && !ex->rs.active && (!u->s.in || buf_len(u->s.in) == 0) &&
-           (ex->pipe.fd[0] >= 0 || ex->rsb.remaining >= SPLICE_MIN_BODY);
-}
-
-enum pump tunnel_splice_body(struct exchange *ex)
-{
-    struct sock *c = &ex->c->s, *u = &ex->u->s;
-    struct sock_pipe *p = &ex->pipe;
-    enum pump progress = PUMP_IDLE;
-    if (p->fd[0] < 0 && sock_pipe_open(p, SPLICE_PIPE_BYTES) < 0)
-        return PUMP_IDLE; /* no pipe: the copying path takes over */
-    for (;;) {
-        if (p->queued && c->writable) {
-            ssize_t n = sock_splice_out(p, c);
-            if (n > 0) {
-                ex->bytes_out += (uint64_t)n;
-                ex->resp_started = true;
-                progress = PUMP_PROGRESS;
-                ex_touch(ex);
-                continue;
-            }
-            if (n < 0 && errno != EAGAIN)
-                return ex_pump_result(
-                    ex_fail_hard(ex, 499, "client connection failed while the response was sent"));
-            c->writable = false;
-            ex_arm_timer(ex);
-        }
-        if (ex->rsb.remaining && u->readable && p->queued < p->cap) {
-            size_t want = p->cap - p->queued;
-            if (want > ex->rsb.remaining)
-                want = (size_t)ex->rsb.remaining;
-            ssize_t n = sock_splice_in(u, p, want);
-            if (n > 0) {
-                ex->rsb.remaining -= (uint64_t)n;
-                progress = PUMP_PROGRESS;
-                ex_touch(ex);
-                continue;
-            }
-            if (n == 0 || errno != EAGAIN)
-                return ex_pump_result(h1client_body_cut(ex));
-        }
-        if (ex->rsb.remaining == 0 && p->queued == 0) {
-            ex->rsb.done = true;
-            return PUMP_PROGRESS;
-        }
-        return progress;
-    }
-}
 
 /* Request bytes queued before the upgrade (should the upstream have
  * answered 101 before reading the whole request) go before any tunnel

@@ -60,7 +60,9 @@ static void test_exchange_recycled_clean(void **state)
     assert_int_equal(again->state, EX_ROUTING);
     assert_int_equal(again->status, 0);
     assert_false(again->close_client);
-    assert_int_equal(again->pipe.fd[0], -1);
+    assert_int_equal(again->sp_req.pipe.fd[0], -1);
+    assert_int_equal(again->sp_resp.pipe.fd[0], -1);
+    assert_int_equal(again->sp_resp.data, 0);
     assert_int_equal(again->tunnel_up.pipe.fd[0], -1); /* a tunnel relay copies */
     assert_false(again->tunnel_down.shut);
     proxy_release(again);
