@@ -684,6 +684,7 @@ static void handshake(struct conn *c)
     int r = sock_handshake(&c->s);
     if (r == 1) {
         metrics_tls_handshake(&c->w->metrics, sni_slot(c), true);
+        metrics_tls_records(&c->w->metrics, tls_kernel_send(c->s.ssl));
         c->tls_active = true;
         conn_set_state(c, CONN_HEAD);
         read_heads(c);

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "resolve.h"
+#include "tls.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -271,12 +272,16 @@ EX_MUST_USE static enum pump on_response_head(struct exchange *ex, size_t head_l
 
 /* ---- pumps ---------------------------------------------------------------------------- */
 
-/* Whether a body goes (or goes on) through its pipe now: both sockets
- * plain, the flow written, nothing of the body in the source's buffer. */
+/* Whether a body goes (or goes on) through its pipe now: a plain source,
+ * a destination that is plain or whose TLS records the kernel writes
+ * (kTLS: spliced bytes are encrypted on their way out), the flow written
+ * (nothing of it left in OpenSSL either), nothing of the body in the
+ * source's buffer. */
 static bool splice_now(const struct body_splice *s, const struct body *b, const struct sock *src,
                        const struct sock *dst, const struct flow *f)
 {
-    if (src->ssl || dst->ssl || f->active || (src->in && buf_len(src->in)))
+    if (src->ssl || (dst->ssl && !tls_kernel_send(dst->ssl)) || f->active ||
+        (src->in && buf_len(src->in)))
         return false;
     return body_splice_pending(s) || body_splice_wanted(s, b);
 }

@@ -290,6 +290,11 @@ void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok)
         bump(&m->tls_active, 1);
 }
 
+void metrics_tls_records(struct metrics_worker *m, bool kernel)
+{
+    bump(&m->tls_records[kernel], 1);
+}
+
 void metrics_tls_close(struct metrics_worker *m)
 {
     __atomic_store_n(&m->tls_active, get(&m->tls_active) - 1, __ATOMIC_RELAXED);
@@ -556,7 +561,7 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
         return NULL;
     o.s[0] = '\0';
     uint64_t active = 0, total = 0, tls_active = 0, reclaimed[2] = {0, 0}, refused = 0;
-    uint64_t body[2][2] = {{0, 0}, {0, 0}};
+    uint64_t body[2][2] = {{0, 0}, {0, 0}}, records[2] = {0, 0};
     for (size_t w = 0; w < nworkers; w++) {
         active += get(&workers[w]->connections_active);
         total += get(&workers[w]->connections_total);
@@ -567,6 +572,8 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
         for (int d = 0; d < 2; d++)
             for (int p = 0; p < 2; p++)
                 body[d][p] += get(&workers[w]->body_bytes[d][p]);
+        records[0] += get(&workers[w]->tls_records[0]);
+        records[1] += get(&workers[w]->tls_records[1]);
     }
     strbuf_printf(&o,
                   "# HELP portico_connections_active Client connections open now.\n"
@@ -608,6 +615,14 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
                   "portico_body_bytes_total{direction=\"response\",path=\"spliced\"} %llu\n",
                   (unsigned long long)body[0][0], (unsigned long long)body[0][1],
                   (unsigned long long)body[1][0], (unsigned long long)body[1][1]);
+    strbuf_printf(&o,
+                  "# HELP portico_tls_sessions_total TLS sessions established with clients, by "
+                  "who writes their records: OpenSSL, or the kernel (kTLS, which lets response "
+                  "bodies be spliced).\n"
+                  "# TYPE portico_tls_sessions_total counter\n"
+                  "portico_tls_sessions_total{records=\"openssl\"} %llu\n"
+                  "portico_tls_sessions_total{records=\"kernel\"} %llu\n",
+                  (unsigned long long)records[0], (unsigned long long)records[1]);
     render_tailscale(&o, workers, nworkers);
     if (dns_render)
         dns_render(&o, dns_arg);

@@ -69,6 +69,9 @@ struct metrics_worker {
      * [1] responses, and path, [0] copied through user space and [1]
      * spliced through a pipe: so tests and benchmarks see the path taken. */
     uint64_t body_bytes[2][2];
+    /* TLS sessions established by who writes their records: [0] OpenSSL,
+     * [1] the kernel (kTLS). */
+    uint64_t tls_records[2];
     uint64_t localapi[METRICS_LOCALAPI_ENDPOINTS][METRICS_LOCALAPI_RESULTS];
     uint64_t whois[METRICS_WHOIS_OUTCOMES];
 };
@@ -144,6 +147,8 @@ void metrics_count_body(struct metrics_worker *m, uint64_t req_copied, uint64_t 
  * until metrics_tls_close. */
 void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok);
 void metrics_tls_close(struct metrics_worker *m);
+/* A session established; kernel: its records are written by the kernel. */
+void metrics_tls_records(struct metrics_worker *m, bool kernel);
 /* A forward-auth decision (result: enum auth_result) for the service in
  * slot; usec is the subrequest's duration, or -1 for a cached decision. */
 void metrics_count_auth(struct metrics_worker *m, size_t slot, int result, int64_t usec);

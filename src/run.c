@@ -29,6 +29,7 @@
 #include "metrics_http.h"
 #include "resolve.h"
 #include "sdnotify.h"
+#include "tls.h"
 #include "tscert.h"
 #include "tsdefine.h"
 #include "tspublish.h"
@@ -71,14 +72,23 @@ static void log_listeners(const struct mainctx *m, const struct config *c)
     for (size_t i = 0; i < listener_config_count(c); i++) {
         const struct listener *l = m->srv.listeners[i];
         if (i < c->nlistens) {
+            /* On a TLS listener: whether the kernel writes the records
+             * (and can take spliced response bodies), and if not why. */
+            const char *why = NULL;
+            bool ktls = tls_kernel_available(&why);
             const char *kv[] = {
                 "listener",
                 c->listens[i].tailnet ? "tailnet" : c->listens[i].local ? "hairpin" : "http",
                 "addr",
                 l->bound.text,
                 "tls",
-                c->listens[i].tls ? "true" : "false"};
-            log_fields(LOG_INFO, "listening", kv, 3);
+                c->listens[i].tls ? "true" : "false",
+                "ktls",
+                ktls ? "on" : "off",
+                "ktls_missing",
+                why};
+            size_t nkv = !c->listens[i].tls ? 3 : ktls ? 4 : 5;
+            log_fields(LOG_INFO, "listening", kv, nkv);
         } else {
             const struct config_service *svc = c->tcp_services[i - c->nlistens];
             const char *kv[] = {"listener", "tcp",     "addr",     l->bound.text,

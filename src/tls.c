@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <openssl/core_names.h>
@@ -241,6 +245,52 @@ static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_NOACK; /* e.g. only h2 offered: go on without ALPN, as HTTP/1.1 */
 }
 
+static const char *kernel_missing; /* why kTLS cannot be had; NULL when it can */
+static pthread_once_t kernel_once = PTHREAD_ONCE_INIT;
+
+/* The kernel loads the tls upper-layer protocol on a TCP socket only once
+ * it is connected: on a fresh socket a kernel with the module says
+ * ENOTCONN, one without it ENOENT. */
+static void kernel_probe(void)
+{
+#ifdef OPENSSL_NO_KTLS
+    kernel_missing = "OpenSSL was built without it";
+#else
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        kernel_missing = "no socket to probe the kernel with";
+        return;
+    }
+    int r = setsockopt(fd, SOL_TCP, TCP_ULP, "tls", 3);
+    int err = r < 0 ? errno : 0;
+    close(fd);
+    if (r == 0 || err == ENOTCONN || err == EEXIST)
+        kernel_missing = NULL;
+    else if (err == ENOENT)
+        kernel_missing = "the kernel has no tls module (load it with: modprobe tls)";
+    else
+        kernel_missing = "the kernel refused the tls upper-layer protocol";
+#endif
+}
+
+bool tls_kernel_available(const char **why)
+{
+    pthread_once(&kernel_once, kernel_probe);
+    if (why)
+        *why = kernel_missing;
+    return kernel_missing == NULL;
+}
+
+bool tls_kernel_send(const SSL *ssl)
+{
+#ifdef OPENSSL_NO_KTLS
+    (void)ssl;
+    return false;
+#else
+    return ssl && BIO_get_ktls_send(SSL_get_wbio(ssl));
+#endif
+}
+
 SSL_CTX *tls_server_ctx_new(void)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -252,6 +302,8 @@ SSL_CTX *tls_server_ctx_new(void)
         return NULL;
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    if (tls_kernel_available(NULL))
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     /* Read whole socket buffers, not a record header and then its body:

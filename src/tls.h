@@ -104,6 +104,19 @@ ssize_t tls_writev(struct ssl_st *ssl, const struct iovec *iov, int n);
 /* Send close_notify (the peer's is not awaited). */
 void tls_shutdown_write(struct ssl_st *ssl);
 
+/* Kernel TLS (kTLS): once the handshake is done, OpenSSL hands the
+ * session's keys to the kernel, which then writes the records itself, so
+ * a response body can be spliced into the socket like a plain one. It
+ * needs OpenSSL built with it and the kernel's tls module. Whether this
+ * host has both (probed once, on a socket of its own): true, or false
+ * with *why saying what is missing. Server contexts ask for kTLS only
+ * when it is there, so a host without it costs no failed call per
+ * handshake. */
+bool tls_kernel_available(const char **why);
+
+/* Whether the kernel writes this session's records (kTLS for sending). */
+bool tls_kernel_send(const struct ssl_st *ssl);
+
 /* The TLS protocol version of an established session, for the access log
  * ("TLSv1.3"); "-" for NULL. */
 const char *tls_version(const struct ssl_st *ssl);

@@ -7,6 +7,7 @@ body to an HTTP/1.1 client is re-framed around the spliced data). The
 counter portico_body_bytes_total{direction,path} says which path the bytes
 took, so each test checks the path as well as the bytes."""
 
+import errno
 import struct
 
 from common import *  # noqa: F401,F403
@@ -426,3 +427,67 @@ def test_upstream_gone_mid_spliced_download_cuts_client(ctx):
             p.stop()
         finally:
             o.close()
+
+
+def _kernel_tls_here():
+    """Whether this kernel has the tls upper-layer protocol, asked the way
+    portico asks: on a fresh TCP socket, ENOTCONN means it is there."""
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_TCP, 31, b"tls")  # TCP_ULP
+        return True
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+    finally:
+        s.close()
+
+
+@test(timeout=120)
+def test_tls_download_path_follows_kernel_tls(ctx):
+    """A TLS listener says in its "listening" line whether the kernel writes
+    its records (kTLS), and why not; every session is counted by who
+    writes its records. With kTLS a large response is spliced into the
+    socket; without it (this machine's kernel may lack the tls module)
+    the body falls back to OpenSSL and the copy path, byte-exact either way."""
+    ca = TestCA(ctx.dir)
+    o = ctx.origin("tls")
+    p = _tls_portico(ctx, [ca.leaf(["a.test"])], {"v": svc(o, timeout="60s")}, metrics=True)
+    kernel = _kernel_tls_here()
+    line = p.wait_line(lambda l: "listening" in l and "tls=true" in l, 5 * SCALE)
+    expect(line, "no listening line for the TLS listener")
+    f = logfmt_parse(line)
+    eq(f.get("ktls"), "on" if kernel else "off", "ktls in %r" % line)
+    if not kernel:
+        expect("tls module" in f.get("ktls_missing", ""), "why kTLS is off: %r" % line)
+    m0 = _scrape(p.metrics_port)
+    b0 = _body_bytes(p)
+    cctx = _tls_client_ctx(ca.crt)
+    for mode in ("cl", "chunked"):
+        raw = socket.create_connection(("127.0.0.1", p.port), timeout=30 * SCALE)
+        with RawConn(0, sock=cctx.wrap_socket(raw, server_hostname="a.test")) as c:
+            c.send(b"GET /d?do=download&mode=%s&chunk=1048573&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n"
+                   % (mode.encode(), N))
+            r = c.read_head()
+            eq(r.status, 200, "%s: status" % mode)
+            if mode == "chunked":
+                _chunked_stream(c, N)
+            else:
+                v = BlockVerifier()
+                left = N
+                while left:
+                    part = c.exact(min(left, 1 << 20))
+                    v.feed(memoryview(part))
+                    left -= len(part)
+                v.finish()
+                expect(v.ok, "cl: content mismatch")
+    d = _wait_delta(p, b0, ("response", "copied" if not kernel else "spliced"), N)
+    m1 = _scrape(p.metrics_port)
+    sessions = {w: m1[("portico_tls_sessions_total", (("records", w),))] -
+                m0.get(("portico_tls_sessions_total", (("records", w),)), 0) for w in ("openssl", "kernel")}
+    if kernel:
+        eq(sessions, {"openssl": 0, "kernel": 2}, "sessions by who writes the records")
+        expect(d[("response", "spliced")] >= 2 * N - 6 * 65536, "spliced into kTLS %r" % d)
+    else:
+        eq(sessions, {"openssl": 2, "kernel": 0}, "sessions by who writes the records")
+        eq(int(d[("response", "spliced")]), 0, "nothing spliced without kTLS %r" % d)
+        eq(int(d[("response", "copied")]), 2 * N, "all copied without kTLS %r" % d)
