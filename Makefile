@@ -177,6 +177,7 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(BUILD)/portico
 	@bench/tls.sh $(BUILD)/portico
+	@bench/bodies.sh $(BUILD)/portico
 	@bench/auth.sh $(BUILD)/portico
 	@bench/tailnet.sh $(BUILD)/portico
 	@bench/syscalls.sh $(BUILD)/portico
