@@ -283,7 +283,7 @@ static bool splice_now(const struct body_splice *s, const struct body *b, const 
     if (src->ssl || (dst->ssl && !tls_kernel_send(dst->ssl)) || f->active ||
         (src->in && buf_len(src->in)))
         return false;
-    return body_splice_pending(s) || body_splice_wanted(s, b);
+    return body_splice_busy(s) || body_splice_wanted(s, b);
 }
 
 /* The upstream stopped (paused) or resumed taking request bytes: a
@@ -319,6 +319,8 @@ EX_MUST_USE static enum pump splice_request(struct exchange *ex)
         return PUMP_PROGRESS;
     case SPLICE_NO_PIPE:
         return PUMP_IDLE;
+    case SPLICE_BAD_FRAMING:
+        return ex_pump_result(ex_respond(ex, 400, "bad request: malformed chunked body", true));
     case SPLICE_SRC_CUT:
         ex->close_client = true;
         return ex_pump_result(ex_fail_hard(
@@ -361,6 +363,8 @@ EX_MUST_USE static enum pump splice_response(struct exchange *ex)
         return PUMP_PROGRESS;
     case SPLICE_NO_PIPE:
         return PUMP_IDLE;
+    case SPLICE_BAD_FRAMING:
+        return ex_pump_result(h1client_bad_body(ex, "sent a malformed chunked body"));
     case SPLICE_SRC_CUT:
         return ex_pump_result(h1client_body_cut(ex));
     case SPLICE_DST_FAIL:

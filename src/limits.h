@@ -111,10 +111,11 @@
  * once it is known to be large. Content-Length: this much still to come.
  * Until end of stream: one full buffer already copied. Chunked: a chunk
  * with this much data left after the buffer that read its size line. */
-#define LIMIT_SPLICE_MIN_BODY   (256u << 10)
-#define LIMIT_SPLICE_EOF_AFTER  BUF_SIZE
-#define LIMIT_SPLICE_MIN_CHUNK  (32u << 10)
-#define LIMIT_SPLICE_PIPE_BYTES (256u << 10) /* pipe capacity asked for; 64 KiB if refused */
+#define LIMIT_SPLICE_MIN_BODY     (256u << 10)
+#define LIMIT_SPLICE_EOF_AFTER    BUF_SIZE
+#define LIMIT_SPLICE_MIN_CHUNK    (32u << 10)
+#define LIMIT_SPLICE_PIPE_BYTES   (256u << 10) /* pipe capacity asked for; 64 KiB if refused */
+#define LIMIT_SPLICE_FRAMING_PEEK 128          /* framing looked at per call: CRLF, a size line */
 
 /* ---- TLS ------------------------------------------------------------------ */
 #define TLS_TICKET_ROTATE_S 3600 /* a new session-ticket key every hour */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "limits.h"
 
@@ -28,7 +29,8 @@ bool body_splice_wanted(const struct body_splice *s, const struct body *b)
     case HTTP_BODY_EOF:
         return !s->src_ended && (open || b->copied >= LIMIT_SPLICE_EOF_AFTER);
     case HTTP_BODY_CHUNKED:
-        return chunked_data_left(&b->dec) >= (open ? 1 : LIMIT_SPLICE_MIN_CHUNK);
+        /* A chunk once begun through the pipe stays there (body_splice_busy). */
+        return !s->src_ended && chunked_data_left(&b->dec) >= LIMIT_SPLICE_MIN_CHUNK;
     case HTTP_BODY_NONE:
         break;
     }
@@ -53,6 +55,49 @@ static void frame_next(struct body_splice *s, uint64_t n, bool last)
         memcpy(s->frame + s->frame_len, CHUNKED_LAST, sizeof CHUNKED_LAST - 1);
         s->frame_len += sizeof CHUNKED_LAST - 1;
     }
+}
+
+/* Read the chunked framing that follows a spliced chunk, and no byte
+ * more: look at what the socket holds, decode it, then read what the
+ * decoder took (the bytes looked at are there to be read: only this
+ * thread reads the socket). 1: framing taken (the next chunk's data, the
+ * end of the body, or part of a line); 0: nothing there yet; -1:
+ * malformed; -2: the source ended or failed. */
+static int read_framing(struct body_splice *s, struct body *b, struct sock *src,
+                        uint64_t *read_bytes)
+{
+    char peek[LIMIT_SPLICE_FRAMING_PEEK];
+    ssize_t n;
+    do
+        n = recv(src->io.fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) {
+        src->readable = false;
+        return 0;
+    }
+    if (n <= 0) {
+        src->eof = true;
+        return -2;
+    }
+    struct iovec seg;
+    size_t nsegs = 0, used = 0;
+    int r = chunked_decode(&b->dec, peek, (size_t)n, &used, &seg, &nsegs, 0);
+    if (r == CHUNKED_ERROR || used == 0)
+        return -1; /* used == 0: no framing where framing must be */
+    ssize_t m;
+    do
+        m = recv(src->io.fd, peek, used, MSG_DONTWAIT);
+    while (m < 0 && errno == EINTR);
+    if (m != (ssize_t)used) {
+        src->eof = true;
+        return -2;
+    }
+    *read_bytes += used;
+    if (r == CHUNKED_DONE) {
+        s->src_ended = true;
+        s->framing = false;
+    }
+    return 1;
 }
 
 /* Bytes that may be taken from the source now (0: none under this framing). */
@@ -126,8 +171,11 @@ enum splice_result body_splice_pump(struct body_splice *s, struct body *b, struc
                 *read_bytes += (uint64_t)n;
                 if (b->in == HTTP_BODY_LENGTH)
                     b->remaining -= (uint64_t)n;
-                else if (b->in == HTTP_BODY_CHUNKED)
+                else if (b->in == HTTP_BODY_CHUNKED) {
                     chunked_data_taken(&b->dec, (uint64_t)n);
+                    s->in_chunk = chunked_data_left(&b->dec) > 0;
+                    s->framing = !s->in_chunk; /* a whole chunk came through */
+                }
                 progress = SPLICE_PROGRESS;
                 continue;
             }
@@ -148,7 +196,7 @@ enum splice_result body_splice_pump(struct body_splice *s, struct body *b, struc
             return progress;
         /* Everything taken so far is written, framing included. */
         bool ended = (b->in == HTTP_BODY_LENGTH && b->remaining == 0) ||
-                     (b->in == HTTP_BODY_EOF && s->src_ended);
+                     (b->in != HTTP_BODY_LENGTH && s->src_ended);
         if (ended) {
             if (chunked_out && !s->last_sent) {
                 s->last_sent = true;
@@ -158,8 +206,24 @@ enum splice_result body_splice_pump(struct body_splice *s, struct body *b, struc
             b->done = true;
             return SPLICE_DONE;
         }
-        if (b->in == HTTP_BODY_CHUNKED && chunked_data_left(&b->dec) == 0)
-            return SPLICE_HANDOFF;
+        if (b->in == HTTP_BODY_CHUNKED && chunked_data_left(&b->dec) == 0) {
+            if (!s->framing)
+                return SPLICE_HANDOFF;
+            if (!src->readable)
+                return progress;
+            int r = read_framing(s, b, src, read_bytes);
+            if (r < 0)
+                return r == -1 ? SPLICE_BAD_FRAMING : SPLICE_SRC_CUT;
+            if (r == 0)
+                return progress;
+            uint64_t left = chunked_data_left(&b->dec);
+            if (left && left < LIMIT_SPLICE_MIN_CHUNK) {
+                s->framing = false; /* a small chunk: copied, with what follows it */
+                return SPLICE_HANDOFF;
+            }
+            progress = SPLICE_PROGRESS;
+            continue;
+        }
         return progress;
     }
 }

@@ -7,7 +7,12 @@
  * body_produce; only the data of a chunk already open on the wire is
  * spliced), and a body written chunked (to an HTTP/1.1 client) gets a
  * chunk-size line for each batch the pipe holds and its CRLF, written
- * with ordinary writes around the spliced data. */
+ * with ordinary writes around the spliced data. Once a whole chunk went
+ * through the pipe, the framing that follows it (CRLF, the next size line,
+ * or the last chunk and its trailers) is read here byte-exact (looked at
+ * with MSG_PEEK, then read as far as the decoder took it), so the next
+ * chunk's data stays in the socket for the pipe too; a chunk smaller
+ * than LIMIT_SPLICE_MIN_CHUNK goes back to the copy path. */
 #ifndef PORTICO_SPLICE_H
 #define PORTICO_SPLICE_H
 
@@ -25,19 +30,22 @@ struct body_splice {
     char frame[32];        /* framing bytes to write before anything else */
     size_t frame_len, frame_off;
     uint64_t data;  /* body bytes that went through the pipe, for the metrics */
-    bool src_ended; /* until end of stream: the source has ended */
+    bool src_ended; /* the source has ended (end of stream, or the last chunk read here) */
     bool last_sent; /* written chunked: the last chunk is queued in frame */
     bool no_pipe;   /* no pipe could be opened: the body is copied */
+    bool in_chunk;  /* chunked in: this chunk's data is being spliced */
+    bool framing;   /* chunked in: the framing after a spliced chunk is read here */
 };
 
 enum splice_result {
-    SPLICE_IDLE,     /* waiting on one of the sockets */
-    SPLICE_PROGRESS, /* bytes moved */
-    SPLICE_DONE,     /* the whole body is written (the last chunk too) */
-    SPLICE_HANDOFF,  /* the pipe is drained; the framing that follows needs body_produce */
-    SPLICE_SRC_CUT,  /* the source ended or failed in the middle of the body */
-    SPLICE_DST_FAIL, /* writing to the destination failed */
-    SPLICE_NO_PIPE,  /* no pipe could be opened (descriptors run out): copy instead */
+    SPLICE_IDLE,        /* waiting on one of the sockets */
+    SPLICE_PROGRESS,    /* bytes moved */
+    SPLICE_DONE,        /* the whole body is written (the last chunk too) */
+    SPLICE_HANDOFF,     /* the pipe is drained; the framing that follows needs body_produce */
+    SPLICE_SRC_CUT,     /* the source ended or failed in the middle of the body */
+    SPLICE_DST_FAIL,    /* writing to the destination failed */
+    SPLICE_NO_PIPE,     /* no pipe could be opened (descriptors run out): copy instead */
+    SPLICE_BAD_FRAMING, /* the chunked framing read here is malformed */
 };
 
 void body_splice_init(struct body_splice *s);
@@ -53,6 +61,13 @@ bool body_splice_wanted(const struct body_splice *s, const struct body *b);
 static inline bool body_splice_pending(const struct body_splice *s)
 {
     return s->pipe.queued > 0 || s->frame_off < s->frame_len || s->chunk_open;
+}
+
+/* Whether the body is in the pipe's hands: bytes or framing pending, or
+ * a chunk or the framing after one half read. */
+static inline bool body_splice_busy(const struct body_splice *s)
+{
+    return body_splice_pending(s) || s->in_chunk || s->framing;
 }
 
 /* Move what can be moved from src through the pipe to dst under b's

@@ -491,3 +491,185 @@ def test_tls_download_path_follows_kernel_tls(ctx):
         eq(sessions, {"openssl": 2, "kernel": 0}, "sessions by who writes the records")
         eq(int(d[("response", "spliced")]), 0, "nothing spliced without kTLS %r" % d)
         eq(int(d[("response", "copied")]), 2 * N, "all copied without kTLS %r" % d)
+
+
+@test(timeout=120)
+def test_chunked_64k_chunks_spliced_after_the_first(ctx):
+    """After a chunk went through the pipe, the framing that follows is
+    read byte-exact, so the next chunk's data stays in the socket: 64 KiB
+    chunks (as curl and many servers write them) are spliced, both ways,
+    all but the first, whose size line came in a buffer with its data."""
+    o = ctx.origin("c64")
+    p = _portico(ctx, o)
+    b0 = _body_bytes(p)
+    with RawConn(p.port, timeout=30 * SCALE) as c:
+        c.send(b"GET /d?do=download&mode=chunked&chunk=65536&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % N)
+        c.read_head()
+        _chunked_stream(c, N)
+        d = _wait_delta(p, b0, ("response", "spliced"), 1)
+        c.send(b"GET /e HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "next request on the connection")
+    _expect_mostly_spliced(d, "response", N)
+
+    b0 = _body_bytes(p)
+    with RawConn(p.port, timeout=30 * SCALE) as c:
+        c.send(b"POST /up?do=sink HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+        send_pattern(c.sock, N, chunked=True, chunk=65536)
+        res = c.read_response().json()
+    eq(res["len"], N, "bytes at the upstream")
+    expect(res["pattern_ok"], "content mismatch at the upstream")
+    _expect_mostly_spliced(_wait_delta(p, b0, ("request", "spliced"), 1), "request", N)
+
+
+# Chunk sizes around the splice threshold (32 KiB): large ones go through
+# the pipe, small ones back to the copy path and back again.
+MIXED = [1 << 20, 100, 1 << 20, 5, 70000, 32767, 32768, 1 << 20, 1]
+
+
+def _mixed_body():
+    pat = bytes(pattern())
+    total = sum(MIXED)
+    return (pat * (total // len(pat) + 1))[:total]
+
+
+def _mixed_chunked(data, trailer=b"X-Sum: 1\r\n"):
+    out, off = [], 0
+    for n in MIXED:
+        out.append(b"%x;ext=1\r\n" % n + data[off:off + n] + b"\r\n")
+        off += n
+    out.append(b"0\r\n" + trailer + b"\r\n")
+    return out
+
+
+class _MixedOrigin(_CutOrigin):
+    """A chunked response in MIXED sizes, each write on its own, then an
+    answer to the next request on the same connection; or, with bad, a
+    malformed size line after the first chunk."""
+
+    def __init__(self, bad=False):
+        self.bad = bad
+        _CutOrigin.__init__(self, "mixed")
+
+    def _run(self):
+        data = _mixed_body()
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(10)
+                buf = b""
+                for _ in range(2):
+                    while b"\r\n\r\n" not in buf:
+                        d = c.recv(65536)
+                        if not d:
+                            raise OSError("closed")
+                        buf += d
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    if b"/e " in head.split(b"\r\n")[0]:
+                        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        continue
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    parts = _mixed_chunked(data)
+                    if self.bad:
+                        parts = parts[:1] + [b"zz\r\n"]
+                    for part in parts:
+                        c.sendall(part)
+                        time.sleep(0.002)
+                    if self.bad:
+                        time.sleep(0.5)
+                        break
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+
+@test(timeout=120)
+def test_chunked_mixed_sizes_spliced_and_copied_byte_exact(ctx):
+    """Chunks of every size around the threshold, with extensions and
+    trailers, each written on its own: the body arrives byte-exact,
+    re-chunked for HTTP/1.1 and plain for HTTP/1.0, the large chunks
+    spliced; a request after it on the same connections is answered."""
+    data = _mixed_body()
+    o = _MixedOrigin()
+    try:
+        p = ctx.portico({"v": {"upstream": "http://127.0.0.1:%d" % o.port, "hosts": ["a.test"],
+                               "timeout": "30s"}}, metrics=True)
+        b0 = _body_bytes(p)
+        with RawConn(p.port, timeout=30 * SCALE) as c:
+            c.send(b"GET /m HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            r = c.read_response()
+            eq(len(r.body), len(data), "body length")
+            expect(r.body == data, "body bytes differ")
+            c.send(b"GET /e HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            eq(c.read_response().body, b"ok", "next request on the connection")
+        d = _wait_delta(p, b0, ("response", "spliced"), 1)
+        eq(int(d[("response", "copied")] + d[("response", "spliced")]), len(data) + 2,
+           "response bytes counted %r" % d)
+        expect(d[("response", "spliced")] >= 2 * (1 << 20), "large chunks spliced %r" % d)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=30 * SCALE)
+        try:
+            s.sendall(b"GET /m HTTP/1.0\r\nHost: a.test\r\n\r\n")
+            head, rest = _read_head(s)
+            got = bytearray(rest)
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            expect(bytes(got) == data, "HTTP/1.0 body differs (%d bytes)" % len(got))
+        finally:
+            s.close()
+    finally:
+        o.close()
+
+    # The same sizes as an upload, to the sink that checks the pattern.
+    o = ctx.origin("mixed-up")
+    p = _portico(ctx, o)
+    b0 = _body_bytes(p)
+    with RawConn(p.port, timeout=30 * SCALE) as c:
+        c.send(b"POST /up?do=sink HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for part in _mixed_chunked(data):
+            c.send(part)
+            time.sleep(0.002)
+        c.send(b"GET /after?do=echo HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        res = c.read_response().json()
+        eq(res["len"], len(data), "bytes at the upstream")
+        expect(res["pattern_ok"], "content mismatch at the upstream")
+        eq(c.read_response().json()["target"], "/after?do=echo", "pipelined after the upload")
+    d = _wait_delta(p, b0, ("request", "spliced"), 1)
+    expect(d[("request", "spliced")] >= 2 * (1 << 20), "large chunks spliced %r" % d)
+
+
+@test(timeout=120)
+def test_malformed_framing_after_spliced_chunk(ctx):
+    """A bad size line right after a spliced chunk: an upload is refused
+    (400 and closed), a download is cut and logged; portico goes on."""
+    o = ctx.origin("bad")
+    p = _portico(ctx, o)
+    n0 = p.nlines()
+    data = _mixed_body()
+    with RawConn(p.port, timeout=30 * SCALE) as c:
+        c.send(b"POST /bad-up?do=sink HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+        c.send(_mixed_chunked(data)[0])
+        time.sleep(0.1)
+        c.send(b"zz\r\n")
+        expect(c.closed_within(10 * SCALE), "connection closed after a malformed upload")
+    line = p.wait_line(lambda l: "/bad-up" in l, 10 * SCALE, start=n0)
+    expect(line and logfmt_parse(line)["status"] == "400", "upload logged as 400: %r" % line)
+
+    bad = _MixedOrigin(bad=True)
+    try:
+        q = ctx.portico({"v": {"upstream": "http://127.0.0.1:%d" % bad.port, "hosts": ["a.test"],
+                               "timeout": "30s"}})
+        n0 = q.nlines()
+        out, closed = raw_exchange(q.port, b"GET /m HTTP/1.1\r\nHost: a.test\r\n\r\n", timeout=10 * SCALE)
+        expect(closed, "client connection cut")
+        expect(not out.endswith(b"0\r\n\r\n"), "no last chunk after a malformed body")
+        expect(q.wait_line("malformed chunked body", 5 * SCALE, start=n0), "malformed body logged")
+        eq(status_of(raw_exchange(q.port, b"GET /e HTTP/1.1\r\nHost: a.test\r\n"
+                                          b"Connection: close\r\n\r\n")[0]), 200, "portico still answers")
+    finally:
+        bad.close()
