@@ -560,7 +560,7 @@ static void read_proxy_header(struct conn *c)
 static void handshake_failed(struct conn *c, size_t slot, const char *why)
 {
     static __thread uint64_t last_ms, quiet;
-    metrics_tls_handshake(&c->w->metrics, slot, false);
+    metrics_tls_handshake(&c->w->metrics, slot, false, false);
     uint64_t now = now_ms(c);
     if (last_ms && now - last_ms < 1000) {
         quiet++;
@@ -683,8 +683,7 @@ static void handshake(struct conn *c)
 {
     int r = sock_handshake(&c->s);
     if (r == 1) {
-        metrics_tls_handshake(&c->w->metrics, sni_slot(c), true);
-        metrics_tls_records(&c->w->metrics, tls_kernel_send(c->s.ssl));
+        metrics_tls_handshake(&c->w->metrics, sni_slot(c), true, tls_kernel_send(c->s.ssl));
         c->tls_active = true;
         conn_set_state(c, CONN_HEAD);
         read_heads(c);

@@ -281,18 +281,15 @@ void metrics_count_whois(struct metrics_worker *m, int outcome)
         bump(&m->whois[outcome], 1);
 }
 
-void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok)
+void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok, bool kernel)
 {
     struct metrics_service *s = metrics_service(m, slot);
     if (s)
         bump(&s->tls_handshakes[ok], 1);
-    if (ok)
+    if (ok) {
         bump(&m->tls_active, 1);
-}
-
-void metrics_tls_records(struct metrics_worker *m, bool kernel)
-{
-    bump(&m->tls_records[kernel], 1);
+        bump(&m->tls_records[kernel], 1);
+    }
 }
 
 void metrics_tls_close(struct metrics_worker *m)
@@ -569,11 +566,10 @@ char *metrics_render(struct metrics_worker *const *workers, size_t nworkers, siz
         reclaimed[0] += get(&workers[w]->reclaimed[0]);
         reclaimed[1] += get(&workers[w]->reclaimed[1]);
         refused += get(&workers[w]->refused_peer);
-        for (int d = 0; d < 2; d++)
-            for (int p = 0; p < 2; p++)
-                body[d][p] += get(&workers[w]->body_bytes[d][p]);
-        records[0] += get(&workers[w]->tls_records[0]);
-        records[1] += get(&workers[w]->tls_records[1]);
+        for (int k = 0; k < 4; k++) /* body_bytes[direction][path] */
+            body[k / 2][k % 2] += get(&workers[w]->body_bytes[k / 2][k % 2]);
+        for (int k = 0; k < 2; k++)
+            records[k] += get(&workers[w]->tls_records[k]);
     }
     strbuf_printf(&o,
                   "# HELP portico_connections_active Client connections open now.\n"

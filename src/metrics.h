@@ -144,11 +144,9 @@ void metrics_count_body(struct metrics_worker *m, uint64_t req_copied, uint64_t 
                         uint64_t resp_copied, uint64_t resp_spliced);
 /* A TLS handshake on a TLS listener ended; slot is the service its SNI
  * names (METRICS_SLOT_NONE when none). A completed one counts as active
- * until metrics_tls_close. */
-void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok);
+ * until metrics_tls_close; kernel: the kernel writes its records (kTLS). */
+void metrics_tls_handshake(struct metrics_worker *m, size_t slot, bool ok, bool kernel);
 void metrics_tls_close(struct metrics_worker *m);
-/* A session established; kernel: its records are written by the kernel. */
-void metrics_tls_records(struct metrics_worker *m, bool kernel);
 /* A forward-auth decision (result: enum auth_result) for the service in
  * slot; usec is the subrequest's duration, or -1 for a cached decision. */
 void metrics_count_auth(struct metrics_worker *m, size_t slot, int result, int64_t usec);
