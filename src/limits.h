@@ -34,6 +34,9 @@
 #define LIMIT_ACCEPT_BATCH            1 /* accepts per wake-up: more lets one worker take a burst */
 #define LIMIT_LISTEN_BACKLOG          4096
 #define LIMIT_INHERITED_FDS           1024 /* LISTEN_FDS: sockets taken over on start */
+/* Descriptors besides two per connection (listeners, epoll, timers, logs,
+ * resolver, TLS files): below 2 * max_connections + this, start warns. */
+#define LIMIT_FDS_RESERVED 256
 
 /* config limits.max_connections_per_client: twice what one browser opens at
  * most (Chrome: 256 sockets in all), so two browsers behind one address fit */

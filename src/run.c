@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "dnsserver.h"
 #include "hairpin.h"
+#include "limits.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -103,6 +105,35 @@ static void log_listeners(const struct mainctx *m, const struct config *c)
     dnsserver_log_listeners(m->dns);
 }
 
+static void raise_fd_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &r) < 0)
+            log_msg(LOG_WARN, "cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
+/* A proxied connection holds two descriptors (the client's and one to its
+ * upstream), so max_connections needs twice as many, and more for the
+ * listeners, pools and logs. Said once at start and at each reload: when
+ * they run out, accepts pause (worker.c), which looks like a hang to
+ * clients unless the log says why. */
+static void warn_fd_limit(const struct config *c)
+{
+    struct rlimit r;
+    uint64_t need = 2 * (uint64_t)c->limits.max_connections + LIMIT_FDS_RESERVED;
+    if (getrlimit(RLIMIT_NOFILE, &r) < 0 || r.rlim_cur == RLIM_INFINITY || r.rlim_cur >= need)
+        return;
+    log_msg(LOG_WARN,
+            "the open-file limit is %llu, but limits.max_connections %u with an upstream "
+            "connection each needs about %llu; beyond the limit new connections wait (accepts "
+            "pause); raise it (LimitNOFILE= in the unit, ulimit -n) or lower "
+            "limits.max_connections",
+            (unsigned long long)r.rlim_cur, c->limits.max_connections, (unsigned long long)need);
+}
+
 /* Each "FILE:LINE: warning: ..." line of a configuration, in the log. */
 static void log_config_warnings(const struct config *c)
 {
@@ -145,6 +176,7 @@ static int reload_apply(struct mainctx *m, char *err, size_t errlen)
     if (!c)
         return -1;
     log_config_warnings(c);
+    warn_fd_limit(c);
     if (c->workers != m->srv.nworkers)
         log_msg(LOG_WARN, "workers changed from %u to %u; this takes effect on restart",
                 m->srv.nworkers, c->workers);
@@ -264,16 +296,6 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
     }
 }
 
-static void raise_fd_limit(void)
-{
-    struct rlimit r;
-    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
-        r.rlim_cur = r.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &r) < 0)
-            log_msg(LOG_WARN, "cannot raise the open-file limit: %s", strerror(errno));
-    }
-}
-
 int run_serve(const char *path, char **argv)
 {
     char err[1024];
@@ -306,6 +328,7 @@ int run_serve(const char *path, char **argv)
     }
     log_set_format(c->log_format);
     log_config_warnings(c);
+    warn_fd_limit(c);
     m.srv.cfg = c;
     m.srv.nworkers = c->workers;
     if (metrics_assign_slots(c) < 0) {

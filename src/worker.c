@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,7 +22,8 @@
 #include "tcp.h"
 #include "upstream.h"
 
-#define ACCEPT_RETRY_MS 100 /* how often a worker at max_connections looks again */
+#define ACCEPT_RETRY_MS                                                                            \
+    100 /* how often a paused worker (at max_connections, or out of fds) looks again */
 
 /* What the main thread hands a worker on start and on reload. */
 struct worker_update {
@@ -110,6 +112,28 @@ static void on_accept_timer(struct loop *l, struct loop_timer *t)
         resume_accepting(w);
 }
 
+/* Out of descriptors or memory, accepts pause and are tried again every
+ * ACCEPT_RETRY_MS; the connections wait in the kernel's queue. The line
+ * says so once per LIMIT_WARN_INTERVAL_MS per worker, not at every retry. */
+static void warn_accept_failed(struct worker *w, const char *addr, int e)
+{
+    uint64_t now = loop_now_ms(w->loop);
+    if (w->warned_accept_ms && now - w->warned_accept_ms < LIMIT_WARN_INTERVAL_MS)
+        return;
+    w->warned_accept_ms = now;
+    struct rlimit r = {0};
+    getrlimit(RLIMIT_NOFILE, &r);
+    const char *hint = e == EMFILE   ? "raise the open-file limit (LimitNOFILE= in the unit, "
+                                       "ulimit -n) or lower limits.max_connections"
+                       : e == ENFILE ? "the whole system is out of open files (fs.file-max)"
+                                     : "the system is out of memory";
+    log_msg(LOG_WARN,
+            "worker %u: accept on %s: %s (open-file limit %llu, %zu connections open); accepts "
+            "paused, tried again every %d ms; %s",
+            w->id, addr, strerror(e), (unsigned long long)r.rlim_cur, w->nconns, ACCEPT_RETRY_MS,
+            hint);
+}
+
 static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 {
     struct worker_listener *wl = container_of(io, struct worker_listener, io);
@@ -129,8 +153,7 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_msg(LOG_ERROR, "accept on %s: %s; pausing accepts", wl->l->bound.text,
-                        strerror(errno));
+                warn_accept_failed(w, wl->l->bound.text, errno);
                 pause_accepting(w);
             }
             return; /* EAGAIN: another worker took it, or the queue is empty */

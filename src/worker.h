@@ -68,6 +68,7 @@ struct worker {
     /* by enum conn_reclaim: [RECLAIM_IDLE], [RECLAIM_WAITING] */
     struct conn_queue reclaim[3];
     uint64_t warned_full_ms, warned_peer_ms; /* last log line about each (rate-limited) */
+    uint64_t warned_accept_ms;               /* the same, for accepts failing (no descriptors) */
     struct conn *dead_conns;     /* closed this iteration; freed before the loop waits */
     struct upconn *dead_upconns; /* likewise */
     struct tcp_fwd *tcps;        /* open TCP forwarders (they count in nconns) */

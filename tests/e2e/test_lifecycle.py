@@ -608,3 +608,49 @@ def test_reload_keeps_worker_count_fixed_at_start(ctx):
     expect(_wait_origin(p.port, "w2", 3 * SCALE), "the rest of the new configuration not applied")
     time.sleep(0.2)
     eq(threads(), before, "threads after a reload asking for 4 workers")
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@test(timeout=90)
+def test_out_of_descriptors_pauses_accepts_with_one_warning(ctx):
+    # An open-file limit far below limits.max_connections: start warns that
+    # it is too low; when the descriptors run out, accepts pause and are
+    # tried again every 100 ms without burning a core, each worker says so
+    # once (not at every retry), and once connections close, new clients
+    # are served again.
+    o = ctx.origin("fd")
+    p = ctx.portico({"v": svc(o)}, start=False, workers=2,
+                    limits={"max_connections_per_client": 0})
+    p.wrap = ["prlimit", "--nofile=128:128", "--"]
+    p.start()
+    expect(any("the open-file limit is 128" in l and "limits.max_connections 16384" in l
+               for l in p.stderr()), "no start-up warning about the open-file limit: %s"
+           % " | ".join(p.stderr()[-5:]))
+    eq(request(p.port, "GET", "/before").status, 200, "a request before the flood")
+    flood = _open_idle(p.port, 300, time.time() + 30 * SCALE)
+    try:
+        eq(len(flood), 300, "connections queued (the kernel completes them for the backlog)")
+        out_of_fds = lambda l: "Too many open files" in l and "accepts paused" in l
+        expect(p.wait_line(out_of_fds, timeout=10 * SCALE),
+               "no warning about accepts running out of descriptors: %s"
+               % " | ".join(p.stderr()[-5:]))
+        c0 = _cpu_seconds(p.proc.pid)
+        time.sleep(3)
+        c1 = _cpu_seconds(p.proc.pid)
+        n1 = sum(1 for l in p.stderr() if out_of_fds(l))
+        expect(p.alive(), "portico died out of descriptors")
+        expect(n1 <= 2, "%d warnings about accepts within 3 s (one per worker per 10 s expected)"
+               % n1)
+        # A loop retrying accept without pause would use a whole core.
+        expect(c1 - c0 < 1.5, "portico used %.2f s of CPU in 3 s while out of descriptors"
+               % (c1 - c0))
+    finally:
+        for s in flood:
+            s.close()
+    r = request(p.port, "GET", "/after", timeout=10 * SCALE)
+    eq(r.status, 200, "a request once the flood closed")
