@@ -132,6 +132,26 @@ void *route_table_lookup(const struct route_table *t, const char *host, size_t l
     return NULL;
 }
 
+size_t route_table_worst_probe(const struct route_table *t)
+{
+    size_t cap = t->mask + 1, start = 0, worst = 0;
+    /* Runs may wrap around the end: start counting after an empty slot. */
+    while (start < cap && t->slots[start].name)
+        start++;
+    if (start == cap)
+        return cap; /* cannot happen: the table is never more than half full */
+    size_t run = 0;
+    for (size_t k = 1; k <= cap; k++) {
+        if (t->slots[(start + k) & t->mask].name) {
+            run++;
+        } else {
+            worst = run + 1 > worst ? run + 1 : worst;
+            run = 0;
+        }
+    }
+    return worst;
+}
+
 /* ---- host names ------------------------------------------------------------ */
 
 static bool is_label_char(unsigned char c)

@@ -29,6 +29,12 @@ int route_table_add(struct route_table *t, const char *name, void *value, void *
 /* Look up a normalised host name. Returns the value or NULL. */
 void *route_table_lookup(const struct route_table *t, const char *host, size_t len);
 
+/* The most slots any lookup in t compares: the longest run of occupied
+ * slots, plus the empty one that ends a miss. A measure of the table's
+ * worst case for tests and benchmarks; it stays small however many names
+ * there are (open addressing, at most half full). */
+size_t route_table_worst_probe(const struct route_table *t);
+
 /* Normalise a Host header value (or the authority of an absolute URI):
  * lower-case, port removed, one trailing dot removed. IPv6 literals keep
  * their brackets. Returns the length written to out (NUL-terminated), or -1

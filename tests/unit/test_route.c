@@ -52,6 +52,42 @@ static void test_route_many_names_grow(void **state)
     route_table_free(t);
 }
 
+/* The work of a lookup does not grow with the number of names: 64 and
+ * 20,000 names (exact, and wildcards of 2,000 zones) leave the same short
+ * runs of occupied slots, so a hit or a miss compares a handful of slots,
+ * once for the name and once per wildcard suffix. */
+static size_t worst_probe_with(int n)
+{
+    static char names[20000][40];
+    struct route_table *t = route_table_new(0);
+    for (int i = 0; i < n; i++) {
+        if (i % 10 == 9)
+            snprintf(names[i], sizeof names[i], "*.zone%05d.example.test", i);
+        else
+            snprintf(names[i], sizeof names[i], "svc%05d.example.test", i);
+        assert_int_equal(route_table_add(t, names[i], names[i], NULL), 0);
+    }
+    for (int i = 9; i < n; i += 10) {
+        char host[64];
+        int len = snprintf(host, sizeof host, "app.zone%05d.example.test", i);
+        assert_ptr_equal(route_table_lookup(t, host, (size_t)len), names[i]);
+    }
+    size_t worst = route_table_worst_probe(t);
+    route_table_free(t);
+    return worst;
+}
+
+static void test_route_lookup_work_does_not_grow_with_names(void **state)
+{
+    size_t small = worst_probe_with(64), large = worst_probe_with(20000);
+    /* Linear probing at most half full: the longest run grows like log n at
+     * worst (about 20 here); a list, or a table that filled up, would not
+     * stay under 64. */
+    assert_true(small >= 1);
+    assert_true(large <= 64);
+    print_message("worst probe: %zu slots with 64 names, %zu with 20,000\n", small, large);
+}
+
 static void check_host(const char *in, const char *want)
 {
     char out[256];
@@ -338,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_route_path_normalize_rejects),
         cmocka_unit_test(test_route_path_read_as_origins_do),
         cmocka_unit_test(test_route_match_longest_prefix),
+        cmocka_unit_test(test_route_lookup_work_does_not_grow_with_names),
         cmocka_unit_test(test_route_resolve_service_route_and_target),
         cmocka_unit_test(test_route_resolve_auth_skip),
         cmocka_unit_test(test_route_resolve_refusals_in_order),
