@@ -183,6 +183,7 @@ bench:
 	@bench/syscalls.sh $(BUILD)/portico
 	@bench/dns.sh $(BUILD)/portico
 	@bench/idle.sh $(BUILD)/portico
+	@bench/scale.sh $(BUILD)/portico
 
 bench-ab:
 	@if [ -z "$(BASE)" ]; then echo "usage: make bench-ab BASE=path/to/previous/portico" >&2; exit 2; fi

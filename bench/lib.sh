@@ -67,9 +67,10 @@ start_origin() { # port, server blocks
     cat >"$T/origin/nginx.conf" <<CONF
 $user_line
 worker_processes 2;
+worker_rlimit_nofile ${ORIGIN_NOFILE:-8192};
 pid $T/origin/nginx.pid;
 error_log $T/origin/error.log;
-events { worker_connections 4096; }
+events { worker_connections ${ORIGIN_CONNS:-4096}; }
 http {
   access_log off;
   sendfile on;
@@ -101,6 +102,32 @@ request = function()
                                         $2} })
 end
 LUA
+}
+
+# A Lua script for wrk rotating the Host header over svc00 ... svc(N-1).example.test
+# (the names portico_bench_config gives), each request formatted once per
+# thread so that the client's cost per request is the same for any N.
+write_rotate_lua() { # file, n
+    cat >"$1" <<LUA
+local reqs = {}
+local i = 0
+init = function(args)
+  for k = 0, $2 - 1 do
+    reqs[#reqs + 1] = wrk.format("GET", wrk.path, { ["Host"] = string.format("svc%02d.example.test", k) })
+  end
+end
+request = function()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+LUA
+}
+
+# wrk's failed requests in its output file: socket errors (connect, read,
+# write, timeout) plus responses other than 2xx/3xx.
+wrk_errors() { # file
+    awk '/Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} /Non-2xx/ {n += $NF}
+         END {print n + 0}' "$1"
 }
 
 # One ECDSA P-256 certificate for *.example.test from a throwaway CA:
@@ -170,14 +197,16 @@ nginx_tls_directives() {
 }
 
 declare -A RPS P99 USREQ ERRS
-# wrk with 2 threads and CONNS connections for DURATION seconds against
+# wrk with 2 threads and CONNS connections for DURATION seconds (a request
+# unanswered after WRK_TIMEOUT seconds, 2 by default, is a timeout) against
 # URL with a Lua script; sets RPS[NAME], P99[NAME], ERRS[NAME] (non-2xx and
 # socket errors) and USREQ[NAME], the CPU time of PID's process tree per
 # request in µs ("-" without a PID). wrk's output stays in $T/wrk-NAME.txt.
 wrk_measure() { # name, pid (or ""), url, lua
     local before=0 after=0 total
     if [ -n "$2" ]; then before=$(cpu_ticks "$2"); fi
-    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$4" "$3" >"$T/wrk-$1.txt"
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout "${WRK_TIMEOUT:-2}s" --latency -s "$4" "$3" \
+        >"$T/wrk-$1.txt"
     if [ -n "$2" ]; then after=$(cpu_ticks "$2"); fi
     RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$T/wrk-$1.txt")
     P99[$1]=$(awk '$1 == "99%" {print $2}' "$T/wrk-$1.txt")
