@@ -292,6 +292,22 @@ void log_fields(enum log_level level, const char *msg, const char *const *kv, si
 #define ACCESS_LINE_MAX (6 * (LIMIT_LOG_PATH_BYTES + 6 * LIMIT_LOG_FIELD_BYTES) + 512)
 _Static_assert(ACCESS_LINE_MAX <= LIMIT_LOG_BUF, "an access line fits in the empty buffer");
 
+/* A text value that logfmt can carry bare: no space, quote, backslash, '='
+ * or byte outside printable ASCII. Anything else (a login or a user name
+ * from the auth provider may hold spaces) is written quoted and escaped, so
+ * a value can never pose as further fields of the line. */
+static bool text_bare_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '=')
+            return false;
+    }
+    return true;
+}
+
 void log_access(struct log_buf *lb, const struct access_entry *e, enum log_format f)
 {
     if (sizeof lb->data - lb->len < ACCESS_LINE_MAX)
@@ -316,12 +332,13 @@ void log_access(struct log_buf *lb, const struct access_entry *e, enum log_forma
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         line_puts(&l, json ? (i ? ",\"" : "{\"") : (i ? " " : ""));
         line_puts(&l, strs[i].key);
-        line_puts(&l, json ? "\":\"" : strs[i].quote ? "=\"" : "=");
-        if (json || strs[i].quote)
+        bool q = json || strs[i].quote || !text_bare_ok(strs[i].v, strs[i].len);
+        line_puts(&l, json ? "\":\"" : q ? "=\"" : "=");
+        if (q)
             line_escaped(&l, f, strs[i].v, strs[i].len, 0);
         else
             line_put(&l, strs[i].v, strs[i].len);
-        if (json || strs[i].quote)
+        if (q)
             line_puts(&l, "\"");
     }
     const struct {
@@ -350,13 +367,14 @@ void log_access(struct log_buf *lb, const struct access_entry *e, enum log_forma
             continue;
         line_puts(&l, json ? ",\"" : " ");
         line_puts(&l, opt[i].key);
-        line_puts(&l, json ? "\":\"" : opt[i].quote ? "=\"" : "=");
         size_t n = strnlen(opt[i].v, LIMIT_LOG_FIELD_BYTES);
-        if (json || opt[i].quote)
+        bool q = json || opt[i].quote || !text_bare_ok(opt[i].v, n);
+        line_puts(&l, json ? "\":\"" : q ? "=\"" : "=");
+        if (q)
             line_escaped(&l, f, opt[i].v, n, 0);
         else
             line_put(&l, opt[i].v, n);
-        if (json || opt[i].quote)
+        if (q)
             line_puts(&l, "\"");
     }
     line_puts(&l, json ? "}\n" : "\n");

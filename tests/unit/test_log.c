@@ -3,6 +3,7 @@
 #include "unit.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -145,6 +146,41 @@ static void test_log_escape_text_keeps_bytes(void **state)
     assert_memory_equal(out, "a\\\"\\\\\\xc3\\xa9\\x01", 17);
 }
 
+static const char *access_text(const char *user)
+{
+    static struct log_buf lb;
+    static char line[1024];
+    struct access_entry e = {.service = "app",
+                             .client = "100.64.0.2",
+                             .user = user,
+                             .method = "GET",
+                             .path = "/x",
+                             .path_len = 2,
+                             .status = 200,
+                             .bytes_in = 10,
+                             .bytes_out = 20,
+                             .usec = 1500};
+    lb.len = 0;
+    log_access(&lb, &e, LOG_FORMAT_TEXT);
+    assert_true(lb.len > 0 && lb.len < sizeof line);
+    memcpy(line, lb.data, lb.len);
+    line[lb.len] = '\0';
+    return line;
+}
+
+/* A user name is written bare when logfmt can carry it so, and quoted and
+ * escaped otherwise: a login with a space (from tailscaled or the auth
+ * provider) must not split into fields, nor pose as a status. */
+static void test_log_access_text_quotes_a_user_that_needs_it(void **state)
+{
+    assert_non_null(strstr(access_text("alice@example.com"), " user=alice@example.com "));
+    assert_non_null(strstr(access_text("-"), " user=- "));
+    const char *l = access_text("eve status=500");
+    assert_non_null(strstr(l, " user=\"eve status=500\" "));
+    assert_non_null(strstr(l, " status=200 "));
+    assert_non_null(strstr(access_text("Zo\xc3\xab \"q\""), " user=\"Zo\\xc3\\xab \\\"q\\\"\" "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_log_json_escape_cuts_between_units),
         cmocka_unit_test(test_log_json_escape_worst_case_is_six_per_byte),
         cmocka_unit_test(test_log_escape_text_keeps_bytes),
+        cmocka_unit_test(test_log_access_text_quotes_a_user_that_needs_it),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
