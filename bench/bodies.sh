@@ -221,12 +221,9 @@ body_bytes() {
 
 # Median GB/s of REPS uploads of the body file (more curl arguments after the url).
 median_up_gbs() { # url, [curl args...]
-    local url=$1 v=()
+    local url=$1
     shift
-    for _ in $(seq 1 "$REPS"); do
-        v+=("$(curl -sk -o /dev/null -X POST "$@" -w '%{speed_upload}' "$url")")
-    done
-    printf '%s\n' "${v[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)] / 1e9}'
+    median_speed_gbs speed_upload "$url" -X POST "$@"
 }
 
 ROWS=(dl_cl dl_chunked dl_close up_cl up_chunked tls_cl)

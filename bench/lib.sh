@@ -226,14 +226,20 @@ origin_accepts() { # addr
     curl -s "http://$1/origin_status" | awk 'NR == 3 {print $1}'
 }
 
-# Median GB/s of REPS downloads of URL with curl (more curl arguments after it).
-median_gbs() { # url, [curl args...]
-    local url=$1 v=()
-    shift
+# Median GB/s of REPS curl transfers of URL, by curl's write-out variable
+# SPEED (speed_download or speed_upload; more curl arguments after the url).
+median_speed_gbs() { # speed, url, [curl args...]
+    local speed=$1 url=$2 v=()
+    shift 2
     for _ in $(seq 1 "$REPS"); do
-        v+=("$(curl -sk -o /dev/null "$@" -w '%{speed_download}' "$url")")
+        v+=("$(curl -sk -o /dev/null "$@" -w "%{$speed}" "$url")")
     done
     printf '%s\n' "${v[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)] / 1e9}'
+}
+
+# Median GB/s of REPS downloads of URL with curl (more curl arguments after it).
+median_gbs() { # url, [curl args...]
+    median_speed_gbs speed_download "$@"
 }
 
 # New TLS connections per second for DURATION seconds: two openssl s_time
