@@ -167,13 +167,18 @@ bool conn_reclaim(struct worker *w)
 }
 
 /* limits.max_connections_per_client: count c under its client address, or
- * refuse it (false) when that address has as many open already. */
+ * refuse it (false) when that address has as many open already. A socket
+ * peer on loopback is a frontend on this host carrying many users, so it
+ * is not counted; an address from a PROXY header (proxied_local set) is
+ * the real client and counted even on loopback. */
 static bool count_peer(struct conn *c)
 {
     struct worker *w = c->w;
     uint32_t limit = w->cfg->limits.max_connections_per_client;
     uint8_t key[16];
     if (limit == 0 || !peer_key_of(&c->peer, key))
+        return true;
+    if (!c->proxied_local && peer_key_loopback(key))
         return true;
     if (peer_table_acquire(&w->srv->peers, key, limit, &c->peer_counted))
         return true;

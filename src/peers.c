@@ -13,12 +13,14 @@ struct peer_entry {
     uint32_t count;
 };
 
+/* An IPv4 address's key starts with this: the IPv4-mapped IPv6 prefix. */
+static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
 bool peer_key_of(const struct sockaddr_storage *sa, uint8_t key[16])
 {
     if (sa->ss_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        memcpy(key, mapped, 12);
+        memcpy(key, v4mapped, 12);
         memcpy(key + 12, &s4->sin_addr, 4);
         return true;
     }
@@ -27,6 +29,13 @@ bool peer_key_of(const struct sockaddr_storage *sa, uint8_t key[16])
         return true;
     }
     return false;
+}
+
+bool peer_key_loopback(const uint8_t key[16])
+{
+    if (memcmp(key, v4mapped, 12) == 0)
+        return key[12] == 127;
+    return memcmp(key, &in6addr_loopback, 16) == 0;
 }
 
 int peer_table_init(struct peer_table *t)

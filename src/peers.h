@@ -3,7 +3,10 @@
  *
  * The address counted is the one portico sees for the client: the source
  * of the PROXY header on a proxy_protocol listener, else the socket's
- * peer. Unix-socket peers have no address and are not counted. */
+ * peer. Unix-socket peers have no address and are not counted, nor is a
+ * socket peer at a loopback address: that is a frontend on this host
+ * (tailscale serve, a local reverse proxy, hairpin clients) bringing many
+ * users from one address. */
 #ifndef PORTICO_PEERS_H
 #define PORTICO_PEERS_H
 
@@ -25,6 +28,9 @@ struct peer_table {
 /* The key for a client address: IPv4 as its IPv4-mapped IPv6 form. false
  * for an address that is not IP (a Unix socket). */
 bool peer_key_of(const struct sockaddr_storage *sa, uint8_t key[16]);
+
+/* Whether key is a loopback address: 127.0.0.0/8 (also IPv4-mapped) or ::1. */
+bool peer_key_loopback(const uint8_t key[16]);
 
 int peer_table_init(struct peer_table *t);
 void peer_table_free(struct peer_table *t);

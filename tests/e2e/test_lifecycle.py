@@ -253,17 +253,33 @@ def test_max_connections_reclaims_keepalive_before_request_less(ctx):
             s.close()
 
 
+def _proxied_portico(ctx, o, **kw):
+    """portico with its listener behind PROXY headers."""
+    p = ctx.portico({"h": svc(o)}, start=False, **kw)
+    p.cfg["listen"][0]["proxy_protocol"] = True
+    p.write_config(p.cfg)
+    p.start()
+    return p
+
+
+def _conn_as(p, src):
+    """A connection whose PROXY header names src as the client."""
+    c = RawConn(p.port, timeout=5 * SCALE)
+    c.send(b"PROXY TCP4 %s 10.0.0.1 5555 80\r\n" % src.encode())
+    return c
+
+
 @test()
 def test_max_connections_per_client_refuses_beyond_the_limit(ctx):
     o = ctx.origin("pc")
-    p = ctx.portico({"v": svc(o)}, metrics=True, limits={"max_connections_per_client": 5})
+    p = _proxied_portico(ctx, o, metrics=True, limits={"max_connections_per_client": 5})
     held = []
     for i in range(5):
-        c = RawConn(p.port, timeout=5 * SCALE)
+        c = _conn_as(p, "192.0.2.7")
         c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         eq(c.read_response().status, 200, "status on connection %d" % i)
         held.append(c)
-    extra = RawConn(p.port, timeout=5 * SCALE)
+    extra = _conn_as(p, "192.0.2.7")
     expect(extra.closed_within(2 * SCALE), "a sixth connection from the same address was kept")
     extra.close()
     m = _scrape(p.metrics_port)
@@ -272,8 +288,10 @@ def test_max_connections_per_client_refuses_beyond_the_limit(ctx):
     expect(p.wait_line("limits.max_connections_per_client", 2 * SCALE), "no log line for the refusal")
     held.pop().close()
     time.sleep(0.2)
-    eq(get_json(p.port, "/again")["origin"], "pc", "a new connection once one closed")
-    for c in held:
+    again = _conn_as(p, "192.0.2.7")
+    again.send(b"GET /again HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    eq(again.read_response().status, 200, "a new connection once one closed")
+    for c in held + [again]:
         c.close()
 
 
@@ -282,27 +300,57 @@ def test_max_connections_per_client_counts_the_proxy_header_address(ctx):
     # Behind a frontend that sends PROXY headers, every client has its own
     # quota even though all connections come from the frontend's address.
     o = ctx.origin("pp")
-    p = ctx.portico({"h": svc(o)}, start=False, limits={"max_connections_per_client": 2})
-    p.cfg["listen"][0]["proxy_protocol"] = True
-    p.write_config(p.cfg)
-    p.start()
-
-    def conn_as(src):
-        c = RawConn(p.port, timeout=5 * SCALE)
-        c.send(b"PROXY TCP4 %s 10.0.0.1 5555 80\r\n" % src.encode())
-        return c
-
-    held = [conn_as("203.0.113.1"), conn_as("203.0.113.1"), conn_as("203.0.113.2"),
-            conn_as("203.0.113.2")]
+    p = _proxied_portico(ctx, o, limits={"max_connections_per_client": 2})
+    held = [_conn_as(p, "203.0.113.1"), _conn_as(p, "203.0.113.1"), _conn_as(p, "203.0.113.2"),
+            _conn_as(p, "203.0.113.2")]
     for c in held:
         c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         eq(c.read_response().status, 200, "a client within its limit")
-    third = conn_as("203.0.113.1")
+    third = _conn_as(p, "203.0.113.1")
     expect(third.closed_within(2 * SCALE), "a third connection for 203.0.113.1 was kept")
-    other = conn_as("203.0.113.3")
+    other = _conn_as(p, "203.0.113.3")
     other.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
     eq(other.read_response().status, 200, "another client behind the same frontend")
     for c in held + [third, other]:
+        c.close()
+
+
+@test()
+def test_max_connections_per_client_does_not_count_loopback_peers(ctx):
+    # A frontend on this host (tailscale serve, a local reverse proxy,
+    # hairpin clients) brings every user from 127.0.0.1: that address is
+    # not one client, so it is not held to the per-client limit.
+    o = ctx.origin("lo")
+    p = ctx.portico({"v": svc(o)}, metrics=True, limits={"max_connections_per_client": 4})
+    held = []
+    for i in range(12):
+        c = RawConn(p.port, timeout=5 * SCALE)
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "status on connection %d from 127.0.0.1" % i)
+        held.append(c)
+    for i, c in enumerate(held):
+        c.send(b"GET /again HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "second request on connection %d" % i)
+    m = _scrape(p.metrics_port)
+    eq(m.get(("portico_connections_refused_total", (("reason", "per_client_limit"),)), 0.0), 0.0,
+       "portico_connections_refused_total{reason=per_client_limit}")
+    for c in held:
+        c.close()
+
+
+@test()
+def test_max_connections_per_client_counts_a_loopback_proxy_header_address(ctx):
+    # A PROXY header naming 127.0.0.1 speaks for one client on the
+    # frontend's host, not for a frontend carrying many users: counted.
+    o = ctx.origin("pl")
+    p = _proxied_portico(ctx, o, limits={"max_connections_per_client": 2})
+    held = [_conn_as(p, "127.0.0.1"), _conn_as(p, "127.0.0.1")]
+    for c in held:
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "a client within its limit")
+    third = _conn_as(p, "127.0.0.1")
+    expect(third.closed_within(2 * SCALE), "a third connection for 127.0.0.1 by PROXY header was kept")
+    for c in held + [third]:
         c.close()
 
 
