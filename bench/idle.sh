@@ -37,8 +37,6 @@ portico_config() {
     portico_bench_config "$T/portico.yaml" "$NVHOST" "$ORIGIN" \
         "[{addr: 127.0.0.1:$P_PORTICO}, {addr: 127.0.0.1:$P_PORTICO_TLS, tls: true}]" "" \
         "tls: {certs: [{cert: $T/cert.pem, key: $T/key.pem}], default_cert: svc00.example.test}"
-    # Every connection comes from 127.0.0.1: lift the per-client limit.
-    sed -i 's/^limits: {/limits: {max_connections_per_client: 0, /' "$T/portico.yaml"
 }
 
 nginx_config() {

@@ -57,10 +57,6 @@ start_bench_origin "$ORIGIN"
 # ---- the proxies: every name to one upstream pool ----
 portico_config() { # n
     portico_bench_config "$T/portico.yaml" "$1" "$ORIGIN" "[{addr: 127.0.0.1:$P_PORTICO}]" ""
-    # Every connection comes from 127.0.0.1: lift the per-client limit (512
-    # by default), as nginx and HAProxy have none, or the 10,000 active
-    # connections row measures refused connections.
-    sed -i 's/^limits: {/limits: {max_connections_per_client: 0, /' "$T/portico.yaml"
 }
 
 nginx_config() { # n: one upstream{} shared by n server blocks
