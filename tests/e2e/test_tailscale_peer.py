@@ -247,7 +247,8 @@ def test_peer_whois_down_is_anonymous_and_counted(ctx):
     text = request(p.metrics_port, "GET", "/metrics").body.decode()
     expect('portico_whois_lookups_total{outcome="failed"} 3' in text,
            "failed lookups counted: %r" % [l for l in text.splitlines() if "whois" in l])
-    expect(any("whois failed" in l and ZOE in l for l in p.stderr()), "the failure is logged")
+    expect(p.wait_line(lambda l: "whois failed" in l and ZOE in l, 2 * SCALE),
+           "the failure is logged")
 
 
 # ---------------------------------------------------------------- straight from the socket
