@@ -577,4 +577,171 @@ def _peer_socket(pid, lport, rport):
     raise AssertionError("portico holds no %s" % want)
 
 
+# ---------------------------------------------------------------- tailnet, systemd, upgrade
+
+def ts_request(path_sock, target="/", xfh="grafana.tail1234.ts.net", xff="100.64.0.2",
+               headers=(), host="tailnet.sock", method="GET", proto="https"):
+    """One request as tailscaled's serve proxy sends it over portico's
+    backend socket (the default X-Forwarded-Host is in the emulated
+    tailnet, tailscale_emu.SUFFIX); None for xfh/xff leaves that header
+    out. Returns (status, headers dict lower-case, body bytes)."""
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + host]
+    if xfh is not None:
+        lines.append("X-Forwarded-Host: " + xfh)
+    if xff is not None:
+        lines.append("X-Forwarded-For: " + xff)
+    if proto:
+        lines.append("X-Forwarded-Proto: " + proto)
+    for k, v in headers:
+        lines.append("%s: %s" % (k, v))
+    lines.append("Connection: close")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10 * SCALE)
+    s.connect(path_sock)
+    s.sendall(data)
+    buf = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    s.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    hl = head.decode("latin-1").split("\r\n")
+    status = int(hl[0].split()[1])
+    h = {}
+    for l in hl[1:]:
+        k, _, v = l.partition(":")
+        h[k.strip().lower()] = v.strip()
+    return status, h, body
+
+
+def echo(status_h_body):
+    """The echo document of a ts_request answer, which must be 200."""
+    status, _, body = status_h_body
+    eq(status, 200, "status (body %r)" % body[:200])
+    return json.loads(body)
+
+
+class NotifySocket:
+    """A datagram socket where systemd's would be: every message with the
+    time.monotonic() it arrived at, as a dict of its KEY=VALUE lines, and
+    the sender's pid (from the credentials the kernel attaches, as systemd
+    reads them)."""
+
+    def __init__(self, ctx, abstract=False):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract:
+            name = "portico-e2e-%d-%d" % (os.getpid(), random.randrange(1 << 30))
+            self.sock.bind("\0" + name)
+            self.env = "@" + name
+        else:
+            self.env = os.path.join(ctx.dir, "notify.sock")
+            self.sock.bind(self.env)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.settimeout(0.1)
+        self.msgs = []   # (arrival, {key: value}, raw text, sender pid)
+        self.lock = threading.Lock()
+        self.stop = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        ctx.cleanups.append(self.close)
+
+    def _read(self):
+        while not self.stop:
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            pid = None
+            for level, kind, cred in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    pid = int.from_bytes(cred[:4], sys.byteorder)
+            text = data.decode("utf-8", "replace")
+            kv = dict(l.split("=", 1) for l in text.split("\n") if "=" in l)
+            with self.lock:
+                self.msgs.append((time.monotonic(), kv, text, pid))
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+    def all(self):
+        with self.lock:
+            return list(self.msgs)
+
+    def count(self):
+        with self.lock:
+            return len(self.msgs)
+
+    def wait(self, key, timeout, start=0, pid=None):
+        """Index and fields of the first message from index start that has
+        key (and comes from pid, when given)."""
+        end = time.time() + timeout
+        while True:
+            for i, (_, kv, _, sender) in enumerate(self.all()[start:], start):
+                if key in kv and pid in (None, sender):
+                    return i, kv
+            if time.time() > end:
+                raise AssertionError("no %s message within %.0fs; got %r"
+                                     % (key, timeout, [m[2] for m in self.all()[start:]]))
+            time.sleep(0.01)
+
+    def states(self, start=0):
+        """The messages from start without the watchdog pings."""
+        return [m[1] for m in self.all()[start:] if "WATCHDOG" not in m[1]]
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return "State:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def stop_pid(pid, timeout):
+    """SIGTERM a portico that is not the test's child (the one an upgrade
+    started) and wait until it is gone. True if it went."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    end = time.time() + timeout
+    while time.time() < end:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return False
+
+
+def upgrade_portico(ctx, p, timeout=None):
+    """SIGUSR2 p and wait for the new process's serving line: returns its
+    pid and its ports (http list, metrics); the new process is stopped at
+    cleanup."""
+    timeout = timeout or 10 * SCALE
+    n0 = p.nlines()
+    p.signal(signal.SIGUSR2)
+    line = p.wait_line(lambda l: " serving " in l and "pid=" in l, timeout, start=n0)
+    expect(line, "no new process serving %.0fs after SIGUSR2; stderr: %s"
+           % (timeout, p.stderr()[n0:][-6:]))
+    pid = int(logfmt_parse(line)["pid"])
+    ctx.cleanups.append(lambda: stop_pid(pid, 10 * SCALE))
+    lines = p.stderr()[n0:]
+    http_ports, metrics = [], None
+    for l in lines[:lines.index(line)]:
+        if 'msg="listening"' in l:
+            f = logfmt_parse(l)
+            if f.get("listener") == "http":
+                http_ports.append(port_of(f["addr"]))
+            elif f.get("listener") == "metrics":
+                metrics = port_of(f["addr"])
+    return pid, http_ports, metrics
+
+
 __all__ = [n for n in dir() if not n.startswith('__')]

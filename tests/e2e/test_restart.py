@@ -226,54 +226,6 @@ class Load:
         expect(self.ok >= min_ok, "only %d requests completed" % self.ok)
 
 
-def _pid_alive(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            return "State:\tZ" not in f.read()
-    except FileNotFoundError:
-        return False
-
-
-def _stop_pid(pid, timeout):
-    """SIGTERM a portico that is not the test's child (the one an upgrade
-    started) and wait until it is gone. True if it went."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    end = time.time() + timeout
-    while time.time() < end:
-        if not _pid_alive(pid):
-            return True
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return False
-
-
-def _upgrade(ctx, p, timeout=None):
-    """SIGUSR2 p and wait for the new process's serving line: returns its
-    pid and its ports (http list, metrics); the new process is stopped at
-    cleanup."""
-    timeout = timeout or 10 * SCALE
-    n0 = p.nlines()
-    p.signal(signal.SIGUSR2)
-    line = p.wait_line(lambda l: " serving " in l and "pid=" in l, timeout, start=n0)
-    expect(line, "no new process serving %.0fs after SIGUSR2; stderr: %s"
-           % (timeout, p.stderr()[n0:][-6:]))
-    pid = int(logfmt_parse(line)["pid"])
-    ctx.cleanups.append(lambda: _stop_pid(pid, 10 * SCALE))
-    lines = p.stderr()[n0:]
-    http_ports, metrics = [], None
-    for l in lines[:lines.index(line)]:
-        if 'msg="listening"' in l:
-            f = logfmt_parse(l)
-            if f.get("listener") == "http":
-                http_ports.append(port_of(f["addr"]))
-            elif f.get("listener") == "metrics":
-                metrics = port_of(f["addr"])
-    return pid, http_ports, metrics
-
-
 @test(timeout=90)
 def test_sigusr2_restart_under_load_refuses_nothing(ctx):
     o = ctx.origin("o")
@@ -281,7 +233,7 @@ def test_sigusr2_restart_under_load_refuses_nothing(ctx):
     old_pid, old_ports, old_metrics = p.proc.pid, list(p.ports), p.metrics_port
     load = Load(p.port, seconds=20 * SCALE)
     time.sleep(0.5)
-    new_pid, new_ports, new_metrics = _upgrade(ctx, p)
+    new_pid, new_ports, new_metrics = upgrade_portico(ctx, p)
     rc = p.wait_exit(15 * SCALE)
     time.sleep(0.5)  # and some load on the new process alone
     load.finish()
@@ -290,7 +242,7 @@ def test_sigusr2_restart_under_load_refuses_nothing(ctx):
     expect(new_pid != old_pid, "the new process has a new pid")
     eq(new_ports, old_ports, "listen ports of the new process")
     eq(new_metrics, old_metrics, "metrics port of the new process")
-    expect(_pid_alive(new_pid), "the new process died")
+    expect(pid_alive(new_pid), "the new process died")
     load.check(min_ok=20)
     eq(get_json(p.port, "/after")["origin"], "o", "served by the new process")
     expect(any(k[0].startswith("portico_") for k in _scrape(new_metrics)),
@@ -317,7 +269,7 @@ def test_sigusr2_keeps_unix_socket_file(ctx):
         s.close()
         return data
     expect(get_unix().startswith(b"HTTP/1.1 200"), "served on the Unix socket")
-    pid, ports, _ = _upgrade(ctx, p)
+    pid, ports, _ = upgrade_portico(ctx, p)
     eq(p.wait_exit(15 * SCALE), 0, "exit status of the old process")
     expect(os.path.exists(path), "the old process removed the socket file the new one listens on")
     expect(get_unix().startswith(b"HTTP/1.1 200"), "the new process serves on the Unix socket")
@@ -340,7 +292,7 @@ def test_sigusr2_broken_config_keeps_old_process_serving(ctx):
     eq(get_json(p.port, "/still")["origin"], "o", "the old process still serves")
     # Fixed, the next SIGUSR2 goes through.
     p.write_config(good)
-    pid, ports, _ = _upgrade(ctx, p)
+    pid, ports, _ = upgrade_portico(ctx, p)
     eq(p.wait_exit(15 * SCALE), 0, "exit status of the old process")
     eq(ports, p.ports, "ports of the new process")
     eq(get_json(p.port, "/new")["origin"], "o", "served by the new process")

@@ -10,78 +10,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 UNIT = os.path.join(REPO, "dist", "portico.service")
 
 
-class NotifySocket:
-    """A datagram socket where systemd's would be: every message with the
-    time.monotonic() it arrived at, as a dict of its KEY=VALUE lines, and
-    the sender's pid (from the credentials the kernel attaches, as systemd
-    reads them)."""
-
-    def __init__(self, ctx, abstract=False):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        if abstract:
-            name = "portico-e2e-%d-%d" % (os.getpid(), random.randrange(1 << 30))
-            self.sock.bind("\0" + name)
-            self.env = "@" + name
-        else:
-            self.env = os.path.join(ctx.dir, "notify.sock")
-            self.sock.bind(self.env)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.settimeout(0.1)
-        self.msgs = []   # (arrival, {key: value}, raw text, sender pid)
-        self.lock = threading.Lock()
-        self.stop = False
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-        ctx.cleanups.append(self.close)
-
-    def _read(self):
-        while not self.stop:
-            try:
-                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            pid = None
-            for level, kind, cred in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                    pid = int.from_bytes(cred[:4], sys.byteorder)
-            text = data.decode("utf-8", "replace")
-            kv = dict(l.split("=", 1) for l in text.split("\n") if "=" in l)
-            with self.lock:
-                self.msgs.append((time.monotonic(), kv, text, pid))
-
-    def close(self):
-        self.stop = True
-        self.thread.join(2)
-        self.sock.close()
-
-    def all(self):
-        with self.lock:
-            return list(self.msgs)
-
-    def count(self):
-        with self.lock:
-            return len(self.msgs)
-
-    def wait(self, key, timeout, start=0, pid=None):
-        """Index and fields of the first message from index start that has
-        key (and comes from pid, when given)."""
-        end = time.time() + timeout
-        while True:
-            for i, (_, kv, _, sender) in enumerate(self.all()[start:], start):
-                if key in kv and pid in (None, sender):
-                    return i, kv
-            if time.time() > end:
-                raise AssertionError("no %s message within %.0fs; got %r"
-                                     % (key, timeout, [m[2] for m in self.all()[start:]]))
-            time.sleep(0.01)
-
-    def states(self, start=0):
-        """The messages from start without the watchdog pings."""
-        return [m[1] for m in self.all()[start:] if "WATCHDOG" not in m[1]]
-
-
 def _notified_portico(ctx, n, services=None, env=None, workers=2, start=True):
     o = None
     if services is None:
@@ -335,7 +263,7 @@ def test_notify_upgrade_new_process_sends_mainpid_and_takes_the_watchdog(ctx):
     line = p.wait_line(lambda l: " serving " in l and "pid=" in l, 10 * SCALE, start=n0)
     expect(line, "no new process serving; stderr: %s" % p.stderr()[n0:][-6:])
     pid = int(logfmt_parse(line)["pid"])
-    ctx.cleanups.append(lambda: _stop(pid))
+    ctx.cleanups.append(lambda: stop_pid(pid, 10 * SCALE))
     i, kv = n.wait("READY", 5 * SCALE, start=k)
     eq((kv, n.all()[i][3]), ({"MAINPID": str(pid), "READY": "1",
                               "STATUS": "1 service, 1 listener, 2 workers, 0 connections"}, pid),
@@ -345,21 +273,6 @@ def test_notify_upgrade_new_process_sends_mainpid_and_takes_the_watchdog(ctx):
        "messages from the old process after SIGUSR2 (no STOPPING=1: it is not the main one)")
     # The watchdog was the old process's (WATCHDOG_PID): the new one takes it over.
     n.wait("WATCHDOG", 5 * SCALE, start=n.count(), pid=pid)
-
-
-def _stop(pid):
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    end = time.time() + 10 * SCALE
-    while time.time() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
 
 
 @test(timeout=60)

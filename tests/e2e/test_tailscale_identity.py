@@ -41,49 +41,6 @@ def _ts_portico(ctx, services, ts=None, start=True, workers=2, **tskw):
     return p
 
 
-def ts_request(path_sock, target="/", xfh="grafana." + SUFFIX, xff="100.64.0.2", headers=(),
-               host="tailnet.sock", method="GET", proto="https"):
-    """One request as tailscaled's serve proxy sends it over the backend
-    socket; None for xfh/xff leaves that header out. Returns
-    (status, headers dict lower-case, body bytes)."""
-    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + host]
-    if xfh is not None:
-        lines.append("X-Forwarded-Host: " + xfh)
-    if xff is not None:
-        lines.append("X-Forwarded-For: " + xff)
-    if proto:
-        lines.append("X-Forwarded-Proto: " + proto)
-    for k, v in headers:
-        lines.append("%s: %s" % (k, v))
-    lines.append("Connection: close")
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10 * SCALE)
-    s.connect(path_sock)
-    s.sendall(data)
-    buf = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        buf += b
-    s.close()
-    head, _, body = buf.partition(b"\r\n\r\n")
-    hl = head.decode("latin-1").split("\r\n")
-    status = int(hl[0].split()[1])
-    h = {}
-    for l in hl[1:]:
-        k, _, v = l.partition(":")
-        h[k.strip().lower()] = v.strip()
-    return status, h, body
-
-
-def echo(status_h_body):
-    status, _, body = status_h_body
-    eq(status, 200, "status (body %r)" % body[:200])
-    return json.loads(body)
-
-
 # ---------------------------------------------------------------- A: the backend listener
 
 @test()
