@@ -144,9 +144,23 @@ static int parse_access_log(struct parser *p, const yaml_node_t *n)
 
 static int parse_listen(struct parser *p, const yaml_node_t *n)
 {
-    if (!n) /* the line of the top level, where listen: belongs */
-        return cfg_failat(p, p->root_line, "no listen addresses (add listen: [{addr: host:port}])");
+    p->listen_line = (int)n->start_mark.line + 1;
     return cfg_parse_listen(p, n);
+}
+
+/* Once every section is read: something must accept connections. listen:
+ * may be left out when another section opens a listener (the tailnet
+ * backend of tailscale.services or funnel, a service's tcp.listen), so a
+ * tailnet-only configuration needs no listener it does not use. metrics
+ * and dns alone serve nothing: dns names this host for HTTP services. */
+static int check_serves(struct parser *p)
+{
+    if (p->c->nlistens + p->c->ntcp > 0)
+        return 0;
+    /* at an empty listen: list, else the top level, where listen: belongs */
+    return cfg_failat(p, p->listen_line ? (size_t)p->listen_line : p->root_line,
+                      "nothing to serve: no listen addresses (add listen: [{addr: host:port}], "
+                      "or tailscale: {services: true} to serve through tailscaled)");
 }
 
 /* The top-level keys, in the order they are read (not the file's): services
@@ -159,7 +173,7 @@ static const struct section {
 } sections[] = {
     {"domain", parse_domain, false},        {"workers", parse_workers, false},
     {"access_log", parse_access_log, true}, {"limits", cfg_parse_limits, true},
-    {"listen", parse_listen, true},         {"metrics", cfg_parse_metrics, false},
+    {"listen", parse_listen, false},        {"metrics", cfg_parse_metrics, false},
     {"auth", cfg_parse_auth, false},        {"services", cfg_parse_services, false},
     {"tls", cfg_parse_tls, false},          {"tailscale", cfg_parse_tailscale, false},
     {"dns", cfg_parse_dns, false},
@@ -191,6 +205,8 @@ static int parse_root(struct parser *p)
     for (size_t i = 0; i < NSECTIONS; i++)
         if ((vals[i] || sections[i].always) && sections[i].parse(p, vals[i]) < 0)
             return -1;
+    if (check_serves(p) < 0)
+        return -1;
     cfg_warn_allow(p);
     return cfg_load_tls(p);
 }

@@ -32,6 +32,7 @@ struct parser {
     char shown[4][SHOW_MAX + 8];
     unsigned nshown;
     size_t root_line;               /* where the top-level mapping starts */
+    int listen_line;                /* where "listen:" is; 0 when absent */
     int tls_line, tls_default_line; /* where "tls:" and its default_cert are */
     int tls_tailscale_line;         /* where tls.tailscale is */
     /* The service being parsed: its https:// upstreams are verified with these. */

@@ -109,9 +109,9 @@ int cfg_parse_listen(struct parser *p, const yaml_node_t *n)
     struct config *c = p->c;
     if (cfg_want_sequence(p, n, "listen") < 0)
         return -1;
-    if (cfg_seq_len(n) == 0)
-        return cfg_fail(p, n, "no listen addresses (listen is empty)");
-    c->listens = cfg_calloc(p, cfg_seq_len(n), sizeof *c->listens);
+    /* Empty is allowed: whether anything serves is known once every
+     * section is read (check_serves). */
+    c->listens = cfg_calloc(p, cfg_seq_len(n) ? cfg_seq_len(n) : 1, sizeof *c->listens);
     if (!c->listens)
         return cfg_fail_oom(p);
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;

@@ -116,7 +116,8 @@ static int add_listener(struct parser *p, const yaml_node_t *at, const char *wha
     struct config_listen *ls = cfg_calloc(p, c->nlistens + 1, sizeof *ls);
     if (!ls)
         return cfg_fail_oom(p);
-    memcpy(ls, c->listens, c->nlistens * sizeof *ls);
+    if (c->nlistens) /* none when listen: is left out */
+        memcpy(ls, c->listens, c->nlistens * sizeof *ls);
     ls[c->nlistens] = *l;
     c->listens = ls;
     c->nlistens++;

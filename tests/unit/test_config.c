@@ -236,14 +236,74 @@ static void test_config_json_error_reports_line(void **state)
                  "portico.yaml:3: unknown key \"wrokers\" at the top level");
 }
 
+#define NOTHING                                                                                    \
+    "nothing to serve: no listen addresses (add listen: [{addr: host:port}], or tailscale: "       \
+    "{services: true} to serve through tailscaled)"
+
+/* Nothing that accepts connections: at the top level, or at an empty
+ * listen: list. metrics and dns alone serve no service. */
 static void test_config_empty_document_has_no_listen(void **state)
 {
-    expect_error("", "portico.yaml:1: no listen addresses (add listen: [{addr: host:port}])");
-    expect_error("# nothing\n",
-                 "portico.yaml:1: no listen addresses (add listen: [{addr: host:port}])");
-    expect_error("# a comment\n\nworkers: 2\n",
-                 "portico.yaml:3: no listen addresses (add listen: [{addr: host:port}])");
-    expect_error("listen: []\n", "portico.yaml:1: no listen addresses (listen is empty)");
+    expect_error("", "portico.yaml:1: " NOTHING);
+    expect_error("# nothing\n", "portico.yaml:1: " NOTHING);
+    expect_error("# a comment\n\nworkers: 2\n", "portico.yaml:3: " NOTHING);
+    expect_error("workers: 2\nlisten: []\n", "portico.yaml:2: " NOTHING);
+    expect_error("metrics: {listen: 127.0.0.1:9100}\n", "portico.yaml:1: " NOTHING);
+    expect_error("tailscale: {}\ndns: {zones: [home.example]}\n", "portico.yaml:1: " NOTHING);
+    expect_error("tailscale: {services: false}\nservices:\n  grafana:\n"
+                 "    upstream: http://127.0.0.1:3000\n    hosts: [g.test]\n",
+                 "portico.yaml:1: " NOTHING);
+}
+
+/* Without listen: (or with it empty), the tailnet backend, a tcp.listen
+ * or funnel's backend is something to serve; the backend is then the
+ * first listener. */
+static void test_config_tailnet_only_needs_no_listen(void **state)
+{
+    static const char svc[] =
+        "services:\n  grafana:\n    upstream: http://127.0.0.1:3000\n    hosts: [g.test]\n";
+    struct config *c = expect_ok("tailscale: {services: true, backend: unix:/run/p/ts.sock}\n");
+    assert_int_equal(c->nlistens, 1);
+    assert_true(c->listens[0].tailnet);
+    assert_string_equal(c->listens[0].addr.text, "unix:/run/p/ts.sock");
+    config_unref(c);
+    char text[600];
+    snprintf(text, sizeof text, "listen: []\ntailscale: {services: true}\n%s", svc);
+    c = expect_ok(text);
+    assert_int_equal(c->nlistens, 1);
+    assert_true(c->listens[0].tailnet);
+    assert_non_null(route_table_lookup(c->tailnet_names, "grafana", 7));
+    config_unref(c);
+    snprintf(text, sizeof text, "tailscale: {funnel: {service: grafana}}\n%s", svc);
+    c = expect_ok(text);
+    assert_int_equal(c->nlistens, 1);
+    assert_true(c->listens[0].tailnet);
+    config_unref(c);
+    c = expect_ok("services:\n  pg:\n    tcp: {listen: 127.0.0.1:15432, upstream: "
+                  "127.0.0.1:5432}\n");
+    assert_int_equal(c->nlistens, 0);
+    assert_int_equal(c->ntcp, 1);
+    config_unref(c);
+    /* with metrics and the hairpin, which are checked against the backend */
+    char dir[] = "/tmp/test_config_tailnet_only.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(text, sizeof text,
+             "metrics: {listen: 127.0.0.1:9100}\ntailscale:\n  services: true\n"
+             "  backend: http://127.0.0.1:9100\n  insecure_loopback_backend: true\n%s",
+             svc);
+    expect_error(text, "portico.yaml:4: tailscale.backend: \"http://127.0.0.1:9100\" is also "
+                       "metrics.listen");
+    snprintf(text, sizeof text,
+             "metrics: {listen: 127.0.0.1:9100}\ntailscale:\n  services: true\n"
+             "  hairpin: {listen: 127.0.0.1:8443, hosts_file: %s/hosts}\n%s",
+             dir, svc);
+    c = expect_ok(text);
+    assert_int_equal(c->nlistens, 2);
+    assert_true(c->listens[0].tailnet);
+    assert_true(c->listens[1].local && c->listens[1].tls);
+    assert_true(c->metrics_enabled);
+    config_unref(c);
+    rmdir(dir);
 }
 
 static void test_config_top_level_must_be_mapping(void **state)
@@ -2117,6 +2177,7 @@ int main(void)
         cmocka_unit_test(test_config_json_as_nix_renders_it),
         cmocka_unit_test(test_config_json_surrogate_escape_refused),
         cmocka_unit_test(test_config_empty_document_has_no_listen),
+        cmocka_unit_test(test_config_tailnet_only_needs_no_listen),
         cmocka_unit_test(test_config_top_level_must_be_mapping),
         cmocka_unit_test(test_config_no_services_is_fine),
         cmocka_unit_test(test_config_unknown_key_reports_line),
