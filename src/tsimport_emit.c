@@ -723,11 +723,9 @@ int tsi_emit(struct tsi_input *in, struct tsimport_result *res)
                           v);
             res->ndropped++;
         }
-        strbuf_printf(o, "listen:\n"
-                         "  # portico's own listener; tailnet callers come through "
-                         "tailscale.backend\n"
-                         "  - addr: 127.0.0.1:8080\n"
-                         "tailscale:\n"
+        /* No listen: entry: tailnet callers come through tailscale.backend,
+         * the one listener tsnsrv's setup needs. */
+        strbuf_printf(o, "tailscale:\n"
                          "  services: true\n");
         if (nsuppress == in->n)
             strbuf_printf(o, "  identity_headers: false    # -suppressWhois\n");

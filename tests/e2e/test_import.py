@@ -39,7 +39,8 @@ def comments(yaml_text):
 def test_import_tsnsrv_fixtures_pass_check(ctx):
     """Every fixture converts (exit 0, or 3 when something was left behind),
     and portico check accepts the result with one service per tsnsrv
-    service, under the same names."""
+    service, under the same names, and no listen: entry (tailnet callers
+    come through the backend listener)."""
     for fixture, names in EXPECTED.items():
         rc, out, err = run_import(ctx, os.path.join(FIXTURES, fixture))
         expect(rc in (0, 3), "%s: exit %d, stderr %r" % (fixture, rc, err))
@@ -48,6 +49,7 @@ def test_import_tsnsrv_fixtures_pass_check(ctx):
         crc, cout, cerr = run_check(ctx.binary, path)
         eq(crc, 0, "%s: portico check exit (stderr %r)\n%s" % (fixture, cerr, out))
         expect(cout.startswith("ok: %d service" % len(names)), "%s: check said %r" % (fixture, cout))
+        expect(not re.search(r"^listen:", out, re.M), "%s: a listen: entry in\n%s" % (fixture, out))
         for name in names:
             expect(re.search(r"^  %s:\n(    #.*\n)*    hosts: \[%s\]\n" % (re.escape(name), re.escape(name)),
                              out, re.M), "%s: no service %s in\n%s" % (fixture, name, out))

@@ -190,7 +190,7 @@ static void test_tsimport_go_flag_rules(void **state)
     /* what portico's loader refuses is an error, not a file check refuses */
     refused(
         "tsnsrv -name a http://999.0.0.1:1\n",
-        "in: portico cannot use the result: (the result):15: services.a.upstream: invalid IPv4");
+        "in: portico cannot use the result: (the result):12: services.a.upstream: invalid IPv4");
     refused("tsnsrv -name a ftp://x\n", "in:1: service \"a\": destination URL \"ftp://x\"");
     refused("{\"a\\nb\": {\"toURL\": \"http://x\"}}", "in: -name \"a?b\" cannot be"); /* one line */
     refused("tsnsrv -name a_b http://x\n", "in:1: -name \"a_b\" cannot be a portico service name");
