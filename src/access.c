@@ -247,11 +247,25 @@ bool access_tailnet_address(const struct sockaddr_storage *sa)
     return v4 && v4[0] == 100 && (v4[1] & 0xc0) == 64;
 }
 
-bool access_address_is_own(const struct sockaddr_storage *sa)
+void access_probe_init(struct access_probe *p)
+{
+    p->fd[0] = p->fd[1] = -1;
+}
+
+void access_probe_close(struct access_probe *p)
+{
+    for (int i = 0; i < 2; i++)
+        if (p->fd[i] >= 0)
+            close(p->fd[i]);
+    access_probe_init(p);
+}
+
+bool access_address_is_own(struct access_probe *p, const struct sockaddr_storage *sa)
 {
     struct sockaddr_storage probe;
     memset(&probe, 0, sizeof probe);
     socklen_t len;
+    int *fd;
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
     if (sa->ss_family == AF_INET ||
         (sa->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))) {
@@ -262,27 +276,39 @@ bool access_address_is_own(const struct sockaddr_storage *sa)
         else
             memcpy(&p4->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
         len = sizeof *p4;
+        fd = &p->fd[0];
     } else if (sa->ss_family == AF_INET6) {
         struct sockaddr_in6 *p6 = (struct sockaddr_in6 *)&probe;
         p6->sin6_family = AF_INET6;
         p6->sin6_addr = in6->sin6_addr;
         p6->sin6_scope_id = in6->sin6_scope_id;
         len = sizeof *p6;
+        fd = &p->fd[1];
     } else {
         return true;
     }
-    /* Port 0 takes no port: a datagram socket bound and closed at once. */
-    int fd = socket(probe.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    if (*fd < 0 && (*fd = socket(probe.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
         return true;
-    bool own = bind(fd, (const struct sockaddr *)&probe, len) == 0 || errno != EADDRNOTAVAIL;
-    close(fd);
-    return own;
+    /* Port 0 takes no port unless the bind succeeds. */
+    if (bind(*fd, (const struct sockaddr *)&probe, len) < 0 && errno == EADDRNOTAVAIL) {
+        /* A scoped IPv6 bind ties the socket to that interface even when
+         * it fails, which would narrow the next answer: not kept. */
+        if (probe.ss_family == AF_INET6 && in6->sin6_scope_id) {
+            close(*fd);
+            *fd = -1;
+        }
+        return false;
+    }
+    /* Bound (or an odd failure): this socket cannot ask again. */
+    close(*fd);
+    *fd = -1;
+    return true;
 }
 
-bool access_peer_tailnet(const struct sockaddr_storage *peer, bool from_proxy_header)
+bool access_peer_tailnet(struct access_probe *p, const struct sockaddr_storage *peer,
+                         bool from_proxy_header)
 {
     if (!access_tailnet_address(peer))
         return false;
-    return from_proxy_header || !access_address_is_own(peer);
+    return from_proxy_header || !access_address_is_own(p, peer);
 }

@@ -68,11 +68,23 @@ bool access_list_allows(const struct access_list *l, const struct identity *id);
 struct sockaddr_storage;
 bool access_tailnet_address(const struct sockaddr_storage *sa);
 
+/* A worker's sockets for asking the kernel which addresses are this
+ * host's: one unbound datagram socket per family (-1: none yet). A bind
+ * to an address that is not the host's fails and leaves the socket as it
+ * was, so the usual answer (a tailnet peer) costs one bind, not
+ * socket+bind+close; a bind that succeeds uses its socket up. */
+struct access_probe {
+    int fd[2]; /* IPv4, IPv6 */
+};
+void access_probe_init(struct access_probe *p);
+void access_probe_close(struct access_probe *p);
+
 /* Is sa one of this host's own addresses (an IPv4-mapped one as IPv4)?
- * Asked of the kernel: a socket bound to it succeeds only then. Any other
- * failure (no descriptor left, an odd family) answers true, which makes a
- * caller anonymous rather than someone else. */
-bool access_address_is_own(const struct sockaddr_storage *sa);
+ * Asked of the kernel at this moment, so an address added a moment ago
+ * counts: a bind to it succeeds only then. Any other failure (no
+ * descriptor left, an odd family) answers true, which makes a caller
+ * anonymous rather than someone else. */
+bool access_address_is_own(struct access_probe *p, const struct sockaddr_storage *sa);
 
 /* May the client at peer have a tailnet identity, so that whois is asked
  * for it? Only at a tailnet address (access_tailnet_address). When the
@@ -82,6 +94,7 @@ bool access_address_is_own(const struct sockaddr_storage *sa);
  * for an untagged node), which no local user is. A PROXY header's source
  * is taken as it is: only listeners configured to expect one read it, so
  * whoever sends it is trusted to say who its client was. */
-bool access_peer_tailnet(const struct sockaddr_storage *peer, bool from_proxy_header);
+bool access_peer_tailnet(struct access_probe *p, const struct sockaddr_storage *peer,
+                         bool from_proxy_header);
 
 #endif

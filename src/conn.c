@@ -542,7 +542,8 @@ static void read_proxy_header(struct conn *c)
         c->peer = pp.src;
         /* A LOCAL header (the proxy's own health check) names no client:
          * the sender itself is no tailnet caller. */
-        c->peer_tailnet = !c->tailnet && !c->hairpin && access_peer_tailnet(&c->peer, true);
+        c->peer_tailnet =
+            !c->tailnet && !c->hairpin && access_peer_tailnet(&c->w->own, &c->peer, true);
     }
     if (!count_peer(c)) {
         conn_close(c);
@@ -749,8 +750,8 @@ static struct conn *accept_conn(struct worker *w, int fd, const struct sockaddr_
     listener_format_peer(sa, salen, c->addr, sizeof c->addr);
     memcpy(&c->peer, sa, salen < sizeof c->peer ? salen : sizeof c->peer);
     /* Behind a PROXY header only the header may name a tailnet caller. */
-    c->peer_tailnet =
-        !proxy_protocol && !l->tailnet && !l->local && access_peer_tailnet(&c->peer, false);
+    c->peer_tailnet = !proxy_protocol && !l->tailnet && !l->local &&
+                      access_peer_tailnet(&w->own, &c->peer, false);
     /* Behind a PROXY header the client is known once the header is read. */
     /* Every tailnet caller comes through tailscaled's few connections: they
      * are not one client to limit. */

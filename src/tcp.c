@@ -423,7 +423,7 @@ int tcp_accept(struct worker *w, int fd, const struct sockaddr_storage *sa, sock
     if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
         memset(&local, 0, sizeof local);
     return start(w, w->cfg, fd, sa, addr, &local, svc, &svc->tcp->upstream, false, false,
-                 access_peer_tailnet(sa, false));
+                 access_peer_tailnet(&w->own, sa, false));
 }
 
 int tcp_handoff(struct worker *w, int fd, const struct sockaddr_storage *peer, const char *addr,

@@ -354,6 +354,7 @@ static void *worker_main(void *arg)
     drop_listeners(w);
     upstream_pools_free(w);
     tailnet_worker_free(w);
+    access_probe_close(&w->own);
     for (size_t i = 0; i < w->nauth_caches; i++)
         auth_cache_free(w->auth_caches[i]);
     free(w->auth_caches);
@@ -377,6 +378,7 @@ int worker_start_all(struct server *srv, char *err, size_t errlen)
         struct worker *w = &srv->workers[i];
         w->id = i;
         w->srv = srv;
+        access_probe_init(&w->own);
         w->loop = loop_new(err, errlen);
         if (!w->loop)
             return -1;

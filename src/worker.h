@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "buf.h"
 #include "log.h"
 #include "loop.h"
@@ -98,7 +99,8 @@ struct worker {
     struct localapi_client *localapi;
     struct whois_cache *whois;
     char ts_socket[128];
-    uint64_t pong; /* atomic: the last server ping this worker's loop answered */
+    struct access_probe own; /* which peers are this host (access_peer_tailnet) */
+    uint64_t pong;           /* atomic: the last server ping this worker's loop answered */
     /* What draining did: closed at its start, left to finish, cut at
      * shutdown_timeout (read by the main thread after the join). */
     struct {

@@ -251,37 +251,72 @@ static void test_access_tailnet_address(void **state)
  * address of a documentation range is not. */
 static void test_access_address_is_own(void **state)
 {
+    struct access_probe p;
+    access_probe_init(&p);
     struct sockaddr_storage lo = ip("127.0.0.1"), mapped = ip("::ffff:127.0.0.1"),
                             doc = ip("192.0.2.1"), doc6 = ip("2001:db8::1");
-    assert_true(access_address_is_own(&lo));
-    assert_true(access_address_is_own(&mapped));
-    assert_false(access_address_is_own(&doc));
+    assert_true(access_address_is_own(&p, &lo));
+    assert_true(access_address_is_own(&p, &mapped));
+    assert_false(access_address_is_own(&p, &doc));
     int fd6 = socket(AF_INET6, SOCK_DGRAM, 0);
     if (fd6 >= 0) { /* a kernel without IPv6 answers "own" to every IPv6 address */
         close(fd6);
-        assert_false(access_address_is_own(&doc6));
+        assert_false(access_address_is_own(&p, &doc6));
     }
     struct sockaddr_storage unix_addr = {.ss_family = AF_UNIX};
-    assert_true(access_address_is_own(&unix_addr)); /* unknown: never someone else */
+    assert_true(access_address_is_own(&p, &unix_addr)); /* unknown: never someone else */
+    access_probe_close(&p);
+}
+
+/* A peer that is not this host costs one bind on a socket kept for the
+ * next question; a bind that succeeds (this host) uses its socket up, and
+ * the answers stay right in any order. */
+static void test_access_address_is_own_keeps_its_probe(void **state)
+{
+    struct access_probe p;
+    access_probe_init(&p);
+    struct sockaddr_storage lo = ip("127.0.0.1"), doc = ip("192.0.2.1"),
+                            doc_mapped = ip("::ffff:198.51.100.7");
+    assert_false(access_address_is_own(&p, &doc));
+    int fd = p.fd[0];
+    assert_true(fd >= 0);
+    for (int i = 0; i < 100; i++) {
+        assert_false(access_address_is_own(&p, &doc));
+        assert_false(access_address_is_own(&p, &doc_mapped));
+    }
+    assert_int_equal(p.fd[0], fd); /* no new socket per question */
+    for (int i = 0; i < 3; i++) {
+        assert_true(access_address_is_own(&p, &lo));
+        assert_false(access_address_is_own(&p, &doc));
+        assert_true(access_address_is_own(&p, &lo));
+    }
+    access_probe_close(&p);
+    assert_int_equal(p.fd[0], -1);
+    assert_int_equal(p.fd[1], -1);
 }
 
 /* A tailnet address may be a tailnet caller; from a PROXY header it is
  * taken as sent, from the socket only when it is not this host's. */
 static void test_access_peer_tailnet(void **state)
 {
+    struct access_probe p;
+    access_probe_init(&p);
     struct sockaddr_storage peer = ip("100.64.0.7"), peer6 = ip("fd7a:115c:a1e0::7"),
                             mapped = ip("::ffff:100.64.0.7"), lan = ip("192.0.2.1"),
                             lo = ip("127.0.0.1");
-    if (access_address_is_own(&peer) || access_address_is_own(&peer6))
+    if (access_address_is_own(&p, &peer) || access_address_is_own(&p, &peer6)) {
+        access_probe_close(&p);
         skip(); /* this machine is that tailnet node */
-    assert_true(access_peer_tailnet(&peer, false));
-    assert_true(access_peer_tailnet(&peer6, false));
-    assert_true(access_peer_tailnet(&mapped, false));
-    assert_true(access_peer_tailnet(&peer, true));
-    assert_false(access_peer_tailnet(&lan, true));
-    assert_false(access_peer_tailnet(&lan, false));
-    assert_false(access_peer_tailnet(&lo, false));
-    assert_false(access_peer_tailnet(&lo, true));
+    }
+    assert_true(access_peer_tailnet(&p, &peer, false));
+    assert_true(access_peer_tailnet(&p, &peer6, false));
+    assert_true(access_peer_tailnet(&p, &mapped, false));
+    assert_true(access_peer_tailnet(&p, &peer, true));
+    assert_false(access_peer_tailnet(&p, &lan, true));
+    assert_false(access_peer_tailnet(&p, &lan, false));
+    assert_false(access_peer_tailnet(&p, &lo, false));
+    assert_false(access_peer_tailnet(&p, &lo, true));
+    access_probe_close(&p);
 }
 
 int main(void)
@@ -298,6 +333,7 @@ int main(void)
         cmocka_unit_test_teardown(test_access_empty_list_allows_nobody, teardown),
         cmocka_unit_test(test_access_tailnet_address),
         cmocka_unit_test(test_access_address_is_own),
+        cmocka_unit_test(test_access_address_is_own_keeps_its_probe),
         cmocka_unit_test(test_access_peer_tailnet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
