@@ -121,13 +121,13 @@ long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact)
     }
 }
 
-int sock_write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool clear)
+static int write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool clear, int flags)
 {
     while (*off < len) {
         const char *from = (const char *)p + *off;
         ssize_t n;
         if (clear || !s->ssl) {
-            n = send(s->io.fd, from, len - *off, MSG_NOSIGNAL);
+            n = send(s->io.fd, from, len - *off, MSG_NOSIGNAL | flags);
         } else {
             struct iovec v = {(void *)from, len - *off};
             n = tls_writev(s->ssl, &v, 1);
@@ -145,6 +145,16 @@ int sock_write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool
         return n < 0 ? -errno : -EPIPE;
     }
     return 1;
+}
+
+int sock_write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool clear)
+{
+    return write_rest(s, p, len, off, clear, 0);
+}
+
+int sock_write_rest_more(struct sock *s, const void *p, size_t len, size_t *off)
+{
+    return write_rest(s, p, len, off, false, MSG_MORE);
 }
 
 int sock_discard(struct sock *s)

@@ -76,6 +76,12 @@ long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact);
  * 1: all written; 0: it would block (writable is cleared); -errno. */
 int sock_write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool clear);
 
+/* sock_write_rest with MSG_MORE on a plain socket: bytes the caller writes
+ * at once after these (a chunk-size line before the chunk's data) go out
+ * in the same segment instead of a small one of their own. Only for bytes
+ * that something written right after follows. */
+int sock_write_rest_more(struct sock *s, const void *p, size_t len, size_t *off);
+
 /* Read and drop what the socket holds, raw (the input of a connection
  * that is closing). 0 when it would block (readable is cleared), -1 at
  * end of stream or on an error (eof is set). */

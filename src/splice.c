@@ -57,6 +57,19 @@ static void frame_next(struct body_splice *s, uint64_t n, bool last)
     }
 }
 
+/* Nothing more can be spliced now: queue the CRLF that closes the open
+ * chunk (its data is all written), so that the framing on the wire is
+ * whole while portico waits. false when no chunk is open. Written any
+ * earlier, the CRLF would leave in a small segment of its own before each
+ * next size line. */
+static bool close_chunk(struct body_splice *s)
+{
+    if (!s->chunk_open)
+        return false;
+    frame_next(s, 0, false);
+    return true;
+}
+
 /* Read the chunked framing that follows a spliced chunk, and no byte
  * more: look at what the socket holds, decode it, then read what the
  * decoder took (the bytes looked at are there to be read: only this
@@ -106,8 +119,11 @@ static uint64_t src_limit(const struct body_splice *s, const struct body *b)
     switch (b->in) {
     case HTTP_BODY_LENGTH:
         return b->remaining;
-    case HTTP_BODY_CHUNKED:
-        return chunked_data_left(&b->dec);
+    case HTTP_BODY_CHUNKED: {
+        /* A small chunk not begun through the pipe is copied (handed off). */
+        uint64_t left = chunked_data_left(&b->dec);
+        return s->in_chunk || s->framing || left >= LIMIT_SPLICE_MIN_CHUNK ? left : 0;
+    }
     case HTTP_BODY_EOF:
         return s->src_ended ? 0 : UINT64_MAX;
     case HTTP_BODY_NONE:
@@ -130,7 +146,11 @@ enum splice_result body_splice_pump(struct body_splice *s, struct body *b, struc
             if (!dst->writable)
                 return progress;
             size_t before = s->frame_off;
-            int r = sock_write_rest(dst, s->frame, s->frame_len, &s->frame_off, false);
+            /* A size line goes out with the start of its data, which the
+             * pipe holds and which is spliced right after it. */
+            int r = s->chunk_open && s->chunk_left
+                        ? sock_write_rest_more(dst, s->frame, s->frame_len, &s->frame_off)
+                        : sock_write_rest(dst, s->frame, s->frame_len, &s->frame_off, false);
             *wrote_bytes += s->frame_off - before;
             if (r < 0)
                 return SPLICE_DST_FAIL;
@@ -141,10 +161,6 @@ enum splice_result body_splice_pump(struct body_splice *s, struct body *b, struc
         }
         if (chunked_out && s->pipe.queued && (!s->chunk_open || s->chunk_left == 0)) {
             frame_next(s, s->pipe.queued, false);
-            continue;
-        }
-        if (chunked_out && s->chunk_open && s->chunk_left == 0) {
-            frame_next(s, 0, false); /* the chunk's CRLF, so the framing is whole */
             continue;
         }
         if (s->pipe.queued && dst->writable) {
@@ -192,9 +208,12 @@ enum splice_result body_splice_pump(struct body_splice *s, struct body *b, struc
                 return SPLICE_SRC_CUT;
             }
         }
-        if (body_splice_pending(s))
-            return progress;
-        /* Everything taken so far is written, framing included. */
+        if (s->pipe.queued || s->frame_off < s->frame_len)
+            return progress; /* waiting on dst */
+        /* Everything taken so far is written, framing included, but for
+         * the CRLF of a chunk whose data is all written: that goes out
+         * with the next size line or the last chunk, or alone once
+         * nothing more can be spliced now (close_chunk). */
         bool ended = (b->in == HTTP_BODY_LENGTH && b->remaining == 0) ||
                      (b->in != HTTP_BODY_LENGTH && s->src_ended);
         if (ended) {
@@ -206,24 +225,32 @@ enum splice_result body_splice_pump(struct body_splice *s, struct body *b, struc
             b->done = true;
             return SPLICE_DONE;
         }
-        if (b->in == HTTP_BODY_CHUNKED && chunked_data_left(&b->dec) == 0) {
-            if (!s->framing)
+        if (b->in == HTTP_BODY_CHUNKED && src_limit(s, b) == 0) {
+            /* framing: a whole chunk came through and what follows it is
+             * read here; else a small chunk is next: copied. */
+            if (!s->framing) {
+                if (close_chunk(s))
+                    continue;
                 return SPLICE_HANDOFF;
-            if (!src->readable)
+            }
+            if (!src->readable) {
+                if (close_chunk(s))
+                    continue;
                 return progress;
+            }
             int r = read_framing(s, b, src, read_bytes);
             if (r < 0)
                 return r == -1 ? SPLICE_BAD_FRAMING : SPLICE_SRC_CUT;
             if (r == 0)
-                return progress;
+                continue; /* src is marked not readable now */
             uint64_t left = chunked_data_left(&b->dec);
-            if (left && left < LIMIT_SPLICE_MIN_CHUNK) {
+            if (left && left < LIMIT_SPLICE_MIN_CHUNK)
                 s->framing = false; /* a small chunk: copied, with what follows it */
-                return SPLICE_HANDOFF;
-            }
             progress = SPLICE_PROGRESS;
             continue;
         }
+        if (close_chunk(s))
+            continue;
         return progress;
     }
 }

@@ -171,3 +171,65 @@ def test_proxy_header_to_upstream_names_the_address_the_client_reached(ctx):
         eq(seen[-1], b"PROXY %s %s %s %d %d\r\n" % (proto, host.encode(), host.encode(), cport, port),
            "PROXY header for a client of port %d" % port)
     srv.sock.close()
+
+
+_SENDTO = re.compile(r'^\d+\s+sendto\((\d+), "((?:[^"\\]|\\.)*)"(?:\.\.\.)?, (\d+), ([A-Z_|]+)')
+
+
+@test(timeout=120, serial=True)
+def test_spliced_chunk_size_line_goes_out_with_its_data(ctx):
+    """A chunked response to an HTTP/1.1 client whose data is spliced: the
+    chunk-size line portico writes before each spliced batch is sent with
+    MSG_MORE (it leaves in the segment of the data spliced right after it,
+    not in a small segment of its own), and the last chunk, which nothing
+    follows, without it. The body arrives byte-exact and spliced."""
+    n = 4 * 1048573  # four pattern blocks: every chunk is large, the last one too
+    o = ctx.origin("dl")
+    p = ctx.portico({"v": svc(o, timeout="60s")}, workers=1, metrics=True)
+    spliced0 = _scrape(p.metrics_port).get(
+        ("portico_body_bytes_total", (("direction", "response"), ("path", "spliced"))), 0.0)
+    with RawConn(p.port, timeout=30 * SCALE) as c:
+        st = Strace(ctx, p.proc.pid, "sendto")
+        # so the last chunk comes right after a spliced one
+        c.send(b"GET /d?do=download&mode=chunked&chunk=1048576&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n"
+               % n)
+        r = c.read_head()
+        eq(r.status, 200, "status")
+        eq((r.header("transfer-encoding") or "").lower(), "chunked", "framing")
+        v = BlockVerifier()
+        while True:
+            size = int(c.until(b"\r\n").split(b";")[0].strip(), 16)
+            if size == 0:
+                eq(c.until(b"\r\n"), b"\r\n", "end of the chunked body")
+                break
+            left = size
+            while left:
+                part = c.exact(min(left, 1 << 20))
+                v.feed(memoryview(part))
+                left -= len(part)
+            eq(c.exact(2), b"\r\n", "CRLF after a chunk's data")
+        v.finish()
+        eq(v.total, n, "body bytes")
+        expect(v.ok, "content mismatch in block %s" % v.bad_block)
+        expect(p.wait_line(lambda l: 'path="/d?' in l, 5 * SCALE), "the download is logged")
+        st.stop()
+    spliced = _scrape(p.metrics_port).get(
+        ("portico_body_bytes_total", (("direction", "response"), ("path", "spliced"))), 0.0)
+    expect(spliced - spliced0 >= n - 5 * 65536, "spliced response bytes: %d" % (spliced - spliced0))
+    sizes, last = [], []
+    with open(st.path, encoding="latin-1") as f:
+        for line in f:
+            m = _SENDTO.match(line)
+            if not m:
+                continue
+            data, flags = m.group(2), m.group(4)
+            # the CRLF closing the chunk before, then the size line
+            data = data[4:] if data.startswith("\\r\\n") else data
+            if data.startswith("0\\r\\n"):
+                last.append(flags)
+            elif re.match(r"^[0-9a-f]+\\r\\n$", data):
+                sizes.append(flags)
+    expect(sizes, "no chunk-size line was written with sendto")
+    eq([f for f in sizes if "MSG_MORE" not in f], [], "size lines sent without MSG_MORE")
+    eq(len(last), 1, "the last chunk is written once: %r" % last)
+    expect("MSG_MORE" not in last[0], "the last chunk is sent with MSG_MORE: %r" % last)
