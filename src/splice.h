@@ -7,7 +7,9 @@
  * body_produce; only the data of a chunk already open on the wire is
  * spliced), and a body written chunked (to an HTTP/1.1 client) gets a
  * chunk-size line for each batch the pipe holds and its CRLF, written
- * with ordinary writes around the spliced data. Once a whole chunk went
+ * with ordinary writes around the spliced data (the CRLF together with
+ * the next size line, with MSG_MORE, so both leave in the data's first
+ * segment; alone only when nothing more can be spliced). Once a whole chunk went
  * through the pipe, the framing that follows it (CRLF, the next size line,
  * or the last chunk and its trailers) is read here byte-exact (looked at
  * with MSG_PEEK, then read as far as the decoder took it), so the next
