@@ -20,6 +20,7 @@
 #include "strbuf.h"
 #include "tls.h"
 #include "tsjson.h"
+#include "tsstatus.h"
 
 /* ---- pure parts ----------------------------------------------------------------- */
 
@@ -108,7 +109,9 @@ struct tscert {
     struct entry *v;
     size_t n;
     bool enabled;
-    /* tailscaled's status: its CertDomains and MagicDNS suffix */
+    /* tailscaled's status: its CertDomains and MagicDNS suffix, read
+     * through the reader shared with the other modules (tsstatus.c) */
+    struct tsstatus *status;
     bool status_known;
     struct tsjson_strlist domains;
     char *suffix;
@@ -366,18 +369,22 @@ static void retry_later(uint64_t now, uint64_t *next, uint32_t *backoff)
     *backoff = *backoff >= TSCERT_RETRY_MAX_MS / 2 ? TSCERT_RETRY_MAX_MS : *backoff * 2;
 }
 
-static void on_status(void *arg, const struct localapi_answer *a)
+/* The status through the shared reader (asked by tick with
+ * tsstatus_ask_once: tscert keeps its own schedule and back-off). */
+static uint32_t on_status(void *arg, const struct tsjson_status *shared, const char *error)
 {
     struct tscert *t = arg;
     t->busy = false;
     uint64_t now = loop_now_ms(t->loop);
-    char err[512];
-    struct tsjson_status st = {0};
-    const char *why = a->result != LOCALAPI_OK ? a->error : NULL;
-    if (!why && tsjson_parse_status(a->body, a->body_len, &st, err, sizeof err) < 0)
-        why = err;
+    struct tsjson_strlist domains = {0};
+    char *suffix = NULL;
+    const char *why = error;
+    if (!why && (tsjson_strlist_copy(&domains, &shared->cert_domains) < 0 ||
+                 (shared->magic_dns_suffix && !(suffix = strdup(shared->magic_dns_suffix))))) {
+        tsjson_strlist_free(&domains);
+        why = "out of memory";
+    }
     if (why) {
-        tsjson_status_free(&st);
         uint32_t wait =
             t->status_backoff_ms < TSCERT_RETRY_MIN_MS ? TSCERT_RETRY_MIN_MS : t->status_backoff_ms;
         if (!t->status_failed_logged)
@@ -388,7 +395,7 @@ static void on_status(void *arg, const struct localapi_answer *a)
         t->status_failed_logged = true;
         retry_later(now, &t->status_next_ms, &t->status_backoff_ms);
         tick(t);
-        return;
+        return 0;
     }
     if (t->status_failed_logged)
         log_msg(LOG_INFO, "tailscaled's status is readable again: fetching certificates");
@@ -396,10 +403,8 @@ static void on_status(void *arg, const struct localapi_answer *a)
     t->status_backoff_ms = 0;
     tsjson_strlist_free(&t->domains);
     free(t->suffix);
-    t->domains = st.cert_domains;
-    st.cert_domains = (struct tsjson_strlist){0};
-    t->suffix = st.magic_dns_suffix;
-    st.magic_dns_suffix = NULL;
+    t->domains = domains;
+    t->suffix = suffix;
     if (add_hairpin_names(t))
         install(t);
     /* Not connected to a tailnet (stopped, logged out, starting): no
@@ -409,10 +414,10 @@ static void on_status(void *arg, const struct localapi_answer *a)
         log_msg(LOG_WARN,
                 "tailscaled is not connected to a tailnet (BackendState %s): no certificates "
                 "can be fetched until it is; checking again every %u s",
-                st.backend_state && st.backend_state[0] ? st.backend_state : "unknown",
+                shared->backend_state && shared->backend_state[0] ? shared->backend_state
+                                                                  : "unknown",
                 (unsigned)(TSCERT_STATUS_POLL_MS / 1000));
     t->unconnected_logged = waiting;
-    tsjson_status_free(&st);
     t->status_known = true;
     /* Names still waiting for CertDomains make the status worth reading
      * again soon; otherwise only a reload or a failed fetch re-reads it. */
@@ -435,6 +440,7 @@ static void on_status(void *arg, const struct localapi_answer *a)
     }
     t->status_next_ms = waiting ? now + TSCERT_STATUS_POLL_MS : UINT64_MAX;
     tick(t);
+    return 0;
 }
 
 static void fetch_failed(struct tscert *t, struct entry *e, enum fetch_result r, const char *why,
@@ -585,8 +591,9 @@ static void tick(struct tscert *t)
     int64_t wall = wall_now();
     if (now >= t->status_next_ms) {
         t->status_next_ms = now + TSCERT_RETRY_MAX_MS; /* on_status sets the real time */
-        if (call(t, LOCALAPI_PREFIX "status?peers=false", on_status) == 0)
-            return;
+        t->busy = true;
+        tsstatus_ask_once(t->status, t->socket);
+        return;
     }
     for (size_t i = 0; i < t->n; i++) {
         struct entry *e = &t->v[i];
@@ -624,6 +631,10 @@ struct tscert *tscert_new(struct loop *l)
     if (!t)
         return NULL;
     t->loop = l;
+    if (!(t->status = tsstatus_new(l, on_status, t))) {
+        free(t);
+        return NULL;
+    }
     loop_timer_init(&t->timer, on_timer);
     live = t;
     return t;
@@ -633,6 +644,7 @@ static void drop_client(struct tscert *t)
 {
     localapi_client_free(t->client);
     t->client = NULL;
+    tsstatus_stop(t->status);
     t->busy = false;
 }
 
@@ -743,6 +755,7 @@ void tscert_free(struct tscert *t)
     if (live == t)
         live = NULL;
     drop_client(t);
+    tsstatus_free(t->status);
     loop_timer_disarm(t->loop, &t->timer);
     for (size_t i = 0; i < t->n; i++)
         entry_clear(&t->v[i]);

@@ -13,8 +13,10 @@
  * domainRenewalTimeByExpiry, tailscale v1.103.0). A failed fetch keeps the
  * certificate in use, is logged and counted, and is retried with back-off.
  *
- * Everything runs on the main thread's loop, over its own non-blocking
- * LocalAPI client (a fetch can take as long as an ACME order): no worker
+ * Everything runs on the main thread's loop, the fetches over their own
+ * non-blocking LocalAPI client (a fetch can take as long as an ACME
+ * order), the status through the read shared with hairpin and the DNS
+ * responder (tsstatus.c): no worker
  * ever waits for tailscaled, and a handshake never does either — a name
  * with no certificate yet fails its handshake at once (unrecognized_name,
  * or tls.default_cert when set), and the log says why. */

@@ -478,6 +478,21 @@ void tsjson_strlist_free(struct tsjson_strlist *l)
     l->n = 0;
 }
 
+int tsjson_strlist_copy(struct tsjson_strlist *dst, const struct tsjson_strlist *src)
+{
+    *dst = (struct tsjson_strlist){0};
+    if (src->n == 0)
+        return 0;
+    if (!(dst->v = calloc(src->n, sizeof *dst->v)))
+        return -1;
+    for (; dst->n < src->n; dst->n++)
+        if (!(dst->v[dst->n] = strdup(src->v[dst->n]))) {
+            tsjson_strlist_free(dst);
+            return -1;
+        }
+    return 0;
+}
+
 void tsjson_status_free(struct tsjson_status *st)
 {
     free(st->version);

@@ -99,6 +99,9 @@ void tsjson_whois_free(struct tsjson_whois *w);
 int tsjson_parse_advertised(const char *buf, size_t len, struct tsjson_strlist *out, char *err,
                             size_t errlen);
 void tsjson_strlist_free(struct tsjson_strlist *l);
+/* A copy of src in *dst (owned by the caller); -1 (nothing kept) when out
+ * of memory. */
+int tsjson_strlist_copy(struct tsjson_strlist *dst, const struct tsjson_strlist *src);
 
 /* True if tailscaled's version is at least major.minor. PROXY protocol
  * towards a Service's TCP backend needs 1.94 (earlier versions store

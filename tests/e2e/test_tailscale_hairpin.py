@@ -416,3 +416,28 @@ def test_hairpin_check_refuses_unwritable_hosts_file_and_used_address(ctx):
     p.write_config(p.cfg)
     rc, out, err = run_check(ctx.binary, p.path)
     expect(rc == 1 and "needs tailscale.services: true" in err, "without services: %r" % err)
+
+
+@test(timeout=60)
+def test_hairpin_certificates_and_dns_share_one_status_read(ctx):
+    # Certificates, the hosts block and the DNS responder (which listens on
+    # the node's addresses) each need tailscaled's status at start and at
+    # each reload: one read serves all three.
+    p, hosts, ca, o, ts = _setup(ctx, ["alpha"], start=False)
+    ts.self_ips = ["127.0.53.79"]
+    p.cfg["dns"] = {"zones": ["home.example.com"]}
+    p.write_config(p.cfg)
+    p.start()
+    _wait_block(hosts, ["127.0.0.1 alpha." + SUFFIX])
+    _wait_cert(p, "alpha." + SUFFIX)
+    expect(p.wait_line("listener=dns addr=127.0.53.79:53", 10 * SCALE),
+           "the DNS responder listens on the node's address: %s" % p.stderr()[-4:])
+    eq(ts.count("GET", "status"), 1, "status reads at start")
+    n0 = p.nlines()
+    p.reload()
+    expect(p.wait_line("tailscaled's status", 0.1, start=n0) is None, "no status complaint")
+    end = time.time() + 10 * SCALE
+    while ts.count("GET", "status") < 2 and time.time() < end:
+        time.sleep(0.05)
+    time.sleep(0.5 * SCALE)  # (a second read would have come by now)
+    eq(ts.count("GET", "status"), 2, "status reads after a reload")

@@ -76,3 +76,12 @@ def test_localapi_slow_tailscaled_times_out(ctx):
     ts.delay = 3.0
     out = _run_c(ctx, ts, "slow")
     expect("[       OK ] test_emu_slow_times_out_without_blocking_the_loop" in out, out[-2000:])
+
+
+@test(timeout=90)
+def test_localapi_status_read_shared_by_modules_asking_together(ctx):
+    ts = _emu(ctx)
+    out = _run_c(ctx, ts, "status")
+    expect("[       OK ] test_emu_status_read_shared_by_handles" in out, out[-2000:])
+    # Three rounds of asking by two or three handles: one read each.
+    eq(ts.count("GET", "status"), 3, "status reads")

@@ -5,7 +5,8 @@
  * end-to-end test tests/e2e/test_tailscale_localapi.py starts the emulator,
  * puts it in the state PORTICO_TS_CASE names (up, down, restart, slow),
  * runs this binary, and then checks the emulator's own counts (one whois
- * call per address for a burst of lookups). */
+ * call per address for a burst of lookups, one status read for modules
+ * asking together). */
 #include "unit.h"
 
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "tsjson.h"
+#include "tsstatus.h"
 #include "whois.h"
 
 static const char *sock_path;
@@ -268,6 +270,84 @@ static void test_emu_slow_times_out_without_blocking_the_loop(void **state)
     localapi_client_free(la);
 }
 
+/* ---- tailscaled's status, one read shared by the modules asking ---------- */
+
+struct status_seen {
+    int statuses, errors;
+    char suffix[64], error[256];
+};
+
+static struct status_seen seen_status[3];
+
+static uint32_t on_status(void *arg, const struct tsjson_status *st, const char *error)
+{
+    struct status_seen *s = arg;
+    if (st) {
+        s->statuses++;
+        snprintf(s->suffix, sizeof s->suffix, "%s",
+                 st->magic_dns_suffix ? st->magic_dns_suffix : "");
+    } else {
+        s->errors++;
+        snprintf(s->error, sizeof s->error, "%s", error);
+    }
+    return 0;
+}
+
+static int status_round; /* how many answers (or failures) every asking handle wants */
+static bool a_and_c_answered(void)
+{
+    return seen_status[0].statuses + seen_status[0].errors >= status_round &&
+           seen_status[2].statuses + seen_status[2].errors >= status_round;
+}
+
+static bool b_failed(void)
+{
+    return seen_status[1].errors >= 1 && a_and_c_answered();
+}
+
+/* Run the loop until A and C have round answers, which must be statuses. */
+static void run_round(int round, bool (*cond)(void))
+{
+    status_round = round;
+    run_loop(cond, 10000);
+    assert_int_equal(seen_status[0].statuses, round);
+    assert_int_equal(seen_status[2].statuses, round);
+}
+
+/* Three modules' handles: those asking in one turn of the loop share one
+ * call (the emulator counts them: test_tailscale_localapi.py expects 3). */
+static void test_emu_status_read_shared_by_handles(void **state)
+{
+    if (!wanted("status"))
+        skip();
+    memset(seen_status, 0, sizeof seen_status);
+    struct tsstatus *h[3];
+    for (int i = 0; i < 3; i++)
+        assert_non_null(h[i] = tsstatus_new(lp, on_status, &seen_status[i]));
+    /* 1: A and C ask, B asks and stops at once: one call, B told nothing. */
+    tsstatus_ask(h[0], sock_path);
+    tsstatus_ask(h[1], sock_path);
+    tsstatus_ask_once(h[2], sock_path);
+    tsstatus_stop(h[1]);
+    run_round(1, a_and_c_answered);
+    assert_string_equal(seen_status[0].suffix, "tail1234.ts.net");
+    assert_string_equal(seen_status[2].suffix, "tail1234.ts.net");
+    assert_int_equal(seen_status[1].statuses + seen_status[1].errors, 0);
+    /* 2: asked again together: one more call. */
+    tsstatus_ask(h[2], sock_path);
+    tsstatus_ask(h[0], sock_path);
+    run_round(2, a_and_c_answered);
+    /* 3: B at another socket gets its own failure; A and C one more call. */
+    tsstatus_ask(h[1], "/nonexistent/tailscaled.sock");
+    tsstatus_ask(h[0], sock_path);
+    tsstatus_ask_once(h[2], sock_path);
+    run_round(3, b_failed);
+    assert_int_equal(seen_status[1].statuses, 0);
+    assert_non_null(strstr(seen_status[1].error, "/nonexistent/tailscaled.sock"));
+    for (int i = 0; i < 3; i++)
+        tsstatus_free(h[i]);
+}
+
 static int setup(void **state)
 {
     sock_path = getenv("PORTICO_TS_SOCKET");
@@ -291,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_emu_down_fails_with_a_sentence),
         cmocka_unit_test(test_emu_restart_recovers),
         cmocka_unit_test(test_emu_slow_times_out_without_blocking_the_loop),
+        cmocka_unit_test(test_emu_status_read_shared_by_handles),
     };
     return cmocka_run_group_tests_name("localapi_emu", tests, setup, teardown);
 }

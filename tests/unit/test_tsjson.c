@@ -467,6 +467,23 @@ static void test_service_names(void **state)
     assert_false(tsjson_service_name_valid(name));
 }
 
+/* A copy owns its strings: the original can go first. */
+static void test_strlist_copy(void **state)
+{
+    struct tsjson_strlist src = {0}, dst, empty = {0};
+    const char *body = "{\"AdvertiseServices\":[\"svc:a\",\"svc:b\"]}";
+    assert_int_equal(tsjson_parse_advertised(body, strlen(body), &src, err, sizeof err), 0);
+    assert_int_equal(tsjson_strlist_copy(&dst, &src), 0);
+    tsjson_strlist_free(&src);
+    assert_int_equal(dst.n, 2);
+    assert_string_equal(dst.v[0], "svc:a");
+    assert_string_equal(dst.v[1], "svc:b");
+    tsjson_strlist_free(&dst);
+    assert_int_equal(tsjson_strlist_copy(&dst, &empty), 0);
+    assert_int_equal(dst.n, 0);
+    assert_null(dst.v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -484,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_prefs_advertised),
         cmocka_unit_test(test_advertise_body),
         cmocka_unit_test(test_service_names),
+        cmocka_unit_test(test_strlist_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
