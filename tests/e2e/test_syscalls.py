@@ -3,38 +3,6 @@ the running portico), and the edge cases a call left out must not break."""
 
 from common import *  # noqa: F401,F403
 
-_CALL = re.compile(r"^\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\((\d+)?)")
-_RESULT = re.compile(r"= (-?\d+)(?: (E[A-Z0-9]+))?(?: \(.*\))?\s*$")
-
-
-class Strace:
-    """strace -f attached to a running process, counting the calls it makes."""
-
-    def __init__(self, ctx, pid, calls):
-        self.path = os.path.join(ctx.dir, "strace.%d.txt" % pid)
-        self.pr = ctx.spawn(["strace", "-f", "-e", "trace=" + calls, "-o", self.path,
-                             "-p", str(pid)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # "strace: Process N attached with K threads" once every thread is traced
-        line = self.pr.stderr.readline().decode("latin-1")
-        expect("attached" in line, "strace did not attach: %r" % line)
-
-    def stop(self):
-        """Detach; the calls made meanwhile as (name, result, errno name or None,
-        first argument when it is a number: the fd)."""
-        self.pr.send_signal(signal.SIGINT)
-        self.pr.wait(10 * SCALE)
-        calls = []
-        with open(self.path, encoding="latin-1") as f:
-            for line in f:
-                m = _CALL.match(line)
-                if not m or "<unfinished ...>" in line:
-                    continue  # counted where it resumes
-                r = _RESULT.search(line)
-                calls.append((m.group(1) or m.group(2), int(r.group(1)) if r else None,
-                              r.group(2) if r else None, m.group(3)))
-        return calls
-
 
 @test(timeout=60, serial=True)
 def test_keepalive_request_costs_no_wasted_system_call(ctx):
