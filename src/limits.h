@@ -126,6 +126,9 @@
 #define TLS_SESSION_TIMEOUT_S                                                                      \
     (TLS_TICKET_ROTATE_S * (TLS_TICKET_KEYS - 1)) /* lifetime announced in tickets */
 #define LIMIT_CLIENT_HELLO_BYTES 16384 /* ClientHello read for passthrough; larger -> closed */
+/* Records gathered per send(2) when OpenSSL writes them (tls_out.c): room
+ * for those of a full buffer (BUF_SIZE) and a response head. Per thread. */
+#define TLS_SEND_BATCH_BYTES (96u << 10)
 
 /* ---- forward auth ----------------------------------------------------------- */
 /* Authelia answers a failed Basic login after at least 2 s (plus up to 85 ms

@@ -31,7 +31,8 @@ enum ex_result respond_local(struct exchange *ex, int status, const char *body, 
     /* A copy: body may be built on the caller's stack, the log comes later. */
     snprintf(ex->reason_buf, sizeof ex->reason_buf, "%s", body);
     body = ex->reason_buf;
-    if (ex->resp_started)
+    /* Records of an unfinished response on their way cannot be taken back. */
+    if (ex->resp_started || sock_output_pending(&ex->c->s))
         return ex_fail_hard(ex, status, body);
     if (ex->u) {
         upstream_close(ex->u);

@@ -157,6 +157,11 @@ int sock_write_rest_more(struct sock *s, const void *p, size_t len, size_t *off)
     return write_rest(s, p, len, off, false, MSG_MORE);
 }
 
+bool sock_output_pending(const struct sock *s)
+{
+    return s->ssl && tls_out_pending(s->ssl);
+}
+
 int sock_discard(struct sock *s)
 {
     char scratch[16384];

@@ -82,6 +82,11 @@ int sock_write_rest(struct sock *s, const void *p, size_t len, size_t *off, bool
  * that something written right after follows. */
 int sock_write_rest_more(struct sock *s, const void *p, size_t len, size_t *off);
 
+/* Whether bytes sock_writev has not counted as written are partly on the
+ * wire already (TLS records in flight): the same bytes must follow, or
+ * the connection be cut; nothing else may be written in their place. */
+bool sock_output_pending(const struct sock *s);
+
 /* Read and drop what the socket holds, raw (the input of a connection
  * that is closing). 0 when it would block (readable is cleared), -1 at
  * end of stream or on an error (eof is set). */

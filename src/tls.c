@@ -674,52 +674,6 @@ ssize_t tls_read(SSL *ssl, void *p, size_t n)
     return -1;
 }
 
-/* Small pieces (a response head, a chunk header, a short body) are
- * gathered into one record: a record per piece would cost a write(2) and
- * a MAC each. */
-#define TLS_GATHER_BYTES 16384
-
-ssize_t tls_writev(SSL *ssl, const struct iovec *iov, int n)
-{
-    static __thread char gather[TLS_GATHER_BYTES];
-    size_t total = 0;
-    int i = 0;
-    while (i < n) {
-        const void *p = iov[i].iov_base;
-        size_t len = iov[i].iov_len;
-        int next = i + 1;
-        if (len < TLS_GATHER_BYTES && next < n && len + iov[next].iov_len <= TLS_GATHER_BYTES) {
-            /* Whole pieces only, so that a retry after WANT_WRITE offers
-             * the same bytes first (OpenSSL requires it). */
-            len = 0;
-            for (next = i; next < n && len + iov[next].iov_len <= TLS_GATHER_BYTES; next++) {
-                memcpy(gather + len, iov[next].iov_base, iov[next].iov_len);
-                len += iov[next].iov_len;
-            }
-            p = gather;
-        }
-        if (len == 0) {
-            i = next;
-            continue;
-        }
-        ERR_clear_error();
-        int r = SSL_write(ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
-        if (r > 0) {
-            total += (size_t)r;
-            if ((size_t)r < len)
-                break;
-            i = next;
-            continue;
-        }
-        if (total)
-            break;
-        int e = SSL_get_error(ssl, r);
-        errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
-        return -1;
-    }
-    return (ssize_t)total;
-}
-
 void tls_shutdown_write(SSL *ssl)
 {
     ERR_clear_error();

@@ -97,10 +97,15 @@ void tls_client_ctx_free(struct ssl_ctx_st *ctx);
 /* I/O on a TLS session, with the errno conventions of read(2) and
  * writev(2): -1 with EAGAIN when it would block (in either direction),
  * 0 from tls_read at close_notify, -1 with ECONNRESET / EPIPE on errors.
- * tls_writev gathers small pieces into one record; after EAGAIN it must be
- * called again with the same bytes first (more may follow them). */
+ * tls_writev gathers small pieces into one record (tls_out.c); the bytes
+ * it did not count as written (after EAGAIN or a short count) must come
+ * first in the next call (more may follow them). */
 ssize_t tls_read(struct ssl_st *ssl, void *p, size_t n);
 ssize_t tls_writev(struct ssl_st *ssl, const struct iovec *iov, int n);
+
+/* Whether records of bytes tls_writev has not counted as written yet are
+ * on their way: the same bytes must follow, or the connection be cut. */
+bool tls_out_pending(const struct ssl_st *ssl);
 /* Send close_notify (the peer's is not awaited). */
 void tls_shutdown_write(struct ssl_st *ssl);
 
