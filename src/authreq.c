@@ -139,14 +139,32 @@ EX_MUST_USE static enum ex_result auth_lost(struct exchange *ex, const char *why
     return authreq_error(ex, 502, why);
 }
 
+/* The first len bytes of the upstream head, built in a small buffer, into
+ * a large one (where every head within the limits fits). 0, or -1 when out
+ * of memory. */
+static int grow_reqhead(struct exchange *ex, size_t len)
+{
+    struct buf_pool *bufs = &ex_worker(ex)->bufs;
+    struct buf *big = buf_get(bufs);
+    if (!big)
+        return -1;
+    memcpy(big->data, ex->reqhead->data, len);
+    buf_put(bufs, ex->reqhead);
+    ex->reqhead = big;
+    return 0;
+}
+
 /* A 2xx: the copied headers go into the upstream head, before its blank line. */
 EX_MUST_USE static enum ex_result auth_allow(struct exchange *ex, const struct auth_verdict *v)
 {
-    char *head = ex->reqhead->data;
     size_t len = ex->reqhead_len - 2; /* drop the final CRLF, append, put it back */
     for (size_t i = 0; i < v->ncopy; i++) {
         size_t nl = strlen(v->copy[i].name);
-        if (len + nl + 2 + v->copy[i].len + 2 + 2 > BUF_SIZE)
+        size_t need = len + nl + 2 + v->copy[i].len + 2 + 2;
+        if (need > ex->reqhead->cap && need <= BUF_SIZE && grow_reqhead(ex, len) < 0)
+            return ex_respond(ex, 503, "service unavailable: out of buffers", true);
+        char *head = ex->reqhead->data;
+        if (need > ex->reqhead->cap)
             return ex_respond(ex, 431,
                               "request header fields too large with the headers the auth "
                               "provider adds",
@@ -160,7 +178,7 @@ EX_MUST_USE static enum ex_result auth_allow(struct exchange *ex, const struct a
         memcpy(head + len, "\r\n", 2);
         len += 2;
     }
-    memcpy(head + len, "\r\n", 2);
+    memcpy(ex->reqhead->data + len, "\r\n", 2);
     ex->reqhead_len = len + 2;
     if (v->user) {
         /* For the access log: a logfmt-safe copy. */

@@ -1,19 +1,21 @@
 /* buf.c - buffer pool (see buf.h). */
 #include "buf.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct buf *buf_get(struct buf_pool *p)
+static struct buf *take(struct buf_pool *p, struct buf **list, size_t *n, size_t cap)
 {
-    struct buf *b = p->free;
+    struct buf *b = *list;
     if (b) {
-        p->free = b->next_free;
-        p->nfree--;
+        *list = b->next_free;
+        (*n)--;
     } else {
-        b = malloc(sizeof *b);
+        b = malloc(sizeof *b + cap);
         if (!b)
             return NULL;
+        b->cap = cap;
     }
     b->rpos = b->wpos = 0;
     b->next_free = NULL;
@@ -21,29 +23,65 @@ struct buf *buf_get(struct buf_pool *p)
     return b;
 }
 
+struct buf *buf_get(struct buf_pool *p)
+{
+    return take(p, &p->free, &p->nfree, BUF_SIZE);
+}
+
+struct buf *buf_get_small(struct buf_pool *p)
+{
+    return take(p, &p->free_small, &p->nfree_small, BUF_SMALL_SIZE);
+}
+
 void buf_put(struct buf_pool *p, struct buf *b)
 {
     if (!b)
         return;
     p->in_use--;
-    if (p->nfree >= BUF_FREELIST_MAX) {
+    bool small = b->cap < BUF_SIZE;
+    struct buf **list = small ? &p->free_small : &p->free;
+    size_t *n = small ? &p->nfree_small : &p->nfree;
+    if (*n >= BUF_FREELIST_MAX) {
+        p->released += sizeof *b + b->cap;
         free(b);
-        p->released += sizeof *b;
         return;
     }
-    b->next_free = p->free;
-    p->free = b;
-    p->nfree++;
+    b->next_free = *list;
+    *list = b;
+    (*n)++;
+}
+
+static void drain_list(struct buf **list, size_t *n)
+{
+    while (*list) {
+        struct buf *b = *list;
+        *list = b->next_free;
+        free(b);
+    }
+    *n = 0;
 }
 
 void buf_pool_drain(struct buf_pool *p)
 {
-    while (p->free) {
-        struct buf *b = p->free;
-        p->free = b->next_free;
-        free(b);
+    drain_list(&p->free, &p->nfree);
+    drain_list(&p->free_small, &p->nfree_small);
+}
+
+int buf_grow(struct buf_pool *p, struct buf **b)
+{
+    if ((*b)->cap >= BUF_SIZE) {
+        buf_compact(*b);
+        return 0;
     }
-    p->nfree = 0;
+    struct buf *big = buf_get(p);
+    if (!big)
+        return -1;
+    size_t n = buf_len(*b);
+    memcpy(big->data, buf_rptr(*b), n);
+    big->wpos = n;
+    buf_put(p, *b);
+    *b = big;
+    return 0;
 }
 
 void buf_compact(struct buf *b)

@@ -1,8 +1,13 @@
-/* buf.h - fixed-size I/O buffers and the per-worker pool they come from.
+/* buf.h - I/O buffers in two sizes and the per-worker pool they come from.
  *
  * A connection holds a buffer only while bytes are in flight; an idle
  * keep-alive connection gives its buffer back, which is what lets 10,000
- * idle clients cost little memory. */
+ * idle clients cost little memory. A read starts in a small buffer (one
+ * page, enough for a typical request or response head) and moves to a large
+ * one only when that fills, so 10,000 busy connections with small requests
+ * do not each hold 64 KiB buffers (nginx does the same with its 1 KiB
+ * client_header_buffer_size and large_client_header_buffers). The limits on
+ * heads are enforced by the parsers, whatever the buffer's size. */
 #ifndef PORTICO_BUF_H
 #define PORTICO_BUF_H
 
@@ -13,22 +18,30 @@
 struct buf {
     size_t rpos; /* first unread byte */
     size_t wpos; /* end of data */
+    size_t cap;  /* bytes in data: BUF_SIZE or BUF_SMALL_SIZE */
     struct buf *next_free;
-    char data[BUF_SIZE];
+    char data[];
 };
 
 struct buf_pool {
-    struct buf *free;
-    size_t nfree;
+    struct buf *free, *free_small;
+    size_t nfree, nfree_small;
     size_t in_use;
     size_t released; /* bytes freed past BUF_FREELIST_MAX (the worker's trim clock reads it) */
 };
 
-/* Get an empty buffer; NULL when out of memory. */
+/* Get an empty buffer of BUF_SIZE bytes; NULL when out of memory. */
 struct buf *buf_get(struct buf_pool *p);
-/* Return a buffer (NULL is ignored). */
+/* Get an empty buffer of BUF_SMALL_SIZE bytes; NULL when out of memory. */
+struct buf *buf_get_small(struct buf_pool *p);
+/* Return a buffer of either size (NULL is ignored). */
 void buf_put(struct buf_pool *p, struct buf *b);
 void buf_pool_drain(struct buf_pool *p);
+/* Move *b's unread bytes to the start of a large buffer, which replaces it
+ * (the small one goes back to the pool). 0, or -1 when out of memory (*b
+ * is left as it was). A buffer already large is only compacted. Pointers
+ * into the old buffer are stale afterwards, as after buf_compact. */
+int buf_grow(struct buf_pool *p, struct buf **b);
 
 static inline size_t buf_len(const struct buf *b)
 {
@@ -36,7 +49,7 @@ static inline size_t buf_len(const struct buf *b)
 }
 static inline size_t buf_space(const struct buf *b)
 {
-    return BUF_SIZE - b->wpos;
+    return b->cap - b->wpos;
 }
 static inline char *buf_rptr(struct buf *b)
 {

@@ -108,7 +108,7 @@ void conn_arm_timer_within(struct conn *c, uint64_t ms)
         loop_timer_arm(c->w->loop, &c->timer, ms);
 }
 
-static void release_input(struct conn *c)
+void conn_release_input(struct conn *c)
 {
     if (c->s.in && buf_len(c->s.in) == 0) {
         buf_put(&c->w->bufs, c->s.in);
@@ -383,7 +383,7 @@ static void read_heads(struct conn *c)
             return;
         }
         if (!c->s.readable) {
-            release_input(c);
+            conn_release_input(c);
             return;
         }
         bool was_empty = !c->s.in || buf_len(c->s.in) == 0;
@@ -418,7 +418,7 @@ void conn_exchange_done(struct conn *c, bool keep_alive)
         return;
     }
     c->head_scan = 0;
-    release_input(c);
+    conn_release_input(c);
     /* A pipelined request waiting gets header_timeout from now, an idle
      * connection keepalive_timeout. */
     conn_set_state(c, CONN_HEAD);

@@ -129,6 +129,9 @@ void conn_close(struct conn *c);
  * full buffer, -1 on EOF or error (c->s.eof is set). */
 long conn_read(struct conn *c);
 
+/* Give c->s.in back to the pool if it holds no bytes. */
+void conn_release_input(struct conn *c);
+
 /* What draining did to a connection. */
 enum conn_drain_result {
     CONN_DRAIN_KEPT,   /* a request is in flight or on its way: answered, then closed */

@@ -334,8 +334,18 @@ static long build_request_head(struct exchange *ex, const struct route_result *r
         tailnet_headers(ex, &ids);
     rw.add = ids.h;
     rw.nadd = ids.n;
-    ex->reqhead = buf_get(&ex_worker(ex)->bufs);
-    long n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, BUF_SIZE) : -1;
+    /* A page holds a typical head; a longer one is built again in a large
+     * buffer, which every head within the limits fits. */
+    struct buf_pool *bufs = &ex_worker(ex)->bufs;
+    ex->reqhead = buf_get_small(bufs);
+    long n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, ex->reqhead->cap)
+                         : HEADERS_TOO_LONG;
+    if (n == HEADERS_TOO_LONG) {
+        buf_put(bufs, ex->reqhead);
+        ex->reqhead = buf_get(bufs);
+        n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, ex->reqhead->cap)
+                        : HEADERS_TOO_LONG;
+    }
     if (n >= 0)
         ex->reqhead_len = (size_t)n;
     return n;
@@ -475,6 +485,9 @@ enum ex_result ex_routed(struct exchange *ex, const struct route_result *rt)
     if (req->body == HTTP_BODY_CHUNKED && !body_chunked_prefix_ok(c->s.in)) {
         return ex_respond(ex, 400, "bad request: malformed chunked body", true);
     }
+    /* The head is in reqhead now: an empty input buffer goes back while the
+     * request waits for its upstream, as an idle connection's does. */
+    conn_release_input(c);
     if (auth)
         return authreq_begin(ex); /* before any 100 Continue: a refused client sends no body */
     return ex_proceed(ex);
@@ -498,8 +511,8 @@ enum ex_result ex_proceed(struct exchange *ex)
 {
     struct conn *c = ex->c;
     const struct http_request *req = &ex->req;
-    if (req->expect_continue && req->minor >= 1 && !ex->rqb.done && buf_len(c->s.in) == 0 &&
-        send_continue(ex) == EX_ENDED)
+    if (req->expect_continue && req->minor >= 1 && !ex->rqb.done &&
+        (!c->s.in || buf_len(c->s.in) == 0) && send_continue(ex) == EX_ENDED)
         return EX_ENDED;
     return h1client_connect(ex, true);
 }

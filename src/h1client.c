@@ -181,8 +181,14 @@ EX_MUST_USE static enum pump queue_response_head(struct exchange *ex,
                                                  const struct response_rewrite *rw, size_t head_len)
 {
     struct worker *w = ex_worker(ex);
-    struct buf *b = buf_get(&w->bufs);
-    long n = b ? headers_build_response(&ex->resp, rw, b->data, BUF_SIZE) : -1;
+    /* A page first, as for the request head (build_request_head). */
+    struct buf *b = buf_get_small(&w->bufs);
+    long n = b ? headers_build_response(&ex->resp, rw, b->data, b->cap) : -1;
+    if (n < 0) {
+        buf_put(&w->bufs, b);
+        b = buf_get(&w->bufs);
+        n = b ? headers_build_response(&ex->resp, rw, b->data, b->cap) : -1;
+    }
     if (n < 0) {
         buf_put(&w->bufs, b);
         return ex_pump_result(

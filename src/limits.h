@@ -90,8 +90,13 @@
 #define LIMIT_RESOLVE_THREADS   4    /* lookups in flight at once */
 
 /* ---- buffers -------------------------------------------------------------- */
-#define BUF_SIZE         65536 /* one I/O buffer; bodies stream through it */
-#define BUF_FREELIST_MAX 64    /* cached free buffers per worker */
+#define BUF_SIZE 65536 /* one large I/O buffer; bodies stream through it */
+/* A small buffer: where reads start, and what a rewritten head is built in
+ * first. With its header and malloc's, one 4 KiB page. A read that fills
+ * it moves to a large buffer; a head that does not fit is built again in
+ * one. */
+#define BUF_SMALL_SIZE   (4096 - 64)
+#define BUF_FREELIST_MAX 64 /* cached free buffers per worker, of each size */
 /* Cached released exchanges per worker (about 21 KiB each): a burst of
  * concurrent requests must not leave its exchanges allocated for good. */
 #define EXCHANGE_FREELIST_MAX 32

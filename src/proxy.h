@@ -149,12 +149,14 @@ struct exchange {
     int auth_port;                      /* port in the Host header, 0 if none */
     unsigned char auth_digest[32];      /* decision cache key */
     char user[128];                     /* who the provider said the client is; "" if none */
-    /* Who the tailnet caller is (tailnet.c): IDENTITY_NONE off the tailnet
-     * backend, for a failed whois, or for an unknown caller. */
-    struct identity id;
     /* portico's own one-line answer, copied: reason points here when the
      * sentence was built for this request (which rule refused it). */
     char reason_buf[LIMIT_LOG_REASON_BYTES];
+    /* Who the tailnet caller is (tailnet.c): IDENTITY_NONE off the tailnet
+     * backend, for a failed whois, or for an unknown caller. Last, as its
+     * 11 KiB are written only for a tailnet caller: the pages of an
+     * exchange that a plain request never touches stay out of RSS. */
+    struct identity id;
 };
 
 /* What a call that may end the exchange did. EX_ENDED: the exchange is

@@ -78,15 +78,20 @@ long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact)
 {
     /* A buffer taken for this read goes back if the read brings nothing:
      * an idle keep-alive socket woken by an edge that reads EAGAIN must not
-     * keep 64 KiB it never fills. */
+     * keep a buffer it never fills. */
     bool taken = !s->in;
     if (taken) {
-        s->in = buf_get(bufs);
+        s->in = buf_get_small(bufs);
         if (!s->in)
             return 0;
     }
+    /* Full: make room at the start, else move to a large buffer (a head
+     * longer than a page, or a body streaming through). Both move the
+     * bytes, which the caller allows with may_compact. */
     if (buf_space(s->in) == 0 && may_compact)
         buf_compact(s->in);
+    if (buf_space(s->in) == 0 && may_compact && buf_grow(bufs, &s->in) < 0)
+        return 0;
     if (buf_space(s->in) == 0)
         return 0;
     for (;;) {
@@ -94,6 +99,11 @@ long sock_read(struct sock *s, struct buf_pool *bufs, bool may_compact)
         ssize_t n = sock_recv(s, s->in->data + s->in->wpos, want);
         if (n > 0) {
             s->in->wpos += (size_t)n;
+            /* A read that fills a small buffer means more is coming (a
+             * body): the next reads go to a large buffer, not a page at a
+             * time. */
+            if (buf_space(s->in) == 0 && s->in->cap < BUF_SIZE && may_compact)
+                (void)buf_grow(bufs, &s->in);
             /* A short read of a plain stream socket took everything queued:
              * bytes that come later raise a new edge, so reading again now
              * would only return EAGAIN. Not so once the peer has shut its

@@ -62,9 +62,10 @@ ssize_t sock_recv(struct sock *s, void *p, size_t n);
  * bytes must come first in the next call. */
 ssize_t sock_writev(struct sock *s, const struct iovec *iov, int n);
 
-/* Read what is available into s->in (taken from bufs when NULL, and given
- * back when the read would block, so s->in stays NULL on an idle socket;
- * moved to its start when full and may_compact). Bytes read; 0 when it
+/* Read what is available into s->in (a small buffer taken from bufs when
+ * NULL, and given back when the read would block, so s->in stays NULL on
+ * an idle socket; when full and may_compact, moved to its start, or to a
+ * large buffer when that frees nothing). Bytes read; 0 when it
  * would block (readable is cleared), when the buffer is full or when no
  * buffer is free; -1 at end of stream or on an error (eof is set). A short
  * read on a plain socket whose peer has not shut its side clears readable
