@@ -31,9 +31,12 @@
 
 /* ---- connections ---------------------------------------------------------- */
 #define LIMIT_MAX_CONNECTIONS_DEFAULT 16384 /* config limits.max_connections */
-#define LIMIT_ACCEPT_BATCH            1 /* accepts per wake-up: more lets one worker take a burst */
-#define LIMIT_LISTEN_BACKLOG          4096
-#define LIMIT_INHERITED_FDS           1024 /* LISTEN_FDS: sockets taken over on start */
+/* Accepts per wake-up of a worker, at most: beyond the first only while it
+ * holds no more than a batch past its share of the connections
+ * (worker_accept_more). HAProxy's tune.maxaccept is 64 too. */
+#define LIMIT_ACCEPT_BATCH   64
+#define LIMIT_LISTEN_BACKLOG 4096
+#define LIMIT_INHERITED_FDS  1024 /* LISTEN_FDS: sockets taken over on start */
 /* Descriptors besides two per connection (listeners, epoll, timers, logs,
  * resolver, TLS files): below 2 * max_connections + this, start warns. */
 #define LIMIT_FDS_RESERVED 256

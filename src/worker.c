@@ -134,11 +134,17 @@ static void warn_accept_failed(struct worker *w, const char *addr, int e)
             hint);
 }
 
+static bool accept_more(const struct worker *w, int taken)
+{
+    return worker_accept_more(taken, w->nconns, __atomic_load_n(&w->srv->nconns, __ATOMIC_RELAXED),
+                              w->srv->nworkers);
+}
+
 static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 {
     struct worker_listener *wl = container_of(io, struct worker_listener, io);
     struct worker *w = wl->w;
-    for (int i = 0; i < LIMIT_ACCEPT_BATCH && !w->draining && !w->accept_paused; i++) {
+    for (int i = 0; accept_more(w, i) && !w->draining && !w->accept_paused; i++) {
         /* At the limit, the new connection takes the place of one that
          * costs least to drop; only when every one is busy do accepts wait
          * (in the kernel's backlog), and other workers may still have room. */

@@ -139,4 +139,19 @@ int worker_first_silent(const struct server *srv);
 /* Worker side: a client connection closed (counters, paused accepts, drain). */
 void worker_conn_closed(struct worker *w);
 
+/* May a worker holding mine of all connections, having accepted taken in
+ * this wake-up, accept one more? The first always; more, up to
+ * LIMIT_ACCEPT_BATCH, while it holds no more than its share among
+ * nworkers plus one batch: a flood of connects leaves the kernel's queue
+ * in a few wake-ups (a worker wakes for its listener once per batch of
+ * events, behind up to a few hundred requests), and a worker ahead of the
+ * others leaves the rest to their wake-ups. */
+static inline bool worker_accept_more(int taken, size_t mine, size_t all, unsigned nworkers)
+{
+    if (taken == 0)
+        return true;
+    return taken < LIMIT_ACCEPT_BATCH &&
+           mine * nworkers <= all + (size_t)LIMIT_ACCEPT_BATCH * nworkers;
+}
+
 #endif
