@@ -19,10 +19,11 @@
 #
 # Knobs: DURATION (wrk seconds, 10), CONNS (64), NAMES (10000), ACTIVE
 # (10000), IDLE_SECS (10), WRK_TIMEOUT (seconds before wrk counts a request
-# as timed out, 10). ACTIVE connections need about 2 x ACTIVE open files in
-# each proxy (a client and an upstream connection each): the script raises
-# its soft limit to the hard one and says so when that is lower. Everything
-# listens on 127.0.0.1 only.
+# as timed out, 10), ONLY_ACTIVE (1: run and print only part 2, the ACTIVE
+# connections table, in the same format). ACTIVE connections need about
+# 2 x ACTIVE open files in each proxy (a client and an upstream connection
+# each): the script raises its soft limit to the hard one and says so when
+# that is lower. Everything listens on 127.0.0.1 only.
 set -euo pipefail
 
 PORTICO=$(readlink -f "${1:-build/portico}")
@@ -32,6 +33,7 @@ NAMES=${NAMES:-10000}
 ACTIVE=${ACTIVE:-10000}
 IDLE_SECS=${IDLE_SECS:-10}
 export WRK_TIMEOUT=${WRK_TIMEOUT:-10}
+ONLY_ACTIVE=${ONLY_ACTIVE:-}
 ORIGIN=127.0.0.1:19200
 P_PORTICO=18284
 P_NGINX=18285
@@ -148,7 +150,7 @@ write_rotate_lua "$T/namesN.lua" "$NAMES"
 declare -A FAILS OPEN PEAK
 
 # ---- 1. 64 names against NAMES names ----
-for name in portico nginx haproxy; do
+for name in $([ -n "$ONLY_ACTIVE" ] || echo portico nginx haproxy); do
     for n in 64 "$NAMES"; do
         echo "bench: $name, $n names, $CONNS connections" >&2
         start_proxy "$name" "$n"
@@ -160,6 +162,20 @@ for name in portico nginx haproxy; do
         stop_proxy
     done
 done
+
+r() { ratio "$1" "$2"; }
+# The table of part 2, from RPS, P99, FAILS, OPEN, USREQ and PEAK.
+active_table() {
+    echo "| $ACTIVE active connections | direct | portico | nginx | HAProxy |"
+    echo "|---|---|---|---|---|"
+    echo "| req/s | ${RPS[active-direct]} | ${RPS[active-portico]} | ${RPS[active-nginx]} | ${RPS[active-haproxy]} |"
+    echo "| ... ratio to nginx | $(r "${RPS[active-direct]}" "${RPS[active-nginx]}") | $(r "${RPS[active-portico]}" "${RPS[active-nginx]}") | 1.00 | $(r "${RPS[active-haproxy]}" "${RPS[active-nginx]}") |"
+    echo "| p99 latency | ${P99[active-direct]} | ${P99[active-portico]} | ${P99[active-nginx]} | ${P99[active-haproxy]} |"
+    echo "| failed requests (socket errors, timeouts, non-2xx) | ${FAILS[active-direct]} | ${FAILS[active-portico]} | ${FAILS[active-nginx]} | ${FAILS[active-haproxy]} |"
+    echo "| client connections open mid-run | ${OPEN[direct]} | ${OPEN[portico]} | ${OPEN[nginx]} | ${OPEN[haproxy]} |"
+    echo "| proxy CPU per request, µs | - | ${USREQ[active-portico]} | ${USREQ[active-nginx]} | ${USREQ[active-haproxy]} |"
+    echo "| peak RSS, MiB | - | $(mib "${PEAK[portico]}") | $(mib "${PEAK[nginx]}") | $(mib "${PEAK[haproxy]}") |"
+}
 
 # ---- 2. ACTIVE busy connections ----
 for name in direct portico nginx haproxy; do
@@ -191,6 +207,21 @@ for name in direct portico nginx haproxy; do
     fi
 done
 
+if [ -n "$ONLY_ACTIVE" ]; then
+    active_table >"$T/active.md"
+    cat "$T/active.md"
+    if [ -n "${WRITE:-}" ]; then
+        {
+            echo
+            echo "Produced by \`ONLY_ACTIVE=1 WRITE=BENCHMARKS.md bench/scale.sh build/portico\` on $(date -u +%Y-%m-%d): $ACTIVE connections each sending requests one after another (wrk -c$ACTIVE, 64 names, ${DURATION} s, a request unanswered after ${WRK_TIMEOUT} s counts as failed).${FD_NOTE:+ Note: $FD_NOTE.}"
+            echo
+            cat "$T/active.md"
+        } >>"$WRITE"
+        echo "bench: appended the active-connections table to $WRITE" >&2
+    fi
+    exit 0
+fi
+
 # ---- 3. portico: reload and idle CPU with NAMES services ----
 echo "bench: portico reload and idle with $NAMES services" >&2
 start_proxy portico "$NAMES"
@@ -211,7 +242,6 @@ b=$(cpu_ticks "$PID")
 IDLECPU=$(awk -v t=$((b - a)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN {printf "%.2f", t / hz / s * 100}')
 stop_proxy
 
-r() { ratio "$1" "$2"; }
 N=$NAMES
 {
     echo "| | portico | nginx | HAProxy |"
@@ -227,17 +257,7 @@ N=$NAMES
     echo "| start to first answer, ms, $N names | ${STARTMS[portico-$N]} | ${STARTMS[nginx-$N]} | ${STARTMS[haproxy-$N]} |"
     echo "| RSS after start, MiB, $N names | $(mib "${RSSSTART[portico-$N]}") | $(mib "${RSSSTART[nginx-$N]}") | $(mib "${RSSSTART[haproxy-$N]}") |"
 } >"$T/names.md"
-{
-    echo "| $ACTIVE active connections | direct | portico | nginx | HAProxy |"
-    echo "|---|---|---|---|---|"
-    echo "| req/s | ${RPS[active-direct]} | ${RPS[active-portico]} | ${RPS[active-nginx]} | ${RPS[active-haproxy]} |"
-    echo "| ... ratio to nginx | $(r "${RPS[active-direct]}" "${RPS[active-nginx]}") | $(r "${RPS[active-portico]}" "${RPS[active-nginx]}") | 1.00 | $(r "${RPS[active-haproxy]}" "${RPS[active-nginx]}") |"
-    echo "| p99 latency | ${P99[active-direct]} | ${P99[active-portico]} | ${P99[active-nginx]} | ${P99[active-haproxy]} |"
-    echo "| failed requests (socket errors, timeouts, non-2xx) | ${FAILS[active-direct]} | ${FAILS[active-portico]} | ${FAILS[active-nginx]} | ${FAILS[active-haproxy]} |"
-    echo "| client connections open mid-run | ${OPEN[direct]} | ${OPEN[portico]} | ${OPEN[nginx]} | ${OPEN[haproxy]} |"
-    echo "| proxy CPU per request, µs | - | ${USREQ[active-portico]} | ${USREQ[active-nginx]} | ${USREQ[active-haproxy]} |"
-    echo "| peak RSS, MiB | - | $(mib "${PEAK[portico]}") | $(mib "${PEAK[nginx]}") | $(mib "${PEAK[haproxy]}") |"
-} >"$T/active.md"
+active_table >"$T/active.md"
 {
     echo "| portico with $N services | |"
     echo "|---|---|"
