@@ -448,7 +448,10 @@ static void log_identity(struct exchange *ex)
     const char *login = identity_get(&ex->id, IDENTITY_LOGIN);
     if (identity_is_tagged(&ex->id) && ex->id.nlist[IDENTITY_TAGS])
         login = identity_item(&ex->id, IDENTITY_TAGS, 0);
-    snprintf(ex->user, sizeof ex->user, "%s", ex->id.funnel ? "funnel" : login);
+    const char *who = ex->id.funnel ? "funnel" : login;
+    size_t n = strnlen(who, sizeof ex->user - 1); /* cut as snprintf would, without its cost */
+    memcpy(ex->user, who, n);
+    ex->user[n] = '\0';
 }
 
 enum ex_result ex_routed(struct exchange *ex, const struct route_result *rt)

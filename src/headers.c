@@ -46,6 +46,26 @@ static bool alias_in(struct http_slice name, const char *const *names, size_t n)
     return false;
 }
 
+/* A fixed list of names with their lengths, so that a header is compared
+ * only with the names as long as it (every header of every head is checked
+ * against these lists). */
+struct name_len {
+    const char *name;
+    size_t len;
+};
+#define NAME_LEN(s)                                                                                \
+    {                                                                                              \
+        s, sizeof s - 1                                                                            \
+    }
+
+static bool alias_in_fixed(struct http_slice name, const struct name_len *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (name.len == names[i].len && alias_eq_n(name.p, names[i].name, name.len))
+            return true;
+    return false;
+}
+
 /* Every Tailscale-* name is tailscaled's (user, profile, app capabilities, Funnel marker,
  * headers info): a client's copy is never an identity portico or tailscaled vouched for. */
 bool headers_is_identity(struct http_slice name)
@@ -131,9 +151,11 @@ bool headers_upgrade_allowed(struct http_slice chosen, const char *const *allow,
 
 bool headers_is_hop_by_hop(struct http_slice n)
 {
-    static const char *const names[] = {"connection", "keep-alive",        "proxy-connection", "te",
-                                        "trailer",    "transfer-encoding", "upgrade"};
-    return alias_in(n, names, sizeof names / sizeof names[0]);
+    static const struct name_len names[] = {
+        NAME_LEN("connection"), NAME_LEN("keep-alive"), NAME_LEN("proxy-connection"),
+        NAME_LEN("te"),         NAME_LEN("trailer"),    NAME_LEN("transfer-encoding"),
+        NAME_LEN("upgrade")};
+    return alias_in_fixed(n, names, sizeof names / sizeof names[0]);
 }
 
 /* Client headers portico always removes because it sets or answers them
@@ -142,10 +164,11 @@ bool headers_is_hop_by_hop(struct http_slice n)
  * that trust them would believe it, so they go too (portico sets its own). */
 static bool portico_owned(struct http_slice n)
 {
-    static const char *const names[] = {
-        "content-length",  "expect",    "x-forwarded-proto", "x-forwarded-host",  "x-real-ip",
-        "x-forwarded-for", "forwarded", "x-forwarded-port",  "x-forwarded-prefix"};
-    return alias_in(n, names, sizeof names / sizeof names[0]);
+    static const struct name_len names[] = {
+        NAME_LEN("content-length"),   NAME_LEN("expect"),           NAME_LEN("x-forwarded-proto"),
+        NAME_LEN("x-forwarded-host"), NAME_LEN("x-real-ip"),        NAME_LEN("x-forwarded-for"),
+        NAME_LEN("forwarded"),        NAME_LEN("x-forwarded-port"), NAME_LEN("x-forwarded-prefix")};
+    return alias_in_fixed(n, names, sizeof names / sizeof names[0]);
 }
 
 /* Is name listed as a token in any of the Connection headers? */
@@ -213,11 +236,27 @@ static void put_header_str(struct out *o, const char *name, const char *value)
     put_header(o, name, strlen(name), value, strlen(value));
 }
 
+/* v in decimal into out (room for 20 digits), as "%llu" writes it: the
+ * number of digits. Every response head carries a length and a status, and
+ * snprintf's format machinery cost more than the rest of the rewriting. */
+static size_t format_u64(char *out, uint64_t v)
+{
+    char rev[20];
+    size_t n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    return n;
+}
+
 static void put_u64_header(struct out *o, const char *name, uint64_t v)
 {
-    char num[24];
-    int n = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
-    put_header(o, name, strlen(name), num, (size_t)n);
+    char num[20];
+    size_t n = format_u64(num, v);
+    put_header(o, name, strlen(name), num, n);
 }
 
 static bool in_service_headers(struct http_slice name, const struct config_header *h, size_t n)
@@ -399,9 +438,18 @@ long headers_build_response(const struct http_response *resp, const struct respo
                             char *out, size_t cap)
 {
     struct out o = {out, 0, cap, false, 0};
-    char line[24];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %03d ", resp->status);
-    put(&o, line, (size_t)n);
+    /* "HTTP/1.1 %03d ": the parser lets only three digits through. */
+    char line[24] = "HTTP/1.1 ";
+    size_t n = 9;
+    if (resp->status >= 0 && resp->status <= 999) {
+        line[n++] = (char)('0' + resp->status / 100);
+        line[n++] = (char)('0' + resp->status / 10 % 10);
+        line[n++] = (char)('0' + resp->status % 10);
+        line[n++] = ' ';
+    } else {
+        n = (size_t)snprintf(line, sizeof line, "HTTP/1.1 %03d ", resp->status);
+    }
+    put(&o, line, n);
     if (resp->reason.len)
         put(&o, resp->reason.p, resp->reason.len);
     else

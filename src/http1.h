@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 #include "limits.h"
 
@@ -129,8 +131,14 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req);
 long http1_parse_response(const char *buf, size_t len, enum http1_method request_method,
                           struct http_response *resp);
 
-/* Case-insensitive comparison of a slice with a NUL-terminated name. */
-bool http_slice_eq(struct http_slice s, const char *name);
+/* Case-insensitive comparison of a slice with a NUL-terminated name.
+ * Inline so that the strlen of a literal name is folded at compile time:
+ * heads are searched by name many times per request. */
+static inline bool http_slice_eq(struct http_slice s, const char *name)
+{
+    size_t n = strlen(name);
+    return s.len == n && strncasecmp(s.p, name, n) == 0;
+}
 
 /* Find a header by name (case-insensitive); NULL if absent. */
 const struct http_header *http_find_header(const struct http_header *h, size_t n, const char *name);

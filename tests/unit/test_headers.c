@@ -196,6 +196,34 @@ static const char *build_resp(const char *s, int method, const struct response_r
     return out;
 }
 
+/* The response head built from in (with value put in at %s) contains want
+ * (with value put in too). */
+static void expect_built(const char *in, const char *want, const char *value, enum http_body body)
+{
+    char head[128], line[64];
+    struct response_rewrite rw = {.client_minor = 1, .body = body};
+    snprintf(head, sizeof head, in, value);
+    snprintf(line, sizeof line, want, value);
+    assert_non_null(strstr(build_resp(head, METHOD_GET, &rw), line));
+}
+
+/* The status line and Content-Length toward the client, written without
+ * printf: every status the parser lets through keeps its three digits, and
+ * lengths from 0 to the largest the parser accepts come out in full. */
+static void test_headers_response_status_and_length_digits(void **state)
+{
+    static const char *const lines[] = {"100 Continue",     "200 OK",        "204 No Content",
+                                        "304 Not Modified", "404 Not Found", "599 Odd"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        expect_built("HTTP/1.1 %s\r\nX-A: b\r\n\r\n", "HTTP/1.1 %s\r\nX-A: b\r\n", lines[i],
+                     HTTP_BODY_NONE);
+    static const char *const lengths[] = {
+        "0", "7", "10", "65536", "1099511627776", "9223372036854775807"};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
+        expect_built("HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\n",
+                     "\r\nContent-Length: %s\r\n\r\n", lengths[i], HTTP_BODY_LENGTH);
+}
+
 static void test_headers_response_hop_by_hop_removed(void **state)
 {
     struct response_rewrite rw = {.client_minor = 1, .body = HTTP_BODY_CHUNKED};
@@ -712,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_headers_request_too_big_fails),
         cmocka_unit_test(test_headers_request_field_lines_counted),
         cmocka_unit_test(test_headers_response_hop_by_hop_removed),
+        cmocka_unit_test(test_headers_response_status_and_length_digits),
         cmocka_unit_test(test_headers_response_framing_for_http10_client),
         cmocka_unit_test(test_headers_head_response_keeps_content_length),
         cmocka_unit_test(test_headers_response_upgrade_kept),

@@ -47,6 +47,55 @@ static void test_http1_simple_get_parses(void **state)
     assert_true(req.keep_alive);
 }
 
+/* Every byte in a header name: accepted exactly when it is a tchar (RFC
+ * 9110 section 5.6.2), refused otherwise; the set is spelled out here
+ * independently of the parser's table. ':' ends the name and is left out. */
+static void test_http1_header_name_bytes_are_exactly_tchar(void **state)
+{
+    const char *specials = "!#$%&'*+-.^_`|~";
+    for (int ch = 0; ch < 256; ch++) {
+        if (ch == ':')
+            continue;
+        char s[64];
+        int n =
+            snprintf(s, sizeof s, "GET / HTTP/1.1\r\nHost: a\r\nX%cY: v\r\n\r\n", ch ? ch : '@');
+        if (ch == 0)
+            s[strlen("GET / HTTP/1.1\r\nHost: a\r\nX")] = '\0';
+        bool tchar = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || (ch && strchr(specials, ch));
+        size_t scan = 0;
+        long end = http1_find_head_end(s, (size_t)n, &scan, &LIM);
+        long r = end > 0 ? http1_parse_request(s, (size_t)end, &req) : -1;
+        if (tchar) {
+            assert_int_equal(r, n);
+            assert_int_equal(req.headers[1].name.len, 3);
+        } else {
+            assert_true(r < 0);
+        }
+    }
+}
+
+/* The end of a head found from every split of the bytes into two reads,
+ * the second search starting where the first left off. */
+static void test_http1_head_end_found_across_any_split(void **state)
+{
+    const char *s = "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\n c\r\n\r\nNEXT";
+    size_t len = strlen(s), want = len - 4;
+    for (size_t cut = 0; cut <= len; cut++) {
+        size_t scan = 0;
+        long first = http1_find_head_end(s, cut, &scan, &LIM);
+        assert_true(scan <= cut);
+        if (cut < want) {
+            assert_int_equal(first, 0);
+            assert_int_equal(http1_find_head_end(s, len, &scan, &LIM), (long)want);
+        } else {
+            assert_int_equal(first, (long)want);
+        }
+    }
+    size_t scan = 0; /* "\n\n" ends a head too, for the parser to refuse */
+    assert_int_equal(http1_find_head_end("GET / HTTP/1.1\nHost: a\n\nX", 25, &scan, &LIM), 24);
+}
+
 static void test_http1_head_end_found_incrementally(void **state)
 {
     const char *s = "GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
@@ -891,6 +940,8 @@ int main(void)
         cmocka_unit_test(test_http1_response_header_strictness),
         cmocka_unit_test(test_http1_response_header_count_over_limit_rejected),
         cmocka_unit_test(test_http1_slice_eq_and_find_header),
+        cmocka_unit_test(test_http1_header_name_bytes_are_exactly_tchar),
+        cmocka_unit_test(test_http1_head_end_found_across_any_split),
     };
     return cmocka_run_group_tests_name("http1", tests, NULL, NULL);
 }
