@@ -66,7 +66,7 @@ int sock_handshake(struct sock *s)
 
 ssize_t sock_recv(struct sock *s, void *p, size_t n)
 {
-    return s->ssl ? tls_read(s->ssl, p, n) : read(s->io.fd, p, n);
+    return s->ssl ? tls_read(s->ssl, p, n) : recv(s->io.fd, p, n, 0);
 }
 
 ssize_t sock_writev(struct sock *s, const struct iovec *iov, int n)
