@@ -18,6 +18,7 @@ test="$build libcmocka-dev python3 python3-websockets curl openssl nginx procps 
 test="$test dnsutils knot-dnsutils"
 bench="$test wrk haproxy hyperfine libnginx-mod-stream linux-perf"
 bench="$bench dnsperf" # bench/dns.sh
+bench="$bench valgrind liburing-dev" # bench/profile.sh (CALLGRIND=1), bench/uring_echo.sh
 lint="clang-format cppcheck"
 # libFuzzer ships in libclang-rt-dev; llvm brings llvm-symbolizer for readable reports.
 fuzz="$build clang libclang-rt-dev llvm"
