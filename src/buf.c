@@ -38,6 +38,10 @@ void buf_put(struct buf_pool *p, struct buf *b)
     if (!b)
         return;
     p->in_use--;
+    if (b->cap != BUF_SIZE && b->cap != BUF_SMALL_SIZE) {
+        free(b); /* a fitted buffer: cached by neither list */
+        return;
+    }
     bool small = b->cap < BUF_SIZE;
     struct buf **list = small ? &p->free_small : &p->free;
     size_t *n = small ? &p->nfree_small : &p->nfree;
@@ -92,4 +96,21 @@ void buf_compact(struct buf *b)
     memmove(b->data, b->data + b->rpos, n);
     b->rpos = 0;
     b->wpos = n;
+}
+
+void buf_fit(struct buf_pool *p, struct buf **b, size_t len)
+{
+    if (len >= (*b)->cap)
+        return;
+    struct buf *f = malloc(sizeof *f + (len ? len : 1));
+    if (!f)
+        return;
+    f->cap = len ? len : 1;
+    f->rpos = 0;
+    f->wpos = 0;
+    f->next_free = NULL;
+    memcpy(f->data, (*b)->data, len);
+    p->in_use++;
+    buf_put(p, *b);
+    *b = f;
 }

@@ -18,7 +18,7 @@
 struct buf {
     size_t rpos; /* first unread byte */
     size_t wpos; /* end of data */
-    size_t cap;  /* bytes in data: BUF_SIZE or BUF_SMALL_SIZE */
+    size_t cap;  /* bytes in data: BUF_SIZE, BUF_SMALL_SIZE, or any (buf_fit) */
     struct buf *next_free;
     char data[];
 };
@@ -42,6 +42,10 @@ void buf_pool_drain(struct buf_pool *p);
  * is left as it was). A buffer already large is only compacted. Pointers
  * into the old buffer are stale afterwards, as after buf_compact. */
 int buf_grow(struct buf_pool *p, struct buf **b);
+/* Move the first len bytes of *b into a buffer of exactly len bytes, which
+ * replaces it (for bytes kept a while and never added to in place: the
+ * upstream request head). Out of memory, *b stays as it was. */
+void buf_fit(struct buf_pool *p, struct buf **b, size_t len);
 
 static inline size_t buf_len(const struct buf *b)
 {

@@ -346,8 +346,12 @@ static long build_request_head(struct exchange *ex, const struct route_result *r
         n = ex->reqhead ? headers_build_request(req, &rw, ex->reqhead->data, ex->reqhead->cap)
                         : HEADERS_TOO_LONG;
     }
-    if (n >= 0)
+    if (n >= 0) {
         ex->reqhead_len = (size_t)n;
+        /* Kept until the response begins (for a retry): only its bytes,
+         * not a page, for each of 10,000 requests waiting upstream. */
+        buf_fit(bufs, &ex->reqhead, ex->reqhead_len);
+    }
     return n;
 }
 

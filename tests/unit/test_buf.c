@@ -61,6 +61,23 @@ static void test_buf_grow_keeps_unread_bytes(void **state)
     buf_pool_drain(&p);
 }
 
+/* A head kept for a retry holds only its bytes, and goes back to no list. */
+static void test_buf_fit_keeps_only_the_bytes(void **state)
+{
+    struct buf_pool p = {0};
+    struct buf *b = buf_get_small(&p);
+    memcpy(b->data, "GET / HTTP/1.1\r\n\r\n", 18);
+    buf_fit(&p, &b, 18);
+    assert_int_equal(b->cap, 18);
+    assert_memory_equal(b->data, "GET / HTTP/1.1\r\n\r\n", 18);
+    assert_int_equal(p.in_use, 1);
+    assert_int_equal(p.nfree_small, 1); /* the page went back */
+    buf_put(&p, b);
+    assert_int_equal(p.in_use, 0);
+    assert_int_equal(p.nfree_small + p.nfree, 1); /* the fitted one was freed */
+    buf_pool_drain(&p);
+}
+
 /* A small request is read into a small buffer: 10,000 busy connections
  * with small requests must not each hold a large one. */
 static void test_buf_small_read_stays_small(void **state)
@@ -127,6 +144,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_sizes_go_back_to_their_own_lists),
         cmocka_unit_test(test_buf_grow_keeps_unread_bytes),
+        cmocka_unit_test(test_buf_fit_keeps_only_the_bytes),
         cmocka_unit_test(test_buf_small_read_stays_small),
         cmocka_unit_test(test_buf_large_read_moves_to_large_buffer),
     };
