@@ -33,19 +33,24 @@ struct buf *buf_get_small(struct buf_pool *p)
     return take(p, &p->free_small, &p->nfree_small, BUF_SMALL_SIZE);
 }
 
+struct buf *buf_get_bulk(struct buf_pool *p)
+{
+    return take(p, &p->free_bulk, &p->nfree_bulk, BUF_BULK_SIZE);
+}
+
 void buf_put(struct buf_pool *p, struct buf *b)
 {
     if (!b)
         return;
     p->in_use--;
-    if (b->cap != BUF_SIZE && b->cap != BUF_SMALL_SIZE) {
+    if (b->cap != BUF_SIZE && b->cap != BUF_SMALL_SIZE && b->cap != BUF_BULK_SIZE) {
         free(b); /* a fitted buffer: cached by neither list */
         return;
     }
-    bool small = b->cap < BUF_SIZE;
-    struct buf **list = small ? &p->free_small : &p->free;
-    size_t *n = small ? &p->nfree_small : &p->nfree;
-    if (*n >= BUF_FREELIST_MAX) {
+    bool small = b->cap == BUF_SMALL_SIZE, bulk = b->cap == BUF_BULK_SIZE;
+    struct buf **list = small ? &p->free_small : bulk ? &p->free_bulk : &p->free;
+    size_t *n = small ? &p->nfree_small : bulk ? &p->nfree_bulk : &p->nfree;
+    if (*n >= (bulk ? BUF_BULK_FREELIST_MAX : BUF_FREELIST_MAX)) {
         p->released += sizeof *b + b->cap;
         free(b);
         return;
@@ -69,6 +74,7 @@ void buf_pool_drain(struct buf_pool *p)
 {
     drain_list(&p->free, &p->nfree);
     drain_list(&p->free_small, &p->nfree_small);
+    drain_list(&p->free_bulk, &p->nfree_bulk);
 }
 
 int buf_grow(struct buf_pool *p, struct buf **b)

@@ -18,23 +18,27 @@
 struct buf {
     size_t rpos; /* first unread byte */
     size_t wpos; /* end of data */
-    size_t cap;  /* bytes in data: BUF_SIZE, BUF_SMALL_SIZE, or any (buf_fit) */
+    size_t cap;  /* bytes in data: BUF_SIZE, BUF_SMALL_SIZE, BUF_BULK_SIZE, or any (buf_fit) */
     struct buf *next_free;
     char data[];
 };
 
 struct buf_pool {
-    struct buf *free, *free_small;
-    size_t nfree, nfree_small;
+    struct buf *free, *free_small, *free_bulk;
+    size_t nfree, nfree_small, nfree_bulk;
     size_t in_use;
-    size_t released; /* bytes freed past BUF_FREELIST_MAX (the worker's trim clock reads it) */
+    size_t
+        released; /* bytes freed past the free lists' limits (the worker's trim clock reads it) */
 };
 
 /* Get an empty buffer of BUF_SIZE bytes; NULL when out of memory. */
 struct buf *buf_get(struct buf_pool *p);
 /* Get an empty buffer of BUF_SMALL_SIZE bytes; NULL when out of memory. */
 struct buf *buf_get_small(struct buf_pool *p);
-/* Return a buffer of either size (NULL is ignored). */
+/* Get an empty buffer of BUF_BULK_SIZE bytes, for a large body read in
+ * fewer calls; NULL when out of memory. */
+struct buf *buf_get_bulk(struct buf_pool *p);
+/* Return a buffer of any size (NULL is ignored). */
 void buf_put(struct buf_pool *p, struct buf *b);
 void buf_pool_drain(struct buf_pool *p);
 /* Move *b's unread bytes to the start of a large buffer, which replaces it

@@ -477,6 +477,25 @@ enum pump h1client_pump_request(struct exchange *ex)
     }
 }
 
+/* A large body copied to a TLS client (OpenSSL making the records) is
+ * read into a bulk buffer once the buffer it streams through is drained:
+ * the body is large when its Content-Length says so, or when reads keep
+ * filling a large buffer (a slow stream, server-sent events, does not). */
+static void use_bulk_buffer(struct exchange *ex, struct upconn *u, struct buf_pool *bufs)
+{
+    const struct sock *c = &ex->c->s;
+    if (!ex_resp_head_done(ex) || ex->rs.active || !u->s.in || buf_len(u->s.in) ||
+        u->s.in->cap > BUF_SIZE || !c->ssl || tls_kernel_send(c->ssl))
+        return;
+    bool large = ex->rsb.in == HTTP_BODY_LENGTH ? ex->rsb.remaining >= LIMIT_SPLICE_MIN_BODY
+                                                : ex->resp_full_reads >= 2;
+    struct buf *b = large ? buf_get_bulk(bufs) : NULL;
+    if (!b)
+        return;
+    buf_put(bufs, u->s.in);
+    u->s.in = b;
+}
+
 enum pump h1client_pump_response(struct exchange *ex)
 {
     struct conn *c = ex->c;
@@ -571,8 +590,11 @@ enum pump h1client_pump_response(struct exchange *ex)
         }
         if (!u->s.readable)
             return progress;
+        use_bulk_buffer(ex, u, &w->bufs);
         long n = h1client_read(u, !ex->rs.active);
         if (n > 0) {
+            if (buf_space(u->s.in) == 0 && u->s.in->cap == BUF_SIZE && ex->resp_full_reads < 2)
+                ex->resp_full_reads++;
             ex->upstream_spoke = true;
             progress = PUMP_PROGRESS;
             ex_touch(ex);

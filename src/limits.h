@@ -100,6 +100,11 @@
  * one. */
 #define BUF_SMALL_SIZE   (4096 - 64)
 #define BUF_FREELIST_MAX 64 /* cached free buffers per worker, of each size */
+/* A large response body copied to a TLS client (OpenSSL encrypting) is
+ * read from the upstream into one of these: a quarter of the reads, and
+ * of the kernel's receive work that each read starts. */
+#define BUF_BULK_SIZE         (256u << 10)
+#define BUF_BULK_FREELIST_MAX 2 /* cached free bulk buffers per worker */
 /* Cached released exchanges per worker (about 21 KiB each): a burst of
  * concurrent requests must not leave its exchanges allocated for good. */
 #define EXCHANGE_FREELIST_MAX 32
@@ -135,7 +140,8 @@
     (TLS_TICKET_ROTATE_S * (TLS_TICKET_KEYS - 1)) /* lifetime announced in tickets */
 #define LIMIT_CLIENT_HELLO_BYTES 16384 /* ClientHello read for passthrough; larger -> closed */
 /* Records gathered per send(2) when OpenSSL writes them (tls_out.c): room
- * for those of a full buffer (BUF_SIZE) and a response head. Per thread. */
+ * for those of a full buffer (BUF_SIZE) and a response head; the data of a
+ * bulk buffer goes in several batches. Per thread. */
 #define TLS_SEND_BATCH_BYTES (96u << 10)
 
 /* ---- forward auth ----------------------------------------------------------- */

@@ -101,10 +101,11 @@ struct exchange {
     enum exchange_state state;
     struct buf *reqhead; /* serialised upstream request head, kept for a retry */
     size_t reqhead_len;
-    struct flow rq, rs;   /* to upstream, to client */
-    struct body rqb, rsb; /* request body, response body */
-    bool resp_started;    /* a response byte reached the client (no retry, no error page) */
-    bool upstream_spoke;  /* a response byte arrived from the upstream */
+    struct flow rq, rs;      /* to upstream, to client */
+    struct body rqb, rsb;    /* request body, response body */
+    bool resp_started;       /* a response byte reached the client (no retry, no error page) */
+    bool upstream_spoke;     /* a response byte arrived from the upstream */
+    uint8_t resp_full_reads; /* response reads that filled the upstream's buffer (to 2) */
     bool retried;
     bool upgrade; /* an allowed Upgrade went upstream: a 101 may open a tunnel */
     /* A large body between two plain sockets moves through a pipe with

@@ -158,3 +158,32 @@ def test_tls_body_sends_several_records_per_call(ctx):
     records = n // RECORD
     expect(len(sent) <= records // 2,
            "%d calls sent %d bytes (%d records): %r" % (len(sent), sum(sent), records, sent[:8]))
+
+
+@test(timeout=120, serial=True)
+def test_tls_large_body_read_from_upstream_in_large_reads(ctx):
+    """A large body copied to a TLS client is read from the upstream into a
+    bulk buffer (256 KiB), not 64 KiB at a time: reads of more than 64 KiB
+    bring most of an 8 MiB body, and the body arrives whole."""
+    ca, o, p = _tls_setup(ctx, workers=1)
+    n = 8 * MiB
+    c = RawConn(p.port, sock=_tls_socket(p, ca, rcvbuf=4 * MiB))
+    try:
+        c.send(b"GET /warm HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "warm-up")
+        st = Strace(ctx, p.proc.pid, "read,recvfrom")
+        c.send(b"GET /d?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
+        r = c.read_response()
+        calls = st.stop()
+    finally:
+        c.close()
+    eq(r.status, 200, "status")
+    _verify(r.body, n, "download")
+    by_fd = {}
+    for name, res, err, fd in calls:
+        if res is not None and res > 0 and fd is not None:
+            by_fd.setdefault(fd, []).append(res)
+    fd, got = max(by_fd.items(), key=lambda kv: sum(kv[1]))  # the upstream's socket
+    large = sum(x for x in got if x > 65536)
+    expect(large >= n // 2, "%d of %d bytes came in reads of more than 64 KiB (%d reads, largest %d)"
+           % (large, sum(got), len(got), max(got)))

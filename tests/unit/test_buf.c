@@ -1,6 +1,7 @@
-/* test_buf.c - the two buffer sizes: a read starts in a small buffer, a
- * small request leaves nothing larger behind, and bytes that do not fit
- * move to a large buffer without loss (sock_read over a socketpair). */
+/* test_buf.c - the buffer sizes: a read starts in a small buffer, a small
+ * request leaves nothing larger behind, and bytes that do not fit move to a
+ * large buffer without loss (sock_read over a socketpair); bulk buffers
+ * (large bodies to TLS clients) keep to a short list of their own. */
 #include "unit.h"
 
 #include <string.h>
@@ -41,6 +42,34 @@ static void test_buf_sizes_go_back_to_their_own_lists(void **state)
     buf_put(&p, l);
     buf_pool_drain(&p);
     assert_int_equal(p.nfree + p.nfree_small, 0);
+}
+
+static void test_buf_bulk_buffers_have_their_own_short_list(void **state)
+{
+    struct buf_pool p = {0};
+    struct buf *b[BUF_BULK_FREELIST_MAX + 1];
+    for (size_t i = 0; i <= BUF_BULK_FREELIST_MAX; i++) {
+        b[i] = buf_get_bulk(&p);
+        assert_non_null(b[i]);
+        assert_int_equal(b[i]->cap, BUF_BULK_SIZE);
+        assert_int_equal(buf_space(b[i]), BUF_BULK_SIZE);
+    }
+    /* The last one past the short list is freed and counted for the trim. */
+    for (size_t i = 0; i <= BUF_BULK_FREELIST_MAX; i++)
+        buf_put(&p, b[i]);
+    assert_int_equal(p.nfree_bulk, BUF_BULK_FREELIST_MAX);
+    assert_int_equal(p.nfree, 0);
+    assert_true(p.released >= BUF_BULK_SIZE);
+    /* A bulk buffer comes back as one, never as a 64 KiB one. */
+    struct buf *l = buf_get(&p);
+    assert_int_equal(l->cap, BUF_SIZE);
+    struct buf *k = buf_get_bulk(&p);
+    assert_ptr_equal(k, b[BUF_BULK_FREELIST_MAX - 1]);
+    buf_put(&p, l);
+    buf_put(&p, k);
+    buf_pool_drain(&p);
+    assert_int_equal(p.nfree_bulk, 0);
+    assert_null(p.free_bulk);
 }
 
 static void test_buf_grow_keeps_unread_bytes(void **state)
@@ -143,6 +172,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_sizes_go_back_to_their_own_lists),
+        cmocka_unit_test(test_buf_bulk_buffers_have_their_own_short_list),
         cmocka_unit_test(test_buf_grow_keeps_unread_bytes),
         cmocka_unit_test(test_buf_fit_keeps_only_the_bytes),
         cmocka_unit_test(test_buf_small_read_stays_small),
