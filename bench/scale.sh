@@ -20,7 +20,8 @@
 # Knobs: DURATION (wrk seconds, 10), CONNS (64), NAMES (10000), ACTIVE
 # (10000), IDLE_SECS (10), WRK_TIMEOUT (seconds before wrk counts a request
 # as timed out, 10), ONLY_ACTIVE (1: run and print only part 2, the ACTIVE
-# connections table, in the same format). ACTIVE connections need about
+# connections table, in the same format), ACTIVE_PROXIES (which of "direct
+# portico nginx haproxy" part 2 runs; the others print -). ACTIVE connections need about
 # 2 x ACTIVE open files in each proxy (a client and an upstream connection
 # each): the script raises its soft limit to the hard one and says so when
 # that is lower. Everything listens on 127.0.0.1 only.
@@ -34,6 +35,7 @@ ACTIVE=${ACTIVE:-10000}
 IDLE_SECS=${IDLE_SECS:-10}
 export WRK_TIMEOUT=${WRK_TIMEOUT:-10}
 ONLY_ACTIVE=${ONLY_ACTIVE:-}
+ACTIVE_PROXIES=${ACTIVE_PROXIES:-direct portico nginx haproxy}
 ORIGIN=127.0.0.1:19200
 P_PORTICO=18284
 P_NGINX=18285
@@ -164,6 +166,15 @@ for name in $([ -n "$ONLY_ACTIVE" ] || echo portico nginx haproxy); do
 done
 
 r() { ratio "$1" "$2"; }
+# Proxies left out of part 2 (ACTIVE_PROXIES) show as -.
+active_fill() {
+    local n
+    for n in direct portico nginx haproxy; do
+        RPS[active-$n]=${RPS[active-$n]:--} P99[active-$n]=${P99[active-$n]:--}
+        FAILS[active-$n]=${FAILS[active-$n]:--} OPEN[$n]=${OPEN[$n]:--}
+        USREQ[active-$n]=${USREQ[active-$n]:--} PEAK[$n]=${PEAK[$n]:-0}
+    done
+}
 # The table of part 2, from RPS, P99, FAILS, OPEN, USREQ and PEAK.
 active_table() {
     echo "| $ACTIVE active connections | direct | portico | nginx | HAProxy |"
@@ -178,7 +189,7 @@ active_table() {
 }
 
 # ---- 2. ACTIVE busy connections ----
-for name in direct portico nginx haproxy; do
+for name in $ACTIVE_PROXIES; do
     echo "bench: $name, $ACTIVE active connections" >&2
     if [ "$name" = direct ]; then
         PID=""
@@ -207,6 +218,7 @@ for name in direct portico nginx haproxy; do
     fi
 done
 
+active_fill
 if [ -n "$ONLY_ACTIVE" ]; then
     active_table >"$T/active.md"
     cat "$T/active.md"

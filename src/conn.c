@@ -317,6 +317,8 @@ static const char *reject_what(int status)
         return "request header fields too large";
     case 501:
         return "not implemented";
+    case 503:
+        return "service unavailable";
     case 505:
         return "HTTP version not supported";
     default:

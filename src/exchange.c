@@ -179,6 +179,11 @@ void proxy_release(struct exchange *ex)
     ex->rq.own = ex->rs.own = NULL;
     body_splice_close(&ex->sp_req);
     body_splice_close(&ex->sp_resp);
+    http1_request_release(&ex->req);
+    http1_response_release(&ex->resp);
+    if (ex->path != ex->path_inline)
+        free(ex->path);
+    ex->path = NULL;
     if (ex->cfg)
         config_unref(ex->cfg);
     ex->cfg = NULL;
@@ -258,6 +263,11 @@ struct exchange *proxy_new(struct conn *c)
         return NULL;
     ex_unpoison(ex);
     memset(ex, 0, offsetof(struct exchange, req));
+    /* A released exchange freed these (proxy_release); a new one has none. */
+    ex->req.headers_heap = NULL;
+    ex->req.headers_cap = 0;
+    ex->resp.headers_heap = NULL;
+    ex->resp.headers_cap = 0;
     body_splice_init(&ex->sp_req);
     body_splice_init(&ex->sp_resp);
     relay_init(&ex->tunnel_up);
@@ -355,6 +365,31 @@ static long build_request_head(struct exchange *ex, const struct route_result *r
     return n;
 }
 
+/* The target as the access log shows it, into ex->path: path_inline, or
+ * an allocation of its length when longer (out of memory: the inline
+ * part, cut). */
+static void keep_logged_path(struct exchange *ex)
+{
+    const struct http_request *req = &ex->req;
+    bool drop = ex->cfg->log_query == LOG_QUERY_DROP;
+    bool redact = ex->cfg->log_query == LOG_QUERY_REDACT;
+    const char *const *names = redact ? (const char *const *)ex->cfg->log_redact : NULL;
+    size_t nnames = redact ? ex->cfg->nlog_redact : 0;
+    ex->path = ex->path_inline;
+    ex->path_len = log_target(req->target.p, req->target.len, drop, names, nnames, ex->path_inline,
+                              sizeof ex->path_inline);
+    if (ex->path_len < sizeof ex->path_inline)
+        return;
+    char full[LIMIT_LOG_PATH_BYTES];
+    size_t n = log_target(req->target.p, req->target.len, drop, names, nnames, full, sizeof full);
+    char *p = malloc(n);
+    if (!p)
+        return;
+    memcpy(p, full, n);
+    ex->path = p;
+    ex->path_len = n;
+}
+
 enum ex_result proxy_start(struct exchange *ex)
 {
     struct conn *c = ex->c;
@@ -363,11 +398,7 @@ enum ex_result proxy_start(struct exchange *ex)
     size_t ml = req->method.len < sizeof ex->method - 1 ? req->method.len : sizeof ex->method - 1;
     memcpy(ex->method, req->method.p, ml);
     ex->method[ml] = '\0';
-    ex->path_len = log_target(
-        req->target.p, req->target.len, ex->cfg->log_query == LOG_QUERY_DROP,
-        ex->cfg->log_query == LOG_QUERY_REDACT ? (const char *const *)ex->cfg->log_redact : NULL,
-        ex->cfg->log_query == LOG_QUERY_REDACT ? ex->cfg->nlog_redact : 0, ex->path,
-        sizeof ex->path);
+    keep_logged_path(ex);
     body_init(&ex->rqb, req->body, req->body, req->content_length);
     const struct route_table *by_name = NULL;
     if (conn_tailnet(c)) {

@@ -208,9 +208,11 @@ static int parse_version(const char *p, size_t len)
 
 struct tok {
     struct http_header *hs;
+    size_t cap; /* lines hs has room for: the count scan_head found */
     size_t n;
     bool in_value; /* the last callback was a value */
     bool broken;   /* a field arrived in pieces or overflowed: refuse */
+    bool over;     /* more fields than the first pass counted */
     struct http_slice url;
 };
 
@@ -240,8 +242,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct tok *t = p->data;
     if (t->in_value || t->n == 0) {
-        if (t->n == LIMIT_HEADERS_COUNT) {
-            t->broken = true;
+        if (t->n == t->cap) {
+            t->broken = t->over = true;
             return -1;
         }
         t->hs[t->n].name = (struct http_slice){NULL, 0};
@@ -334,7 +336,8 @@ static enum http_errno tokenise_tab_ows(const char *buf, size_t len, enum http_p
     if (!changed)
         return HPE_INVALID_CONTENT_LENGTH;
     struct http_header *hs = t->hs;
-    *t = (struct tok){.hs = hs};
+    size_t cap = t->cap;
+    *t = (struct tok){.hs = hs, .cap = cap};
     enum http_errno e = tokenise(copy, len, type, p, t);
     if (e != HPE_OK)
         return e;
@@ -608,6 +611,7 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
 {
     struct http_slice line;
     size_t nfields = 0;
+    req->headers = req->headers_inline;
     req->nheaders = 0;
     req->error = NULL;
     const char **why = &req->error;
@@ -618,9 +622,17 @@ long http1_parse_request(const char *buf, size_t len, struct http_request *req)
     if (r < 0)
         return r;
 
+    req->headers =
+        http1_header_room(req->headers_inline, &req->headers_heap, &req->headers_cap, nfields);
+    if (!req->headers) {
+        req->headers = req->headers_inline;
+        return *why = "no memory for the header lines", HTTP1_NO_MEMORY;
+    }
     http_parser p;
-    struct tok t = {.hs = req->headers};
+    struct tok t = {.hs = req->headers, .cap = nfields};
     enum http_errno e = tokenise_head(buf, len, HTTP_REQUEST, &p, &t);
+    if (t.over)
+        return *why = "an ambiguous head (two parsers read it differently)", HTTP1_BAD_REQUEST;
     if (e != HPE_OK)
         return map_request_errno(e, why);
     /* Both passes must have seen the same message. */
@@ -718,13 +730,20 @@ long http1_parse_response(const char *buf, size_t len, enum http1_method request
     struct http_slice line;
     size_t nfields = 0;
     const char *why; /* upstream errors are logged by status only */
+    resp->headers = resp->headers_inline;
     resp->nheaders = 0;
     if (scan_head(buf, len, &line, &nfields, HTTP1_BAD_RESPONSE, &why) < 0 ||
         scan_status_line(line, resp) < 0)
         return HTTP1_BAD_RESPONSE;
-
+    /* Out of memory: the answer cannot be relayed, as for a bad one. */
+    resp->headers =
+        http1_header_room(resp->headers_inline, &resp->headers_heap, &resp->headers_cap, nfields);
+    if (!resp->headers) {
+        resp->headers = resp->headers_inline;
+        return HTTP1_BAD_RESPONSE;
+    }
     http_parser p;
-    struct tok t = {.hs = resp->headers};
+    struct tok t = {.hs = resp->headers, .cap = nfields};
     if (tokenise_head(buf, len, HTTP_RESPONSE, &p, &t) != HPE_OK || t.n != nfields ||
         p.status_code != (unsigned)resp->status || p.http_major != 1 || p.http_minor != resp->minor)
         return HTTP1_BAD_RESPONSE;

@@ -59,6 +59,12 @@ enum http1_method {
     METHOD_PATCH,
 };
 
+/* Header lines a parsed head holds in its own struct. A head with more
+ * (the limit stays LIMIT_HEADERS_COUNT) puts them in an allocation of their
+ * count, so a request in flight does not carry room for 100 lines it does
+ * not have: most browsers send 10 to 20. */
+#define HTTP1_HEADERS_INLINE 24
+
 struct http_request {
     struct http_slice method;    /* as sent, e.g. "GET" */
     enum http1_method method_id; /* METHOD_OTHER for one portico does not tell apart */
@@ -66,7 +72,7 @@ struct http_request {
     struct http_slice path;      /* path part of target ("/" for "*" or an authority-only URI) */
     struct http_slice query;     /* after '?', without it; len 0 if none */
     int minor;                   /* HTTP/1.<minor>: 0 or 1 */
-    struct http_header headers[LIMIT_HEADERS_COUNT];
+    struct http_header *headers; /* nheaders lines: headers_inline or headers_heap */
     size_t nheaders;
     struct http_slice host; /* authority of an absolute-form target, else the Host
                                header value; len 0 if neither */
@@ -80,13 +86,20 @@ struct http_request {
     /* When http1_parse_request refuses the head: the rule that fired, a
      * phrase such as "more than one Host header" (static storage). */
     const char *error;
+    /* Storage for the header lines, sized to what a head uses: up to
+     * HTTP1_HEADERS_INLINE here, more (up to LIMIT_HEADERS_COUNT) in an
+     * allocation the parse makes and http1_request_release frees. NULL and
+     * 0 before the first parse (a zeroed struct is ready). */
+    struct http_header *headers_heap;
+    size_t headers_cap;
+    struct http_header headers_inline[HTTP1_HEADERS_INLINE];
 };
 
 struct http_response {
     int status;
     struct http_slice reason;
     int minor;
-    struct http_header headers[LIMIT_HEADERS_COUNT];
+    struct http_header *headers; /* nheaders lines: headers_inline or headers_heap */
     size_t nheaders;
     enum http_body body;     /* framing of the body that follows this head */
     uint64_t content_length; /* the Content-Length value if has_content_length */
@@ -94,6 +107,10 @@ struct http_response {
     unsigned conn_flags;
     bool keep_alive; /* the upstream allows reuse after this response */
     size_t head_len;
+    /* As in struct http_request; freed by http1_response_release. */
+    struct http_header *headers_heap;
+    size_t headers_cap;
+    struct http_header headers_inline[HTTP1_HEADERS_INLINE];
 };
 
 /* Parse errors. Each maps to the status portico answers with. */
@@ -103,6 +120,7 @@ enum http1_error {
     HTTP1_URI_TOO_LONG = -414, /* request line over the limit */
     HTTP1_HEADERS_TOO_LARGE = -431,
     HTTP1_NOT_IMPLEMENTED = -501, /* unknown method, or a Transfer-Encoding we refuse */
+    HTTP1_NO_MEMORY = -503,       /* no memory for the header lines */
     HTTP1_BAD_VERSION = -505,     /* not HTTP/1.0 or HTTP/1.1 */
     HTTP1_BAD_RESPONSE = -502,    /* malformed upstream response */
 };
@@ -123,6 +141,17 @@ long http1_find_head_end(const char *buf, size_t len, size_t *scan, const struct
 /* Parse and validate a complete request head (len = the value returned by
  * http1_find_head_end). Returns head length or a negative enum http1_error. */
 long http1_parse_request(const char *buf, size_t len, struct http_request *req);
+
+/* Free the header storage a parse allocated (a head with more than
+ * HTTP1_HEADERS_INLINE lines); the struct can be parsed into again. */
+void http1_request_release(struct http_request *req);
+void http1_response_release(struct http_response *resp);
+
+/* Room for n header lines (n <= LIMIT_HEADERS_COUNT, as the parser
+ * counted them): inl when n <= HTTP1_HEADERS_INLINE, else *heap grown to
+ * exactly n (*cap lines). NULL when memory ran out. For the parsers. */
+struct http_header *http1_header_room(struct http_header *inl, struct http_header **heap,
+                                      size_t *cap, size_t n);
 
 /* Parse and validate a complete response head. request_method is the
  * method the response answers (a HEAD response has no body; a 2xx to

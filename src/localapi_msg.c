@@ -155,6 +155,7 @@ void localapi_reader_init(struct localapi_reader *r, enum http1_method method)
      * whois), unless a large answer (a serve config) grew it. */
     if (r->cap > 4 * READ_CHUNK)
         localapi_reader_free(r);
+    http1_response_release(&r->resp);
     char *keep = r->buf;
     size_t cap = r->cap;
     const char *who = r->peer;
@@ -171,6 +172,7 @@ void localapi_reader_free(struct localapi_reader *r)
     free(r->buf);
     r->buf = NULL;
     r->cap = r->len = 0;
+    http1_response_release(&r->resp);
 }
 
 char *localapi_reader_space(struct localapi_reader *r, size_t *avail, char *err, size_t errlen)

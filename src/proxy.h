@@ -90,6 +90,10 @@ enum exchange_state {
     EX_TUNNEL,
 };
 
+/* Bytes of a logged target kept in the exchange itself; a longer one (up
+ * to LIMIT_LOG_PATH_BYTES) gets an allocation of its length. */
+#define EX_PATH_INLINE 128
+
 struct exchange {
     struct exchange *next_free; /* on the worker's free list; stays readable while released */
     struct conn *c;
@@ -125,6 +129,9 @@ struct exchange {
     uint64_t body_read; /* bytes read from the client since body_start_ms */
     uint64_t bytes_in, bytes_out;
     char method[24];
+    /* The target as logged (query redacted, cut at LIMIT_LOG_PATH_BYTES):
+     * path_inline, or an allocation of its length for a longer one. */
+    char *path;
     size_t path_len;
     /* Forward auth. */
     const struct config_auth *auth; /* the provider asked; NULL when none */
@@ -141,23 +148,27 @@ struct exchange {
      * written before it is read. */
     struct http_request req;
     struct http_response resp;
-    char path[LIMIT_LOG_PATH_BYTES]; /* the target as logged (query redacted) */
-    char host[LIMIT_HOST_LEN + 8];   /* the Host the client sent, for rewritten redirects */
+    char path_inline[EX_PATH_INLINE];
+    char host[LIMIT_HOST_LEN + 8]; /* the Host the client sent, for rewritten redirects */
     size_t host_len;
     char pp[PROXYPROTO_OUT_MAX]; /* PROXY header opening a fresh upstream connection */
     size_t pp_len;
+    int auth_port;  /* port in the Host header, 0 if none */
+    char user[128]; /* who the provider said the client is; "" if none */
+    /* Who the tailnet caller is (tailnet.c): IDENTITY_NONE off the tailnet
+     * backend, for a failed whois, or for an unknown caller. Near the end,
+     * as its 9 KiB store and lists are written only for a tailnet caller:
+     * the pages of an exchange that a plain request never touches stay out
+     * of RSS. */
+    struct identity id;
+    /* Written only by forward auth and portico's own answers: after the
+     * identity's untouched store, so a plain request leaves them out of RSS
+     * with it. */
     char auth_host[LIMIT_HOST_LEN + 8]; /* normalised Host, for the provider */
-    int auth_port;                      /* port in the Host header, 0 if none */
     unsigned char auth_digest[32];      /* decision cache key */
-    char user[128];                     /* who the provider said the client is; "" if none */
     /* portico's own one-line answer, copied: reason points here when the
      * sentence was built for this request (which rule refused it). */
     char reason_buf[LIMIT_LOG_REASON_BYTES];
-    /* Who the tailnet caller is (tailnet.c): IDENTITY_NONE off the tailnet
-     * backend, for a failed whois, or for an unknown caller. Last, as its
-     * 11 KiB are written only for a tailnet caller: the pages of an
-     * exchange that a plain request never touches stay out of RSS. */
-    struct identity id;
 };
 
 /* What a call that may end the exchange did. EX_ENDED: the exchange is

@@ -21,6 +21,11 @@ def _requests():
          + b"z" * 1000),
         ("method", b"PURGE /purge HTTP/1.1\r\n" + host + close),
         ("long", b"GET /long" + b"a" * 3000 + b" HTTP/1.1\r\n" + host + close),
+        # Around the bytes an exchange keeps in itself (128), and a short
+        # target that redaction makes longer than them.
+        ("edge128", b"GET /" + b"b" * 127 + b" HTTP/1.1\r\n" + host + close),
+        ("edge129", b"GET /" + b"c" * 128 + b" HTTP/1.1\r\n" + host + close),
+        ("grown", b"GET /g?" + b"token=a&" * 14 + b"x=1 HTTP/1.1\r\n" + host + close),
         ("nohost", b"GET /nowhere HTTP/1.1\r\nHost: nope.test\r\n" + close),
         ("control", b"GET /ctl\x01\x1b[31m HTTP/1.1\r\n" + host + close),
         ("utf8", b"GET /caf\xc3\xa9\xff\xe2\x82 HTTP/1.1\r\n" + host + close),
@@ -112,6 +117,10 @@ def test_access_log_json_matches_text_after_reload(ctx):
     expect(j["post"]["in"] >= 1000, "post in=%r" % j["post"]["in"])
     eq(j["method"]["method"], "PURGE", "method")
     eq(len(j["long"]["path"]), 2048, "a long target is cut at 2048 bytes")
+    eq(j["long"]["path"], "/long" + "a" * 2043, "the long target's first 2048 bytes")
+    eq(j["edge128"]["path"], "/" + "b" * 127, "a 128-byte target")
+    eq(j["edge129"]["path"], "/" + "c" * 128, "a 129-byte target")
+    eq(j["grown"]["path"], "/g?" + "token=REDACTED&" * 14 + "x=1", "a target redaction lengthens")
     eq((j["nohost"]["service"], j["nohost"]["status"]), ("-", 404), "unknown host")
     eq(j["nohost"]["reason"], "not found: no service for this host", "reason")
     for name in ("control", "utf8", "garbage"):

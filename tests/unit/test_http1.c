@@ -461,6 +461,101 @@ static void test_http1_header_count_at_limit_accepted(void **state)
     assert_int_equal(req.nheaders, LIMIT_HEADERS_COUNT);
 }
 
+/* A request head with Host and n-1 lines X-i: i, into s. */
+static void head_with_lines(char *s, size_t n)
+{
+    size_t len = (size_t)sprintf(s, "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (size_t i = 0; i + 1 < n; i++)
+        len += (size_t)sprintf(s + len, "X-%zu: %zu\r\n", i, i);
+    strcpy(s + len, "\r\n");
+}
+
+/* Every line of the head head_with_lines(n) made, in order. */
+static void assert_lines(const struct http_request *r, size_t n)
+{
+    assert_int_equal(r->nheaders, n);
+    assert_true(http_slice_eq(r->headers[0].name, "Host"));
+    for (size_t i = 0; i + 1 < n; i++) {
+        char name[16], value[16];
+        snprintf(name, sizeof name, "X-%zu", i);
+        snprintf(value, sizeof value, "%zu", i);
+        assert_true(http_slice_eq(r->headers[i + 1].name, name));
+        assert_true(http_slice_eq(r->headers[i + 1].value, value));
+    }
+}
+
+static void test_http1_header_storage_grows_to_the_limit_only(void **state)
+{
+    static char s[8192];
+    struct http_request r;
+    memset(&r, 0, sizeof r);
+    /* Up to HTTP1_HEADERS_INLINE lines: no allocation. */
+    head_with_lines(s, HTTP1_HEADERS_INLINE);
+    assert_true(parse_req(s, &r) > 0);
+    assert_ptr_equal(r.headers, r.headers_inline);
+    assert_null(r.headers_heap);
+    assert_lines(&r, HTTP1_HEADERS_INLINE);
+    /* One more: an allocation of exactly that many. */
+    head_with_lines(s, HTTP1_HEADERS_INLINE + 1);
+    assert_true(parse_req(s, &r) > 0);
+    assert_ptr_equal(r.headers, r.headers_heap);
+    assert_int_equal(r.headers_cap, HTTP1_HEADERS_INLINE + 1);
+    assert_lines(&r, HTTP1_HEADERS_INLINE + 1);
+    /* The limit, and the same storage again for fewer. */
+    head_with_lines(s, LIMIT_HEADERS_COUNT);
+    assert_true(parse_req(s, &r) > 0);
+    assert_int_equal(r.headers_cap, LIMIT_HEADERS_COUNT);
+    assert_lines(&r, LIMIT_HEADERS_COUNT);
+    head_with_lines(s, LIMIT_HEADERS_COUNT - 10);
+    assert_true(parse_req(s, &r) > 0);
+    assert_ptr_equal(r.headers, r.headers_heap);
+    assert_lines(&r, LIMIT_HEADERS_COUNT - 10);
+    /* Past the limit: refused as before, and nothing grows. */
+    head_with_lines(s, LIMIT_HEADERS_COUNT + 1);
+    assert_int_equal(parse_req(s, &r), HTTP1_HEADERS_TOO_LARGE);
+    assert_int_equal(r.headers_cap, LIMIT_HEADERS_COUNT);
+    /* A small head goes back to the inline lines. */
+    head_with_lines(s, 3);
+    assert_true(parse_req(s, &r) > 0);
+    assert_ptr_equal(r.headers, r.headers_inline);
+    assert_lines(&r, 3);
+    http1_request_release(&r);
+    assert_null(r.headers_heap);
+    assert_int_equal(r.headers_cap, 0);
+    assert_int_equal(r.nheaders, 0);
+    /* Released, it parses again. */
+    head_with_lines(s, HTTP1_HEADERS_INLINE + 5);
+    assert_true(parse_req(s, &r) > 0);
+    assert_lines(&r, HTTP1_HEADERS_INLINE + 5);
+    http1_request_release(&r);
+}
+
+static void test_http1_response_header_storage_grows_to_the_limit_only(void **state)
+{
+    static char s[8192];
+    struct http_response r;
+    memset(&r, 0, sizeof r);
+    size_t sizes[] = {HTTP1_HEADERS_INLINE, HTTP1_HEADERS_INLINE + 1, LIMIT_HEADERS_COUNT, 2};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        size_t len = (size_t)sprintf(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+        for (size_t i = 0; i + 1 < n; i++)
+            len += (size_t)sprintf(s + len, "X-%zu: %zu\r\n", i, i);
+        strcpy(s + len, "\r\n");
+        assert_int_equal(parse_resp(s, METHOD_GET, &r), (long)len + 2);
+        assert_int_equal(r.nheaders, n);
+        assert_ptr_equal(r.headers, n <= HTTP1_HEADERS_INLINE ? r.headers_inline : r.headers_heap);
+        assert_true(http_slice_eq(r.headers[0].name, "Content-Length"));
+        char name[16];
+        snprintf(name, sizeof name, "X-%zu", n - 2);
+        assert_true(http_slice_eq(r.headers[n - 1].name, name));
+        assert_int_equal(r.content_length, 0);
+    }
+    assert_int_equal(r.headers_cap, LIMIT_HEADERS_COUNT);
+    http1_response_release(&r);
+    assert_null(r.headers_heap);
+}
+
 static void test_http1_content_length_list_rejected(void **state)
 {
     assert_int_equal(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n", &req),
@@ -940,6 +1035,8 @@ int main(void)
         cmocka_unit_test(test_http1_response_header_strictness),
         cmocka_unit_test(test_http1_response_header_count_over_limit_rejected),
         cmocka_unit_test(test_http1_slice_eq_and_find_header),
+        cmocka_unit_test(test_http1_header_storage_grows_to_the_limit_only),
+        cmocka_unit_test(test_http1_response_header_storage_grows_to_the_limit_only),
         cmocka_unit_test(test_http1_header_name_bytes_are_exactly_tchar),
         cmocka_unit_test(test_http1_head_end_found_across_any_split),
     };
