@@ -73,13 +73,11 @@ struct identity {
     int64_t user_id; /* UserProfile.ID */
     int64_t node_id; /* Node.ID */
     struct identity_str field[IDENTITY_NFIELDS];
+    struct identity_str list[IDENTITY_NLISTS][LIMIT_IDENTITY_LIST];
     uint8_t nlist[IDENTITY_NLISTS];
     uint16_t used;
-    /* What identity_init writes is above and store[0]: the store's rest and
-     * the lists, written only for a tailnet caller, end the struct so they
-     * stay untouched (and out of RSS) for anyone else. */
+    /* Last: the whois cache keeps copies cut after its first used bytes. */
     char store[LIMIT_IDENTITY_BYTES];
-    struct identity_str list[IDENTITY_NLISTS][LIMIT_IDENTITY_LIST];
 };
 
 #define IDENTITY_ERR_TOO_LONG  (-1) /* the strings do not fit LIMIT_IDENTITY_BYTES */

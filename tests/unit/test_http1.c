@@ -476,7 +476,7 @@ static void assert_lines(const struct http_request *r, size_t n)
     assert_int_equal(r->nheaders, n);
     assert_true(http_slice_eq(r->headers[0].name, "Host"));
     for (size_t i = 0; i + 1 < n; i++) {
-        char name[16], value[16];
+        char name[32], value[32];
         snprintf(name, sizeof name, "X-%zu", i);
         snprintf(value, sizeof value, "%zu", i);
         assert_true(http_slice_eq(r->headers[i + 1].name, name));
@@ -546,7 +546,7 @@ static void test_http1_response_header_storage_grows_to_the_limit_only(void **st
         assert_int_equal(r.nheaders, n);
         assert_ptr_equal(r.headers, n <= HTTP1_HEADERS_INLINE ? r.headers_inline : r.headers_heap);
         assert_true(http_slice_eq(r.headers[0].name, "Content-Length"));
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "X-%zu", n - 2);
         assert_true(http_slice_eq(r.headers[n - 1].name, name));
         assert_int_equal(r.content_length, 0);
