@@ -65,6 +65,10 @@ struct identity_str {
 /* Self-contained (no pointers), so it can be copied with memcpy into a
  * cache entry or a request. */
 struct identity {
+    /* Lists first: what identity_init writes (the fields after them and
+     * store[0]) is then one run just before the store, whose rest a caller
+     * off the tailnet never writes, through the end of the exchange. */
+    struct identity_str list[IDENTITY_NLISTS][LIMIT_IDENTITY_LIST];
     enum identity_source source;
     bool funnel; /* came in through Funnel: anonymous whatever else is set */
     bool local;  /* came in through portico's local (hairpin) listener */
@@ -73,7 +77,6 @@ struct identity {
     int64_t user_id; /* UserProfile.ID */
     int64_t node_id; /* Node.ID */
     struct identity_str field[IDENTITY_NFIELDS];
-    struct identity_str list[IDENTITY_NLISTS][LIMIT_IDENTITY_LIST];
     uint8_t nlist[IDENTITY_NLISTS];
     uint16_t used;
     /* Last: the whois cache keeps copies cut after its first used bytes. */
