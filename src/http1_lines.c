@@ -20,20 +20,23 @@ struct http_header *http1_header_room(struct http_header *inl, struct http_heade
     return *heap;
 }
 
+static void release_lines(struct http_header **heap, size_t *cap)
+{
+    free(*heap);
+    *heap = NULL;
+    *cap = 0;
+}
+
 void http1_request_release(struct http_request *req)
 {
-    free(req->headers_heap);
-    req->headers_heap = NULL;
-    req->headers_cap = 0;
+    release_lines(&req->headers_heap, &req->headers_cap);
     req->headers = req->headers_inline;
     req->nheaders = 0;
 }
 
 void http1_response_release(struct http_response *resp)
 {
-    free(resp->headers_heap);
-    resp->headers_heap = NULL;
-    resp->headers_cap = 0;
+    release_lines(&resp->headers_heap, &resp->headers_cap);
     resp->headers = resp->headers_inline;
     resp->nheaders = 0;
 }
