@@ -128,36 +128,43 @@ def test_tls_client_leaving_mid_body_closes_both_sides(ctx):
         c.close()
 
 
+def _traced_download(ctx, n, calls):
+    """A 4 MiB-buffered TLS client downloads n bytes from a one-worker portico
+    while strace watches the given calls; checks the body arrived whole and
+    returns the bytes each call moved, by fd."""
+    ca, o, p = _tls_setup(ctx, workers=1)
+    c = RawConn(p.port, sock=_tls_socket(p, ca, rcvbuf=4 * MiB))
+    try:
+        c.send(b"GET /warm HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "warm-up")
+        st = Strace(ctx, p.proc.pid, calls)
+        c.send(b"GET /d?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
+        r = c.read_response()
+        # The client can hold the body's last bytes before strace has logged
+        # the call that moved them; once a next answer comes, portico has
+        # gone on from that call and its line is written.
+        c.send(b"GET /warm HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        eq(c.read_response().status, 200, "request after the body")
+        traced = st.stop()
+    finally:
+        c.close()
+    eq(r.status, 200, "status")
+    _verify(r.body, n, "download")
+    by_fd = {}
+    for name, res, err, fd in traced:
+        if res is not None and res > 0 and fd is not None:
+            by_fd.setdefault(fd, []).append(res)
+    return by_fd
+
+
 @test(timeout=120, serial=True)
 def test_tls_body_sends_several_records_per_call(ctx):
     """Without kernel TLS, a body's records are gathered and sent several
     per call: a 4 MiB download (256 records of 16 KiB) takes at most one
     call per two records, not one per record."""
-    ca, o, p = _tls_setup(ctx, workers=1)
     n = 4 * MiB
-    sock = _tls_socket(p, ca, rcvbuf=4 * MiB)
-    c = RawConn(p.port, sock=sock)
-    try:
-        c.send(b"GET /warm HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        eq(c.read_response().status, 200, "warm-up")
-        st = Strace(ctx, p.proc.pid, "write,writev,sendto,sendmsg")
-        c.send(b"GET /d?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
-        r = c.read_response()
-        # The client can hold the body's last bytes before strace has logged
-        # the send that carried them; once a next answer comes, portico has
-        # gone on from that send and its line is written.
-        c.send(b"GET /warm HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        eq(c.read_response().status, 200, "request after the body")
-        calls = st.stop()
-    finally:
-        c.close()
-    eq(r.status, 200, "status")
-    _verify(r.body, n, "download")
+    by_fd = _traced_download(ctx, n, "write,writev,sendto,sendmsg")
     # the client's fd: where the body's bytes went (the upstream got one request head)
-    by_fd = {}
-    for name, res, err, fd in calls:
-        if res is not None and res > 0 and fd is not None:
-            by_fd.setdefault(fd, []).append(res)
     fd, sent = max(by_fd.items(), key=lambda kv: sum(kv[1]))
     expect(sum(sent) >= n, "bytes sent to the client: %d" % sum(sent))
     records = n // RECORD
@@ -170,24 +177,8 @@ def test_tls_large_body_read_from_upstream_in_large_reads(ctx):
     """A large body copied to a TLS client is read from the upstream into a
     bulk buffer (256 KiB), not 64 KiB at a time: reads of more than 64 KiB
     bring most of an 8 MiB body, and the body arrives whole."""
-    ca, o, p = _tls_setup(ctx, workers=1)
     n = 8 * MiB
-    c = RawConn(p.port, sock=_tls_socket(p, ca, rcvbuf=4 * MiB))
-    try:
-        c.send(b"GET /warm HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        eq(c.read_response().status, 200, "warm-up")
-        st = Strace(ctx, p.proc.pid, "read,recvfrom")
-        c.send(b"GET /d?do=download&mode=cl&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % n)
-        r = c.read_response()
-        calls = st.stop()
-    finally:
-        c.close()
-    eq(r.status, 200, "status")
-    _verify(r.body, n, "download")
-    by_fd = {}
-    for name, res, err, fd in calls:
-        if res is not None and res > 0 and fd is not None:
-            by_fd.setdefault(fd, []).append(res)
+    by_fd = _traced_download(ctx, n, "read,recvfrom")
     fd, got = max(by_fd.items(), key=lambda kv: sum(kv[1]))  # the upstream's socket
     large = sum(x for x in got if x > 65536)
     expect(large >= n // 2, "%d of %d bytes came in reads of more than 64 KiB (%d reads, largest %d)"
