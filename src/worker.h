@@ -141,17 +141,18 @@ void worker_conn_closed(struct worker *w);
 
 /* May a worker holding mine of all connections, having accepted taken in
  * this wake-up, accept one more? The first always; more, up to
- * LIMIT_ACCEPT_BATCH, while it holds no more than its share among
- * nworkers plus one batch: a flood of connects leaves the kernel's queue
- * in a few wake-ups (a worker wakes for its listener once per batch of
- * events, behind up to a few hundred requests), and a worker ahead of the
- * others leaves the rest to their wake-ups. */
+ * LIMIT_ACCEPT_BATCH, while it holds no more than 9/8 of its share among
+ * nworkers. A flood of connects leaves the kernel's queue in a few
+ * wake-ups once every worker has some (a worker wakes for its listener once
+ * per batch of events, behind up to a few hundred requests), while a
+ * worker ahead of the others leaves the rest to their wake-ups: connects
+ * arriving together (a client opening 64 at once) are spread over the
+ * workers instead of all landing on the first one woken. */
 static inline bool worker_accept_more(int taken, size_t mine, size_t all, unsigned nworkers)
 {
     if (taken == 0)
         return true;
-    return taken < LIMIT_ACCEPT_BATCH &&
-           mine * nworkers <= all + (size_t)LIMIT_ACCEPT_BATCH * nworkers;
+    return taken < LIMIT_ACCEPT_BATCH && mine * nworkers <= all + all / 8;
 }
 
 #endif
