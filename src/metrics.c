@@ -414,9 +414,9 @@ void metrics_sum_window(struct metrics_worker *const *workers, size_t nworkers, 
 
 static bool seen_any(const struct metrics_service *t)
 {
-    return t->count || t->connect_errors || t->timeouts || t->incomplete || t->bytes_in ||
-           t->bytes_out || t->auth[0] || t->auth[1] || t->auth[2] || t->auth[3] || t->streams ||
-           t->tls_handshakes[0] || t->tls_handshakes[1];
+    return t->count || t->access_denied || t->local_requests || t->connect_errors || t->timeouts ||
+           t->incomplete || t->bytes_in || t->bytes_out || t->auth[0] || t->auth[1] || t->auth[2] ||
+           t->auth[3] || t->streams || t->tls_handshakes[0] || t->tls_handshakes[1];
 }
 
 static const struct metrics_publish *publish; /* main thread only */
