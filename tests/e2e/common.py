@@ -577,6 +577,30 @@ def _peer_socket(pid, lport, rport):
     raise AssertionError("portico holds no %s" % want)
 
 
+def read_chunked_pattern(c, n):
+    """Read a chunked body of n pattern bytes from RawConn c, checking the
+    framing; returns (BlockVerifier, number of chunks)."""
+    v = BlockVerifier()
+    chunks = 0
+    while True:
+        line = c.until(b"\r\n")
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            eq(c.until(b"\r\n"), b"\r\n", "end of the chunked body")
+            break
+        chunks += 1
+        left = size
+        while left:
+            part = c.exact(min(left, 1 << 20))
+            v.feed(memoryview(part))
+            left -= len(part)
+        eq(c.exact(2), b"\r\n", "CRLF after a chunk's data")
+    v.finish()
+    eq(v.total, n, "body bytes")
+    expect(v.ok, "content mismatch in block %s" % v.bad_block)
+    return v, chunks
+
+
 # ---------------------------------------------------------------- tailnet, systemd, upgrade
 
 def ts_request(path_sock, target="/", xfh="grafana.tail1234.ts.net", xff="100.64.0.2",

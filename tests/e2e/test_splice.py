@@ -60,30 +60,6 @@ def _portico(ctx, o, **kw):
     return ctx.portico({"v": svc(o, timeout="60s", **kw)}, metrics=True)
 
 
-def _chunked_stream(c, n, verify=True):
-    """Read a chunked body of n pattern bytes from RawConn c, checking the
-    framing; returns (BlockVerifier, number of chunks)."""
-    v = BlockVerifier()
-    chunks = 0
-    while True:
-        line = c.until(b"\r\n")
-        size = int(line.split(b";")[0].strip(), 16)
-        if size == 0:
-            eq(c.until(b"\r\n"), b"\r\n", "end of the chunked body")
-            break
-        chunks += 1
-        left = size
-        while left:
-            part = c.exact(min(left, 1 << 20))
-            v.feed(memoryview(part))
-            left -= len(part)
-        eq(c.exact(2), b"\r\n", "CRLF after a chunk's data")
-    v.finish()
-    eq(v.total, n, "body bytes")
-    expect(v.ok, "content mismatch in block %s" % v.bad_block)
-    return v, chunks
-
-
 def _upload_cl(port, n, path="/up?do=sink", extra=b"", slow=None):
     with RawConn(port, timeout=30 * SCALE) as c:
         c.send(b"POST %s HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n%s\r\n"
@@ -154,7 +130,7 @@ def test_chunked_download_rechunked_around_spliced_data(ctx):
         r = c.read_head()
         eq(r.status, 200, "status")
         eq((r.header("transfer-encoding") or "").lower(), "chunked", "framing")
-        _chunked_stream(c, N)
+        read_chunked_pattern(c, N)
         d = _wait_delta(p, b0, ("response", "spliced"), 1)
         # The connection stays usable: the framing ended where it should.
         _next_request(p, c)
@@ -196,7 +172,7 @@ def test_close_delimited_download_spliced_http11_and_http10(ctx):
         c.send(b"GET /d?do=download&mode=close&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % N)
         r = c.read_head()
         eq((r.header("transfer-encoding") or "").lower(), "chunked", "re-framed for HTTP/1.1")
-        _chunked_stream(c, N)
+        read_chunked_pattern(c, N)
         d = _wait_delta(p, b0, ("response", "spliced"), 1)
         _next_request(p, c)
     _expect_mostly_spliced(d, "response", N)
@@ -302,7 +278,7 @@ def test_pipelined_request_after_spliced_bodies(ctx):
         r = c.read_response()
         eq(r.json()["target"], "/second?do=echo", "pipelined after the upload")
         r = c.read_head()
-        _chunked_stream(c, n)
+        read_chunked_pattern(c, n)
         r = c.read_response()
         eq(r.json()["target"], "/fourth?do=echo", "pipelined after the download")
     d = _wait_delta(p, b0, ("response", "spliced"), 1)
@@ -478,7 +454,7 @@ def test_tls_download_path_follows_kernel_tls(ctx):
             r = c.read_head()
             eq(r.status, 200, "%s: status" % mode)
             if mode == "chunked":
-                _chunked_stream(c, N)
+                read_chunked_pattern(c, N)
             else:
                 v = BlockVerifier()
                 left = N
@@ -513,7 +489,7 @@ def test_chunked_64k_chunks_spliced_after_the_first(ctx):
     with RawConn(p.port, timeout=30 * SCALE) as c:
         c.send(b"GET /d?do=download&mode=chunked&chunk=65536&n=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % N)
         c.read_head()
-        _chunked_stream(c, N)
+        read_chunked_pattern(c, N)
         d = _wait_delta(p, b0, ("response", "spliced"), 1)
         _next_request(p, c)
     _expect_mostly_spliced(d, "response", N)

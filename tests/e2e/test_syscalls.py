@@ -164,21 +164,7 @@ def test_spliced_chunk_size_line_goes_out_with_its_data(ctx):
         r = c.read_head()
         eq(r.status, 200, "status")
         eq((r.header("transfer-encoding") or "").lower(), "chunked", "framing")
-        v = BlockVerifier()
-        while True:
-            size = int(c.until(b"\r\n").split(b";")[0].strip(), 16)
-            if size == 0:
-                eq(c.until(b"\r\n"), b"\r\n", "end of the chunked body")
-                break
-            left = size
-            while left:
-                part = c.exact(min(left, 1 << 20))
-                v.feed(memoryview(part))
-                left -= len(part)
-            eq(c.exact(2), b"\r\n", "CRLF after a chunk's data")
-        v.finish()
-        eq(v.total, n, "body bytes")
-        expect(v.ok, "content mismatch in block %s" % v.bad_block)
+        read_chunked_pattern(c, n)
         expect(p.wait_line(lambda l: 'path="/d?' in l, 5 * SCALE), "the download is logged")
         st.stop()
     spliced = _scrape(p.metrics_port).get(
