@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "decimal.h"
 
 static char alias(char c)
 {
@@ -236,26 +237,10 @@ static void put_header_str(struct out *o, const char *name, const char *value)
     put_header(o, name, strlen(name), value, strlen(value));
 }
 
-/* v in decimal into out (room for 20 digits), as "%llu" writes it: the
- * number of digits. Every response head carries a length and a status, and
- * snprintf's format machinery cost more than the rest of the rewriting. */
-static size_t format_u64(char *out, uint64_t v)
-{
-    char rev[20];
-    size_t n = 0;
-    do {
-        rev[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = rev[n - 1 - i];
-    return n;
-}
-
 static void put_u64_header(struct out *o, const char *name, uint64_t v)
 {
-    char num[20];
-    size_t n = format_u64(num, v);
+    char num[DECIMAL_U64_DIGITS];
+    size_t n = decimal_format_u64(num, v);
     put_header(o, name, strlen(name), num, n);
 }
 

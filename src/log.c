@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "decimal.h"
+
 static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void write_all(const char *p, size_t n)
@@ -200,13 +202,8 @@ static void line_escaped(struct line *l, enum log_format f, const char *s, size_
 
 static void line_uint(struct line *l, unsigned long long v)
 {
-    char d[24];
-    size_t i = sizeof d;
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    line_put(l, d + i, sizeof d - i);
+    char d[DECIMAL_U64_DIGITS];
+    line_put(l, d, decimal_format_u64(d, v));
 }
 
 /* ts, level and the opening of msg: ts=... level=... msg=" or

@@ -11,12 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "decimal.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "worker.h"
-
-#define ENV_PID_DIGITS 20 /* room for LISTEN_PID's value, filled in by the child */
 
 void upgrade_init(struct upgrade *u, char **argv, const struct server *srv,
                   const struct metrics_http *metrics)
@@ -44,13 +43,7 @@ static void exec_child(const char *exe, char **argv, char **envp, const int *fds
     for (size_t i = 0; i < n; i++)
         if (dup2(tmp[i], (int)(3 + i)) < 0)
             _exit(126);
-    char digits[ENV_PID_DIGITS];
-    size_t nd = 0;
-    for (unsigned long v = (unsigned long)getpid(); nd == 0 || v; v /= 10)
-        digits[nd++] = (char)('0' + v % 10);
-    for (size_t i = 0; i < nd; i++)
-        pidvar[i] = digits[nd - 1 - i];
-    pidvar[nd] = '\0';
+    pidvar[decimal_format_u64(pidvar, (uint64_t)getpid())] = '\0';
     execve(exe, argv, envp);
     static const char msg[] = "portico: upgrade: cannot execute the new binary\n";
     ssize_t ignored = write(2, msg, sizeof msg - 1);
@@ -133,7 +126,7 @@ void upgrade_start(struct upgrade *u)
     char **envp = calloc(envc + 5, sizeof *envp);
     size_t namecap = 16 + (n + 1) * sizeof srv->listeners[0]->owner;
     char *names = malloc(namecap);
-    char fdsvar[32], readyvar[48], pidvar[16 + ENV_PID_DIGITS];
+    char fdsvar[32], readyvar[48], pidvar[16 + DECIMAL_U64_DIGITS];
     int p[2] = {-1, -1};
     if (!fds || !tmp || !envp || !names || pipe2(p, O_CLOEXEC) < 0) {
         log_msg(LOG_ERROR, "SIGUSR2: cannot start a new process: %s",

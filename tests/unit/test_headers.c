@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "decimal.h"
 #include "headers.h"
 
 static struct http_request req;
@@ -210,6 +211,22 @@ static void expect_built(const char *in, const char *want, const char *value, en
 /* The status line and Content-Length toward the client, written without
  * printf: every status the parser lets through keeps its three digits, and
  * lengths from 0 to the largest the parser accepts come out in full. */
+/* The formatter behind Content-Length, the log's numbers and LISTEN_PID:
+ * what "%llu" writes, from 0 to UINT64_MAX. */
+static void test_decimal_format_u64_matches_printf(void **state)
+{
+    const uint64_t vs[] = {0,         9, 10, 99, 100, 65535, 4294967296ull, 9999999999999999999ull,
+                           UINT64_MAX};
+    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+        char got[DECIMAL_U64_DIGITS + 1], want[24];
+        size_t n = decimal_format_u64(got, vs[i]);
+        got[n] = '\0';
+        snprintf(want, sizeof want, "%llu", (unsigned long long)vs[i]);
+        assert_string_equal(got, want);
+        assert_true(n <= DECIMAL_U64_DIGITS);
+    }
+}
+
 static void test_headers_response_status_and_length_digits(void **state)
 {
     static const char *const lines[] = {"100 Continue",     "200 OK",        "204 No Content",
@@ -740,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_headers_request_too_big_fails),
         cmocka_unit_test(test_headers_request_field_lines_counted),
         cmocka_unit_test(test_headers_response_hop_by_hop_removed),
+        cmocka_unit_test(test_decimal_format_u64_matches_printf),
         cmocka_unit_test(test_headers_response_status_and_length_digits),
         cmocka_unit_test(test_headers_response_framing_for_http10_client),
         cmocka_unit_test(test_headers_head_response_keeps_content_length),
